@@ -1,0 +1,121 @@
+"""Native REST handlers: parse the request, call the service, shape the response."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chalice.app import Request, Response
+
+from chalicelib import http
+from chalicelib.contracts.jobs import job_document, parse_job_request
+from chalicelib.errors import (
+    BadRequest,
+    Conflict,
+    IdempotencyConflict,
+    NotFound,
+    TaskNotFound,
+    TransitionRefused,
+    Unprocessable,
+)
+from chalicelib.model import Status
+from chalicelib.service import SubmitRejected, TaskService
+
+RETRY_AFTER_SECONDS = "1"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=body, status_code=status, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces")
+    return key
+
+
+def submit_job(service: TaskService, request: Request) -> Response:
+    job = parse_job_request(http.json_body(request))
+    key = _idempotency_key(request)
+    try:
+        task, created = service.submit(http.current_user(request), job, key)
+    except SubmitRejected as exc:
+        raise Unprocessable(exc.message, errors=exc.errors) from None
+    except IdempotencyConflict as exc:
+        raise Unprocessable(str(exc), headers={}) from None
+    headers = {
+        "Location": f"/jobs/{task.id}",
+        "Retry-After": RETRY_AFTER_SECONDS,
+        "ETag": http.etag(task.id, task.version),
+    }
+    if key is not None:
+        headers["Idempotent-Replayed"] = "false" if created else "true"
+    return _json(job_document(task), 202, headers)
+
+
+def get_job(service: TaskService, request: Request, job_id: str) -> Response:
+    http.task_id_param(job_id)
+    try:
+        task = service.get_owned(http.current_user(request), job_id)
+    except TaskNotFound:
+        raise NotFound(f"job {job_id} was not found") from None
+    tag = http.etag(task.id, task.version)
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    if not task.is_terminal:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    if http.not_modified(request, tag):
+        return Response(body="", status_code=304, headers=headers)
+    return _json(job_document(task), headers=headers)
+
+
+def list_jobs(service: TaskService, request: Request) -> Response:
+    params = http.query(request)
+    unknown = set(params) - {"status", "type", "limit", "cursor"}
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    status = _status_param(params.get("status"))
+    task_type = params.get("type") or None
+    if task_type is not None and len(task_type) > 128:
+        raise BadRequest("type must be at most 128 characters")
+    user = http.current_user(request)
+    scope = f"jobs|{user}|{task_type or ''}|{status or ''}"
+    page = service.list_owned(
+        user,
+        limit=http.limit_param(params.get("limit")),
+        type=task_type,
+        status=status,
+        after=http.decode_cursor(params.get("cursor"), scope),
+    )
+    return _json(
+        {
+            "jobs": [job_document(task) for task in page.tasks],
+            "nextCursor": http.encode_cursor(page.last_key, scope),
+        }
+    )
+
+
+def _status_param(value: str | None) -> Status | None:
+    if not value:
+        return None
+    try:
+        return Status(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Status)
+        raise BadRequest(f"status must be one of {allowed}; got {value[:32]!r}") from None
+
+
+def cancel_job(service: TaskService, request: Request, job_id: str) -> Response:
+    http.task_id_param(job_id)
+    try:
+        task = service.cancel(http.current_user(request), job_id)
+    except TaskNotFound:
+        raise NotFound(f"job {job_id} was not found") from None
+    except TransitionRefused as exc:
+        raise Conflict(f"job {job_id} has already finished as {exc.current}; it cannot be cancelled") from None
+    return _json(job_document(task), headers={"ETag": http.etag(task.id, task.version)})

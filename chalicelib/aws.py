@@ -1,0 +1,39 @@
+"""Lazily created boto3 clients, shared by every handler of one process.
+
+Clients are built on first use so that importing the app costs no more than
+importing boto3; `AWS_ENDPOINT_URL` (set in the `local` stage) points them at
+the emulator without any branch here.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_lock = threading.Lock()
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+
+
+@cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+def client(service: str, endpoint_url: str | None = None) -> Any:
+    with _lock:
+        return _cached_client(service, endpoint_url)
+
+
+@cache
+def _cached_client(service: str, endpoint_url: str | None) -> Any:
+    return _session().client(service, config=_CONFIG, endpoint_url=endpoint_url or None)
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests switch between moto contexts)."""
+    _cached_client.cache_clear()
+    _session.cache_clear()

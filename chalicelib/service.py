@@ -1,0 +1,243 @@
+"""Use cases: submit, read, list, cancel; and the worker's guarded transitions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from chalicelib import aws
+from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.model import ObjectRef, Progress, Status, Task, Webhook, can_transition, utcnow
+from chalicelib.processors import get_processor, registered_types
+from chalicelib.settings import Settings, get_settings
+from chalicelib.store import Page, TaskStore
+
+
+class SubmitRejected(Exception):
+    """The submission is well-formed JSON but not a runnable job; `errors` say why."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+@dataclass(frozen=True)
+class SubmitJob:
+    type: str
+    input: dict[str, Any] = field(default_factory=dict)
+    source: ObjectRef | None = None
+    target: ObjectRef | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    webhook: Webhook | None = None
+
+    def fingerprint(self) -> str:
+        """A digest of what was asked, to tell a replay from a different request."""
+        canonical = {
+            "type": self.type,
+            "input": self.input,
+            "source": self.source.model_dump() if self.source else None,
+            "target": self.target.model_dump() if self.target else None,
+            "metadata": self.metadata,
+            "webhook": self.webhook.model_dump() if self.webhook else None,
+        }
+        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": ".".join([prefix, *(str(part) for part in error["loc"])]),
+            "message": error["msg"],
+        }
+        for error in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def timeout_for(settings: Settings) -> Callable[[str], int]:
+    def lookup(task_type: str) -> int:
+        found = get_processor(task_type)
+        if found is not None and found.timeout_seconds:
+            return found.timeout_seconds
+        return settings.default_task_timeout_seconds
+
+    return lookup
+
+
+class TaskService:
+    def __init__(
+        self,
+        store: TaskStore,
+        settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+
+    # -- client-facing ---------------------------------------------------------
+
+    def submit(
+        self, owner: str, job: SubmitJob, idempotency_key: str | None = None
+    ) -> tuple[Task, bool]:
+        """Store a new task (the table's stream queues it). Returns (task, created)."""
+        parsed_input = self.check_runnable(job)
+        now = self.clock()
+        task = Task.new(
+            owner=owner,
+            type=job.type,
+            ttl_seconds=self.settings.task_ttl_seconds,
+            input=parsed_input,
+            source=job.source,
+            target=job.target,
+            metadata=job.metadata,
+            webhook=job.webhook,
+            now=now,
+        )
+        if idempotency_key is None:
+            self.store.create(task)
+            return task, True
+        key_lifetime = max(self.settings.idempotency_ttl_hours * 3600, self.settings.task_ttl_seconds)
+        return self.store.create_idempotent(
+            task,
+            idempotency_key,
+            job.fingerprint(),
+            key_expires_at=int(now.timestamp()) + key_lifetime,
+            now=now,
+        )
+
+    def check_runnable(self, job: SubmitJob) -> dict[str, Any]:
+        """Validate a job against its processor; return the input as the processor sees it."""
+        found = get_processor(job.type)
+        if found is None:
+            known = ", ".join(registered_types())
+            raise SubmitRejected(
+                f"type {job.type!r} is not a registered processor; known types: {known}",
+                [{"field": "type", "message": "unknown task type"}],
+            )
+        try:
+            parsed = found.input_model.model_validate(job.input)
+        except ValidationError as exc:
+            raise SubmitRejected(
+                f"input is not valid for {job.type}", validation_errors(exc, "input")
+            ) from None
+        errors = []
+        for name, needed in (("source", found.needs_source), ("target", found.needs_target)):
+            ref: ObjectRef | None = getattr(job, name)
+            if needed and ref is None:
+                errors.append({"field": name, "message": f"{job.type} needs a {name} object"})
+            if ref is not None and ref.bucket != self.settings.objects_bucket:
+                errors.append(
+                    {
+                        "field": f"{name}.bucket",
+                        "message": f"objects must be in this service's bucket "
+                        f"{self.settings.objects_bucket!r}",
+                    }
+                )
+        if errors:
+            raise SubmitRejected(f"{job.type} cannot run with these objects", errors)
+        return parsed.model_dump(mode="json", exclude_unset=True)
+
+    def find(self, task_id: str) -> Task | None:
+        return self.store.get(task_id, self.clock())
+
+    def get_owned(self, owner: str, task_id: str) -> Task:
+        task = self.find(task_id)
+        if task is None or task.owner != owner:
+            raise TaskNotFound(task_id)
+        return task
+
+    def list_owned(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        type: str | None = None,
+        status: Status | None = None,
+        after: tuple[str, str] | None = None,
+    ) -> Page:
+        return self.store.list_for_owner(
+            owner, self.clock(), limit=limit, type=type, status=status, after=after
+        )
+
+    def cancel(self, owner: str, task_id: str) -> Task:
+        return self.store.cancel(task_id, owner, self.clock())
+
+    # -- queue -------------------------------------------------------------------
+
+    def enqueue(self, task: Task) -> None:
+        aws.client("sqs").send_message(
+            QueueUrl=self.settings.tasks_queue_url,
+            MessageBody=json.dumps({"taskId": task.id, "type": task.type}),
+        )
+
+    # -- worker-facing guarded transitions -----------------------------------------
+
+    def claim(self, task_id: str, task_type: str, attempt: int) -> Task:
+        return self.store.claim(
+            task_id,
+            self.clock(),
+            lease_seconds=self.settings.worker_lease_seconds,
+            attempt=attempt,
+            timeout_seconds=timeout_for(self.settings)(task_type),
+        )
+
+    def transition(self, task: Task, status: Status, **changes: Any) -> Task:
+        """Move `task` to `status` if the table allows it and nobody wrote in between."""
+        if not can_transition(task.status, status):
+            raise TransitionRefused(task.id, task.status.value, status.value)
+        now = self.clock()
+        updates: dict[str, Any] = {
+            "status": status,
+            "version": task.version + 1,
+            "updated_at": now,
+            **changes,
+        }
+        if status.is_terminal:
+            updates.update(completed_at=now, lease_until=None)
+        elif status in (Status.PROCESSING, Status.ERROR):
+            updates["lease_until"] = int(now.timestamp()) + self.settings.worker_lease_seconds
+        after = task.model_copy(update=updates)
+        return self.store.save(task, after)
+
+    def report_progress(self, task: Task, current: int, total: int, message: str) -> Task:
+        progress = Progress(current=current, total=max(total, current), message=message)
+        return self.transition(task, Status.PROCESSING, progress=progress)
+
+    def reap(self) -> list[str]:
+        """Fail every non-terminal task past its deadline; returns the ids failed."""
+        now = self.clock()
+        failed = []
+        for overdue in self.store.overdue(now):
+            task = self.find(overdue.id)
+            if task is None or task.is_terminal or task.version != overdue.version:
+                continue
+            limit = timeout_for(self.settings)(task.type)
+            try:
+                self.transition(
+                    task,
+                    Status.FAILED,
+                    error=f"timed out: no progress for {limit} s while {task.status.value}",
+                )
+            except TransitionRefused:
+                continue
+            failed.append(task.id)
+        return failed
+
+    def time_since(self, moment: datetime) -> timedelta:
+        return self.clock() - moment
+
+
+@cache
+def default_service() -> TaskService:
+    settings = get_settings()
+    store = TaskStore(settings.tasks_table, settings.records_table, timeout_for(settings))
+    return TaskService(store, settings)

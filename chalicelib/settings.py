@@ -1,0 +1,70 @@
+"""Typed settings, read once from the environment of the Lambda (or `make dev`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    tasks_table: str
+    records_table: str
+    tasks_queue_url: str
+    webhooks_queue_url: str
+    objects_bucket: str
+    jwt_secret: str
+    jwt_jwks_url: str
+    jwt_issuer: str
+    jwt_audience: str
+    cursor_secret: str
+    task_ttl_days: int
+    idempotency_ttl_hours: int
+    max_body_bytes: int
+    worker_lease_seconds: int
+    max_attempts: int
+    default_task_timeout_seconds: int
+    webhook_secret: str
+    webhook_previous_secret: str
+    webhook_allow_http: bool
+    webhook_allow_private: bool
+    webhook_timeout_seconds: float
+    ws_endpoint_url: str
+
+    @property
+    def task_ttl_seconds(self) -> int:
+        return self.task_ttl_days * 86400
+
+
+@cache
+def get_settings() -> Settings:
+    env = os.environ.get
+    return Settings(
+        tasks_table=env("TASKS_TABLE", "taskstatus-tasks"),
+        records_table=env("RECORDS_TABLE", "taskstatus-records"),
+        tasks_queue_url=env("TASKS_QUEUE_URL", ""),
+        webhooks_queue_url=env("WEBHOOKS_QUEUE_URL", ""),
+        objects_bucket=env("OBJECTS_BUCKET", ""),
+        jwt_secret=env("JWT_SECRET", ""),
+        jwt_jwks_url=env("JWT_JWKS_URL", ""),
+        jwt_issuer=env("JWT_ISSUER", ""),
+        jwt_audience=env("JWT_AUDIENCE", ""),
+        cursor_secret=env("CURSOR_SECRET", "") or env("JWT_SECRET", ""),
+        task_ttl_days=int(env("TASK_TTL_DAYS", "7")),
+        idempotency_ttl_hours=max(24, int(env("IDEMPOTENCY_TTL_HOURS", "24"))),
+        max_body_bytes=int(env("MAX_BODY_BYTES", str(256 * 1024))),
+        worker_lease_seconds=int(env("WORKER_LEASE_SECONDS", "120")),
+        max_attempts=int(env("MAX_ATTEMPTS", "5")),
+        default_task_timeout_seconds=int(env("TASK_TIMEOUT_SECONDS", "900")),
+        webhook_secret=env("WEBHOOK_SECRET", ""),
+        webhook_previous_secret=env("WEBHOOK_PREVIOUS_SECRET", ""),
+        webhook_allow_http=_flag("WEBHOOK_ALLOW_HTTP"),
+        webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
+        webhook_timeout_seconds=float(env("WEBHOOK_TIMEOUT_SECONDS", "15")),
+        ws_endpoint_url=env("WS_ENDPOINT_URL", ""),
+    )

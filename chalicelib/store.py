@@ -1,0 +1,428 @@
+"""DynamoDB repository for tasks and idempotency keys.
+
+Every write that changes a task's status is conditional on the status and the
+version the writer expects, so a refused transition or a lost race surfaces as
+`TransitionRefused` instead of silently overwriting another writer.
+
+Layout of a task item: scalar attributes are native DynamoDB types; nested or
+free-form values (input, result, progress, ...) are stored as JSON strings so
+that any JSON survives the round trip (floats, empty strings, deep nesting).
+Derived attributes drive the indexes:
+  owner + created_at        -> GSI by_owner (a user's tasks, newest first)
+  owner_type + created_at   -> GSI by_owner_type (a user's tasks of one type)
+  active_shard + deadline   -> sparse GSI by_deadline (non-terminal tasks, for the reaper)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+from chalicelib.errors import IdempotencyConflict, TaskNotFound, TransitionRefused
+from chalicelib.model import ACTIVE, RUNNING, Status, Task
+
+BY_OWNER = "by_owner"
+BY_OWNER_TYPE = "by_owner_type"
+BY_DEADLINE = "by_deadline"
+DEADLINE_SHARDS = "0123456789abcdef"
+
+_JSON_FIELDS = ("progress", "input", "source", "target", "result", "output", "metadata", "webhook")
+_TIME_FIELDS = ("created_at", "updated_at", "started_at", "completed_at")
+_INT_FIELDS = ("version", "expires_at", "attempts", "lease_until")
+_STR_FIELDS = ("id", "owner", "type", "status", "error")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def task_attributes(task: Task, timeout_seconds: int) -> dict[str, dict[str, str]]:
+    """The DynamoDB attribute values of a task, derived index keys included."""
+    data = task.model_dump(mode="python")
+    item: dict[str, dict[str, str]] = {}
+    for name in _STR_FIELDS:
+        if data[name] is not None:
+            item[name] = {"S": str(data[name])}
+    for name in _INT_FIELDS:
+        if data[name] is not None:
+            item[name] = {"N": str(int(data[name]))}
+    for name in _TIME_FIELDS:
+        if data[name] is not None:
+            item[name] = {"S": _iso(data[name])}
+    dumped = task.model_dump(mode="json", include=set(_JSON_FIELDS))
+    for name in _JSON_FIELDS:
+        value = dumped.get(name)
+        if value is not None and value != {}:
+            item[name] = {"S": _dumps(value)}
+    item["owner_type"] = {"S": f"{task.owner}#{task.type}"}
+    if task.status in ACTIVE:
+        item["active_shard"] = {"S": task.id[0]}
+        deadline = int(task.updated_at.timestamp()) + timeout_seconds
+        item["deadline"] = {"N": str(deadline)}
+    return item
+
+
+def task_from_item(item: dict[str, dict[str, str]]) -> Task:
+    data: dict[str, Any] = {}
+    for name in _STR_FIELDS + _TIME_FIELDS:
+        if name in item:
+            data[name] = item[name]["S"]
+    for name in _INT_FIELDS:
+        if name in item:
+            data[name] = int(item[name]["N"])
+    for name in _JSON_FIELDS:
+        if name in item:
+            data[name] = json.loads(item[name]["S"])
+    return Task.model_validate(data)
+
+
+def is_task_item(item: dict[str, Any]) -> bool:
+    return "id" in item and "owner" in item and "status" in item
+
+
+@dataclass(frozen=True)
+class Page:
+    tasks: list[Task]
+    last_key: tuple[str, str] | None  # (created_at, id) of the last item read
+
+
+@dataclass(frozen=True)
+class OverdueTask:
+    id: str
+    status: Status
+    version: int
+
+
+class TaskStore:
+    def __init__(
+        self,
+        table: str,
+        records_table: str,
+        timeout_for: Callable[[str], int],
+    ) -> None:
+        self.table = table
+        self.records_table = records_table
+        self._timeout_for = timeout_for
+
+    @property
+    def _ddb(self) -> Any:
+        return aws.client("dynamodb")
+
+    def _attributes(self, task: Task) -> dict[str, dict[str, str]]:
+        return task_attributes(task, self._timeout_for(task.type))
+
+    # -- create -----------------------------------------------------------------
+
+    def create(self, task: Task) -> None:
+        self._ddb.put_item(
+            TableName=self.table,
+            Item=self._attributes(task),
+            ConditionExpression="attribute_not_exists(id)",
+        )
+
+    def create_idempotent(
+        self, task: Task, key: str, fingerprint: str, key_expires_at: int, now: datetime
+    ) -> tuple[Task, bool]:
+        """Create `task` unless `key` was used before by the same owner.
+
+        Returns (task, created). The same key with another request fingerprint
+        raises IdempotencyConflict. One transaction, so a task never exists
+        without its key nor a key without its task.
+        """
+        key_item = {
+            "pk": {"S": f"idem#{task.owner}#{key}"},
+            "sk": {"S": "idem"},
+            "task_id": {"S": task.id},
+            "fingerprint": {"S": fingerprint},
+            "expires_at": {"N": str(key_expires_at)},
+        }
+        try:
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.records_table,
+                            "Item": key_item,
+                            "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                            "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}},
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": self._attributes(task),
+                            "ConditionExpression": "attribute_not_exists(id)",
+                        }
+                    },
+                ]
+            )
+            return task, True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            existing = reasons[0].get("Item") if reasons else None
+            if existing is None:
+                existing = self._get_key_item(task.owner, key)
+            if existing is None:
+                raise
+        if existing["fingerprint"]["S"] != fingerprint:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used with a different request body"
+            )
+        earlier = self.get(existing["task_id"]["S"], now)
+        if earlier is None:
+            raise TaskNotFound(existing["task_id"]["S"])
+        return earlier, False
+
+    def _get_key_item(self, owner: str, key: str) -> dict[str, Any] | None:
+        response = self._ddb.get_item(
+            TableName=self.records_table,
+            Key={"pk": {"S": f"idem#{owner}#{key}"}, "sk": {"S": "idem"}},
+            ConsistentRead=True,
+        )
+        return response.get("Item")
+
+    # -- read -------------------------------------------------------------------
+
+    def get(self, task_id: str, now: datetime) -> Task | None:
+        """The task, or None if it does not exist or its TTL has passed."""
+        item = self._ddb.get_item(TableName=self.table, Key={"id": {"S": task_id}}).get("Item")
+        if item is None:
+            return None
+        task = task_from_item(item)
+        if task.expires_at <= now.timestamp():
+            return None
+        return task
+
+    def list_for_owner(
+        self,
+        owner: str,
+        now: datetime,
+        *,
+        limit: int,
+        type: str | None = None,
+        status: Status | None = None,
+        after: tuple[str, str] | None = None,
+    ) -> Page:
+        """One Query on an index, newest first; never a Scan."""
+        if type is None:
+            index, key_name, key_value = BY_OWNER, "owner", owner
+        else:
+            index, key_name, key_value = BY_OWNER_TYPE, "owner_type", f"{owner}#{type}"
+        names = {"#k": key_name}
+        values: dict[str, Any] = {
+            ":k": {"S": key_value},
+            ":now": {"N": str(int(now.timestamp()))},
+        }
+        filters = ["expires_at > :now"]
+        if status is not None:
+            names["#s"] = "status"
+            values[":s"] = {"S": status.value}
+            filters.append("#s = :s")
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :k",
+            "FilterExpression": " AND ".join(filters),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after is not None:
+            created_at, task_id = after
+            request["ExclusiveStartKey"] = {
+                "id": {"S": task_id},
+                "created_at": {"S": created_at},
+                key_name: {"S": key_value},
+            }
+        response = self._ddb.query(**request)
+        tasks = [task_from_item(item) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        last_key = (last["created_at"]["S"], last["id"]["S"]) if last else None
+        return Page(tasks=tasks, last_key=last_key)
+
+    def overdue(self, now: datetime) -> Iterable[OverdueTask]:
+        """Non-terminal tasks whose deadline has passed (one Query per shard)."""
+        for shard in DEADLINE_SHARDS:
+            request: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": BY_DEADLINE,
+                "KeyConditionExpression": "active_shard = :shard AND deadline < :now",
+                "ExpressionAttributeValues": {
+                    ":shard": {"S": shard},
+                    ":now": {"N": str(int(now.timestamp()))},
+                },
+            }
+            while True:
+                response = self._ddb.query(**request)
+                for item in response.get("Items", []):
+                    yield OverdueTask(
+                        id=item["id"]["S"],
+                        status=Status(item["status"]["S"]),
+                        version=int(item["version"]["N"]),
+                    )
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # -- guarded writes -----------------------------------------------------------
+
+    def save(self, before: Task, after: Task) -> Task:
+        """Write `after` over `before`, only if the stored task is still `before`.
+
+        The condition is on id, status and version: two writers that read the same
+        version cannot both win.
+        """
+        if after.version != before.version + 1:
+            raise ValueError("a saved task must carry the next version")
+        old = self._attributes(before)
+        new = self._attributes(after)
+        changed = {k: v for k, v in new.items() if old.get(k) != v and k != "id"}
+        removed = [k for k in old if k not in new]
+        return self._update(
+            after.id,
+            set_values=changed,
+            remove=removed,
+            condition="#status = :expected_status AND version = :expected_version",
+            condition_values={
+                ":expected_status": {"S": before.status.value},
+                ":expected_version": {"N": str(before.version)},
+            },
+            wanted=after.status,
+            now=after.updated_at,
+        )
+
+    def claim(
+        self, task_id: str, now: datetime, *, lease_seconds: int, attempt: int, timeout_seconds: int
+    ) -> Task:
+        """Move a task to `started` for a worker, holding a lease until now + lease_seconds.
+
+        Allowed from submitted/retrying, or from a running status whose lease has
+        expired (its worker died). A live lease means another worker holds the task.
+        """
+        epoch = int(now.timestamp())
+        return self._update(
+            task_id,
+            set_values={
+                "status": {"S": Status.STARTED.value},
+                "updated_at": {"S": _iso(now)},
+                "lease_until": {"N": str(epoch + lease_seconds)},
+                "attempts": {"N": str(attempt)},
+                "active_shard": {"S": task_id[0]},
+            },
+            set_expressions=[
+                "version = version + :one",
+                "started_at = if_not_exists(started_at, :now_iso)",
+                "deadline = :deadline",
+            ],
+            remove=[],
+            condition=(
+                "attribute_exists(id) AND expires_at > :epoch AND ("
+                "#status IN (:submitted, :retrying) OR "
+                "(#status IN (:started, :processing, :error) AND lease_until < :epoch))"
+            ),
+            condition_values={
+                ":one": {"N": "1"},
+                ":now_iso": {"S": _iso(now)},
+                ":deadline": {"N": str(epoch + timeout_seconds)},
+                ":epoch": {"N": str(epoch)},
+                ":submitted": {"S": Status.SUBMITTED.value},
+                ":retrying": {"S": Status.RETRYING.value},
+                **{f":{s.value}": {"S": s.value} for s in RUNNING},
+            },
+            wanted=Status.STARTED,
+            now=now,
+        )
+
+    def cancel(self, task_id: str, owner: str, now: datetime) -> Task:
+        """Cancel in one conditional write: owner matches and the task is not terminal."""
+        active = sorted(s.value for s in ACTIVE)
+        placeholders = {f":a{i}": {"S": s} for i, s in enumerate(active)}
+        return self._update(
+            task_id,
+            set_values={
+                "status": {"S": Status.CANCELLED.value},
+                "updated_at": {"S": _iso(now)},
+                "completed_at": {"S": _iso(now)},
+            },
+            set_expressions=["version = version + :one"],
+            remove=["active_shard", "deadline", "lease_until"],
+            condition=(
+                f"#owner = :owner AND expires_at > :epoch AND #status IN ({', '.join(placeholders)})"
+            ),
+            condition_values={
+                ":one": {"N": "1"},
+                ":owner": {"S": owner},
+                ":epoch": {"N": str(int(now.timestamp()))},
+                **placeholders,
+            },
+            extra_names={"#owner": "owner"},
+            wanted=Status.CANCELLED,
+            now=now,
+            hide_other_owner=owner,
+        )
+
+    def _update(
+        self,
+        task_id: str,
+        *,
+        set_values: dict[str, dict[str, str]],
+        remove: list[str],
+        condition: str,
+        condition_values: dict[str, Any],
+        wanted: Status,
+        now: datetime,
+        set_expressions: list[str] | None = None,
+        extra_names: dict[str, str] | None = None,
+        hide_other_owner: str | None = None,
+    ) -> Task:
+        names = {"#status": "status", **(extra_names or {})}
+        values = dict(condition_values)
+        assignments = list(set_expressions or [])
+        for i, (name, value) in enumerate(sorted(set_values.items())):
+            names[f"#f{i}"] = name
+            values[f":f{i}"] = value
+            assignments.append(f"#f{i} = :f{i}")
+        expression = "SET " + ", ".join(assignments)
+        if remove:
+            removals = []
+            for i, name in enumerate(sorted(remove)):
+                names[f"#r{i}"] = name
+                removals.append(f"#r{i}")
+            expression += " REMOVE " + ", ".join(removals)
+        try:
+            response = self._ddb.update_item(
+                TableName=self.table,
+                Key={"id": {"S": task_id}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            if (
+                old is None
+                or int(old["expires_at"]["N"]) <= now.timestamp()
+                or (hide_other_owner and old["owner"]["S"] != hide_other_owner)
+            ):
+                raise TaskNotFound(task_id) from None
+            raise TransitionRefused(task_id, old["status"]["S"], wanted.value) from None
+        return task_from_item(response["Attributes"])

@@ -1,0 +1,49 @@
+"""The table's stream: what happens after a task changes.
+
+An INSERT of a submitted task queues it. This is a transactional outbox: the
+REST call makes one write and no SQS call, and a task can never be stored
+without being queued, because a failed send fails the record and Lambda
+redelivers it (duplicate messages are harmless to the worker).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from chalicelib.model import Status, Task
+from chalicelib.service import TaskService
+from chalicelib.store import is_task_item, task_from_item
+
+log = logging.getLogger("taskstatus.stream")
+
+
+def _image(record: dict[str, Any], name: str) -> Task | None:
+    item = record.get("dynamodb", {}).get(name)
+    if not item or not is_task_item(item):
+        return None
+    return task_from_item(item)
+
+
+class StreamHandler:
+    def __init__(self, service: TaskService) -> None:
+        self.service = service
+
+    def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        """Handle records in order; report the first failure so Lambda resumes there."""
+        for record in records:
+            try:
+                self.handle_record(record)
+            except Exception:
+                log.exception("stream record %s failed", record.get("eventID"))
+                sequence = record["dynamodb"]["SequenceNumber"]
+                return {"batchItemFailures": [{"itemIdentifier": sequence}]}
+        return {"batchItemFailures": []}
+
+    def handle_record(self, record: dict[str, Any]) -> None:
+        new = _image(record, "NewImage")
+        if new is None:
+            return
+        if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
+            self.service.enqueue(new)

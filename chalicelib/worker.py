@@ -1,0 +1,200 @@
+"""The SQS worker: claim a task, run its processor, record the outcome.
+
+Each message is `{"taskId", "type"}`. The result of one message is one of:
+  done   - delete it (finished, failed for good, duplicate, cancelled, unknown)
+  retry  - keep it: the task is `retrying` and SQS redelivers after a backoff
+Duplicates are harmless because every write is guarded: a second copy of a
+message cannot claim a task that is finished or held by a live lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chalicelib import aws, objects
+from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.model import Status, Task
+from chalicelib.processors import Context, PermanentError, TransientError, get_processor
+from chalicelib.service import TaskService
+
+log = logging.getLogger("taskstatus.worker")
+
+MAX_BACKOFF_SECONDS = 900
+_TRANSIENT_AWS_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "InternalServerError",
+        "InternalError",
+        "SlowDown",
+        "RequestTimeout",
+    }
+)
+
+
+class TaskMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    taskId: str = Field(min_length=36, max_length=36)
+    type: str = Field(min_length=1, max_length=128)
+
+
+class TaskCancelled(Exception):
+    pass
+
+
+class LeaseLost(Exception):
+    pass
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TransientError | TimeoutError | ConnectionError | BotoCoreError):
+        return True
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_AWS_CODES
+    return False
+
+
+def backoff_seconds(attempt: int) -> int:
+    return min(MAX_BACKOFF_SECONDS, 2 ** min(attempt, 10))
+
+
+class TaskReporter:
+    """The worker side of a processor's context: guarded writes that track the latest version."""
+
+    def __init__(self, service: TaskService, task: Task) -> None:
+        self.service = service
+        self.task = task
+
+    def progress(self, current: int, total: int, message: str) -> None:
+        self._guarded(lambda t: self.service.report_progress(t, current, total, message))
+
+    def warn(self, message: str) -> None:
+        self._guarded(lambda t: self.service.transition(t, Status.ERROR, error=message))
+
+    def read_object(self, bucket: str, key: str) -> bytes:
+        return objects.read(bucket, key)
+
+    def write_object(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        objects.write(bucket, key, data, content_type)
+
+    def finish(self, status: Status, **changes: Any) -> None:
+        self._guarded(lambda t: self.service.transition(t, status, **changes))
+
+    def _guarded(self, write: Any) -> None:
+        try:
+            self.task = write(self.task)
+        except TransitionRefused:
+            current = self.service.find(self.task.id)
+            if current is None or current.status is Status.CANCELLED:
+                raise TaskCancelled(self.task.id) from None
+            raise LeaseLost(self.task.id) from None
+
+
+class Worker:
+    def __init__(self, service: TaskService) -> None:
+        self.service = service
+
+    def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        """Process an SQS batch; return the failed message ids for ReportBatchItemFailures."""
+        failures = []
+        for record in records:
+            try:
+                done = self.handle_message(record)
+            except Exception:
+                log.exception("unexpected failure on message %s", record.get("messageId"))
+                done = False
+            if not done:
+                failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
+
+    def handle_message(self, record: dict[str, Any]) -> bool:
+        try:
+            message = TaskMessage.model_validate_json(record["body"])
+        except ValidationError:
+            log.error("dropping a message that is not a task message: %.200s", record["body"])
+            return True
+        attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+        try:
+            task = self.service.claim(message.taskId, message.type, attempt)
+        except (TaskNotFound, TransitionRefused) as exc:
+            log.info("nothing to run for %s: %s", message.taskId, exc)
+            return True
+        return self._run(task, attempt, record.get("receiptHandle"))
+
+    def _run(self, task: Task, attempt: int, receipt_handle: str | None) -> bool:
+        reporter = TaskReporter(self.service, task)
+        found = get_processor(task.type)
+        try:
+            if found is None:
+                raise PermanentError(f"no processor is registered for {task.type!r}")
+            try:
+                parsed = found.input_model.model_validate(task.input)
+            except ValidationError as exc:
+                raise PermanentError(f"input is not valid for {task.type}: {exc}") from None
+            context = Context(task, parsed, reporter)
+            result = found.func(task, context)
+            status = Status.COMPLETED_WITH_ERRORS if context.warnings else Status.COMPLETED
+            reporter.finish(status, result=result, output=context.output or None)
+            return True
+        except (TaskCancelled, LeaseLost) as exc:
+            log.info("stopped %s: %s", task.id, type(exc).__name__)
+            return True
+        except PermanentError as exc:
+            return self._fail(reporter, str(exc))
+        except Exception as exc:
+            if attempt >= self.service.settings.max_attempts:
+                return self._fail(reporter, f"gave up after {attempt} attempts: {exc}")
+            log.warning("attempt %s of %s failed: %s", attempt, task.id, exc, exc_info=not is_transient(exc))
+            return self._retry_later(reporter, str(exc), attempt, receipt_handle)
+
+    def _fail(self, reporter: TaskReporter, message: str) -> bool:
+        try:
+            reporter.finish(Status.FAILED, error=message[:2000])
+        except (TaskCancelled, LeaseLost):
+            pass
+        return True
+
+    def _retry_later(
+        self, reporter: TaskReporter, message: str, attempt: int, receipt_handle: str | None
+    ) -> bool:
+        try:
+            reporter.finish(Status.RETRYING, error=message[:2000])
+        except (TaskCancelled, LeaseLost):
+            return True
+        if receipt_handle:
+            aws.client("sqs").change_message_visibility(
+                QueueUrl=self.service.settings.tasks_queue_url,
+                ReceiptHandle=receipt_handle,
+                VisibilityTimeout=backoff_seconds(attempt),
+            )
+        return False
+
+    def handle_dead_letters(self, records: Iterable[dict[str, Any]]) -> None:
+        """A message that exhausted its deliveries: its task is failed, never left running."""
+        for record in records:
+            try:
+                message = TaskMessage.model_validate_json(record["body"])
+            except ValidationError:
+                log.error("dead letter is not a task message: %.200s", record["body"])
+                continue
+            task = self.service.find(message.taskId)
+            if task is None or task.is_terminal:
+                continue
+            try:
+                self.service.transition(
+                    task,
+                    Status.FAILED,
+                    error="gave up: the task's message exhausted its deliveries "
+                    f"(last error: {task.error or 'the worker did not finish'})",
+                )
+            except TransitionRefused:
+                log.info("dead letter for %s raced another writer; left as is", task.id)

@@ -1,0 +1,1 @@
+"""Dev tooling for `make dev` and the tests. Never deployed; chalicelib never imports it."""

@@ -1,0 +1,33 @@
+"""Create the emulator's resources from infra/resources.json, the template the deploy uses."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
+LOCAL_STACK = "taskstatus-local"
+
+
+def template_body() -> str:
+    return TEMPLATE.read_text()
+
+
+def create_stack(cloudformation: Any, stack_name: str = LOCAL_STACK) -> dict[str, str]:
+    """Create (or find) the stack; return its outputs by name."""
+    try:
+        cloudformation.create_stack(StackName=stack_name, TemplateBody=template_body())
+    except cloudformation.exceptions.AlreadyExistsException:
+        pass
+    for _ in range(100):
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        if stack["StackStatus"].endswith("_COMPLETE"):
+            break
+        time.sleep(0.1)
+    return {out["OutputKey"]: out["OutputValue"] for out in stack.get("Outputs", [])}
+
+
+def data_resource_names() -> list[str]:
+    return sorted(json.loads(template_body())["Resources"])
