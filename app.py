@@ -30,7 +30,7 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.route("/jobs", methods=["POST"], content_types=["application/json"])
+@app.route("/jobs", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def submit_job() -> Any:
     return api.submit_job(default_service(), app.current_request)
 

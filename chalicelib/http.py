@@ -115,23 +115,34 @@ def _unauthorized(message: str) -> ApiError:
 # -- request parsing -------------------------------------------------------------
 
 
+JSON_CONTENT_TYPES = ("application/json",)
+# curl's `-d` sends this type by default; a JSON body under it is accepted, nothing else is.
+LENIENT_CONTENT_TYPES = ("application/x-www-form-urlencoded",)
+ACCEPTED_CONTENT_TYPES = JSON_CONTENT_TYPES + LENIENT_CONTENT_TYPES
+
+
 def json_body(request: Request) -> Any:
     """The parsed JSON body, with a clear 4xx for every way it can be wrong."""
     raw = request.raw_body or b""
-    if len(raw) > get_settings().max_body_bytes:
-        raise PayloadTooLarge(
-            f"request body is {len(raw)} bytes; the limit is {get_settings().max_body_bytes}"
-        )
+    limit = get_settings().max_body_bytes
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit}")
     content_type = request.headers.get("content-type", "application/json")
-    if content_type.split(";")[0].strip().lower() != "application/json":
+    media_type = content_type.split(";")[0].strip().lower()
+    lenient = media_type in LENIENT_CONTENT_TYPES
+    if media_type not in JSON_CONTENT_TYPES and not lenient:
         raise UnsupportedMediaType(
-            f"Content-Type {content_type!r} is not supported; send application/json"
+            f"Content-Type {content_type[:64]!r} is not supported; send application/json"
         )
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
+        if lenient:
+            raise UnsupportedMediaType(
+                "the body is not JSON; send a JSON object with Content-Type: application/json"
+            ) from None
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
 

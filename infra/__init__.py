@@ -1,0 +1,1 @@
+"""Deployment tooling (never deployed): the merge template and stage configuration."""

@@ -1,0 +1,217 @@
+"""`make package`: `chalice package` merged with infra/resources.json, ready for CloudFormation.
+
+The merge template adds the data resources, points every function's event
+source and environment at them by reference, turns on partial batch failure
+reporting, replaces Chalice's generated role with a least-privilege one, and
+adds alarms. Secrets are NoEcho template parameters, never literals.
+
+    python -m infra.package prod build/package
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESOURCES = ROOT / "infra" / "resources.json"
+
+# Logical ids Chalice gives the functions (its CamelCase of the handler names in app.py).
+SQS_FUNCTIONS = {"Worker": "TasksQueue", "DeadLetters": "TasksDeadLetterQueue"}
+STREAM_FUNCTIONS = {"Stream": "TasksTable"}
+ALL_FUNCTIONS = ["APIHandler", "Worker", "DeadLetters", "Stream", "Reaper"]
+
+SECRET_PARAMETERS = {
+    "JwtSecret": ("JWT_SECRET", "HS256 secret for bearer tokens (leave empty with JwtJwksUrl)"),
+    "CursorSecret": ("CURSOR_SECRET", "HMAC key that signs list cursors"),
+    "WebhookSecret": ("WEBHOOK_SECRET", "Standard Webhooks signing secret, whsec_..."),
+    "WebhookPreviousSecret": ("WEBHOOK_PREVIOUS_SECRET", "the secret being rotated out, or empty"),
+}
+PLAIN_PARAMETERS = {
+    "JwtJwksUrl": ("JWT_JWKS_URL", "JWKS URL for RS256 tokens (Cognito, Azure AD), or empty"),
+    "JwtIssuer": ("JWT_ISSUER", "required `iss` of tokens, or empty"),
+    "JwtAudience": ("JWT_AUDIENCE", "required `aud` of tokens, or empty"),
+}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"Ref": name}
+
+
+def arn(name: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [name, "Arn"]}
+
+
+def environment() -> dict[str, Any]:
+    variables: dict[str, Any] = {
+        "TASKS_TABLE": ref("TasksTable"),
+        "RECORDS_TABLE": ref("RecordsTable"),
+        "TASKS_QUEUE_URL": ref("TasksQueue"),
+        "WEBHOOKS_QUEUE_URL": ref("WebhooksQueue"),
+        "OBJECTS_BUCKET": ref("ObjectsBucket"),
+    }
+    for parameter, (variable, _) in {**SECRET_PARAMETERS, **PLAIN_PARAMETERS}.items():
+        variables[variable] = ref(parameter)
+    return {"Variables": variables}
+
+
+def policy() -> dict[str, Any]:
+    table_arns = [arn("TasksTable"), {"Fn::Sub": "${TasksTable.Arn}/index/*"}]
+    records_arns = [arn("RecordsTable"), {"Fn::Sub": "${RecordsTable.Arn}/index/*"}]
+    statements = [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+                "dynamodb:ConditionCheckItem",
+            ],
+            "Resource": table_arns + records_arns,
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+            ],
+            "Resource": {"Fn::GetAtt": ["TasksTable", "StreamArn"]},
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
+                "sqs:SendMessage",
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+            ],
+            "Resource": [arn("TasksQueue"), arn("TasksDeadLetterQueue"), arn("WebhooksQueue")],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": {"Fn::Sub": "${ObjectsBucket.Arn}/*"},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*"},
+        },
+    ]
+    return {
+        "PolicyName": "taskstatus",
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+    }
+
+
+def alarms() -> dict[str, Any]:
+    resources: dict[str, Any] = {
+        "DeadLetterQueueAlarm": {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmDescription": "Task messages reached the dead-letter queue",
+                "Namespace": "AWS/SQS",
+                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["TasksDeadLetterQueue", "QueueName"]}}],
+                "Statistic": "Maximum",
+                "Period": 60,
+                "EvaluationPeriods": 1,
+                "Threshold": 0,
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching",
+            },
+        }
+    }
+    for function in ALL_FUNCTIONS:
+        resources[f"{function}ErrorsAlarm"] = {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmDescription": f"{function} raised errors",
+                "Namespace": "AWS/Lambda",
+                "MetricName": "Errors",
+                "Dimensions": [{"Name": "FunctionName", "Value": ref(function)}],
+                "Statistic": "Sum",
+                "Period": 300,
+                "EvaluationPeriods": 1,
+                "Threshold": 0,
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching",
+            },
+        }
+    return resources
+
+
+def merge_template() -> dict[str, Any]:
+    data = json.loads(RESOURCES.read_text())
+    resources: dict[str, Any] = dict(data["Resources"])
+    resources["DefaultRole"] = {"Properties": {"Policies": [policy()]}}
+    for function in ALL_FUNCTIONS:
+        resources[function] = {"Properties": {"Environment": environment()}}
+    for function, queue in SQS_FUNCTIONS.items():
+        resources[function]["Properties"]["Events"] = {
+            f"{function}SqsEventSource": {
+                "Properties": {
+                    # Chalice deep-merges: overriding its own Fn::Sub key replaces the literal ARN.
+                    "Queue": {"Fn::Sub": f"${{{queue}.Arn}}"},
+                    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                }
+            }
+        }
+    for function, table in STREAM_FUNCTIONS.items():
+        resources[function]["Properties"]["Events"] = {
+            f"{function}DynamodbEventSource": {
+                "Properties": {
+                    "Stream": {"Fn::GetAtt": [table, "StreamArn"]},
+                    "StartingPosition": "TRIM_HORIZON",
+                    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    "BisectBatchOnFunctionError": True,
+                    "MaximumRetryAttempts": 1000,
+                }
+            }
+        }
+    resources.update(alarms())
+    parameters = {
+        name: {"Type": "String", "NoEcho": True, "Default": "", "Description": description}
+        for name, (_, description) in SECRET_PARAMETERS.items()
+    }
+    parameters.update(
+        {name: {"Type": "String", "Default": "", "Description": description} for name, (_, description) in PLAIN_PARAMETERS.items()}
+    )
+    return {"Parameters": parameters, "Resources": resources, "Outputs": data["Outputs"]}
+
+
+def main(stage: str, out_dir: str) -> None:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    merge_file = out.parent / "merge.json"
+    merge_file.write_text(json.dumps(merge_template(), indent=2))
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "chalice"),
+            "package",
+            "--stage",
+            stage,
+            "--merge-template",
+            str(merge_file),
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    template = json.loads((out / "sam.json").read_text())
+    print(f"wrote {out / 'sam.json'} ({len(template['Resources'])} resources) and {out / 'deployment.zip'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "prod", sys.argv[2] if len(sys.argv) > 2 else "build/package")

@@ -1,0 +1,19 @@
+"""Small helpers for API tests."""
+
+import json
+from typing import Any
+
+from tests.conftest import auth
+
+
+def submit(client, body: Any = None, user: str = "alice", headers: dict | None = None, raw: str | None = None):
+    payload = raw if raw is not None else json.dumps(body if body is not None else sleep_job())
+    return client.http.post("/jobs", headers={**auth(user), **(headers or {})}, body=payload)
+
+
+def sleep_job(seconds: float = 0, steps: int = 1, **extra: Any) -> dict:
+    return {"type": "demo/sleep", "input": {"seconds": seconds, "steps": steps, **extra}}
+
+
+def get(client, path: str, user: str = "alice", headers: dict | None = None):
+    return client.http.get(path, headers={**auth(user), **(headers or {})})

@@ -1,0 +1,32 @@
+"""The status machine of DESIGN.md section 3."""
+
+import pytest
+
+from chalicelib.model import ALLOWED_TRANSITIONS, TERMINAL, Status, can_transition
+
+
+@pytest.mark.parametrize("terminal", sorted(TERMINAL))
+def test_nothing_leaves_a_terminal_status(terminal):
+    assert ALLOWED_TRANSITIONS[terminal] == frozenset()
+
+
+def test_a_submitted_task_cannot_complete_without_starting():
+    assert not can_transition(Status.SUBMITTED, Status.COMPLETED)
+
+
+def test_a_submitted_task_can_be_cancelled():
+    assert can_transition(Status.SUBMITTED, Status.CANCELLED)
+
+
+def test_a_task_with_a_non_fatal_error_cannot_end_plain_completed():
+    assert not can_transition(Status.ERROR, Status.COMPLETED)
+    assert can_transition(Status.ERROR, Status.COMPLETED_WITH_ERRORS)
+
+
+def test_a_retrying_task_goes_back_to_started():
+    assert can_transition(Status.RETRYING, Status.STARTED)
+    assert not can_transition(Status.RETRYING, Status.PROCESSING)
+
+
+def test_nothing_moves_back_to_submitted():
+    assert all(Status.SUBMITTED not in targets for targets in ALLOWED_TRANSITIONS.values())

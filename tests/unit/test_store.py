@@ -1,0 +1,116 @@
+"""The DynamoDB repository: guarded writes, races, TTL and index queries."""
+
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.model import Status, Task, utcnow
+
+
+def new_task(service, owner="alice", type="demo/sleep", **kwargs) -> Task:
+    task = Task.new(owner=owner, type=type, ttl_seconds=3600, **kwargs)
+    service.store.create(task)
+    return task
+
+
+def test_a_saved_transition_bumps_the_version(service):
+    task = new_task(service)
+    started = service.transition(task, Status.STARTED)
+    assert started.version == 2
+    assert service.find(task.id).status is Status.STARTED
+
+
+def test_a_transition_the_table_forbids_is_refused(service):
+    task = new_task(service)
+    with pytest.raises(TransitionRefused, match="submitted to completed"):
+        service.transition(task, Status.COMPLETED)
+    assert service.find(task.id).status is Status.SUBMITTED
+
+
+def test_two_writers_racing_on_one_version_cannot_both_win(service):
+    task = new_task(service)
+    service.transition(task, Status.STARTED)
+    with pytest.raises(TransitionRefused):
+        service.transition(task, Status.CANCELLED)
+    stored = service.find(task.id)
+    assert (stored.status, stored.version) == (Status.STARTED, 2)
+
+
+def test_a_stale_writer_cannot_overwrite_a_terminal_status(service):
+    task = new_task(service)
+    running = service.transition(task, Status.STARTED)
+    service.cancel("alice", task.id)
+    with pytest.raises(TransitionRefused):
+        service.transition(running, Status.COMPLETED, result={"late": True})
+    assert service.find(task.id).status is Status.CANCELLED
+
+
+def test_an_expired_task_reads_as_absent(service):
+    task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=3600, now=utcnow() - timedelta(hours=2))
+    service.store.create(task)
+    assert service.find(task.id) is None
+
+
+def test_an_expired_task_cannot_be_cancelled(service):
+    task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=3600, now=utcnow() - timedelta(hours=2))
+    service.store.create(task)
+    with pytest.raises(TaskNotFound):
+        service.cancel("alice", task.id)
+
+
+def test_cancel_by_another_owner_is_not_found(service):
+    task = new_task(service, owner="alice")
+    with pytest.raises(TaskNotFound):
+        service.cancel("bob", task.id)
+    assert service.find(task.id).status is Status.SUBMITTED
+
+
+def test_listing_is_newest_first_and_per_owner(service):
+    base = utcnow()
+    ids = []
+    for minutes in range(3):
+        task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=3600, now=base + timedelta(minutes=minutes))
+        service.store.create(task)
+        ids.append(task.id)
+    new_task(service, owner="bob")
+    page = service.list_owned("alice", limit=10)
+    assert [t.id for t in page.tasks] == list(reversed(ids))
+
+
+def test_listing_by_type_uses_only_that_type(service):
+    new_task(service, type="demo/sleep")
+    watermark = new_task(service, type="image/watermark")
+    page = service.list_owned("alice", limit=10, type="image/watermark")
+    assert [t.id for t in page.tasks] == [watermark.id]
+
+
+def test_a_claim_holds_a_lease_that_a_second_claim_respects(service):
+    task = new_task(service)
+    claimed = service.claim(task.id, task.type, attempt=1)
+    assert claimed.status is Status.STARTED and claimed.lease_until
+    with pytest.raises(TransitionRefused):
+        service.claim(task.id, task.type, attempt=2)
+
+
+def test_a_claim_after_the_lease_expired_takes_the_task_over(service):
+    task = new_task(service)
+    service.claim(task.id, task.type, attempt=1)
+    later = utcnow() + timedelta(seconds=service.settings.worker_lease_seconds + 1)
+    service.clock = lambda: later
+    reclaimed = service.claim(task.id, task.type, attempt=2)
+    assert (reclaimed.status, reclaimed.attempts, reclaimed.version) == (Status.STARTED, 2, 3)
+
+
+def test_a_terminal_task_cannot_be_claimed(service):
+    task = new_task(service)
+    service.cancel("alice", task.id)
+    with pytest.raises(TransitionRefused):
+        service.claim(task.id, task.type, attempt=1)
+
+
+def test_json_fields_survive_the_round_trip(service):
+    task = new_task(service, input={"seconds": 0.5}, metadata={"nested": {"a": [1, 2.5, "", None]}})
+    stored = service.find(task.id)
+    assert stored.metadata == {"nested": {"a": [1, 2.5, "", None]}}
+    assert stored.input == {"seconds": 0.5}
