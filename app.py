@@ -68,5 +68,3 @@ def stream(event: Any) -> dict[str, Any]:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")
 def reaper(event: Any) -> dict[str, Any]:
     return {"failed": default_service().reap()}
-
-

@@ -27,7 +27,9 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        body=body, status_code=status, headers={"Content-Type": "application/json", **(headers or {})}
+        body=body,
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
 
 
@@ -36,7 +38,9 @@ def _idempotency_key(request: Request) -> str | None:
     if key is None:
         return None
     if not _IDEMPOTENCY_KEY.match(key):
-        raise BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces")
+        raise BadRequest(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces"
+        )
     return key
 
 
@@ -117,5 +121,7 @@ def cancel_job(service: TaskService, request: Request, job_id: str) -> Response:
     except TaskNotFound:
         raise NotFound(f"job {job_id} was not found") from None
     except TransitionRefused as exc:
-        raise Conflict(f"job {job_id} has already finished as {exc.current}; it cannot be cancelled") from None
+        raise Conflict(
+            f"job {job_id} has already finished as {exc.current}; it cannot be cancelled"
+        ) from None
     return _json(job_document(task), headers={"ETag": http.etag(task.id, task.version)})

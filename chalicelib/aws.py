@@ -15,7 +15,9 @@ import boto3
 from botocore.config import Config
 
 _lock = threading.Lock()
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10
+)
 
 
 @cache

@@ -66,9 +66,7 @@ def error_response(exc: ApiError, rid: str) -> Response:
 def _is_chalice_error(response: Response) -> bool:
     body = response.body
     return (
-        response.status_code >= 400
-        and isinstance(body, dict)
-        and set(body) == {"Code", "Message"}
+        response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}
     )
 
 
@@ -148,7 +146,9 @@ def json_body(request: Request) -> Any:
 
 def task_id_param(value: str, name: str = "jobId") -> str:
     if not _UUID.match(value or ""):
-        raise BadRequest(f"{name} must be a lowercase UUID such as 0f8b7d8e-...; got {value[:64]!r}")
+        raise BadRequest(
+            f"{name} must be a lowercase UUID such as 0f8b7d8e-...; got {value[:64]!r}"
+        )
     return value
 
 
@@ -193,7 +193,11 @@ def decode_cursor(cursor: str | None, scope: str) -> tuple[str, str] | None:
         "with the same filters"
     )
     payload, _, mac = cursor.partition(".")
-    if len(cursor) > 512 or not payload or not hmac.compare_digest(mac, _cursor_mac(scope, payload)):
+    if (
+        len(cursor) > 512
+        or not payload
+        or not hmac.compare_digest(mac, _cursor_mac(scope, payload))
+    ):
         raise invalid
     try:
         decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

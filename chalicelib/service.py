@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from chalicelib import aws
 from chalicelib.errors import TaskNotFound, TransitionRefused
@@ -105,7 +105,9 @@ class TaskService:
         if idempotency_key is None:
             self.store.create(task)
             return task, True
-        key_lifetime = max(self.settings.idempotency_ttl_hours * 3600, self.settings.task_ttl_seconds)
+        key_lifetime = max(
+            self.settings.idempotency_ttl_hours * 3600, self.settings.task_ttl_seconds
+        )
         return self.store.create_idempotent(
             task,
             idempotency_key,

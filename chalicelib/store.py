@@ -361,7 +361,8 @@ class TaskStore:
             set_expressions=["version = version + :one"],
             remove=["active_shard", "deadline", "lease_until"],
             condition=(
-                f"#owner = :owner AND expires_at > :epoch AND #status IN ({', '.join(placeholders)})"
+                "#owner = :owner AND expires_at > :epoch "
+                f"AND #status IN ({', '.join(placeholders)})"
             ),
             condition_values={
                 ":one": {"N": "1"},

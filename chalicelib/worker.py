@@ -9,6 +9,7 @@ message cannot claim a task that is finished or held by a live lease.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -153,14 +154,14 @@ class Worker:
         except Exception as exc:
             if attempt >= self.service.settings.max_attempts:
                 return self._fail(reporter, f"gave up after {attempt} attempts: {exc}")
-            log.warning("attempt %s of %s failed: %s", attempt, task.id, exc, exc_info=not is_transient(exc))
+            log.warning(
+                "attempt %s of %s failed: %s", attempt, task.id, exc, exc_info=not is_transient(exc)
+            )
             return self._retry_later(reporter, str(exc), attempt, receipt_handle)
 
     def _fail(self, reporter: TaskReporter, message: str) -> bool:
-        try:
+        with contextlib.suppress(TaskCancelled, LeaseLost):
             reporter.finish(Status.FAILED, error=message[:2000])
-        except (TaskCancelled, LeaseLost):
-            pass
         return True
 
     def _retry_later(

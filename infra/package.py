@@ -104,7 +104,9 @@ def policy() -> dict[str, Any]:
         {
             "Effect": "Allow",
             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*"},
+            "Resource": {
+                "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*"
+            },
         },
     ]
     return {
@@ -121,7 +123,12 @@ def alarms() -> dict[str, Any]:
                 "AlarmDescription": "Task messages reached the dead-letter queue",
                 "Namespace": "AWS/SQS",
                 "MetricName": "ApproximateNumberOfMessagesVisible",
-                "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["TasksDeadLetterQueue", "QueueName"]}}],
+                "Dimensions": [
+                    {
+                        "Name": "QueueName",
+                        "Value": {"Fn::GetAtt": ["TasksDeadLetterQueue", "QueueName"]},
+                    }
+                ],
                 "Statistic": "Maximum",
                 "Period": 60,
                 "EvaluationPeriods": 1,
@@ -184,7 +191,10 @@ def merge_template() -> dict[str, Any]:
         for name, (_, description) in SECRET_PARAMETERS.items()
     }
     parameters.update(
-        {name: {"Type": "String", "Default": "", "Description": description} for name, (_, description) in PLAIN_PARAMETERS.items()}
+        {
+            name: {"Type": "String", "Default": "", "Description": description}
+            for name, (_, description) in PLAIN_PARAMETERS.items()
+        }
     )
     return {"Parameters": parameters, "Resources": resources, "Outputs": data["Outputs"]}
 
@@ -210,8 +220,12 @@ def main(stage: str, out_dir: str) -> None:
         check=True,
     )
     template = json.loads((out / "sam.json").read_text())
-    print(f"wrote {out / 'sam.json'} ({len(template['Resources'])} resources) and {out / 'deployment.zip'}")
+    count = len(template["Resources"])
+    print(f"wrote {out / 'sam.json'} ({count} resources) and {out / 'deployment.zip'}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "prod", sys.argv[2] if len(sys.argv) > 2 else "build/package")
+    main(
+        sys.argv[1] if len(sys.argv) > 1 else "prod",
+        sys.argv[2] if len(sys.argv) > 2 else "build/package",
+    )

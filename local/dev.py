@@ -90,7 +90,9 @@ class DevStack:
         pumps: list[Any] = [
             StreamPump(streams_client(), outputs["TasksStreamArn"], app_module.stream, "stream"),
             SqsPump(sqs, outputs["TasksQueueUrl"], app_module.worker, "worker"),
-            SqsPump(sqs, outputs["TasksDeadLetterQueueUrl"], app_module.dead_letters, "dead_letters"),
+            SqsPump(
+                sqs, outputs["TasksDeadLetterQueueUrl"], app_module.dead_letters, "dead_letters"
+            ),
         ]
         for pump in pumps:
             self._spawn(pump.run_forever, pump.name)
@@ -109,7 +111,10 @@ class DevStack:
 
         while not stop.wait(seconds):
             try:
-                handler({"detail-type": "Scheduled Event", "source": "aws.events"}, LambdaContext("reaper"))
+                handler(
+                    {"detail-type": "Scheduled Event", "source": "aws.events"},
+                    LambdaContext("reaper"),
+                )
             except Exception:
                 logging.getLogger("taskstatus.local").exception("reaper failed")
 
@@ -126,9 +131,8 @@ class DevStack:
 
 
 def banner(stack: DevStack) -> str:
-    from local.token import local_secret
-
     from chalicelib.auth import mint_token
+    from local.token import local_secret
 
     token = mint_token("dev-user", local_secret(), 7 * 86400)
     api = f"http://127.0.0.1:{stack.port}"
@@ -143,7 +147,7 @@ A token for user `dev-user` (7 days; mint others with `make token NAME=alice`):
 
 Try:
   curl -s -X POST {api}/jobs -H "Authorization: Bearer $TOKEN" \\
-       -H 'Content-Type: application/json' -d '{{"type":"demo/sleep","input":{{"seconds":3,"steps":3}}}}'
+       -d '{{"type":"demo/sleep","input":{{"seconds":3,"steps":3}}}}'
   curl -s {api}/jobs -H "Authorization: Bearer $TOKEN"
 
 Ctrl-C stops everything.

@@ -98,7 +98,9 @@ class StreamPump:
 
     def run_once(self) -> int:
         handled = 0
-        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"][
+            "Shards"
+        ]
         for shard in shards:
             shard_id = shard["ShardId"]
             records = self.streams.get_records(ShardIterator=self._iterator(shard_id), Limit=100)[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -17,10 +18,8 @@ def template_body() -> str:
 
 def create_stack(cloudformation: Any, stack_name: str = LOCAL_STACK) -> dict[str, str]:
     """Create (or find) the stack; return its outputs by name."""
-    try:
+    with contextlib.suppress(cloudformation.exceptions.AlreadyExistsException):
         cloudformation.create_stack(StackName=stack_name, TemplateBody=template_body())
-    except cloudformation.exceptions.AlreadyExistsException:
-        pass
     for _ in range(100):
         stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
         if stack["StackStatus"].endswith("_COMPLETE"):

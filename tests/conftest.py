@@ -45,7 +45,9 @@ def auth(user: str = "alice") -> dict[str, str]:
 
 def streams_client() -> Any:
     # botocore >= 1.40 sends stream calls to an account-based host moto does not intercept.
-    return boto3.client("dynamodbstreams", endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com")
+    return boto3.client(
+        "dynamodbstreams", endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com"
+    )
 
 
 class Stack:

@@ -72,7 +72,9 @@ def parse_job_request(body: Any) -> SubmitJob:
     except ValidationError as exc:
         errors = validation_errors(exc, "body")
         fields = ", ".join(e["field"].removeprefix("body.") for e in errors)
-        raise Unprocessable(f"request body is not a valid job: check {fields}", errors=errors) from None
+        raise Unprocessable(
+            f"request body is not a valid job: check {fields}", errors=errors
+        ) from None
     return SubmitJob(
         type=request.type,
         input=request.input,

@@ -64,7 +64,10 @@ def watermark(task: Task, ctx: Context) -> dict[str, Any]:
     draw = ImageDraw.Draw(overlay)
     font = ImageFont.load_default()
     left, top, right, bottom = draw.textbbox((0, 0), params.text, font=font)
-    position = (max(0, image.width - (right - left) - 10), max(0, image.height - (bottom - top) - 10))
+    position = (
+        max(0, image.width - (right - left) - 10),
+        max(0, image.height - (bottom - top) - 10),
+    )
     draw.text(position, params.text, fill=(255, 255, 255, params.opacity), font=font)
     stamped = Image.alpha_composite(image, overlay).convert("RGB")
     ctx.progress(2, 3, "watermark drawn")
@@ -112,9 +115,7 @@ def extract_text(image: Image) -> str:
         raise PermanentError("no blind watermark found in the image") from None
 
 
-@processor(
-    "image/blindwatermark", input=BlindWatermarkInput, needs_source=True, needs_target=True
-)
+@processor("image/blindwatermark", input=BlindWatermarkInput, needs_source=True, needs_target=True)
 def blind_watermark(task: Task, ctx: Context) -> dict[str, Any]:
     params: BlindWatermarkInput = ctx.input  # type: ignore[assignment]
     image = _open(ctx.read_source())

@@ -1,18 +1,18 @@
 """The processor SDK: register a function for a task type and report from inside it.
 
-    from pydantic import BaseModel
-    from chalicelib.processors import processor, TransientError
+from pydantic import BaseModel
+from chalicelib.processors import processor, TransientError
 
-    class ResizeInput(BaseModel):
-        width: int
+class ResizeInput(BaseModel):
+    width: int
 
-    @processor("image/resize", input=ResizeInput, timeout_seconds=300)
-    def resize(task, ctx):
-        data = ctx.read_source()
-        ctx.progress(1, 2, "decoded")
-        ...
-        ctx.write_target(png_bytes, "image/png")
-        return {"width": ctx.input.width}
+@processor("image/resize", input=ResizeInput, timeout_seconds=300)
+def resize(task, ctx):
+    data = ctx.read_source()
+    ctx.progress(1, 2, "decoded")
+    ...
+    ctx.write_target(png_bytes, "image/png")
+    return {"width": ctx.input.width}
 """
 
 from __future__ import annotations

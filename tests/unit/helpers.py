@@ -6,7 +6,13 @@ from typing import Any
 from tests.conftest import auth
 
 
-def submit(client, body: Any = None, user: str = "alice", headers: dict | None = None, raw: str | None = None):
+def submit(
+    client,
+    body: Any = None,
+    user: str = "alice",
+    headers: dict | None = None,
+    raw: str | None = None,
+):
     payload = raw if raw is not None else json.dumps(body if body is not None else sleep_job())
     return client.http.post("/jobs", headers={**auth(user), **(headers or {})}, body=payload)
 

@@ -55,7 +55,9 @@ def test_an_unsigned_token_is_unauthorized(client):
 
 
 def test_a_token_signed_with_another_secret_is_unauthorized(client):
-    forged = jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, "not-the-secret-at-all-32-bytes!!", "HS256")
+    forged = jwt.encode(
+        {"sub": "alice", "exp": int(time.time()) + 60}, "not-the-secret-at-all-32-bytes!!", "HS256"
+    )
     assert_unauthorized(get_jobs(client, forged))
 
 
@@ -117,7 +119,12 @@ def rs256(monkeypatch):
 
 
 def rs256_token(key, **claims):
-    payload = {"sub": "alice", "exp": int(time.time()) + 60, "iss": "https://issuer.example", "aud": "taskstatus"}
+    payload = {
+        "sub": "alice",
+        "exp": int(time.time()) + 60,
+        "iss": "https://issuer.example",
+        "aud": "taskstatus",
+    }
     payload.update(claims)
     return jwt.encode(payload, key, "RS256", headers={"kid": "test-key"})
 
@@ -134,4 +141,6 @@ def test_an_rs256_token_for_another_audience_is_refused(rs256):
 def test_an_hs256_token_is_refused_when_rs256_is_configured(rs256):
     # Algorithm pinning: an HS256 token must not be verified with the RSA public key.
     with pytest.raises(InvalidToken):
-        verify_token(jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, JWT_SECRET, "HS256"))
+        verify_token(
+            jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, JWT_SECRET, "HS256")
+        )

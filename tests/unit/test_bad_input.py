@@ -45,7 +45,9 @@ def test_wrong_content_type_is_415(client, rejected, content_type):
 
 def test_form_encoded_body_that_is_not_json_is_415(client, rejected):
     response = client.http.post(
-        "/jobs", headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"}, body="type=demo"
+        "/jobs",
+        headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"},
+        body="type=demo",
     )
     rejected(response, 415)
 
@@ -68,7 +70,9 @@ def test_missing_type_is_422(client, rejected):
 
 
 def test_unregistered_type_is_422_and_names_the_known_types(client, rejected):
-    rejected(submit(client, {"type": "video/transcode"}), 422, "not a registered processor", "demo/sleep")
+    rejected(
+        submit(client, {"type": "video/transcode"}), 422, "not a registered processor", "demo/sleep"
+    )
 
 
 @pytest.mark.parametrize("seconds", [-1, 100000, "soon"])
@@ -78,8 +82,12 @@ def test_input_the_processor_refuses_is_422_with_field_errors(client, rejected, 
 
 
 def test_an_object_outside_the_service_bucket_is_422(client, rejected):
-    job = {"type": "image/watermark", "input": {"text": "x"}, "source": {"bucket": "someone-else", "key": "a.png"},
-           "target": {"bucket": "someone-else", "key": "b.png"}}
+    job = {
+        "type": "image/watermark",
+        "input": {"text": "x"},
+        "source": {"bucket": "someone-else", "key": "a.png"},
+        "target": {"bucket": "someone-else", "key": "b.png"},
+    }
     rejected(submit(client, job), 422, "cannot run with these objects")
 
 
@@ -93,10 +101,14 @@ def test_oversized_body_is_413(client, rejected):
 
 
 def test_a_bad_idempotency_key_is_400(client, rejected):
-    rejected(submit(client, headers={"Idempotency-Key": "has spaces in it"}), 400, "Idempotency-Key")
+    rejected(
+        submit(client, headers={"Idempotency-Key": "has spaces in it"}), 400, "Idempotency-Key"
+    )
 
 
-@pytest.mark.parametrize("job_id", ["not-a-uuid", "x" * 300, "00000000-0000-4000-8000-00000000000Z"])
+@pytest.mark.parametrize(
+    "job_id", ["not-a-uuid", "x" * 300, "00000000-0000-4000-8000-00000000000Z"]
+)
 def test_malformed_or_over_long_ids_are_400(client, job_id):
     response = get(client, f"/jobs/{job_id}")
     assert response.status_code == 400

@@ -4,8 +4,18 @@ from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit
 
 JOB_FIELDS = {
-    "jobId", "type", "status", "submittedAt", "updatedAt", "completedAt", "processingTime",
-    "progress", "result", "output", "error", "metadata",
+    "jobId",
+    "type",
+    "status",
+    "submittedAt",
+    "updatedAt",
+    "completedAt",
+    "processingTime",
+    "progress",
+    "result",
+    "output",
+    "error",
+    "metadata",
 }
 
 
@@ -40,7 +50,9 @@ def test_a_submitted_job_runs_to_completion(client, stack):
 
 def test_curl_default_content_type_is_accepted_for_a_json_body(client):
     headers = {**auth(), "Content-Type": "application/x-www-form-urlencoded"}
-    response = client.http.post("/jobs", headers=headers, body='{"type":"demo/sleep","input":{"seconds":1}}')
+    response = client.http.post(
+        "/jobs", headers=headers, body='{"type":"demo/sleep","input":{"seconds":1}}'
+    )
     assert response.status_code == 202
 
 

@@ -22,7 +22,9 @@ def test_the_stream_queues_each_new_task_once(client, stack):
 
 def test_a_failed_send_is_retried_from_the_stream_until_it_succeeds(client, stack):
     job_id = submit(client).json_body["jobId"]
-    failure = ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
+    failure = ClientError(
+        {"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage"
+    )
     with mock.patch.object(TaskService, "enqueue", side_effect=failure):
         stack.run_stream()
     assert stack.queued_messages() == 0

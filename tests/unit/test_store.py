@@ -47,13 +47,17 @@ def test_a_stale_writer_cannot_overwrite_a_terminal_status(service):
 
 
 def test_an_expired_task_reads_as_absent(service):
-    task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=3600, now=utcnow() - timedelta(hours=2))
+    task = Task.new(
+        owner="alice", type="demo/sleep", ttl_seconds=3600, now=utcnow() - timedelta(hours=2)
+    )
     service.store.create(task)
     assert service.find(task.id) is None
 
 
 def test_an_expired_task_cannot_be_cancelled(service):
-    task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=3600, now=utcnow() - timedelta(hours=2))
+    task = Task.new(
+        owner="alice", type="demo/sleep", ttl_seconds=3600, now=utcnow() - timedelta(hours=2)
+    )
     service.store.create(task)
     with pytest.raises(TaskNotFound):
         service.cancel("alice", task.id)
@@ -70,7 +74,12 @@ def test_listing_is_newest_first_and_per_owner(service):
     base = utcnow()
     ids = []
     for minutes in range(3):
-        task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=3600, now=base + timedelta(minutes=minutes))
+        task = Task.new(
+            owner="alice",
+            type="demo/sleep",
+            ttl_seconds=3600,
+            now=base + timedelta(minutes=minutes),
+        )
         service.store.create(task)
         ids.append(task.id)
     new_task(service, owner="bob")

@@ -1,0 +1,103 @@
+"""The whole service under `make dev`, over real HTTP."""
+
+import io
+import subprocess
+import sys
+
+import requests
+from PIL import Image
+
+from tests.e2e.conftest import ROOT
+
+
+def test_health_answers_without_a_token(local_stack):
+    response = requests.get(f"{local_stack.api}/health", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["X-Request-Id"]
+
+
+def test_the_readme_curl_submits_a_job_readable_at_its_location(local_stack):
+    # Exactly the README's command: curl -d sends application/x-www-form-urlencoded.
+    token = local_stack.headers()["Authorization"]
+    result = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-i",
+            "-H",
+            f"Authorization: {token}",
+            "-X",
+            "POST",
+            f"{local_stack.api}/jobs",
+            "-d",
+            '{"type":"demo/sleep","input":{"seconds":1}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    status_line, *lines = result.stdout.splitlines()
+    assert " 202 " in status_line
+    location = next(
+        line.split(": ", 1)[1] for line in lines if line.lower().startswith("location:")
+    )
+    response = requests.get(
+        f"{local_stack.api}{location}", headers=local_stack.headers(), timeout=5
+    )
+    assert response.status_code == 200
+
+
+def test_a_sleep_job_goes_through_started_and_rising_progress_to_completed(local_stack):
+    job = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 2, "steps": 4}})
+    states = local_stack.wait_until_finished(job["jobId"])
+    statuses = [s["status"] for s in states]
+    assert statuses[-1] == "completed"
+    assert "processing" in statuses
+    progress = [s["progress"]["current"] for s in states if s["progress"]]
+    assert progress == sorted(progress) and len(set(progress)) >= 2
+    assert states[-1]["result"] == {"slept": 2.0, "steps": 4}
+
+
+def test_a_sleep_job_with_fail_at_ends_failed_with_its_error(local_stack):
+    job = local_stack.submit(
+        {"type": "demo/sleep", "input": {"seconds": 0.2, "steps": 3, "fail_at": 2}}
+    )
+    final = local_stack.wait_until_finished(job["jobId"])[-1]
+    assert final["status"] == "failed"
+    assert "failed at step 2" in final["error"]
+
+
+def test_a_watermark_job_produces_its_target_object(local_stack):
+    s3 = local_stack.aws("s3")
+    bucket = "taskstatus-local-objects-123456789012"
+    source = io.BytesIO()
+    Image.new("RGB", (120, 80), (10, 120, 200)).save(source, format="PNG")
+    s3.put_object(Bucket=bucket, Key="original/photo.png", Body=source.getvalue())
+    job = local_stack.submit(
+        {
+            "type": "image/watermark",
+            "input": {"text": "taskstatus"},
+            "source": {"bucket": bucket, "key": "original/photo.png"},
+            "target": {"bucket": bucket, "key": "processed/photo.png"},
+        }
+    )
+    final = local_stack.wait_until_finished(job["jobId"])[-1]
+    assert final["status"] == "completed", final
+    target = s3.get_object(Bucket=bucket, Key="processed/photo.png")["Body"].read()
+    assert Image.open(io.BytesIO(target)).size == (120, 80)
+    assert final["output"]["s3Uri"] == f"s3://{bucket}/processed/photo.png"
+    assert final["output"]["url"].startswith(local_stack.emulator)
+
+
+def test_make_token_mints_a_token_the_stack_accepts(local_stack):
+    token = subprocess.run(
+        [sys.executable, "-m", "local.token", "carol"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    response = requests.get(
+        f"{local_stack.api}/jobs", headers={"Authorization": f"Bearer {token}"}, timeout=5
+    )
+    assert response.status_code == 200
