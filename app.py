@@ -1,4 +1,8 @@
-"""taskstatus: routes and handlers. Each one declares an entry point and delegates."""
+"""taskstatus: routes and handlers. Each one declares an entry point and delegates.
+
+Handlers import their chalicelib module on first call: every Lambda function of
+the app loads this file, and each pays at cold start only for what it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,25 @@ from typing import Any
 
 from chalice import Chalice, Rate
 
-from chalicelib import api, http
-from chalicelib.service import default_service
-from chalicelib.stream import StreamHandler
-from chalicelib.worker import Worker
+from chalicelib import http
 
 app = Chalice(app_name="taskstatus")
 app.register_middleware(http.edge_middleware, "http")
 
 # Event sources are named at deploy time from the stage's environment variables;
-# `chalice package` output has them replaced by references (see infra/).
+# `chalice package` output has them replaced by references (see infra/package.py).
 TASKS_QUEUE = os.environ.get("TASKS_QUEUE_NAME", "taskstatus-tasks")
 TASKS_DLQ = os.environ.get("TASKS_DLQ_NAME", "taskstatus-tasks-dlq")
 TASKS_STREAM_ARN = os.environ.get(
     "TASKS_STREAM_ARN",
     "arn:aws:dynamodb:us-east-1:000000000000:table/taskstatus-tasks/stream/unset",
 )
+
+
+def _service() -> Any:
+    from chalicelib.service import default_service
+
+    return default_service()
 
 
 @app.route("/health", methods=["GET"])
@@ -32,39 +39,53 @@ def health() -> dict[str, str]:
 
 @app.route("/jobs", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def submit_job() -> Any:
-    return api.submit_job(default_service(), app.current_request)
+    from chalicelib import api
+
+    return api.submit_job(_service(), app.current_request)
 
 
 @app.route("/jobs", methods=["GET"])
 def list_jobs() -> Any:
-    return api.list_jobs(default_service(), app.current_request)
+    from chalicelib import api
+
+    return api.list_jobs(_service(), app.current_request)
 
 
 @app.route("/jobs/{jobId}", methods=["GET"])
 def get_job(jobId: str) -> Any:
-    return api.get_job(default_service(), app.current_request, jobId)
+    from chalicelib import api
+
+    return api.get_job(_service(), app.current_request, jobId)
 
 
 @app.route("/jobs/{jobId}", methods=["DELETE"])
 def cancel_job(jobId: str) -> Any:
-    return api.cancel_job(default_service(), app.current_request, jobId)
+    from chalicelib import api
+
+    return api.cancel_job(_service(), app.current_request, jobId)
 
 
 @app.on_sqs_message(queue=TASKS_QUEUE, batch_size=10, name="worker")
 def worker(event: Any) -> dict[str, Any]:
-    return Worker(default_service()).handle_batch(event.to_dict()["Records"])
+    from chalicelib.worker import Worker
+
+    return Worker(_service()).handle_batch(event.to_dict()["Records"])
 
 
 @app.on_sqs_message(queue=TASKS_DLQ, batch_size=10, name="dead_letters")
 def dead_letters(event: Any) -> None:
-    Worker(default_service()).handle_dead_letters(event.to_dict()["Records"])
+    from chalicelib.worker import Worker
+
+    Worker(_service()).handle_dead_letters(event.to_dict()["Records"])
 
 
 @app.on_dynamodb_record(stream_arn=TASKS_STREAM_ARN, batch_size=100, name="stream")
 def stream(event: Any) -> dict[str, Any]:
-    return StreamHandler(default_service()).handle_batch(event.to_dict()["Records"])
+    from chalicelib.stream import StreamHandler
+
+    return StreamHandler(_service()).handle_batch(event.to_dict()["Records"])
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")
 def reaper(event: Any) -> dict[str, Any]:
-    return {"failed": default_service().reap()}
+    return {"failed": _service().reap()}

@@ -19,6 +19,7 @@ from chalicelib.errors import (
     Unprocessable,
 )
 from chalicelib.model import Status
+from chalicelib.observability import emit_metric
 from chalicelib.service import SubmitRejected, TaskService
 
 RETRY_AFTER_SECONDS = "1"
@@ -53,6 +54,8 @@ def submit_job(service: TaskService, request: Request) -> Response:
         raise Unprocessable(exc.message, errors=exc.errors) from None
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc), headers={}) from None
+    if created:
+        emit_metric("TasksSubmitted", 1, type=task.type)
     headers = {
         "Location": f"/jobs/{task.id}",
         "Retry-After": RETRY_AFTER_SECONDS,

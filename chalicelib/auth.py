@@ -9,11 +9,15 @@ One algorithm is accepted per deployment: RS256 against a JWKS when
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import jwt
+
+# PyJWT (and through it `cryptography`) is imported on first verification, not at
+# cold start: Lambdas that never see a token (worker, stream) never pay for it.
 
 MAX_TOKEN_LENGTH = 8192
 
@@ -24,10 +28,14 @@ class InvalidToken(Exception):
 
 @cache
 def _jwks_client(url: str) -> jwt.PyJWKClient:
+    import jwt
+
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=5)
 
 
 def _key_and_algorithm(token: str, settings: Settings) -> tuple[Any, str]:
+    import jwt
+
     if settings.jwt_jwks_url:
         try:
             signing_key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token)
@@ -41,6 +49,8 @@ def _key_and_algorithm(token: str, settings: Settings) -> tuple[Any, str]:
 
 def verify_token(token: str, settings: Settings | None = None) -> str:
     """Return the token's `sub` if the token is valid; raise InvalidToken otherwise."""
+    import jwt
+
     settings = settings or get_settings()
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("token is missing or too long")
@@ -78,6 +88,8 @@ def bearer_token(authorization: str | None) -> str:
 def mint_token(subject: str, secret: str, ttl_seconds: int = 86400) -> str:
     """An HS256 token for development and tests (never used by the service itself)."""
     import time
+
+    import jwt
 
     now = int(time.time())
     return jwt.encode({"sub": subject, "iat": now, "exp": now + ttl_seconds}, secret, "HS256")

@@ -21,7 +21,10 @@ from chalice.app import Request, Response
 
 from chalicelib.auth import InvalidToken, bearer_token, verify_token
 from chalicelib.errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from chalicelib.observability import configure_logging, request_id_var
 from chalicelib.settings import get_settings
+
+configure_logging()
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 _STATE = "taskstatus"
@@ -87,6 +90,7 @@ def edge_middleware(request: Request, get_response: Callable[[Request], Response
         if _REQUEST_ID.match(incoming)
         else request.context.get("requestId") or uuid.uuid4().hex
     )
+    request_id_var.set(rid)
     state: dict[str, Any] = {"request_id": rid}
     request.context[_STATE] = state
     try:

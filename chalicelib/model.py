@@ -10,6 +10,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class Schema(BaseModel):
+    """Base of every model here: schemas are built on first use, not at import (cold start)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class Status(StrEnum):
     SUBMITTED = "submitted"
     STARTED = "started"
@@ -73,7 +79,7 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-class Progress(BaseModel):
+class Progress(Schema):
     model_config = ConfigDict(extra="forbid")
 
     current: int = Field(ge=0)
@@ -81,26 +87,26 @@ class Progress(BaseModel):
     message: str = ""
 
 
-class ObjectRef(BaseModel):
+class ObjectRef(Schema):
     model_config = ConfigDict(extra="forbid")
 
     bucket: str = Field(min_length=3, max_length=63)
     key: str = Field(min_length=1, max_length=1024)
 
 
-class Output(BaseModel):
+class Output(Schema):
     s3Uri: str | None = None
     duration: float | None = None
     size: int | None = None
 
 
-class Webhook(BaseModel):
+class Webhook(Schema):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=1, max_length=2048)
 
 
-class Task(BaseModel):
+class Task(Schema):
     id: str
     owner: str
     type: str

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -207,7 +207,7 @@ class TaskService:
             updates.update(completed_at=now, lease_until=None)
         elif status in (Status.PROCESSING, Status.ERROR):
             updates["lease_until"] = int(now.timestamp()) + self.settings.worker_lease_seconds
-        after = task.model_copy(update=updates)
+        after = Task.model_validate(task.model_dump() | updates)
         return self.store.save(task, after)
 
     def report_progress(self, task: Task, current: int, total: int, message: str) -> Task:
@@ -233,9 +233,6 @@ class TaskService:
                 continue
             failed.append(task.id)
         return failed
-
-    def time_since(self, moment: datetime) -> timedelta:
-        return self.clock() - moment
 
 
 @cache

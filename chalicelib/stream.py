@@ -13,10 +13,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.model import Status, Task
+from chalicelib.observability import configure_logging, task_context
 from chalicelib.service import TaskService
 from chalicelib.store import is_task_item, task_from_item
 
 log = logging.getLogger("taskstatus.stream")
+configure_logging()
 
 
 def _image(record: dict[str, Any], name: str) -> Task | None:
@@ -45,5 +47,6 @@ class StreamHandler:
         new = _image(record, "NewImage")
         if new is None:
             return
-        if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
-            self.service.enqueue(new)
+        with task_context(new.id):
+            if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
+                self.service.enqueue(new)

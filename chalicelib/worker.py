@@ -9,21 +9,22 @@ message cannot claim a task that is finished or held by a live lease.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from chalicelib import aws, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
-from chalicelib.model import Status, Task
+from chalicelib.model import Schema, Status, Task, utcnow
+from chalicelib.observability import configure_logging, emit_metric, task_context
 from chalicelib.processors import Context, PermanentError, TransientError, get_processor
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus.worker")
+configure_logging()
 
 MAX_BACKOFF_SECONDS = 900
 _TRANSIENT_AWS_CODES = frozenset(
@@ -41,7 +42,7 @@ _TRANSIENT_AWS_CODES = frozenset(
 )
 
 
-class TaskMessage(BaseModel):
+class TaskMessage(Schema):
     model_config = ConfigDict(extra="ignore")
 
     taskId: str = Field(min_length=36, max_length=36)
@@ -82,7 +83,12 @@ class TaskReporter:
         self._guarded(lambda t: self.service.transition(t, Status.ERROR, error=message))
 
     def read_object(self, bucket: str, key: str) -> bytes:
-        return objects.read(bucket, key)
+        try:
+            return objects.read(bucket, key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket"}:
+                raise PermanentError(f"source object s3://{bucket}/{key} does not exist") from None
+            raise
 
     def write_object(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         objects.write(bucket, key, data, content_type)
@@ -124,12 +130,13 @@ class Worker:
             log.error("dropping a message that is not a task message: %.200s", record["body"])
             return True
         attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
-        try:
-            task = self.service.claim(message.taskId, message.type, attempt)
-        except (TaskNotFound, TransitionRefused) as exc:
-            log.info("nothing to run for %s: %s", message.taskId, exc)
-            return True
-        return self._run(task, attempt, record.get("receiptHandle"))
+        with task_context(message.taskId):
+            try:
+                task = self.service.claim(message.taskId, message.type, attempt)
+            except (TaskNotFound, TransitionRefused) as exc:
+                log.info("nothing to run: %s", exc, extra={"attempt": attempt})
+                return True
+            return self._run(task, attempt, record.get("receiptHandle"))
 
     def _run(self, task: Task, attempt: int, receipt_handle: str | None) -> bool:
         reporter = TaskReporter(self.service, task)
@@ -145,6 +152,7 @@ class Worker:
             result = found.func(task, context)
             status = Status.COMPLETED_WITH_ERRORS if context.warnings else Status.COMPLETED
             reporter.finish(status, result=result, output=context.output or None)
+            self._record_outcome(reporter.task)
             return True
         except (TaskCancelled, LeaseLost) as exc:
             log.info("stopped %s: %s", task.id, type(exc).__name__)
@@ -160,9 +168,20 @@ class Worker:
             return self._retry_later(reporter, str(exc), attempt, receipt_handle)
 
     def _fail(self, reporter: TaskReporter, message: str) -> bool:
-        with contextlib.suppress(TaskCancelled, LeaseLost):
+        try:
             reporter.finish(Status.FAILED, error=message[:2000])
+        except (TaskCancelled, LeaseLost):
+            return True
+        log.warning("task failed: %s", message[:500])
+        self._record_outcome(reporter.task)
         return True
+
+    def _record_outcome(self, task: Task) -> None:
+        name = "TasksFailed" if task.status is Status.FAILED else "TasksCompleted"
+        emit_metric(name, 1, type=task.type)
+        if task.started_at is not None:
+            elapsed = (utcnow() - task.started_at).total_seconds() * 1000
+            emit_metric("ProcessingTime", round(elapsed, 1), "Milliseconds", type=task.type)
 
     def _retry_later(
         self, reporter: TaskReporter, message: str, attempt: int, receipt_handle: str | None

@@ -77,3 +77,18 @@ def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, An
             }
         )
     return {"Records": converted}
+
+
+def scheduled_event(rule: str) -> dict[str, Any]:
+    """An EventBridge scheduled event, as a `rate(...)` rule sends it."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": datetime.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule}"],
+        "detail": {},
+    }

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from chalicelib.contracts.common import iso_seconds
 from chalicelib.errors import Unprocessable
-from chalicelib.model import ObjectRef, Status, Task, Webhook, utcnow
+from chalicelib.model import ObjectRef, Schema, Status, Task, Webhook, utcnow
 from chalicelib.objects import presign, split_s3_uri
 from chalicelib.service import SubmitJob, validation_errors
 
 TYPE_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 
 
-class JobRequest(BaseModel):
+class JobRequest(Schema):
     """Body of `POST /jobs`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -28,7 +28,7 @@ class JobRequest(BaseModel):
     webhook: Webhook | None = None
 
 
-class JobOutput(BaseModel):
+class JobOutput(Schema):
     url: str | None = None
     urlExpiresAt: str | None = None
     s3Uri: str | None = None
@@ -36,13 +36,13 @@ class JobOutput(BaseModel):
     size: int | None = None
 
 
-class JobProgress(BaseModel):
+class JobProgress(Schema):
     current: int
     total: int
     message: str
 
 
-class JobDocument(BaseModel):
+class JobDocument(Schema):
     """A job as every native route returns it (seed 002's fields plus type, progress, result)."""
 
     jobId: str
@@ -59,7 +59,7 @@ class JobDocument(BaseModel):
     metadata: dict[str, Any]
 
 
-class JobList(BaseModel):
+class JobList(Schema):
     jobs: list[JobDocument]
     nextCursor: str | None
 

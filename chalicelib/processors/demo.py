@@ -5,15 +5,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from chalicelib.model import Schema
 from chalicelib.processors.sdk import Context, PermanentError, processor
 
 if TYPE_CHECKING:
     from chalicelib.model import Task
 
 
-class SleepInput(BaseModel):
+class SleepInput(Schema):
     model_config = ConfigDict(extra="forbid")
 
     seconds: float = Field(default=1, ge=0, le=600, description="total time to sleep")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from chalicelib.model import Schema
 from chalicelib.processors.sdk import Context, PermanentError, processor
 
 if TYPE_CHECKING:
@@ -23,14 +24,14 @@ if TYPE_CHECKING:
 _LENGTH_BITS = 32
 
 
-class WatermarkInput(BaseModel):
+class WatermarkInput(Schema):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=200)
     opacity: int = Field(default=128, ge=0, le=255)
 
 
-class BlindWatermarkInput(BaseModel):
+class BlindWatermarkInput(Schema):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=1000)

@@ -6,7 +6,7 @@ from chalicelib.processors import processor, TransientError
 class ResizeInput(BaseModel):
     width: int
 
-@processor("image/resize", input=ResizeInput, timeout_seconds=300)
+@processor("image/resize", input=ResizeInput, timeout_seconds=300, needs_source=True)
 def resize(task, ctx):
     data = ctx.read_source()
     ctx.progress(1, 2, "decoded")
@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from chalicelib.model import Schema
+
 if TYPE_CHECKING:
     from chalicelib.model import Task
 
@@ -35,7 +37,7 @@ class PermanentError(Exception):
     """A failure no retry can fix (bad input, unsupported content)."""
 
 
-class NoInput(BaseModel):
+class NoInput(Schema):
     model_config = ConfigDict(extra="forbid")
 
 

@@ -1,0 +1,87 @@
+"""Structured JSON logs and CloudWatch metrics in Embedded Metric Format.
+
+Every log line is one JSON object carrying the request id and the task id of
+what is being handled (seeds 000 and 003 ask to log the task id with every
+error). Metrics are EMF lines on stdout: CloudWatch extracts them from the logs,
+so recording one costs no API call. Hand-written on purpose: Powertools'
+Logger and Metrics cost about 115 ms of imports at every cold start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+task_id_var: ContextVar[str | None] = ContextVar("task_id", default=None)
+
+_RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "timestamp": f"{self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+            "task_id": task_id_var.get(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging() -> None:
+    logger = logging.getLogger("taskstatus")
+    if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    logger.propagate = False
+
+
+@contextmanager
+def task_context(task_id: str | None) -> Iterator[None]:
+    token = task_id_var.set(task_id)
+    try:
+        yield
+    finally:
+        task_id_var.reset(token)
+
+
+def emit_metric(name: str, value: float, unit: str = "Count", **dimensions: str) -> None:
+    """Write one EMF record; CloudWatch turns it into a metric."""
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "taskstatus")
+    record: dict[str, Any] = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [sorted(dimensions)],
+                    "Metrics": [{"Name": name, "Unit": unit}],
+                }
+            ],
+        },
+        name: value,
+        **dimensions,
+    }
+    if request_id_var.get():
+        record["request_id"] = request_id_var.get()
+    if task_id_var.get():
+        record["task_id"] = task_id_var.get()
+    sys.stdout.write(json.dumps(record) + "\n")
