@@ -90,7 +90,14 @@ def edge_middleware(request: Request, get_response: Callable[[Request], Response
         if _REQUEST_ID.match(incoming)
         else request.context.get("requestId") or uuid.uuid4().hex
     )
-    request_id_var.set(rid)
+    scope = request_id_var.set(rid)
+    try:
+        return _handle(request, get_response, rid)
+    finally:
+        request_id_var.reset(scope)
+
+
+def _handle(request: Request, get_response: Callable[[Request], Response], rid: str) -> Response:
     state: dict[str, Any] = {"request_id": rid}
     request.context[_STATE] = state
     try:

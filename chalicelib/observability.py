@@ -63,6 +63,15 @@ def task_context(task_id: str | None) -> Iterator[None]:
         task_id_var.reset(token)
 
 
+_metrics_stream: Any = None
+
+
+def set_metrics_stream(stream: Any) -> None:
+    """Send EMF records elsewhere than stdout (benchmarks silence them)."""
+    global _metrics_stream
+    _metrics_stream = stream
+
+
 def emit_metric(name: str, value: float, unit: str = "Count", **dimensions: str) -> None:
     """Write one EMF record; CloudWatch turns it into a metric."""
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "taskstatus")
@@ -84,4 +93,4 @@ def emit_metric(name: str, value: float, unit: str = "Count", **dimensions: str)
         record["request_id"] = request_id_var.get()
     if task_id_var.get():
         record["task_id"] = task_id_var.get()
-    sys.stdout.write(json.dumps(record) + "\n")
+    (_metrics_stream or sys.stdout).write(json.dumps(record) + "\n")

@@ -1,0 +1,231 @@
+"""`make bench`: what each operation costs, measured in this run.
+
+Prints DynamoDB and SQS calls per request (counted on the app's own boto3
+clients against moto), cold-start import time as a ratio to importing boto3,
+pydantic and chalice.app in the same run, and worker throughput.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import tests.conftest as fixtures  # noqa: E402  (sets the unit-test environment)
+
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
+
+
+class CallCounter:
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def attach(self, client: Any) -> None:
+        service = client.meta.service_model.service_name
+        client.meta.events.register(
+            "before-call", lambda model, **_: self.calls.update([f"{service}:{model.name}"])
+        )
+
+    @contextmanager
+    def measure(self) -> Iterator[Counter[str]]:
+        before = Counter(self.calls)
+        result: Counter[str] = Counter()
+        yield result
+        result.update(self.calls - before)
+
+
+def summarize(calls: Counter[str], per: int = 1) -> str:
+    ddb_reads = sum(
+        n for k, n in calls.items() if k.split(":")[1] in READS and k.startswith("dynamodb")
+    )
+    ddb_writes = sum(n for k, n in calls.items() if k.split(":")[1] in WRITES)
+    sqs = sum(n for k, n in calls.items() if k.startswith("sqs:"))
+    detail = ", ".join(f"{k}={v / per:g}" for k, v in sorted(calls.items()))
+    return (
+        f"DynamoDB reads {ddb_reads / per:g}, writes {ddb_writes / per:g}, SQS calls {sqs / per:g}"
+        f"  [{detail}]"
+    )
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def cold_start(runs: int = 9) -> None:
+    env = {**os.environ, **fixtures.UNIT_ENV, "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def timed(statement: str) -> float:
+        code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if out.returncode:
+            raise RuntimeError(out.stderr)
+        return float(out.stdout.strip())
+
+    baseline, app, api_path = [], [], []
+    for _ in range(runs):
+        baseline.append(timed("import boto3, pydantic, chalice.app"))
+        app.append(timed("import boto3, pydantic, chalice.app, app"))
+        api_path.append(
+            timed(
+                "import boto3, pydantic, chalice.app, app, chalicelib.api, jwt, chalicelib.service"
+            )
+        )
+    base = median_ms(baseline)
+    print(f"\nCold start (median of {runs} fresh interpreters)")
+    print(f"  baseline: import boto3, pydantic, chalice.app      {base:7.1f} ms")
+    print(
+        f"  import app.py (every function's init)             {median_ms(app):7.1f} ms  "
+        f"ratio {median_ms(app) / base:.2f} (target <= 1.3)"
+    )
+    print(
+        f"  + modules the REST handler loads on first request {median_ms(api_path):7.1f} ms  "
+        f"ratio {median_ms(api_path) / base:.2f}"
+    )
+
+
+def per_request(client: Any, counter: CallCounter, stack: Any) -> None:
+    headers = fixtures.auth("bench")
+    body = json.dumps({"type": "demo/sleep", "input": {"seconds": 0}})
+    n = 20
+    ids = []
+    with counter.measure() as submit_calls:
+        start = time.perf_counter()
+        for _ in range(n):
+            ids.append(client.http.post("/jobs", headers=headers, body=body).json_body["jobId"])
+        submit_s = time.perf_counter() - start
+    with counter.measure() as keyed_calls:
+        for i in range(n):
+            client.http.post("/jobs", headers={**headers, "Idempotency-Key": f"k{i}"}, body=body)
+    with counter.measure() as replay_calls:
+        for i in range(n):
+            client.http.post("/jobs", headers={**headers, "Idempotency-Key": f"k{i}"}, body=body)
+    with counter.measure() as stream_calls:
+        records = stack.run_stream()
+    with counter.measure() as get_calls:
+        start = time.perf_counter()
+        for job_id in ids:
+            client.http.get(f"/jobs/{job_id}", headers=headers)
+        get_s = time.perf_counter() - start
+    with counter.measure() as list_calls:
+        for _ in range(n):
+            client.http.get("/jobs?limit=20", headers=headers)
+    print("\nCalls per request (REST, through the Chalice test client on moto)")
+    row("POST /jobs", summarize(submit_calls, n), submit_s / n)
+    row("POST /jobs + Idempotency-Key", summarize(keyed_calls, n))
+    row("POST /jobs, replayed key", summarize(replay_calls, n))
+    row("stream: queue a new task", summarize(stream_calls, max(records, 1)))
+    row("GET /jobs/{id}", summarize(get_calls, n), get_s / n)
+    row("GET /jobs (one page)", summarize(list_calls, n))
+    extra_surfaces(client, counter, ids, headers)
+
+
+def row(label: str, figures: str, seconds: float | None = None) -> None:
+    timing = f"  ({seconds * 1000:.1f} ms each)" if seconds is not None else ""
+    print(f"  {label:30} {figures}{timing}")
+
+
+def extra_surfaces(
+    client: Any, counter: CallCounter, ids: list[str], headers: dict[str, str]
+) -> None:
+    """Hook for the client contracts' surfaces (see bench_contracts)."""
+    for name, request in CONTRACT_SURFACES:
+        with counter.measure() as calls:
+            for job_id in ids:
+                request(client, job_id, headers)
+        row(name, summarize(calls, len(ids)))
+
+
+CONTRACT_SURFACES: list[tuple[str, Callable[[Any, str, dict[str, str]], Any]]] = []
+
+
+def worker_throughput(counter: CallCounter, stack: Any) -> None:
+    from chalicelib.model import Task
+    from chalicelib.processors import processor
+    from chalicelib.service import default_service
+    from chalicelib.worker import Worker
+
+    processor("bench/noop")(lambda task, ctx: None)
+    service = default_service()
+    worker = Worker(service)
+    print("\nWorker (SQS handler, batches of 10 messages)")
+    for label, task_type, task_input in (
+        (
+            "demo/sleep seconds=0 steps=1 (1 progress report)",
+            "demo/sleep",
+            {"seconds": 0, "steps": 1},
+        ),
+        ("bench/noop (no progress report)", "bench/noop", {}),
+    ):
+        batches, per_batch = 10, 10
+        elapsed = 0.0
+        with counter.measure() as calls:
+            for _ in range(batches):
+                tasks = [
+                    Task.new(owner="bench", type=task_type, ttl_seconds=3600, input=task_input)
+                    for _ in range(per_batch)
+                ]
+                for task in tasks:
+                    service.store.create(task)
+                records = [
+                    {
+                        "messageId": t.id,
+                        "receiptHandle": "",
+                        "body": json.dumps({"taskId": t.id, "type": t.type}),
+                        "attributes": {"ApproximateReceiveCount": "1"},
+                    }
+                    for t in tasks
+                ]
+                start = time.perf_counter()
+                result = worker.handle_batch(records)
+                elapsed += time.perf_counter() - start
+                assert result == {"batchItemFailures": []}
+        total = batches * per_batch
+        calls = Counter({k: v for k, v in calls.items() if k != "dynamodb:PutItem"})  # setup writes
+        print(
+            f"  {label}: {total / elapsed:7.1f} tasks/s on moto; per task {summarize(calls, total)}"
+        )
+
+
+def main() -> None:
+    import boto3
+    from chalice.test import Client
+    from moto import mock_aws
+
+    print("taskstatus bench: figures from this run on this machine.")
+    print("DynamoDB and SQS are moto in-process, so times are relative (moto is slower than AWS);")
+    print("call counts are what AWS would bill.")
+    cold_start()
+    from chalicelib.observability import set_metrics_stream
+
+    set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115
+    with mock_aws():
+        fixtures.reset_caches()
+        from chalicelib import aws
+        from local.resources import create_stack
+
+        outputs = create_stack(boto3.client("cloudformation"))
+        stack = fixtures.Stack(outputs)
+        counter = CallCounter()
+        for service in ("dynamodb", "sqs", "s3"):
+            counter.attach(aws.client(service))
+        with Client(stack.app.app, stage_name="prod", project_dir=str(ROOT)) as client:
+            per_request(client, counter, stack)
+            worker_throughput(counter, stack)
+
+
+if __name__ == "__main__":
+    main()
