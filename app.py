@@ -20,6 +20,7 @@ app.register_middleware(http.edge_middleware, "http")
 # `chalice package` output has them replaced by references (see infra/package.py).
 TASKS_QUEUE = os.environ.get("TASKS_QUEUE_NAME", "taskstatus-tasks")
 TASKS_DLQ = os.environ.get("TASKS_DLQ_NAME", "taskstatus-tasks-dlq")
+WEBHOOKS_QUEUE = os.environ.get("WEBHOOKS_QUEUE_NAME", "taskstatus-webhooks")
 TASKS_STREAM_ARN = os.environ.get(
     "TASKS_STREAM_ARN",
     "arn:aws:dynamodb:us-east-1:000000000000:table/taskstatus-tasks/stream/unset",
@@ -65,6 +66,77 @@ def cancel_job(jobId: str) -> Any:
     return api.cancel_job(_service(), app.current_request, jobId)
 
 
+@app.route("/jobs/{jobId}/deliveries", methods=["GET"])
+def list_deliveries(jobId: str) -> Any:
+    from chalicelib import api
+
+    return api.list_deliveries(_service(), app.current_request, jobId)
+
+
+@app.route("/jobs/{jobId}/webhook", methods=["POST"])
+def redeliver_webhook(jobId: str) -> Any:
+    from chalicelib import api
+
+    return api.redeliver_webhook(_service(), app.current_request, jobId)
+
+
+# -- seeds 000/001: the Task Processor API ---------------------------------------------
+
+
+@app.route("/task", methods=["GET"])
+def task_processor_without_id() -> Any:
+    from chalicelib.contracts import task_processor
+
+    return task_processor.missing_id()
+
+
+@app.route("/task/{task_id}", methods=["GET"])
+def task_processor_status(task_id: str) -> Any:
+    from chalicelib.contracts import task_processor
+
+    user = http.current_user(app.current_request)
+    return task_processor.get_task(_service(), user, task_id)
+
+
+# -- seed 004: task status --------------------------------------------------------------
+
+
+@app.route("/task-status", methods=["GET"])
+def task_status_list() -> Any:
+    from chalicelib.contracts import task_status
+
+    return task_status.list_tasks(_service(), app.current_request)
+
+
+@app.route("/task-status/{task_id}", methods=["GET"])
+def task_status_get(task_id: str) -> Any:
+    from chalicelib.contracts import task_status
+
+    return task_status.get_task(_service(), app.current_request, task_id)
+
+
+# -- seed 003: the Status Lambda, and the same over REST -----------------------------------
+
+
+@app.lambda_function(name="status")
+def status(event: Any, context: Any) -> dict[str, Any]:
+    from chalicelib.contracts import assembly
+
+    return assembly.handle(
+        _service(), event, user=None, request_id=getattr(context, "aws_request_id", "")
+    )
+
+
+@app.route("/assemblies/{assemblyId}", methods=["GET"])
+def assembly_status(assemblyId: str) -> Any:
+    from chalicelib.contracts import assembly
+
+    return assembly.rest(_service(), app.current_request, assemblyId)
+
+
+# -- event handlers -----------------------------------------------------------------------
+
+
 @app.on_sqs_message(queue=TASKS_QUEUE, batch_size=10, name="worker")
 def worker(event: Any) -> dict[str, Any]:
     from chalicelib.worker import Worker
@@ -84,6 +156,14 @@ def stream(event: Any) -> dict[str, Any]:
     from chalicelib.stream import StreamHandler
 
     return StreamHandler(_service()).handle_batch(event.to_dict()["Records"])
+
+
+@app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=10, name="webhooks")
+def webhooks(event: Any) -> None:
+    from chalicelib.webhooks import WebhookDispatcher
+
+    service = _service()
+    WebhookDispatcher(service.settings).handle_batch(event.to_dict()["Records"], service)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")

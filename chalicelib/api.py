@@ -128,3 +128,28 @@ def cancel_job(service: TaskService, request: Request, job_id: str) -> Response:
             f"job {job_id} has already finished as {exc.current}; it cannot be cancelled"
         ) from None
     return _json(job_document(task), headers={"ETag": http.etag(task.id, task.version)})
+
+
+def list_deliveries(service: TaskService, request: Request, job_id: str) -> Response:
+    from chalicelib.webhooks import WebhookLog
+
+    http.task_id_param(job_id)
+    try:
+        service.get_owned(http.current_user(request), job_id)
+    except TaskNotFound:
+        raise NotFound(f"job {job_id} was not found") from None
+    return _json({"deliveries": WebhookLog(service.settings.records_table).deliveries(job_id)})
+
+
+def redeliver_webhook(service: TaskService, request: Request, job_id: str) -> Response:
+    from chalicelib.webhooks import redeliver
+
+    http.task_id_param(job_id)
+    try:
+        task = service.get_owned(http.current_user(request), job_id)
+    except TaskNotFound:
+        raise NotFound(f"job {job_id} was not found") from None
+    outcome = redeliver(service, task)
+    if not outcome["triggered"]:
+        raise Conflict(outcome["message"])
+    return _json(outcome, 202)

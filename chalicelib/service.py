@@ -18,6 +18,7 @@ from chalicelib.model import ObjectRef, Progress, Status, Task, Webhook, can_tra
 from chalicelib.processors import get_processor, registered_types
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store import Page, TaskStore
+from chalicelib.urls import UnsafeUrl, check_url
 
 
 class SubmitRejected(Exception):
@@ -146,6 +147,14 @@ class TaskService:
                 )
         if errors:
             raise SubmitRejected(f"{job.type} cannot run with these objects", errors)
+        if job.webhook is not None:
+            try:
+                check_url(job.webhook.url, self.settings)
+            except UnsafeUrl as exc:
+                raise SubmitRejected(
+                    f"webhook.url is refused: {exc}",
+                    [{"field": "webhook.url", "message": str(exc)}],
+                ) from None
         return parsed.model_dump(mode="json", exclude_unset=True)
 
     def find(self, task_id: str) -> Task | None:

@@ -1,6 +1,8 @@
 """The table's stream: what happens after a task changes.
 
-An INSERT of a submitted task queues it. This is a transactional outbox: the
+An INSERT of a submitted task queues it; a change into a terminal status
+creates the task's webhook event (once per version, however often the record
+is delivered). This is a transactional outbox: the
 REST call makes one write and no SQS call, and a task can never be stored
 without being queued, because a failed send fails the record and Lambda
 redelivers it (duplicate messages are harmless to the worker).
@@ -30,7 +32,10 @@ def _image(record: dict[str, Any], name: str) -> Task | None:
 
 class StreamHandler:
     def __init__(self, service: TaskService) -> None:
+        from chalicelib.webhooks import WebhookDispatcher
+
         self.service = service
+        self.webhooks = WebhookDispatcher(service.settings)
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Handle records in order; report the first failure so Lambda resumes there."""
@@ -50,3 +55,4 @@ class StreamHandler:
         with task_context(new.id):
             if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
                 self.service.enqueue(new)
+            self.webhooks.on_task_change(_image(record, "OldImage"), new)

@@ -21,9 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = ROOT / "infra" / "resources.json"
 
 # Logical ids Chalice gives the functions (its CamelCase of the handler names in app.py).
-SQS_FUNCTIONS = {"Worker": "TasksQueue", "DeadLetters": "TasksDeadLetterQueue"}
+SQS_FUNCTIONS = {
+    "Worker": "TasksQueue",
+    "DeadLetters": "TasksDeadLetterQueue",
+    "Webhooks": "WebhooksQueue",
+}
 STREAM_FUNCTIONS = {"Stream": "TasksTable"}
-ALL_FUNCTIONS = ["APIHandler", "Worker", "DeadLetters", "Stream", "Reaper"]
+ALL_FUNCTIONS = ["APIHandler", "Worker", "DeadLetters", "Webhooks", "Stream", "Reaper", "Status"]
 
 SECRET_PARAMETERS = {
     "JwtSecret": ("JWT_SECRET", "HS256 secret for bearer tokens (leave empty with JwtJwksUrl)"),

@@ -69,6 +69,8 @@ class Stack:
         )
         self.worker_pump = SqsPump(self.sqs, self.queue_url, app_module.worker, "worker")
         self.dlq_pump = SqsPump(self.sqs, self.dlq_url, app_module.dead_letters, "dead_letters")
+        self.webhooks_url = outputs["WebhooksQueueUrl"]
+        self.webhook_pump = SqsPump(self.sqs, self.webhooks_url, app_module.webhooks, "webhooks")
 
     def run_stream(self) -> int:
         return self.stream_pump.drain()
@@ -76,10 +78,13 @@ class Stack:
     def run_worker(self) -> int:
         return self.worker_pump.drain()
 
+    def run_webhooks(self) -> int:
+        return self.webhook_pump.drain()
+
     def settle(self) -> None:
-        """Run stream and worker until nothing is left to do."""
+        """Run stream, worker and webhooks until nothing is left to do."""
         for _ in range(20):
-            if not (self.run_stream() + self.run_worker()):
+            if not (self.run_stream() + self.run_worker() + self.run_webhooks()):
                 return
 
     def queued_messages(self) -> int:

@@ -1,0 +1,85 @@
+"""Seeds 000/001, the Task Processor API: `GET /task/{task_id}`.
+
+Field names, casing and error bodies are the seeds' own. A completed task with
+a target gets a presigned `TargetObjectURL`; `image/deblindwatermark` tasks
+answer in seed 001's deblindwatermark shape, with the extracted text as `Result`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from chalice.app import Response
+
+from chalicelib.contracts.common import iso_seconds
+from chalicelib.contracts.status_maps import TASK_PROCESSOR
+from chalicelib.model import Task, utcnow
+from chalicelib.objects import presign
+from chalicelib.service import TaskService
+
+log = logging.getLogger("taskstatus.contracts")
+
+DEBLIND = "image/deblindwatermark"
+MISSING_ID = "task_id is required in path parameters"
+MAX_ID_LENGTH = 128
+
+
+def _reply(body: dict[str, Any], status: int) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+def missing_id() -> Response:
+    return _reply({"error": MISSING_ID}, 400)
+
+
+def view(task: Task) -> dict[str, Any]:
+    status = TASK_PROCESSOR[task.status]
+    body: dict[str, Any] = {"TaskId": task.id}
+    if task.type == DEBLIND:
+        body["Status"] = status
+        if task.result is not None:
+            body["Result"] = task.result
+        body["TaskType"] = task.type
+        if task.source:
+            body["SourceKey"], body["SourceBucket"] = task.source.key, task.source.bucket
+    else:
+        body["Status"] = status
+        if status == "completed" and task.target:
+            body["TargetObjectURL"] = presign(task.target.bucket, task.target.key, utcnow())[0]
+        if task.source:
+            body["SourceKey"] = task.source.key
+        if task.target:
+            body["TargetKey"] = task.target.key
+        if task.source:
+            body["SourceBucket"] = task.source.bucket
+        if task.target:
+            body["TargetBucket"] = task.target.bucket
+        body["TaskType"] = task.type
+    body["Created_at"] = iso_seconds(task.created_at)
+    body["Updated_at"] = iso_seconds(task.updated_at)
+    if status == "failed":
+        body["ErrorMessage"] = task.error or f"task was {task.status.value}"
+    return body
+
+
+def get_task(service: TaskService, user: str, task_id: str) -> Response:
+    if not task_id or not task_id.strip():
+        return missing_id()
+    if len(task_id) > MAX_ID_LENGTH:
+        return _reply({"error": f"task_id is too long (at most {MAX_ID_LENGTH} characters)"}, 400)
+    try:
+        task = service.find(task_id) if _looks_like_id(task_id) else None
+    except (ClientError, BotoCoreError) as exc:
+        log.exception("task lookup failed", extra={"task_id": task_id})
+        return _reply({"error": f"Failed to get task status: {exc}"}, 500)
+    if task is None or task.owner != user:
+        return _reply({"error": f"Task not found: {task_id}"}, 404)
+    return _reply(view(task), 200)
+
+
+def _looks_like_id(task_id: str) -> bool:
+    from chalicelib.http import is_task_id
+
+    return is_task_id(task_id)
