@@ -149,7 +149,24 @@ def extra_surfaces(
         row(name, summarize(calls, len(ids)))
 
 
-CONTRACT_SURFACES: list[tuple[str, Callable[[Any, str, dict[str, str]], Any]]] = []
+def _invoke_status_lambda(client: Any, job_id: str, headers: dict[str, str]) -> Any:
+    import app
+    from local.events import LambdaContext
+
+    return app.status({"assemblyId": job_id, "userId": "bench"}, LambdaContext("status"))
+
+
+CONTRACT_SURFACES: list[tuple[str, Callable[[Any, str, dict[str, str]], Any]]] = [
+    ("000/001 GET /task/{id}", lambda c, i, h: c.http.get(f"/task/{i}", headers=h)),
+    ("004 GET /task-status/{id}", lambda c, i, h: c.http.get(f"/task-status/{i}", headers=h)),
+    ("004 GET /task-status (page)", lambda c, i, h: c.http.get("/task-status?limit=20", headers=h)),
+    (
+        "004 GET /task-status?operation=",
+        lambda c, i, h: c.http.get("/task-status?operation=demo/sleep&limit=20", headers=h),
+    ),
+    ("003 status Lambda invoke", _invoke_status_lambda),
+    ("003 GET /assemblies/{id}", lambda c, i, h: c.http.get(f"/assemblies/{i}", headers=h)),
+]
 
 
 def worker_throughput(counter: CallCounter, stack: Any) -> None:

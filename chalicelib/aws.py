@@ -18,6 +18,8 @@ _lock = threading.Lock()
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10
 )
+# Presigned URLs must be SigV4: SigV2 is refused by regions launched after 2014 and by KMS objects.
+_SERVICE_CONFIG = {"s3": Config(signature_version="s3v4")}
 
 
 @cache
@@ -32,7 +34,8 @@ def client(service: str, endpoint_url: str | None = None) -> Any:
 
 @cache
 def _cached_client(service: str, endpoint_url: str | None) -> Any:
-    return _session().client(service, config=_CONFIG, endpoint_url=endpoint_url or None)
+    config = _CONFIG.merge(_SERVICE_CONFIG[service]) if service in _SERVICE_CONFIG else _CONFIG
+    return _session().client(service, config=config, endpoint_url=endpoint_url or None)
 
 
 def reset_clients() -> None:

@@ -1,0 +1,36 @@
+"""Build stored tasks in any status, for contract tests."""
+
+from typing import Any
+
+from chalicelib.model import ObjectRef, Progress, Status, Task, utcnow
+
+BUCKET = "taskstatus-local-objects-123456789012"
+
+
+def stored_task(
+    service, status: Status, owner: str = "alice", type: str = "demo/sleep", **fields: Any
+) -> Task:
+    now = utcnow()
+    task = Task.new(owner=owner, type=type, ttl_seconds=3600, now=now)
+    updates: dict[str, Any] = {"status": status, **fields}
+    if status is not Status.SUBMITTED:
+        updates.setdefault("started_at", now)
+    if status in (Status.PROCESSING, Status.ERROR):
+        updates.setdefault("progress", Progress(current=2, total=5, message="working"))
+    if status.is_terminal:
+        updates.setdefault("completed_at", now)
+    if status in (Status.FAILED, Status.ERROR, Status.COMPLETED_WITH_ERRORS):
+        updates.setdefault("error", "Failed to process document: insufficient memory")
+    if status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
+        updates.setdefault("result", {"pages": 3})
+    task = task.model_copy(update=updates)
+    service.store.create(task)
+    return task
+
+
+def with_objects(**fields: Any) -> dict[str, Any]:
+    return {
+        "source": ObjectRef(bucket=BUCKET, key="original/document.pdf"),
+        "target": ObjectRef(bucket=BUCKET, key="processed/document.png"),
+        **fields,
+    }
