@@ -93,6 +93,7 @@ class DevStack:
             SqsPump(
                 sqs, outputs["TasksDeadLetterQueueUrl"], app_module.dead_letters, "dead_letters"
             ),
+            SqsPump(sqs, outputs["WebhooksQueueUrl"], app_module.webhooks, "webhooks"),
         ]
         for pump in pumps:
             self._spawn(pump.run_forever, pump.name)

@@ -1,0 +1,1 @@
+"""Client-side helpers for taskstatus users (not deployed with the service)."""
