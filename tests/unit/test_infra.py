@@ -1,0 +1,60 @@
+"""The deploy tooling: the merge template and `make infra`'s stage configuration."""
+
+import json
+
+import boto3
+from moto import mock_aws
+
+from infra.package import merge_template
+from infra.stage import STAGE_VARIABLES, deploy_stack, write_stage_config
+
+
+def test_the_merge_template_references_every_data_resource_by_reference():
+    template = merge_template()
+    worker = template["Resources"]["Worker"]["Properties"]
+    assert worker["Environment"]["Variables"]["TASKS_TABLE"] == {"Ref": "TasksTable"}
+    event = worker["Events"]["WorkerSqsEventSource"]["Properties"]
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    stream = template["Resources"]["Stream"]["Properties"]["Events"]["StreamDynamodbEventSource"]
+    assert stream["Properties"]["Stream"] == {"Fn::GetAtt": ["TasksTable", "StreamArn"]}
+
+
+def test_the_role_grants_no_wildcard_data_resources():
+    statements = merge_template()["Resources"]["DefaultRole"]["Properties"]["Policies"][0][
+        "PolicyDocument"
+    ]["Statement"]
+    for statement in statements:
+        resources = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        assert "*" not in resources
+        assert not any(action.endswith(":*") for action in statement["Action"])
+
+
+def test_secrets_are_noecho_parameters():
+    parameters = merge_template()["Parameters"]
+    assert parameters["JwtSecret"]["NoEcho"] is True
+    assert parameters["WebhookSecret"]["NoEcho"] is True
+
+
+def test_make_infra_writes_names_and_a_concrete_policy(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"version": "2.0", "app_name": "taskstatus", "stages": {}}))
+    with mock_aws():
+        outputs = deploy_stack(
+            boto3.client("cloudformation", region_name="us-east-1"), "taskstatus-dev"
+        )
+        again = deploy_stack(
+            boto3.client("cloudformation", region_name="us-east-1"), "taskstatus-dev"
+        )
+    assert outputs == again
+    policy_path = write_stage_config("dev", outputs, config)
+    stage = json.loads(config.read_text())["stages"]["dev"]
+    assert stage["environment_variables"]["TASKS_TABLE"] == "taskstatus-dev-tasks"
+    assert set(STAGE_VARIABLES) <= set(stage["environment_variables"])
+    assert stage["iam_policy_file"] == "policy-dev.json" and stage["autogen_policy"] is False
+    text = policy_path.read_text()
+    assert "Fn::" not in text and "${" not in text
+    assert "arn:aws:dynamodb:us-east-1:123456789012:table/taskstatus-dev-tasks" in text
