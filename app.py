@@ -14,6 +14,7 @@ from chalice import Chalice, Rate
 from chalicelib import http
 
 app = Chalice(app_name="taskstatus")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(http.edge_middleware, "http")
 
 # Event sources are named at deploy time from the stage's environment variables;
@@ -132,6 +133,32 @@ def assembly_status(assemblyId: str) -> Any:
     from chalicelib.contracts import assembly
 
     return assembly.rest(_service(), app.current_request, assemblyId)
+
+
+# -- WebSocket (DESIGN.md section 6) ---------------------------------------------------------
+
+
+def _realtime() -> Any:
+    from chalicelib.realtime import Realtime
+
+    service = _service()
+    return Realtime(service, service.settings)
+
+
+@app.on_ws_connect(name="ws_connect")
+def ws_connect(event: Any) -> dict[str, Any]:
+    query = event.to_dict().get("queryStringParameters")
+    return _realtime().connect(event.connection_id, query)
+
+
+@app.on_ws_message(name="ws_message")
+def ws_message(event: Any) -> None:
+    _realtime().message(event.connection_id, event.body)
+
+
+@app.on_ws_disconnect(name="ws_disconnect")
+def ws_disconnect(event: Any) -> None:
+    _realtime().disconnect(event.connection_id)
 
 
 # -- event handlers -----------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 An INSERT of a submitted task queues it; a change into a terminal status
 creates the task's webhook event (once per version, however often the record
-is delivered). This is a transactional outbox: the
-REST call makes one write and no SQS call, and a task can never be stored
-without being queued, because a failed send fails the record and Lambda
-redelivers it (duplicate messages are harmless to the worker).
+is delivered); every change is pushed to the owner's WebSocket subscribers.
+
+Queueing from here is a transactional outbox: the REST call makes one write and
+no SQS call, and a task can never be stored without being queued, because a
+failed send fails the record and Lambda redelivers it (duplicate messages are
+harmless to the worker).
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ def _image(record: dict[str, Any], name: str) -> Task | None:
 
 class StreamHandler:
     def __init__(self, service: TaskService) -> None:
+        from chalicelib.realtime import Realtime
         from chalicelib.webhooks import WebhookDispatcher
 
         self.service = service
         self.webhooks = WebhookDispatcher(service.settings)
+        self.realtime = Realtime(service, service.settings)
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Handle records in order; report the first failure so Lambda resumes there."""
@@ -56,3 +60,12 @@ class StreamHandler:
             if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
                 self.service.enqueue(new)
             self.webhooks.on_task_change(_image(record, "OldImage"), new)
+            self._push(new)
+
+    def _push(self, task: Task) -> None:
+        # Pushes are best effort: a failure must not hold back queueing and webhooks, and a
+        # client that missed one resubscribes with sinceVersion.
+        try:
+            self.realtime.on_task_change(task)
+        except Exception:
+            log.exception("WebSocket fan-out failed for version %s", task.version)

@@ -50,14 +50,14 @@ def start_emulator(port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-def load_app(emulator_port: int, ws_port: int) -> tuple[Any, Any]:
+def load_app(emulator_port: int, ws_management_port: int) -> tuple[Any, Any]:
     """Load the app exactly as `chalice local --stage local` does, then point it at our ports."""
     from chalice.cli.factory import CLIFactory
 
     config = CLIFactory(str(ROOT), environ=os.environ).create_config_obj(chalice_stage_name=STAGE)
     config.chalice_app  # noqa: B018  (loads the stage's environment variables, then the app)
     os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{emulator_port}"
-    os.environ["WS_ENDPOINT_URL"] = f"http://127.0.0.1:{ws_port}"
+    os.environ["WS_ENDPOINT_URL"] = f"http://127.0.0.1:{ws_management_port}"
     import app as app_module
 
     return app_module, config
@@ -68,10 +68,14 @@ def streams_client() -> Any:
 
 
 class DevStack:
-    def __init__(self, port: int, emulator_port: int, ws_port: int) -> None:
+    def __init__(
+        self, port: int, emulator_port: int, ws_port: int, ws_management_port: int
+    ) -> None:
         self.port = port
         self.emulator_port = emulator_port
         self.ws_port = ws_port
+        self.ws_management_port = ws_management_port
+        self.gateway: Any = None
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.emulator: subprocess.Popen[bytes] | None = None
@@ -84,7 +88,9 @@ class DevStack:
         from local.resources import create_stack
 
         self.emulator = start_emulator(self.emulator_port)
-        app_module, config = load_app(self.emulator_port, self.ws_port)
+        from local.ws_gateway import WebSocketGateway
+
+        app_module, config = load_app(self.emulator_port, self.ws_management_port)
         outputs = create_stack(boto3.client("cloudformation"))
         sqs = boto3.client("sqs")
         pumps: list[Any] = [
@@ -98,6 +104,8 @@ class DevStack:
         for pump in pumps:
             self._spawn(pump.run_forever, pump.name)
         self._spawn(lambda stop: self._every(60, app_module.reaper, stop), "reaper")
+        self.gateway = WebSocketGateway(app_module, self.ws_port, self.ws_management_port)
+        self.gateway.start()
         self.server = create_local_server(app_module.app, config, "127.0.0.1", self.port)
         self._spawn(lambda stop: self.server.serve_forever(), "api")
         _wait_for(f"http://127.0.0.1:{self.port}/health")
@@ -121,6 +129,8 @@ class DevStack:
 
     def shutdown(self) -> None:
         self.stop.set()
+        if self.gateway is not None:
+            self.gateway.stop()
         if self.server is not None:
             self.server.shutdown()
         if self.emulator is not None:
@@ -141,6 +151,7 @@ def banner(stack: DevStack) -> str:
 taskstatus is running (stage: local)
   REST API   {api}
   WebSocket  ws://127.0.0.1:{stack.ws_port}/?token=$TOKEN
+  (the management API the app pushes through: http://127.0.0.1:{stack.ws_management_port})
   emulator   http://127.0.0.1:{stack.emulator_port} (moto server)
 
 A token for user `dev-user` (7 days; mint others with `make token NAME=alice`):
@@ -162,6 +173,7 @@ def main() -> None:
         port=int(os.environ.get("PORT", "8000")),
         emulator_port=int(os.environ.get("EMULATOR_PORT", "5000")),
         ws_port=int(os.environ.get("WS_PORT", "8001")),
+        ws_management_port=int(os.environ.get("WS_MANAGEMENT_PORT", "8002")),
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

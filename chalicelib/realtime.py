@@ -1,0 +1,309 @@
+"""WebSocket connections, subscriptions and fan-out from the table's stream.
+
+Records table layout:
+  pk conn#<id>, sk conn                      the connection and its owner (TTL: API Gateway's 2 h)
+  pk conn#<id>, sk sub#<kind>#<value>        a subscription; kind is task, op or all
+      gpk sub#<owner>, gsk <id>#<kind>#<value>   -> GSI by_target: one Query per change finds
+                                                  every subscription of the task's owner
+  pk task#<id>, sk push#<version>            marks a version as pushed (duplicate stream records)
+
+Messages are seed 004's `{"type": "task_status", "payload": {...TaskStatus, "version": n}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+from chalicelib.auth import InvalidToken, verify_token
+from chalicelib.contracts import task_status
+from chalicelib.model import Task, utcnow
+from chalicelib.settings import Settings
+
+log = logging.getLogger("taskstatus.realtime")
+
+CONNECTION_TTL_SECONDS = 2 * 3600 + 15 * 60  # API Gateway closes connections after 2 h
+PUSH_MARKER_TTL_SECONDS = 86400
+MAX_FRAME_BYTES = 32 * 1024 - 512  # API Gateway's frame limit, with room for the envelope
+KINDS = ("task", "op", "all")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    connection_id: str
+    kind: str
+    value: str
+
+    def matches(self, task: Task) -> bool:
+        return (
+            self.kind == "all"
+            or (self.kind == "task" and self.value == task.id)
+            or (self.kind == "op" and self.value == task.type)
+        )
+
+
+def status_message(task: Task) -> str:
+    payload = {**task_status.view(task), "version": task.version}
+    message = json.dumps({"type": "task_status", "payload": payload})
+    if len(message.encode()) > MAX_FRAME_BYTES:
+        payload.pop("result", None)
+        payload["truncated"] = True  # too large to push: GET /task-status/{id} for the result
+        message = json.dumps({"type": "task_status", "payload": payload})
+    return message
+
+
+class Subscriptions:
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    @property
+    def _ddb(self) -> Any:
+        return aws.client("dynamodb")
+
+    def add_connection(self, connection_id: str, owner: str, now: datetime) -> None:
+        self._ddb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"conn#{connection_id}"},
+                "sk": {"S": "conn"},
+                "owner": {"S": owner},
+                "connected_at": {"S": now.isoformat()},
+                "expires_at": {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)},
+            },
+        )
+
+    def owner_of(self, connection_id: str) -> str | None:
+        item = self._ddb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": "conn"}},
+        ).get("Item")
+        return item["owner"]["S"] if item else None
+
+    def refresh(self, connection_id: str, now: datetime) -> None:
+        self._ddb.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": "conn"}},
+            UpdateExpression="SET expires_at = :expires",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={
+                ":expires": {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)}
+            },
+        )
+
+    def subscribe(
+        self, connection_id: str, owner: str, kind: str, value: str, now: datetime
+    ) -> None:
+        self._ddb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"conn#{connection_id}"},
+                "sk": {"S": f"sub#{kind}#{value}"},
+                "gpk": {"S": f"sub#{owner}"},
+                "gsk": {"S": f"{connection_id}#{kind}#{value}"},
+                "expires_at": {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)},
+            },
+        )
+
+    def unsubscribe(self, connection_id: str, kind: str, value: str) -> None:
+        self._ddb.delete_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": f"sub#{kind}#{value}"}},
+        )
+
+    def remove_connection(self, connection_id: str) -> None:
+        items = self._ddb.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"conn#{connection_id}"}},
+            ProjectionExpression="pk, sk",
+        ).get("Items", [])
+        for start in range(0, len(items), 25):
+            self._ddb.batch_write_item(
+                RequestItems={
+                    self.table: [
+                        {"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}}
+                        for i in items[start : start + 25]
+                    ]
+                }
+            )
+
+    def of_owner(self, owner: str) -> list[Subscription]:
+        """Every live subscription of one owner: one Query on the by_target index."""
+        subscriptions: list[Subscription] = []
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by_target",
+            "KeyConditionExpression": "gpk = :gpk",
+            "ExpressionAttributeValues": {":gpk": {"S": f"sub#{owner}"}},
+            "ProjectionExpression": "gsk",
+        }
+        while True:
+            response = self._ddb.query(**request)
+            for item in response.get("Items", []):
+                connection_id, kind, value = item["gsk"]["S"].split("#", 2)
+                subscriptions.append(Subscription(connection_id, kind, value))
+            if "LastEvaluatedKey" not in response:
+                return subscriptions
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def mark_pushed(self, task: Task, now: datetime) -> bool:
+        """Claim the push of this task version; False if it was pushed before."""
+        try:
+            self._ddb.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": f"task#{task.id}"},
+                    "sk": {"S": f"push#{task.version:010d}"},
+                    "expires_at": {"N": str(int(now.timestamp()) + PUSH_MARKER_TTL_SECONDS)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+class Pusher:
+    """Sends to connections through the API Gateway management API (or `make dev`'s gateway)."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+
+    def send(self, connection_id: str, message: str) -> bool:
+        """False if the connection is gone."""
+        client = aws.client("apigatewaymanagementapi", self.endpoint_url)
+        try:
+            client.post_to_connection(ConnectionId=connection_id, Data=message.encode())
+        except client.exceptions.GoneException:
+            return False
+        except ClientError as exc:
+            # Throttled or refused: this push is lost, the connection is kept.
+            log.warning("push to %s failed: %s", connection_id, exc)
+        return True
+
+
+class Realtime:
+    def __init__(self, service: Any, settings: Settings) -> None:
+        self.service = service
+        self.subscriptions = Subscriptions(settings.records_table)
+        self.pusher = Pusher(settings.ws_endpoint_url)
+
+    # -- $connect / $disconnect ----------------------------------------------------------
+
+    def connect(self, connection_id: str, query: dict[str, str] | None) -> dict[str, Any]:
+        token = (query or {}).get("token", "")
+        try:
+            owner = verify_token(token)
+        except InvalidToken as exc:
+            log.info("refused a WebSocket connection: %s", exc)
+            return {"statusCode": 401, "body": "a valid ?token=<JWT> is required"}
+        self.subscriptions.add_connection(connection_id, owner, utcnow())
+        return {"statusCode": 200}
+
+    def disconnect(self, connection_id: str) -> None:
+        self.subscriptions.remove_connection(connection_id)
+
+    # -- messages ------------------------------------------------------------------------
+
+    def message(self, connection_id: str, body: str) -> None:
+        owner = self.subscriptions.owner_of(connection_id)
+        if owner is None:
+            self._reply(
+                connection_id, {"type": "error", "message": "unknown connection; reconnect"}
+            )
+            return
+        try:
+            request = json.loads(body)
+        except (ValueError, TypeError):
+            request = None
+        if not isinstance(request, dict):
+            self._error(connection_id, 'send a JSON object such as {"action": "ping"}')
+            return
+        action = request.get("action")
+        if action == "ping":
+            self.subscriptions.refresh(connection_id, utcnow())
+            self._reply(connection_id, {"type": "pong"})
+        elif action in ("subscribe", "unsubscribe"):
+            self._subscription(connection_id, owner, action, request)
+        else:
+            self._error(connection_id, "action must be subscribe, unsubscribe or ping")
+
+    def _subscription(
+        self, connection_id: str, owner: str, action: str, request: dict[str, Any]
+    ) -> None:
+        from chalicelib.http import is_task_id
+        from chalicelib.processors import registered_types
+
+        task_id, operation = request.get("taskId"), request.get("operation")
+        if task_id is not None:
+            if not isinstance(task_id, str) or not is_task_id(task_id):
+                self._error(connection_id, "taskId must be a task id (a lowercase UUID)")
+                return
+            kind, value = "task", task_id
+        elif operation is not None:
+            if operation not in registered_types():
+                self._error(
+                    connection_id, f"operation must be one of {', '.join(registered_types())}"
+                )
+                return
+            kind, value = "op", operation
+        else:
+            kind, value = "all", "*"
+        since = request.get("sinceVersion")
+        if since is not None and (
+            not isinstance(since, int) or isinstance(since, bool) or since < 0
+        ):
+            self._error(connection_id, "sinceVersion must be a whole number")
+            return
+        if action == "unsubscribe":
+            self.subscriptions.unsubscribe(connection_id, kind, value)
+            self._reply(connection_id, {"type": "unsubscribed", **_target(kind, value)})
+            return
+        current = None
+        if kind == "task":
+            current = self.service.find(value)
+            if current is None or current.owner != owner:
+                self._error(connection_id, f"task {value} was not found")
+                return
+        self.subscriptions.subscribe(connection_id, owner, kind, value, utcnow())
+        self._reply(connection_id, {"type": "subscribed", **_target(kind, value)})
+        if current is not None and (since is None or current.version > since):
+            self.pusher.send(connection_id, status_message(current))
+
+    def _reply(self, connection_id: str, message: dict[str, Any]) -> None:
+        if not self.pusher.send(connection_id, json.dumps(message)):
+            self.subscriptions.remove_connection(connection_id)
+
+    def _error(self, connection_id: str, message: str) -> None:
+        self._reply(connection_id, {"type": "error", "message": message})
+
+    # -- fan-out -------------------------------------------------------------------------
+
+    def on_task_change(self, task: Task) -> int:
+        """Push a task's new state to its owner's matching connections; returns pushes made."""
+        targets = {
+            s.connection_id for s in self.subscriptions.of_owner(task.owner) if s.matches(task)
+        }
+        if not targets or not self.subscriptions.mark_pushed(task, utcnow()):
+            return 0
+        message = status_message(task)
+        pushed = 0
+        for connection_id in sorted(targets):
+            if self.pusher.send(connection_id, message):
+                pushed += 1
+            else:
+                log.info("connection %s is gone; removing it", connection_id)
+                self.subscriptions.remove_connection(connection_id)
+        return pushed
+
+
+def _target(kind: str, value: str) -> dict[str, str]:
+    return {"task": {"taskId": value}, "op": {"operation": value}, "all": {"all": "*"}}[kind]
