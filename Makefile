@@ -62,6 +62,7 @@ infra: install
 
 deploy: infra
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
+	$(PY) -m infra.stage $(STAGE) websocket || { test $$? -eq 10 && $(VENV)/bin/chalice deploy --stage $(STAGE); }
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

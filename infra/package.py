@@ -27,7 +27,25 @@ SQS_FUNCTIONS = {
     "Webhooks": "WebhooksQueue",
 }
 STREAM_FUNCTIONS = {"Stream": "TasksTable"}
-ALL_FUNCTIONS = ["APIHandler", "Worker", "DeadLetters", "Webhooks", "Stream", "Reaper", "Status"]
+ALL_FUNCTIONS = [
+    "APIHandler",
+    "Worker",
+    "DeadLetters",
+    "Webhooks",
+    "Stream",
+    "Reaper",
+    "Status",
+    "WebsocketConnect",
+    "WebsocketMessage",
+    "WebsocketDisconnect",
+]
+WEBSOCKET_ENDPOINT = {
+    "Fn::Sub": "https://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
+}
+WEBSOCKET_CONNECTIONS = {
+    "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}"
+    ":${WebsocketAPI}/*/*/@connections/*"
+}
 
 SECRET_PARAMETERS = {
     "JwtSecret": ("JWT_SECRET", "HS256 secret for bearer tokens (leave empty with JwtJwksUrl)"),
@@ -57,13 +75,14 @@ def environment() -> dict[str, Any]:
         "TASKS_QUEUE_URL": ref("TasksQueue"),
         "WEBHOOKS_QUEUE_URL": ref("WebhooksQueue"),
         "OBJECTS_BUCKET": ref("ObjectsBucket"),
+        "WS_ENDPOINT_URL": WEBSOCKET_ENDPOINT,
     }
     for parameter, (variable, _) in {**SECRET_PARAMETERS, **PLAIN_PARAMETERS}.items():
         variables[variable] = ref(parameter)
     return {"Variables": variables}
 
 
-def policy() -> dict[str, Any]:
+def policy(websocket_connections: Any = WEBSOCKET_CONNECTIONS) -> dict[str, Any]:
     table_arns = [arn("TasksTable"), {"Fn::Sub": "${TasksTable.Arn}/index/*"}]
     records_arns = [arn("RecordsTable"), {"Fn::Sub": "${RecordsTable.Arn}/index/*"}]
     statements = [
@@ -104,6 +123,11 @@ def policy() -> dict[str, Any]:
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject"],
             "Resource": {"Fn::Sub": "${ObjectsBucket.Arn}/*"},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["execute-api:ManageConnections"],
+            "Resource": websocket_connections,
         },
         {
             "Effect": "Allow",

@@ -84,7 +84,32 @@ def resolve(value: Any, outputs: dict[str, str], partition: str, region: str, ac
 
 def stage_policy(outputs: dict[str, str]) -> dict[str, Any]:
     _, partition, _, region, account, _ = outputs["TasksTableArn"].split(":", 5)
-    return resolve(policy()["PolicyDocument"], outputs, partition, region, account)
+    # The WebSocket API's id exists only after `chalice deploy`: any API of this account.
+    connections = f"arn:{partition}:execute-api:{region}:{account}:*/*/*/@connections/*"
+    return resolve(policy(connections)["PolicyDocument"], outputs, partition, region, account)
+
+
+def websocket_endpoint(stage: str, root: Path = ROOT) -> str:
+    """The management endpoint of the WebSocket API `chalice deploy` created for a stage."""
+    deployed = json.loads((root / ".chalice" / "deployed" / f"{stage}.json").read_text())
+    for resource in deployed["resources"]:
+        if resource.get("resource_type") == "websocket_api":
+            # wss://<id>.execute-api.<region>.<dns suffix>/<stage>/ -> https://.../<stage>
+            return "https://" + resource["websocket_api_url"].removeprefix("wss://").rstrip("/")
+    raise SystemExit(
+        f"no WebSocket API in .chalice/deployed/{stage}.json: run chalice deploy first"
+    )
+
+
+def set_websocket_endpoint(stage: str, endpoint: str, config_path: Path = CONFIG) -> bool:
+    """Write WS_ENDPOINT_URL into the stage; True if it changed (deploy again)."""
+    config = json.loads(config_path.read_text())
+    variables = config["stages"][stage].setdefault("environment_variables", {})
+    if variables.get("WS_ENDPOINT_URL") == endpoint:
+        return False
+    variables["WS_ENDPOINT_URL"] = endpoint
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    return True
 
 
 def write_stage_config(stage: str, outputs: dict[str, str], config_path: Path = CONFIG) -> Path:
@@ -100,7 +125,11 @@ def write_stage_config(stage: str, outputs: dict[str, str], config_path: Path = 
     return policy_path
 
 
-def main(stage: str) -> None:
+def main(stage: str, step: str = "resources") -> None:
+    if step == "websocket":
+        changed = set_websocket_endpoint(stage, websocket_endpoint(stage))
+        print("WS_ENDPOINT_URL " + ("set; deploying again" if changed else "already set"))
+        raise SystemExit(10 if changed else 0)
     if stage == "local":
         raise SystemExit("the local stage runs on the emulator: use `make dev`")
     outputs = deploy_stack(boto3.client("cloudformation"), f"taskstatus-{stage}")
@@ -116,4 +145,7 @@ def main(stage: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "dev")
+    main(
+        sys.argv[1] if len(sys.argv) > 1 else "dev",
+        sys.argv[2] if len(sys.argv) > 2 else "resources",
+    )

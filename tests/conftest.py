@@ -20,6 +20,8 @@ UNIT_ENV = {
     for k, v in LOCAL_STAGE["environment_variables"].items()
     if k not in {"AWS_ENDPOINT_URL", "WS_ENDPOINT_URL"}
 }
+# moto answers the API Gateway management API at its AWS address.
+UNIT_ENV["WS_ENDPOINT_URL"] = "https://local.execute-api.us-east-1.amazonaws.com/local"
 os.environ.update(UNIT_ENV)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 JWT_SECRET = UNIT_ENV["JWT_SECRET"]

@@ -46,6 +46,11 @@ class LocalStack:
             aws_secret_access_key="testing",
         )
 
+    def websocket(self, user: str = "alice", token: str | None = None) -> Any:
+        from websockets.sync.client import connect
+
+        return connect(f"{self.ws}/?token={token or token_for(user)}", proxy=None, open_timeout=10)
+
     def submit(self, job: dict, user: str = "alice", **kwargs: Any) -> dict:
         response = requests.post(
             f"{self.api}/jobs", json=job, headers=self.headers(user), timeout=10, **kwargs
@@ -58,12 +63,14 @@ class LocalStack:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def wait_until_finished(self, job_id: str, timeout: float = 30) -> list[dict]:
+    def wait_until_finished(
+        self, job_id: str, timeout: float = 30, user: str = "alice"
+    ) -> list[dict]:
         """Poll until the job is terminal; return every distinct state seen."""
         seen: list[dict] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = self.get(job_id)
+            job = self.get(job_id, user)
             if not seen or seen[-1] != job:
                 seen.append(job)
             if job["status"] in {"completed", "completed_with_errors", "failed", "cancelled"}:
@@ -74,7 +81,12 @@ class LocalStack:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    ports = {"PORT": free_port(), "EMULATOR_PORT": free_port(), "WS_PORT": free_port()}
+    ports = {
+        "PORT": free_port(),
+        "EMULATOR_PORT": free_port(),
+        "WS_PORT": free_port(),
+        "WS_MANAGEMENT_PORT": free_port(),
+    }
     log = tmp_path_factory.mktemp("local-stack") / "dev.log"
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
     env.pop("AWS_ENDPOINT_URL", None)

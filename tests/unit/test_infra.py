@@ -58,3 +58,37 @@ def test_make_infra_writes_names_and_a_concrete_policy(tmp_path):
     text = policy_path.read_text()
     assert "Fn::" not in text and "${" not in text
     assert "arn:aws:dynamodb:us-east-1:123456789012:table/taskstatus-dev-tasks" in text
+
+
+def test_the_websocket_endpoint_is_read_from_chalices_deployed_record(tmp_path, monkeypatch):
+    from infra import stage as stage_module
+
+    (tmp_path / ".chalice" / "deployed").mkdir(parents=True)
+    (tmp_path / ".chalice" / "deployed" / "dev.json").write_text(
+        json.dumps(
+            {
+                "region": "eu-west-1",
+                "resources": [
+                    {
+                        "name": "websocket_api",
+                        "resource_type": "websocket_api",
+                        "websocket_api_id": "abc123",
+                    }
+                ],
+            }
+        )
+    )
+    config = tmp_path / ".chalice" / "config.json"
+    config.write_text(json.dumps({"stages": {"dev": {"api_gateway_stage": "api"}}}))
+    monkeypatch.setattr(stage_module, "CONFIG", config)
+    endpoint = stage_module.websocket_endpoint("dev", tmp_path)
+    assert endpoint == "https://abc123.execute-api.eu-west-1.amazonaws.com/api"
+    assert stage_module.set_websocket_endpoint("dev", endpoint, config) is True
+    assert stage_module.set_websocket_endpoint("dev", endpoint, config) is False
+
+
+def test_every_function_can_reach_the_websocket_management_api():
+    template = merge_template()
+    for function in ("Stream", "WebsocketMessage"):
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert "WebsocketAPI" in variables["WS_ENDPOINT_URL"]["Fn::Sub"]

@@ -1,0 +1,135 @@
+"""WebSocket pushes under `make dev`: a real client on the local gateway."""
+
+import json
+import time
+
+import boto3
+import jwt
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from tests.conftest import JWT_SECRET
+
+
+def send(ws, **message):
+    ws.send(json.dumps(message))
+
+
+def next_message(ws, timeout=10):
+    return json.loads(ws.recv(timeout=timeout))
+
+
+def statuses_until_finished(ws, job_id, timeout=20):
+    payloads, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = next_message(ws, timeout=deadline - time.monotonic())
+        if message["type"] == "task_status" and message["payload"]["task_id"] == job_id:
+            payloads.append(message["payload"])
+            if message["payload"]["status"] in {"completed", "failed"}:
+                return payloads
+    raise AssertionError(f"no final status; got {payloads}")
+
+
+def test_a_subscriber_sees_every_status_from_started_to_completed_in_version_order(local_stack):
+    with local_stack.websocket() as ws:
+        send(ws, action="subscribe", operation="demo/sleep")
+        assert next_message(ws) == {"type": "subscribed", "operation": "demo/sleep"}
+        job = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 1.5, "steps": 3}})
+        payloads = statuses_until_finished(ws, job["jobId"])
+    versions = [p["version"] for p in payloads]
+    assert versions == sorted(versions) == list(range(1, len(versions) + 1))
+    statuses = [p["status"] for p in payloads]
+    assert statuses[0] == "started" and statuses[-1] == "completed" and "processing" in statuses
+    progress = [p["progress"]["current"] for p in payloads if "progress" in p]
+    assert progress == sorted(progress) and progress[-1] == 3
+
+
+def test_a_bad_token_is_refused_at_connect(local_stack):
+    with pytest.raises(InvalidStatus) as refused:
+        local_stack.websocket(token="not-a-token")
+    assert refused.value.response.status_code == 401
+
+
+def test_an_expired_token_is_refused_at_connect(local_stack):
+    expired = jwt.encode({"sub": "alice", "exp": int(time.time()) - 120}, JWT_SECRET, "HS256")
+    with pytest.raises(InvalidStatus):
+        local_stack.websocket(token=expired)
+
+
+def test_a_user_cannot_subscribe_to_another_users_task(local_stack):
+    job = local_stack.submit(
+        {"type": "demo/sleep", "input": {"seconds": 1, "steps": 2}}, user="alice"
+    )
+    with local_stack.websocket(user="bob") as ws:
+        send(ws, action="subscribe", taskId=job["jobId"])
+        assert next_message(ws) == {
+            "type": "error",
+            "message": f"task {job['jobId']} was not found",
+        }
+        send(ws, action="ping")
+        assert next_message(ws) == {"type": "pong"}  # nothing about alice's task came in between
+        local_stack.wait_until_finished(job["jobId"])
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=1)
+
+
+def test_a_late_subscriber_gets_the_final_state_at_once(local_stack):
+    job = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 0}})
+    final = local_stack.wait_until_finished(job["jobId"])[-1]
+    with local_stack.websocket() as ws:
+        send(ws, action="subscribe", taskId=job["jobId"])
+        assert next_message(ws)["type"] == "subscribed"
+        state = next_message(ws)
+    assert state["type"] == "task_status"
+    assert state["payload"]["status"] == final["status"] == "completed"
+
+
+def test_a_reconnecting_client_gets_only_what_is_newer_than_its_version(local_stack):
+    job = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 0}})
+    local_stack.wait_until_finished(job["jobId"])
+    with local_stack.websocket() as ws:
+        send(ws, action="subscribe", taskId=job["jobId"])
+        next_message(ws)
+        version = next_message(ws)["payload"]["version"]
+    with local_stack.websocket() as ws:
+        send(ws, action="subscribe", taskId=job["jobId"], sinceVersion=version)
+        assert next_message(ws)["type"] == "subscribed"
+        send(ws, action="ping")
+        assert next_message(ws) == {"type": "pong"}
+
+
+def test_a_vanished_connection_is_removed_on_the_next_push(local_stack):
+    records = boto3.client(
+        "dynamodb",
+        endpoint_url=local_stack.emulator,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    table = "taskstatus-local-records"
+    ghost = "ghost-connection"  # its $disconnect never arrived
+    for item in (
+        {"pk": {"S": f"conn#{ghost}"}, "sk": {"S": "conn"}, "owner": {"S": "carol"}},
+        {
+            "pk": {"S": f"conn#{ghost}"},
+            "sk": {"S": "sub#all#*"},
+            "gpk": {"S": "sub#carol"},
+            "gsk": {"S": f"{ghost}#all#*"},
+        },
+    ):
+        records.put_item(
+            TableName=table, Item={**item, "expires_at": {"N": str(int(time.time()) + 3600)}}
+        )
+    job = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 0}}, user="carol")
+    local_stack.wait_until_finished(job["jobId"], user="carol")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        left = records.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"conn#{ghost}"}},
+        )["Items"]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == []

@@ -1,0 +1,162 @@
+"""WebSocket fan-out from the stream: per owner, per subscription, once per version."""
+
+import json
+
+import pytest
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+from chalicelib.model import Status
+from chalicelib.realtime import MAX_FRAME_BYTES, Realtime, status_message
+from tests.unit.helpers import sleep_job, submit
+from tests.unit.tasks import stored_task
+
+
+@pytest.fixture
+def realtime(service):
+    return Realtime(service, service.settings)
+
+
+def sent(connection_id):
+    """Every message moto's management API received for a connection."""
+    backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
+    data = backend.connections[connection_id].data.decode()
+    decoder, messages, index = json.JSONDecoder(), [], 0
+    while index < len(data):
+        message, index = decoder.raw_decode(data, index)
+        messages.append(message)
+    return messages
+
+
+def pushes(connection_id):
+    return [m["payload"] for m in sent(connection_id) if m["type"] == "task_status"]
+
+
+def connected(realtime, connection_id, owner, **subscribe):
+    realtime.subscriptions.add_connection(connection_id, owner, realtime_now())
+    realtime.message(connection_id, json.dumps({"action": "subscribe", **subscribe}))
+
+
+def realtime_now():
+    from chalicelib.model import utcnow
+
+    return utcnow()
+
+
+def test_a_change_is_pushed_as_seed_004s_message_with_its_version(realtime, service):
+    connected(realtime, "c1", "alice")
+    task = stored_task(service, Status.PROCESSING)
+    assert realtime.on_task_change(task) == 1
+    [payload] = pushes("c1")
+    assert payload["task_id"] == task.id and payload["status"] == "processing"
+    assert payload["version"] == task.version
+    assert payload["progress"] == {"current": 2, "total": 5, "message": "working"}
+
+
+def test_a_duplicate_stream_record_pushes_at_most_once_per_connection_and_version(
+    client, stack, realtime
+):
+    connected(realtime, "c2", "alice")
+    submit(client, sleep_job(steps=2))
+    stack.settle()
+    first = [p["version"] for p in pushes("c2")]
+    stack.stream_pump._positions.clear()  # replay every record of the stream
+    stack.run_stream()
+    assert [p["version"] for p in pushes("c2")] == first == sorted(set(first))
+
+
+def test_another_owners_changes_are_never_pushed(realtime, service):
+    connected(realtime, "bob-conn", "bob")
+    realtime.on_task_change(stored_task(service, Status.COMPLETED, owner="alice"))
+    assert pushes("bob-conn") == []
+
+
+def test_an_operation_subscription_gets_only_that_operation(realtime, service):
+    connected(realtime, "c3", "alice", operation="image/watermark")
+    realtime.on_task_change(stored_task(service, Status.COMPLETED, type="demo/sleep"))
+    watermark = stored_task(service, Status.COMPLETED, type="image/watermark")
+    realtime.on_task_change(watermark)
+    assert [p["task_id"] for p in pushes("c3")] == [watermark.id]
+
+
+def test_a_task_subscription_sends_the_current_state_at_once(realtime, service):
+    task = stored_task(service, Status.COMPLETED)
+    connected(realtime, "c4", "alice", taskId=task.id)
+    assert sent("c4")[0] == {"type": "subscribed", "taskId": task.id}
+    assert pushes("c4")[0]["status"] == "completed"
+
+
+def test_since_version_skips_a_state_the_client_has(realtime, service):
+    task = stored_task(service, Status.COMPLETED)
+    connected(realtime, "c5", "alice", taskId=task.id, sinceVersion=task.version)
+    assert pushes("c5") == []
+    connected(realtime, "c6", "alice", taskId=task.id, sinceVersion=task.version - 1)
+    assert len(pushes("c6")) == 1
+
+
+def test_subscribing_to_another_users_task_is_an_error_and_pushes_nothing(realtime, service):
+    task = stored_task(service, Status.PROCESSING, owner="alice")
+    connected(realtime, "c7", "bob", taskId=task.id)
+    assert sent("c7") == [{"type": "error", "message": f"task {task.id} was not found"}]
+    realtime.on_task_change(task)
+    assert pushes("c7") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "phrase"),
+    [
+        ("not json", "JSON object"),
+        ("[1]", "JSON object"),
+        ('{"action": "dance"}', "action must be"),
+        ('{"action": "subscribe", "taskId": "nope"}', "taskId"),
+        ('{"action": "subscribe", "operation": "video/x"}', "operation must be"),
+        ('{"action": "subscribe", "sinceVersion": "3"}', "sinceVersion"),
+    ],
+)
+def test_bad_messages_get_an_error_message(realtime, body, phrase):
+    realtime.subscriptions.add_connection("c8", "alice", realtime_now())
+    realtime.message("c8", body)
+    [reply] = sent("c8")
+    assert reply["type"] == "error" and phrase in reply["message"]
+
+
+def test_ping_answers_pong(realtime):
+    realtime.subscriptions.add_connection("c9", "alice", realtime_now())
+    realtime.message("c9", '{"action": "ping"}')
+    assert sent("c9") == [{"type": "pong"}]
+
+
+def test_unsubscribe_stops_pushes(realtime, service):
+    connected(realtime, "c10", "alice")
+    realtime.message("c10", '{"action": "unsubscribe"}')
+    realtime.on_task_change(stored_task(service, Status.COMPLETED))
+    assert pushes("c10") == []
+
+
+def test_a_bad_token_is_refused_at_connect(realtime):
+    assert realtime.connect("c11", {"token": "not-a-jwt"})["statusCode"] == 401
+    assert realtime.connect("c12", None)["statusCode"] == 401
+    assert realtime.subscriptions.owner_of("c11") is None
+
+
+def test_a_large_result_is_left_out_of_the_push(service):
+    task = stored_task(service, Status.COMPLETED, result={"blob": "x" * 40000})
+    message = status_message(task)
+    assert len(message.encode()) <= MAX_FRAME_BYTES
+    payload = json.loads(message)["payload"]
+    assert payload["truncated"] is True and "result" not in payload
+
+
+def test_fan_out_is_one_query_per_change(realtime, service, stack):
+    connected(realtime, "c13", "alice")
+    task = stored_task(service, Status.COMPLETED)
+    calls = []
+    from chalicelib import aws
+
+    ddb = aws.client("dynamodb")
+    ddb.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+    realtime.on_task_change(task)
+    assert calls == ["Query", "PutItem"]  # subscribers, then the once-per-version marker
+    unwatched = stored_task(service, Status.COMPLETED, owner="nobody-listening")
+    calls.clear()
+    realtime.on_task_change(unwatched)
+    assert calls == ["Query"]
