@@ -67,12 +67,13 @@ def test_the_websocket_endpoint_is_read_from_chalices_deployed_record(tmp_path, 
     (tmp_path / ".chalice" / "deployed" / "dev.json").write_text(
         json.dumps(
             {
-                "region": "eu-west-1",
+                "schema_version": "2.0",
                 "resources": [
                     {
                         "name": "websocket_api",
                         "resource_type": "websocket_api",
                         "websocket_api_id": "abc123",
+                        "websocket_api_url": "wss://abc123.execute-api.eu-west-1.amazonaws.com/api/",
                     }
                 ],
             }
