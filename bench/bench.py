@@ -217,6 +217,70 @@ def worker_throughput(counter: CallCounter, stack: Any) -> None:
         )
 
 
+def fan_out_calls(counter: CallCounter) -> None:
+    from chalicelib.model import Status, Task, utcnow
+    from chalicelib.realtime import Realtime
+    from chalicelib.service import default_service
+
+    service = default_service()
+    realtime = Realtime(service, service.settings)
+    for connection in ("bench-a", "bench-b"):
+        realtime.subscriptions.add_connection(connection, "bench-ws", utcnow())
+        realtime.subscriptions.subscribe(connection, "bench-ws", "all", "*", utcnow())
+    tasks = []
+    for _ in range(20):
+        task = Task.new(owner="bench-ws", type="demo/sleep", ttl_seconds=3600)
+        task = task.model_copy(update={"status": Status.PROCESSING})
+        service.store.create(task)
+        tasks.append(task)
+    with counter.measure() as calls:
+        pushed = sum(realtime.on_task_change(task) for task in tasks)
+    print("\nWebSocket fan-out (stream handler, 2 subscribed connections)")
+    row("per pushed change", summarize(calls, len(tasks)) + f"; {pushed / len(tasks):g} pushes")
+
+
+def websocket_latency(changes: int = 100) -> None:
+    import tempfile
+
+    from websockets.sync.client import connect
+
+    from local.launcher import local_stack
+
+    with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp) / "dev.log") as stack:
+        os.environ["AWS_ENDPOINT_URL"] = stack.emulator
+        fixtures.reset_caches()
+        from chalicelib.model import Status, Task
+        from chalicelib.service import default_service
+
+        service = default_service()
+        token = fixtures.token_for("bench-latency")
+        samples: list[float] = []
+        with connect(f"{stack.ws}/?token={token}", proxy=None) as ws:
+            ws.send(json.dumps({"action": "subscribe"}))
+            ws.recv(timeout=10)
+            while len(samples) < changes:
+                task = Task.new(owner="bench-latency", type="demo/sleep", ttl_seconds=3600)
+                task = task.model_copy(update={"status": Status.STARTED})
+                service.store.create(task)
+                ws.recv(timeout=10)  # version 1
+                for step in range(1, 11):
+                    start = time.perf_counter()
+                    task = service.report_progress(task, step, 10, "bench")
+                    while True:
+                        payload = json.loads(ws.recv(timeout=10))["payload"]
+                        if payload["task_id"] == task.id and payload["version"] == task.version:
+                            break
+                    samples.append(time.perf_counter() - start)
+        del os.environ["AWS_ENDPOINT_URL"]
+    samples.sort()
+    p95 = samples[int(len(samples) * 0.95) - 1]
+    print(f"\nWebSocket push latency under make dev ({len(samples)} status writes -> a client)")
+    print(
+        f"  median {statistics.median(samples) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms "
+        f"(target: median < 250 ms)"
+    )
+
+
 def main() -> None:
     import boto3
     from chalice.test import Client
@@ -242,6 +306,9 @@ def main() -> None:
         with Client(stack.app.app, stage_name="prod", project_dir=str(ROOT)) as client:
             per_request(client, counter, stack)
             worker_throughput(counter, stack)
+            fan_out_calls(counter)
+    set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115
+    websocket_latency()
 
 
 if __name__ == "__main__":

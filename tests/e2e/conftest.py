@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,15 +12,10 @@ import boto3
 import pytest
 import requests
 
+from local.launcher import local_stack as launch
 from tests.conftest import token_for
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -81,46 +72,6 @@ class LocalStack:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    ports = {
-        "PORT": free_port(),
-        "EMULATOR_PORT": free_port(),
-        "WS_PORT": free_port(),
-        "WS_MANAGEMENT_PORT": free_port(),
-    }
     log = tmp_path_factory.mktemp("local-stack") / "dev.log"
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
-    env.pop("AWS_ENDPOINT_URL", None)
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local.dev"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    stack = LocalStack(
-        api=f"http://127.0.0.1:{ports['PORT']}",
-        ws=f"ws://127.0.0.1:{ports['WS_PORT']}",
-        emulator=f"http://127.0.0.1:{ports['EMULATOR_PORT']}",
-        log=log,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the local stack exited early:\n{log.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{stack.api}/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the local stack did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield stack
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with launch(log) as endpoints:
+        yield LocalStack(api=endpoints.api, ws=endpoints.ws, emulator=endpoints.emulator, log=log)

@@ -1,0 +1,73 @@
+"""Start `make dev`'s program on free ports, for the end-to-end tests and the bench."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    api: str
+    ws: str
+    emulator: str
+    log: Path
+
+
+@contextmanager
+def local_stack(log: Path, timeout: float = 60) -> Iterator[Endpoints]:
+    ports = {
+        name: free_port() for name in ("PORT", "EMULATOR_PORT", "WS_PORT", "WS_MANAGEMENT_PORT")
+    }
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
+    env.pop("AWS_ENDPOINT_URL", None)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local.dev"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    endpoints = Endpoints(
+        api=f"http://127.0.0.1:{ports['PORT']}",
+        ws=f"ws://127.0.0.1:{ports['WS_PORT']}",
+        emulator=f"http://127.0.0.1:{ports['EMULATOR_PORT']}",
+        log=log,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the local stack exited early:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{endpoints.api}/health", timeout=1):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the local stack did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield endpoints
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
