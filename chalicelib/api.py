@@ -9,6 +9,7 @@ from chalice.app import Request, Response
 
 from chalicelib import http
 from chalicelib.contracts.jobs import job_document, parse_job_request
+from chalicelib.contracts.models import DeliveryList, Redelivery
 from chalicelib.errors import (
     BadRequest,
     Conflict,
@@ -99,6 +100,7 @@ def list_jobs(service: TaskService, request: Request) -> Response:
         status=status,
         after=http.decode_cursor(params.get("cursor"), scope),
     )
+    # The shape of JobList; each item is already a dumped JobDocument.
     return _json(
         {
             "jobs": [job_document(task) for task in page.tasks],
@@ -138,7 +140,8 @@ def list_deliveries(service: TaskService, request: Request, job_id: str) -> Resp
         service.get_owned(http.current_user(request), job_id)
     except TaskNotFound:
         raise NotFound(f"job {job_id} was not found") from None
-    return _json({"deliveries": WebhookLog(service.settings.records_table).deliveries(job_id)})
+    deliveries = WebhookLog(service.settings.records_table).deliveries(job_id)
+    return _json(DeliveryList(deliveries=deliveries).model_dump(mode="json"))
 
 
 def redeliver_webhook(service: TaskService, request: Request, job_id: str) -> Response:
@@ -152,4 +155,4 @@ def redeliver_webhook(service: TaskService, request: Request, job_id: str) -> Re
     outcome = redeliver(service, task)
     if not outcome["triggered"]:
         raise Conflict(outcome["message"])
-    return _json(outcome, 202)
+    return _json(Redelivery(**outcome).model_dump(mode="json", exclude_none=True), 202)

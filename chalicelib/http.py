@@ -53,9 +53,11 @@ def current_user(request: Request) -> str:
 
 
 def error_body(code: str, message: str, rid: str, **details: Any) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    error.update(details)
-    return {"error": error, "requestId": rid, "timestamp": timestamp()}
+    from chalicelib.contracts.models import ErrorBody
+
+    error = {"code": code, "message": message, **details}
+    body = ErrorBody(error=error, requestId=rid, timestamp=timestamp())
+    return body.model_dump(mode="json", exclude_none=True)
 
 
 def error_response(exc: ApiError, rid: str) -> Response:

@@ -49,7 +49,7 @@ class Subscription:
 
 
 def status_message(task: Task) -> str:
-    payload = {**task_status.view(task), "version": task.version}
+    payload = task_status.view(task, version=True)
     message = json.dumps({"type": "task_status", "payload": payload})
     if len(message.encode()) > MAX_FRAME_BYTES:
         payload.pop("result", None)

@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.contracts.common import iso_seconds
+from chalicelib.contracts.models import AssemblyError, AssemblyStatus
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.objects import presign
@@ -40,7 +41,8 @@ def lambda_response(status_code: int, body: dict[str, Any], request_id: str = ""
 
 
 def _error(status_code: int, code: str, message: str, request_id: str) -> dict[str, Any]:
-    return lambda_response(status_code, {"error": code, "message": message}, request_id)
+    body = AssemblyError(error=code, message=message).model_dump(mode="json")
+    return lambda_response(status_code, body, request_id)
 
 
 def _message(task: Task) -> str:
@@ -96,20 +98,20 @@ def view(task: Task) -> dict[str, Any]:
         if task.is_terminal
         else (round(100 * progress.current / progress.total) if progress and progress.total else 0)
     )
-    return {
-        "assembly_id": task.id,
-        "ok": ASSEMBLY_OK[task.status],
-        "error": "ASSEMBLY_FAILED" if task.status is Status.FAILED else None,
-        "message": _message(task),
-        "type": task.type,
-        "uploads": uploads,
-        "results": results,
-        "execution_duration": _duration(task, now),
-        "progress_combined": combined,
-        "progress": progress.model_dump() if progress else None,
-        "created_at": iso_seconds(task.created_at),
-        "updated_at": iso_seconds(task.updated_at),
-    }
+    return AssemblyStatus(
+        assembly_id=task.id,
+        ok=ASSEMBLY_OK[task.status],
+        error="ASSEMBLY_FAILED" if task.status is Status.FAILED else None,
+        message=_message(task),
+        type=task.type,
+        uploads=uploads,
+        results=results,
+        execution_duration=_duration(task, now),
+        progress_combined=combined,
+        progress=progress.model_dump() if progress else None,
+        created_at=iso_seconds(task.created_at),
+        updated_at=iso_seconds(task.updated_at),
+    ).model_dump(mode="json", exclude={"webhook"})
 
 
 def handle(

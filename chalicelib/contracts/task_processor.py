@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Response
 
 from chalicelib.contracts.common import iso_seconds
+from chalicelib.contracts.models import TaskProcessorTask
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.model import Task, utcnow
 from chalicelib.objects import presign
@@ -35,33 +36,29 @@ def missing_id() -> Response:
 
 
 def view(task: Task) -> dict[str, Any]:
+    """The seeds' fields; absent ones are left out. Deblindwatermark tasks carry `Result`."""
     status = TASK_PROCESSOR[task.status]
-    body: dict[str, Any] = {"TaskId": task.id}
-    if task.type == DEBLIND:
-        body["Status"] = status
-        if task.result is not None:
-            body["Result"] = task.result
-        body["TaskType"] = task.type
-        if task.source:
-            body["SourceKey"], body["SourceBucket"] = task.source.key, task.source.bucket
-    else:
-        body["Status"] = status
-        if status == "completed" and task.target:
-            body["TargetObjectURL"] = presign(task.target.bucket, task.target.key, utcnow())[0]
-        if task.source:
-            body["SourceKey"] = task.source.key
-        if task.target:
-            body["TargetKey"] = task.target.key
-        if task.source:
-            body["SourceBucket"] = task.source.bucket
-        if task.target:
-            body["TargetBucket"] = task.target.bucket
-        body["TaskType"] = task.type
-    body["Created_at"] = iso_seconds(task.created_at)
-    body["Updated_at"] = iso_seconds(task.updated_at)
-    if status == "failed":
-        body["ErrorMessage"] = task.error or f"task was {task.status.value}"
-    return body
+    deblind = task.type == DEBLIND
+    target = None if deblind else task.target
+    url = None
+    if status == "completed" and target is not None:
+        url = presign(target.bucket, target.key, utcnow())[0]
+    return TaskProcessorTask(
+        TaskId=task.id,
+        Status=status,
+        Result=task.result if deblind else None,
+        TargetObjectURL=url,
+        SourceKey=task.source.key if task.source else None,
+        TargetKey=target.key if target else None,
+        SourceBucket=task.source.bucket if task.source else None,
+        TargetBucket=target.bucket if target else None,
+        TaskType=task.type,
+        Created_at=iso_seconds(task.created_at),
+        Updated_at=iso_seconds(task.updated_at),
+        ErrorMessage=(task.error or f"task was {task.status.value}")
+        if status == "failed"
+        else None,
+    ).model_dump(mode="json", exclude_none=True)
 
 
 def get_task(service: TaskService, user: str, task_id: str) -> Response:

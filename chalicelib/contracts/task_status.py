@@ -14,6 +14,7 @@ from chalice.app import Request, Response
 
 from chalicelib import http
 from chalicelib.contracts.common import unix_seconds
+from chalicelib.contracts.models import TaskStatus
 from chalicelib.contracts.status_maps import TASK_STATUS
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.model import Task
@@ -21,21 +22,19 @@ from chalicelib.processors import registered_types
 from chalicelib.service import TaskService
 
 
-def view(task: Task) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "task_id": task.id,
-        "operation": task.type,
-        "status": TASK_STATUS[task.status],
-    }
-    if task.progress is not None:
-        body["progress"] = task.progress.model_dump()
-    if task.result is not None:
-        body["result"] = task.result
-    if task.error is not None:
-        body["error"] = task.error
-    body["created_at"] = unix_seconds(task.created_at)
-    body["updated_at"] = unix_seconds(task.updated_at)
-    return body
+def view(task: Task, version: bool = False) -> dict[str, Any]:
+    """Seed 004's TaskStatus; optional fields are left out when absent."""
+    return TaskStatus(
+        task_id=task.id,
+        operation=task.type,
+        status=TASK_STATUS[task.status],
+        progress=task.progress.model_dump() if task.progress else None,
+        result=task.result,
+        error=task.error,
+        created_at=unix_seconds(task.created_at),
+        updated_at=unix_seconds(task.updated_at),
+        version=task.version if version else None,
+    ).model_dump(mode="json", exclude_none=True)
 
 
 def _json(body: Any, headers: dict[str, str] | None = None) -> Response:

@@ -1,0 +1,186 @@
+"""The models of every request and response body, for the handlers and the OpenAPI document.
+
+This module imports nothing but pydantic and the canonical model, so the Python
+client (taskstatus_client) can ship and use the very same models.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from chalicelib.model import ObjectRef, Schema, Status, Webhook
+
+TYPE_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
+
+
+# -- native API (DESIGN.md section 4) -------------------------------------------------------
+
+
+class JobRequest(Schema):
+    """Body of `POST /jobs`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=128, pattern=TYPE_PATTERN, examples=["demo/sleep"])
+    input: dict[str, Any] = Field(default_factory=dict, examples=[{"seconds": 3, "steps": 3}])
+    source: ObjectRef | None = None
+    target: ObjectRef | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    webhook: Webhook | None = None
+
+
+class JobOutput(Schema):
+    url: str | None = None
+    urlExpiresAt: str | None = None
+    s3Uri: str | None = None
+    duration: float | None = None
+    size: int | None = None
+
+
+class JobProgress(Schema):
+    current: int
+    total: int
+    message: str
+
+
+class JobDocument(Schema):
+    """A job as every native route returns it (seed 002's fields plus type, progress, result)."""
+
+    jobId: str
+    type: str
+    status: Status
+    submittedAt: str
+    updatedAt: str
+    completedAt: str | None
+    processingTime: float | None
+    progress: JobProgress | None
+    result: Any = None
+    output: JobOutput
+    error: str | None
+    metadata: dict[str, Any]
+
+
+class JobList(Schema):
+    jobs: list[JobDocument]
+    nextCursor: str | None
+
+
+class FieldError(Schema):
+    field: str
+    message: str
+
+
+class ErrorDetail(Schema):
+    code: str
+    message: str
+    errors: list[FieldError] | None = None
+
+
+class ErrorBody(Schema):
+    """Every native error: `{"error": {"code", "message"}, "requestId", "timestamp"}`."""
+
+    error: ErrorDetail
+    requestId: str
+    timestamp: str
+
+
+class Delivery(Schema):
+    eventId: str
+    eventType: str
+    attempt: int
+    at: str
+    statusCode: int | None
+    latencyMs: int
+    error: str | None
+    state: Literal["delivered", "retrying", "failed", "exhausted"]
+
+
+class DeliveryList(Schema):
+    deliveries: list[Delivery]
+
+
+class Redelivery(Schema):
+    triggered: bool
+    eventId: str | None = None
+    message: str | None = None
+
+
+class Health(Schema):
+    status: Literal["ok"]
+
+
+# -- seeds 000/001: Task Processor API ----------------------------------------------------------
+
+
+class TaskProcessorTask(Schema):
+    """`GET /task/{task_id}`; absent fields are left out, as in the seeds."""
+
+    TaskId: str
+    Status: Literal["processing", "completed", "failed"]
+    Result: Any = None
+    TargetObjectURL: str | None = None
+    SourceKey: str | None = None
+    TargetKey: str | None = None
+    SourceBucket: str | None = None
+    TargetBucket: str | None = None
+    TaskType: str
+    Created_at: str
+    Updated_at: str
+    ErrorMessage: str | None = None
+
+
+class TaskProcessorError(Schema):
+    error: str
+
+
+# -- seed 004: task status -------------------------------------------------------------------
+
+
+class TaskStatus(Schema):
+    """Seed 004's TaskStatus, plus the task's `version` in WebSocket pushes."""
+
+    task_id: str
+    operation: str
+    status: Literal[
+        "started", "processing", "error", "completed", "completed_with_errors", "failed"
+    ]
+    progress: JobProgress | None = None
+    result: Any = None
+    error: str | None = None
+    created_at: int
+    updated_at: int
+    version: int | None = None
+    truncated: bool | None = None
+
+
+# -- seed 003: Status Lambda -------------------------------------------------------------------
+
+
+class AssemblyUpload(Schema):
+    field: str
+    bucket: str
+    key: str
+    name: str
+
+
+class AssemblyStatus(Schema):
+    assembly_id: str
+    ok: Literal["ASSEMBLY_EXECUTING", "ASSEMBLY_COMPLETED", "ASSEMBLY_CANCELED"] | None
+    error: str | None
+    message: str
+    type: str
+    uploads: list[AssemblyUpload]
+    results: dict[str, Any]
+    execution_duration: float | None
+    progress_combined: int
+    progress: JobProgress | None
+    created_at: str
+    updated_at: str
+    webhook: Redelivery | None = None
+
+
+class AssemblyError(Schema):
+    error: str
+    message: str
