@@ -39,6 +39,13 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@app.route("/openapi.json", methods=["GET"])
+def openapi() -> dict[str, Any]:
+    from chalicelib.openapi import document
+
+    return document()
+
+
 @app.route("/jobs", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def submit_job() -> Any:
     from chalicelib import api

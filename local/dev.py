@@ -63,6 +63,48 @@ def load_app(emulator_port: int, ws_management_port: int) -> tuple[Any, Any]:
     return app_module, config
 
 
+def _gateway_like_handler() -> type:
+    """Chalice's local handler, but a method it does not know is a 405, as behind API Gateway.
+
+    BaseHTTPRequestHandler answers 501 to TRACE, CONNECT, QUERY...; API Gateway never
+    sends those to the app.
+    """
+    import json
+    import uuid
+
+    from chalice.local import ChaliceRequestHandler
+
+    class Handler(ChaliceRequestHandler):  # type: ignore[misc]
+        def _unsupported(self) -> None:
+            rid = uuid.uuid4().hex
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": "method_not_allowed",
+                        "message": f"{self.command} is not allowed",
+                    },
+                    "requestId": rid,
+                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            ).encode()
+            self.send_response(405)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Request-Id", rid)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):  # TRACE, CONNECT, QUERY, ...
+                return self._unsupported
+            raise AttributeError(name)
+
+    return Handler
+
+
+GatewayLikeHandler = _gateway_like_handler()
+
+
 def streams_client() -> Any:
     return boto3.client("dynamodbstreams", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
 
@@ -82,7 +124,7 @@ class DevStack:
         self.server: Any = None
 
     def start(self) -> None:
-        from chalice.local import create_local_server
+        from chalice.local import LocalDevServer
 
         from local.pumps import SqsPump, StreamPump
         from local.resources import create_stack
@@ -106,7 +148,9 @@ class DevStack:
         self._spawn(lambda stop: self._every(60, app_module.reaper, stop), "reaper")
         self.gateway = WebSocketGateway(app_module, self.ws_port, self.ws_management_port)
         self.gateway.start()
-        self.server = create_local_server(app_module.app, config, "127.0.0.1", self.port)
+        self.server = LocalDevServer(
+            app_module.app, config, "127.0.0.1", self.port, handler_cls=GatewayLikeHandler
+        )
         self._spawn(lambda stop: self.server.serve_forever(), "api")
         _wait_for(f"http://127.0.0.1:{self.port}/health")
 

@@ -1,0 +1,262 @@
+"""The OpenAPI 3.1 document, generated from the models the handlers use (contracts/models.py).
+
+Each route of app.py is declared once here with its models; a test checks that
+the document and the app's routes are the same set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from chalicelib.contracts import models as m
+from chalicelib.model import Status
+
+REF = "#/components/schemas/{model}"
+ERRORS = m.ErrorBody
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str  # path | query | header
+    schema: dict[str, Any]
+    description: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    responses: dict[int, Any]  # status -> model, [model] (array), or None (no body)
+    request: type[BaseModel] | None = None
+    params: list[Param] = field(default_factory=list)
+    public: bool = False
+    tag: str = "jobs"
+
+
+JOB_ID = Param(
+    "jobId", "path", {"type": "string", "format": "uuid", "maxLength": 36}, required=True
+)
+TASK_ID = Param("task_id", "path", {"type": "string", "maxLength": 128}, required=True)
+LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100})
+CURSOR = Param(
+    "cursor", "query", {"type": "string", "maxLength": 512}, "nextCursor of the previous page"
+)
+AUTH_ERRORS = {400: ERRORS, 401: ERRORS}
+
+OPERATIONS: list[Operation] = [
+    Operation("GET", "/health", "Is the service up", {200: m.Health}, public=True, tag="service"),
+    Operation("GET", "/openapi.json", "This document", {200: dict}, public=True, tag="service"),
+    Operation(
+        "POST",
+        "/jobs",
+        "Submit a job",
+        {202: m.JobDocument, **AUTH_ERRORS, 413: ERRORS, 415: ERRORS, 422: ERRORS},
+        request=m.JobRequest,
+        params=[
+            Param(
+                "Idempotency-Key",
+                "header",
+                {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+                "the same key and body return the same job",
+            )
+        ],
+    ),
+    Operation(
+        "GET",
+        "/jobs",
+        "List your jobs, newest first",
+        {200: m.JobList, **AUTH_ERRORS},
+        params=[
+            Param("status", "query", {"type": "string", "enum": [s.value for s in Status]}),
+            Param("type", "query", {"type": "string", "maxLength": 128}),
+            LIMIT,
+            CURSOR,
+        ],
+    ),
+    Operation(
+        "GET",
+        "/jobs/{jobId}",
+        "Read a job",
+        {200: m.JobDocument, 304: None, **AUTH_ERRORS, 404: ERRORS},
+        params=[JOB_ID, Param("If-None-Match", "header", {"type": "string"})],
+    ),
+    Operation(
+        "DELETE",
+        "/jobs/{jobId}",
+        "Cancel a job that has not finished",
+        {200: m.JobDocument, **AUTH_ERRORS, 404: ERRORS, 409: ERRORS},
+        params=[JOB_ID],
+    ),
+    Operation(
+        "GET",
+        "/jobs/{jobId}/deliveries",
+        "The job's webhook delivery log",
+        {200: m.DeliveryList, **AUTH_ERRORS, 404: ERRORS},
+        params=[JOB_ID],
+        tag="webhooks",
+    ),
+    Operation(
+        "POST",
+        "/jobs/{jobId}/webhook",
+        "Send the job's webhook again (same webhook-id)",
+        {202: m.Redelivery, **AUTH_ERRORS, 404: ERRORS, 409: ERRORS},
+        params=[JOB_ID],
+        tag="webhooks",
+    ),
+    Operation(
+        "GET",
+        "/task",
+        "Seeds 000/001 without a task id",
+        {400: m.TaskProcessorError, 401: ERRORS},
+        tag="seed 000/001",
+    ),
+    Operation(
+        "GET",
+        "/task/{task_id}",
+        "Seeds 000/001: a task's status",
+        {
+            200: m.TaskProcessorTask,
+            400: m.TaskProcessorError,
+            401: ERRORS,
+            404: m.TaskProcessorError,
+            500: m.TaskProcessorError,
+        },
+        params=[TASK_ID],
+        tag="seed 000/001",
+    ),
+    Operation(
+        "GET",
+        "/task-status",
+        "Seed 004: your tasks, newest first",
+        {200: [m.TaskStatus], **AUTH_ERRORS},
+        params=[Param("operation", "query", {"type": "string", "maxLength": 128}), LIMIT, CURSOR],
+        tag="seed 004",
+    ),
+    Operation(
+        "GET",
+        "/task-status/{task_id}",
+        "Seed 004: a task's status",
+        {200: m.TaskStatus, **AUTH_ERRORS, 404: ERRORS},
+        params=[TASK_ID],
+        tag="seed 004",
+    ),
+    Operation(
+        "GET",
+        "/assemblies/{assemblyId}",
+        "Seed 003: an assembly's status",
+        {
+            200: m.AssemblyStatus,
+            400: m.AssemblyError,
+            401: ERRORS,
+            403: m.AssemblyError,
+            404: m.AssemblyError,
+            500: m.AssemblyError,
+        },
+        params=[
+            Param("assemblyId", "path", {"type": "string", "maxLength": 128}, required=True),
+            Param(
+                "triggerWebhook", "query", {"type": "string", "enum": ["true", "false", "1", "0"]}
+            ),
+        ],
+        tag="seed 003",
+    ),
+]
+
+
+def _models() -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {}
+    for operation in OPERATIONS:
+        for body in operation.responses.values():
+            model = body[0] if isinstance(body, list) else body
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                found[model.__name__] = model
+    return list(found.values())
+
+
+def _content(body: Any, refs: dict[str, Any]) -> dict[str, Any]:
+    if body is dict:
+        schema: dict[str, Any] = {"type": "object"}
+    elif isinstance(body, list):
+        schema = {"type": "array", "items": refs[body[0].__name__]}
+    else:
+        schema = refs[body.__name__]
+    return {"application/json": {"schema": schema}}
+
+
+def _operation(operation: Operation, refs: dict[str, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, body in operation.responses.items():
+        response: dict[str, Any] = {
+            "description": "OK" if status < 400 else "error",
+            "headers": {"X-Request-Id": {"schema": {"type": "string"}}},
+        }
+        if body is not None:
+            response["content"] = _content(body, refs)
+        responses[str(status)] = response
+    document: dict[str, Any] = {
+        "operationId": operation.method.lower()
+        + "_"
+        + re.sub(r"\W+", "_", operation.path).strip("_"),
+        "summary": operation.summary,
+        "tags": [operation.tag],
+        "responses": responses,
+    }
+    if operation.params:
+        document["parameters"] = [
+            {"name": p.name, "in": p.where, "required": p.required, "schema": p.schema}
+            | ({"description": p.description} if p.description else {})
+            for p in operation.params
+        ]
+    if operation.request is not None:
+        document["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": refs[f"{operation.request.__name__}Input"]}},
+        }
+    if operation.public:
+        document["security"] = []
+    return document
+
+
+@cache
+def document() -> dict[str, Any]:
+    requests = {op.request for op in OPERATIONS if op.request is not None}
+    inputs = [(model, "validation") for model in requests]
+    outputs = [(model, "serialization") for model in _models()]
+    keys, schema = models_json_schema(inputs + outputs, ref_template=REF)
+    refs = {
+        model.__name__ + ("Input" if mode == "validation" else ""): ref
+        for (model, mode), ref in keys.items()
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in OPERATIONS:
+        paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(operation, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "taskstatus",
+            "version": "1.0.0",
+            "description": "Asynchronous tasks: submit, follow, cancel; the seeds' contracts.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schema.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
+
+
+def routes() -> set[tuple[str, str]]:
+    return {(op.path, op.method) for op in OPERATIONS}
