@@ -1,1 +1,35 @@
-"""Client-side helpers for taskstatus users (not deployed with the service)."""
+"""Client-side helpers for taskstatus users: the API client, the CLI, webhook verification."""
+
+from taskstatus_client.client import Job, TaskStatusClient
+from taskstatus_client.errors import (
+    BadRequest,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ServerError,
+    TaskStatusError,
+    Unauthorized,
+    Unprocessable,
+    WaitTimeout,
+)
+from taskstatus_client.status_lambda import StatusLambdaClient, StatusResult
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "ConnectionFailed",
+    "Forbidden",
+    "Job",
+    "NotFound",
+    "RateLimited",
+    "ServerError",
+    "StatusLambdaClient",
+    "StatusResult",
+    "TaskStatusClient",
+    "TaskStatusError",
+    "Unauthorized",
+    "Unprocessable",
+    "WaitTimeout",
+]

@@ -1,0 +1,247 @@
+"""`taskstatus`: submit, follow and manage jobs from a shell.
+
+    taskstatus submit demo/sleep --input '{"seconds": 3, "steps": 6}' --watch
+    taskstatus list --status completed --json
+    taskstatus watch 5b0c9f3e-...            # a live progress bar; exit 1 if the job fails
+
+Configuration: --url / TASKSTATUS_URL (default http://127.0.0.1:8000),
+--token / TASKSTATUS_TOKEN, --ws-url / TASKSTATUS_WS_URL (default: make dev's).
+Exit codes: 0 done, 1 the job failed or was cancelled, 2 refused request or
+usage error, 3 the service could not be reached or failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from taskstatus_client.client import TaskStatusClient
+from taskstatus_client.errors import ConnectionFailed, ServerError, TaskStatusError
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+def _json_arg(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="taskstatus", description="Submit and follow taskstatus jobs."
+    )
+    root.add_argument("--url", default=os.environ.get("TASKSTATUS_URL", "http://127.0.0.1:8000"))
+    root.add_argument("--token", default=os.environ.get("TASKSTATUS_TOKEN"))
+    root.add_argument("--ws-url", default=os.environ.get("TASKSTATUS_WS_URL"))
+    root.add_argument("--json", action="store_true", help="machine-readable output")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    submit = commands.add_parser("submit", help="submit a job")
+    submit.add_argument("type")
+    submit.add_argument("--input", type=_json_arg, default={})
+    submit.add_argument("--metadata", type=_json_arg)
+    submit.add_argument("--webhook")
+    submit.add_argument("--idempotency-key", default="auto")
+    submit.add_argument("--watch", action="store_true", help="follow it to the end")
+
+    get = commands.add_parser("get", help="show a job")
+    get.add_argument("job_id")
+
+    listing = commands.add_parser("list", help="list your jobs, newest first")
+    listing.add_argument("--status")
+    listing.add_argument("--type")
+    listing.add_argument("--limit", type=int, default=20, help="how many jobs at most")
+
+    cancel = commands.add_parser("cancel", help="cancel a job")
+    cancel.add_argument("job_id")
+
+    watch = commands.add_parser("watch", help="follow a job to the end with a progress bar")
+    watch.add_argument("job_id")
+    watch.add_argument("--timeout", type=float)
+
+    token = commands.add_parser("token", help="mint a token for the local stage (make dev)")
+    token.add_argument("user", nargs="?", default="dev-user")
+    token.add_argument("--secret", default=os.environ.get("TASKSTATUS_JWT_SECRET"))
+    token.add_argument("--days", type=int, default=7)
+    return root
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_REFUSED if exc.code else EXIT_OK
+    try:
+        if args.command == "token":
+            print(_local_token(args), file=out)
+            return EXIT_OK
+        if not args.token:
+            print("no token: pass --token or set TASKSTATUS_TOKEN", file=sys.stderr)
+            return EXIT_REFUSED
+        client = TaskStatusClient(args.url, args.token, ws_url=args.ws_url)
+        return COMMANDS[args.command](client, args, out)
+    except (ConnectionFailed, ServerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except TaskStatusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+def _show(job: Any, args: argparse.Namespace, out: TextIO) -> None:
+    if args.json:
+        print(job.model_dump_json(), file=out)
+        return
+    progress = (
+        f" {job.progress.current}/{job.progress.total} {job.progress.message}"
+        if job.progress
+        else ""
+    )
+    print(f"{job.jobId}  {job.type}  {job.status.value}{progress}", file=out)
+    if job.result is not None:
+        print(f"  result: {json.dumps(job.result)}", file=out)
+    if job.error:
+        print(f"  error: {job.error}", file=out)
+
+
+def _exit_for(job: Any) -> int:
+    return (
+        EXIT_OK if job.status.value in {"completed", "completed_with_errors"} else EXIT_JOB_FAILED
+    )
+
+
+def _submit(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    key = None if args.idempotency_key == "none" else args.idempotency_key
+    job = client.submit(
+        args.type, args.input, metadata=args.metadata, webhook=args.webhook, idempotency_key=key
+    )
+    if not args.watch:
+        _show(job, args, out)
+        return EXIT_OK
+    return _follow(client, job.jobId, args, out, None)
+
+
+def _get(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    _show(client.get(args.job_id), args, out)
+    return EXIT_OK
+
+
+def _list(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    for count, job in enumerate(client.list(status=args.status, type=args.type), start=1):
+        _show(job, args, out)
+        if count >= args.limit:
+            break
+    return EXIT_OK
+
+
+def _cancel(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    _show(client.cancel(args.job_id), args, out)
+    return EXIT_OK
+
+
+def _watch(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    return _follow(client, args.job_id, args, out, args.timeout)
+
+
+def _follow(
+    client: TaskStatusClient,
+    job_id: str,
+    args: argparse.Namespace,
+    out: TextIO,
+    timeout: float | None,
+) -> int:
+    """Follow a job: a rich progress bar on a terminal, a line per update otherwise."""
+    if args.json:
+        job = client.wait(job_id, timeout, lambda update: print(json.dumps(update), file=out))
+        _show(job, args, out)
+        return _exit_for(job)
+    if out.isatty():
+        return _follow_with_bar(client, job_id, args, out, timeout)
+
+    def line(update: dict[str, Any]) -> None:
+        progress = update.get("progress") or {}
+        bar = (
+            f" [{progress['current']}/{progress['total']}] {progress['message']}"
+            if progress
+            else ""
+        )
+        print(f"{update['status']}{bar}", file=out, flush=True)
+
+    job = client.wait(job_id, timeout, line)
+    _show(job, args, out)
+    return _exit_for(job)
+
+
+def _follow_with_bar(
+    client: TaskStatusClient,
+    job_id: str,
+    args: argparse.Namespace,
+    out: TextIO,
+    timeout: float | None,
+) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(file=out)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        row = bar.add_task(f"{job_id[:8]} submitted", total=None)
+
+        def update(state: dict[str, Any]) -> None:
+            progress = state.get("progress") or {}
+            description = f"{job_id[:8]} {state['status']} {progress.get('message', '')}".rstrip()
+            bar.update(
+                row,
+                description=description,
+                completed=progress.get("current", 0),
+                total=progress.get("total") or None,
+            )
+
+        job = client.wait(job_id, timeout, update)
+        if job.progress:
+            bar.update(row, completed=job.progress.total, total=job.progress.total)
+        bar.update(row, description=f"{job_id[:8]} {job.status.value}")
+    _show(job, args, out)
+    return _exit_for(job)
+
+
+def _local_token(args: argparse.Namespace) -> str:
+    import time
+
+    import jwt
+
+    secret = args.secret
+    if not secret:
+        config = Path(".chalice/config.json")
+        if not config.exists():
+            raise TaskStatusError(
+                "no secret: pass --secret, set TASKSTATUS_JWT_SECRET, or run in the repo"
+            )
+        secret = json.loads(config.read_text())["stages"]["local"]["environment_variables"][
+            "JWT_SECRET"
+        ]
+    now = int(time.time())
+    claims = {"sub": args.user, "iat": now, "exp": now + args.days * 86400}
+    return jwt.encode(claims, secret, "HS256")
+
+
+COMMANDS = {"submit": _submit, "get": _get, "list": _list, "cancel": _cancel, "watch": _watch}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""A Python client for taskstatus.
+
+    from taskstatus_client import TaskStatusClient
+
+    client = TaskStatusClient("http://127.0.0.1:8000", token=TOKEN)
+    job = client.submit("demo/sleep", {"seconds": 3, "steps": 3})
+    job = client.wait(job.jobId, timeout=60)          # WebSocket pushes, or polling
+    print(job.status, job.result)
+
+Retries follow seed 000's rules: 5xx, 429 and connection errors are retried with
+capped exponential backoff and jitter (honouring Retry-After); other 4xx never
+are. A submit always carries an Idempotency-Key, the same on every retry, so a
+retried POST cannot create a second job.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from chalicelib.contracts.models import DeliveryList, JobDocument, JobList
+from taskstatus_client.errors import ConnectionFailed, TaskStatusError, WaitTimeout, error_for
+
+TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+AUTO = "auto"
+
+Job = JobDocument
+
+
+class TaskStatusClient:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        ws_url: str | None = None,
+        timeout: float = 10,
+        max_retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 20,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.ws_url = ws_url if ws_url is not None else default_ws_url(self.url)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.session = session or requests.Session()
+        self.session.headers.update(
+            {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        )
+        self.token = token
+        self._sleep = sleep
+        self._etags: dict[str, tuple[str, JobDocument]] = {}
+
+    # -- the API -------------------------------------------------------------------------
+
+    def submit(
+        self,
+        type: str,
+        input: dict[str, Any] | None = None,
+        *,
+        source: dict[str, str] | None = None,
+        target: dict[str, str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        webhook: str | None = None,
+        idempotency_key: str | None = AUTO,
+    ) -> JobDocument:
+        body: dict[str, Any] = {"type": type, "input": input or {}}
+        for name, value in (("source", source), ("target", target), ("metadata", metadata)):
+            if value is not None:
+                body[name] = value
+        if webhook is not None:
+            body["webhook"] = {"url": webhook}
+        headers = {"Content-Type": "application/json"}
+        if idempotency_key == AUTO:
+            idempotency_key = str(uuid.uuid4())
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        response = self._request("POST", "/jobs", json=body, headers=headers)
+        return JobDocument.model_validate(response.json())
+
+    def get(self, job_id: str) -> JobDocument:
+        """The job; revalidated with its ETag, so an unchanged job costs a 304."""
+        cached = self._etags.get(job_id)
+        headers = {"If-None-Match": cached[0]} if cached else {}
+        response = self._request("GET", f"/jobs/{job_id}", headers=headers)
+        if response.status_code == 304 and cached:
+            return cached[1]
+        job = JobDocument.model_validate(response.json())
+        if response.headers.get("ETag"):
+            self._etags[job_id] = (response.headers["ETag"], job)
+        return job
+
+    def list(
+        self, *, status: str | None = None, type: str | None = None, page_size: int = 50
+    ) -> Iterator[JobDocument]:
+        """Every job of the caller, newest first, following the cursor page by page."""
+        params: dict[str, Any] = {"limit": page_size}
+        if status:
+            params["status"] = status
+        if type:
+            params["type"] = type
+        while True:
+            page = JobList.model_validate(self._request("GET", "/jobs", params=params).json())
+            yield from page.jobs
+            if not page.nextCursor:
+                return
+            params["cursor"] = page.nextCursor
+
+    def cancel(self, job_id: str) -> JobDocument:
+        return JobDocument.model_validate(self._request("DELETE", f"/jobs/{job_id}").json())
+
+    def deliveries(self, job_id: str) -> DeliveryList:
+        return DeliveryList.model_validate(
+            self._request("GET", f"/jobs/{job_id}/deliveries").json()
+        )
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        use_websocket: bool = True,
+    ) -> JobDocument:
+        """Wait until the job finishes: WebSocket pushes, or polling if they are unavailable.
+
+        `on_update` gets every state seen: seed 004 payloads from pushes, or job
+        documents when polling (both carry `status` and `progress`).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if use_websocket and self.ws_url:
+            try:
+                return self._wait_websocket(job_id, deadline, on_update)
+            except TaskStatusError:
+                raise  # the service answered (not found, timed out...): polling would too
+            except Exception:
+                pass
+        return self._wait_polling(job_id, deadline, on_update)
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def _wait_websocket(
+        self,
+        job_id: str,
+        deadline: float | None,
+        on_update: Callable[[dict[str, Any]], None] | None,
+    ) -> JobDocument:
+        from websockets.sync.client import connect
+
+        with connect(f"{self.ws_url}/?token={self.token}", proxy=None, open_timeout=5) as ws:
+            ws.send(json.dumps({"action": "subscribe", "taskId": job_id}))
+            last_version = 0
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise WaitTimeout(f"job {job_id} did not finish in time")
+                try:
+                    message = json.loads(ws.recv(timeout=min(remaining or 300, 300)))
+                except TimeoutError:
+                    ws.send(json.dumps({"action": "ping"}))  # keep the connection alive
+                    continue
+                if message.get("type") == "error":
+                    raise error_for(404, {"error": message.get("message")}, None)
+                if message.get("type") != "task_status":
+                    continue
+                payload = message["payload"]
+                if payload.get("task_id") != job_id or payload.get("version", 0) <= last_version:
+                    continue
+                last_version = payload["version"]
+                if on_update:
+                    on_update(payload)
+                if payload["status"] in {"completed", "completed_with_errors", "failed"}:
+                    return self.get(job_id)
+
+    def _wait_polling(
+        self,
+        job_id: str,
+        deadline: float | None,
+        on_update: Callable[[dict[str, Any]], None] | None,
+    ) -> JobDocument:
+        delay, seen = 1.0, None
+        while True:
+            response = self._request("GET", f"/jobs/{job_id}")
+            job = JobDocument.model_validate(response.json())
+            if job != seen and on_update:
+                on_update(job.model_dump(mode="json"))
+            seen = job
+            if job.status.value in TERMINAL:
+                return job
+            retry_after = _seconds(response.headers.get("Retry-After"))
+            delay = min(self.max_backoff, max(retry_after or 0, delay * 1.5))
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise WaitTimeout(f"job {job_id} did not finish in time")
+            self._sleep(delay)
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        attempt = 0
+        while True:
+            try:
+                response = self.session.request(
+                    method, self.url + path, timeout=self.timeout, **kwargs
+                )
+            except requests.ConnectionError as exc:
+                if attempt >= self.max_retries:
+                    raise ConnectionFailed(f"cannot reach {self.url}: {exc}") from exc
+                self._sleep(self._delay(attempt, None))
+                attempt += 1
+                continue
+            if response.status_code < 400:
+                return response
+            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
+                self._sleep(self._delay(attempt, _seconds(response.headers.get("Retry-After"))))
+                attempt += 1
+                continue
+            raise error_for(
+                response.status_code, _json(response), response.headers.get("X-Request-Id")
+            )
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        exponential = min(self.max_backoff, self.backoff * 2**attempt)
+        jittered = random.uniform(exponential / 2, exponential)
+        return max(jittered, min(retry_after or 0, self.max_backoff * 3))
+
+
+def default_ws_url(url: str) -> str | None:
+    """`make dev`'s WebSocket port beside its REST port; elsewhere it must be given."""
+    parts = urlsplit(url)
+    if parts.hostname in {"127.0.0.1", "localhost"} and parts.port == 8000:
+        return urlunsplit(("ws", f"{parts.hostname}:8001", "", "", ""))
+    return None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
