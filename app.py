@@ -28,6 +28,13 @@ TASKS_STREAM_ARN = os.environ.get(
 )
 
 
+def _invocation(event: Any) -> None:
+    """Log lines of an event handler carry its Lambda request id, as REST lines carry theirs."""
+    from chalicelib.observability import request_id_var
+
+    request_id_var.set(getattr(event.context, "aws_request_id", None))
+
+
 def _service() -> Any:
     from chalicelib.service import default_service
 
@@ -154,17 +161,20 @@ def _realtime() -> Any:
 
 @app.on_ws_connect(name="ws_connect")
 def ws_connect(event: Any) -> dict[str, Any]:
+    _invocation(event)
     query = event.to_dict().get("queryStringParameters")
     return _realtime().connect(event.connection_id, query)
 
 
 @app.on_ws_message(name="ws_message")
 def ws_message(event: Any) -> None:
+    _invocation(event)
     _realtime().message(event.connection_id, event.body)
 
 
 @app.on_ws_disconnect(name="ws_disconnect")
 def ws_disconnect(event: Any) -> None:
+    _invocation(event)
     _realtime().disconnect(event.connection_id)
 
 
@@ -173,6 +183,7 @@ def ws_disconnect(event: Any) -> None:
 
 @app.on_sqs_message(queue=TASKS_QUEUE, batch_size=10, name="worker")
 def worker(event: Any) -> dict[str, Any]:
+    _invocation(event)
     from chalicelib.worker import Worker
 
     return Worker(_service()).handle_batch(event.to_dict()["Records"])
@@ -180,6 +191,7 @@ def worker(event: Any) -> dict[str, Any]:
 
 @app.on_sqs_message(queue=TASKS_DLQ, batch_size=10, name="dead_letters")
 def dead_letters(event: Any) -> None:
+    _invocation(event)
     from chalicelib.worker import Worker
 
     Worker(_service()).handle_dead_letters(event.to_dict()["Records"])
@@ -187,6 +199,7 @@ def dead_letters(event: Any) -> None:
 
 @app.on_dynamodb_record(stream_arn=TASKS_STREAM_ARN, batch_size=100, name="stream")
 def stream(event: Any) -> dict[str, Any]:
+    _invocation(event)
     from chalicelib.stream import StreamHandler
 
     return StreamHandler(_service()).handle_batch(event.to_dict()["Records"])
@@ -194,6 +207,7 @@ def stream(event: Any) -> dict[str, Any]:
 
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=10, name="webhooks")
 def webhooks(event: Any) -> None:
+    _invocation(event)
     from chalicelib.webhooks import WebhookDispatcher
 
     service = _service()
@@ -202,4 +216,5 @@ def webhooks(event: Any) -> None:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")
 def reaper(event: Any) -> dict[str, Any]:
+    _invocation(event)
     return {"failed": _service().reap()}

@@ -255,3 +255,20 @@ def test_the_reaper_handler_runs_from_the_schedule(stack):
     from local.events import LambdaContext, scheduled_event
 
     assert stack.app.reaper(scheduled_event("reaper"), LambdaContext("reaper")) == {"failed": []}
+
+
+def test_worker_log_lines_carry_the_lambda_request_id_and_the_task_id(stack, service, capsys):
+    from local.events import LambdaContext, sqs_event
+
+    task = submitted(service, "test/crash")
+    context = LambdaContext("worker")
+    message = {
+        "MessageId": "m1",
+        "ReceiptHandle": "",
+        "Body": json.dumps({"taskId": task.id, "type": task.type}),
+        "Attributes": {"ApproximateReceiveCount": str(service.settings.max_attempts)},
+    }
+    stack.app.worker(sqs_event([message], stack.queue_url), context)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"level"' in line]
+    assert lines and all(line["request_id"] == context.aws_request_id for line in lines)
+    assert all(line["task_id"] == task.id for line in lines)
