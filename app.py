@@ -30,8 +30,9 @@ TASKS_STREAM_ARN = os.environ.get(
 
 def _invocation(event: Any) -> None:
     """Log lines of an event handler carry its Lambda request id, as REST lines carry theirs."""
-    from chalicelib.observability import request_id_var
+    from chalicelib.observability import configure_logging, request_id_var
 
+    configure_logging()
     request_id_var.set(getattr(event.context, "aws_request_id", None))
 
 

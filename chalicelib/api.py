@@ -19,7 +19,7 @@ from chalicelib.errors import (
     TransitionRefused,
     Unprocessable,
 )
-from chalicelib.model import Status
+from chalicelib.model import Status, Task
 from chalicelib.observability import emit_metric
 from chalicelib.service import SubmitRejected, TaskService
 
@@ -67,12 +67,17 @@ def submit_job(service: TaskService, request: Request) -> Response:
     return _json(job_document(task), 202, headers)
 
 
-def get_job(service: TaskService, request: Request, job_id: str) -> Response:
+def _owned_job(service: TaskService, request: Request, job_id: str) -> Task:
+    """The caller's job; a malformed id is a 400, another user's job a 404 like a missing one."""
     http.task_id_param(job_id)
     try:
-        task = service.get_owned(http.current_user(request), job_id)
+        return service.get_owned(http.current_user(request), job_id)
     except TaskNotFound:
         raise NotFound(f"job {job_id} was not found") from None
+
+
+def get_job(service: TaskService, request: Request, job_id: str) -> Response:
+    task = _owned_job(service, request, job_id)
     tag = http.etag(task.id, task.version)
     headers = {"ETag": tag, "Cache-Control": "no-cache"}
     if not task.is_terminal:
@@ -135,11 +140,7 @@ def cancel_job(service: TaskService, request: Request, job_id: str) -> Response:
 def list_deliveries(service: TaskService, request: Request, job_id: str) -> Response:
     from chalicelib.webhooks import WebhookLog
 
-    http.task_id_param(job_id)
-    try:
-        service.get_owned(http.current_user(request), job_id)
-    except TaskNotFound:
-        raise NotFound(f"job {job_id} was not found") from None
+    _owned_job(service, request, job_id)
     deliveries = WebhookLog(service.settings.records_table).deliveries(job_id)
     return _json(DeliveryList(deliveries=deliveries).model_dump(mode="json"))
 
@@ -147,12 +148,7 @@ def list_deliveries(service: TaskService, request: Request, job_id: str) -> Resp
 def redeliver_webhook(service: TaskService, request: Request, job_id: str) -> Response:
     from chalicelib.webhooks import redeliver
 
-    http.task_id_param(job_id)
-    try:
-        task = service.get_owned(http.current_user(request), job_id)
-    except TaskNotFound:
-        raise NotFound(f"job {job_id} was not found") from None
-    outcome = redeliver(service, task)
+    outcome = redeliver(service, _owned_job(service, request, job_id))
     if not outcome["triggered"]:
         raise Conflict(outcome["message"])
     return _json(Redelivery(**outcome).model_dump(mode="json", exclude_none=True), 202)

@@ -52,7 +52,7 @@ class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging() -> None:
-    logger = logging.getLogger("taskstatus")
+    logger = logging.getLogger("taskstatus_svc")
     if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         return
     handler = StdoutHandler()

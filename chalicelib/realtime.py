@@ -24,9 +24,10 @@ from chalicelib import aws
 from chalicelib.auth import InvalidToken, verify_token
 from chalicelib.contracts import task_status
 from chalicelib.model import Task, utcnow
+from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
 
-log = logging.getLogger("taskstatus.realtime")
+log = logging.getLogger("taskstatus_svc.realtime")
 
 CONNECTION_TTL_SECONDS = 2 * 3600 + 15 * 60  # API Gateway closes connections after 2 h
 PUSH_MARKER_TTL_SECONDS = 86400
@@ -58,14 +59,7 @@ def status_message(task: Task) -> str:
     return message
 
 
-class Subscriptions:
-    def __init__(self, table: str) -> None:
-        self.table = table
-
-    @property
-    def _ddb(self) -> Any:
-        return aws.client("dynamodb")
-
+class Subscriptions(RecordsTable):
     def add_connection(self, connection_id: str, owner: str, now: datetime) -> None:
         self._ddb.put_item(
             TableName=self.table,
@@ -154,21 +148,13 @@ class Subscriptions:
 
     def mark_pushed(self, task: Task, now: datetime) -> bool:
         """Claim the push of this task version; False if it was pushed before."""
-        try:
-            self._ddb.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": f"task#{task.id}"},
-                    "sk": {"S": f"push#{task.version:010d}"},
-                    "expires_at": {"N": str(int(now.timestamp()) + PUSH_MARKER_TTL_SECONDS)},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.put_new(
+            {
+                "pk": {"S": f"task#{task.id}"},
+                "sk": {"S": f"push#{task.version:010d}"},
+                "expires_at": {"N": str(int(now.timestamp()) + PUSH_MARKER_TTL_SECONDS)},
+            }
+        )
 
 
 class Pusher:

@@ -21,7 +21,7 @@ from chalicelib.observability import configure_logging, task_context
 from chalicelib.service import TaskService
 from chalicelib.store import is_task_item, task_from_item
 
-log = logging.getLogger("taskstatus.stream")
+log = logging.getLogger("taskstatus_svc.stream")
 configure_logging()
 
 

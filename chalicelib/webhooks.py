@@ -30,10 +30,11 @@ from chalicelib import aws
 from chalicelib.contracts.jobs import job_document
 from chalicelib.model import Schema, Status, Task, utcnow
 from chalicelib.observability import emit_metric, task_context
+from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
 from chalicelib.urls import UnsafeUrl, check_url
 
-log = logging.getLogger("taskstatus.webhooks")
+log = logging.getLogger("taskstatus_svc.webhooks")
 
 # Delay before attempt n+1 (index n): immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 SCHEDULE_SECONDS = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -91,38 +92,23 @@ def event_type_for(status: Status) -> str:
 # -- storage ---------------------------------------------------------------------------
 
 
-class WebhookLog:
-    def __init__(self, table: str) -> None:
-        self.table = table
-
-    @property
-    def _ddb(self) -> Any:
-        return aws.client("dynamodb")
-
+class WebhookLog(RecordsTable):
     def create_event(self, task: Task, payload: str, now: datetime) -> bool:
         """Store the event for this version of the task; False if it already exists."""
-        try:
-            self._ddb.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": f"task#{task.id}"},
-                    "sk": {"S": f"event#{task.version:010d}"},
-                    "event_id": {"S": event_id_for(task.id, task.version)},
-                    "event_type": {"S": event_type_for(task.status)},
-                    "url": {"S": task.webhook.url if task.webhook else ""},
-                    "payload": {"S": payload},
-                    "state": {"S": "pending"},
-                    "attempts": {"N": "0"},
-                    "created_at": {"S": now.isoformat()},
-                    "expires_at": {"N": str(task.expires_at)},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.put_new(
+            {
+                "pk": {"S": f"task#{task.id}"},
+                "sk": {"S": f"event#{task.version:010d}"},
+                "event_id": {"S": event_id_for(task.id, task.version)},
+                "event_type": {"S": event_type_for(task.status)},
+                "url": {"S": task.webhook.url if task.webhook else ""},
+                "payload": {"S": payload},
+                "state": {"S": "pending"},
+                "attempts": {"N": "0"},
+                "created_at": {"S": now.isoformat()},
+                "expires_at": {"N": str(task.expires_at)},
+            }
+        )
 
     def get_event(self, task_id: str, version: int) -> dict[str, Any] | None:
         response = self._ddb.get_item(

@@ -23,7 +23,7 @@ from chalicelib.observability import configure_logging, emit_metric, task_contex
 from chalicelib.processors import Context, PermanentError, TransientError, get_processor
 from chalicelib.service import TaskService
 
-log = logging.getLogger("taskstatus.worker")
+log = logging.getLogger("taskstatus_svc.worker")
 configure_logging()
 
 MAX_BACKOFF_SECONDS = 900

@@ -169,7 +169,7 @@ class DevStack:
                     LambdaContext("reaper"),
                 )
             except Exception:
-                logging.getLogger("taskstatus.local").exception("reaper failed")
+                logging.getLogger("taskstatus_svc.local").exception("reaper failed")
 
     def shutdown(self) -> None:
         self.stop.set()

@@ -15,7 +15,7 @@ from typing import Any
 
 from local.events import LambdaContext, sqs_event, stream_event
 
-log = logging.getLogger("taskstatus.local")
+log = logging.getLogger("taskstatus_svc.local")
 Handler = Callable[[dict[str, Any], Any], Any]
 
 

@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 
 from local.events import ACCOUNT, LambdaContext
 
-log = logging.getLogger("taskstatus.local")
+log = logging.getLogger("taskstatus_svc.local")
 
 
 def ws_event(route_key: str, connection_id: str, port: int, **extra: Any) -> dict[str, Any]:

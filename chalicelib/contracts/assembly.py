@@ -22,7 +22,7 @@ from chalicelib.model import Status, Task, utcnow
 from chalicelib.objects import presign
 from chalicelib.service import TaskService
 
-log = logging.getLogger("taskstatus.contracts")
+log = logging.getLogger("taskstatus_svc.contracts")
 
 _RUNNING_MESSAGES = {
     Status.SUBMITTED: "The assembly is queued and waiting for a worker.",

@@ -20,7 +20,7 @@ from chalicelib.model import Task, utcnow
 from chalicelib.objects import presign
 from chalicelib.service import TaskService
 
-log = logging.getLogger("taskstatus.contracts")
+log = logging.getLogger("taskstatus_svc.contracts")
 
 DEBLIND = "image/deblindwatermark"
 MISSING_ID = "task_id is required in path parameters"
