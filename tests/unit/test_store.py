@@ -29,6 +29,8 @@ def test_a_transition_the_table_forbids_is_refused(service):
 
 
 def test_two_writers_racing_on_one_version_cannot_both_win(service):
+    # Both writers read version 1; the interleaving is explicit because moto's in-process
+    # DynamoDB does not make conditional writes atomic across threads (DynamoDB does).
     task = new_task(service)
     service.transition(task, Status.STARTED)
     with pytest.raises(TransitionRefused):
@@ -123,3 +125,4 @@ def test_json_fields_survive_the_round_trip(service):
     stored = service.find(task.id)
     assert stored.metadata == {"nested": {"a": [1, 2.5, "", None]}}
     assert stored.input == {"seconds": 0.5}
+
