@@ -127,7 +127,7 @@ def per_request(client: Any, counter: CallCounter, stack: Any) -> None:
     row("POST /jobs", summarize(submit_calls, n), submit_s / n)
     row("POST /jobs + Idempotency-Key", summarize(keyed_calls, n))
     row("POST /jobs, replayed key", summarize(replay_calls, n))
-    row("stream: queue a new task", summarize(stream_calls, max(records, 1)))
+    row("stream: new task (queue+push)", summarize(stream_calls, max(records, 1)))
     row("GET /jobs/{id}", summarize(get_calls, n), get_s / n)
     row("GET /jobs (one page)", summarize(list_calls, n))
     extra_surfaces(client, counter, ids, headers)
