@@ -125,4 +125,3 @@ def test_json_fields_survive_the_round_trip(service):
     stored = service.find(task.id)
     assert stored.metadata == {"nested": {"a": [1, 2.5, "", None]}}
     assert stored.input == {"seconds": 0.5}
-
