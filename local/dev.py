@@ -220,7 +220,9 @@ def main() -> None:
         ws_management_port=int(os.environ.get("WS_MANAGEMENT_PORT", "8002")),
     )
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    # Set explicitly: a process started in the background may inherit SIGINT as ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
     try:
         stack.start()
         print(banner(stack), flush=True)
