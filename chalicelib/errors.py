@@ -57,11 +57,6 @@ class Unauthorized(ApiError):
     code = "unauthorized"
 
 
-class Forbidden(ApiError):
-    status_code = 403
-    code = "forbidden"
-
-
 class NotFound(ApiError):
     status_code = 404
     code = "not_found"
@@ -85,8 +80,3 @@ class UnsupportedMediaType(ApiError):
 class Unprocessable(ApiError):
     status_code = 422
     code = "validation_failed"
-
-
-class ServiceUnavailable(ApiError):
-    status_code = 503
-    code = "service_unavailable"

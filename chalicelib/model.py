@@ -66,11 +66,6 @@ def can_transition(current: Status, new: Status) -> bool:
     return new in ALLOWED_TRANSITIONS[current]
 
 
-def sources_of(new: Status) -> frozenset[Status]:
-    """Every status from which `new` may be reached (the condition of a guarded write)."""
-    return frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if new in targets)
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -32,7 +32,6 @@ log = logging.getLogger("taskstatus_svc.realtime")
 CONNECTION_TTL_SECONDS = 2 * 3600 + 15 * 60  # API Gateway closes connections after 2 h
 PUSH_MARKER_TTL_SECONDS = 86400
 MAX_FRAME_BYTES = 32 * 1024 - 512  # API Gateway's frame limit, with room for the envelope
-KINDS = ("task", "op", "all")
 
 
 @dataclass(frozen=True)

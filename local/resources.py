@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,3 @@ def create_stack(cloudformation: Any, stack_name: str = LOCAL_STACK) -> dict[str
             break
         time.sleep(0.1)
     return {out["OutputKey"]: out["OutputValue"] for out in stack.get("Outputs", [])}
-
-
-def data_resource_names() -> list[str]:
-    return sorted(json.loads(template_body())["Resources"])
