@@ -211,8 +211,7 @@ def webhooks(event: Any) -> None:
     _invocation(event)
     from chalicelib.webhooks import WebhookDispatcher
 
-    service = _service()
-    WebhookDispatcher(service.settings).handle_batch(event.to_dict()["Records"], service)
+    WebhookDispatcher(_service().settings).handle_batch(event.to_dict()["Records"])
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")

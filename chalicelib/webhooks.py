@@ -131,7 +131,6 @@ class WebhookLog(RecordsTable):
 
     def record_attempt(
         self,
-        task: Task,
         event: dict[str, Any],
         attempt: int,
         outcome: Outcome,
@@ -141,7 +140,7 @@ class WebhookLog(RecordsTable):
         """Log an attempt and the event's new state; False if this attempt was logged before."""
         version = int(event["sk"]["S"].split("#")[1])
         item: dict[str, Any] = {
-            "pk": {"S": f"task#{task.id}"},
+            "pk": event["pk"],
             "sk": {"S": f"attempt#{version:010d}#{attempt:03d}"},
             "event_id": event["event_id"],
             "event_type": event["event_type"],
@@ -149,7 +148,7 @@ class WebhookLog(RecordsTable):
             "at": {"S": now.isoformat()},
             "latency_ms": {"N": str(outcome.latency_ms)},
             "state": {"S": state},
-            "expires_at": {"N": str(task.expires_at)},
+            "expires_at": event["expires_at"],
         }
         if outcome.status_code is not None:
             item["status_code"] = {"N": str(outcome.status_code)}
@@ -298,21 +297,21 @@ class WebhookDispatcher:
             )
         return event_id_for(task.id, task.version)
 
-    def handle_batch(self, records: list[dict[str, Any]], service: Any) -> None:
+    def handle_batch(self, records: list[dict[str, Any]]) -> None:
         for record in records:
             message = DeliveryMessage.model_validate_json(record["body"])
             with task_context(message.taskId):
-                self.deliver(message, service)
+                self.deliver(message)
 
-    def deliver(self, message: DeliveryMessage, service: Any) -> None:
+    def deliver(self, message: DeliveryMessage) -> None:
         now = self.clock()
         remaining = message.notBefore - now.timestamp()
         if remaining > 1:
             self.enqueue(message, delay=remaining)  # longer than SQS's 15 min delay: hop again
             return
+        # The event carries its URL, payload and TTL: the task itself is not read again.
         event = self.log.get_event(message.taskId, message.version)
-        task = service.find(message.taskId)
-        if event is None or task is None:
+        if event is None or int(event["expires_at"]["N"]) <= now.timestamp():
             return
         if int(event["attempts"]["N"]) >= message.attempt and not message.manual:
             return  # this attempt already happened (a duplicate SQS message)
@@ -322,17 +321,17 @@ class WebhookDispatcher:
             outcome = self._send(event, url)
         except UnsafeUrl as exc:
             outcome = Outcome(None, f"refused: {exc}", 0)
-            self.log.record_attempt(task, event, message.attempt, outcome, "failed", now)
+            self.log.record_attempt(event, message.attempt, outcome, "failed", now)
             return
         state = self._state_after(message.attempt, outcome)
-        if not self.log.record_attempt(task, event, message.attempt, outcome, state, now):
+        if not self.log.record_attempt(event, message.attempt, outcome, state, now):
             return
         emit_metric("WebhookAttempts", 1, outcome="delivered" if outcome.delivered else state)
         if state == "retrying":
             delay = next_delay(message.attempt, outcome)
             self.enqueue(
                 DeliveryMessage(
-                    taskId=task.id,
+                    taskId=message.taskId,
                     version=message.version,
                     attempt=message.attempt + 1,
                     notBefore=now.timestamp() + delay,
