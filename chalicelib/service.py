@@ -10,15 +10,33 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from chalicelib import aws
 from chalicelib.errors import TaskNotFound, TransitionRefused
-from chalicelib.model import ObjectRef, Progress, Status, Task, Webhook, can_transition, utcnow
+from chalicelib.model import (
+    ObjectRef,
+    Progress,
+    Schema,
+    Status,
+    Task,
+    Webhook,
+    can_transition,
+    utcnow,
+)
 from chalicelib.processors import get_processor, registered_types
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store import Page, TaskStore
 from chalicelib.urls import UnsafeUrl, check_url
+
+
+class TaskMessage(Schema):
+    """The tasks queue's message: sent by `enqueue`, read by the worker."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    taskId: str = Field(min_length=36, max_length=36)
+    type: str = Field(min_length=1, max_length=128)
 
 
 class SubmitRejected(Exception):
@@ -187,7 +205,7 @@ class TaskService:
     def enqueue(self, task: Task) -> None:
         aws.client("sqs").send_message(
             QueueUrl=self.settings.tasks_queue_url,
-            MessageBody=json.dumps({"taskId": task.id, "type": task.type}),
+            MessageBody=TaskMessage(taskId=task.id, type=task.type).model_dump_json(),
         )
 
     # -- worker-facing guarded transitions -----------------------------------------

@@ -14,14 +14,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from chalicelib import aws, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
-from chalicelib.model import Schema, Status, Task, utcnow
+from chalicelib.model import Status, Task, utcnow
 from chalicelib.observability import configure_logging, emit_metric, task_context
 from chalicelib.processors import Context, PermanentError, TransientError, get_processor
-from chalicelib.service import TaskService
+from chalicelib.service import TaskMessage, TaskService
 
 log = logging.getLogger("taskstatus_svc.worker")
 configure_logging()
@@ -40,13 +40,6 @@ _TRANSIENT_AWS_CODES = frozenset(
         "RequestTimeout",
     }
 )
-
-
-class TaskMessage(Schema):
-    model_config = ConfigDict(extra="ignore")
-
-    taskId: str = Field(min_length=36, max_length=36)
-    type: str = Field(min_length=1, max_length=128)
 
 
 class TaskCancelled(Exception):
