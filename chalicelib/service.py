@@ -216,7 +216,7 @@ class TaskService:
             self.clock(),
             lease_seconds=self.settings.worker_lease_seconds,
             attempt=attempt,
-            timeout_seconds=timeout_for(self.settings)(task_type),
+            timeout_seconds=self.store.timeout_for(task_type),
         )
 
     def transition(self, task: Task, status: Status, **changes: Any) -> Task:
@@ -249,7 +249,7 @@ class TaskService:
             task = self.find(overdue.id)
             if task is None or task.is_terminal or task.version != overdue.version:
                 continue
-            limit = timeout_for(self.settings)(task.type)
+            limit = self.store.timeout_for(task.type)
             try:
                 self.transition(
                     task,

@@ -112,14 +112,14 @@ class TaskStore:
     ) -> None:
         self.table = table
         self.records_table = records_table
-        self._timeout_for = timeout_for
+        self.timeout_for = timeout_for  # seconds a task of a type may go without a write
 
     @property
     def _ddb(self) -> Any:
         return aws.client("dynamodb")
 
     def _attributes(self, task: Task) -> dict[str, dict[str, str]]:
-        return task_attributes(task, self._timeout_for(task.type))
+        return task_attributes(task, self.timeout_for(task.type))
 
     # -- create -----------------------------------------------------------------
 
