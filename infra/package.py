@@ -68,15 +68,27 @@ def arn(name: str) -> dict[str, list[str]]:
     return {"Fn::GetAtt": [name, "Arn"]}
 
 
+# Which output of infra/resources.json each environment variable takes: the one list that
+# `make package` (as CloudFormation expressions) and `make infra` (as values) both follow.
+RESOURCE_VARIABLES = {
+    "TASKS_TABLE": "TasksTableName",
+    "RECORDS_TABLE": "RecordsTableName",
+    "TASKS_QUEUE_NAME": "TasksQueueName",
+    "TASKS_DLQ_NAME": "TasksDeadLetterQueueName",
+    "WEBHOOKS_QUEUE_NAME": "WebhooksQueueName",
+    "TASKS_QUEUE_URL": "TasksQueueUrl",
+    "WEBHOOKS_QUEUE_URL": "WebhooksQueueUrl",
+    "OBJECTS_BUCKET": "ObjectsBucketName",
+    "TASKS_STREAM_ARN": "TasksStreamArn",
+}
+
+
 def environment() -> dict[str, Any]:
+    outputs = json.loads(RESOURCES.read_text())["Outputs"]
     variables: dict[str, Any] = {
-        "TASKS_TABLE": ref("TasksTable"),
-        "RECORDS_TABLE": ref("RecordsTable"),
-        "TASKS_QUEUE_URL": ref("TasksQueue"),
-        "WEBHOOKS_QUEUE_URL": ref("WebhooksQueue"),
-        "OBJECTS_BUCKET": ref("ObjectsBucket"),
-        "WS_ENDPOINT_URL": WEBSOCKET_ENDPOINT,
+        variable: outputs[output]["Value"] for variable, output in RESOURCE_VARIABLES.items()
     }
+    variables["WS_ENDPOINT_URL"] = WEBSOCKET_ENDPOINT
     for parameter, (variable, _) in {**SECRET_PARAMETERS, **PLAIN_PARAMETERS}.items():
         variables[variable] = ref(parameter)
     return {"Variables": variables}

@@ -20,23 +20,11 @@ from typing import Any
 
 import boto3
 
-from infra.package import policy
+from infra.package import RESOURCE_VARIABLES, policy
 from local.resources import create_stack, template_body
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"
-
-STAGE_VARIABLES = {
-    "TASKS_TABLE": "TasksTableName",
-    "RECORDS_TABLE": "RecordsTableName",
-    "TASKS_QUEUE_NAME": "TasksQueueName",
-    "TASKS_DLQ_NAME": "TasksDeadLetterQueueName",
-    "WEBHOOKS_QUEUE_NAME": "WebhooksQueueName",
-    "TASKS_QUEUE_URL": "TasksQueueUrl",
-    "WEBHOOKS_QUEUE_URL": "WebhooksQueueUrl",
-    "OBJECTS_BUCKET": "ObjectsBucketName",
-    "TASKS_STREAM_ARN": "TasksStreamArn",
-}
 
 
 # Outputs of infra/resources.json that are not named `<Resource><Attribute>`.
@@ -116,7 +104,7 @@ def write_stage_config(stage: str, outputs: dict[str, str], config_path: Path = 
     config = json.loads(config_path.read_text())
     settings = config["stages"].setdefault(stage, {})
     variables = settings.setdefault("environment_variables", {})
-    variables.update({name: outputs[key] for name, key in STAGE_VARIABLES.items()})
+    variables.update({name: outputs[key] for name, key in RESOURCE_VARIABLES.items()})
     settings["autogen_policy"] = False
     settings["iam_policy_file"] = f"policy-{stage}.json"
     config_path.write_text(json.dumps(config, indent=2) + "\n")

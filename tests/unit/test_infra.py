@@ -6,7 +6,7 @@ import boto3
 from moto import mock_aws
 
 from infra.package import merge_template
-from infra.stage import STAGE_VARIABLES, deploy_stack, write_stage_config
+from infra.stage import RESOURCE_VARIABLES, deploy_stack, write_stage_config
 
 
 def test_the_merge_template_references_every_data_resource_by_reference():
@@ -53,7 +53,7 @@ def test_make_infra_writes_names_and_a_concrete_policy(tmp_path):
     policy_path = write_stage_config("dev", outputs, config)
     stage = json.loads(config.read_text())["stages"]["dev"]
     assert stage["environment_variables"]["TASKS_TABLE"] == "taskstatus-dev-tasks"
-    assert set(STAGE_VARIABLES) <= set(stage["environment_variables"])
+    assert set(RESOURCE_VARIABLES) <= set(stage["environment_variables"])
     assert stage["iam_policy_file"] == "policy-dev.json" and stage["autogen_policy"] is False
     text = policy_path.read_text()
     assert "Fn::" not in text and "${" not in text
