@@ -32,6 +32,12 @@ def _image(record: dict[str, Any], name: str) -> Task | None:
     return task_from_item(item)
 
 
+def _was_terminal(record: dict[str, Any]) -> bool:
+    """Whether the task was already terminal before this change (no need to parse the image)."""
+    old_status = record.get("dynamodb", {}).get("OldImage", {}).get("status", {}).get("S")
+    return old_status is not None and Status(old_status).is_terminal
+
+
 class StreamHandler:
     def __init__(self, service: TaskService) -> None:
         from chalicelib.realtime import Realtime
@@ -59,7 +65,7 @@ class StreamHandler:
         with task_context(new.id):
             if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
                 self.service.enqueue(new)
-            self.webhooks.on_task_change(_image(record, "OldImage"), new)
+            self.webhooks.on_task_change(_was_terminal(record), new)
             self._push(new)
 
     def _push(self, task: Task) -> None:

@@ -283,9 +283,9 @@ class WebhookDispatcher:
             DelaySeconds=max(0, min(MAX_SQS_DELAY, int(delay))),
         )
 
-    def on_task_change(self, old: Task | None, new: Task) -> None:
+    def on_task_change(self, was_terminal: bool, new: Task) -> None:
         """From the stream: a task that just became terminal gets its event, once."""
-        if new.webhook is None or not new.is_terminal or (old is not None and old.is_terminal):
+        if new.webhook is None or not new.is_terminal or was_terminal:
             return
         self.create_and_send(new)
 
