@@ -106,6 +106,15 @@ def task_processor_without_id() -> Any:
     return task_processor.missing_id()
 
 
+@app.route("/task/list", methods=["GET"])
+def task_processor_list() -> Any:
+    from chalicelib.contracts import task_processor
+
+    user = http.current_user(app.current_request)
+    operation = http.query(app.current_request).get("operations")
+    return task_processor.list_tasks(_service(), user, operation)
+
+
 @app.route("/task/{task_id}", methods=["GET"])
 def task_processor_status(task_id: str) -> Any:
     from chalicelib.contracts import task_processor
@@ -143,11 +152,35 @@ def status(event: Any, context: Any) -> dict[str, Any]:
     )
 
 
+@app.route("/assemblies", methods=["GET"])
+def assembly_status_by_query() -> Any:
+    from chalicelib.contracts import assembly
+
+    return assembly.rest(_service(), app.current_request, None)
+
+
 @app.route("/assemblies/{assemblyId}", methods=["GET"])
 def assembly_status(assemblyId: str) -> Any:
     from chalicelib.contracts import assembly
 
     return assembly.rest(_service(), app.current_request, assemblyId)
+
+
+# -- seed 002: auto-vid ----------------------------------------------------------------------
+
+
+@app.route("/submit", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def autovid_submit() -> Any:
+    from chalicelib.contracts import autovid
+
+    return autovid.submit(_service(), app.current_request)
+
+
+@app.route("/status/{jobId}", methods=["GET"])
+def autovid_status(jobId: str) -> Any:
+    from chalicelib.contracts import autovid
+
+    return autovid.status(_service(), app.current_request, jobId)
 
 
 # -- WebSocket (DESIGN.md section 6) ---------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 from chalice.app import Request, Response
 
 from chalicelib.auth import InvalidToken, bearer_token, verify_token
+from chalicelib.contracts import errors as contract_errors
 from chalicelib.errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.observability import configure_logging, request_id_var
 from chalicelib.settings import get_settings
@@ -113,6 +114,7 @@ def _handle(request: Request, get_response: Callable[[Request], Response], rid: 
         response = error_response(exc, rid)
     if _is_chalice_error(response):
         response = _reshape_chalice_error(response, rid)
+    response = contract_errors.reshape(request.path, response)
     response.headers["X-Request-Id"] = rid
     return response
 

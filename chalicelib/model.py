@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Schema(BaseModel):
@@ -95,10 +97,66 @@ class Output(Schema):
     size: int | None = None
 
 
+# Headers a caller may not set on a webhook: the transport's and the signature's own.
+RESERVED_WEBHOOK_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "x-transflow-signature",
+    }
+)
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+MAX_WEBHOOK_EXTRAS_BYTES = 1024  # auto-vid's limit on each of headers and metadata
+
+
 class Webhook(Schema):
+    """Where and how a task's webhook is sent.
+
+    format: `standard` (the job document, Standard Webhooks signature), `transflow` (seed 003's
+    AssemblyStatus, `X-Transflow-Signature`), `autovid` (seed 002's job document).
+    method, headers, metadata: auto-vid's `notifications.webhook`.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=1, max_length=2048)
+    format: Literal["standard", "transflow", "autovid"] = "standard"
+    method: Literal["POST", "PUT"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("headers")
+    @classmethod
+    def _safe_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name[:64]!r} is not a valid header name")
+            if name.lower() in RESERVED_WEBHOOK_HEADERS:
+                raise ValueError(f"header {name!r} is set by the service and cannot be given")
+            if any(c in header for c in "\r\n\0"):
+                raise ValueError(f"header {name!r} has a line break in its value")
+        _within_limit(value, "headers")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _within_limit(value, "metadata")
+        return value
+
+
+def _within_limit(value: dict[str, Any], name: str) -> None:
+    size = len(json.dumps(value))
+    if size > MAX_WEBHOOK_EXTRAS_BYTES:
+        limit = MAX_WEBHOOK_EXTRAS_BYTES
+        raise ValueError(f"webhook {name} are {size} bytes; the limit is {limit}")
 
 
 class Task(Schema):

@@ -2,10 +2,16 @@
 
 Records table layout:
   pk conn#<id>, sk conn                      the connection and its owner (TTL: API Gateway's 2 h)
-  pk conn#<id>, sk sub#<kind>#<value>        a subscription; kind is task, op or all
+  pk conn#<id>, sk sub#<kind>#<value>        a subscription; kind is task, op, all, or default
       gpk sub#<owner>, gsk <id>#<kind>#<value>   -> GSI by_target: one Query per change finds
                                                   every subscription of the task's owner
-  pk task#<id>, sk push#<version>            marks a version as pushed (duplicate stream records)
+  pk conn#<id>, sk v#<task id>               the last version of the task pushed to the connection
+
+A new connection holds the `default` subscription (every change of its owner's
+tasks, as seed 004's origin pushed to clients that never send a message); its
+first subscribe replaces it. A version goes to a connection at most once, and
+never after a newer one: the push, at subscribe time or from the stream, first
+raises the connection's `v#<task id>` marker, conditionally.
 
 Messages are seed 004's `{"type": "task_status", "payload": {...TaskStatus, "version": n}}`.
 """
@@ -30,8 +36,9 @@ from chalicelib.settings import Settings
 log = logging.getLogger("taskstatus_svc.realtime")
 
 CONNECTION_TTL_SECONDS = 2 * 3600 + 15 * 60  # API Gateway closes connections after 2 h
-PUSH_MARKER_TTL_SECONDS = 86400
 MAX_FRAME_BYTES = 32 * 1024 - 512  # API Gateway's frame limit, with room for the envelope
+DEFAULT = "default"  # the subscription a connection holds until it subscribes to something
+PUSHED = "v#"  # sorts after conn and sub#: a connection's own records are read without them
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class Subscription:
 
     def matches(self, task: Task) -> bool:
         return (
-            self.kind == "all"
+            self.kind in ("all", DEFAULT)
             or (self.kind == "task" and self.value == task.id)
             or (self.kind == "op" and self.value == task.type)
         )
@@ -58,17 +65,31 @@ def status_message(task: Task) -> str:
     return message
 
 
+def connect_token(query: dict[str, str] | None) -> str:
+    """`?token=<JWT>`, or seed 004's `?Authorization=Bearer%20<JWT>`."""
+    query = query or {}
+    if query.get("token"):
+        return query["token"]
+    scheme, _, token = query.get("Authorization", "").replace("+", " ", 1).partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 class Subscriptions(RecordsTable):
     def add_connection(self, connection_id: str, owner: str, now: datetime) -> None:
-        self._ddb.put_item(
-            TableName=self.table,
-            Item={
-                "pk": {"S": f"conn#{connection_id}"},
-                "sk": {"S": "conn"},
-                "owner": {"S": owner},
-                "connected_at": {"S": now.isoformat()},
-                "expires_at": {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)},
-            },
+        """The connection, with the default subscription to every change of its owner's tasks."""
+        expires = {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)}
+        connection = {
+            "pk": {"S": f"conn#{connection_id}"},
+            "sk": {"S": "conn"},
+            "owner": {"S": owner},
+            "connected_at": {"S": now.isoformat()},
+            "expires_at": expires,
+        }
+        default = self._subscription_item(connection_id, owner, DEFAULT, "*", expires)
+        self._ddb.batch_write_item(
+            RequestItems={
+                self.table: [{"PutRequest": {"Item": item}} for item in (connection, default)]
+            }
         )
 
     def owner_of(self, connection_id: str) -> str | None:
@@ -89,18 +110,43 @@ class Subscriptions(RecordsTable):
             },
         )
 
+    @staticmethod
+    def _subscription_item(
+        connection_id: str, owner: str, kind: str, value: str, expires: dict[str, str]
+    ) -> dict[str, Any]:
+        return {
+            "pk": {"S": f"conn#{connection_id}"},
+            "sk": {"S": f"sub#{kind}#{value}"},
+            "gpk": {"S": f"sub#{owner}"},
+            "gsk": {"S": f"{connection_id}#{kind}#{value}"},
+            "expires_at": expires,
+        }
+
     def subscribe(
         self, connection_id: str, owner: str, kind: str, value: str, now: datetime
     ) -> None:
-        self._ddb.put_item(
-            TableName=self.table,
-            Item={
-                "pk": {"S": f"conn#{connection_id}"},
-                "sk": {"S": f"sub#{kind}#{value}"},
-                "gpk": {"S": f"sub#{owner}"},
-                "gsk": {"S": f"{connection_id}#{kind}#{value}"},
-                "expires_at": {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)},
-            },
+        """Add a subscription; the first one narrows the connection from its default."""
+        expires = {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)}
+        self._ddb.batch_write_item(
+            RequestItems={
+                self.table: [
+                    {
+                        "PutRequest": {
+                            "Item": self._subscription_item(
+                                connection_id, owner, kind, value, expires
+                            )
+                        }
+                    },
+                    {
+                        "DeleteRequest": {
+                            "Key": {
+                                "pk": {"S": f"conn#{connection_id}"},
+                                "sk": {"S": f"sub#{DEFAULT}#*"},
+                            }
+                        }
+                    },
+                ]
+            }
         )
 
     def unsubscribe(self, connection_id: str, kind: str, value: str) -> None:
@@ -110,10 +156,14 @@ class Subscriptions(RecordsTable):
         )
 
     def remove_connection(self, connection_id: str) -> None:
+        # The connection and its subscriptions; its push markers expire with their TTL.
         items = self._ddb.query(
             TableName=self.table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"conn#{connection_id}"}},
+            KeyConditionExpression="pk = :pk AND sk < :pushed",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"conn#{connection_id}"},
+                ":pushed": {"S": PUSHED},
+            },
             ProjectionExpression="pk, sk",
         ).get("Items", [])
         for start in range(0, len(items), 25):
@@ -145,15 +195,24 @@ class Subscriptions(RecordsTable):
                 return subscriptions
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def mark_pushed(self, task: Task, now: datetime) -> bool:
-        """Claim the push of this task version; False if it was pushed before."""
-        return self.put_new(
-            {
-                "pk": {"S": f"task#{task.id}"},
-                "sk": {"S": f"push#{task.version:010d}"},
-                "expires_at": {"N": str(int(now.timestamp()) + PUSH_MARKER_TTL_SECONDS)},
-            }
-        )
+    def claim_push(self, connection_id: str, task: Task, now: datetime) -> bool:
+        """Claim the push of this task version to one connection; False if it had it (or newer)."""
+        try:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": f"{PUSHED}{task.id}"}},
+                UpdateExpression="SET version = :version, expires_at = :expires",
+                ConditionExpression="attribute_not_exists(version) OR version < :version",
+                ExpressionAttributeValues={
+                    ":version": {"N": str(task.version)},
+                    ":expires": {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
 
 class Pusher:
@@ -184,12 +243,14 @@ class Realtime:
     # -- $connect / $disconnect ----------------------------------------------------------
 
     def connect(self, connection_id: str, query: dict[str, str] | None) -> dict[str, Any]:
-        token = (query or {}).get("token", "")
         try:
-            owner = verify_token(token)
+            owner = verify_token(connect_token(query))
         except InvalidToken as exc:
             log.info("refused a WebSocket connection: %s", exc)
-            return {"statusCode": 401, "body": "a valid ?token=<JWT> is required"}
+            return {
+                "statusCode": 401,
+                "body": "a valid ?token=<JWT> or ?Authorization=Bearer%20<JWT> is required",
+            }
         self.subscriptions.add_connection(connection_id, owner, utcnow())
         return {"statusCode": 200}
 
@@ -260,7 +321,11 @@ class Realtime:
                 return
         self.subscriptions.subscribe(connection_id, owner, kind, value, utcnow())
         self._reply(connection_id, {"type": "subscribed", **_target(kind, value)})
-        if current is not None and (since is None or current.version > since):
+        if (
+            current is not None
+            and (since is None or current.version > since)
+            and self.subscriptions.claim_push(connection_id, current, utcnow())
+        ):
             self.pusher.send(connection_id, status_message(current))
 
     def _reply(self, connection_id: str, message: dict[str, Any]) -> None:
@@ -277,11 +342,14 @@ class Realtime:
         targets = {
             s.connection_id for s in self.subscriptions.of_owner(task.owner) if s.matches(task)
         }
-        if not targets or not self.subscriptions.mark_pushed(task, utcnow()):
+        if not targets:
             return 0
         message = status_message(task)
         pushed = 0
+        now = utcnow()
         for connection_id in sorted(targets):
+            if not self.subscriptions.claim_push(connection_id, task, now):
+                continue  # this connection has had this version, or a newer one
             if self.pusher.send(connection_id, message):
                 pushed += 1
             else:

@@ -192,9 +192,16 @@ class TaskService:
         type: str | None = None,
         status: Status | None = None,
         after: tuple[str, str] | None = None,
+        updated_since: datetime | None = None,
     ) -> Page:
         return self.store.list_for_owner(
-            owner, self.clock(), limit=limit, type=type, status=status, after=after
+            owner,
+            self.clock(),
+            limit=limit,
+            type=type,
+            status=status,
+            after=after,
+            updated_since=updated_since,
         )
 
     def cancel(self, owner: str, task_id: str) -> Task:

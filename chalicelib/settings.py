@@ -35,6 +35,8 @@ class Settings:
     webhook_allow_private: bool
     webhook_timeout_seconds: float
     ws_endpoint_url: str
+    presign_expires_seconds: int = 86400  # 000/001's TargetObjectURL (the origin: 24 h)
+    autovid_task_type: str = "video/auto-vid"  # the task type of 002's auto-vid job specs
 
     @property
     def task_ttl_seconds(self) -> int:
@@ -67,4 +69,6 @@ def get_settings() -> Settings:
         webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
         webhook_timeout_seconds=float(env("WEBHOOK_TIMEOUT_SECONDS", "15")),
         ws_endpoint_url=env("WS_ENDPOINT_URL", ""),
+        presign_expires_seconds=int(env("PRESIGN_EXPIRES_SECONDS", "86400")),
+        autovid_task_type=env("AUTOVID_TASK_TYPE", "video/auto-vid"),
     )

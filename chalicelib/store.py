@@ -215,6 +215,7 @@ class TaskStore:
         type: str | None = None,
         status: Status | None = None,
         after: tuple[str, str] | None = None,
+        updated_since: datetime | None = None,
     ) -> Page:
         """One Query on an index, newest first; never a Scan."""
         if type is None:
@@ -231,6 +232,9 @@ class TaskStore:
             names["#s"] = "status"
             values[":s"] = {"S": status.value}
             filters.append("#s = :s")
+        if updated_since is not None:
+            values[":since"] = {"S": _iso(updated_since)}
+            filters.append("updated_at >= :since")
         request: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": index,

@@ -27,7 +27,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
-from chalicelib.contracts.jobs import job_document
+from chalicelib.contracts.payloads import delivery_headers, delivery_options, webhook_payload
 from chalicelib.model import Schema, Status, Task, utcnow
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.records import RecordsTable
@@ -102,6 +102,7 @@ class WebhookLog(RecordsTable):
                 "event_id": {"S": event_id_for(task.id, task.version)},
                 "event_type": {"S": event_type_for(task.status)},
                 "url": {"S": task.webhook.url if task.webhook else ""},
+                "delivery": {"S": delivery_options(task.webhook)},
                 "payload": {"S": payload},
                 "state": {"S": "pending"},
                 "attempts": {"N": "0"},
@@ -226,8 +227,10 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def post(url: str, body: str, headers: dict[str, str], timeout: float) -> Outcome:
-    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+def post(
+    url: str, body: str, headers: dict[str, str], timeout: float, method: str = "POST"
+) -> Outcome:
+    request = urllib.request.Request(url, data=body.encode(), headers=headers, method=method)
     start = time.monotonic()
     try:
         with _opener.open(request, timeout=timeout) as response:
@@ -269,7 +272,7 @@ class WebhookDispatcher:
         self,
         settings: Settings,
         clock: Callable[[], datetime] = utcnow,
-        sender: Callable[[str, str, dict[str, str], float], Outcome] = post,
+        sender: Callable[..., Outcome] = post,
     ) -> None:
         self.settings = settings
         self.log = WebhookLog(settings.records_table)
@@ -290,7 +293,7 @@ class WebhookDispatcher:
         self.create_and_send(new)
 
     def create_and_send(self, task: Task, manual: bool = False) -> str:
-        payload = json.dumps({**job_document(task), "event": event_type_for(task.status)})
+        payload = json.dumps(webhook_payload(task, event_type_for(task.status)))
         if self.log.create_event(task, payload, self.clock()):
             self.enqueue(
                 DeliveryMessage(taskId=task.id, version=task.version, attempt=1, manual=manual)
@@ -356,7 +359,10 @@ class WebhookDispatcher:
             "webhook-timestamp": str(int(timestamp.timestamp())),
             "webhook-signature": sign(self.settings, event_id, timestamp, body),
         }
-        return self.sender(url, body, headers, self.settings.webhook_timeout_seconds)
+        options = json.loads(event.get("delivery", {}).get("S", "{}"))
+        headers = delivery_headers(options, body, self.settings) | headers
+        method = options.get("method", "POST")
+        return self.sender(url, body, headers, self.settings.webhook_timeout_seconds, method)
 
     @staticmethod
     def _state_after(attempt: int, outcome: Outcome) -> str:

@@ -111,9 +111,16 @@ def streams_client() -> Any:
 
 class DevStack:
     def __init__(
-        self, port: int, emulator_port: int, ws_port: int, ws_management_port: int
+        self,
+        port: int,
+        emulator_port: int,
+        ws_port: int,
+        ws_management_port: int,
+        lambda_port: int = 8003,
     ) -> None:
         self.port = port
+        self.lambda_port = lambda_port
+        self.lambda_api: Any = None
         self.emulator_port = emulator_port
         self.ws_port = ws_port
         self.ws_management_port = ws_management_port
@@ -148,6 +155,10 @@ class DevStack:
         self._spawn(lambda stop: self._every(60, app_module.reaper, stop), "reaper")
         self.gateway = WebSocketGateway(app_module, self.ws_port, self.ws_management_port)
         self.gateway.start()
+        from local.lambda_api import LambdaApi, functions
+
+        self.lambda_api = LambdaApi(functions(app_module, config.app_name, STAGE), self.lambda_port)
+        self.lambda_api.start()
         self.server = LocalDevServer(
             app_module.app, config, "127.0.0.1", self.port, handler_cls=GatewayLikeHandler
         )
@@ -175,6 +186,8 @@ class DevStack:
         self.stop.set()
         if self.gateway is not None:
             self.gateway.stop()
+        if self.lambda_api is not None:
+            self.lambda_api.stop()
         if self.server is not None:
             self.server.shutdown()
         if self.emulator is not None:
@@ -196,6 +209,10 @@ taskstatus is running (stage: local)
   REST API   {api}
   WebSocket  ws://127.0.0.1:{stack.ws_port}/?token=$TOKEN
   (the management API the app pushes through: http://127.0.0.1:{stack.ws_management_port})
+  Lambda     http://127.0.0.1:{stack.lambda_port} (the Invoke API for every function of the app)
+             aws lambda invoke --endpoint-url http://127.0.0.1:{stack.lambda_port} \\
+               --function-name taskstatus-local-status --payload '{{"assemblyId":"..."}}' out.json
+             (AWS CLI v2: add --cli-binary-format raw-in-base64-out)
   emulator   http://127.0.0.1:{stack.emulator_port} (moto server)
 
 A token for user `dev-user` (7 days; mint others with `make token NAME=alice`):
@@ -218,6 +235,7 @@ def main() -> None:
         emulator_port=int(os.environ.get("EMULATOR_PORT", "5000")),
         ws_port=int(os.environ.get("WS_PORT", "8001")),
         ws_management_port=int(os.environ.get("WS_MANAGEMENT_PORT", "8002")),
+        lambda_port=int(os.environ.get("LAMBDA_PORT", "8003")),
     )
     stopped = threading.Event()
     # Set explicitly: a process started in the background may inherit SIGINT as ignored.

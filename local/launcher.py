@@ -28,12 +28,14 @@ class Endpoints:
     ws: str
     emulator: str
     log: Path
+    lambda_api: str = ""
 
 
 @contextmanager
 def local_stack(log: Path, timeout: float = 60) -> Iterator[Endpoints]:
     ports = {
-        name: free_port() for name in ("PORT", "EMULATOR_PORT", "WS_PORT", "WS_MANAGEMENT_PORT")
+        name: free_port()
+        for name in ("PORT", "EMULATOR_PORT", "WS_PORT", "WS_MANAGEMENT_PORT", "LAMBDA_PORT")
     }
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
     env.pop("AWS_ENDPOINT_URL", None)
@@ -50,6 +52,7 @@ def local_stack(log: Path, timeout: float = 60) -> Iterator[Endpoints]:
         ws=f"ws://127.0.0.1:{ports['WS_PORT']}",
         emulator=f"http://127.0.0.1:{ports['EMULATOR_PORT']}",
         log=log,
+        lambda_api=f"http://127.0.0.1:{ports['LAMBDA_PORT']}",
     )
     try:
         deadline = time.monotonic() + timeout

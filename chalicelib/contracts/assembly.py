@@ -1,13 +1,21 @@
 """Seed 003, the Status Lambda: `{assemblyId, userId?, triggerWebhook?}` -> `{statusCode, body}`.
 
-Served both as the pure Lambda `status` and over REST at
-`GET /assemblies/{assemblyId}?triggerWebhook=true`. On REST the user always
-comes from the verified token, so the owner check can never be skipped; a
-direct Lambda invocation is authorised by IAM and checks `userId` when given.
+Served as the pure Lambda `status`, over REST at `GET /assemblies/{assemblyId}`
+and `GET /assemblies?assemblyId=` (the origin's Next.js route). On REST the user
+always comes from the verified token, so the owner check can never be skipped;
+a direct Lambda invocation is authorised by IAM and checks `userId` when given.
+
+Bodies are the origin's: an AssemblyStatus whose `results` map step names to
+arrays of file objects (a processor's JSON result is `result`, outside them),
+optional fields left out rather than null; errors are
+`{"error": "assemblyId is required"}`, `{"error": "Assembly not found", "assembly_id"}`,
+`{"error": "Access denied: You don't own this assembly"}` and
+`{"error": "Failed to fetch assembly status", "message"}`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import datetime
@@ -15,14 +23,20 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.contracts.common import iso_seconds
-from chalicelib.contracts.models import AssemblyError, AssemblyStatus
+from chalicelib.contracts.common import iso_seconds, shown_progress
+from chalicelib.contracts.models import AssemblyStatus
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
-from chalicelib.model import Status, Task, utcnow
-from chalicelib.objects import presign
+from chalicelib.model import ObjectRef, Status, Task, utcnow
+from chalicelib.objects import head, presign
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.contracts")
+
+MISSING_ID = "assemblyId is required"
+NOT_FOUND = "Assembly not found"
+FORBIDDEN = "Access denied: You don't own this assembly"
+FAILED_LOOKUP = "Failed to fetch assembly status"
+MAX_ID_ECHO = 128
 
 _RUNNING_MESSAGES = {
     Status.SUBMITTED: "The assembly is queued and waiting for a worker.",
@@ -31,18 +45,19 @@ _RUNNING_MESSAGES = {
     Status.ERROR: "The assembly hit a non-fatal error and is still processing.",
     Status.RETRYING: "The assembly failed transiently and will be retried.",
 }
+# The origin's `error` codes: a poller stops on `ok === "ASSEMBLY_COMPLETED"` or a truthy `error`.
+_ERROR_CODES = {Status.FAILED: "PROCESSING_ERROR", Status.CANCELLED: "ASSEMBLY_CANCELED"}
 
 
 def lambda_response(status_code: int, body: dict[str, Any], request_id: str = "") -> dict[str, Any]:
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", "Cache-Control": "no-cache"}
     if request_id:
         headers["X-Request-Id"] = request_id
     return {"statusCode": status_code, "body": json.dumps(body), "headers": headers}
 
 
-def _error(status_code: int, code: str, message: str, request_id: str) -> dict[str, Any]:
-    body = AssemblyError(error=code, message=message).model_dump(mode="json")
-    return lambda_response(status_code, body, request_id)
+def _error(status_code: int, request_id: str, error: str, **extra: Any) -> dict[str, Any]:
+    return lambda_response(status_code, {"error": error, **extra}, request_id)
 
 
 def _message(task: Task) -> str:
@@ -66,52 +81,72 @@ def _duration(task: Task, now: datetime) -> float | None:
     return round((end - task.started_at).total_seconds(), 3)
 
 
+def file_object(ref: ObjectRef, field: str, now: datetime) -> dict[str, Any] | None:
+    """The origin's file object for an S3 object; None when the object is not there."""
+    found = head(ref.bucket, ref.key)
+    if found is None:
+        return None
+    size, mime = found
+    name = ref.key.rsplit("/", 1)[-1]
+    stem, dot, ext = name.rpartition(".")
+    return {
+        "id": hashlib.md5(f"{ref.bucket}/{ref.key}".encode(), usedforsecurity=False).hexdigest(),
+        "name": name,
+        "basename": stem if dot and stem else name,
+        "ext": ext if dot and stem else "",
+        "size": size,
+        "mime": mime,
+        "field": field,
+        "ssl_url": presign(ref.bucket, ref.key, now)[0],
+        "bucket": ref.bucket,
+        "key": ref.key,
+    }
+
+
+def _files(ref: ObjectRef | None, field: str, now: datetime) -> list[dict[str, Any]]:
+    found = file_object(ref, field, now) if ref else None
+    return [found] if found else []
+
+
 def view(task: Task) -> dict[str, Any]:
     now = utcnow()
-    uploads = []
-    if task.source:
-        uploads.append(
-            {
-                "field": "source",
-                "bucket": task.source.bucket,
-                "key": task.source.key,
-                "name": task.source.key.rsplit("/", 1)[-1],
-            }
-        )
-    results: dict[str, Any] = {}
-    if task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
-        if task.target:
-            url, _ = presign(task.target.bucket, task.target.key, now)
-            results["target"] = [
-                {
-                    "bucket": task.target.bucket,
-                    "key": task.target.key,
-                    "ssl_url": url,
-                    "name": task.target.key.rsplit("/", 1)[-1],
-                }
-            ]
-        if task.result is not None:
-            results["result"] = task.result
-    progress = task.progress
-    combined = (
-        100
-        if task.is_terminal
-        else (round(100 * progress.current / progress.total) if progress and progress.total else 0)
-    )
+    finished = task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS)
+    results: dict[str, list[dict[str, Any]]] = {}
+    target_files = _files(task.target, "target", now) if finished else []
+    if target_files:
+        results["target"] = target_files
+    progress = shown_progress(task)
+    combined = 0
+    if task.is_terminal:
+        combined = 100
+    elif progress and progress["total"]:
+        combined = round(100 * progress["current"] / progress["total"])
     return AssemblyStatus(
         assembly_id=task.id,
         ok=ASSEMBLY_OK[task.status],
-        error="ASSEMBLY_FAILED" if task.status is Status.FAILED else None,
+        error=_ERROR_CODES.get(task.status),
         message=_message(task),
         type=task.type,
-        uploads=uploads,
+        user={"userId": task.owner},
+        uploads=_files(task.source, "source", now),
         results=results,
+        result=task.result,
+        execution_start=iso_seconds(task.started_at),
         execution_duration=_duration(task, now),
         progress_combined=combined,
-        progress=progress.model_dump() if progress else None,
+        progress=progress,
         created_at=iso_seconds(task.created_at),
         updated_at=iso_seconds(task.updated_at),
-    ).model_dump(mode="json", exclude={"webhook"})
+    ).model_dump(mode="json", exclude_none=True)
+
+
+def _flag(value: Any) -> bool | None:
+    """`triggerWebhook`: true/false, or their strings as a query string carries them."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", ""}:
+        return value.strip().lower() in {"true", "1"}
+    return None
 
 
 def handle(
@@ -122,37 +157,42 @@ def handle(
     request_id: str = "",
 ) -> dict[str, Any]:
     """The Status Lambda. `user`: the REST caller (from the token); else event.userId if given."""
-    from chalicelib.http import is_task_id
-
     if not isinstance(event, dict):
-        return _error(
-            400, "INVALID_EVENT", "the event must be a JSON object with an assemblyId", request_id
-        )
+        return _error(400, request_id, MISSING_ID)
     assembly_id = event.get("assemblyId")
     if not isinstance(assembly_id, str) or not assembly_id.strip():
-        return _error(400, "MISSING_ASSEMBLY_ID", "assemblyId is required", request_id)
-    if not is_task_id(assembly_id):
-        return _error(400, "INVALID_ASSEMBLY_ID", "assemblyId must be a lowercase UUID", request_id)
-    if user is None and event.get("userId") is not None:
-        if not isinstance(event["userId"], str) or not event["userId"].strip():
-            return _error(400, "INVALID_EVENT", "userId must be a non-empty string", request_id)
-        user = event["userId"]
-    trigger = event.get("triggerWebhook", False)
-    if not isinstance(trigger, bool):
-        return _error(400, "INVALID_EVENT", "triggerWebhook must be true or false", request_id)
+        return _error(400, request_id, MISSING_ID)
+    claimed = event.get("userId")
+    if claimed is not None and not isinstance(claimed, str):
+        return _error(400, request_id, "userId must be a string")
+    if user is None and claimed:
+        user = claimed  # "" is treated as absent, as the origin's truthiness check does
+    trigger = _flag(event.get("triggerWebhook", False))
+    if trigger is None:
+        return _error(400, request_id, "triggerWebhook must be true or false")
     try:
-        task = service.find(assembly_id)
+        task = service.find(assembly_id) if _is_ours(assembly_id) else None
     except (ClientError, BotoCoreError) as exc:
         log.exception("assembly lookup failed", extra={"task_id": assembly_id})
-        return _error(500, "INTERNAL_ERROR", f"Failed to get assembly status: {exc}", request_id)
+        return _error(500, request_id, FAILED_LOOKUP, message=str(exc))
     if task is None:
-        return _error(404, "ASSEMBLY_NOT_FOUND", f"Assembly not found: {assembly_id}", request_id)
+        return _error(404, request_id, NOT_FOUND, assembly_id=assembly_id[:MAX_ID_ECHO])
     if user is not None and task.owner != user:
-        return _error(403, "FORBIDDEN", "this assembly belongs to another user", request_id)
-    body = view(task)
+        return _error(403, request_id, FORBIDDEN)
+    try:
+        body = view(task)
+    except (ClientError, BotoCoreError) as exc:
+        log.exception("assembly view failed", extra={"task_id": assembly_id})
+        return _error(500, request_id, FAILED_LOOKUP, message=str(exc))
     if trigger:
         body["webhook"] = trigger_webhook(service, task)
     return lambda_response(200, body, request_id)
+
+
+def _is_ours(assembly_id: str) -> bool:
+    from chalicelib.http import is_task_id
+
+    return is_task_id(assembly_id)
 
 
 def trigger_webhook(service: TaskService, task: Task) -> dict[str, Any]:
@@ -161,23 +201,19 @@ def trigger_webhook(service: TaskService, task: Task) -> dict[str, Any]:
     return redeliver(service, task)
 
 
-def rest(service: TaskService, request: Any, assembly_id: str) -> Any:
-    """`GET /assemblies/{assemblyId}`: the user is the token's, so ownership is always checked."""
+def rest(service: TaskService, request: Any, assembly_id: str | None) -> Any:
+    """`GET /assemblies/{assemblyId}` and `GET /assemblies?assemblyId=`: the token's user."""
     from chalice.app import Response
 
     from chalicelib import http
 
     params = http.query(request)
-    flag = params.get("triggerWebhook", "false").lower()
-    if flag not in {"true", "false", "1", "0"}:
-        result = _error(
-            400, "INVALID_EVENT", "triggerWebhook must be true or false", http.request_id(request)
-        )
-    else:
-        event = {"assemblyId": assembly_id, "triggerWebhook": flag in {"true", "1"}}
-        result = handle(
-            service, event, user=http.current_user(request), request_id=http.request_id(request)
-        )
+    if assembly_id is None:
+        assembly_id = params.get("assemblyId") or params.get("assembly_id") or ""
+    event = {"assemblyId": assembly_id, "triggerWebhook": params.get("triggerWebhook", "false")}
+    result = handle(
+        service, event, user=http.current_user(request), request_id=http.request_id(request)
+    )
     return Response(
         body=result["body"], status_code=result["statusCode"], headers=result["headers"]
     )

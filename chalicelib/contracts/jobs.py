@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib.contracts.common import iso_seconds
+from chalicelib.contracts.common import iso_seconds, shown_progress
 from chalicelib.contracts.models import JobDocument, JobOutput, JobRequest
 from chalicelib.errors import Unprocessable
 from chalicelib.model import Status, Task, utcnow
@@ -54,7 +54,7 @@ def job_document(task: Task) -> dict[str, Any]:
         updatedAt=iso_seconds(task.updated_at),
         completedAt=iso_seconds(task.completed_at),
         processingTime=task.processing_seconds,
-        progress=task.progress.model_dump() if task.progress else None,
+        progress=shown_progress(task),
         result=task.result,
         output=_output(task),
         error=task.error,

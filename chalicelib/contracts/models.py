@@ -135,6 +135,48 @@ class TaskProcessorError(Schema):
     error: str
 
 
+class TaskProcessorListItem(Schema):
+    """An item of `GET /task/list?operations=`; files as `S3://bucket/key`, as the origin has."""
+
+    TaskId: str
+    Status: Literal["processing", "completed", "failed"]
+    TaskType: str
+    Created_at: str
+    Updated_at: str
+    SourceFile: str | None = None
+    TargetFile: str | None = None
+
+
+class TaskProcessorList(Schema):
+    tasks: list[TaskProcessorListItem]
+
+
+# -- seed 002: auto-vid -----------------------------------------------------------------------
+
+
+class AutoVidJob(Schema):
+    """`POST /submit`, `GET /status/{jobId}`: the origin's job document and its five statuses."""
+
+    jobId: str
+    type: str
+    status: Literal["submitted", "processing", "completed", "failed", "retrying"]
+    submittedAt: str
+    updatedAt: str
+    completedAt: str | None
+    processingTime: float | None
+    progress: JobProgress | None
+    result: Any = None
+    output: JobOutput
+    error: str | None
+    jobInfo: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class AutoVidError(Schema):
+    error: str
+    timestamp: str
+
+
 # -- seed 004: task status -------------------------------------------------------------------
 
 
@@ -158,29 +200,49 @@ class TaskStatus(Schema):
 # -- seed 003: Status Lambda -------------------------------------------------------------------
 
 
-class AssemblyUpload(Schema):
+class AssemblyFile(Schema):
+    """The origin's file object, in `uploads` and in each `results` step."""
+
+    id: str
+    name: str
+    basename: str
+    ext: str
+    size: int
+    mime: str
     field: str
+    ssl_url: str
     bucket: str
     key: str
-    name: str
+
+
+class AssemblyUser(Schema):
+    userId: str
 
 
 class AssemblyStatus(Schema):
+    """Seed 003's AssemblyStatus; optional fields that are unknown are left out, not null."""
+
     assembly_id: str
-    ok: Literal["ASSEMBLY_EXECUTING", "ASSEMBLY_COMPLETED", "ASSEMBLY_CANCELED"] | None
-    error: str | None
+    ok: Literal["ASSEMBLY_EXECUTING", "ASSEMBLY_COMPLETED", "ASSEMBLY_CANCELED"] | None = None
+    error: str | None = None
     message: str
     type: str
-    uploads: list[AssemblyUpload]
-    results: dict[str, Any]
-    execution_duration: float | None
+    user: AssemblyUser
+    uploads: list[AssemblyFile]
+    results: dict[str, list[AssemblyFile]]
+    result: Any = None
+    execution_start: str | None = None
+    execution_duration: float | None = None
     progress_combined: int
-    progress: JobProgress | None
+    progress: JobProgress | None = None
     created_at: str
     updated_at: str
     webhook: Redelivery | None = None
 
 
 class AssemblyError(Schema):
+    """The origin's error bodies: `error` always, `assembly_id` on a 404, `message` on a 500."""
+
     error: str
-    message: str
+    assembly_id: str | None = None
+    message: str | None = None

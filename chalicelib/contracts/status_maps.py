@@ -42,3 +42,16 @@ ASSEMBLY_OK: dict[Status, str | None] = {
     Status.FAILED: None,
     Status.CANCELLED: "ASSEMBLY_CANCELED",
 }
+
+# Seed 002, auto-vid: submitted | processing | completed | failed | retrying.
+AUTOVID: dict[Status, str] = {
+    Status.SUBMITTED: "submitted",
+    Status.STARTED: "processing",
+    Status.PROCESSING: "processing",
+    Status.ERROR: "processing",
+    Status.RETRYING: "retrying",
+    Status.COMPLETED: "completed",
+    Status.COMPLETED_WITH_ERRORS: "completed",
+    Status.FAILED: "failed",
+    Status.CANCELLED: "failed",
+}

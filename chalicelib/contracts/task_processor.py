@@ -1,7 +1,8 @@
-"""Seeds 000/001, the Task Processor API: `GET /task/{task_id}`.
+"""Seeds 000/001, the Task Processor API: `GET /task/{task_id}` and `GET /task/list?operations=`.
 
-Field names, casing and error bodies are the seeds' own. A completed task with
-a target gets a presigned `TargetObjectURL`; `image/deblindwatermark` tasks
+Field names, casing and error bodies are the seeds' own. A task with a target
+gets a presigned `TargetObjectURL` in every status, as the origin does (valid
+`PRESIGN_EXPIRES_SECONDS`, 24 h by default); `image/deblindwatermark` tasks
 answer in seed 001's deblindwatermark shape, with the extracted text as `Result`.
 """
 
@@ -13,18 +14,21 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Response
 
-from chalicelib.contracts.common import iso_seconds
-from chalicelib.contracts.models import TaskProcessorTask
+from chalicelib.contracts.common import iso_seconds, shown_error
+from chalicelib.contracts.models import TaskProcessorListItem, TaskProcessorTask
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
-from chalicelib.model import Task, utcnow
+from chalicelib.model import ObjectRef, Task, utcnow
 from chalicelib.objects import presign
 from chalicelib.service import TaskService
+from chalicelib.settings import get_settings
 
 log = logging.getLogger("taskstatus_svc.contracts")
 
 DEBLIND = "image/deblindwatermark"
 MISSING_ID = "task_id is required in path parameters"
 MAX_ID_LENGTH = 128
+MISSING_OPERATION = "operation parameter is required for list operation"
+MAX_LISTED = 1000  # the origin lists every match; this is the most one answer carries
 
 
 def _reply(body: dict[str, Any], status: int) -> Response:
@@ -41,8 +45,9 @@ def view(task: Task) -> dict[str, Any]:
     deblind = task.type == DEBLIND
     target = None if deblind else task.target
     url = None
-    if status == "completed" and target is not None:
-        url = presign(target.bucket, target.key, utcnow())[0]
+    if target is not None:
+        seconds = get_settings().presign_expires_seconds
+        url = presign(target.bucket, target.key, utcnow(), seconds)[0]
     return TaskProcessorTask(
         TaskId=task.id,
         Status=status,
@@ -55,9 +60,7 @@ def view(task: Task) -> dict[str, Any]:
         TaskType=task.type,
         Created_at=iso_seconds(task.created_at),
         Updated_at=iso_seconds(task.updated_at),
-        ErrorMessage=(task.error or f"task was {task.status.value}")
-        if status == "failed"
-        else None,
+        ErrorMessage=(shown_error(task) or "task failed") if status == "failed" else None,
     ).model_dump(mode="json", exclude_none=True)
 
 
@@ -80,3 +83,37 @@ def _looks_like_id(task_id: str) -> bool:
     from chalicelib.http import is_task_id
 
     return is_task_id(task_id)
+
+
+def _s3_file(ref: ObjectRef | None) -> str | None:
+    return f"S3://{ref.bucket}/{ref.key}" if ref else None
+
+
+def list_item(task: Task) -> dict[str, Any]:
+    return TaskProcessorListItem(
+        TaskId=task.id,
+        Status=TASK_PROCESSOR[task.status],
+        TaskType=task.type,
+        Created_at=iso_seconds(task.created_at),
+        Updated_at=iso_seconds(task.updated_at),
+        SourceFile=_s3_file(task.source),
+        TargetFile=_s3_file(task.target),
+    ).model_dump(mode="json", exclude_none=True)
+
+
+def list_tasks(service: TaskService, user: str, operation: str | None) -> Response:
+    """The caller's tasks of one type, newest first (the origin's `?operations=` list)."""
+    if not operation:
+        return _reply({"error": MISSING_OPERATION}, 400)
+    tasks: list[Task] = []
+    after = None
+    if len(operation) <= MAX_ID_LENGTH:
+        while len(tasks) < MAX_LISTED:
+            page = service.list_owned(
+                user, limit=MAX_LISTED - len(tasks), type=operation, after=after
+            )
+            tasks += page.tasks
+            after = page.last_key
+            if after is None:
+                break
+    return _reply({"tasks": [list_item(task) for task in tasks]}, 200)

@@ -1,25 +1,34 @@
 """Seed 004, task status: `GET /task-status/{task_id}` and `GET /task-status[?operation=]`.
 
 TaskStatus objects with Unix-second timestamps; lists are bare JSON arrays of
-the caller's tasks, newest first, one index Query per page. The next page's
-cursor is in the `X-Next-Cursor` header (and a `Link: rel="next"` header).
+the caller's tasks, newest first, read by index Queries (never a Scan). The
+origin's dashboard loads its history with `?recent=true&hours=H&limit=N`, names
+operations freely (an operation with no tasks is `[]`) and sends parameters of
+its own: unknown query parameters are ignored here. The next page's cursor is in
+the `X-Next-Cursor` header (and `Link: rel="next"`) for clients that page.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from chalice.app import Request, Response
 
 from chalicelib import http
-from chalicelib.contracts.common import unix_seconds
+from chalicelib.contracts.common import shown_error, shown_progress, unix_seconds
 from chalicelib.contracts.models import TaskStatus
 from chalicelib.contracts.status_maps import TASK_STATUS
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.model import Task
-from chalicelib.processors import registered_types
 from chalicelib.service import TaskService
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 1000  # the origin's client reads one answer and ignores paging headers
+DEFAULT_HOURS = 24
+MAX_OPERATION_LENGTH = 128
+MAX_PAGES = 10  # Queries one answer may make; past that, the cursor carries on
 
 
 def view(task: Task, version: bool = False) -> dict[str, Any]:
@@ -28,9 +37,9 @@ def view(task: Task, version: bool = False) -> dict[str, Any]:
         task_id=task.id,
         operation=task.type,
         status=TASK_STATUS[task.status],
-        progress=task.progress.model_dump() if task.progress else None,
+        progress=shown_progress(task),
         result=task.result,
-        error=task.error,
+        error=shown_error(task),
         created_at=unix_seconds(task.created_at),
         updated_at=unix_seconds(task.updated_at),
         version=task.version if version else None,
@@ -51,25 +60,61 @@ def get_task(service: TaskService, request: Request, task_id: str) -> Response:
     return _json(view(task))
 
 
+def _hours(params: dict[str, str]) -> str | None:
+    """The `hours` of a `recent` query, as given (it scopes the cursor), or None for all."""
+    recent = params.get("recent", "").strip().lower() in {"true", "1", "yes"}
+    hours = params.get("hours")
+    if not recent and not hours:
+        return None
+    hours = hours or str(DEFAULT_HOURS)
+    try:
+        value = float(hours)
+    except ValueError:
+        value = -1
+    if not 0 < value <= 24 * 366:
+        raise BadRequest(f"hours must be a positive number of hours; got {hours[:32]!r}")
+    return hours
+
+
 def list_tasks(service: TaskService, request: Request) -> Response:
-    params = http.query(request)
-    unknown = set(params) - {"operation", "limit", "cursor"}
-    if unknown:
-        raise BadRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    params = http.query(request)  # parameters this surface does not know are ignored
     operation = params.get("operation") or None
-    if operation is not None and operation not in registered_types():
-        known = ", ".join(registered_types())
-        raise BadRequest(f"operation {operation[:64]!r} is not known; known operations: {known}")
+    limit = http.limit_param(params.get("limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    hours = _hours(params)
     user = http.current_user(request)
-    scope = f"task-status|{user}|{operation or ''}"
-    limit = http.limit_param(params.get("limit"), default=50)
-    page = service.list_owned(
-        user, limit=limit, type=operation, after=http.decode_cursor(params.get("cursor"), scope)
-    )
+    scope = f"task-status|{user}|{operation or ''}|{hours or ''}"
+    after = http.decode_cursor(params.get("cursor"), scope)
+    if operation is not None and len(operation) > MAX_OPERATION_LENGTH:
+        return _json([])  # no task type is that long
+    since = service.clock() - timedelta(hours=float(hours)) if hours else None
+    tasks, last_key = _read(service, user, operation, limit, since, after)
     headers = {}
-    cursor = http.encode_cursor(page.last_key, scope)
+    cursor = http.encode_cursor(last_key, scope)
     if cursor:
-        query = {k: v for k, v in (("operation", operation), ("limit", str(limit))) if v}
+        query = {"operation": operation, "limit": str(limit), "recent": hours and "true"}
+        query["hours"] = hours
+        query = {k: v for k, v in query.items() if v}
         headers["X-Next-Cursor"] = cursor
         headers["Link"] = f'</task-status?{urlencode({**query, "cursor": cursor})}>; rel="next"'
-    return _json([view(task) for task in page.tasks], headers)
+    return _json([view(task) for task in tasks], headers)
+
+
+def _read(
+    service: TaskService,
+    user: str,
+    operation: str | None,
+    limit: int,
+    since: datetime | None,
+    after: tuple[str, str] | None,
+) -> tuple[list[Task], tuple[str, str] | None]:
+    """Up to `limit` tasks, page after page (a Query returns at most 1 MB)."""
+    tasks: list[Task] = []
+    for _ in range(MAX_PAGES):
+        page = service.list_owned(
+            user, limit=limit - len(tasks), type=operation, after=after, updated_since=since
+        )
+        tasks += page.tasks
+        after = page.last_key
+        if after is None or len(tasks) >= limit:
+            break
+    return tasks, after

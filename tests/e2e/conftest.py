@@ -24,6 +24,7 @@ class LocalStack:
     ws: str
     emulator: str
     log: Path
+    lambda_api: str = ""
 
     def headers(self, user: str = "alice") -> dict[str, str]:
         return {"Authorization": f"Bearer {token_for(user)}", "Content-Type": "application/json"}
@@ -74,4 +75,10 @@ class LocalStack:
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     log = tmp_path_factory.mktemp("local-stack") / "dev.log"
     with launch(log) as endpoints:
-        yield LocalStack(api=endpoints.api, ws=endpoints.ws, emulator=endpoints.emulator, log=log)
+        yield LocalStack(
+            api=endpoints.api,
+            ws=endpoints.ws,
+            emulator=endpoints.emulator,
+            log=log,
+            lambda_api=endpoints.lambda_api,
+        )

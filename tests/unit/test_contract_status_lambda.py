@@ -52,17 +52,20 @@ def test_every_status_maps_to_an_assembly_state(invoke, service, status):
     task = stored_task(service, status, **with_objects())
     code, body = invoke({"assemblyId": task.id, "userId": "alice"})
     assert code == 200
-    assert set(body) >= SEED_ASSEMBLY_KEYS
+    unknown = {"ok"} if status is Status.FAILED else set()  # omitted, not null
+    unknown |= {"execution_duration"} if status is Status.SUBMITTED else set()
+    assert set(body) >= SEED_ASSEMBLY_KEYS - unknown
     assert body["assembly_id"] == task.id
-    assert body["ok"] == EXPECTED_OK[status]
+    assert body.get("ok") == EXPECTED_OK[status]
     assert isinstance(body["uploads"], list) and isinstance(body["results"], dict)
     assert isinstance(body["message"], str) and body["message"]
 
 
 def test_a_failed_assembly_sets_error_and_its_reason(invoke, service):
+    """Issue 12: 'a failed one `error: "PROCESSING_ERROR"`-style code with `message`'."""
     task = stored_task(service, Status.FAILED)
     _, body = invoke({"assemblyId": task.id})
-    assert body["error"] == "ASSEMBLY_FAILED"
+    assert body["error"] == "PROCESSING_ERROR"
     assert body["message"] == "Failed to process document: insufficient memory"
 
 
@@ -72,54 +75,83 @@ def test_a_running_assembly_says_its_state_and_progress(invoke, service):
     assert body["progress_combined"] == 40
 
 
-def test_a_completed_assembly_lists_results_and_duration(invoke, service):
+def test_a_completed_assembly_keeps_the_processors_result_outside_results(invoke, service):
+    """Issue 12: 'a processor's JSON result goes elsewhere ... never as a non-array value
+    inside `results`'."""
     _, body = invoke({"assemblyId": stored_task(service, Status.COMPLETED, **with_objects()).id})
-    assert body["results"]["result"] == {"pages": 3}
-    assert "X-Amz-Signature" in body["results"]["target"][0]["ssl_url"]
+    assert body["result"] == {"pages": 3}
     assert isinstance(body["execution_duration"], float)
 
 
-def test_another_users_assembly_is_403(invoke, service):
+def test_another_users_assembly_is_the_origins_403(invoke, service):
+    """Issue 12: '403 `{"error": "Access denied: You don't own this assembly"}`'."""
     code, body = invoke(
         {"assemblyId": stored_task(service, Status.COMPLETED, owner="alice").id, "userId": "bob"}
     )
     assert code == 403
-    assert body["error"] == "FORBIDDEN"
-
-
-def test_an_unknown_assembly_is_404(invoke):
-    code, _ = invoke({"assemblyId": "00000000-0000-4000-8000-000000000000"})
-    assert code == 404
+    assert body == {"error": "Access denied: You don't own this assembly"}
 
 
 @pytest.mark.parametrize(
-    "event",
-    [
-        "not an object",
-        ["assemblyId"],
-        None,
-        {},
-        {"assemblyId": ""},
-        {"assemblyId": 42},
-        {"assemblyId": "abc123"},
-        {"assemblyId": "x" * 500},
-        {"assemblyId": "00000000-0000-4000-8000-000000000000", "triggerWebhook": "yes"},
-        {"assemblyId": "00000000-0000-4000-8000-000000000000", "userId": 7},
-    ],
+    "assembly_id", ["00000000-0000-4000-8000-000000000000", "abc123", "x" * 100, "ASSEMBLY-1"]
 )
-def test_bad_events_are_400(invoke, event):
+def test_an_unknown_assembly_of_any_format_is_the_origins_404(invoke, assembly_id):
+    """Issue 12: '404 `{"error": "Assembly not found", "assembly_id": <id>}` ... An id that is
+    not one of ours (any format) is 404, not 400.'"""
+    code, body = invoke({"assemblyId": assembly_id})
+    assert code == 404
+    assert body == {"error": "Assembly not found", "assembly_id": assembly_id}
+
+
+@pytest.mark.parametrize(
+    "event", ["not an object", ["assemblyId"], None, {}, {"assemblyId": ""}, {"assemblyId": 42}]
+)
+def test_a_missing_assembly_id_is_the_origins_400(invoke, event):
+    """Issue 12: 'Error bodies are the origin's: 400 `{"error": "assemblyId is required"}`'."""
     code, body = invoke(event)
     assert code == 400
-    assert body["error"] and body["message"]
+    assert body == {"error": "assemblyId is required"}
 
 
-def test_a_store_failure_is_500(invoke, monkeypatch):
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"triggerWebhook": "yes"}, "triggerWebhook must be true or false"),
+        ({"triggerWebhook": 3}, "triggerWebhook must be true or false"),
+        ({"userId": 7}, "userId must be a string"),
+    ],
+)
+def test_other_bad_events_are_400_in_the_origins_shape(invoke, service, extra, message):
+    task = stored_task(service, Status.COMPLETED)
+    code, body = invoke({"assemblyId": task.id, **extra})
+    assert (code, body) == (400, {"error": message})
+
+
+def test_a_store_failure_is_the_origins_500(invoke, monkeypatch):
+    """Issue 12: '500 `{"error": "Failed to fetch assembly status", "message": ...}`'."""
+
     def broken(self, task_id, now):
         raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "GetItem")
 
     monkeypatch.setattr(TaskStore, "get", broken)
-    code, _ = invoke({"assemblyId": "00000000-0000-4000-8000-000000000000"})
+    code, body = invoke({"assemblyId": "00000000-0000-4000-8000-000000000000"})
     assert code == 500
+    assert body["error"] == "Failed to fetch assembly status" and "boom" in body["message"]
+
+
+def test_an_empty_user_id_is_treated_as_absent(invoke, service):
+    """Issue 12: '`userId: ""` is treated as absent.'"""
+    task = stored_task(service, Status.COMPLETED, owner="alice")
+    code, _ = invoke({"assemblyId": task.id, "userId": ""})
+    assert code == 200
+
+
+@pytest.mark.parametrize("flag", [True, "true"])
+def test_trigger_webhook_accepts_true_and_the_string_true(invoke, service, flag):
+    """Issue 12: '`triggerWebhook` accepts `true`/`"true"`.'"""
+    task = stored_task(service, Status.COMPLETED)
+    code, body = invoke({"assemblyId": task.id, "triggerWebhook": flag})
+    assert code == 200 and body["webhook"]["triggered"] is False
 
 
 def test_trigger_webhook_without_a_webhook_says_so(invoke, service):
@@ -161,8 +193,10 @@ def test_rest_needs_a_token(client, service):
     assert client.http.get(f"/assemblies/{task.id}").status_code == 401
 
 
-def test_rest_bad_id_is_400(client):
-    assert client.http.get("/assemblies/nope", headers=auth()).status_code == 400
+def test_rest_an_id_that_is_not_ours_is_404(client):
+    response = client.http.get("/assemblies/nope", headers=auth())
+    assert response.status_code == 404
+    assert response.json_body == {"error": "Assembly not found", "assembly_id": "nope"}
 
 
 def test_rest_bad_trigger_flag_is_400(client, service):
@@ -171,3 +205,148 @@ def test_rest_bad_trigger_flag_is_400(client, service):
         client.http.get(f"/assemblies/{task.id}?triggerWebhook=maybe", headers=auth()).status_code
         == 400
     )
+
+
+# -- issue 12: what the origin's clients read -----------------------------------------------
+
+FILE_FIELDS = {"id", "name", "basename", "ext", "size", "mime", "ssl_url"}
+
+
+def put_objects(stack, task_fields):
+    for ref in (task_fields["source"], task_fields["target"]):
+        stack.s3.put_object(
+            Bucket=ref.bucket, Key=ref.key, Body=b"x" * 2048, ContentType="image/png"
+        )
+
+
+def test_results_values_are_arrays_of_file_objects(invoke, service, stack):
+    """Issue 12: '`results` is `Record<string, Array<File>>`: every value an array of file
+    objects with at least `id`, `name`, `basename`, `ext`, `size`, `mime`, `ssl_url` (the
+    example page does `results.map` and `(file.size/1024)`)'."""
+    fields = with_objects()
+    put_objects(stack, fields)
+    _, body = invoke({"assemblyId": stored_task(service, Status.COMPLETED, **fields).id})
+    assert body["results"]
+    for files in body["results"].values():
+        assert isinstance(files, list) and files
+        for file in files:
+            assert set(file) >= FILE_FIELDS
+            assert file["size"] / 1024 == 2.0
+    [target] = body["results"]["target"]
+    assert (target["name"], target["basename"], target["ext"]) == (
+        "document.png",
+        "document",
+        "png",
+    )
+    assert target["mime"] == "image/png" and "X-Amz-Signature" in target["ssl_url"]
+
+
+def test_uploads_items_have_the_same_file_fields(invoke, service, stack):
+    """Issue 12: '`uploads[]` items have the same file fields.'"""
+    fields = with_objects()
+    put_objects(stack, fields)
+    _, body = invoke({"assemblyId": stored_task(service, Status.PROCESSING, **fields).id})
+    [upload] = body["uploads"]
+    assert set(upload) >= FILE_FIELDS and upload["name"] == "document.pdf"
+
+
+def test_a_missing_object_is_left_out_rather_than_listed_without_a_size(invoke, service):
+    _, body = invoke({"assemblyId": stored_task(service, Status.COMPLETED, **with_objects()).id})
+    assert body["results"] == {} and body["uploads"] == []
+
+
+def test_a_cancelled_assembly_carries_a_truthy_error(invoke, service):
+    """Issue 12: 'Polling clients stop on `ok === "ASSEMBLY_COMPLETED"` or a truthy `error`: a
+    cancelled assembly must carry a truthy `error` (e.g. `"ASSEMBLY_CANCELED"`) besides
+    `ok: "ASSEMBLY_CANCELED"`'."""
+    _, body = invoke({"assemblyId": stored_task(service, Status.CANCELLED).id})
+    assert body["ok"] == "ASSEMBLY_CANCELED" and body["error"] == "ASSEMBLY_CANCELED"
+
+
+@pytest.mark.parametrize("status", [Status.SUBMITTED, Status.PROCESSING, Status.FAILED])
+def test_unknown_optional_fields_are_omitted_not_null(invoke, service, status):
+    """Issue 12: 'Optional fields that are unknown are omitted, not `null`.'"""
+    _, body = invoke({"assemblyId": stored_task(service, status).id})
+    assert None not in body.values()
+
+
+def test_the_fields_the_origins_consumers_read_are_there(invoke, service):
+    """Issue 12: 'Fields the origin's consumers read: `user: {userId}`, `execution_start`,
+    `execution_duration`.'"""
+    task = stored_task(service, Status.COMPLETED, owner="alice")
+    _, body = invoke({"assemblyId": task.id})
+    assert body["user"] == {"userId": "alice"}
+    assert body["execution_start"] == task.started_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert isinstance(body["execution_duration"], float)
+
+
+def test_a_completed_assemblys_progress_is_complete(invoke, service):
+    """Issue 12: '`progress` on a completed task is complete (current = total), on every
+    surface.'"""
+    from chalicelib.model import Progress
+
+    progress = Progress(current=2, total=5, message="working")
+    _, body = invoke({"assemblyId": stored_task(service, Status.COMPLETED, progress=progress).id})
+    assert body["progress"]["current"] == body["progress"]["total"] == 5
+
+
+def test_rest_serves_the_origins_query_string_form(client, service):
+    """Issue 12: 'The origin's REST variant is `GET /api/status-lambda?assemblyId=...` style:
+    serve `GET /assemblies?assemblyId=` besides the path form.'"""
+    task = stored_task(service, Status.COMPLETED)
+    response = client.http.get(f"/assemblies?assemblyId={task.id}", headers=auth())
+    assert response.status_code == 200 and response.json_body["assembly_id"] == task.id
+
+
+def test_rest_query_form_without_an_id_is_the_origins_400(client):
+    response = client.http.get("/assemblies", headers=auth())
+    assert (response.status_code, response.json_body) == (400, {"error": "assemblyId is required"})
+
+
+def test_rest_auth_failures_take_the_origins_error_shape(client, service):
+    task = stored_task(service, Status.COMPLETED)
+    for path in (f"/assemblies/{task.id}", f"/assemblies?assemblyId={task.id}"):
+        response = client.http.get(path)
+        assert response.status_code == 401
+        assert set(response.json_body) == {"error"} and isinstance(response.json_body["error"], str)
+
+
+def test_a_transflow_webhook_is_signed_the_origins_way(client, stack):
+    """Issue 12: 'Webhooks for this contract can be signed the origin's way:
+    `X-Transflow-Signature: sha256=<hex HMAC of the body>` with the body the AssemblyStatus,
+    when the task's webhook asks for that format'."""
+    import hashlib
+    import hmac
+
+    from tests.conftest import UNIT_ENV
+    from tests.receiver import Receiver
+    from tests.unit.helpers import sleep_job, submit
+
+    hook = Receiver([200])
+    try:
+        job = {**sleep_job(), "webhook": {"url": hook.url, "format": "transflow"}}
+        job_id = submit(client, job).json_body["jobId"]
+        stack.settle()
+        [delivery] = hook.deliveries
+    finally:
+        hook.close()
+    secret = UNIT_ENV["WEBHOOK_SECRET"].encode()
+    expected = hmac.new(secret, delivery.body, hashlib.sha256).hexdigest()
+    assert delivery.headers["x-transflow-signature"] == f"sha256={expected}"
+    body = json.loads(delivery.body)
+    assert body["assembly_id"] == job_id and body["ok"] == "ASSEMBLY_COMPLETED"
+
+
+def test_standard_webhooks_stay_the_default(client, stack):
+    from tests.receiver import Receiver
+    from tests.unit.helpers import sleep_job, submit
+
+    hook = Receiver([200])
+    try:
+        submit(client, {**sleep_job(), "webhook": {"url": hook.url}})
+        stack.settle()
+        [delivery] = hook.deliveries
+    finally:
+        hook.close()
+    assert "x-transflow-signature" not in delivery.headers
+    assert delivery.headers["webhook-signature"].startswith("v1,")

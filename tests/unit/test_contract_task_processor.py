@@ -87,8 +87,33 @@ def test_a_completed_task_with_a_target_has_a_presigned_url(client, service):
     assert "processed/document.png" in body["TargetObjectURL"]
 
 
-def test_a_running_task_has_no_target_url(client, service):
-    body = fetch(client, stored_task(service, Status.PROCESSING, **with_objects()).id).json_body
+@pytest.mark.parametrize("status", list(Status))
+def test_a_task_with_a_target_has_a_target_url_in_every_status(client, service, status):
+    """Issue 12: '`TargetObjectURL` is present whenever the task has a target (every status,
+    as the origin does)'."""
+    body = fetch(client, stored_task(service, status, **with_objects()).id).json_body
+    assert "processed/document.png" in body["TargetObjectURL"]
+
+
+def test_the_target_url_lasts_24_hours_by_default(client, service):
+    """Issue 12: '... with a configurable expiry (`PRESIGN_EXPIRES_SECONDS`, origin: 24 h).'"""
+    body = fetch(client, stored_task(service, Status.COMPLETED, **with_objects()).id).json_body
+    assert "X-Amz-Expires=86400" in body["TargetObjectURL"]
+
+
+def test_the_target_url_expiry_is_configurable(client, service, monkeypatch):
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv("PRESIGN_EXPIRES_SECONDS", "600")
+    reset_caches()
+    body = fetch(client, stored_task(service, Status.COMPLETED, **with_objects()).id).json_body
+    assert "X-Amz-Expires=600" in body["TargetObjectURL"]
+    monkeypatch.delenv("PRESIGN_EXPIRES_SECONDS")
+    reset_caches()
+
+
+def test_a_task_without_a_target_has_no_target_url(client, service):
+    body = fetch(client, stored_task(service, Status.COMPLETED).id).json_body
     assert "TargetObjectURL" not in body
 
 
@@ -147,3 +172,66 @@ def test_a_store_failure_is_the_seeds_500(client, monkeypatch):
     response = fetch(client, "00000000-0000-4000-8000-000000000000")
     assert response.status_code == 500
     assert response.json_body["error"].startswith("Failed to get task status: ")
+
+
+# -- issue 12: `GET /task/list?operations=` and the surface's auth errors ---------------------
+
+LIST_FIELDS = {
+    "TaskId",
+    "Status",
+    "TaskType",
+    "Created_at",
+    "Updated_at",
+    "SourceFile",
+    "TargetFile",
+}
+
+
+def listing(client, query, user="alice"):
+    return client.http.get(f"/task/list{query}", headers=auth(user))
+
+
+def test_the_list_answers_the_origins_tasks_object(client, service):
+    """Issue 12: '`GET /task/list?operations=<type>` (added by the origin after the seeds)
+    answers `{"tasks": [{"TaskId", "Status", "TaskType", "Created_at", "Updated_at",
+    "SourceFile", "TargetFile"}]}`.'"""
+    task = stored_task(service, Status.COMPLETED, type="image/watermark", **with_objects())
+    stored_task(service, Status.COMPLETED, type="demo/sleep", **with_objects())
+    response = listing(client, "?operations=image/watermark")
+    assert response.status_code == 200
+    [item] = response.json_body["tasks"]
+    assert set(item) == LIST_FIELDS
+    assert item["TaskId"] == task.id and item["Status"] == "completed"
+    assert item["SourceFile"] == f"S3://{task.source.bucket}/original/document.pdf"
+    assert item["TargetFile"] == f"S3://{task.target.bucket}/processed/document.png"
+
+
+def test_the_list_has_only_the_callers_tasks(client, service):
+    stored_task(service, Status.COMPLETED, owner="alice")
+    assert listing(client, "?operations=demo/sleep", user="bob").json_body == {"tasks": []}
+
+
+def test_the_list_of_an_operation_without_tasks_is_empty(client):
+    assert listing(client, "?operations=video/transcode").json_body == {"tasks": []}
+
+
+def test_the_list_without_operations_is_the_origins_400(client):
+    response = listing(client, "")
+    assert response.status_code == 400
+    assert response.json_body == {"error": "operation parameter is required for list operation"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/task/00000000-0000-4000-8000-000000000000", "/task/list?operations=demo/sleep", "/task"],
+)
+def test_auth_failures_take_the_surfaces_error_shape(client, path):
+    """Issue 12: 'Auth failures on this surface use `{"error": "<message>"}`.'"""
+    for headers in ({}, {"Authorization": "Bearer not-a-jwt"}):
+        response = client.http.get(path, headers=headers)
+        assert response.status_code == 401
+        assert set(response.json_body) == {"error"}
+        assert (
+            "token" in response.json_body["error"].lower()
+            or "authorization" in response.json_body["error"].lower()
+        )

@@ -116,14 +116,16 @@ def test_another_users_tasks_never_appear_in_lists(client, service):
 def test_malformed_and_over_long_ids_are_400(client, task_id):
     response = get(client, f"/task-status/{task_id}")
     assert response.status_code == 400
-    assert "task_id" in response.json_body["error"]["message"]
+    assert "task_id" in response.json_body["error"]
 
 
-def test_an_unknown_operation_is_400(client):
-    response = get(client, "/task-status?operation=video/transcode")
-    assert response.status_code == 400
-    assert "daily_sales" not in response.json_body["error"]["message"]
-    assert "demo/sleep" in response.json_body["error"]["message"]
+@pytest.mark.parametrize("operation", ["daily_sales", "invoice_sync", "video/transcode"])
+def test_an_operation_without_tasks_is_an_empty_list(client, operation):
+    """Issue 12: '`GET /task-status?operation=X` for an operation with no tasks (or no registered
+    processor) is `200 []`, never an error; the origin's operations (`daily_sales`,
+    `invoice_sync`, ...) are just names.'"""
+    response = get(client, f"/task-status?operation={operation}")
+    assert (response.status_code, response.json_body) == (200, [])
 
 
 def test_a_bad_cursor_is_400(client):
@@ -135,3 +137,92 @@ def test_a_cursor_of_another_operation_is_400(client, service):
         stored_task(service, Status.SUBMITTED)
     cursor = get(client, "/task-status?limit=1").headers["X-Next-Cursor"]
     assert get(client, f"/task-status?operation=demo/sleep&cursor={cursor}").status_code == 400
+
+
+# -- issue 12: what the origin's dashboard sends and reads -------------------------------------
+
+
+def backdate(service, task, hours):
+    """Store the task as last updated `hours` ago."""
+    from datetime import timedelta
+
+    older = task.updated_at - timedelta(hours=hours)
+    service.store._ddb.update_item(
+        TableName=service.settings.tasks_table,
+        Key={"id": {"S": task.id}},
+        UpdateExpression="SET updated_at = :u, created_at = :u",
+        ExpressionAttributeValues={":u": {"S": older.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}},
+    )
+
+
+def test_recent_lists_tasks_updated_in_the_last_hours_newest_first(client, service):
+    """Issue 12: '`GET /task-status?recent=true&hours=H&limit=N` is how the dashboard loads its
+    history: tasks updated in the last H hours, newest first, at most N'."""
+    old = stored_task(service, Status.COMPLETED)
+    backdate(service, old, hours=5)
+    recent = [stored_task(service, Status.COMPLETED).id for _ in range(3)]
+    body = get(client, "/task-status?recent=true&hours=2&limit=50").json_body
+    assert [t["task_id"] for t in body] == list(reversed(recent))
+    wider = get(client, "/task-status?recent=true&hours=6&limit=50").json_body
+    assert old.id in [t["task_id"] for t in wider]
+
+
+def test_recent_returns_at_most_limit_tasks(client, service):
+    ids = [stored_task(service, Status.COMPLETED).id for _ in range(4)]
+    body = get(client, "/task-status?recent=true&hours=1&limit=2").json_body
+    assert [t["task_id"] for t in body] == list(reversed(ids))[:2]
+
+
+def test_a_limit_up_to_1000_is_accepted_and_above_it_refused(client):
+    """Issue 12: '(accept N up to 1000 on this route)'."""
+    assert get(client, "/task-status?recent=true&hours=24&limit=1000").status_code == 200
+    response = get(client, "/task-status?limit=1001")
+    assert response.status_code == 400 and "1000" in response.json_body["error"]
+
+
+@pytest.mark.parametrize("hours", ["0", "-1", "soon"])
+def test_bad_hours_are_400(client, hours):
+    response = get(client, f"/task-status?recent=true&hours={hours}")
+    assert response.status_code == 400 and "hours" in response.json_body["error"]
+
+
+def test_unknown_query_parameters_are_ignored(client, service):
+    """Issue 12: 'Unknown query parameters on this surface are ignored, not refused.'"""
+    task = stored_task(service, Status.COMPLETED)
+    response = get(client, "/task-status?_=1718000000&tenant=acme&sort=desc")
+    assert response.status_code == 200 and [t["task_id"] for t in response.json_body] == [task.id]
+
+
+def test_without_limit_the_list_goes_well_past_one_page(client, service):
+    """Issue 12: '`GET /task-status` without `limit` returns the caller's tasks up to a generous
+    default (the client ignores paging headers)'."""
+    for _ in range(120):
+        stored_task(service, Status.SUBMITTED)
+    response = get(client, "/task-status")
+    assert len(response.json_body) == 120
+    assert "X-Next-Cursor" not in response.headers
+
+
+def test_a_cancelled_task_is_failed_with_a_cancellation_error(client, service):
+    """Issue 12: 'A cancelled task shows `status: "failed"` with `error: "task was cancelled"`.'"""
+    body = get(client, f"/task-status/{stored_task(service, Status.CANCELLED).id}").json_body
+    assert (body["status"], body["error"]) == ("failed", "task was cancelled")
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.COMPLETED_WITH_ERRORS])
+def test_a_completed_tasks_progress_is_complete(client, service, status):
+    """Issue 12: '`progress` on a completed task is complete (current = total), on every
+    surface.'"""
+    from chalicelib.model import Progress
+
+    task = stored_task(service, status, progress=Progress(current=3, total=7, message="m"))
+    for path in (f"/task-status/{task.id}", f"/jobs/{task.id}", "/task-status"):
+        body = get(client, path).json_body
+        body = body[0] if isinstance(body, list) else body
+        assert body["progress"]["current"] == body["progress"]["total"] == 7, path
+
+
+def test_auth_failures_take_the_surfaces_error_shape(client):
+    for path in ("/task-status", "/task-status/00000000-0000-4000-8000-000000000000"):
+        response = client.http.get(path)
+        assert response.status_code == 401 and set(response.json_body) == {"error"}

@@ -155,7 +155,7 @@ def test_fan_out_is_one_query_per_change(realtime, service, stack):
     ddb = aws.client("dynamodb")
     ddb.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
     realtime.on_task_change(task)
-    assert calls == ["Query", "PutItem"]  # subscribers, then the once-per-version marker
+    assert calls == ["Query", "UpdateItem"]  # subscribers, then the connection's version marker
     unwatched = stored_task(service, Status.COMPLETED, owner="nobody-listening")
     calls.clear()
     realtime.on_task_change(unwatched)

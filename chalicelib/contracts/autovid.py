@@ -1,0 +1,117 @@
+"""Seed 002, auto-vid: `POST /submit` and `GET /status/{jobId}`.
+
+`POST /submit` takes the native job request (it has a `type`) or an auto-vid job
+spec (`jobInfo`, `assets`, `backgroundMusic`, `timeline`, `output`,
+`notifications`), which becomes the input of the task type `AUTOVID_TASK_TYPE`.
+Answers are the origin's job document with its five statuses; errors are
+`{"error": "<string>", "timestamp"}` (shaped by contracts/errors.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import Request, Response
+from pydantic import ValidationError
+
+from chalicelib import http
+from chalicelib.contracts import jobs
+from chalicelib.contracts.common import shown_error
+from chalicelib.contracts.status_maps import AUTOVID
+from chalicelib.errors import ApiError, BadRequest, IdempotencyConflict, NotFound, Unprocessable
+from chalicelib.model import Task, Webhook
+from chalicelib.processors import get_processor
+from chalicelib.service import SubmitJob, SubmitRejected, TaskService, validation_errors
+
+INVALID = "Invalid job specification"
+SPEC_FIELDS = frozenset(
+    {"jobInfo", "assets", "backgroundMusic", "timeline", "output", "notifications"}
+)
+
+
+def job_document(task: Task) -> dict[str, Any]:
+    """The origin's job document (and the native one's extras: type, progress, result)."""
+    document = jobs.job_document(task)
+    document["status"] = AUTOVID[task.status]
+    document["error"] = shown_error(task)
+    info = task.input.get("jobInfo")
+    document["jobInfo"] = info if isinstance(info, dict) else {}
+    return document
+
+
+def _reply(body: Any, status: int = 200) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+def _body(request: Request) -> dict[str, Any]:
+    raw = request.raw_body or b""
+    if not raw.strip():
+        raise BadRequest("Missing request body")
+    try:
+        body = http.json_body(request)
+    except BadRequest:
+        raise BadRequest("Invalid JSON in request body") from None
+    except ApiError as exc:
+        if exc.status_code == 415 and "not JSON" in exc.message:
+            raise BadRequest("Invalid JSON in request body") from None
+        raise
+    if not isinstance(body, dict):
+        raise BadRequest(f"{INVALID}: the body must be a JSON object")
+    return body
+
+
+def _from_spec(spec: dict[str, Any], task_type: str) -> SubmitJob:
+    unknown = set(spec) - SPEC_FIELDS
+    if unknown:
+        raise BadRequest(f"{INVALID}: unknown field(s) {', '.join(sorted(unknown))}")
+    if get_processor(task_type) is None:
+        raise BadRequest(
+            f"{INVALID}: no processor is registered for task type {task_type!r} "
+            "(AUTOVID_TASK_TYPE), so auto-vid job specs cannot run here"
+        )
+    notifications = spec.get("notifications") or {}
+    hook = notifications.get("webhook") if isinstance(notifications, dict) else None
+    webhook = None
+    if hook is not None:
+        if not isinstance(hook, dict):
+            raise BadRequest(f"{INVALID}: notifications.webhook must be an object")
+        try:
+            webhook = Webhook.model_validate({**hook, "format": "autovid"})
+        except ValidationError as exc:
+            raise BadRequest(f"{INVALID}: {_explain(exc, 'notifications.webhook')}") from None
+    return SubmitJob(type=task_type, input=spec, webhook=webhook)
+
+
+def _explain(exc: ValidationError, prefix: str) -> str:
+    return "; ".join(f"{e['field']}: {e['message']}" for e in validation_errors(exc, prefix))
+
+
+def submit(service: TaskService, request: Request) -> Response:
+    from chalicelib.api import _idempotency_key
+
+    body = _body(request)
+    if "type" in body:
+        try:
+            job = jobs.parse_job_request(body)
+        except Unprocessable as exc:
+            errors = exc.details.get("errors") or []
+            fields = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            raise BadRequest(f"{INVALID}: {fields or exc.message}") from None
+    else:
+        job = _from_spec(body, service.settings.autovid_task_type)
+    key = _idempotency_key(request)
+    try:
+        task, _ = service.submit(http.current_user(request), job, key)
+    except SubmitRejected as exc:
+        fields = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
+        raise BadRequest(f"{INVALID}: {exc.message}" + (f" ({fields})" if fields else "")) from None
+    except IdempotencyConflict as exc:
+        raise Unprocessable(str(exc)) from None
+    return _reply(job_document(task))
+
+
+def status(service: TaskService, request: Request, job_id: str) -> Response:
+    task = service.find(job_id) if http.is_task_id(job_id) else None
+    if task is None or task.owner != http.current_user(request):
+        raise NotFound(f"Job {job_id[:128]} not found")
+    return _reply(job_document(task))

@@ -1,0 +1,54 @@
+"""What a task's webhook sends, by the format it asked for (see `Webhook.format`)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from chalicelib.model import Task, Webhook
+from chalicelib.settings import Settings
+
+
+def webhook_payload(task: Task, event_type: str) -> dict[str, Any]:
+    """standard: the job document; autovid: seed 002's; transflow: seed 003's AssemblyStatus."""
+    hook = task.webhook
+    style = hook.format if hook else "standard"
+    if style == "transflow":
+        from chalicelib.contracts import assembly
+
+        return assembly.view(task)
+    if style == "autovid":
+        from chalicelib.contracts import autovid
+
+        document = autovid.job_document(task)
+    else:
+        from chalicelib.contracts.jobs import job_document
+
+        document = job_document(task)
+    document["event"] = event_type
+    if hook and hook.metadata:
+        document["metadata"] = {**document.get("metadata", {}), **hook.metadata}
+    return document
+
+
+def delivery_options(hook: Webhook | None) -> str:
+    """What the delivery needs besides the URL and body: stored with the event."""
+    if hook is None:
+        return "{}"
+    return json.dumps({"format": hook.format, "method": hook.method, "headers": hook.headers})
+
+
+def delivery_headers(options: dict[str, Any], body: str, settings: Settings) -> dict[str, str]:
+    """The caller's own headers, and seed 003's signature for the transflow format."""
+    headers = dict(options.get("headers") or {})
+    if options.get("format") == "transflow":
+        headers["X-Transflow-Signature"] = transflow_signature(settings.webhook_secret, body)
+    return headers
+
+
+def transflow_signature(secret: str, body: str) -> str:
+    """transflow's `sha256=<hex HMAC-SHA256 of the body>`, keyed with the secret's text."""
+    digest = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
