@@ -13,6 +13,7 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     at: float
+    method: str = "POST"
 
 
 class Receiver:
@@ -36,7 +37,7 @@ class Receiver:
                 index = len(receiver.deliveries)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                receiver.deliveries.append(Delivery(headers, body, time.time()))
+                receiver.deliveries.append(Delivery(headers, body, time.time(), self.command))
                 receiver.arrived.set()
                 time.sleep(receiver.delays[min(index, len(receiver.delays) - 1)])
                 status = receiver.statuses[min(index, len(receiver.statuses) - 1)]
@@ -48,6 +49,8 @@ class Receiver:
                     self.end_headers()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            do_PUT = do_POST
 
             def log_message(self, *args: object) -> None:
                 pass

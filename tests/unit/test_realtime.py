@@ -160,3 +160,81 @@ def test_fan_out_is_one_query_per_change(realtime, service, stack):
     calls.clear()
     realtime.on_task_change(unwatched)
     assert calls == ["Query"]
+
+
+# -- issue 12: seed 004's origin client, which connects and never sends a message ------------
+
+
+def test_the_authorization_query_parameter_is_accepted_at_connect(realtime):
+    """Issue 12: 'The origin client connects to the WebSocket as
+    `wss://host/stage?Authorization=Bearer%20<jwt>` ... Accept that as well as `?token=`.'"""
+    from tests.conftest import token_for
+
+    answer = realtime.connect("c20", {"Authorization": f"Bearer {token_for('alice')}"})
+    assert answer == {"statusCode": 200}
+    assert realtime.subscriptions.owner_of("c20") == "alice"
+
+
+@pytest.mark.parametrize("value", ["Bearer not-a-jwt", "Basic abc", "", "Bearer "])
+def test_a_bad_authorization_query_parameter_is_refused(realtime, value):
+    assert realtime.connect("c21", {"Authorization": value})["statusCode"] == 401
+    assert realtime.subscriptions.owner_of("c21") is None
+
+
+def test_a_connection_without_a_subscription_gets_every_change_of_its_owner(realtime, service):
+    """Issue 12: 'A connection that has not subscribed to anything receives every change of
+    every task its owner may see (owner-scoped, of course)'."""
+    from tests.conftest import token_for
+
+    realtime.connect("c22", {"token": token_for("alice")})
+    realtime.connect("c23", {"token": token_for("bob")})
+    sleep = stored_task(service, Status.PROCESSING, type="demo/sleep")
+    watermark = stored_task(service, Status.COMPLETED, type="image/watermark")
+    for task in (sleep, watermark, stored_task(service, Status.COMPLETED, owner="carol")):
+        realtime.on_task_change(task)
+    assert [p["task_id"] for p in pushes("c22")] == [sleep.id, watermark.id]
+    assert pushes("c23") == []
+
+
+def test_an_explicit_subscribe_narrows_the_connection(realtime, service):
+    """Issue 12: 'an explicit `subscribe` narrows it as today.'"""
+    watched = stored_task(service, Status.PROCESSING)
+    connected(realtime, "c24", "alice", taskId=watched.id)
+    realtime.on_task_change(stored_task(service, Status.COMPLETED))
+    assert [p["task_id"] for p in pushes("c24")] == [watched.id]
+
+
+def test_the_state_sent_at_subscribe_time_is_not_pushed_again(client, stack, realtime):
+    """Issue 12: 'push each version at most once per connection, including the state sent at
+    subscribe time (today a subscriber receives version 1 twice).'"""
+    job_id = submit(client, sleep_job(steps=2)).json_body["jobId"]
+    connected(realtime, "c25", "alice", taskId=job_id)
+    assert [p["version"] for p in pushes("c25")] == [1]
+    stack.settle()
+    versions = [p["version"] for p in pushes("c25")]
+    assert versions == sorted(set(versions)) and versions[-1] > 1
+
+
+def test_an_older_version_is_never_pushed_after_a_newer_one(realtime, service):
+    task = stored_task(service, Status.PROCESSING)
+    newer = task.model_copy(update={"version": task.version + 1})
+    connected(realtime, "c26", "alice")
+    realtime.on_task_change(newer)
+    realtime.on_task_change(task)
+    assert [p["version"] for p in pushes("c26")] == [newer.version]
+
+
+def test_owner_wide_fan_out_is_still_one_query_per_change(realtime, service):
+    """Issue 12: 'Keep fan-out at one Query per change (no Scan)'."""
+    from chalicelib import aws
+    from tests.conftest import token_for
+
+    for connection in ("c27", "c28"):
+        realtime.connect(connection, {"token": token_for("alice")})
+    calls = []
+    aws.client("dynamodb").meta.events.register(
+        "before-call", lambda model, **_: calls.append(model.name)
+    )
+    realtime.on_task_change(stored_task(service, Status.COMPLETED))
+    assert calls.count("Query") == 1 and "Scan" not in calls
+    assert len(pushes("c27")) == len(pushes("c28")) == 1

@@ -1,0 +1,201 @@
+"""Seed 002, auto-vid: `POST /submit` and `GET /status/{jobId}`, as the origin's clients use them.
+
+Every test quotes the fact of issue 12 it holds the service to.
+"""
+
+import json
+from datetime import datetime
+
+import pytest
+from standardwebhooks import Webhook
+
+from chalicelib.model import Status
+from tests.conftest import UNIT_ENV, auth, reset_caches
+from tests.receiver import Receiver
+from tests.unit.tasks import stored_task
+
+ORIGIN_STATUSES = {"submitted", "processing", "completed", "failed", "retrying"}
+EXPECTED_STATUS = {
+    Status.SUBMITTED: "submitted",
+    Status.STARTED: "processing",
+    Status.PROCESSING: "processing",
+    Status.ERROR: "processing",
+    Status.RETRYING: "retrying",
+    Status.COMPLETED: "completed",
+    Status.COMPLETED_WITH_ERRORS: "completed",
+    Status.FAILED: "failed",
+    Status.CANCELLED: "failed",
+}
+# The origin's samples/production/00_api_demo_video.spec.json, shortened.
+SPEC = {
+    "jobInfo": {"projectId": "api_demo", "title": "API Test"},
+    "assets": {
+        "video": {"id": "main_video", "source": "s3://your-bucket-name/inputs/demo.mp4"},
+        "audio": [{"id": "track", "source": "s3://your-bucket-name/assets/music/track.mp3"}],
+    },
+    "backgroundMusic": {"playlist": ["track"]},
+    "timeline": [{"start": 4, "type": "tts", "data": {"text": "Welcome to Auto-Vid!"}}],
+    "output": {"filename": "api_demo_video.mp4"},
+}
+JOB_FIELDS = {
+    "jobId",
+    "status",
+    "submittedAt",
+    "updatedAt",
+    "completedAt",
+    "processingTime",
+    "output",
+    "error",
+    "jobInfo",
+    "metadata",
+}
+
+
+def post(client, body, user="alice", raw=None, headers=None):
+    payload = raw if raw is not None else json.dumps(body)
+    return client.http.post("/submit", headers={**auth(user), **(headers or {})}, body=payload)
+
+
+def assert_origin_error(response, status, message):
+    assert response.status_code == status
+    assert set(response.json_body) == {"error", "timestamp"}
+    assert response.json_body["error"] == message
+    datetime.fromisoformat(response.json_body["timestamp"].replace("Z", "+00:00"))
+
+
+def test_an_auto_vid_spec_is_accepted_with_200_and_the_job_document(client, service):
+    """Issue 12: '`POST /submit` accepts ... an auto-vid job spec (`jobInfo`, `assets`,
+    `backgroundMusic`, `timeline`, `output`, `notifications`) which it stores whole as the input
+    of a configurable task type (`AUTOVID_TASK_TYPE`) ... Answer **200** with the auto-vid job
+    document (`jobId`, `status`, `submittedAt`, ...), including `jobInfo`'."""
+    response = post(client, SPEC)
+    assert response.status_code == 200
+    body = response.json_body
+    assert set(body) >= JOB_FIELDS and body["status"] == "submitted"
+    assert body["jobInfo"] == SPEC["jobInfo"] and body["metadata"] == {}
+    task = service.find(body["jobId"])
+    assert task.type == UNIT_ENV["AUTOVID_TASK_TYPE"] and task.input == SPEC
+
+
+def test_a_native_request_is_accepted_too(client, service):
+    response = post(client, {"type": "demo/sleep", "input": {"seconds": 0}})
+    assert response.status_code == 200 and response.json_body["status"] == "submitted"
+    assert service.find(response.json_body["jobId"]).type == "demo/sleep"
+
+
+def test_a_spec_without_a_registered_processor_is_a_400_saying_so(client, monkeypatch):
+    """Issue 12: 'when no processor is registered for that type the submit is a 400 saying
+    so'."""
+    monkeypatch.setenv("AUTOVID_TASK_TYPE", "video/auto-vid")
+    reset_caches()
+    response = post(client, SPEC)
+    assert response.status_code == 400
+    assert "video/auto-vid" in response.json_body["error"]
+    assert "AUTOVID_TASK_TYPE" in response.json_body["error"]
+    monkeypatch.delenv("AUTOVID_TASK_TYPE")
+    reset_caches()
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_status_uses_the_origins_five_statuses(client, service, status):
+    """Issue 12: 'Statuses on this surface are the origin's five: `submitted`, `processing`,
+    `completed`, `failed`, `retrying` (map the canonical ones; a cancelled job is `failed` with
+    an error saying so).'"""
+    task = stored_task(service, status)
+    body = client.http.get(f"/status/{task.id}", headers=auth()).json_body
+    assert body["status"] == EXPECTED_STATUS[status] and body["status"] in ORIGIN_STATUSES
+    if status is Status.CANCELLED:
+        assert "cancelled" in body["error"]
+
+
+def test_status_answers_the_submitted_job_with_its_job_info(client):
+    job = post(client, SPEC).json_body
+    response = client.http.get(f"/status/{job['jobId']}", headers=auth())
+    assert response.status_code == 200 and response.json_body["jobInfo"] == SPEC["jobInfo"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [("", "Missing request body"), ("{not json", "Invalid JSON in request body")],
+)
+def test_unreadable_bodies_are_the_origins_400s(client, raw, message):
+    """Issue 12: 'Errors: `{"error": "<string>", "timestamp": "..."}` with 400 `Missing request
+    body` / `Invalid JSON in request body` / `Invalid job specification: ...`'."""
+    assert_origin_error(post(client, None, raw=raw), 400, message)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [1, 2],
+        {**SPEC, "timeline": []},
+        {**SPEC, "surprise": True},
+        {"type": "demo/sleep", "input": {"seconds": -1}},
+        {"type": "video/none"},
+        {**SPEC, "notifications": {"webhook": {"url": "ftp://x"}}},
+        {**SPEC, "notifications": {"webhook": {"url": "http://h/x", "headers": {"Host": "a"}}}},
+    ],
+)
+def test_invalid_specs_are_the_origins_400(client, service, stack, body):
+    response = post(client, body)
+    assert response.status_code == 400
+    assert response.json_body["error"].startswith("Invalid job specification: ")
+    assert set(response.json_body) == {"error", "timestamp"}
+    assert stack.task_count() == 0
+
+
+def test_an_unknown_job_is_the_origins_404(client, service):
+    """Issue 12: '404 `Job <id> not found`'."""
+    for job_id in ("00000000-0000-4000-8000-000000000000", "not-a-uuid"):
+        response = client.http.get(f"/status/{job_id}", headers=auth())
+        assert_origin_error(response, 404, f"Job {job_id} not found")
+    task = stored_task(service, Status.COMPLETED, owner="alice")
+    response = client.http.get(f"/status/{task.id}", headers=auth("bob"))
+    assert_origin_error(response, 404, f"Job {task.id} not found")
+
+
+def test_an_unexpected_failure_is_the_origins_500(client, monkeypatch):
+    """Issue 12: '500 `Internal server error`'."""
+    from chalicelib.store import TaskStore
+
+    def broken(self, task_id, now):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(TaskStore, "get", broken)
+    response = client.http.get("/status/00000000-0000-4000-8000-000000000000", headers=auth())
+    assert_origin_error(response, 500, "Internal server error")
+
+
+def test_auth_failures_take_the_surfaces_error_shape(client):
+    for response in (
+        client.http.post("/submit", body=json.dumps(SPEC)),
+        client.http.get("/status/00000000-0000-4000-8000-000000000000"),
+    ):
+        assert response.status_code == 401
+        assert set(response.json_body) == {"error", "timestamp"}
+
+
+def test_the_specs_webhook_is_honoured_with_metadata_headers_and_a_signature(client, stack):
+    """Issue 12: '`notifications.webhook {url, method, headers, metadata}` in a spec is honoured:
+    the payload is the job document plus `metadata`, with the user's headers, and (unlike the
+    origin) Standard Webhooks signature headers added.'"""
+    hook = Receiver([200])
+    try:
+        webhook = {
+            "url": hook.url,
+            "method": "PUT",
+            "headers": {"X-Api-Token": "abc"},
+            "metadata": {"campaign": "spring", "priority": 2},
+        }
+        spec = {**SPEC, "notifications": {"webhook": webhook}}
+        job_id = post(client, spec).json_body["jobId"]
+        stack.settle()
+        [delivery] = hook.deliveries
+    finally:
+        hook.close()
+    assert delivery.method == "PUT"
+    assert delivery.headers["x-api-token"] == "abc"
+    payload = Webhook(UNIT_ENV["WEBHOOK_SECRET"]).verify(delivery.body, delivery.headers)
+    assert payload["jobId"] == job_id and payload["status"] == "completed"
+    assert payload["jobInfo"] == SPEC["jobInfo"]
+    assert payload["metadata"] == {"campaign": "spring", "priority": 2}
