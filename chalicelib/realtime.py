@@ -150,9 +150,19 @@ class Subscriptions(RecordsTable):
         )
 
     def unsubscribe(self, connection_id: str, kind: str, value: str) -> None:
-        self._ddb.delete_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": f"sub#{kind}#{value}"}},
+        """Remove a subscription; unsubscribing from everything ends the default one too."""
+        keys = [f"sub#{kind}#{value}"] + ([f"sub#{DEFAULT}#*"] if kind == "all" else [])
+        self._ddb.batch_write_item(
+            RequestItems={
+                self.table: [
+                    {
+                        "DeleteRequest": {
+                            "Key": {"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": k}}
+                        }
+                    }
+                    for k in keys
+                ]
+            }
         )
 
     def remove_connection(self, connection_id: str) -> None:

@@ -238,3 +238,12 @@ def test_owner_wide_fan_out_is_still_one_query_per_change(realtime, service):
     realtime.on_task_change(stored_task(service, Status.COMPLETED))
     assert calls.count("Query") == 1 and "Scan" not in calls
     assert len(pushes("c27")) == len(pushes("c28")) == 1
+
+
+def test_unsubscribing_from_everything_ends_the_default_push_too(realtime, service):
+    from tests.conftest import token_for
+
+    realtime.connect("c29", {"token": token_for("alice")})
+    realtime.message("c29", '{"action": "unsubscribe"}')
+    realtime.on_task_change(stored_task(service, Status.COMPLETED))
+    assert pushes("c29") == []
