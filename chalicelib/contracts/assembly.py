@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import jsonsafe
 from chalicelib.contracts.common import iso_seconds
 from chalicelib.contracts.models import AssemblyError, AssemblyStatus
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
@@ -128,6 +129,10 @@ def handle(
         return _error(
             400, "INVALID_EVENT", "the event must be a JSON object with an assemblyId", request_id
         )
+    try:
+        jsonsafe.check(event)
+    except jsonsafe.UnsafeJson as exc:
+        return _error(400, "INVALID_EVENT", f"the event is refused: {exc}", request_id)
     assembly_id = event.get("assemblyId")
     if not isinstance(assembly_id, str) or not assembly_id.strip():
         return _error(400, "MISSING_ASSEMBLY_ID", "assemblyId is required", request_id)
