@@ -14,6 +14,8 @@ from chalicelib.errors import (
     BadRequest,
     Conflict,
     IdempotencyConflict,
+    IdempotencyKeyInUse,
+    IdempotentJobGone,
     NotFound,
     TaskNotFound,
     TransitionRefused,
@@ -55,6 +57,16 @@ def submit_job(service: TaskService, request: Request) -> Response:
         raise Unprocessable(exc.message, errors=exc.errors) from None
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc), headers={}) from None
+    except IdempotencyKeyInUse:
+        raise Conflict(
+            "another request with this Idempotency-Key is being processed; retry shortly",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        ) from None
+    except IdempotentJobGone as exc:
+        raise Conflict(
+            f"the job this Idempotency-Key created ({exc}) has expired; "
+            "send a new Idempotency-Key to submit again"
+        ) from None
     if created:
         emit_metric("TasksSubmitted", 1, type=task.type)
     headers = {

@@ -144,7 +144,9 @@ class Worker:
             context = Context(task, parsed, reporter)
             result = found.func(task, context)
             status = Status.COMPLETED_WITH_ERRORS if context.warnings else Status.COMPLETED
-            reporter.finish(status, result=result, output=context.output or None)
+            # An error left by an earlier, retried attempt is not this run's outcome.
+            error = context.warnings[-1] if context.warnings else None
+            reporter.finish(status, result=result, output=context.output or None, error=error)
             self._record_outcome(reporter.task)
             return True
         except (TaskCancelled, LeaseLost) as exc:
