@@ -82,6 +82,13 @@ def cancel_job(jobId: str) -> Any:
     return api.cancel_job(_service(), app.current_request, jobId)
 
 
+@app.route("/uploads", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def create_upload() -> Any:
+    from chalicelib import api
+
+    return api.create_upload(_service(), app.current_request)
+
+
 @app.route("/jobs/{jobId}/deliveries", methods=["GET"])
 def list_deliveries(jobId: str) -> Any:
     from chalicelib import api

@@ -6,10 +6,12 @@ import re
 from typing import Any
 
 from chalice.app import Request, Response
+from pydantic import ValidationError
 
-from chalicelib import http
+from chalicelib import http, objects
+from chalicelib.contracts.common import iso_seconds
 from chalicelib.contracts.jobs import job_document, parse_job_request
-from chalicelib.contracts.models import DeliveryList, Redelivery
+from chalicelib.contracts.models import DeliveryList, Redelivery, UploadRequest, UploadTicket
 from chalicelib.errors import (
     BadRequest,
     Conflict,
@@ -21,9 +23,9 @@ from chalicelib.errors import (
     TransitionRefused,
     Unprocessable,
 )
-from chalicelib.model import Status, Task
+from chalicelib.model import Status, Task, utcnow
 from chalicelib.observability import emit_metric
-from chalicelib.service import SubmitRejected, TaskService
+from chalicelib.service import SubmitRejected, TaskService, validation_errors
 
 RETRY_AFTER_SECONDS = "1"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -164,3 +166,32 @@ def redeliver_webhook(service: TaskService, request: Request, job_id: str) -> Re
     if not outcome["triggered"]:
         raise Conflict(outcome["message"])
     return _json(Redelivery(**outcome).model_dump(mode="json", exclude_none=True), 202)
+
+
+def create_upload(service: TaskService, request: Request) -> Response:
+    """A presigned PUT for a fresh key under the caller's prefix (no AWS credentials needed)."""
+    body = http.json_body(request)
+    if not isinstance(body, dict):
+        raise Unprocessable("request body must be a JSON object with filename and contentType")
+    try:
+        upload = UploadRequest.model_validate(body)
+    except ValidationError as exc:
+        errors = validation_errors(exc, "body")
+        fields = ", ".join(e["field"].removeprefix("body.") for e in errors)
+        raise Unprocessable(
+            f"request body is not a valid upload: check {fields}", errors=errors
+        ) from None
+    bucket = service.settings.objects_bucket
+    key = objects.upload_key(http.current_user(request), upload.filename)
+    url, headers, expires = objects.presign_upload(
+        bucket, key, upload.contentType, upload.size, utcnow()
+    )
+    ticket = UploadTicket(
+        bucket=bucket,
+        key=key,
+        url=url,
+        method="PUT",
+        headers=headers,
+        expiresAt=iso_seconds(expires) or "",
+    )
+    return _json(ticket.model_dump(mode="json"), 201)

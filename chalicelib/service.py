@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError
 
-from chalicelib import aws
+from chalicelib import aws, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.model import (
     ObjectRef,
@@ -108,7 +108,7 @@ class TaskService:
         self, owner: str, job: SubmitJob, idempotency_key: str | None = None
     ) -> tuple[Task, bool]:
         """Store a new task (the table's stream queues it). Returns (task, created)."""
-        parsed_input = self.check_runnable(job)
+        parsed_input = self.check_runnable(owner, job)
         now = self.clock()
         task = Task.new(
             owner=owner,
@@ -121,6 +121,12 @@ class TaskService:
             webhook=job.webhook,
             now=now,
         )
+        found = get_processor(job.type)
+        if task.target is None and found is not None and found.needs_target:
+            key = objects.output_key(owner, task.id, "output")
+            task = task.model_copy(
+                update={"target": ObjectRef(bucket=self.settings.objects_bucket, key=key)}
+            )
         if idempotency_key is None:
             self.store.create(task)
             return task, True
@@ -135,7 +141,7 @@ class TaskService:
             now=now,
         )
 
-    def check_runnable(self, job: SubmitJob) -> dict[str, Any]:
+    def check_runnable(self, owner: str, job: SubmitJob) -> dict[str, Any]:
         """Validate a job against its processor; return the input as the processor sees it."""
         found = get_processor(job.type)
         if found is None:
@@ -151,11 +157,13 @@ class TaskService:
                 f"input is not valid for {job.type}", validation_errors(exc, "input")
             ) from None
         errors = []
-        for name, needed in (("source", found.needs_source), ("target", found.needs_target)):
+        if found.needs_source and job.source is None:
+            errors.append({"field": "source", "message": f"{job.type} needs a source object"})
+        for name in ("source", "target"):
             ref: ObjectRef | None = getattr(job, name)
-            if needed and ref is None:
-                errors.append({"field": name, "message": f"{job.type} needs a {name} object"})
-            if ref is not None and ref.bucket != self.settings.objects_bucket:
+            if ref is None:
+                continue
+            if ref.bucket != self.settings.objects_bucket:
                 errors.append(
                     {
                         "field": f"{name}.bucket",
@@ -163,6 +171,8 @@ class TaskService:
                         f"{self.settings.objects_bucket!r}",
                     }
                 )
+            elif problem := objects.key_problem(owner, ref.key):
+                errors.append({"field": f"{name}.key", "message": problem})
         if errors:
             raise SubmitRejected(f"{job.type} cannot run with these objects", errors)
         if job.webhook is not None:

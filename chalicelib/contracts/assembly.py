@@ -81,13 +81,13 @@ def view(task: Task) -> dict[str, Any]:
         )
     results: dict[str, Any] = {}
     if task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
-        if task.target:
-            url, _ = presign(task.target.bucket, task.target.key, now)
+        signed = task.target and presign(task.owner, task.target.bucket, task.target.key, now)
+        if task.target and signed:
             results["target"] = [
                 {
                     "bucket": task.target.bucket,
                     "key": task.target.key,
-                    "ssl_url": url,
+                    "ssl_url": signed[0],
                     "name": task.target.key.rsplit("/", 1)[-1],
                 }
             ]

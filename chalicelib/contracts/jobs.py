@@ -40,8 +40,9 @@ def _output(task: Task) -> dict[str, Any]:
     document = JobOutput(**output).model_dump()
     located = split_s3_uri(document["s3Uri"] or "")
     if located and task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
-        url, expires = presign(*located, utcnow())
-        document["url"], document["urlExpiresAt"] = url, iso_seconds(expires)
+        signed = presign(task.owner, *located, utcnow())
+        if signed is not None:
+            document["url"], document["urlExpiresAt"] = signed[0], iso_seconds(signed[1])
     return document
 
 

@@ -31,6 +31,29 @@ class JobRequest(Schema):
     webhook: Webhook | None = None
 
 
+MIME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$"
+MAX_UPLOAD_BYTES = 5 * 1024**3  # S3's limit for one PUT
+
+
+class UploadRequest(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255, examples=["photo.png"])
+    contentType: str = Field(max_length=127, pattern=MIME_PATTERN, examples=["image/png"])
+    size: int | None = Field(
+        default=None, ge=1, le=MAX_UPLOAD_BYTES, description="bytes; the URL accepts only this size"
+    )
+
+
+class UploadTicket(Schema):
+    bucket: str
+    key: str
+    url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    expiresAt: str
+
+
 class JobOutput(Schema):
     url: str | None = None
     urlExpiresAt: str | None = None

@@ -40,14 +40,14 @@ def view(task: Task) -> dict[str, Any]:
     status = TASK_PROCESSOR[task.status]
     deblind = task.type == DEBLIND
     target = None if deblind else task.target
-    url = None
+    signed = None
     if status == "completed" and target is not None:
-        url = presign(target.bucket, target.key, utcnow())[0]
+        signed = presign(task.owner, target.bucket, target.key, utcnow())
     return TaskProcessorTask(
         TaskId=task.id,
         Status=status,
         Result=task.result if deblind else None,
-        TargetObjectURL=url,
+        TargetObjectURL=signed[0] if signed else None,
         SourceKey=task.source.key if task.source else None,
         TargetKey=target.key if target else None,
         SourceBucket=task.source.bucket if task.source else None,
