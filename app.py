@@ -214,11 +214,11 @@ def stream(event: Any) -> dict[str, Any]:
 
 
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=10, name="webhooks")
-def webhooks(event: Any) -> None:
+def webhooks(event: Any) -> dict[str, Any]:
     _invocation(event)
     from chalicelib.webhooks import WebhookDispatcher
 
-    WebhookDispatcher(_service().settings).handle_batch(event.to_dict()["Records"])
+    return WebhookDispatcher(_service().settings).handle_batch(event.to_dict()["Records"])
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")

@@ -20,6 +20,7 @@ from chalicelib.errors import (
     IdempotentJobGone,
     NotFound,
     TaskNotFound,
+    TooManyRequests,
     TransitionRefused,
     Unprocessable,
 )
@@ -160,9 +161,13 @@ def list_deliveries(service: TaskService, request: Request, job_id: str) -> Resp
 
 
 def redeliver_webhook(service: TaskService, request: Request, job_id: str) -> Response:
-    from chalicelib.webhooks import redeliver
+    from chalicelib.webhooks import RedeliveryTooSoon, redeliver
 
-    outcome = redeliver(service, _owned_job(service, request, job_id))
+    task = _owned_job(service, request, job_id)
+    try:
+        outcome = redeliver(service, task)
+    except RedeliveryTooSoon as exc:
+        raise TooManyRequests(str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     if not outcome["triggered"]:
         raise Conflict(outcome["message"])
     return _json(Redelivery(**outcome).model_dump(mode="json", exclude_none=True), 202)

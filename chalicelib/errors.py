@@ -75,6 +75,11 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class TooManyRequests(ApiError):
+    status_code = 429
+    code = "too_many_requests"
+
+
 class PayloadTooLarge(ApiError):
     status_code = 413
     code = "payload_too_large"

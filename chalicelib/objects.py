@@ -12,8 +12,12 @@ import hashlib
 import re
 import uuid
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from chalicelib import aws
+
+if TYPE_CHECKING:
+    from chalicelib.model import Task
 
 PRESIGN_SECONDS = 3600
 UPLOAD_SECONDS = 900
@@ -67,6 +71,13 @@ def presign(
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds
     )
     return url, now + timedelta(seconds=seconds)
+
+
+def result_url(task: Task, now: datetime) -> str | None:
+    """The presigned GET of a result kept as an object, if the task has one."""
+    ref = task.result_object
+    signed = presign(task.owner, ref.bucket, ref.key, now) if ref else None
+    return signed[0] if signed else None
 
 
 def presign_upload(

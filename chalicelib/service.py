@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError
+from pydantic_core import to_json
 
 from chalicelib import aws, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
@@ -26,7 +27,7 @@ from chalicelib.model import (
 )
 from chalicelib.processors import get_processor, registered_types
 from chalicelib.settings import Settings, get_settings
-from chalicelib.store import Page, TaskStore
+from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
 from chalicelib.urls import UnsafeUrl, check_url
 
 
@@ -250,6 +251,37 @@ class TaskService:
     def report_progress(self, task: Task, current: int, total: int, message: str) -> Task:
         progress = Progress(current=current, total=max(total, current), message=message)
         return self.transition(task, Status.PROCESSING, progress=progress)
+
+    def fail(self, task_id: str, reason: str) -> Task | None:
+        """Fail a task that has not finished; None if it has (or is gone). Races are retried."""
+        for _ in range(3):
+            task = self.find(task_id)
+            if task is None or task.is_terminal:
+                return None
+            try:
+                return self.transition(task, Status.FAILED, error=reason)
+            except TransitionRefused:
+                continue  # another writer moved it meanwhile: look again
+        raise TransitionRefused(task_id, None, Status.FAILED.value)
+
+    def result_changes(self, task: Task, result: Any) -> dict[str, Any]:
+        """The changes that record `result`: inline when it fits, else as an object.
+
+        A result over RESULT_INLINE_MAX_BYTES, or one that would push the task's item
+        past ITEM_BUDGET_BYTES (DynamoDB refuses items over 400 KB), is written under
+        the owner's prefix and read through a presigned `resultUrl`.
+        """
+        encoded = to_json(result)
+        others = item_size(self.store.attributes(task.model_copy(update={"result": None})))
+        if (
+            len(encoded) <= self.settings.result_inline_max_bytes
+            and others + len(encoded) <= ITEM_BUDGET_BYTES
+        ):
+            return {"result": result, "result_object": None}
+        key = objects.output_key(task.owner, task.id, "result.json")
+        objects.write(self.settings.objects_bucket, key, encoded, "application/json")
+        ref = ObjectRef(bucket=self.settings.objects_bucket, key=key)
+        return {"result": None, "result_object": ref}
 
     def reap(self) -> list[str]:
         """Fail every non-terminal task past its deadline; returns the ids failed."""

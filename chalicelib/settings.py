@@ -47,6 +47,7 @@ class Settings:
     task_ttl_days: int
     idempotency_ttl_hours: int
     max_body_bytes: int
+    result_inline_max_bytes: int
     worker_lease_seconds: int
     max_attempts: int
     default_task_timeout_seconds: int
@@ -79,6 +80,7 @@ def get_settings() -> Settings:
         task_ttl_days=int(env("TASK_TTL_DAYS", "7")),
         idempotency_ttl_hours=max(24, int(env("IDEMPOTENCY_TTL_HOURS", "24"))),
         max_body_bytes=int(env("MAX_BODY_BYTES", str(256 * 1024))),
+        result_inline_max_bytes=int(env("RESULT_INLINE_MAX_BYTES", str(256 * 1024))),
         worker_lease_seconds=int(env("WORKER_LEASE_SECONDS", "120")),
         max_attempts=int(env("MAX_ATTEMPTS", "5")),
         default_task_timeout_seconds=int(env("TASK_TIMEOUT_SECONDS", "900")),

@@ -38,8 +38,21 @@ BY_OWNER_TYPE = "by_owner_type"
 BY_DEADLINE = "by_deadline"
 DEADLINE_SHARDS = "0123456789abcdef"
 MAX_QUERIES_PER_PAGE = 10
+# What a task's item may grow to (DynamoDB's limit is 400 KB), with room for the
+# attributes a later write adds (progress, error, lease, timestamps).
+ITEM_BUDGET_BYTES = 380 * 1024
 
-_JSON_FIELDS = ("progress", "input", "source", "target", "result", "output", "metadata", "webhook")
+_JSON_FIELDS = (
+    "progress",
+    "input",
+    "source",
+    "target",
+    "result",
+    "result_object",
+    "output",
+    "metadata",
+    "webhook",
+)
 _TIME_FIELDS = ("created_at", "updated_at", "started_at", "completed_at")
 _INT_FIELDS = ("version", "expires_at", "attempts", "lease_until")
 _STR_FIELDS = ("id", "owner", "type", "status", "error")
@@ -89,6 +102,14 @@ def _idempotency_pk(owner: str, key: str) -> str:
     return "idem#" + owner_scoped(owner, key)
 
 
+def item_size(item: dict[str, dict[str, str]]) -> int:
+    """Bytes DynamoDB counts for an item: attribute names plus values (UTF-8)."""
+    return sum(
+        len(name.encode()) + len(next(iter(value.values())).encode())
+        for name, value in item.items()
+    )
+
+
 def task_from_item(item: dict[str, dict[str, str]]) -> Task:
     data: dict[str, Any] = {}
     for name in _STR_FIELDS + _TIME_FIELDS:
@@ -135,7 +156,7 @@ class TaskStore:
     def _ddb(self) -> Any:
         return aws.client("dynamodb")
 
-    def _attributes(self, task: Task) -> dict[str, dict[str, str]]:
+    def attributes(self, task: Task) -> dict[str, dict[str, str]]:
         return task_attributes(task, self.timeout_for(task.type))
 
     # -- create -----------------------------------------------------------------
@@ -143,7 +164,7 @@ class TaskStore:
     def create(self, task: Task) -> None:
         self._ddb.put_item(
             TableName=self.table,
-            Item=self._attributes(task),
+            Item=self.attributes(task),
             ConditionExpression="attribute_not_exists(id)",
         )
 
@@ -178,7 +199,7 @@ class TaskStore:
                     {
                         "Put": {
                             "TableName": self.table,
-                            "Item": self._attributes(task),
+                            "Item": self.attributes(task),
                             "ConditionExpression": "attribute_not_exists(id)",
                         }
                     },
@@ -322,8 +343,8 @@ class TaskStore:
         """
         if after.version != before.version + 1:
             raise ValueError("a saved task must carry the next version")
-        old = self._attributes(before)
-        new = self._attributes(after)
+        old = self.attributes(before)
+        new = self.attributes(after)
         changed = {k: v for k, v in new.items() if old.get(k) != v and k != "id"}
         removed = [k for k in old if k not in new]
         return self._update(

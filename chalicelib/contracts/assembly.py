@@ -20,7 +20,7 @@ from chalicelib.contracts.common import iso_seconds
 from chalicelib.contracts.models import AssemblyError, AssemblyStatus
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
 from chalicelib.model import Status, Task, utcnow
-from chalicelib.objects import presign
+from chalicelib.objects import presign, result_url
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.contracts")
@@ -107,12 +107,15 @@ def view(task: Task) -> dict[str, Any]:
         type=task.type,
         uploads=uploads,
         results=results,
+        result_url=result_url(task, now),
         execution_duration=_duration(task, now),
         progress_combined=combined,
         progress=progress.model_dump() if progress else None,
         created_at=iso_seconds(task.created_at),
         updated_at=iso_seconds(task.updated_at),
-    ).model_dump(mode="json", exclude={"webhook"})
+    ).model_dump(
+        mode="json", exclude={"webhook"} | ({"result_url"} if not task.result_object else set())
+    )
 
 
 def handle(
@@ -161,9 +164,12 @@ def handle(
 
 
 def trigger_webhook(service: TaskService, task: Task) -> dict[str, Any]:
-    from chalicelib.webhooks import redeliver
+    from chalicelib.webhooks import RedeliveryTooSoon, redeliver
 
-    return redeliver(service, task)
+    try:
+        return redeliver(service, task)
+    except RedeliveryTooSoon as exc:
+        return {"triggered": False, "message": str(exc)}
 
 
 def rest(service: TaskService, request: Any, assembly_id: str) -> Any:

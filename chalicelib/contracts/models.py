@@ -80,6 +80,9 @@ class JobDocument(Schema):
     processingTime: float | None
     progress: JobProgress | None
     result: Any = None
+    resultUrl: str | None = Field(
+        default=None, description="a presigned GET of a result too large to inline"
+    )
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
@@ -118,6 +121,7 @@ class Delivery(Schema):
     latencyMs: int
     error: str | None
     state: Literal["delivered", "retrying", "failed", "exhausted"]
+    manual: bool = False
 
 
 class DeliveryList(Schema):
@@ -148,6 +152,7 @@ class TaskProcessorTask(Schema):
     TargetKey: str | None = None
     SourceBucket: str | None = None
     TargetBucket: str | None = None
+    ResultURL: str | None = None
     TaskType: str
     Created_at: str
     Updated_at: str
@@ -171,6 +176,7 @@ class TaskStatus(Schema):
     ]
     progress: JobProgress | None = None
     result: Any = None
+    resultUrl: str | None = None
     error: str | None = None
     created_at: int
     updated_at: int
@@ -196,6 +202,7 @@ class AssemblyStatus(Schema):
     type: str
     uploads: list[AssemblyUpload]
     results: dict[str, Any]
+    result_url: str | None = None
     execution_duration: float | None
     progress_combined: int
     progress: JobProgress | None
