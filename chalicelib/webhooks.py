@@ -211,12 +211,7 @@ class WebhookLog(RecordsTable):
                         "Update": {
                             "TableName": self.table,
                             "Key": {"pk": event["pk"], "sk": event["sk"]},
-                            "UpdateExpression": "SET #state = :state, attempts = :attempts",
-                            "ExpressionAttributeNames": {"#state": "state"},
-                            "ExpressionAttributeValues": {
-                                ":state": {"S": state},
-                                ":attempts": {"N": str(attempt)},
-                            },
+                            **self._event_update(state, attempt, manual),
                         }
                     },
                 ]
@@ -226,6 +221,24 @@ class WebhookLog(RecordsTable):
                 return False
             raise
         return True
+
+    @staticmethod
+    def _event_update(state: str, attempt: int, manual: str | None) -> dict[str, Any]:
+        """A manual attempt sets the event's state; only the schedule advances `attempts`."""
+        if manual:
+            return {
+                "UpdateExpression": "SET #state = :state",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {":state": {"S": state}},
+            }
+        return {
+            "UpdateExpression": "SET #state = :state, attempts = :attempts",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {
+                ":state": {"S": state},
+                ":attempts": {"N": str(attempt)},
+            },
+        }
 
     def deliveries(self, task_id: str) -> list[dict[str, Any]]:
         request: dict[str, Any] = {
