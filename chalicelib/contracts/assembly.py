@@ -23,11 +23,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import jsonsafe
 from chalicelib.contracts.common import iso_seconds, shown_progress
 from chalicelib.contracts.models import AssemblyStatus
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
 from chalicelib.model import ObjectRef, Status, Task, utcnow
-from chalicelib.objects import head, presign
+from chalicelib.objects import head, presign, result_url
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.contracts")
@@ -81,10 +82,11 @@ def _duration(task: Task, now: datetime) -> float | None:
     return round((end - task.started_at).total_seconds(), 3)
 
 
-def file_object(ref: ObjectRef, field: str, now: datetime) -> dict[str, Any] | None:
-    """The origin's file object for an S3 object; None when the object is not there."""
-    found = head(ref.bucket, ref.key)
-    if found is None:
+def file_object(owner: str, ref: ObjectRef, field: str, now: datetime) -> dict[str, Any] | None:
+    """The origin's file object for an S3 object of `owner`; None when it is not there."""
+    signed = presign(owner, ref.bucket, ref.key, now)
+    found = head(ref.bucket, ref.key) if signed else None
+    if signed is None or found is None:
         return None
     size, mime = found
     name = ref.key.rsplit("/", 1)[-1]
@@ -97,14 +99,14 @@ def file_object(ref: ObjectRef, field: str, now: datetime) -> dict[str, Any] | N
         "size": size,
         "mime": mime,
         "field": field,
-        "ssl_url": presign(ref.bucket, ref.key, now)[0],
+        "ssl_url": signed[0],
         "bucket": ref.bucket,
         "key": ref.key,
     }
 
 
-def _files(ref: ObjectRef | None, field: str, now: datetime) -> list[dict[str, Any]]:
-    found = file_object(ref, field, now) if ref else None
+def _files(task: Task, ref: ObjectRef | None, field: str, now: datetime) -> list[dict[str, Any]]:
+    found = file_object(task.owner, ref, field, now) if ref else None
     return [found] if found else []
 
 
@@ -112,7 +114,7 @@ def view(task: Task) -> dict[str, Any]:
     now = utcnow()
     finished = task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS)
     results: dict[str, list[dict[str, Any]]] = {}
-    target_files = _files(task.target, "target", now) if finished else []
+    target_files = _files(task, task.target, "target", now) if finished else []
     if target_files:
         results["target"] = target_files
     progress = shown_progress(task)
@@ -128,9 +130,10 @@ def view(task: Task) -> dict[str, Any]:
         message=_message(task),
         type=task.type,
         user={"userId": task.owner},
-        uploads=_files(task.source, "source", now),
+        uploads=_files(task, task.source, "source", now),
         results=results,
         result=task.result,
+        result_url=result_url(task, now),
         execution_start=iso_seconds(task.started_at),
         execution_duration=_duration(task, now),
         progress_combined=combined,
@@ -159,6 +162,10 @@ def handle(
     """The Status Lambda. `user`: the REST caller (from the token); else event.userId if given."""
     if not isinstance(event, dict):
         return _error(400, request_id, MISSING_ID)
+    try:
+        jsonsafe.check(event)
+    except jsonsafe.UnsafeJson as exc:
+        return _error(400, request_id, f"the event is refused: {exc}")
     assembly_id = event.get("assemblyId")
     if not isinstance(assembly_id, str) or not assembly_id.strip():
         return _error(400, request_id, MISSING_ID)
@@ -196,9 +203,12 @@ def _is_ours(assembly_id: str) -> bool:
 
 
 def trigger_webhook(service: TaskService, task: Task) -> dict[str, Any]:
-    from chalicelib.webhooks import redeliver
+    from chalicelib.webhooks import RedeliveryTooSoon, redeliver
 
-    return redeliver(service, task)
+    try:
+        return redeliver(service, task)
+    except RedeliveryTooSoon as exc:
+        return {"triggered": False, "message": str(exc)}
 
 
 def rest(service: TaskService, request: Any, assembly_id: str | None) -> Any:

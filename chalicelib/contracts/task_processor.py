@@ -18,7 +18,7 @@ from chalicelib.contracts.common import iso_seconds, shown_error
 from chalicelib.contracts.models import TaskProcessorListItem, TaskProcessorTask
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.model import ObjectRef, Task, utcnow
-from chalicelib.objects import presign
+from chalicelib.objects import presign, result_url
 from chalicelib.service import TaskService
 from chalicelib.settings import get_settings
 
@@ -44,15 +44,16 @@ def view(task: Task) -> dict[str, Any]:
     status = TASK_PROCESSOR[task.status]
     deblind = task.type == DEBLIND
     target = None if deblind else task.target
-    url = None
+    signed = None
     if target is not None:
         seconds = get_settings().presign_expires_seconds
-        url = presign(target.bucket, target.key, utcnow(), seconds)[0]
+        signed = presign(task.owner, target.bucket, target.key, utcnow(), seconds)
     return TaskProcessorTask(
         TaskId=task.id,
         Status=status,
         Result=task.result if deblind else None,
-        TargetObjectURL=url,
+        ResultURL=result_url(task, utcnow()) if deblind else None,
+        TargetObjectURL=signed[0] if signed else None,
         SourceKey=task.source.key if task.source else None,
         TargetKey=target.key if target else None,
         SourceBucket=task.source.bucket if task.source else None,

@@ -21,7 +21,8 @@ from chalicelib.contracts.common import shown_error, shown_progress, unix_second
 from chalicelib.contracts.models import TaskStatus
 from chalicelib.contracts.status_maps import TASK_STATUS
 from chalicelib.errors import BadRequest, NotFound
-from chalicelib.model import Task
+from chalicelib.model import Task, utcnow
+from chalicelib.objects import result_url
 from chalicelib.service import TaskService
 
 MAX_LIMIT = 1000
@@ -39,6 +40,7 @@ def view(task: Task, version: bool = False) -> dict[str, Any]:
         status=TASK_STATUS[task.status],
         progress=shown_progress(task),
         result=task.result,
+        resultUrl=result_url(task, utcnow()),
         error=shown_error(task),
         created_at=unix_seconds(task.created_at),
         updated_at=unix_seconds(task.updated_at),

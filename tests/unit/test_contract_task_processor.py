@@ -61,10 +61,7 @@ def test_every_status_maps_to_the_seeds_three_values(client, service, status):
     assert body["Status"] == EXPECTED_STATUS[status]
     assert_seed_shape(body, SEED_RESPONSE)
     assert body["TaskId"] == task.id and body["TaskType"] == "demo/sleep"
-    assert (body["SourceBucket"], body["SourceKey"]) == (
-        task.source.bucket,
-        "original/document.pdf",
-    )
+    assert (body["SourceBucket"], body["SourceKey"]) == (task.source.bucket, task.source.key)
     assert body["Created_at"].endswith("Z")
 
 
@@ -202,8 +199,8 @@ def test_the_list_answers_the_origins_tasks_object(client, service):
     [item] = response.json_body["tasks"]
     assert set(item) == LIST_FIELDS
     assert item["TaskId"] == task.id and item["Status"] == "completed"
-    assert item["SourceFile"] == f"S3://{task.source.bucket}/original/document.pdf"
-    assert item["TargetFile"] == f"S3://{task.target.bucket}/processed/document.png"
+    assert item["SourceFile"] == f"S3://{task.source.bucket}/{task.source.key}"
+    assert item["TargetFile"] == f"S3://{task.target.bucket}/{task.target.key}"
 
 
 def test_the_list_has_only_the_callers_tasks(client, service):
