@@ -57,7 +57,7 @@ REHEARSAL_SECRETS = {
 }
 # Variables the code reads that a deployment may leave unset: their default is the
 # production behaviour (HS256 without issuer/audience checks, no rotation, https only,
-# 15 s per webhook attempt). Any other variable read by the code must be set.
+# 15 s per webhook attempt, 256 KB inline results). Any other variable read by the code must be set.
 OPTIONAL_VARIABLES = {
     "JWT_JWKS_URL",
     "JWT_ISSUER",
@@ -66,6 +66,7 @@ OPTIONAL_VARIABLES = {
     "WEBHOOK_ALLOW_HTTP",
     "WEBHOOK_ALLOW_PRIVATE",
     "WEBHOOK_TIMEOUT_SECONDS",
+    "RESULT_INLINE_MAX_BYTES",
     "AWS_ENDPOINT_URL",
 }
 WEBSOCKET_ROUTES = {
