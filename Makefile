@@ -9,7 +9,7 @@ NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install dev test unit e2e lint format bench package token infra deploy clean
+.PHONY: help install dev test unit e2e lint format bench package token infra deploy deploy-rehearsal clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
@@ -47,7 +47,7 @@ unit: install
 e2e: install
 	$(PY) -m pytest tests/e2e
 
-test: lint package
+test: lint package deploy-rehearsal
 	$(PY) -m pytest tests
 
 bench: install
@@ -61,9 +61,13 @@ package: install
 infra: install
 	$(PY) -m infra.stage $(STAGE)
 
+# chalice deploy, the WebSocket second pass, then the event source settings Chalice cannot set.
 deploy: infra
-	$(VENV)/bin/chalice deploy --stage $(STAGE)
-	$(PY) -m infra.stage $(STAGE) websocket || { test $$? -eq 10 && $(VENV)/bin/chalice deploy --stage $(STAGE); }
+	$(PY) -m infra.deploy $(STAGE)
+
+# The README's deploy path, end to end, against the emulator; checks what was deployed.
+deploy-rehearsal: package
+	$(PY) -m infra.rehearsal
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

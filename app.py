@@ -213,7 +213,9 @@ def stream(event: Any) -> dict[str, Any]:
     return StreamHandler(_service()).handle_batch(event.to_dict()["Records"])
 
 
-@app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=10, name="webhooks")
+# Deliveries run one after another: 3 attempts of at most WEBHOOK_TIMEOUT_SECONDS (15 s)
+# fit the function's 60 s timeout with room to spare (tests/unit/test_limits.py).
+@app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=3, name="webhooks")
 def webhooks(event: Any) -> dict[str, Any]:
     _invocation(event)
     from chalicelib.webhooks import WebhookDispatcher

@@ -27,6 +27,17 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 JWT_SECRET = UNIT_ENV["JWT_SECRET"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from tests import aws_calls
+
+    aws_calls.install()  # record the IAM actions of every AWS call the app makes
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `after_suite` judge what the whole run did: they run last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
+
+
 def reset_caches() -> None:
     from chalicelib import aws, service, settings
 

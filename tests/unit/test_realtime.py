@@ -162,3 +162,11 @@ def test_fan_out_is_one_query_per_change(realtime, service, stack):
     calls.clear()
     realtime.on_task_change(unwatched)
     assert calls == ["Query"]
+
+
+def test_a_disconnected_connection_gets_no_more_pushes(realtime, service):
+    connected(realtime, "c20", "alice")
+    realtime.disconnect("c20")
+    realtime.on_task_change(stored_task(service, Status.COMPLETED))
+    assert pushes("c20") == []
+    assert realtime.subscriptions.owner_of("c20") is None
