@@ -158,6 +158,13 @@ def streams_client() -> Any:
     return boto3.client("dynamodbstreams", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
 
 
+def fire_schedule(handler: Any, name: str) -> Any:
+    """Invoke the scheduled function `name` as its EventBridge rule would."""
+    from local.events import LambdaContext, schedule_rule, scheduled_event
+
+    return handler(scheduled_event(schedule_rule(name)), LambdaContext(name))
+
+
 @dataclass(frozen=True)
 class DevSettings:
     """`make dev`'s own settings, from the environment."""
@@ -234,7 +241,6 @@ class DevStack:
         from chalice.local import LocalDevServer
 
         from local.app_pool import PooledGateway
-        from local.events import LambdaContext, schedule_rule, scheduled_event
         from local.pumps import SqsPump, StreamPump, every
         from local.resources import create_stack
 
@@ -280,12 +286,13 @@ class DevStack:
         for pump in self.pumps:
             self._spawn(pump.run_forever, pump.name)
 
-        def reap() -> None:
-            app_module.reaper(scheduled_event(schedule_rule("reaper")), LambdaContext("reaper"))
-
-        self.reap = reap
         self._spawn(
-            lambda stop: every(self.settings.reaper_interval_seconds, reap, stop, "reaper"),
+            lambda stop: every(
+                self.settings.reaper_interval_seconds,
+                lambda: fire_schedule(app_module.reaper, "reaper"),
+                stop,
+                "reaper",
+            ),
             "reaper",
         )
         self.gateway = WebSocketGateway(app_module, self.ws_port, self.ws_management_port)
