@@ -40,5 +40,7 @@ def test_concurrent_submits_are_each_stored_under_their_submitter(local_stack):
     other = USERS[1]
     foreign = [r.json()["jobId"] for user, _, r in answers if user != other][:20]
     for job_id in foreign:
-        response = requests.get(f"{local_stack.api}/jobs/{job_id}", headers=headers[other], timeout=10)
+        response = requests.get(
+            f"{local_stack.api}/jobs/{job_id}", headers=headers[other], timeout=10
+        )
         assert response.status_code == 404
