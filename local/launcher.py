@@ -74,7 +74,9 @@ def local_stack(
                 raise RuntimeError(f"the local stack exited early:\n{log.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{endpoints.api}/health", timeout=1):
-                    break
+                    # ready once it has also told the client where it is
+                    if (data_dir / "local.json").exists():
+                        break
             except OSError:
                 pass
             if time.monotonic() > deadline:
