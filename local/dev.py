@@ -404,7 +404,7 @@ def banner(stack: DevStack, token: str) -> str:
         else "  state      not kept (LOCAL_DATA_DIR is empty)\n"
     )
     found = (
-        f"  (written to {stack.settings.endpoints_file}: `.venv/bin/taskstatus` and the Python\n"
+        f"  (written to {stack.settings.endpoints_file}: `./taskstatus` and the Python\n"
         "   client find the stack and the token there when run in this checkout)\n"
         if stack.settings.endpoints_file
         else ""
@@ -426,7 +426,7 @@ Try:
   curl -s -X POST {api}/jobs -H "Authorization: Bearer $TOKEN" \\
        -d '{{"type":"demo/sleep","input":{{"seconds":3,"steps":3}}}}'
   curl -s {api}/jobs -H "Authorization: Bearer $TOKEN"
-  .venv/bin/taskstatus submit demo/sleep --input '{{"seconds":3}}' --watch
+  ./taskstatus submit demo/sleep --input '{{"seconds":3}}' --watch
 
 Ctrl-C stops everything.
 """
