@@ -19,6 +19,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
+from chalicelib import jsonsafe
 from chalicelib.auth import InvalidToken, bearer_token, verify_token
 from chalicelib.errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.observability import configure_logging, request_id_var
@@ -148,13 +149,13 @@ def json_body(request: Request) -> Any:
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        if lenient:
+        return jsonsafe.loads(raw)
+    except jsonsafe.UnsafeJson as exc:
+        if lenient and not raw.lstrip().startswith((b"{", b"[")):
             raise UnsupportedMediaType(
                 "the body is not JSON; send a JSON object with Content-Type: application/json"
             ) from None
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        raise BadRequest(f"request body: {exc}") from None
 
 
 def task_id_param(value: str, name: str = "jobId") -> str:

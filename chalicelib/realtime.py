@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib import aws, jsonsafe
 from chalicelib.auth import InvalidToken, verify_token
 from chalicelib.contracts import task_status
 from chalicelib.model import Task, utcnow
@@ -206,8 +206,8 @@ class Realtime:
             )
             return
         try:
-            request = json.loads(body)
-        except (ValueError, TypeError):
+            request = jsonsafe.loads(body)
+        except (jsonsafe.UnsafeJson, TypeError):
             request = None
         if not isinstance(request, dict):
             self._error(connection_id, 'send a JSON object such as {"action": "ping"}')
