@@ -272,7 +272,7 @@ def merge_push(job: JobDocument, payload: dict[str, Any]) -> JobDocument:
             "%Y-%m-%dT%H:%M:%SZ"
         ),
     }
-    for name in ("result", "error"):
+    for name in ("result", "resultUrl", "error"):
         if name in payload:
             changes[name] = payload[name]
     return JobDocument.model_validate(job.model_dump(mode="json") | changes)

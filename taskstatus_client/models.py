@@ -58,6 +58,7 @@ class JobDocument(Model):
     processingTime: float | None
     progress: JobProgress | None
     result: Any = None
+    resultUrl: str | None = None  # a presigned GET of a result too large to inline
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
@@ -77,6 +78,7 @@ class Delivery(Model):
     latencyMs: int
     error: str | None
     state: Literal["delivered", "retrying", "failed", "exhausted"]
+    manual: bool = False
 
 
 class DeliveryList(Model):
@@ -104,6 +106,7 @@ class AssemblyStatus(Model):
     type: str
     uploads: list[AssemblyUpload]
     results: dict[str, Any]
+    result_url: str | None = None
     execution_duration: float | None
     progress_combined: int
     progress: JobProgress | None
