@@ -9,26 +9,34 @@ NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install dev test unit e2e lint format bench package token infra deploy deploy-rehearsal clean
+.PHONY: help install dev dev-reset test unit e2e lint format bench package token infra deploy deploy-rehearsal clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
+	@echo "make dev-reset  the same, starting from empty local state"
 	@echo "make test     lint, unit and end-to-end tests, package + cfn-lint"
 	@echo "make bench    calls per request, cold start, worker throughput"
 	@echo "make token NAME=alice   mint a local token"
 	@echo "make package  chalice package (prod) merged with infra/, checked by cfn-lint"
 
+# A line per package while it installs: the first `make dev` or `make test` usually takes 1-2 minutes.
 $(STAMP): requirements.txt requirements-dev.txt
+	@echo "installing the pinned requirements into $(VENV)/ (the first time usually takes 1-2 minutes)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check 'pip>=23,<26.3'  # chalice 1.34 requires pip<26.3
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	set -o pipefail; $(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt \
+	    | { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; } | sed -u 's/^Collecting /  collecting /'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+	@echo "installed."
 
 install: $(STAMP)
 
 dev: install
 	$(PY) -m local.dev
+
+dev-reset: install
+	$(PY) -m local.dev --reset
 
 token: install
 	@$(PY) -m local.token $(NAME)
