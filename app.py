@@ -22,6 +22,7 @@ app.register_middleware(http.edge_middleware, "http")
 TASKS_QUEUE = os.environ.get("TASKS_QUEUE_NAME", "taskstatus-tasks")
 TASKS_DLQ = os.environ.get("TASKS_DLQ_NAME", "taskstatus-tasks-dlq")
 WEBHOOKS_QUEUE = os.environ.get("WEBHOOKS_QUEUE_NAME", "taskstatus-webhooks")
+STREAM_FAILURES_QUEUE = os.environ.get("STREAM_FAILURES_QUEUE_NAME", "taskstatus-stream-failures")
 TASKS_STREAM_ARN = os.environ.get(
     "TASKS_STREAM_ARN",
     "arn:aws:dynamodb:us-east-1:000000000000:table/taskstatus-tasks/stream/unset",
@@ -215,6 +216,14 @@ def stream(event: Any) -> dict[str, Any]:
 
 # Deliveries run one after another: 3 attempts of at most WEBHOOK_TIMEOUT_SECONDS (15 s)
 # fit the function's 60 s timeout with room to spare (tests/unit/test_limits.py).
+@app.on_sqs_message(queue=STREAM_FAILURES_QUEUE, batch_size=10, name="stream_failures")
+def stream_failures(event: Any) -> dict[str, Any]:
+    _invocation(event)
+    from chalicelib.stream import fail_unprocessed
+
+    return fail_unprocessed(_service(), event.to_dict()["Records"])
+
+
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=3, name="webhooks")
 def webhooks(event: Any) -> dict[str, Any]:
     _invocation(event)

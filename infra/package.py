@@ -56,6 +56,7 @@ EVENT_SOURCES = {
         EventSource("dead_letters", "DeadLetters", "TasksDeadLetterQueue", REPORT_FAILURES),
         EventSource("webhooks", "Webhooks", "WebhooksQueue", REPORT_FAILURES),
         EventSource("stream", "Stream", "TasksTable", REPORT_FAILURES | STREAM_FAILURE_HANDLING),
+        EventSource("stream_failures", "StreamFailures", "StreamFailuresQueue", REPORT_FAILURES),
     )
 }
 
@@ -80,6 +81,7 @@ ALL_FUNCTIONS = [
     "DeadLetters",
     "Webhooks",
     "Stream",
+    "StreamFailures",
     "Reaper",
     "Status",
     "WebsocketConnect",

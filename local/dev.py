@@ -240,8 +240,11 @@ class DevStack:
     def start(self) -> None:
         from chalice.local import LocalDevServer
 
+        from infra.package import EVENT_SOURCES
         from local.app_pool import PooledGateway
-        from local.pumps import SqsPump, StreamPump, every
+        from local.pumps import SqsPump, StreamPump, every, send_to_queue
+
+        stream_settings = EVENT_SOURCES["stream"].settings
         from local.resources import create_stack
 
         state = self.settings.state_dir
@@ -261,6 +264,8 @@ class DevStack:
             app_module.stream,
             "stream",
             positions=self._load_positions(),
+            max_retries=stream_settings["MaximumRetryAttempts"],
+            on_failure=send_to_queue(sqs, outputs["StreamFailuresQueueUrl"]),
         )
         self.worker_pump = SqsPump(
             sqs, outputs["TasksQueueUrl"], app_module.worker, "worker", concurrency=concurrency
@@ -274,6 +279,12 @@ class DevStack:
                 app_module.dead_letters,
                 "dead_letters",
                 concurrency=concurrency,
+            ),
+            SqsPump(
+                sqs,
+                outputs["StreamFailuresQueueUrl"],
+                app_module.stream_failures,
+                "stream_failures",
             ),
             SqsPump(
                 sqs,

@@ -136,6 +136,38 @@ def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, An
     return {"Records": converted}
 
 
+def stream_failure_record(
+    records: list[dict[str, Any]], stream_arn: str, shard_id: str, function: str, invokes: int
+) -> dict[str, Any]:
+    """What Lambda sends a stream mapping's on-failure destination: where the records
+    were (DDBStreamBatchInfo), never the records themselves."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name(function)}",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": invokes,
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "version": "1.0",
+        "timestamp": now,
+        "DDBStreamBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": now,
+            "approximateArrivalOfLastRecord": now,
+            "batchSize": len(records),
+            "streamArn": stream_arn,
+        },
+    }
+
+
 def scheduled_event(rule: str) -> dict[str, Any]:
     """An EventBridge scheduled event, as a `rate(...)` rule sends it."""
     return {

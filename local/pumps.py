@@ -15,6 +15,7 @@ as in AWS. `run_once` and `drain` invoke one batch at a time, for tests.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from local.events import LambdaContext, sqs_event, stream_event
+from local.events import LambdaContext, sqs_event, stream_event, stream_failure_record
 
 log = logging.getLogger("taskstatus_svc.local")
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -162,6 +163,15 @@ def split(messages: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any
     return [messages[i : i + size] for i in range(0, len(messages), size)]
 
 
+def send_to_queue(sqs: Any, queue_url: str) -> Callable[[dict[str, Any]], None]:
+    """An on-failure destination that is an SQS queue."""
+
+    def send(message: dict[str, Any]) -> None:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message))
+
+    return send
+
+
 class StreamPump:
     """One batch per shard at a time, in order, as Lambda reads a stream. `positions` (shard
     id -> last sequence number handled) is the mapping's checkpoint; the dev runner keeps it
@@ -174,12 +184,19 @@ class StreamPump:
         handler: Handler,
         name: str,
         positions: dict[str, str] | None = None,
+        max_retries: int | None = None,
+        on_failure: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.streams = streams
         self.stream_arn = stream_arn
         self.handler = handler
         self.name = name
         self.positions: dict[str, str] = dict(positions or {})
+        # As the deployed mapping: after `max_retries` failed retries of the same records,
+        # send where they were to `on_failure` (the on-failure destination) and move on.
+        self.max_retries = max_retries
+        self.on_failure = on_failure
+        self._failed_invokes: dict[tuple[str, str], int] = {}
 
     def _iterator(self, shard_id: str) -> str:
         request: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard_id}
@@ -212,7 +229,7 @@ class StreamPump:
             result = self.handler(stream_event(records, self.stream_arn), LambdaContext(self.name))
         except Exception:
             log.exception("%s failed; the batch will be retried", self.name)
-            return 0
+            return self._give_up_after_retries(shard_id, records)
         failures = (result or {}).get("batchItemFailures", []) if isinstance(result, dict) else []
         if failures:
             first_failed = failures[0]["itemIdentifier"]
@@ -221,7 +238,25 @@ class StreamPump:
             done = records
         if done:
             self.positions[shard_id] = done[-1]["dynamodb"]["SequenceNumber"]
-        return len(done)
+            return len(done)
+        # The first record itself failed (bisecting a batch ends on the failing record).
+        return self._give_up_after_retries(shard_id, records[:1])
+
+    def _give_up_after_retries(self, shard_id: str, records: list[dict[str, Any]]) -> int:
+        if self.max_retries is None or self.on_failure is None:
+            return 0
+        key = (shard_id, records[0]["dynamodb"]["SequenceNumber"])
+        self._failed_invokes[key] = self._failed_invokes.get(key, 0) + 1
+        if self._failed_invokes[key] <= self.max_retries:
+            return 0
+        del self._failed_invokes[key]
+        self.on_failure(
+            stream_failure_record(
+                records, self.stream_arn, shard_id, self.name, self.max_retries + 1
+            )
+        )
+        self.positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+        return len(records)
 
     def drain(self, max_rounds: int = 100) -> int:
         total = 0

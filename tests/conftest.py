@@ -22,6 +22,8 @@ UNIT_ENV = {
 }
 # moto answers the API Gateway management API at its AWS address.
 UNIT_ENV["WS_ENDPOINT_URL"] = "https://local.execute-api.us-east-1.amazonaws.com/local"
+# botocore >= 1.40 sends stream calls to an account-based host moto does not intercept.
+UNIT_ENV["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = "https://streams.dynamodb.us-east-1.amazonaws.com"
 os.environ.update(UNIT_ENV)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 JWT_SECRET = UNIT_ENV["JWT_SECRET"]
@@ -68,7 +70,8 @@ class Stack:
 
     def __init__(self, outputs: dict[str, str]) -> None:
         import app as app_module
-        from local.pumps import SqsPump, StreamPump
+        from infra.package import EVENT_SOURCES
+        from local.pumps import SqsPump, StreamPump, send_to_queue
 
         self.outputs = outputs
         self.app = app_module
@@ -77,8 +80,17 @@ class Stack:
         self.s3 = boto3.client("s3")
         self.queue_url = outputs["TasksQueueUrl"]
         self.dlq_url = outputs["TasksDeadLetterQueueUrl"]
+        self.stream_failures_url = outputs["StreamFailuresQueueUrl"]
         self.stream_pump = StreamPump(
-            streams_client(), outputs["TasksStreamArn"], app_module.stream, "stream"
+            streams_client(),
+            outputs["TasksStreamArn"],
+            app_module.stream,
+            "stream",
+            max_retries=EVENT_SOURCES["stream"].settings["MaximumRetryAttempts"],
+            on_failure=send_to_queue(self.sqs, self.stream_failures_url),
+        )
+        self.stream_failures_pump = SqsPump(
+            self.sqs, self.stream_failures_url, app_module.stream_failures, "stream_failures"
         )
         self.worker_pump = SqsPump(self.sqs, self.queue_url, app_module.worker, "worker")
         self.dlq_pump = SqsPump(self.sqs, self.dlq_url, app_module.dead_letters, "dead_letters")

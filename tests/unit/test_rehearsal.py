@@ -186,4 +186,4 @@ def test_the_stream_mapping_sends_failures_to_the_stacks_queue(outputs):
 
 def test_an_event_source_without_settings_stops_the_deploy(outputs):
     with pytest.raises(SystemExit, match="EVENT_SOURCES"):
-        mapping_settings("stream_failures", outputs)
+        mapping_settings("a_handler_nobody_listed", outputs)
