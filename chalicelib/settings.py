@@ -11,6 +11,16 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _list(name: str) -> tuple[str, ...]:
+    """A comma- or space-separated list, in order, without blanks or repeats."""
+    raw = os.environ.get(name, "").replace(",", " ").split()
+    return tuple(dict.fromkeys(raw))
+
+
+class ConfigurationError(RuntimeError):
+    """The environment describes a deployment that would be unsafe or cannot work."""
+
+
 @dataclass(frozen=True)
 class Settings:
     tasks_table: str
@@ -35,6 +45,26 @@ class Settings:
     webhook_allow_private: bool
     webhook_timeout_seconds: float
     ws_endpoint_url: str
+    cors_allow_origins: tuple[str, ...] = ()
+    cors_max_age_seconds: int = 600
+    owner_claim: str = "sub"
+    jwt_required_scopes: tuple[str, ...] = ()
+    jwks_cache_seconds: int = 300
+    api_key_cache_seconds: float = 5.0
+    max_api_keys_per_user: int = 20
+    public_read_by_id: bool = False
+
+    def check(self) -> Settings:
+        """Refuse, with a message an operator can act on, a configuration that is unsafe."""
+        if self.jwt_jwks_url and not self.jwt_audience:
+            raise ConfigurationError(
+                "JWT_JWKS_URL is set but JWT_AUDIENCE is not: without an audience, a token your "
+                "identity provider issued for any other application would be accepted. Set "
+                "JWT_AUDIENCE to this API's client id or application id URI."
+            )
+        if not self.owner_claim:
+            raise ConfigurationError("OWNER_CLAIM must name a claim, e.g. sub or oid")
+        return self
 
     @property
     def task_ttl_seconds(self) -> int:
@@ -67,4 +97,12 @@ def get_settings() -> Settings:
         webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
         webhook_timeout_seconds=float(env("WEBHOOK_TIMEOUT_SECONDS", "15")),
         ws_endpoint_url=env("WS_ENDPOINT_URL", ""),
-    )
+        cors_allow_origins=_list("CORS_ALLOW_ORIGINS"),
+        cors_max_age_seconds=int(env("CORS_MAX_AGE_SECONDS", "600")),
+        owner_claim=env("OWNER_CLAIM", "").strip() or "sub",
+        jwt_required_scopes=_list("JWT_REQUIRED_SCOPES"),
+        jwks_cache_seconds=int(env("JWKS_CACHE_SECONDS", "300")),
+        api_key_cache_seconds=float(env("API_KEY_CACHE_SECONDS", "5")),
+        max_api_keys_per_user=int(env("MAX_API_KEYS_PER_USER", "20")),
+        public_read_by_id=_flag("PUBLIC_READ_BY_ID"),
+    ).check()
