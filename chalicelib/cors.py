@@ -107,7 +107,7 @@ def _vary(response: Response) -> None:
 
 
 def _preflight_view() -> None:
-    """Never runs: edge_middleware answers every OPTIONS request before routing to a view."""
+    """CORS preflight, answered by the app's edge middleware (chalicelib/cors.py)."""
 
 
 def register_preflights(app: Any) -> None:
