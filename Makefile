@@ -9,7 +9,7 @@ NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install dev test unit e2e lint format bench package token infra deploy clean
+.PHONY: help install install-browser dev test unit e2e lint format bench package token infra deploy clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
@@ -26,6 +26,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The browser test drives Debian's Chromium (Playwright's own browser builds are never downloaded).
+install-browser:
+	command -v chromium >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 dev: install
 	$(PY) -m local.dev
@@ -47,7 +51,7 @@ unit: install
 e2e: install
 	$(PY) -m pytest tests/e2e
 
-test: lint package
+test: lint package install-browser
 	$(PY) -m pytest tests
 
 bench: install
