@@ -29,6 +29,7 @@ API_KEY_PREFIX = "tsk_"
 READ, WRITE = "jobs:read", "jobs:write"
 ALL_SCOPES = frozenset({READ, WRITE})
 JWKS_MIN_REFRESH_SECONDS = 10.0
+KIND_NAMES = {"jwt": "token", "api_key": "API key"}
 
 
 class InvalidToken(Exception):
@@ -51,7 +52,7 @@ class Principal:
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
             raise InsufficientScope(
-                f"this {self.kind.replace('_', ' ')} lacks the {scope} scope; "
+                f"this {KIND_NAMES[self.kind]} lacks the {scope} scope; "
                 f"it has {', '.join(sorted(self.scopes)) or 'none'}"
             )
 

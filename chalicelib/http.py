@@ -34,6 +34,9 @@ from chalicelib.observability import configure_logging, request_id_var
 from chalicelib.settings import get_settings
 
 configure_logging()
+# Every function of the app loads this module: an unsafe configuration stops it at start
+# (a Lambda init error, `make dev` exits) with the reason, instead of failing per request.
+get_settings()
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 # Reads by task id that a stage may open to callers without credentials (PUBLIC_READ_BY_ID):

@@ -404,3 +404,16 @@ def test_stale_keys_never_verify_while_the_jwks_is_unreachable(jwks):
     for now[0] in (301.0, 302.0, 320.0):
         with pytest.raises(InvalidToken):
             cache.key("test-key")
+
+
+def test_the_app_refuses_to_start_with_a_jwks_and_no_audience():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JWT_JWKS_URL": "https://issuer.example/jwks.json", "JWT_AUDIENCE": ""}
+    started = subprocess.run(
+        [sys.executable, "-c", "import app"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode != 0
+    assert "JWT_AUDIENCE" in started.stderr
