@@ -82,6 +82,13 @@ def cancel_job(jobId: str) -> Any:
     return api.cancel_job(_service(), app.current_request, jobId)
 
 
+@app.route("/uploads", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def create_upload() -> Any:
+    from chalicelib import api
+
+    return api.create_upload(_service(), app.current_request)
+
+
 @app.route("/jobs/{jobId}/deliveries", methods=["GET"])
 def list_deliveries(jobId: str) -> Any:
     from chalicelib import api
@@ -231,11 +238,11 @@ def stream(event: Any) -> dict[str, Any]:
 
 
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=10, name="webhooks")
-def webhooks(event: Any) -> None:
+def webhooks(event: Any) -> dict[str, Any]:
     _invocation(event)
     from chalicelib.webhooks import WebhookDispatcher
 
-    WebhookDispatcher(_service().settings).handle_batch(event.to_dict()["Records"])
+    return WebhookDispatcher(_service().settings).handle_batch(event.to_dict()["Records"])
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")

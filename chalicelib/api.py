@@ -6,22 +6,27 @@ import re
 from typing import Any
 
 from chalice.app import Request, Response
+from pydantic import ValidationError
 
-from chalicelib import http
+from chalicelib import http, objects
+from chalicelib.contracts.common import iso_seconds
 from chalicelib.contracts.jobs import job_document, parse_job_request
-from chalicelib.contracts.models import DeliveryList, Redelivery
+from chalicelib.contracts.models import DeliveryList, Redelivery, UploadRequest, UploadTicket
 from chalicelib.errors import (
     BadRequest,
     Conflict,
     IdempotencyConflict,
+    IdempotencyKeyInUse,
+    IdempotentJobGone,
     NotFound,
     TaskNotFound,
+    TooManyRequests,
     TransitionRefused,
     Unprocessable,
 )
-from chalicelib.model import Status, Task
+from chalicelib.model import Status, Task, utcnow
 from chalicelib.observability import emit_metric
-from chalicelib.service import SubmitRejected, TaskService
+from chalicelib.service import SubmitRejected, TaskService, validation_errors
 
 RETRY_AFTER_SECONDS = "1"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -55,6 +60,16 @@ def submit_job(service: TaskService, request: Request) -> Response:
         raise Unprocessable(exc.message, errors=exc.errors) from None
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc), headers={}) from None
+    except IdempotencyKeyInUse:
+        raise Conflict(
+            "another request with this Idempotency-Key is being processed; retry shortly",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        ) from None
+    except IdempotentJobGone as exc:
+        raise Conflict(
+            f"the job this Idempotency-Key created ({exc}) has expired; "
+            "send a new Idempotency-Key to submit again"
+        ) from None
     if created:
         emit_metric("TasksSubmitted", 1, type=task.type)
     headers = {
@@ -156,9 +171,42 @@ def list_deliveries(service: TaskService, request: Request, job_id: str) -> Resp
 
 
 def redeliver_webhook(service: TaskService, request: Request, job_id: str) -> Response:
-    from chalicelib.webhooks import redeliver
+    from chalicelib.webhooks import RedeliveryTooSoon, redeliver
 
-    outcome = redeliver(service, _owned_job(service, request, job_id))
+    task = _owned_job(service, request, job_id)
+    try:
+        outcome = redeliver(service, task)
+    except RedeliveryTooSoon as exc:
+        raise TooManyRequests(str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     if not outcome["triggered"]:
         raise Conflict(outcome["message"])
     return _json(Redelivery(**outcome).model_dump(mode="json", exclude_none=True), 202)
+
+
+def create_upload(service: TaskService, request: Request) -> Response:
+    """A presigned PUT for a fresh key under the caller's prefix (no AWS credentials needed)."""
+    body = http.json_body(request)
+    if not isinstance(body, dict):
+        raise Unprocessable("request body must be a JSON object with filename and contentType")
+    try:
+        upload = UploadRequest.model_validate(body)
+    except ValidationError as exc:
+        errors = validation_errors(exc, "body")
+        fields = ", ".join(e["field"].removeprefix("body.") for e in errors)
+        raise Unprocessable(
+            f"request body is not a valid upload: check {fields}", errors=errors
+        ) from None
+    bucket = service.settings.objects_bucket
+    key = objects.upload_key(http.current_user(request), upload.filename)
+    url, headers, expires = objects.presign_upload(
+        bucket, key, upload.contentType, upload.size, utcnow()
+    )
+    ticket = UploadTicket(
+        bucket=bucket,
+        key=key,
+        url=url,
+        method="PUT",
+        headers=headers,
+        expiresAt=iso_seconds(expires) or "",
+    )
+    return _json(ticket.model_dump(mode="json"), 201)

@@ -42,3 +42,30 @@ def reset_clients() -> None:
     """Forget cached clients (tests switch between moto contexts)."""
     _cached_client.cache_clear()
     _session.cache_clear()
+
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "InternalServerError",
+        "InternalError",
+        "SlowDown",
+        "RequestTimeout",
+        "TransactionConflict",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure of an AWS call (or the network under it) may pass on retry."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, TimeoutError | ConnectionError | BotoCoreError):
+        return True
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_CODES
+    return False

@@ -28,7 +28,15 @@ class TransitionRefused(DomainError):
 
 
 class IdempotencyConflict(DomainError):
-    pass
+    """The Idempotency-Key was used before with another request body."""
+
+
+class IdempotencyKeyInUse(DomainError):
+    """Another request with the same Idempotency-Key is being stored right now."""
+
+
+class IdempotentJobGone(DomainError):
+    """The Idempotency-Key is still kept, but the job it created has expired."""
 
 
 class ApiError(ChaliceUnhandledError):
@@ -70,6 +78,11 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     status_code = 409
     code = "conflict"
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+    code = "too_many_requests"
 
 
 class PayloadTooLarge(ApiError):

@@ -19,7 +19,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import cors
+from chalicelib import cors, jsonsafe
 from chalicelib.auth import (
     READ,
     WRITE,
@@ -31,12 +31,12 @@ from chalicelib.auth import (
 )
 from chalicelib.errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.observability import configure_logging, request_id_var
-from chalicelib.settings import get_settings
+from chalicelib.settings import check_environment, get_settings
 
 configure_logging()
 # Every function of the app loads this module: an unsafe configuration stops it at start
 # (a Lambda init error, `make dev` exits) with the reason, instead of failing per request.
-get_settings()
+check_environment()
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 # Reads by task id that a stage may open to callers without credentials (PUBLIC_READ_BY_ID):
@@ -237,13 +237,13 @@ def json_body(request: Request) -> Any:
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        if lenient:
+        return jsonsafe.loads(raw)
+    except jsonsafe.UnsafeJson as exc:
+        if lenient and not raw.lstrip().startswith((b"{", b"[")):
             raise UnsupportedMediaType(
                 "the body is not JSON; send a JSON object with Content-Type: application/json"
             ) from None
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        raise BadRequest(f"request body: {exc}") from None
 
 
 def task_id_param(value: str, name: str = "jobId") -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Schema(BaseModel):
@@ -74,12 +74,31 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
+TRUNCATED = "…[truncated]"
+
+
+def _bounded(limit: int) -> BeforeValidator:
+    """Cut a text a processor or a dependency produced to `limit` characters, with a marker:
+    no message may grow a task's item past DynamoDB's 400 KB limit."""
+
+    def cut(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > limit:
+            return value[: limit - len(TRUNCATED)] + TRUNCATED
+        return value
+
+    return BeforeValidator(cut)
+
+
+ProgressMessage = Annotated[str, _bounded(1024)]
+ErrorMessage = Annotated[str, _bounded(4096)]
+
+
 class Progress(Schema):
     model_config = ConfigDict(extra="forbid")
 
     current: int = Field(ge=0)
     total: int = Field(ge=0)
-    message: str = ""
+    message: ProgressMessage = ""
 
 
 class ObjectRef(Schema):
@@ -111,7 +130,8 @@ class Task(Schema):
     source: ObjectRef | None = None
     target: ObjectRef | None = None
     result: Any = None
-    error: str | None = None
+    result_object: ObjectRef | None = None  # a result too large to keep in the item
+    error: ErrorMessage | None = None
     output: Output | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook: Webhook | None = None

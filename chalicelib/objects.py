@@ -1,12 +1,56 @@
-"""S3 objects: read sources, write targets, presign URLs for readers."""
+"""S3 objects: each owner's own key prefix, reads and writes, presigned URLs.
+
+Every object a user may name lives under `users/<digest of the owner>/` in the
+service's bucket. The digest has a fixed length and alphabet, so no owner value,
+whatever characters it holds, can spell another owner's prefix or escape its own;
+presigned URLs are only ever issued for keys under the task owner's prefix.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import uuid
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from chalicelib import aws
 
+if TYPE_CHECKING:
+    from chalicelib.model import Task
+
 PRESIGN_SECONDS = 3600
+UPLOAD_SECONDS = 900
+_UNSAFE_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)|//|[\x00-\x1f\x7f\\]")
+_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def owner_prefix(owner: str) -> str:
+    return f"users/{hashlib.sha256(owner.encode()).hexdigest()[:40]}/"
+
+
+def key_problem(owner: str, key: str) -> str | None:
+    """Why `owner` may not name `key`, or None if the key is the owner's."""
+    prefix = owner_prefix(owner)
+    if not key.startswith(prefix):
+        return f"the key must start with your prefix {prefix!r} (POST /uploads gives you one)"
+    if _UNSAFE_SEGMENT.search(key):
+        return "the key must not contain empty, '.' or '..' segments, backslashes or control codes"
+    return None
+
+
+def owns(owner: str, key: str) -> bool:
+    return key_problem(owner, key) is None
+
+
+def output_key(owner: str, task_id: str, name: str) -> str:
+    """Where a job without a target writes its output: under its owner's prefix."""
+    return f"{owner_prefix(owner)}outputs/{task_id}/{name}"
+
+
+def upload_key(owner: str, filename: str) -> str:
+    name = _FILENAME_UNSAFE.sub("-", filename.rsplit("/", 1)[-1]).strip(".-")[:120] or "upload"
+    return f"{owner_prefix(owner)}uploads/{uuid.uuid4()}/{name}"
 
 
 def read(bucket: str, key: str) -> bytes:
@@ -17,12 +61,38 @@ def write(bucket: str, key: str, data: bytes, content_type: str) -> None:
     aws.client("s3").put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 
 
-def presign(bucket: str, key: str, now: datetime) -> tuple[str, datetime]:
-    """A GET URL for the object and the moment it stops working (no network call)."""
+def presign(
+    owner: str, bucket: str, key: str, now: datetime, seconds: int = PRESIGN_SECONDS
+) -> tuple[str, datetime] | None:
+    """A GET URL for an object of `owner` and when it stops working; None for anyone else's."""
+    if not owns(owner, key):
+        return None
     url = aws.client("s3").generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGN_SECONDS
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds
     )
-    return url, now + timedelta(seconds=PRESIGN_SECONDS)
+    return url, now + timedelta(seconds=seconds)
+
+
+def result_url(task: Task, now: datetime) -> str | None:
+    """The presigned GET of a result kept as an object, if the task has one."""
+    ref = task.result_object
+    signed = presign(task.owner, ref.bucket, ref.key, now) if ref else None
+    return signed[0] if signed else None
+
+
+def presign_upload(
+    bucket: str, key: str, content_type: str, size: int | None, now: datetime
+) -> tuple[str, dict[str, str], datetime]:
+    """A SigV4 PUT URL bound to the content type (and the exact size, when given)."""
+    params: dict[str, object] = {"Bucket": bucket, "Key": key, "ContentType": content_type}
+    headers = {"Content-Type": content_type}
+    if size is not None:
+        params["ContentLength"] = size
+        headers["Content-Length"] = str(size)
+    url = aws.client("s3").generate_presigned_url(
+        "put_object", Params=params, ExpiresIn=UPLOAD_SECONDS
+    )
+    return url, headers, now + timedelta(seconds=UPLOAD_SECONDS)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str] | None:

@@ -98,6 +98,14 @@ OPERATIONS: list[Operation] = [
         params=[JOB_ID],
     ),
     Operation(
+        "POST",
+        "/uploads",
+        "A presigned PUT for a new object under your prefix, to use as a job's source",
+        {201: m.UploadTicket, **AUTH_ERRORS, 413: ERRORS, 415: ERRORS, 422: ERRORS},
+        request=m.UploadRequest,
+        tag="objects",
+    ),
+    Operation(
         "GET",
         "/jobs/{jobId}/deliveries",
         "The job's webhook delivery log",
@@ -109,7 +117,7 @@ OPERATIONS: list[Operation] = [
         "POST",
         "/jobs/{jobId}/webhook",
         "Send the job's webhook again (same webhook-id)",
-        {202: m.Redelivery, **AUTH_ERRORS, 404: ERRORS, 409: ERRORS},
+        {202: m.Redelivery, **AUTH_ERRORS, 404: ERRORS, 409: ERRORS, 429: ERRORS},
         params=[JOB_ID],
         tag="webhooks",
     ),

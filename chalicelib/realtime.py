@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib import aws, jsonsafe
 from chalicelib.auth import READ, InsufficientScope, InvalidToken, authenticate
 from chalicelib.contracts import task_status
 from chalicelib.model import Task, utcnow
@@ -211,8 +211,8 @@ class Realtime:
             )
             return
         try:
-            request = json.loads(body)
-        except (ValueError, TypeError):
+            request = jsonsafe.loads(body)
+        except (jsonsafe.UnsafeJson, TypeError):
             request = None
         if not isinstance(request, dict):
             self._error(connection_id, 'send a JSON object such as {"action": "ping"}')

@@ -11,8 +11,9 @@ from functools import cache
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError
+from pydantic_core import to_json
 
-from chalicelib import aws
+from chalicelib import aws, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.model import (
     ObjectRef,
@@ -26,7 +27,7 @@ from chalicelib.model import (
 )
 from chalicelib.processors import get_processor, registered_types
 from chalicelib.settings import Settings, get_settings
-from chalicelib.store import Page, TaskStore
+from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
 from chalicelib.urls import UnsafeUrl, check_url
 
 
@@ -108,7 +109,7 @@ class TaskService:
         self, owner: str, job: SubmitJob, idempotency_key: str | None = None
     ) -> tuple[Task, bool]:
         """Store a new task (the table's stream queues it). Returns (task, created)."""
-        parsed_input = self.check_runnable(job)
+        parsed_input = self.check_runnable(owner, job)
         now = self.clock()
         task = Task.new(
             owner=owner,
@@ -121,6 +122,12 @@ class TaskService:
             webhook=job.webhook,
             now=now,
         )
+        found = get_processor(job.type)
+        if task.target is None and found is not None and found.needs_target:
+            key = objects.output_key(owner, task.id, "output")
+            task = task.model_copy(
+                update={"target": ObjectRef(bucket=self.settings.objects_bucket, key=key)}
+            )
         if idempotency_key is None:
             self.store.create(task)
             return task, True
@@ -135,7 +142,7 @@ class TaskService:
             now=now,
         )
 
-    def check_runnable(self, job: SubmitJob) -> dict[str, Any]:
+    def check_runnable(self, owner: str, job: SubmitJob) -> dict[str, Any]:
         """Validate a job against its processor; return the input as the processor sees it."""
         found = get_processor(job.type)
         if found is None:
@@ -151,11 +158,13 @@ class TaskService:
                 f"input is not valid for {job.type}", validation_errors(exc, "input")
             ) from None
         errors = []
-        for name, needed in (("source", found.needs_source), ("target", found.needs_target)):
+        if found.needs_source and job.source is None:
+            errors.append({"field": "source", "message": f"{job.type} needs a source object"})
+        for name in ("source", "target"):
             ref: ObjectRef | None = getattr(job, name)
-            if needed and ref is None:
-                errors.append({"field": name, "message": f"{job.type} needs a {name} object"})
-            if ref is not None and ref.bucket != self.settings.objects_bucket:
+            if ref is None:
+                continue
+            if ref.bucket != self.settings.objects_bucket:
                 errors.append(
                     {
                         "field": f"{name}.bucket",
@@ -163,6 +172,8 @@ class TaskService:
                         f"{self.settings.objects_bucket!r}",
                     }
                 )
+            elif problem := objects.key_problem(owner, ref.key):
+                errors.append({"field": f"{name}.key", "message": problem})
         if errors:
             raise SubmitRejected(f"{job.type} cannot run with these objects", errors)
         if job.webhook is not None:
@@ -240,6 +251,37 @@ class TaskService:
     def report_progress(self, task: Task, current: int, total: int, message: str) -> Task:
         progress = Progress(current=current, total=max(total, current), message=message)
         return self.transition(task, Status.PROCESSING, progress=progress)
+
+    def fail(self, task_id: str, reason: str) -> Task | None:
+        """Fail a task that has not finished; None if it has (or is gone). Races are retried."""
+        for _ in range(3):
+            task = self.find(task_id)
+            if task is None or task.is_terminal:
+                return None
+            try:
+                return self.transition(task, Status.FAILED, error=reason)
+            except TransitionRefused:
+                continue  # another writer moved it meanwhile: look again
+        raise TransitionRefused(task_id, None, Status.FAILED.value)
+
+    def result_changes(self, task: Task, result: Any) -> dict[str, Any]:
+        """The changes that record `result`: inline when it fits, else as an object.
+
+        A result over RESULT_INLINE_MAX_BYTES, or one that would push the task's item
+        past ITEM_BUDGET_BYTES (DynamoDB refuses items over 400 KB), is written under
+        the owner's prefix and read through a presigned `resultUrl`.
+        """
+        encoded = to_json(result)
+        others = item_size(self.store.attributes(task.model_copy(update={"result": None})))
+        if (
+            len(encoded) <= self.settings.result_inline_max_bytes
+            and others + len(encoded) <= ITEM_BUDGET_BYTES
+        ):
+            return {"result": result, "result_object": None}
+        key = objects.output_key(task.owner, task.id, "result.json")
+        objects.write(self.settings.objects_bucket, key, encoded, "application/json")
+        ref = ObjectRef(bucket=self.settings.objects_bucket, key=key)
+        return {"result": None, "result_object": ref}
 
     def reap(self) -> list[str]:
         """Fail every non-terminal task past its deadline; returns the ids failed."""

@@ -2,9 +2,47 @@
 
 from __future__ import annotations
 
+import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+
+
+class ConfigurationError(RuntimeError):
+    """The deployment's configuration cannot work; the message says what to set."""
+
+
+def _cursor_secret(env: Callable[[str, str], str]) -> str:
+    """CURSOR_SECRET, or a key derived from another configured secret; never empty."""
+    if env("CURSOR_SECRET", ""):
+        return env("CURSOR_SECRET", "")
+    for name in ("JWT_SECRET", "WEBHOOK_SECRET"):
+        if env(name, ""):
+            return hmac.new(
+                env(name, "").encode(), b"taskstatus list cursors", "sha256"
+            ).hexdigest()
+    raise ConfigurationError(
+        "CURSOR_SECRET is not set (nor JWT_SECRET or WEBHOOK_SECRET to derive it from): "
+        "list cursors cannot be signed. Set CURSOR_SECRET to a long random string."
+    )
+
+
+def _check_jwks(jwks_url: str, audience: str) -> None:
+    if jwks_url and not audience:
+        raise ConfigurationError(
+            "JWT_JWKS_URL is set but JWT_AUDIENCE is not: without an audience, a token your "
+            "identity provider issued for any other application would be accepted. Set "
+            "JWT_AUDIENCE to this API's client id or application id URI."
+        )
+
+
+def check_environment() -> None:
+    """The checks that need no secret, run when the app is loaded: an unsafe stage never starts.
+
+    (Secrets are absent when `chalice package` loads the app, so they are checked on first use.)
+    """
+    _check_jwks(os.environ.get("JWT_JWKS_URL", ""), os.environ.get("JWT_AUDIENCE", ""))
 
 
 def _flag(name: str) -> bool:
@@ -15,10 +53,6 @@ def _list(name: str) -> tuple[str, ...]:
     """A comma- or space-separated list, in order, without blanks or repeats."""
     raw = os.environ.get(name, "").replace(",", " ").split()
     return tuple(dict.fromkeys(raw))
-
-
-class ConfigurationError(RuntimeError):
-    """The environment describes a deployment that would be unsafe or cannot work."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +70,7 @@ class Settings:
     task_ttl_days: int
     idempotency_ttl_hours: int
     max_body_bytes: int
+    result_inline_max_bytes: int
     worker_lease_seconds: int
     max_attempts: int
     default_task_timeout_seconds: int
@@ -56,14 +91,7 @@ class Settings:
 
     def check(self) -> Settings:
         """Refuse, with a message an operator can act on, a configuration that is unsafe."""
-        if self.jwt_jwks_url and not self.jwt_audience:
-            raise ConfigurationError(
-                "JWT_JWKS_URL is set but JWT_AUDIENCE is not: without an audience, a token your "
-                "identity provider issued for any other application would be accepted. Set "
-                "JWT_AUDIENCE to this API's client id or application id URI."
-            )
-        if not self.owner_claim:
-            raise ConfigurationError("OWNER_CLAIM must name a claim, e.g. sub or oid")
+        _check_jwks(self.jwt_jwks_url, self.jwt_audience)
         return self
 
     @property
@@ -84,10 +112,11 @@ def get_settings() -> Settings:
         jwt_jwks_url=env("JWT_JWKS_URL", ""),
         jwt_issuer=env("JWT_ISSUER", ""),
         jwt_audience=env("JWT_AUDIENCE", ""),
-        cursor_secret=env("CURSOR_SECRET", "") or env("JWT_SECRET", ""),
+        cursor_secret=_cursor_secret(env),
         task_ttl_days=int(env("TASK_TTL_DAYS", "7")),
         idempotency_ttl_hours=max(24, int(env("IDEMPOTENCY_TTL_HOURS", "24"))),
         max_body_bytes=int(env("MAX_BODY_BYTES", str(256 * 1024))),
+        result_inline_max_bytes=int(env("RESULT_INLINE_MAX_BYTES", str(256 * 1024))),
         worker_lease_seconds=int(env("WORKER_LEASE_SECONDS", "120")),
         max_attempts=int(env("MAX_ATTEMPTS", "5")),
         default_task_timeout_seconds=int(env("TASK_TIMEOUT_SECONDS", "900")),

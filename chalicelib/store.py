@@ -24,15 +24,35 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
-from chalicelib.errors import IdempotencyConflict, TaskNotFound, TransitionRefused
+from chalicelib.errors import (
+    IdempotencyConflict,
+    IdempotencyKeyInUse,
+    IdempotentJobGone,
+    TaskNotFound,
+    TransitionRefused,
+)
 from chalicelib.model import ACTIVE, RUNNING, Status, Task
 
 BY_OWNER = "by_owner"
 BY_OWNER_TYPE = "by_owner_type"
 BY_DEADLINE = "by_deadline"
 DEADLINE_SHARDS = "0123456789abcdef"
+MAX_QUERIES_PER_PAGE = 10
+# What a task's item may grow to (DynamoDB's limit is 400 KB), with room for the
+# attributes a later write adds (progress, error, lease, timestamps).
+ITEM_BUDGET_BYTES = 380 * 1024
 
-_JSON_FIELDS = ("progress", "input", "source", "target", "result", "output", "metadata", "webhook")
+_JSON_FIELDS = (
+    "progress",
+    "input",
+    "source",
+    "target",
+    "result",
+    "result_object",
+    "output",
+    "metadata",
+    "webhook",
+)
 _TIME_FIELDS = ("created_at", "updated_at", "started_at", "completed_at")
 _INT_FIELDS = ("version", "expires_at", "attempts", "lease_until")
 _STR_FIELDS = ("id", "owner", "type", "status", "error")
@@ -40,6 +60,12 @@ _STR_FIELDS = ("id", "owner", "type", "status", "error")
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def owner_scoped(owner: str, *parts: str) -> str:
+    """A key of an owner's item. The owner's length comes first, so that no owner value,
+    whatever separators it holds, can produce another owner's key (`a#b` + `c` vs `a` + `b#c`)."""
+    return "#".join([f"{len(owner)}:{owner}", *parts])
 
 
 def _iso(value: datetime) -> str:
@@ -64,12 +90,24 @@ def task_attributes(task: Task, timeout_seconds: int) -> dict[str, dict[str, str
         value = dumped.get(name)
         if value is not None and value != {}:
             item[name] = {"S": _dumps(value)}
-    item["owner_type"] = {"S": f"{task.owner}#{task.type}"}
+    item["owner_type"] = {"S": owner_scoped(task.owner, task.type)}
     if task.status in ACTIVE:
         item["active_shard"] = {"S": task.id[0]}
         deadline = int(task.updated_at.timestamp()) + timeout_seconds
         item["deadline"] = {"N": str(deadline)}
     return item
+
+
+def _idempotency_pk(owner: str, key: str) -> str:
+    return "idem#" + owner_scoped(owner, key)
+
+
+def item_size(item: dict[str, dict[str, str]]) -> int:
+    """Bytes DynamoDB counts for an item: attribute names plus values (UTF-8)."""
+    return sum(
+        len(name.encode()) + len(next(iter(value.values())).encode())
+        for name, value in item.items()
+    )
 
 
 def task_from_item(item: dict[str, dict[str, str]]) -> Task:
@@ -118,7 +156,7 @@ class TaskStore:
     def _ddb(self) -> Any:
         return aws.client("dynamodb")
 
-    def _attributes(self, task: Task) -> dict[str, dict[str, str]]:
+    def attributes(self, task: Task) -> dict[str, dict[str, str]]:
         return task_attributes(task, self.timeout_for(task.type))
 
     # -- create -----------------------------------------------------------------
@@ -126,7 +164,7 @@ class TaskStore:
     def create(self, task: Task) -> None:
         self._ddb.put_item(
             TableName=self.table,
-            Item=self._attributes(task),
+            Item=self.attributes(task),
             ConditionExpression="attribute_not_exists(id)",
         )
 
@@ -140,7 +178,7 @@ class TaskStore:
         without its key nor a key without its task.
         """
         key_item = {
-            "pk": {"S": f"idem#{task.owner}#{key}"},
+            "pk": {"S": _idempotency_pk(task.owner, key)},
             "sk": {"S": "idem"},
             "task_id": {"S": task.id},
             "fingerprint": {"S": fingerprint},
@@ -161,7 +199,7 @@ class TaskStore:
                     {
                         "Put": {
                             "TableName": self.table,
-                            "Item": self._attributes(task),
+                            "Item": self.attributes(task),
                             "ConditionExpression": "attribute_not_exists(id)",
                         }
                     },
@@ -172,24 +210,26 @@ class TaskStore:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
             reasons = exc.response.get("CancellationReasons") or []
+            if any(reason.get("Code") == "TransactionConflict" for reason in reasons):
+                raise IdempotencyKeyInUse(key) from None
             existing = reasons[0].get("Item") if reasons else None
             if existing is None:
                 existing = self._get_key_item(task.owner, key)
             if existing is None:
-                raise
+                raise IdempotencyKeyInUse(key) from None
         if existing["fingerprint"]["S"] != fingerprint:
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request body"
             )
         earlier = self.get(existing["task_id"]["S"], now)
         if earlier is None:
-            raise TaskNotFound(existing["task_id"]["S"])
+            raise IdempotentJobGone(existing["task_id"]["S"])
         return earlier, False
 
     def _get_key_item(self, owner: str, key: str) -> dict[str, Any] | None:
         response = self._ddb.get_item(
             TableName=self.records_table,
-            Key={"pk": {"S": f"idem#{owner}#{key}"}, "sk": {"S": "idem"}},
+            Key={"pk": {"S": _idempotency_pk(owner, key)}, "sk": {"S": "idem"}},
             ConsistentRead=True,
         )
         return response.get("Item")
@@ -220,7 +260,7 @@ class TaskStore:
         if type is None:
             index, key_name, key_value = BY_OWNER, "owner", owner
         else:
-            index, key_name, key_value = BY_OWNER_TYPE, "owner_type", f"{owner}#{type}"
+            index, key_name, key_value = BY_OWNER_TYPE, "owner_type", owner_scoped(owner, type)
         names = {"#k": key_name}
         values: dict[str, Any] = {
             ":k": {"S": key_value},
@@ -239,20 +279,35 @@ class TaskStore:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
-            "Limit": limit,
         }
-        if after is not None:
-            created_at, task_id = after
-            request["ExclusiveStartKey"] = {
-                "id": {"S": task_id},
-                "created_at": {"S": created_at},
-                key_name: {"S": key_value},
-            }
-        response = self._ddb.query(**request)
-        tasks = [task_from_item(item) for item in response.get("Items", [])]
-        last = response.get("LastEvaluatedKey")
-        last_key = (last["created_at"]["S"], last["id"]["S"]) if last else None
-        return Page(tasks=tasks, last_key=last_key)
+        # A filter drops items after DynamoDB has counted them against Limit, so one Query
+        # can return a short (even empty) page while matches remain: read on until the
+        # page is full or the index is exhausted, at most MAX_QUERIES_PER_PAGE calls.
+        # Each further Query reads more items, and the page is cut at `limit`.
+        items: list[dict[str, Any]] = []
+        last_key = after
+        read = limit
+        for _ in range(MAX_QUERIES_PER_PAGE):
+            if last_key is not None:
+                request["ExclusiveStartKey"] = {
+                    "id": {"S": last_key[1]},
+                    "created_at": {"S": last_key[0]},
+                    key_name: {"S": key_value},
+                }
+            request["Limit"] = read
+            response = self._ddb.query(**request)
+            found = response.get("Items", [])
+            wanted = limit - len(items)
+            items += found[:wanted]
+            if len(found) > wanted:
+                last_key = (items[-1]["created_at"]["S"], items[-1]["id"]["S"])
+                break
+            last = response.get("LastEvaluatedKey")
+            last_key = (last["created_at"]["S"], last["id"]["S"]) if last else None
+            if last_key is None or len(items) >= limit:
+                break
+            read = min(1000, read * 4)
+        return Page(tasks=[task_from_item(item) for item in items], last_key=last_key)
 
     def overdue(self, now: datetime) -> Iterable[OverdueTask]:
         """Non-terminal tasks whose deadline has passed (one Query per shard)."""
@@ -288,8 +343,8 @@ class TaskStore:
         """
         if after.version != before.version + 1:
             raise ValueError("a saved task must carry the next version")
-        old = self._attributes(before)
-        new = self._attributes(after)
+        old = self.attributes(before)
+        new = self.attributes(after)
         changed = {k: v for k, v in new.items() if old.get(k) != v and k != "id"}
         removed = [k for k in old if k not in new]
         return self._update(

@@ -16,8 +16,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from chalicelib import aws
 from chalicelib.model import Status, Task
-from chalicelib.observability import configure_logging, task_context
+from chalicelib.observability import configure_logging, emit_metric, task_context
 from chalicelib.service import TaskService
 from chalicelib.store import is_task_item, task_from_item
 
@@ -48,15 +49,39 @@ class StreamHandler:
         self.realtime = Realtime(service, service.settings)
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-        """Handle records in order; report the first failure so Lambda resumes there."""
+        """Handle records in order, so that one bad record never holds the others.
+
+        A record that fails for good (a value DynamoDB or SQS refuses, a broken image)
+        fails its task with the reason and the batch goes on. A record that may pass on
+        retry is reported, and Lambda resumes there (bounded retries, then the
+        on-failure destination, whose handler fails the task: see `fail_unprocessed`).
+        """
         for record in records:
             try:
                 self.handle_record(record)
-            except Exception:
+            except Exception as exc:
+                if not aws.is_transient(exc) and self._fail_task(record, exc):
+                    continue
                 log.exception("stream record %s failed", record.get("eventID"))
                 sequence = record["dynamodb"]["SequenceNumber"]
                 return {"batchItemFailures": [{"itemIdentifier": sequence}]}
         return {"batchItemFailures": []}
+
+    def _fail_task(self, record: dict[str, Any], exc: Exception) -> bool:
+        """Fail the task of a record that cannot be handled; False if that write failed too."""
+        task_id = record.get("dynamodb", {}).get("Keys", {}).get("id", {}).get("S")
+        if not task_id:
+            log.error("dropping a stream record that is not a task's: %s", exc)
+            return True
+        with task_context(task_id):
+            log.error("a change of this task cannot be handled, failing it: %s", exc)
+            emit_metric("StreamRecordsFailed", 1)
+            try:
+                self.service.fail(task_id, f"the service could not handle this task: {exc}")
+            except Exception:
+                log.exception("could not fail the task either")
+                return False
+        return True
 
     def handle_record(self, record: dict[str, Any]) -> None:
         new = _image(record, "NewImage")

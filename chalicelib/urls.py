@@ -1,24 +1,44 @@
-"""The SSRF guard for webhook URLs: checked at submit and again at every delivery."""
+"""The SSRF guard for webhook URLs: checked at submit and again at every delivery.
+
+`check_url` resolves the host once and returns the addresses it checked; the
+delivery connects to one of those very addresses (chalicelib/outbound.py), so a
+resolver that answers differently on a second lookup (DNS rebinding) gains nothing.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from chalicelib.settings import Settings
 
+# The cloud metadata service: refused on every stage, the local one included.
 METADATA_ADDRESSES = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 )
 
 
 class UnsafeUrl(ValueError):
-    pass
+    """The URL must never be called; final."""
+
+
+class UnresolvableHost(UnsafeUrl):
+    """The host did not resolve now; at delivery this is worth retrying."""
 
 
 Resolver = Callable[[str, int], list[str]]
+
+
+@dataclass(frozen=True)
+class Destination:
+    scheme: str
+    host: str
+    port: int
+    path: str  # path and query, as sent in the request line
+    addresses: tuple[str, ...]  # every address the host resolved to, each checked
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -26,23 +46,30 @@ def resolve(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def _forbidden(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(text.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip in METADATA_ADDRESSES
-        or ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+        return ip.ipv4_mapped
+    return ip
 
 
-def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> None:
-    """Refuse URLs a webhook must not reach. Raises UnsafeUrl with a reason."""
+def forbidden(address: str, allow_private: bool) -> bool:
+    """Whether a webhook may not connect to `address`.
+
+    Only globally routable addresses are allowed (so 100.64.0.0/10, benchmarking and
+    documentation ranges are refused too). The local stage also allows loopback and
+    private ranges, for receivers on the laptop, but never link-local or metadata.
+    """
+    ip = _address(address)
+    if ip in METADATA_ADDRESSES or ip.is_link_local or ip.is_multicast or ip.is_unspecified:
+        return True
+    if allow_private and (ip.is_loopback or ip.is_private):
+        return False
+    return not ip.is_global
+
+
+def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> Destination:
+    """Refuse URLs a webhook must not reach; return where to connect. Raises UnsafeUrl."""
     parts = urlsplit(url)
     allowed = ("https", "http") if settings.webhook_allow_http else ("https",)
     if parts.scheme not in allowed:
@@ -55,14 +82,16 @@ def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> Non
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise UnsafeUrl("webhook.url has an invalid port") from None
-    if settings.webhook_allow_private:
-        return
     try:
         addresses = resolver(parts.hostname, port)
     except (OSError, UnicodeError):
-        raise UnsafeUrl(f"webhook host {parts.hostname!r} does not resolve") from None
-    if not addresses or any(_forbidden(a) for a in addresses):
+        raise UnresolvableHost(f"webhook host {parts.hostname!r} does not resolve") from None
+    if not addresses:
+        raise UnresolvableHost(f"webhook host {parts.hostname!r} does not resolve")
+    if any(forbidden(a, settings.webhook_allow_private) for a in addresses):
         raise UnsafeUrl(
-            f"webhook host {parts.hostname!r} resolves to a private, loopback, link-local "
-            "or metadata address"
+            f"webhook host {parts.hostname!r} resolves to an address that is not public "
+            "(private, loopback, link-local, shared or metadata)"
         )
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Destination(parts.scheme, parts.hostname, port, path, tuple(addresses))

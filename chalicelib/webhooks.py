@@ -16,23 +16,21 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
-import urllib.error
-import urllib.request
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib import aws, objects
 from chalicelib.contracts.jobs import job_document
 from chalicelib.model import Schema, Status, Task, utcnow
 from chalicelib.observability import emit_metric, task_context
+from chalicelib.outbound import Outcome, post
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
-from chalicelib.urls import UnsafeUrl, check_url
+from chalicelib.urls import Destination, UnresolvableHost, UnsafeUrl, check_url
 
 log = logging.getLogger("taskstatus_svc.webhooks")
 
@@ -40,8 +38,10 @@ log = logging.getLogger("taskstatus_svc.webhooks")
 SCHEDULE_SECONDS = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_ATTEMPTS = len(SCHEDULE_SECONDS)
 MAX_SQS_DELAY = 900
-RETRYABLE_STATUS = frozenset({408, 429})
 USER_AGENT = "taskstatus-webhooks/1"
+# A payload larger than this is kept as an object, not in the event item (400 KB limit).
+INLINE_PAYLOAD_BYTES = 200 * 1024
+REDELIVERY_INTERVAL_SECONDS = 10
 
 
 class DeliveryMessage(Schema):
@@ -49,25 +49,7 @@ class DeliveryMessage(Schema):
     version: int
     attempt: int
     notBefore: float = 0
-    manual: bool = False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status_code: int | None
-    error: str | None
-    latency_ms: int
-    retry_after: int | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-    @property
-    def retryable(self) -> bool:
-        if self.status_code is None:
-            return True  # network error or timeout
-        return self.status_code in RETRYABLE_STATUS or self.status_code >= 500
+    manual: str | None = None  # a manual redelivery's own id: it is logged as its own attempt
 
 
 # -- signing ---------------------------------------------------------------------------
@@ -92,23 +74,81 @@ def event_type_for(status: Status) -> str:
 # -- storage ---------------------------------------------------------------------------
 
 
+class RedeliveryTooSoon(Exception):
+    """A manual redelivery of this task was asked for moments ago."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"a redelivery was triggered moments ago; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+def attempt_sk(version: int, attempt: int, manual: str | None) -> str:
+    sk = f"attempt#{version:010d}#{attempt:03d}"
+    return f"{sk}#manual#{manual}" if manual else sk
+
+
 class WebhookLog(RecordsTable):
-    def create_event(self, task: Task, payload: str, now: datetime) -> bool:
-        """Store the event for this version of the task; False if it already exists."""
-        return self.put_new(
-            {
-                "pk": {"S": f"task#{task.id}"},
-                "sk": {"S": f"event#{task.version:010d}"},
-                "event_id": {"S": event_id_for(task.id, task.version)},
-                "event_type": {"S": event_type_for(task.status)},
-                "url": {"S": task.webhook.url if task.webhook else ""},
-                "payload": {"S": payload},
-                "state": {"S": "pending"},
-                "attempts": {"N": "0"},
-                "created_at": {"S": now.isoformat()},
-                "expires_at": {"N": str(task.expires_at)},
-            }
-        )
+    def create_event(
+        self, task: Task, payload: str, now: datetime, bucket: str
+    ) -> dict[str, Any] | None:
+        """Store the event for this version of the task; the existing event if there is one.
+
+        A payload too large for the item (metadata and results can be large) is kept as
+        an object under the owner's prefix, and the event holds its key.
+        """
+        item = {
+            "pk": {"S": f"task#{task.id}"},
+            "sk": {"S": f"event#{task.version:010d}"},
+            "event_id": {"S": event_id_for(task.id, task.version)},
+            "event_type": {"S": event_type_for(task.status)},
+            "url": {"S": task.webhook.url if task.webhook else ""},
+            "state": {"S": "pending"},
+            "attempts": {"N": "0"},
+            "created_at": {"S": now.isoformat()},
+            "expires_at": {"N": str(task.expires_at)},
+        }
+        encoded = payload.encode()
+        if len(encoded) > INLINE_PAYLOAD_BYTES:
+            key = objects.output_key(task.owner, task.id, f"webhook-{task.version}.json")
+            objects.write(bucket, key, encoded, "application/json")
+            item["payload_key"] = {"S": key}
+        else:
+            item["payload"] = {"S": payload}
+        try:
+            self._ddb.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return exc.response.get("Item") or {}
+        return None
+
+    def claim_redelivery(self, task_id: str, now: datetime, interval: int) -> None:
+        """One manual redelivery per task per `interval` seconds; raises RedeliveryTooSoon."""
+        epoch = int(now.timestamp())
+        try:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"task#{task_id}"}, "sk": {"S": "redelivery"}},
+                UpdateExpression="SET #at = :now, expires_at = :expires",
+                ConditionExpression="attribute_not_exists(pk) OR #at <= :cutoff",
+                ExpressionAttributeNames={"#at": "at"},
+                ExpressionAttributeValues={
+                    ":now": {"N": str(epoch)},
+                    ":cutoff": {"N": str(epoch - interval)},
+                    ":expires": {"N": str(epoch + 86400)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            last = int(exc.response.get("Item", {}).get("at", {}).get("N", epoch))
+            raise RedeliveryTooSoon(max(1, last + interval - epoch)) from None
 
     def get_event(self, task_id: str, version: int) -> dict[str, Any] | None:
         response = self._ddb.get_item(
@@ -136,12 +176,13 @@ class WebhookLog(RecordsTable):
         outcome: Outcome,
         state: str,
         now: datetime,
+        manual: str | None = None,
     ) -> bool:
         """Log an attempt and the event's new state; False if this attempt was logged before."""
         version = int(event["sk"]["S"].split("#")[1])
         item: dict[str, Any] = {
             "pk": event["pk"],
-            "sk": {"S": f"attempt#{version:010d}#{attempt:03d}"},
+            "sk": {"S": attempt_sk(version, attempt, manual)},
             "event_id": event["event_id"],
             "event_type": event["event_type"],
             "attempt": {"N": str(attempt)},
@@ -150,6 +191,8 @@ class WebhookLog(RecordsTable):
             "state": {"S": state},
             "expires_at": event["expires_at"],
         }
+        if manual:
+            item["manual"] = {"BOOL": True}
         if outcome.status_code is not None:
             item["status_code"] = {"N": str(outcome.status_code)}
         if outcome.error:
@@ -168,12 +211,7 @@ class WebhookLog(RecordsTable):
                         "Update": {
                             "TableName": self.table,
                             "Key": {"pk": event["pk"], "sk": event["sk"]},
-                            "UpdateExpression": "SET #state = :state, attempts = :attempts",
-                            "ExpressionAttributeNames": {"#state": "state"},
-                            "ExpressionAttributeValues": {
-                                ":state": {"S": state},
-                                ":attempts": {"N": str(attempt)},
-                            },
+                            **self._event_update(state, attempt, manual),
                         }
                     },
                 ]
@@ -183,6 +221,24 @@ class WebhookLog(RecordsTable):
                 return False
             raise
         return True
+
+    @staticmethod
+    def _event_update(state: str, attempt: int, manual: str | None) -> dict[str, Any]:
+        """A manual attempt sets the event's state; only the schedule advances `attempts`."""
+        if manual:
+            return {
+                "UpdateExpression": "SET #state = :state",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {":state": {"S": state}},
+            }
+        return {
+            "UpdateExpression": "SET #state = :state, attempts = :attempts",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {
+                ":state": {"S": state},
+                ":attempts": {"N": str(attempt)},
+            },
+        }
 
     def deliveries(self, task_id: str) -> list[dict[str, Any]]:
         request: dict[str, Any] = {
@@ -212,48 +268,11 @@ def _delivery_view(item: dict[str, Any]) -> dict[str, Any]:
         "latencyMs": int(item["latency_ms"]["N"]),
         "error": item["error"]["S"] if "error" in item else None,
         "state": item["state"]["S"],
+        "manual": "manual" in item,
     }
 
 
 # -- delivery ----------------------------------------------------------------------------
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a 3xx is a final answer, never followed (it could point anywhere)
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def post(url: str, body: str, headers: dict[str, str], timeout: float) -> Outcome:
-    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
-    start = time.monotonic()
-    try:
-        with _opener.open(request, timeout=timeout) as response:
-            status = response.status
-            retry_after = response.headers.get("Retry-After")
-    except urllib.error.HTTPError as exc:
-        status, retry_after = exc.code, exc.headers.get("Retry-After")
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Outcome(None, f"network error: {reason}", _ms_since(start))
-    return Outcome(
-        status,
-        None if 200 <= status < 300 else f"HTTP {status}",
-        _ms_since(start),
-        _seconds(retry_after),
-    )
-
-
-def _ms_since(start: float) -> int:
-    return int((time.monotonic() - start) * 1000)
-
-
-def _seconds(header: str | None) -> int | None:
-    if header and header.strip().isdigit():
-        return int(header.strip())
-    return None
 
 
 def next_delay(attempt: int, outcome: Outcome) -> float:
@@ -264,12 +283,15 @@ def next_delay(attempt: int, outcome: Outcome) -> float:
     return scheduled
 
 
+Sender = Callable[[Destination, bytes, dict[str, str], float], Outcome]
+
+
 class WebhookDispatcher:
     def __init__(
         self,
         settings: Settings,
         clock: Callable[[], datetime] = utcnow,
-        sender: Callable[[str, str, dict[str, str], float], Outcome] = post,
+        sender: Sender = post,
     ) -> None:
         self.settings = settings
         self.log = WebhookLog(settings.records_table)
@@ -289,19 +311,39 @@ class WebhookDispatcher:
             return
         self.create_and_send(new)
 
-    def create_and_send(self, task: Task, manual: bool = False) -> str:
-        payload = json.dumps({**job_document(task), "event": event_type_for(task.status)})
-        if self.log.create_event(task, payload, self.clock()):
+    def create_and_send(self, task: Task, manual: str | None = None) -> str:
+        payload = json.dumps(
+            {**job_document(task), "event": event_type_for(task.status)}, ensure_ascii=False
+        )
+        existing = self.log.create_event(task, payload, self.clock(), self.settings.objects_bucket)
+        # An event still pending with no attempt made was stored by a run that failed before
+        # its message was sent (the stream record is retried): queue it again.
+        lost = existing is not None and (
+            existing.get("state", {}).get("S") == "pending"
+            and existing.get("attempts", {}).get("N") == "0"
+        )
+        if existing is None or lost:
             self.enqueue(
                 DeliveryMessage(taskId=task.id, version=task.version, attempt=1, manual=manual)
             )
         return event_id_for(task.id, task.version)
 
-    def handle_batch(self, records: list[dict[str, Any]]) -> None:
+    def handle_batch(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Deliver each message on its own; a failure is retried by SQS, never the batch."""
+        failures = []
         for record in records:
-            message = DeliveryMessage.model_validate_json(record["body"])
+            try:
+                message = DeliveryMessage.model_validate_json(record["body"])
+            except ValueError:
+                log.error("dropping a message that is not a delivery: %.200s", record["body"])
+                continue
             with task_context(message.taskId):
-                self.deliver(message)
+                try:
+                    self.deliver(message)
+                except Exception:
+                    log.exception("webhook delivery of version %s failed", message.version)
+                    failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
 
     def deliver(self, message: DeliveryMessage) -> None:
         now = self.clock()
@@ -315,19 +357,21 @@ class WebhookDispatcher:
             return
         if int(event["attempts"]["N"]) >= message.attempt and not message.manual:
             return  # this attempt already happened (a duplicate SQS message)
-        url = event["url"]["S"]
         try:
-            check_url(url, self.settings)
-            outcome = self._send(event, url)
+            destination = check_url(event["url"]["S"], self.settings)
+        except UnresolvableHost as exc:
+            outcome = Outcome(None, f"DNS: {exc}", 0)  # often passing: retried on schedule
         except UnsafeUrl as exc:
             outcome = Outcome(None, f"refused: {exc}", 0)
-            self.log.record_attempt(event, message.attempt, outcome, "failed", now)
+            self.log.record_attempt(event, message.attempt, outcome, "failed", now, message.manual)
             return
+        else:
+            outcome = self._send(event, destination)
         state = self._state_after(message.attempt, outcome)
-        if not self.log.record_attempt(event, message.attempt, outcome, state, now):
+        if not self.log.record_attempt(event, message.attempt, outcome, state, now, message.manual):
             return
         emit_metric("WebhookAttempts", 1, outcome="delivered" if outcome.delivered else state)
-        if state == "retrying":
+        if state == "retrying" and not message.manual:
             delay = next_delay(message.attempt, outcome)
             self.enqueue(
                 DeliveryMessage(
@@ -345,8 +389,14 @@ class WebhookDispatcher:
             extra={"status_code": outcome.status_code, "latency_ms": outcome.latency_ms},
         )
 
-    def _send(self, event: dict[str, Any], url: str) -> Outcome:
-        body = event["payload"]["S"]
+    def _payload(self, event: dict[str, Any]) -> str:
+        if "payload" in event:
+            return event["payload"]["S"]
+        key = event["payload_key"]["S"]
+        return objects.read(self.settings.objects_bucket, key).decode()
+
+    def _send(self, event: dict[str, Any], destination: Destination) -> Outcome:
+        body = self._payload(event)
         event_id = event["event_id"]["S"]
         timestamp = datetime.now(UTC)
         headers = {
@@ -356,7 +406,9 @@ class WebhookDispatcher:
             "webhook-timestamp": str(int(timestamp.timestamp())),
             "webhook-signature": sign(self.settings, event_id, timestamp, body),
         }
-        return self.sender(url, body, headers, self.settings.webhook_timeout_seconds)
+        return self.sender(
+            destination, body.encode(), headers, self.settings.webhook_timeout_seconds
+        )
 
     @staticmethod
     def _state_after(attempt: int, outcome: Outcome) -> str:
@@ -367,15 +419,23 @@ class WebhookDispatcher:
         return "retrying" if attempt < MAX_ATTEMPTS else "exhausted"
 
     def redeliver(self, task: Task) -> dict[str, Any]:
-        """Send the task's latest event again (same webhook-id), or a first one for its state."""
+        """Send the task's latest event again (same webhook-id), or a first one for its state.
+
+        At most one manual redelivery per task every REDELIVERY_INTERVAL_SECONDS
+        (raises RedeliveryTooSoon); each is logged as an attempt of its own.
+        """
         if task.webhook is None:
             return {"triggered": False, "message": "no webhook is configured for this job"}
+        self.log.claim_redelivery(task.id, self.clock(), REDELIVERY_INTERVAL_SECONDS)
+        manual = uuid.uuid4().hex[:12]
         latest = self.log.latest_event(task.id)
         if latest is None:
-            return {"triggered": True, "eventId": self.create_and_send(task, manual=True)}
+            return {"triggered": True, "eventId": self.create_and_send(task, manual=manual)}
         version = int(latest["sk"]["S"].split("#")[1])
         attempt = int(latest["attempts"]["N"]) + 1
-        self.enqueue(DeliveryMessage(taskId=task.id, version=version, attempt=attempt, manual=True))
+        self.enqueue(
+            DeliveryMessage(taskId=task.id, version=version, attempt=attempt, manual=manual)
+        )
         return {"triggered": True, "eventId": latest["event_id"]["S"]}
 
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from chalicelib import aws, objects
@@ -27,19 +27,6 @@ log = logging.getLogger("taskstatus_svc.worker")
 configure_logging()
 
 MAX_BACKOFF_SECONDS = 900
-_TRANSIENT_AWS_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "ServiceUnavailable",
-        "InternalServerError",
-        "InternalError",
-        "SlowDown",
-        "RequestTimeout",
-    }
-)
 
 
 class TaskCancelled(Exception):
@@ -51,11 +38,7 @@ class LeaseLost(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, TransientError | TimeoutError | ConnectionError | BotoCoreError):
-        return True
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_AWS_CODES
-    return False
+    return isinstance(exc, TransientError) or aws.is_transient(exc)
 
 
 def backoff_seconds(attempt: int) -> int:
@@ -144,7 +127,10 @@ class Worker:
             context = Context(task, parsed, reporter)
             result = found.func(task, context)
             status = Status.COMPLETED_WITH_ERRORS if context.warnings else Status.COMPLETED
-            reporter.finish(status, result=result, output=context.output or None)
+            # An error left by an earlier, retried attempt is not this run's outcome.
+            error = context.warnings[-1] if context.warnings else None
+            changes = self.service.result_changes(reporter.task, result)
+            reporter.finish(status, output=context.output or None, error=error, **changes)
             self._record_outcome(reporter.task)
             return True
         except (TaskCancelled, LeaseLost) as exc:

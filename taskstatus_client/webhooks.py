@@ -4,20 +4,21 @@
 
     verifier = DeliveryVerifier(os.environ["TASKSTATUS_WEBHOOK_SECRET"])
 
-    def handle(request):                       # any framework
+    def endpoint(request):                     # any framework
         try:
-            job = verifier.verify(request.body, request.headers)
+            verifier.handle(request.body, request.headers, process)
         except DuplicateDelivery:
             return 200                          # already handled: acknowledge, do nothing
         except InvalidDelivery:
             return 400
-        process(job)                            # job["jobId"], job["status"], job["event"], ...
-        return 200
+        return 200                              # process(job) raised? answer 500: it is retried
 
 `verify` checks the Standard Webhooks signature (constant-time comparison, any
 of several `v1,` signatures during a secret rotation), refuses timestamps more
-than 5 minutes away from now (replays), and remembers `webhook-id`s so a retry
-of an event you already handled is reported as a duplicate.
+than 5 minutes away from now (replays), and reports a `webhook-id` you already
+handled as a duplicate. `handle` verifies, runs your function, and remembers the
+id only once your function has returned: a delivery whose processing failed is
+processed again when taskstatus retries it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from standardwebhooks import Webhook, WebhookVerificationError
+
+T = TypeVar("T")
 
 
 class InvalidDelivery(Exception):
@@ -40,7 +43,9 @@ class DuplicateDelivery(Exception):
 
 
 class SeenIds(Protocol):
-    def add_if_new(self, webhook_id: str) -> bool: ...
+    def __contains__(self, webhook_id: object) -> bool: ...
+
+    def add(self, webhook_id: str) -> None: ...
 
 
 class MemorySeenIds:
@@ -56,17 +61,20 @@ class MemorySeenIds:
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add_if_new(self, webhook_id: str) -> bool:
-        now = time.monotonic()
+    def _expire(self, now: float) -> None:
+        while self._seen and (
+            next(iter(self._seen.values())) < now - self.ttl or len(self._seen) > self.limit
+        ):
+            self._seen.popitem(last=False)
+
+    def __contains__(self, webhook_id: object) -> bool:
         with self._lock:
-            while self._seen and (
-                next(iter(self._seen.values())) < now - self.ttl or len(self._seen) > self.limit
-            ):
-                self._seen.popitem(last=False)
-            if webhook_id in self._seen:
-                return False
-            self._seen[webhook_id] = now
-            return True
+            self._expire(time.monotonic())
+            return webhook_id in self._seen
+
+    def add(self, webhook_id: str) -> None:
+        with self._lock:
+            self._seen[webhook_id] = time.monotonic()
 
 
 class DeliveryVerifier:
@@ -87,6 +95,15 @@ class DeliveryVerifier:
                 error = exc
         else:
             raise InvalidDelivery(str(error))
-        if not self._seen.add_if_new(lowered["webhook-id"]):
+        if lowered["webhook-id"] in self._seen:
             raise DuplicateDelivery(lowered["webhook-id"])
         return payload
+
+    def handle(
+        self, body: bytes | str, headers: Mapping[str, str], handler: Callable[[Any], T]
+    ) -> T:
+        """Verify, run `handler(job)`, and only then remember the delivery as handled."""
+        job = self.verify(body, headers)
+        result = handler(job)
+        self._seen.add({k.lower(): v for k, v in headers.items()}["webhook-id"])
+        return result

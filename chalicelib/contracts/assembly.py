@@ -15,11 +15,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import jsonsafe
 from chalicelib.contracts.common import iso_seconds
 from chalicelib.contracts.models import AssemblyError, AssemblyStatus
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
 from chalicelib.model import Status, Task, utcnow
-from chalicelib.objects import presign
+from chalicelib.objects import presign, result_url
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.contracts")
@@ -80,13 +81,13 @@ def view(task: Task) -> dict[str, Any]:
         )
     results: dict[str, Any] = {}
     if task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
-        if task.target:
-            url, _ = presign(task.target.bucket, task.target.key, now)
+        signed = task.target and presign(task.owner, task.target.bucket, task.target.key, now)
+        if task.target and signed:
             results["target"] = [
                 {
                     "bucket": task.target.bucket,
                     "key": task.target.key,
-                    "ssl_url": url,
+                    "ssl_url": signed[0],
                     "name": task.target.key.rsplit("/", 1)[-1],
                 }
             ]
@@ -106,12 +107,15 @@ def view(task: Task) -> dict[str, Any]:
         type=task.type,
         uploads=uploads,
         results=results,
+        result_url=result_url(task, now),
         execution_duration=_duration(task, now),
         progress_combined=combined,
         progress=progress.model_dump() if progress else None,
         created_at=iso_seconds(task.created_at),
         updated_at=iso_seconds(task.updated_at),
-    ).model_dump(mode="json", exclude={"webhook"})
+    ).model_dump(
+        mode="json", exclude={"webhook"} | ({"result_url"} if not task.result_object else set())
+    )
 
 
 def handle(
@@ -128,6 +132,10 @@ def handle(
         return _error(
             400, "INVALID_EVENT", "the event must be a JSON object with an assemblyId", request_id
         )
+    try:
+        jsonsafe.check(event)
+    except jsonsafe.UnsafeJson as exc:
+        return _error(400, "INVALID_EVENT", f"the event is refused: {exc}", request_id)
     assembly_id = event.get("assemblyId")
     if not isinstance(assembly_id, str) or not assembly_id.strip():
         return _error(400, "MISSING_ASSEMBLY_ID", "assemblyId is required", request_id)
@@ -156,9 +164,12 @@ def handle(
 
 
 def trigger_webhook(service: TaskService, task: Task) -> dict[str, Any]:
-    from chalicelib.webhooks import redeliver
+    from chalicelib.webhooks import RedeliveryTooSoon, redeliver
 
-    return redeliver(service, task)
+    try:
+        return redeliver(service, task)
+    except RedeliveryTooSoon as exc:
+        return {"triggered": False, "message": str(exc)}
 
 
 def rest(service: TaskService, request: Any, assembly_id: str) -> Any:

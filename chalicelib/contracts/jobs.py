@@ -10,7 +10,7 @@ from chalicelib.contracts.common import iso_seconds
 from chalicelib.contracts.models import JobDocument, JobOutput, JobRequest
 from chalicelib.errors import Unprocessable
 from chalicelib.model import Status, Task, utcnow
-from chalicelib.objects import presign, split_s3_uri
+from chalicelib.objects import presign, result_url, split_s3_uri
 from chalicelib.service import SubmitJob, validation_errors
 
 
@@ -40,8 +40,9 @@ def _output(task: Task) -> dict[str, Any]:
     document = JobOutput(**output).model_dump()
     located = split_s3_uri(document["s3Uri"] or "")
     if located and task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
-        url, expires = presign(*located, utcnow())
-        document["url"], document["urlExpiresAt"] = url, iso_seconds(expires)
+        signed = presign(task.owner, *located, utcnow())
+        if signed is not None:
+            document["url"], document["urlExpiresAt"] = signed[0], iso_seconds(signed[1])
     return document
 
 
@@ -56,6 +57,7 @@ def job_document(task: Task) -> dict[str, Any]:
         processingTime=task.processing_seconds,
         progress=task.progress.model_dump() if task.progress else None,
         result=task.result,
+        resultUrl=result_url(task, utcnow()),
         output=_output(task),
         error=task.error,
         metadata=task.metadata,

@@ -31,6 +31,29 @@ class JobRequest(Schema):
     webhook: Webhook | None = None
 
 
+MIME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$"
+MAX_UPLOAD_BYTES = 5 * 1024**3  # S3's limit for one PUT
+
+
+class UploadRequest(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255, examples=["photo.png"])
+    contentType: str = Field(max_length=127, pattern=MIME_PATTERN, examples=["image/png"])
+    size: int | None = Field(
+        default=None, ge=1, le=MAX_UPLOAD_BYTES, description="bytes; the URL accepts only this size"
+    )
+
+
+class UploadTicket(Schema):
+    bucket: str
+    key: str
+    url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    expiresAt: str
+
+
 class JobOutput(Schema):
     url: str | None = None
     urlExpiresAt: str | None = None
@@ -57,6 +80,9 @@ class JobDocument(Schema):
     processingTime: float | None
     progress: JobProgress | None
     result: Any = None
+    resultUrl: str | None = Field(
+        default=None, description="a presigned GET of a result too large to inline"
+    )
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
@@ -95,6 +121,7 @@ class Delivery(Schema):
     latencyMs: int
     error: str | None
     state: Literal["delivered", "retrying", "failed", "exhausted"]
+    manual: bool = False
 
 
 class DeliveryList(Schema):
@@ -125,6 +152,7 @@ class TaskProcessorTask(Schema):
     TargetKey: str | None = None
     SourceBucket: str | None = None
     TargetBucket: str | None = None
+    ResultURL: str | None = None
     TaskType: str
     Created_at: str
     Updated_at: str
@@ -148,6 +176,7 @@ class TaskStatus(Schema):
     ]
     progress: JobProgress | None = None
     result: Any = None
+    resultUrl: str | None = None
     error: str | None = None
     created_at: int
     updated_at: int
@@ -173,6 +202,7 @@ class AssemblyStatus(Schema):
     type: str
     uploads: list[AssemblyUpload]
     results: dict[str, Any]
+    result_url: str | None = None
     execution_duration: float | None
     progress_combined: int
     progress: JobProgress | None

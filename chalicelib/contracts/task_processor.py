@@ -17,7 +17,7 @@ from chalicelib.contracts.common import iso_seconds
 from chalicelib.contracts.models import TaskProcessorTask
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.model import Task, utcnow
-from chalicelib.objects import presign
+from chalicelib.objects import presign, result_url
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.contracts")
@@ -40,14 +40,15 @@ def view(task: Task) -> dict[str, Any]:
     status = TASK_PROCESSOR[task.status]
     deblind = task.type == DEBLIND
     target = None if deblind else task.target
-    url = None
+    signed = None
     if status == "completed" and target is not None:
-        url = presign(target.bucket, target.key, utcnow())[0]
+        signed = presign(task.owner, target.bucket, target.key, utcnow())
     return TaskProcessorTask(
         TaskId=task.id,
         Status=status,
         Result=task.result if deblind else None,
-        TargetObjectURL=url,
+        ResultURL=result_url(task, utcnow()) if deblind else None,
+        TargetObjectURL=signed[0] if signed else None,
         SourceKey=task.source.key if task.source else None,
         TargetKey=target.key if target else None,
         SourceBucket=task.source.bucket if task.source else None,

@@ -17,7 +17,8 @@ from chalicelib.contracts.common import unix_seconds
 from chalicelib.contracts.models import TaskStatus
 from chalicelib.contracts.status_maps import TASK_STATUS
 from chalicelib.errors import BadRequest, NotFound
-from chalicelib.model import Task
+from chalicelib.model import Task, utcnow
+from chalicelib.objects import result_url
 from chalicelib.processors import registered_types
 from chalicelib.service import TaskService
 
@@ -30,6 +31,7 @@ def view(task: Task, version: bool = False) -> dict[str, Any]:
         status=TASK_STATUS[task.status],
         progress=task.progress.model_dump() if task.progress else None,
         result=task.result,
+        resultUrl=result_url(task, utcnow()),
         error=task.error,
         created_at=unix_seconds(task.created_at),
         updated_at=unix_seconds(task.updated_at),

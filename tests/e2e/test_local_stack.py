@@ -67,26 +67,52 @@ def test_a_sleep_job_with_fail_at_ends_failed_with_its_error(local_stack):
     assert "failed at step 2" in final["error"]
 
 
-def test_a_watermark_job_produces_its_target_object(local_stack):
-    s3 = local_stack.aws("s3")
-    bucket = "taskstatus-local-objects-123456789012"
+def test_upload_submit_and_download_as_the_readme_shows(local_stack):
+    """The README's object flow, over real HTTP: presigned PUT, a job, a presigned GET."""
     source = io.BytesIO()
     Image.new("RGB", (120, 80), (10, 120, 200)).save(source, format="PNG")
-    s3.put_object(Bucket=bucket, Key="original/photo.png", Body=source.getvalue())
+    data = source.getvalue()
+    ticket = requests.post(
+        f"{local_stack.api}/uploads",
+        json={"filename": "photo.png", "contentType": "image/png", "size": len(data)},
+        headers=local_stack.headers(),
+        timeout=10,
+    )
+    assert ticket.status_code == 201, ticket.text
+    upload = ticket.json()
+    put = requests.put(upload["url"], data=data, headers=upload["headers"], timeout=10)
+    assert put.status_code == 200, put.text
     job = local_stack.submit(
         {
             "type": "image/watermark",
             "input": {"text": "taskstatus"},
-            "source": {"bucket": bucket, "key": "original/photo.png"},
-            "target": {"bucket": bucket, "key": "processed/photo.png"},
+            "source": {"bucket": upload["bucket"], "key": upload["key"]},
         }
     )
     final = local_stack.wait_until_finished(job["jobId"])[-1]
     assert final["status"] == "completed", final
-    target = s3.get_object(Bucket=bucket, Key="processed/photo.png")["Body"].read()
-    assert Image.open(io.BytesIO(target)).size == (120, 80)
-    assert final["output"]["s3Uri"] == f"s3://{bucket}/processed/photo.png"
     assert final["output"]["url"].startswith(local_stack.emulator)
+    downloaded = requests.get(final["output"]["url"], timeout=10)
+    assert downloaded.status_code == 200
+    assert Image.open(io.BytesIO(downloaded.content)).size == (120, 80)
+
+
+def test_another_users_object_cannot_be_named_as_a_target(local_stack):
+    mine = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 0}})
+    assert mine["jobId"]
+    response = requests.post(
+        f"{local_stack.api}/jobs",
+        json={
+            "type": "image/watermark",
+            "input": {"text": "x"},
+            "source": {"bucket": "taskstatus-local-objects-123456789012", "key": "a.png"},
+            "target": {"bucket": "taskstatus-local-objects-123456789012", "key": "b.png"},
+        },
+        headers=local_stack.headers("mallory"),
+        timeout=10,
+    )
+    assert response.status_code == 422
+    assert "prefix" in response.text
 
 
 def test_make_token_mints_a_token_the_stack_accepts(local_stack):

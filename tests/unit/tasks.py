@@ -3,6 +3,7 @@
 from typing import Any
 
 from chalicelib.model import ObjectRef, Progress, Status, Task, utcnow
+from chalicelib.objects import owner_prefix
 
 BUCKET = "taskstatus-local-objects-123456789012"
 
@@ -28,9 +29,11 @@ def stored_task(
     return task
 
 
-def with_objects(**fields: Any) -> dict[str, Any]:
+def with_objects(owner: str = "alice", **fields: Any) -> dict[str, Any]:
+    """A source and a target under the owner's own prefix, as the service requires."""
+    prefix = owner_prefix(owner)
     return {
-        "source": ObjectRef(bucket=BUCKET, key="original/document.pdf"),
-        "target": ObjectRef(bucket=BUCKET, key="processed/document.png"),
+        "source": ObjectRef(bucket=BUCKET, key=f"{prefix}original/document.pdf"),
+        "target": ObjectRef(bucket=BUCKET, key=f"{prefix}processed/document.png"),
         **fields,
     }

@@ -170,3 +170,24 @@ def test_an_unsupported_method_is_405_with_our_error_shape(client):
     response = client.http.put("/jobs", headers=auth(), body="{}")
     assert response.status_code == 405
     assert response.json_body["error"]["code"] == "method_not_allowed"
+
+
+DEEPLY_NESTED = "[" * 2000 + "]" * 2000
+
+
+@pytest.mark.parametrize(
+    ("raw", "phrase"),
+    [
+        (DEEPLY_NESTED, "nested too deeply"),
+        (
+            '{"type": "demo/sleep", "metadata": ' + '{"a": ' * 100 + "1" + "}" * 100 + "}",
+            "nested too deeply",
+        ),
+        ('{"type": "demo/sleep", "input": {"seconds": NaN}}', "NaN"),
+        ('{"type": "demo/sleep", "input": {"seconds": Infinity}}', "Infinity"),
+        ('{"type": "demo/sleep", "input": {"seconds": -Infinity}}', "Infinity"),
+    ],
+    ids=["2000-levels", "100-levels-in-metadata", "nan", "infinity", "minus-infinity"],
+)
+def test_hostile_json_is_400(client, rejected, raw, phrase):
+    rejected(submit(client, raw=raw), 400, phrase)

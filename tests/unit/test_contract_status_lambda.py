@@ -171,3 +171,24 @@ def test_rest_bad_trigger_flag_is_400(client, service):
         client.http.get(f"/assemblies/{task.id}?triggerWebhook=maybe", headers=auth()).status_code
         == 400
     )
+
+
+def _nested(levels: int) -> dict:
+    event: dict = {}
+    inner = event
+    for _ in range(levels):
+        inner["x"] = {}
+        inner = inner["x"]
+    return event
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"nested": _nested(2000)}, {"meta": float("nan")}, {"n": float("inf")}],
+    ids=["2000-levels", "nan", "infinity"],
+)
+def test_a_hostile_event_is_400(invoke, service, extra):
+    task = stored_task(service, Status.COMPLETED)
+    code, body = invoke({"assemblyId": task.id, **extra})
+    assert code == 400
+    assert body["error"]

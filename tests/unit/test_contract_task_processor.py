@@ -61,10 +61,7 @@ def test_every_status_maps_to_the_seeds_three_values(client, service, status):
     assert body["Status"] == EXPECTED_STATUS[status]
     assert_seed_shape(body, SEED_RESPONSE)
     assert body["TaskId"] == task.id and body["TaskType"] == "demo/sleep"
-    assert (body["SourceBucket"], body["SourceKey"]) == (
-        task.source.bucket,
-        "original/document.pdf",
-    )
+    assert (body["SourceBucket"], body["SourceKey"]) == (task.source.bucket, task.source.key)
     assert body["Created_at"].endswith("Z")
 
 

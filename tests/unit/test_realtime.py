@@ -110,6 +110,8 @@ def test_subscribing_to_another_users_task_is_an_error_and_pushes_nothing(realti
         ('{"action": "subscribe", "taskId": "nope"}', "taskId"),
         ('{"action": "subscribe", "operation": "video/x"}', "operation must be"),
         ('{"action": "subscribe", "sinceVersion": "3"}', "sinceVersion"),
+        ("[" * 2000 + "]" * 2000, "JSON object"),
+        ('{"action": "subscribe", "sinceVersion": NaN}', "JSON object"),
     ],
 )
 def test_bad_messages_get_an_error_message(realtime, body, phrase):

@@ -24,11 +24,33 @@ def test_a_valid_delivery_returns_the_job():
     assert DeliveryVerifier(SECRET).verify(BODY, signed())["jobId"] == "j1"
 
 
-def test_a_second_delivery_of_one_id_is_a_duplicate():
+def test_a_second_delivery_of_a_handled_id_is_a_duplicate():
     verifier = DeliveryVerifier(SECRET)
-    verifier.verify(BODY, signed("msg_7"))
+    verifier.handle(BODY, signed("msg_7"), lambda job: None)
     with pytest.raises(DuplicateDelivery):
-        verifier.verify(BODY, signed("msg_7"))
+        verifier.handle(BODY, signed("msg_7"), lambda job: None)
+
+
+def test_a_delivery_whose_handler_failed_is_handled_again_on_retry():
+    verifier = DeliveryVerifier(SECRET)
+    handled = []
+
+    def flaky(job):
+        if not handled:
+            handled.append("crashed")
+            raise RuntimeError("database down")
+        handled.append(job["jobId"])
+
+    with pytest.raises(RuntimeError):
+        verifier.handle(BODY, signed("msg_8"), flaky)
+    verifier.handle(BODY, signed("msg_8"), flaky)
+    assert handled == ["crashed", "j1"]
+
+
+def test_verify_alone_does_not_mark_a_delivery_as_handled():
+    verifier = DeliveryVerifier(SECRET)
+    verifier.verify(BODY, signed("msg_10"))
+    assert verifier.handle(BODY, signed("msg_10"), lambda job: job["status"]) == "completed"
 
 
 def test_a_wrong_signature_is_invalid():
@@ -55,5 +77,5 @@ def test_either_secret_verifies_during_a_rotation():
 def test_a_refused_delivery_is_not_remembered():
     verifier = DeliveryVerifier(SECRET)
     with pytest.raises(InvalidDelivery):
-        verifier.verify(BODY + " ", signed("msg_9"))
-    assert verifier.verify(BODY, signed("msg_9"))
+        verifier.handle(BODY + " ", signed("msg_9"), lambda job: None)
+    assert verifier.handle(BODY, signed("msg_9"), lambda job: job)

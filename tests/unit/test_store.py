@@ -39,6 +39,19 @@ def test_two_writers_racing_on_one_version_cannot_both_win(service):
     assert (stored.status, stored.version) == (Status.STARTED, 2)
 
 
+def test_two_writers_on_the_same_status_with_different_versions_cannot_both_win(service):
+    # Both read `processing` at version 3; the first progress report makes it version 4,
+    # still `processing`: only the version tells the second writer's read is stale.
+    task = new_task(service)
+    running = service.report_progress(service.transition(task, Status.STARTED), 1, 4, "one")
+    assert (running.status, running.version) == (Status.PROCESSING, 3)
+    service.report_progress(running, 2, 4, "first writer")
+    with pytest.raises(TransitionRefused):
+        service.report_progress(running, 3, 4, "second writer, stale")
+    stored = service.find(task.id)
+    assert (stored.version, stored.progress.message) == (4, "first writer")
+
+
 def test_a_stale_writer_cannot_overwrite_a_terminal_status(service):
     task = new_task(service)
     running = service.transition(task, Status.STARTED)

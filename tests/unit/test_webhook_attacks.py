@@ -1,0 +1,293 @@
+"""Webhook delivery that cannot be turned against the service, and never loses an event."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from chalicelib import outbound, webhooks
+from chalicelib.settings import get_settings
+from chalicelib.urls import Destination, UnsafeUrl, check_url
+from tests.conftest import auth, reset_caches
+from tests.receiver import Receiver
+from tests.unit.helpers import get, sleep_job, submit
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(*args, **kwargs):
+        made.append(Receiver(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture
+def no_wait(monkeypatch):
+    monkeypatch.setattr(webhooks, "next_delay", lambda attempt, outcome: 0)
+
+
+@pytest.fixture
+def strict(monkeypatch):
+    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "false")
+    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE", "false")
+    reset_caches()
+    yield get_settings()
+    reset_caches()
+
+
+def deliveries(client, job_id):
+    return get(client, f"/jobs/{job_id}/deliveries").json_body["deliveries"]
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that answers every connection with `script(conn)`."""
+
+    def __init__(self, script, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, args=(script,), daemon=True).start()
+
+    def _serve(self, script) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(script, conn), daemon=True).start()
+
+    def _answer(self, script, conn) -> None:
+        try:
+            conn.recv(65536)
+            script(conn, self.stopped)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+
+
+def dripping(conn, stopped) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    while not stopped.wait(0.05):
+        conn.sendall(b"X")  # one byte at a time, never ending the head
+
+
+def malformed(conn, stopped) -> None:
+    conn.sendall(b"this is not http\r\n\r\n")
+
+
+def destination(port: int, host: str = "hooks.test") -> Destination:
+    return Destination("http", host, port, "/hook", ("127.0.0.1",))
+
+
+# -- SSRF: the address checked is the address used ---------------------------------------
+
+
+def test_a_rebinding_resolver_cannot_redirect_the_delivery(
+    client, stack, receiver, no_wait, monkeypatch
+):
+    """The name answers an allowed address while it is checked, then the metadata address:
+    the POST goes to the address that was checked, never to a second lookup."""
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "0.5")
+    reset_caches()
+    hook = receiver([200])
+    port = int(hook.url.rsplit(":", 1)[1].split("/")[0])
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding(host, *args, **kwargs):
+        if host != "rebind.test":
+            return real(host, *args, **kwargs)
+        # submit's check, then delivery's check: loopback (allowed locally); then metadata.
+        address = "127.0.0.1" if len(lookups) < 2 else "169.254.169.254"
+        lookups.append(address)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, args[0]))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    url = f"http://rebind.test:{port}/hook"
+    job_id = submit(client, {**sleep_job(), "webhook": {"url": url}}).json_body["jobId"]
+    stack.run_stream()
+    stack.run_worker()
+    stack.run_stream()
+    stack.webhook_pump.run_once()
+    assert lookups == ["127.0.0.1", "127.0.0.1"]
+    assert len(hook.deliveries) == 1
+    assert hook.deliveries[0].headers["host"] == f"rebind.test:{port}"
+    assert deliveries(client, job_id)[0]["state"] == "delivered"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["100.64.0.1", "198.18.0.1", "192.0.2.1", "169.254.169.254", "::ffff:100.64.0.9", "fc00::1"],
+)
+def test_addresses_that_are_not_globally_routable_are_refused(strict, address):
+    with pytest.raises(UnsafeUrl, match="not public"):
+        check_url("https://hooks.example/x", strict, resolver=lambda host, port: [address])
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "169.254.10.1", "fe80::1"])
+def test_the_local_stage_never_allows_link_local_or_metadata(address):
+    settings = get_settings()
+    assert settings.webhook_allow_private
+    with pytest.raises(UnsafeUrl):
+        check_url("http://hooks.example/x", settings, resolver=lambda host, port: [address])
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.5", "192.168.1.2"])
+def test_the_local_stage_allows_receivers_on_the_laptop(address):
+    target = check_url("http://hooks.example/x", get_settings(), lambda h, p: [address])
+    assert target.addresses == (address,)
+
+
+# -- one deadline, and anything that is not HTTP is a failed attempt ---------------------
+
+
+def test_a_receiver_that_drips_bytes_is_cut_off_at_the_deadline():
+    server = RawServer(dripping)
+    try:
+        start = time.monotonic()
+        outcome = outbound.post(destination(server.port), b"{}", {}, deadline_seconds=0.5)
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert outcome.status_code is None and "timed out" in outcome.error
+    assert outcome.retryable
+    assert elapsed < 1.5
+
+
+def test_a_malformed_answer_is_a_failed_attempt_not_an_exception():
+    server = RawServer(malformed)
+    try:
+        outcome = outbound.post(destination(server.port), b"{}", {}, deadline_seconds=2)
+    finally:
+        server.close()
+    assert outcome.status_code is None and "malformed" in outcome.error
+    assert outcome.retryable
+
+
+def test_a_header_with_a_line_break_is_refused_not_sent():
+    server = RawServer(malformed)
+    try:
+        outcome = outbound.post(
+            destination(server.port), b"{}", {"X-A": "b\r\nX-Injected: 1"}, deadline_seconds=1
+        )
+    finally:
+        server.close()
+    assert outcome.status_code is None and "cannot carry" in outcome.error
+    assert server.connections == 0
+
+
+def test_a_malformed_answer_is_logged_and_retried(client, stack, no_wait, receiver):
+    server = RawServer(malformed)
+    try:
+        url = f"http://127.0.0.1:{server.port}/hook"
+        job_id = submit(client, {**sleep_job(), "webhook": {"url": url}}).json_body["jobId"]
+        stack.settle()
+    finally:
+        server.close()
+    log = deliveries(client, job_id)
+    assert len(log) == webhooks.MAX_ATTEMPTS
+    assert all("malformed" in attempt["error"] for attempt in log)
+    assert log[-1]["state"] == "exhausted"
+
+
+def test_a_transient_dns_failure_is_retried_not_final(
+    client, stack, no_wait, receiver, monkeypatch
+):
+    hook = receiver([200])
+    port = int(hook.url.rsplit(":", 1)[1].split("/")[0])
+    real = socket.getaddrinfo
+    lookups = {"n": 0}
+
+    def flaky(host, *args, **kwargs):
+        if host == "flaky.test":
+            lookups["n"] += 1
+            if lookups["n"] == 2:  # the first delivery's lookup
+                raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", args[0]))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", flaky)
+    url = f"http://flaky.test:{port}/hook"
+    job_id = submit(client, {**sleep_job(), "webhook": {"url": url}}).json_body["jobId"]
+    stack.settle()
+    log = deliveries(client, job_id)
+    assert [attempt["state"] for attempt in log] == ["retrying", "delivered"]
+    assert "resolve" in log[0]["error"]
+    assert len(hook.deliveries) == 1
+
+
+# -- a terminal webhook is never lost --------------------------------------------------------
+
+
+def test_an_sqs_fault_between_storing_the_event_and_queueing_it_loses_nothing(
+    client, stack, receiver, monkeypatch
+):
+    hook = receiver([200])
+    job_id = submit(client, {**sleep_job(), "webhook": {"url": hook.url}}).json_body["jobId"]
+    stack.run_stream()
+    stack.run_worker()  # the task completes; its stream record will create the event
+    real_enqueue = webhooks.WebhookDispatcher.enqueue
+    faults = {"left": 1}
+
+    def failing_once(self, message, delay=0):
+        if faults["left"]:
+            faults["left"] -= 1
+            raise ConnectionError("SQS unreachable")
+        return real_enqueue(self, message, delay)
+
+    monkeypatch.setattr(webhooks.WebhookDispatcher, "enqueue", failing_once)
+    stack.run_stream()  # stores the event, then fails to queue it: the record is retried
+    assert faults["left"] == 0
+    stack.settle()
+    assert len(hook.deliveries) == 1
+    assert deliveries(client, job_id)[0]["state"] == "delivered"
+
+
+# -- manual redelivery -------------------------------------------------------------------------
+
+
+def test_manual_redelivery_is_rate_limited_per_task_with_retry_after(client, stack, receiver):
+    hook = receiver([200])
+    job_id = submit(client, {**sleep_job(), "webhook": {"url": hook.url}}).json_body["jobId"]
+    stack.settle()
+    first = client.http.post(f"/jobs/{job_id}/webhook", headers=auth())
+    second = client.http.post(f"/jobs/{job_id}/webhook", headers=auth())
+    assert first.status_code == 202
+    assert second.status_code == 429
+    assert 1 <= int(second.headers["Retry-After"]) <= webhooks.REDELIVERY_INTERVAL_SECONDS
+    stack.settle()
+    assert len(hook.deliveries) == 2
+
+
+def test_every_manual_attempt_appears_in_the_delivery_log(
+    client, stack, receiver, no_wait, monkeypatch
+):
+    monkeypatch.setattr(webhooks, "REDELIVERY_INTERVAL_SECONDS", 0)
+    hook = receiver([500, 200])
+    job_id = submit(client, {**sleep_job(), "webhook": {"url": hook.url}}).json_body["jobId"]
+    stack.run_stream()
+    stack.run_worker()
+    stack.run_stream()
+    stack.webhook_pump.run_once()  # attempt 1 fails; attempt 2 is scheduled
+    for _ in range(2):
+        assert client.http.post(f"/jobs/{job_id}/webhook", headers=auth()).status_code == 202
+    stack.settle()
+    log = deliveries(client, job_id)
+    assert len(log) == len(hook.deliveries) == 4
+    assert sum(attempt["manual"] for attempt in log) == 2
