@@ -128,16 +128,18 @@ async ({api, ws, token}) => {
     replayed: submitted.headers.get("Idempotent-Replayed"),
   };
 
+  await finished;
+  socket.close();
+  out.pushes = pushes.filter((m) => m.type === "task_status" && m.payload.task_id === out.jobId)
+                     .map((m) => m.payload.status);
+
+  // Finished, so its ETag is stable: the same read again with If-None-Match is a 304.
   const read = await fetch(`${api}${out.submit.location}`, {headers: auth, cache: "no-store"});
   const etag = read.headers.get("ETag");
   const again = await fetch(`${api}${out.submit.location}`,
                             {headers: {...auth, "If-None-Match": etag}, cache: "no-store"});
   out.read = {status: read.status, etag, conditional: again.status};
 
-  await finished;
-  socket.close();
-  out.pushes = pushes.filter((m) => m.type === "task_status" && m.payload.task_id === out.jobId)
-                     .map((m) => m.payload.status);
 
   for (let n = 0; n < 2; n++) {
     await fetch(`${api}/jobs`, {method: "POST", headers: json, body: JSON.stringify(job)});
