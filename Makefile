@@ -9,7 +9,7 @@ NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install dev dev-reset test unit e2e lint format bench package token infra deploy deploy-rehearsal clean
+.PHONY: help install install-browser dev dev-reset test unit e2e lint format bench package token infra deploy deploy-rehearsal clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
@@ -31,6 +31,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@echo "installed."
 
 install: $(STAMP)
+
+# The browser test drives Debian's Chromium (Playwright's own browser builds are never downloaded).
+install-browser:
+	command -v chromium >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 dev: install
 	$(PY) -m local.dev
@@ -55,7 +59,7 @@ unit: install
 e2e: install
 	$(PY) -m pytest tests/e2e
 
-test: lint package deploy-rehearsal
+test: lint package deploy-rehearsal install-browser
 	$(PY) -m pytest tests
 
 bench: install

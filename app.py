@@ -104,6 +104,30 @@ def redeliver_webhook(jobId: str) -> Any:
     return api.redeliver_webhook(_service(), app.current_request, jobId)
 
 
+# -- API keys (JWT only: keys cannot manage keys) ------------------------------------------
+
+
+@app.route("/api-keys", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def create_api_key() -> Any:
+    from chalicelib import api_keys
+
+    return api_keys.create(app.current_request)
+
+
+@app.route("/api-keys", methods=["GET"])
+def list_api_keys() -> Any:
+    from chalicelib import api_keys
+
+    return api_keys.list_keys(app.current_request)
+
+
+@app.route("/api-keys/{keyId}", methods=["DELETE"])
+def revoke_api_key(keyId: str) -> Any:
+    from chalicelib import api_keys
+
+    return api_keys.revoke(app.current_request, keyId)
+
+
 # -- seeds 000/001: the Task Processor API ---------------------------------------------
 
 
@@ -118,7 +142,7 @@ def task_processor_without_id() -> Any:
 def task_processor_status(task_id: str) -> Any:
     from chalicelib.contracts import task_processor
 
-    user = http.current_user(app.current_request)
+    user = http.reader(app.current_request)
     return task_processor.get_task(_service(), user, task_id)
 
 
@@ -236,3 +260,7 @@ def webhooks(event: Any) -> dict[str, Any]:
 def reaper(event: Any) -> dict[str, Any]:
     _invocation(event)
     return {"failed": _service().reap()}
+
+
+# Last: every route above answers its CORS preflight (chalicelib/cors.py).
+http.register_preflights(app)

@@ -105,7 +105,24 @@ SECRET_PARAMETERS = {
 PLAIN_PARAMETERS = {
     "JwtJwksUrl": ("JWT_JWKS_URL", "JWKS URL for RS256 tokens (Cognito, Azure AD), or empty"),
     "JwtIssuer": ("JWT_ISSUER", "required `iss` of tokens, or empty"),
-    "JwtAudience": ("JWT_AUDIENCE", "required `aud` of tokens, or empty"),
+    "JwtAudience": ("JWT_AUDIENCE", "required `aud` of tokens; required with JwtJwksUrl"),
+    "OwnerClaim": ("OWNER_CLAIM", "the token claim that names the owner (default sub; oid, tid)"),
+    "JwtRequiredScopes": ("JWT_REQUIRED_SCOPES", "scopes every token must carry, or empty"),
+    "CorsAllowOrigins": ("CORS_ALLOW_ORIGINS", "browser origins allowed, comma-separated"),
+    "PublicReadById": ("PUBLIC_READ_BY_ID", "true: GET a task by id without credentials"),
+}
+# Template rules: CloudFormation refuses a stack whose parameters would be unsafe.
+RULES = {
+    "JwksNeedsAudience": {
+        "RuleCondition": {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtJwksUrl"}, ""]}]},
+        "Assertions": [
+            {
+                "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtAudience"}, ""]}]},
+                "AssertDescription": "JwtAudience is required with JwtJwksUrl: without it a "
+                "token the identity provider issued for any other application is accepted",
+            }
+        ],
+    }
 }
 
 
@@ -287,7 +304,13 @@ def merge_template() -> dict[str, Any]:
             for name, (_, description) in PLAIN_PARAMETERS.items()
         }
     )
-    return {"Parameters": parameters, "Resources": resources, "Outputs": data["Outputs"]}
+    parameters["PublicReadById"]["AllowedValues"] = ["", "false", "true"]
+    return {
+        "Parameters": parameters,
+        "Rules": RULES,
+        "Resources": resources,
+        "Outputs": data["Outputs"],
+    }
 
 
 def main(stage: str, out_dir: str) -> None:

@@ -41,11 +41,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def reset_caches() -> None:
-    from chalicelib import aws, service, settings
+    from chalicelib import api_keys, auth, aws, service, settings
 
     settings.get_settings.cache_clear()
     service.default_service.cache_clear()
     aws.reset_clients()
+    api_keys.CACHE.clear()
+    auth.reset_jwks_cache()
 
 
 def token_for(user: str, ttl: int = 3600) -> str:
