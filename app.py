@@ -214,7 +214,9 @@ def ws_disconnect(event: Any) -> None:
 # -- event handlers -----------------------------------------------------------------------
 
 
-@app.on_sqs_message(queue=TASKS_QUEUE, batch_size=10, name="worker")
+# One task per invocation: a batch runs its tasks one after another, and the longest a
+# processor may run (max_runtime_seconds) must fit the worker's timeout.
+@app.on_sqs_message(queue=TASKS_QUEUE, batch_size=1, name="worker")
 def worker(event: Any) -> dict[str, Any]:
     _invocation(event)
     from chalicelib.worker import Worker

@@ -25,3 +25,16 @@ def test_a_webhook_batch_fits_the_webhooks_functions_timeout():
     # Deliveries in a batch are sequential; each attempt may take its whole deadline.
     deadline = get_settings().webhook_timeout_seconds
     assert batch_size_of("webhooks") * deadline <= timeout_of("webhooks")
+
+
+def test_every_processor_fits_the_worker_functions_timeout():
+    from chalicelib.processors import get_processor, registered_types
+
+    worker_timeout = timeout_of("worker")
+    for name in registered_types():
+        runtime = get_processor(name).max_runtime_seconds
+        assert batch_size_of("worker") * runtime <= worker_timeout, name
+
+
+def test_the_lease_covers_the_worker_functions_timeout():
+    assert get_settings().worker_lease_seconds >= timeout_of("worker")
