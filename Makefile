@@ -9,7 +9,7 @@ NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install install-browser dev dev-reset test unit e2e lint format bench package token infra deploy deploy-rehearsal clean
+.PHONY: help install install-browser dev dev-reset test unit e2e lint format bench package token infra deploy deploy-rehearsal mutate clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
@@ -61,6 +61,11 @@ e2e: install
 
 test: lint package deploy-rehearsal install-browser
 	$(PY) -m pytest tests
+
+# Mutation testing of the guards (store conditions, token checks, SSRF, object prefixes).
+mutate: install
+	rm -rf mutants
+	$(PY) -m tools.mutate
 
 bench: install
 	$(PY) -m bench.bench
