@@ -9,26 +9,38 @@ NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install dev test unit e2e lint format bench package token infra deploy clean
+.PHONY: help install install-browser dev dev-reset test unit e2e lint format bench package token infra deploy deploy-rehearsal mutate clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
+	@echo "make dev-reset  the same, starting from empty local state"
 	@echo "make test     lint, unit and end-to-end tests, package + cfn-lint"
 	@echo "make bench    calls per request, cold start, worker throughput"
 	@echo "make token NAME=alice   mint a local token"
 	@echo "make package  chalice package (prod) merged with infra/, checked by cfn-lint"
 
+# A line per package while it installs: the first `make dev` or `make test` usually takes 1-2 minutes.
 $(STAMP): requirements.txt requirements-dev.txt
+	@echo "installing the pinned requirements into $(VENV)/ (the first time usually takes 1-2 minutes)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check 'pip>=23,<26.3'  # chalice 1.34 requires pip<26.3
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	set -o pipefail; $(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt \
+	    | { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; } | sed -u 's/^Collecting /  collecting /'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+	@echo "installed."
 
 install: $(STAMP)
 
+# The browser test drives Debian's Chromium (Playwright's own browser builds are never downloaded).
+install-browser:
+	command -v chromium >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
 dev: install
 	$(PY) -m local.dev
+
+dev-reset: install
+	$(PY) -m local.dev --reset
 
 token: install
 	@$(PY) -m local.token $(NAME)
@@ -47,8 +59,13 @@ unit: install
 e2e: install
 	$(PY) -m pytest tests/e2e
 
-test: lint package
+test: lint package deploy-rehearsal install-browser
 	$(PY) -m pytest tests
+
+# Mutation testing of the guards (store conditions, token checks, SSRF, object prefixes).
+mutate: install
+	rm -rf mutants
+	$(PY) -m tools.mutate
 
 bench: install
 	$(PY) -m bench.bench
@@ -61,9 +78,13 @@ package: install
 infra: install
 	$(PY) -m infra.stage $(STAGE)
 
+# chalice deploy, the WebSocket second pass, then the event source settings Chalice cannot set.
 deploy: infra
-	$(VENV)/bin/chalice deploy --stage $(STAGE)
-	$(PY) -m infra.stage $(STAGE) websocket || { test $$? -eq 10 && $(VENV)/bin/chalice deploy --stage $(STAGE); }
+	$(PY) -m infra.deploy $(STAGE)
+
+# The README's deploy path, end to end, against the emulator; checks what was deployed.
+deploy-rehearsal: package
+	$(PY) -m infra.rehearsal
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

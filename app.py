@@ -22,6 +22,7 @@ app.register_middleware(http.edge_middleware, "http")
 TASKS_QUEUE = os.environ.get("TASKS_QUEUE_NAME", "taskstatus-tasks")
 TASKS_DLQ = os.environ.get("TASKS_DLQ_NAME", "taskstatus-tasks-dlq")
 WEBHOOKS_QUEUE = os.environ.get("WEBHOOKS_QUEUE_NAME", "taskstatus-webhooks")
+STREAM_FAILURES_QUEUE = os.environ.get("STREAM_FAILURES_QUEUE_NAME", "taskstatus-stream-failures")
 TASKS_STREAM_ARN = os.environ.get(
     "TASKS_STREAM_ARN",
     "arn:aws:dynamodb:us-east-1:000000000000:table/taskstatus-tasks/stream/unset",
@@ -103,6 +104,30 @@ def redeliver_webhook(jobId: str) -> Any:
     return api.redeliver_webhook(_service(), app.current_request, jobId)
 
 
+# -- API keys (JWT only: keys cannot manage keys) ------------------------------------------
+
+
+@app.route("/api-keys", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def create_api_key() -> Any:
+    from chalicelib import api_keys
+
+    return api_keys.create(app.current_request)
+
+
+@app.route("/api-keys", methods=["GET"])
+def list_api_keys() -> Any:
+    from chalicelib import api_keys
+
+    return api_keys.list_keys(app.current_request)
+
+
+@app.route("/api-keys/{keyId}", methods=["DELETE"])
+def revoke_api_key(keyId: str) -> Any:
+    from chalicelib import api_keys
+
+    return api_keys.revoke(app.current_request, keyId)
+
+
 # -- seeds 000/001: the Task Processor API ---------------------------------------------
 
 
@@ -126,7 +151,7 @@ def task_processor_list() -> Any:
 def task_processor_status(task_id: str) -> Any:
     from chalicelib.contracts import task_processor
 
-    user = http.current_user(app.current_request)
+    user = http.reader(app.current_request)
     return task_processor.get_task(_service(), user, task_id)
 
 
@@ -222,7 +247,9 @@ def ws_disconnect(event: Any) -> None:
 # -- event handlers -----------------------------------------------------------------------
 
 
-@app.on_sqs_message(queue=TASKS_QUEUE, batch_size=10, name="worker")
+# One task per invocation: a batch runs its tasks one after another, and the longest a
+# processor may run (max_runtime_seconds) must fit the worker's timeout.
+@app.on_sqs_message(queue=TASKS_QUEUE, batch_size=1, name="worker")
 def worker(event: Any) -> dict[str, Any]:
     _invocation(event)
     from chalicelib.worker import Worker
@@ -246,7 +273,17 @@ def stream(event: Any) -> dict[str, Any]:
     return StreamHandler(_service()).handle_batch(event.to_dict()["Records"])
 
 
-@app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=10, name="webhooks")
+# Deliveries run one after another: 3 attempts of at most WEBHOOK_TIMEOUT_SECONDS (15 s)
+# fit the function's 60 s timeout with room to spare (tests/unit/test_limits.py).
+@app.on_sqs_message(queue=STREAM_FAILURES_QUEUE, batch_size=10, name="stream_failures")
+def stream_failures(event: Any) -> dict[str, Any]:
+    _invocation(event)
+    from chalicelib.stream import fail_unprocessed
+
+    return fail_unprocessed(_service(), event.to_dict()["Records"])
+
+
+@app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=3, name="webhooks")
 def webhooks(event: Any) -> dict[str, Any]:
     _invocation(event)
     from chalicelib.webhooks import WebhookDispatcher
@@ -258,3 +295,7 @@ def webhooks(event: Any) -> dict[str, Any]:
 def reaper(event: Any) -> dict[str, Any]:
     _invocation(event)
     return {"failed": _service().reap()}
+
+
+# Last: every route above answers its CORS preflight (chalicelib/cors.py).
+http.register_preflights(app)

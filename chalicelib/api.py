@@ -91,8 +91,18 @@ def _owned_job(service: TaskService, request: Request, job_id: str) -> Task:
         raise NotFound(f"job {job_id} was not found") from None
 
 
+def _readable_job(service: TaskService, request: Request, job_id: str) -> Task:
+    """`_owned_job`, or any owner's job on a public read by id (PUBLIC_READ_BY_ID)."""
+    if http.reader(request) is not None:
+        return _owned_job(service, request, job_id)
+    task = service.find(http.task_id_param(job_id))
+    if task is None:
+        raise NotFound(f"job {job_id} was not found")
+    return task
+
+
 def get_job(service: TaskService, request: Request, job_id: str) -> Response:
-    task = _owned_job(service, request, job_id)
+    task = _readable_job(service, request, job_id)
     tag = http.etag(task.id, task.version)
     headers = {"ETag": tag, "Cache-Control": "no-cache"}
     if not task.is_terminal:

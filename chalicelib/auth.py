@@ -1,36 +1,151 @@
-"""Bearer token verification, shared by REST and WebSocket `$connect`.
+"""Who is calling: bearer JWTs and API keys, shared by REST and WebSocket `$connect`.
 
-One algorithm is accepted per deployment: RS256 against a JWKS when
+One JWT algorithm is accepted per deployment: RS256 against a JWKS when
 `JWT_JWKS_URL` is set (Cognito, Azure AD), HS256 with `JWT_SECRET` otherwise.
-`alg: none`, expired, wrongly signed and malformed tokens, and tokens without
-`sub`, are all refused.
+`alg: none`, expired, wrongly signed and malformed tokens, tokens without `exp`,
+for another issuer or audience, and tokens without the owner claim
+(`OWNER_CLAIM`, default `sub`) are all refused. A credential starting `tsk_` is
+an API key (`chalicelib/api_keys.py`), never a JWT.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from typing import TYPE_CHECKING, Any
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from chalicelib.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    import jwt
 
 # PyJWT (and through it `cryptography`) is imported on first verification, not at
 # cold start: Lambdas that never see a token (worker, stream) never pay for it.
 
 MAX_TOKEN_LENGTH = 8192
+MAX_OWNER_LENGTH = 256
+API_KEY_PREFIX = "tsk_"
+READ, WRITE = "jobs:read", "jobs:write"
+ALL_SCOPES = frozenset({READ, WRITE})
+JWKS_MIN_REFRESH_SECONDS = 10.0
+KIND_NAMES = {"jwt": "token", "api_key": "API key"}
 
 
 class InvalidToken(Exception):
-    pass
+    """The credential is missing, malformed, expired, revoked or forged: 401."""
 
 
-@cache
-def _jwks_client(url: str) -> jwt.PyJWKClient:
+class InsufficientScope(InvalidToken):
+    """The credential is genuine but does not allow this: 403."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: whose tasks they act on, and what they may do with them."""
+
+    owner: str
+    scopes: frozenset[str]
+    kind: str  # "jwt" or "api_key"
+    key_id: str | None = None
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise InsufficientScope(
+                f"this {KIND_NAMES[self.kind]} lacks the {scope} scope; "
+                f"it has {', '.join(sorted(self.scopes)) or 'none'}"
+            )
+
+
+# -- JWKS: keys cached for a TTL, refreshed early on an unknown `kid` ---------------------
+
+
+class JwksCache:
+    """Signing keys of one JWKS URL.
+
+    The whole set is fetched again once it is `ttl` seconds old, so a key the
+    identity provider removed stops verifying within `ttl`. A `kid` not in the
+    set triggers an early fetch (key rotation), at most once per
+    `min_refresh` seconds, so that tokens with made-up `kid`s cannot turn us
+    into a flood against the provider.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        ttl: float,
+        min_refresh: float = JWKS_MIN_REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.ttl = ttl
+        self.min_refresh = min_refresh
+        self.clock = clock
+        self._keys: dict[str, Any] = {}
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._lock = threading.Lock()
+
+    def key(self, kid: str) -> Any:
+        with self._lock:
+            now = self.clock()
+            stale = self._fetched_at is None or now - self._fetched_at >= self.ttl
+            if stale:
+                self._keys = {}  # stale keys never verify, even if the fetch below fails
+            last_failed = self._attempted_at is not None and self._attempted_at != self._fetched_at
+            may_fetch = self._attempted_at is None or now - self._attempted_at >= self.min_refresh
+            if (stale and not last_failed) or ((stale or kid not in self._keys) and may_fetch):
+                self._refresh(now)
+            key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken(f"token signing key {kid[:64]!r} is not in the issuer's JWKS")
+        return key
+
+    def _refresh(self, now: float) -> None:
+        self._attempted_at = now
+        try:
+            self._keys = _fetch_rsa_keys(self.url)
+        except (OSError, ValueError) as exc:
+            raise InvalidToken(f"the issuer's JWKS could not be read: {exc}") from None
+        self._fetched_at = now
+
+
+def _fetch_rsa_keys(url: str) -> dict[str, Any]:
     import jwt
 
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=5)
+    with urllib.request.urlopen(url, timeout=5) as response:
+        document = json.loads(response.read(1024 * 1024))
+    keys: dict[str, Any] = {}
+    for entry in document.get("keys", []) if isinstance(document, dict) else []:
+        if not isinstance(entry, dict) or entry.get("kty") != "RSA" or not entry.get("kid"):
+            continue
+        if entry.get("use", "sig") != "sig" or entry.get("alg", "RS256") != "RS256":
+            continue
+        try:
+            keys[entry["kid"]] = jwt.PyJWK.from_dict(entry, algorithm="RS256").key
+        except jwt.PyJWTError:
+            continue
+    return keys
+
+
+_jwks_caches: dict[tuple[str, float], JwksCache] = {}
+_jwks_lock = threading.Lock()
+
+
+def _jwks(settings: Settings) -> JwksCache:
+    key = (settings.jwt_jwks_url, float(settings.jwks_cache_seconds))
+    with _jwks_lock:
+        if key not in _jwks_caches:
+            _jwks_caches[key] = JwksCache(*key, min_refresh=min(JWKS_MIN_REFRESH_SECONDS, key[1]))
+        return _jwks_caches[key]
+
+
+def reset_jwks_cache() -> None:
+    with _jwks_lock:
+        _jwks_caches.clear()
+
+
+# -- JWT ----------------------------------------------------------------------------------
 
 
 def _key_and_algorithm(token: str, settings: Settings) -> tuple[Any, str]:
@@ -38,58 +153,113 @@ def _key_and_algorithm(token: str, settings: Settings) -> tuple[Any, str]:
 
     if settings.jwt_jwks_url:
         try:
-            signing_key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token)
+            kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as exc:
-            raise InvalidToken(f"token signing key not found: {exc}") from None
-        return signing_key.key, "RS256"
+            raise InvalidToken(f"token is invalid: {exc}") from None
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("token has no `kid` header naming its signing key")
+        return _jwks(settings).key(kid), "RS256"
     if not settings.jwt_secret:
         raise InvalidToken("token verification is not configured (set JWT_SECRET or JWT_JWKS_URL)")
     return settings.jwt_secret, "HS256"
 
 
-def verify_token(token: str, settings: Settings | None = None) -> str:
-    """Return the token's `sub` if the token is valid; raise InvalidToken otherwise."""
+def verify_claims(token: str, settings: Settings | None = None) -> dict[str, Any]:
+    """The claims of a valid token (signature, algorithm, exp, iss, aud checked)."""
     import jwt
 
     settings = settings or get_settings()
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("token is missing or too long")
     key, algorithm = _key_and_algorithm(token, settings)
-    options = {"require": ["exp", "sub"], "verify_aud": bool(settings.jwt_audience)}
     try:
-        claims = jwt.decode(
+        return jwt.decode(
             token,
             key,
             algorithms=[algorithm],
             audience=settings.jwt_audience or None,
             issuer=settings.jwt_issuer or None,
-            options=options,
+            options={"require": ["exp"], "verify_aud": bool(settings.jwt_audience)},
             leeway=30,
         )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token has expired") from None
     except jwt.PyJWTError as exc:
         raise InvalidToken(f"token is invalid: {exc}") from None
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > 256:
-        raise InvalidToken("token has no usable `sub` claim")
-    return subject
+
+
+def token_scopes(claims: Mapping[str, Any]) -> set[str]:
+    """OAuth scopes from `scope` (Cognito, RFC 8693) or `scp` (Azure AD, Okta), string or list."""
+    scopes: set[str] = set()
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            scopes.update(value.split())
+        elif isinstance(value, list):
+            scopes.update(v for v in value if isinstance(v, str))
+    return scopes
+
+
+def jwt_principal(token: str, settings: Settings | None = None) -> Principal:
+    settings = settings or get_settings()
+    claims = verify_claims(token, settings)
+    owner = claims.get(settings.owner_claim)
+    if not isinstance(owner, str) or not owner or len(owner) > MAX_OWNER_LENGTH:
+        raise InvalidToken(f"token has no usable `{settings.owner_claim}` claim")
+    missing = set(settings.jwt_required_scopes) - token_scopes(claims)
+    if missing:
+        raise InsufficientScope(f"token lacks the required scope(s): {', '.join(sorted(missing))}")
+    return Principal(owner=owner, scopes=ALL_SCOPES, kind="jwt")
+
+
+def verify_token(token: str, settings: Settings | None = None) -> str:
+    """Return the owner of a valid JWT; raise InvalidToken otherwise."""
+    return jwt_principal(token, settings).owner
+
+
+# -- any credential ---------------------------------------------------------------------
+
+
+def authenticate(credential: str, settings: Settings | None = None) -> Principal:
+    """A JWT or an API key (`tsk_...`), as sent in a header or a WebSocket query string."""
+    settings = settings or get_settings()
+    if credential.startswith(API_KEY_PREFIX):
+        from chalicelib.api_keys import authenticate_key
+
+        return authenticate_key(credential, settings)
+    return jwt_principal(credential, settings)
+
+
+def credential_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The caller's credential: `X-API-Key`, or `Authorization: Bearer ...`; None if neither."""
+    api_key = headers.get("x-api-key")
+    authorization = headers.get("authorization")
+    if api_key is not None and authorization is not None:
+        raise InvalidToken("send either X-API-Key or Authorization, not both")
+    if api_key is not None:
+        if not api_key.strip():
+            raise InvalidToken("X-API-Key is empty")
+        return api_key.strip()
+    if authorization is None:
+        return None
+    return bearer_token(authorization)
 
 
 def bearer_token(authorization: str | None) -> str:
     if not authorization:
-        raise InvalidToken("missing Authorization header; send `Authorization: Bearer <JWT>`")
+        raise InvalidToken(
+            "missing credentials; send `Authorization: Bearer <JWT>` or `X-API-Key: tsk_...`"
+        )
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidToken("Authorization header must be `Bearer <JWT>`")
+        raise InvalidToken("Authorization header must be `Bearer <JWT>` or `Bearer tsk_...`")
     return token.strip()
 
 
-def mint_token(subject: str, secret: str, ttl_seconds: int = 86400) -> str:
+def mint_token(subject: str, secret: str, ttl_seconds: int = 86400, **claims: Any) -> str:
     """An HS256 token for development and tests (never used by the service itself)."""
-    import time
-
     import jwt
 
     now = int(time.time())
-    return jwt.encode({"sub": subject, "iat": now, "exp": now + ttl_seconds}, secret, "HS256")
+    payload = {"sub": subject, "iat": now, "exp": now + ttl_seconds, **claims}
+    return jwt.encode(payload, secret, "HS256")

@@ -65,6 +65,11 @@ class Unauthorized(ApiError):
     code = "unauthorized"
 
 
+class Forbidden(ApiError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(ApiError):
     status_code = 404
     code = "not_found"

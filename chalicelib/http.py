@@ -19,16 +19,33 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import jsonsafe
-from chalicelib.auth import InvalidToken, bearer_token, verify_token
+from chalicelib import cors, jsonsafe
+from chalicelib.auth import (
+    READ,
+    WRITE,
+    InsufficientScope,
+    InvalidToken,
+    Principal,
+    authenticate,
+    credential_from_headers,
+)
 from chalicelib.contracts import errors as contract_errors
 from chalicelib.errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.observability import configure_logging, request_id_var
-from chalicelib.settings import get_settings
+from chalicelib.settings import check_environment, get_settings
 
 configure_logging()
+# Every function of the app loads this module: an unsafe configuration stops it at start
+# (a Lambda init error, `make dev` exits) with the reason, instead of failing per request.
+check_environment()
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
+# Reads by task id that a stage may open to callers without credentials (PUBLIC_READ_BY_ID):
+# the origins of seeds 000/001 and 002 had no authentication, the id was the credential.
+PUBLIC_READ_ROUTES = frozenset(
+    {("GET", "/task/{task_id}"), ("GET", "/jobs/{jobId}"), ("GET", "/status/{jobId}")}
+)
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _STATE = "taskstatus"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -50,8 +67,31 @@ def request_id(request: Request) -> str:
     return request.context.get(_STATE, {}).get("request_id") or ""
 
 
+def register_preflights(app: Any) -> None:
+    cors.register_preflights(app)
+
+
+def current_principal(request: Request) -> Principal:
+    principal = request.context[_STATE].get("principal")
+    if principal is None:
+        raise _unauthorized("this route needs credentials")
+    return principal
+
+
 def current_user(request: Request) -> str:
-    return request.context[_STATE]["user"]
+    """The owner the caller acts for (fails closed on a request without credentials)."""
+    return current_principal(request).owner
+
+
+def reader(request: Request) -> str | None:
+    """The owner whose tasks a read by id may return; None: any owner's (a public read)."""
+    if request.context[_STATE].get("principal") is None and _public_read(request):
+        return None
+    return current_user(request)
+
+
+def _public_read(request: Request) -> bool:
+    return get_settings().public_read_by_id and (request.method, request.path) in PUBLIC_READ_ROUTES
 
 
 def error_body(code: str, message: str, rid: str, **details: Any) -> dict[str, Any]:
@@ -62,9 +102,21 @@ def error_body(code: str, message: str, rid: str, **details: Any) -> dict[str, A
     return body.model_dump(mode="json", exclude_none=True)
 
 
-def error_response(exc: ApiError, rid: str) -> Response:
+def _contract_error_body(path: str, exc: ApiError) -> dict[str, Any] | None:
+    """A seed contract's own body for the errors the edge raises (401, 403) on its routes."""
+    if path in ("/task", "/task/{task_id}"):  # 000/001
+        return {"error": exc.message}
+    if path == "/status/{jobId}":  # 002
+        return {"error": exc.message, "timestamp": timestamp()}
+    if path == "/assemblies/{assemblyId}":  # 003
+        return {"error": exc.code.upper(), "message": exc.message}
+    return None
+
+
+def error_response(exc: ApiError, rid: str, path: str = "") -> Response:
+    body = _contract_error_body(path, exc) if exc.status_code in (401, 403) else None
     return Response(
-        body=error_body(exc.code, exc.message, rid, **exc.details),
+        body=body or error_body(exc.code, exc.message, rid, **exc.details),
         status_code=exc.status_code,
         headers={"Content-Type": "application/json", **exc.headers},
     )
@@ -102,28 +154,64 @@ def edge_middleware(request: Request, get_response: Callable[[Request], Response
 
 
 def _handle(request: Request, get_response: Callable[[Request], Response], rid: str) -> Response:
-    state: dict[str, Any] = {"request_id": rid}
-    request.context[_STATE] = state
-    try:
-        if request.path not in PUBLIC_PATHS:
-            try:
-                state["user"] = verify_token(bearer_token(request.headers.get("authorization")))
-            except InvalidToken as exc:
-                raise _unauthorized(str(exc)) from None
-        response = get_response(request)
-    except ApiError as exc:
-        response = error_response(exc, rid)
-    if _is_chalice_error(response):
-        response = _reshape_chalice_error(response, rid)
-    response = contract_errors.reshape(request.path, response)
+    settings = get_settings()
+    request.context[_STATE] = {"request_id": rid}
+    origin = request.headers.get("origin")
+    if request.method == "OPTIONS":
+        response = cors.preflight(
+            request.path, origin, settings.cors_allow_origins, settings.cors_max_age_seconds
+        )
+    else:
+        try:
+            _authorize(request)
+            response = get_response(request)
+        except ApiError as exc:
+            response = error_response(exc, rid, request.path)
+        if _is_chalice_error(response):
+            response = _reshape_chalice_error(response, rid)
+        response = contract_errors.reshape(request.path, response)
     response.headers["X-Request-Id"] = rid
-    return response
+    return cors.decorate(response, origin, settings.cors_allow_origins)
+
+
+def _authorize(request: Request) -> None:
+    if request.path in PUBLIC_PATHS:
+        return
+    try:
+        credential = credential_from_headers(request.headers)
+        if credential is None and _public_read(request):
+            return
+        if credential is None:
+            raise InvalidToken(
+                "missing credentials; send `Authorization: Bearer <JWT>` or `X-API-Key: tsk_...`"
+            )
+        principal = authenticate(credential)
+        principal.require(required_scope(request))
+    except InsufficientScope as exc:
+        raise _forbidden(str(exc)) from None
+    except InvalidToken as exc:
+        raise _unauthorized(str(exc)) from None
+    request.context[_STATE]["principal"] = principal
+
+
+def required_scope(request: Request) -> str:
+    """jobs:write for anything that changes state (003's triggerWebhook too), else jobs:read."""
+    params = request.query_params or {}
+    if request.method in WRITE_METHODS or "triggerWebhook" in params:
+        return WRITE
+    return READ
 
 
 def _unauthorized(message: str) -> ApiError:
     from chalicelib.errors import Unauthorized
 
     return Unauthorized(message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def _forbidden(message: str) -> ApiError:
+    from chalicelib.errors import Forbidden
+
+    return Forbidden(message, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
 
 
 # -- request parsing -------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from chalicelib import api_keys as k
 from chalicelib.contracts import models as m
 from chalicelib.model import Status
 
@@ -119,6 +120,33 @@ OPERATIONS: list[Operation] = [
         {202: m.Redelivery, **AUTH_ERRORS, 404: ERRORS, 409: ERRORS, 429: ERRORS},
         params=[JOB_ID],
         tag="webhooks",
+    ),
+    Operation(
+        "POST",
+        "/api-keys",
+        "Create an API key for yourself (JWT only); the key is shown once",
+        {201: k.CreatedApiKey, **AUTH_ERRORS, 403: ERRORS, 422: ERRORS},
+        request=k.NewApiKey,
+        tag="api keys",
+    ),
+    Operation(
+        "GET",
+        "/api-keys",
+        "Your API keys (JWT only), without the keys themselves",
+        {200: k.ApiKeyList, **AUTH_ERRORS, 403: ERRORS},
+        tag="api keys",
+    ),
+    Operation(
+        "DELETE",
+        "/api-keys/{keyId}",
+        "Revoke one of your API keys (JWT only)",
+        {204: None, **AUTH_ERRORS, 403: ERRORS, 404: ERRORS},
+        params=[
+            Param(
+                "keyId", "path", {"type": "string", "pattern": "^ak_[0-9a-f]{32}$"}, required=True
+            )
+        ],
+        tag="api keys",
     ),
     Operation(
         "GET",
@@ -315,12 +343,13 @@ def document() -> dict[str, Any]:
             "description": "Asynchronous tasks: submit, follow, cancel; the seeds' contracts.",
         },
         "servers": [{"url": "/"}],
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"apiKey": []}],
         "paths": paths,
         "components": {
             "schemas": schema.get("$defs", {}),
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or tsk_..."},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
             },
         },
     }

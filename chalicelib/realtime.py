@@ -27,7 +27,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib import aws, jsonsafe
-from chalicelib.auth import InvalidToken, verify_token
+from chalicelib.auth import READ, InsufficientScope, InvalidToken, authenticate
 from chalicelib.contracts import task_status
 from chalicelib.model import Task, utcnow
 from chalicelib.records import RecordsTable
@@ -254,13 +254,18 @@ class Realtime:
 
     def connect(self, connection_id: str, query: dict[str, str] | None) -> dict[str, Any]:
         try:
-            owner = verify_token(connect_token(query))
+            principal = authenticate(connect_token(query))  # a JWT or an API key, as on REST
+            principal.require(READ)
+        except InsufficientScope as exc:
+            log.info("refused a WebSocket connection: %s", exc)
+            return {"statusCode": 403, "body": str(exc)}
         except InvalidToken as exc:
             log.info("refused a WebSocket connection: %s", exc)
             return {
                 "statusCode": 401,
-                "body": "a valid ?token=<JWT> or ?Authorization=Bearer%20<JWT> is required",
+                "body": "send ?token=<JWT or API key> or ?Authorization=Bearer%20<JWT>",
             }
+        owner = principal.owner
         self.subscriptions.add_connection(connection_id, owner, utcnow())
         return {"statusCode": 200}
 

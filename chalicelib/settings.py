@@ -28,8 +28,31 @@ def _cursor_secret(env: Callable[[str, str], str]) -> str:
     )
 
 
+def _check_jwks(jwks_url: str, audience: str) -> None:
+    if jwks_url and not audience:
+        raise ConfigurationError(
+            "JWT_JWKS_URL is set but JWT_AUDIENCE is not: without an audience, a token your "
+            "identity provider issued for any other application would be accepted. Set "
+            "JWT_AUDIENCE to this API's client id or application id URI."
+        )
+
+
+def check_environment() -> None:
+    """The checks that need no secret, run when the app is loaded: an unsafe stage never starts.
+
+    (Secrets are absent when `chalice package` loads the app, so they are checked on first use.)
+    """
+    _check_jwks(os.environ.get("JWT_JWKS_URL", ""), os.environ.get("JWT_AUDIENCE", ""))
+
+
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(name: str) -> tuple[str, ...]:
+    """A comma- or space-separated list, in order, without blanks or repeats."""
+    raw = os.environ.get(name, "").replace(",", " ").split()
+    return tuple(dict.fromkeys(raw))
 
 
 @dataclass(frozen=True)
@@ -57,8 +80,21 @@ class Settings:
     webhook_allow_private: bool
     webhook_timeout_seconds: float
     ws_endpoint_url: str
+    cors_allow_origins: tuple[str, ...] = ()
+    cors_max_age_seconds: int = 600
+    owner_claim: str = "sub"
+    jwt_required_scopes: tuple[str, ...] = ()
+    jwks_cache_seconds: int = 300
+    api_key_cache_seconds: float = 5.0
+    max_api_keys_per_user: int = 20
+    public_read_by_id: bool = False
     presign_expires_seconds: int = 86400  # 000/001's TargetObjectURL (the origin: 24 h)
     autovid_task_type: str = "video/auto-vid"  # the task type of 002's auto-vid job specs
+
+    def check(self) -> Settings:
+        """Refuse, with a message an operator can act on, a configuration that is unsafe."""
+        _check_jwks(self.jwt_jwks_url, self.jwt_audience)
+        return self
 
     @property
     def task_ttl_seconds(self) -> int:
@@ -92,6 +128,14 @@ def get_settings() -> Settings:
         webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
         webhook_timeout_seconds=float(env("WEBHOOK_TIMEOUT_SECONDS", "15")),
         ws_endpoint_url=env("WS_ENDPOINT_URL", ""),
+        cors_allow_origins=_list("CORS_ALLOW_ORIGINS"),
+        cors_max_age_seconds=int(env("CORS_MAX_AGE_SECONDS", "600")),
+        owner_claim=env("OWNER_CLAIM", "").strip() or "sub",
+        jwt_required_scopes=_list("JWT_REQUIRED_SCOPES"),
+        jwks_cache_seconds=int(env("JWKS_CACHE_SECONDS", "300")),
+        api_key_cache_seconds=float(env("API_KEY_CACHE_SECONDS", "5")),
+        max_api_keys_per_user=int(env("MAX_API_KEYS_PER_USER", "20")),
+        public_read_by_id=_flag("PUBLIC_READ_BY_ID"),
         presign_expires_seconds=int(env("PRESIGN_EXPIRES_SECONDS", "86400")),
         autovid_task_type=env("AUTOVID_TASK_TYPE", "video/auto-vid"),
-    )
+    ).check()

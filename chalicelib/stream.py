@@ -12,6 +12,7 @@ harmless to the worker).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -100,3 +101,56 @@ class StreamHandler:
             self.realtime.on_task_change(task)
         except Exception:
             log.exception("WebSocket fan-out failed for version %s", task.version)
+
+
+UNPROCESSED_REASON = (
+    "the service could not handle a change of this task after repeated attempts; "
+    "it was set aside for an operator (the stream failures queue)"
+)
+
+
+def fail_unprocessed(
+    service: TaskService, messages: Iterable[dict[str, Any]], streams: Any = None
+) -> dict[str, Any]:
+    """The stream's on-failure destination: fail the tasks of records Lambda gave up on.
+
+    Lambda sends where the records were (DDBStreamBatchInfo), not the records, so they
+    are read back from the stream (kept 24 h). A message that cannot be handled stays
+    in the queue for an operator (reported as failed).
+    """
+    failures = []
+    for message in messages:
+        try:
+            for task_id in _unprocessed_task_ids(message["body"], streams):
+                with task_context(task_id):
+                    if service.fail(task_id, UNPROCESSED_REASON):
+                        log.error("failed a task whose stream record could not be handled")
+        except Exception:
+            log.exception("could not read back the records of a stream failure")
+            failures.append({"itemIdentifier": message["messageId"]})
+    return {"batchItemFailures": failures}
+
+
+def _unprocessed_task_ids(body: str, streams: Any) -> list[str]:
+    info = json.loads(body)["DDBStreamBatchInfo"]
+    client = streams or aws.client("dynamodbstreams")
+    iterator = client.get_shard_iterator(
+        StreamArn=info["streamArn"],
+        ShardId=info["shardId"],
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        SequenceNumber=info["startSequenceNumber"],
+    )["ShardIterator"]
+    end = int(info["endSequenceNumber"])
+    task_ids: list[str] = []
+    while iterator:
+        response = client.get_records(ShardIterator=iterator, Limit=100)
+        for record in response.get("Records", []):
+            if int(record["dynamodb"]["SequenceNumber"]) > end:
+                return task_ids
+            task_id = record["dynamodb"].get("Keys", {}).get("id", {}).get("S")
+            if task_id and task_id not in task_ids:
+                task_ids.append(task_id)
+        if not response.get("Records"):
+            return task_ids
+        iterator = response.get("NextShardIterator")
+    return task_ids

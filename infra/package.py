@@ -14,25 +14,74 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = ROOT / "infra" / "resources.json"
 
-# Logical ids Chalice gives the functions (its CamelCase of the handler names in app.py).
-SQS_FUNCTIONS = {
-    "Worker": "TasksQueue",
-    "DeadLetters": "TasksDeadLetterQueue",
-    "Webhooks": "WebhooksQueue",
+REPORT_FAILURES = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
+# One bad stream record must not hold its shard: split the batch on error, give up after a
+# bounded number of retries and send what still fails to a queue an operator can inspect.
+STREAM_FAILURE_HANDLING = {
+    "BisectBatchOnFunctionError": True,
+    "MaximumRetryAttempts": 10,
+    "DestinationConfig": {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["StreamFailuresQueue", "Arn"]}}
+    },
 }
-STREAM_FUNCTIONS = {"Stream": "TasksTable"}
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """One event source mapping of the app, and the settings Chalice does not set itself."""
+
+    function: str  # the handler's name in app.py (Chalice's resource name)
+    logical_id: str  # Chalice's logical id of that function in `chalice package` output
+    source: str  # the resource of infra/resources.json it reads
+    settings: dict[str, Any]  # UpdateEventSourceMapping parameters (ARNs as Fn::GetAtt)
+
+    @property
+    def is_stream(self) -> bool:
+        return self.source == "TasksTable"
+
+
+# The one source of these settings: `make package` writes them into the template
+# (sam_event_properties), `make deploy` applies them after `chalice deploy` (infra/deploy.py).
+EVENT_SOURCES = {
+    source.function: source
+    for source in (
+        EventSource("worker", "Worker", "TasksQueue", REPORT_FAILURES),
+        EventSource("dead_letters", "DeadLetters", "TasksDeadLetterQueue", REPORT_FAILURES),
+        EventSource("webhooks", "Webhooks", "WebhooksQueue", REPORT_FAILURES),
+        EventSource("stream", "Stream", "TasksTable", REPORT_FAILURES | STREAM_FAILURE_HANDLING),
+        EventSource("stream_failures", "StreamFailures", "StreamFailuresQueue", REPORT_FAILURES),
+    )
+}
+
+
+def sam_event_properties(source: EventSource) -> dict[str, Any]:
+    """The SAM event's properties: its source by reference, and the shared settings."""
+    properties = dict(source.settings)
+    if source.is_stream:
+        properties["Stream"] = {"Fn::GetAtt": [source.source, "StreamArn"]}
+        properties["StartingPosition"] = "TRIM_HORIZON"
+        destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
+        properties["DestinationConfig"] = {"OnFailure": {"Destination": destination, "Type": "SQS"}}
+    else:
+        # Chalice deep-merges: overriding its own Fn::Sub key replaces the literal ARN.
+        properties["Queue"] = {"Fn::Sub": f"${{{source.source}.Arn}}"}
+    return properties
+
+
 ALL_FUNCTIONS = [
     "APIHandler",
     "Worker",
     "DeadLetters",
     "Webhooks",
     "Stream",
+    "StreamFailures",
     "Reaper",
     "Status",
     "WebsocketConnect",
@@ -56,7 +105,41 @@ SECRET_PARAMETERS = {
 PLAIN_PARAMETERS = {
     "JwtJwksUrl": ("JWT_JWKS_URL", "JWKS URL for RS256 tokens (Cognito, Azure AD), or empty"),
     "JwtIssuer": ("JWT_ISSUER", "required `iss` of tokens, or empty"),
-    "JwtAudience": ("JWT_AUDIENCE", "required `aud` of tokens, or empty"),
+    "JwtAudience": ("JWT_AUDIENCE", "required `aud` of tokens; required with JwtJwksUrl"),
+    "OwnerClaim": ("OWNER_CLAIM", "the token claim that names the owner (default sub; oid, tid)"),
+    "JwtRequiredScopes": ("JWT_REQUIRED_SCOPES", "scopes every token must carry, or empty"),
+    "CorsAllowOrigins": ("CORS_ALLOW_ORIGINS", "browser origins allowed, comma-separated"),
+    "PublicReadById": ("PUBLIC_READ_BY_ID", "true: GET a task by id without credentials"),
+}
+# Template rules: CloudFormation refuses a stack whose parameters would be unsafe.
+RULES = {
+    "JwksNeedsAudience": {
+        "RuleCondition": {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtJwksUrl"}, ""]}]},
+        "Assertions": [
+            {
+                "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtAudience"}, ""]}]},
+                "AssertDescription": "JwtAudience is required with JwtJwksUrl: without it a "
+                "token the identity provider issued for any other application is accepted",
+            }
+        ],
+    }
+}
+
+
+# Every queue of infra/resources.json: the app and its event sources use each (Lambda sends
+# to the stream's on-failure queue with the function's role).
+QUEUES = [
+    "TasksQueue",
+    "TasksDeadLetterQueue",
+    "WebhooksQueue",
+    "WebhooksDeadLetterQueue",
+    "StreamFailuresQueue",
+]
+# Queues that hold what failed for good: an alarm on each (see alarms()).
+DEAD_LETTER_QUEUES = {
+    "TasksDeadLetterQueue": "Task messages reached the dead-letter queue",
+    "WebhooksDeadLetterQueue": "Webhook delivery messages reached the dead-letter queue",
+    "StreamFailuresQueue": "Stream records failed every retry (their tasks are not queued)",
 }
 
 
@@ -80,6 +163,8 @@ RESOURCE_VARIABLES = {
     "WEBHOOKS_QUEUE_URL": "WebhooksQueueUrl",
     "OBJECTS_BUCKET": "ObjectsBucketName",
     "TASKS_STREAM_ARN": "TasksStreamArn",
+    "STREAM_FAILURES_QUEUE_NAME": "StreamFailuresQueueName",
+    "STREAM_FAILURES_QUEUE_URL": "StreamFailuresQueueUrl",
 }
 
 
@@ -107,6 +192,7 @@ def policy(websocket_connections: Any = WEBSOCKET_CONNECTIONS) -> dict[str, Any]
                 "dynamodb:DeleteItem",
                 "dynamodb:Query",
                 "dynamodb:ConditionCheckItem",
+                "dynamodb:BatchWriteItem",
             ],
             "Resource": table_arns + records_arns,
         },
@@ -129,7 +215,7 @@ def policy(websocket_connections: Any = WEBSOCKET_CONNECTIONS) -> dict[str, Any]
                 "sqs:ChangeMessageVisibility",
                 "sqs:GetQueueAttributes",
             ],
-            "Resource": [arn("TasksQueue"), arn("TasksDeadLetterQueue"), arn("WebhooksQueue")],
+            "Resource": [arn(queue) for queue in QUEUES],
         },
         {
             "Effect": "Allow",
@@ -156,18 +242,18 @@ def policy(websocket_connections: Any = WEBSOCKET_CONNECTIONS) -> dict[str, Any]
 
 
 def alarms() -> dict[str, Any]:
-    resources: dict[str, Any] = {
-        "DeadLetterQueueAlarm": {
+    resources: dict[str, Any] = {}
+    for queue, description in DEAD_LETTER_QUEUES.items():
+        # The tasks DLQ keeps its original logical id so existing stacks keep their alarm.
+        name = "DeadLetterQueueAlarm" if queue == "TasksDeadLetterQueue" else f"{queue}Alarm"
+        resources[name] = {
             "Type": "AWS::CloudWatch::Alarm",
             "Properties": {
-                "AlarmDescription": "Task messages reached the dead-letter queue",
+                "AlarmDescription": description,
                 "Namespace": "AWS/SQS",
                 "MetricName": "ApproximateNumberOfMessagesVisible",
                 "Dimensions": [
-                    {
-                        "Name": "QueueName",
-                        "Value": {"Fn::GetAtt": ["TasksDeadLetterQueue", "QueueName"]},
-                    }
+                    {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
                 ],
                 "Statistic": "Maximum",
                 "Period": 60,
@@ -177,7 +263,6 @@ def alarms() -> dict[str, Any]:
                 "TreatMissingData": "notBreaching",
             },
         }
-    }
     for function in ALL_FUNCTIONS:
         resources[f"{function}ErrorsAlarm"] = {
             "Type": "AWS::CloudWatch::Alarm",
@@ -203,27 +288,10 @@ def merge_template() -> dict[str, Any]:
     resources["DefaultRole"] = {"Properties": {"Policies": [policy()]}}
     for function in ALL_FUNCTIONS:
         resources[function] = {"Properties": {"Environment": environment()}}
-    for function, queue in SQS_FUNCTIONS.items():
-        resources[function]["Properties"]["Events"] = {
-            f"{function}SqsEventSource": {
-                "Properties": {
-                    # Chalice deep-merges: overriding its own Fn::Sub key replaces the literal ARN.
-                    "Queue": {"Fn::Sub": f"${{{queue}.Arn}}"},
-                    "FunctionResponseTypes": ["ReportBatchItemFailures"],
-                }
-            }
-        }
-    for function, table in STREAM_FUNCTIONS.items():
-        resources[function]["Properties"]["Events"] = {
-            f"{function}DynamodbEventSource": {
-                "Properties": {
-                    "Stream": {"Fn::GetAtt": [table, "StreamArn"]},
-                    "StartingPosition": "TRIM_HORIZON",
-                    "FunctionResponseTypes": ["ReportBatchItemFailures"],
-                    "BisectBatchOnFunctionError": True,
-                    "MaximumRetryAttempts": 1000,
-                }
-            }
+    for source in EVENT_SOURCES.values():
+        kind = "Dynamodb" if source.is_stream else "Sqs"
+        resources[source.logical_id]["Properties"]["Events"] = {
+            f"{source.logical_id}{kind}EventSource": {"Properties": sam_event_properties(source)}
         }
     resources.update(alarms())
     parameters = {
@@ -236,7 +304,13 @@ def merge_template() -> dict[str, Any]:
             for name, (_, description) in PLAIN_PARAMETERS.items()
         }
     )
-    return {"Parameters": parameters, "Resources": resources, "Outputs": data["Outputs"]}
+    parameters["PublicReadById"]["AllowedValues"] = ["", "false", "true"]
+    return {
+        "Parameters": parameters,
+        "Rules": RULES,
+        "Resources": resources,
+        "Outputs": data["Outputs"],
+    }
 
 
 def main(stage: str, out_dir: str) -> None:

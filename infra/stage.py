@@ -43,6 +43,10 @@ def deploy_stack(cloudformation: Any, stack_name: str) -> dict[str, str]:
     except cloudformation.exceptions.ClientError as exc:
         if "No updates are to be performed" not in str(exc):
             raise
+    return stack_outputs(cloudformation, stack_name)
+
+
+def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
     stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
     return {out["OutputKey"]: out["OutputValue"] for out in stack.get("Outputs", [])}
 
@@ -113,11 +117,7 @@ def write_stage_config(stage: str, outputs: dict[str, str], config_path: Path = 
     return policy_path
 
 
-def main(stage: str, step: str = "resources") -> None:
-    if step == "websocket":
-        changed = set_websocket_endpoint(stage, websocket_endpoint(stage))
-        print("WS_ENDPOINT_URL " + ("set; deploying again" if changed else "already set"))
-        raise SystemExit(10 if changed else 0)
+def main(stage: str) -> None:
     if stage == "local":
         raise SystemExit("the local stage runs on the emulator: use `make dev`")
     outputs = deploy_stack(boto3.client("cloudformation"), f"taskstatus-{stage}")
@@ -129,11 +129,8 @@ def main(stage: str, step: str = "resources") -> None:
         if name not in json.loads(CONFIG.read_text())["stages"][stage]["environment_variables"]
     ]
     if missing:
-        print(f"before `chalice deploy --stage {stage}`, set {', '.join(missing)} in that stage")
+        print(f"before `make deploy STAGE={stage}`, set {', '.join(missing)} in that stage")
 
 
 if __name__ == "__main__":
-    main(
-        sys.argv[1] if len(sys.argv) > 1 else "dev",
-        sys.argv[2] if len(sys.argv) > 2 else "resources",
-    )
+    main(sys.argv[1] if len(sys.argv) > 1 else "dev")

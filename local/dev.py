@@ -6,20 +6,32 @@ One process runs what AWS would run around the app:
   - the REST API on 127.0.0.1:$PORT, served by Chalice's own local server (`chalice local`);
   - event source mappings: the task queue, the dead-letter queue and the table's stream,
     polled and handed to the same handler functions Lambda would call;
-  - the reaper's schedule, once a minute.
+  - the reaper's schedule, once a minute (`REAPER_INTERVAL_SECONDS`).
+Handlers run concurrently, as in Lambda: the REST API in a pool of app copies that each
+serve one request at a time (`API_CONCURRENCY`, local/app_pool.py), the queues' handlers
+in up to `WORKER_CONCURRENCY` invocations at once.
+
+State (tables, queues, objects, the stream's checkpoint) is kept in `LOCAL_DATA_DIR`
+(default `.taskstatus/` in the checkout) across restarts; `--reset` starts empty.
+`.taskstatus/local.json` tells the CLI and the Python client where the stack is.
 Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +39,8 @@ import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
+DATA_DIR = ROOT / ".taskstatus"
+DEV_USER = "dev-user"
 
 
 def _wait_for(url: str, timeout: float = 30) -> None:
@@ -40,22 +54,42 @@ def _wait_for(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
-def start_emulator(port: int) -> subprocess.Popen[bytes]:
+def start_emulator(port: int, state: Path | None) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "local.emulator", "--port", str(port)]
+    if state is not None:
+        command += ["--state", str(state)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        command,
+        cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=None,
+        # Its own session: Ctrl-C reaches only us, and we stop it last, after the messages
+        # in flight are released, so that its saved state has them.
+        start_new_session=True,
     )
     _wait_for(f"http://127.0.0.1:{port}/moto-api/data.json")
     return process
+
+
+# Settings of the app a developer may set for `make dev` (`WORKER_LEASE_SECONDS=10 make dev`);
+# the stage's configuration would otherwise overwrite them.
+TUNABLE = (
+    "WORKER_LEASE_SECONDS",
+    "TASK_TIMEOUT_SECONDS",
+    "MAX_ATTEMPTS",
+    "WEBHOOK_TIMEOUT_SECONDS",
+    "LOG_LEVEL",
+)
 
 
 def load_app(emulator_port: int, ws_management_port: int) -> tuple[Any, Any]:
     """Load the app exactly as `chalice local --stage local` does, then point it at our ports."""
     from chalice.cli.factory import CLIFactory
 
+    mine = {name: os.environ[name] for name in TUNABLE if name in os.environ}
     config = CLIFactory(str(ROOT), environ=os.environ).create_config_obj(chalice_stage_name=STAGE)
     config.chalice_app  # noqa: B018  (loads the stage's environment variables, then the app)
+    os.environ.update(mine)
     os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{emulator_port}"
     os.environ["WS_ENDPOINT_URL"] = f"http://127.0.0.1:{ws_management_port}"
     import app as app_module
@@ -71,10 +105,25 @@ def _gateway_like_handler() -> type:
     """
     import json
     import uuid
+    from http.server import BaseHTTPRequestHandler
 
-    from chalice.local import ChaliceRequestHandler
+    from chalice.local import ChaliceRequestHandler, LocalGateway
 
     class Handler(ChaliceRequestHandler):  # type: ignore[misc]
+        def __init__(
+            self,
+            request: Any,
+            client_address: Any,
+            server: Any,
+            app_object: Any,
+            config: Any,
+            gateway: Any = None,
+        ) -> None:
+            # Each request runs in a container of the pool (local/app_pool.py), never on an
+            # app object another thread is using.
+            self.local_gateway = gateway or LocalGateway(app_object, config)
+            BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
         def _unsupported(self) -> None:
             rid = uuid.uuid4().hex
             body = json.dumps(
@@ -109,58 +158,172 @@ def streams_client() -> Any:
     return boto3.client("dynamodbstreams", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
 
 
+def fire_schedule(handler: Any, name: str) -> Any:
+    """Invoke the scheduled function `name` as its EventBridge rule would."""
+    from local.events import LambdaContext, schedule_rule, scheduled_event
+
+    return handler(scheduled_event(schedule_rule(name)), LambdaContext(name))
+
+
+@dataclass(frozen=True)
+class DevSettings:
+    """`make dev`'s own settings, from the environment."""
+
+    port: int = 8000
+    emulator_port: int = 5000
+    ws_port: int = 8001
+    ws_management_port: int = 8002
+    lambda_port: int = 8003
+    api_concurrency: int = 8
+    worker_concurrency: int = 4
+    reaper_interval_seconds: float = 60
+    data_dir: Path | None = DATA_DIR
+
+    @classmethod
+    def from_env(cls, environ: Any = os.environ) -> DevSettings:
+        data_dir = environ.get("LOCAL_DATA_DIR", str(DATA_DIR))
+        return cls(
+            port=int(environ.get("PORT", "8000")),
+            emulator_port=int(environ.get("EMULATOR_PORT", "5000")),
+            ws_port=int(environ.get("WS_PORT", "8001")),
+            ws_management_port=int(environ.get("WS_MANAGEMENT_PORT", "8002")),
+            lambda_port=int(environ.get("LAMBDA_PORT", "8003")),
+            api_concurrency=int(environ.get("API_CONCURRENCY", "8")),
+            worker_concurrency=int(environ.get("WORKER_CONCURRENCY", "4")),
+            reaper_interval_seconds=float(environ.get("REAPER_INTERVAL_SECONDS", "60")),
+            data_dir=Path(data_dir).resolve() if data_dir else None,
+        )
+
+    def ports(self) -> dict[str, int]:
+        return {
+            "PORT": self.port,
+            "WS_PORT": self.ws_port,
+            "WS_MANAGEMENT_PORT": self.ws_management_port,
+            "LAMBDA_PORT": self.lambda_port,
+            "EMULATOR_PORT": self.emulator_port,
+        }
+
+    @property
+    def state_dir(self) -> Path | None:
+        return self.data_dir / "state" if self.data_dir else None
+
+    @property
+    def endpoints_file(self) -> Path | None:
+        return self.data_dir / "local.json" if self.data_dir else None
+
+
+def busy_ports(settings: DevSettings) -> list[str]:
+    """The settings whose port something else is listening on."""
+    busy = []
+    for name, port in settings.ports().items():
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(name)
+    return busy
+
+
 class DevStack:
-    def __init__(
-        self,
-        port: int,
-        emulator_port: int,
-        ws_port: int,
-        ws_management_port: int,
-        lambda_port: int = 8003,
-    ) -> None:
-        self.port = port
-        self.lambda_port = lambda_port
+    def __init__(self, settings: DevSettings) -> None:
+        self.settings = settings
+        self.port = settings.port
+        self.emulator_port = settings.emulator_port
+        self.ws_port = settings.ws_port
+        self.ws_management_port = settings.ws_management_port
+        self.lambda_port = settings.lambda_port
         self.lambda_api: Any = None
-        self.emulator_port = emulator_port
-        self.ws_port = ws_port
-        self.ws_management_port = ws_management_port
+        self.api_concurrency = settings.api_concurrency
         self.gateway: Any = None
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.emulator: subprocess.Popen[bytes] | None = None
         self.server: Any = None
+        self.pumps: list[Any] = []
+        self.worker_lease_seconds = 120
 
     def start(self) -> None:
         from chalice.local import LocalDevServer
 
-        from local.pumps import SqsPump, StreamPump
+        from infra.package import EVENT_SOURCES
+        from local.app_pool import PooledGateway
+        from local.pumps import SqsPump, StreamPump, every, send_to_queue
+
+        stream_settings = EVENT_SOURCES["stream"].settings
         from local.resources import create_stack
 
-        self.emulator = start_emulator(self.emulator_port)
+        state = self.settings.state_dir
+        self.emulator = start_emulator(
+            self.emulator_port, state / "emulator.pickle" if state else None
+        )
         from local.ws_gateway import WebSocketGateway
 
         app_module, config = load_app(self.emulator_port, self.ws_management_port)
+        self.worker_lease_seconds = int(os.environ.get("WORKER_LEASE_SECONDS", "120"))
         outputs = create_stack(boto3.client("cloudformation"))
         sqs = boto3.client("sqs")
-        pumps: list[Any] = [
-            StreamPump(streams_client(), outputs["TasksStreamArn"], app_module.stream, "stream"),
-            SqsPump(sqs, outputs["TasksQueueUrl"], app_module.worker, "worker"),
+        concurrency = self.settings.worker_concurrency
+        self.stream_pump = StreamPump(
+            streams_client(),
+            outputs["TasksStreamArn"],
+            app_module.stream,
+            "stream",
+            positions=self._load_positions(),
+            max_retries=stream_settings["MaximumRetryAttempts"],
+            on_failure=send_to_queue(sqs, outputs["StreamFailuresQueueUrl"]),
+        )
+        self.worker_pump = SqsPump(
+            sqs, outputs["TasksQueueUrl"], app_module.worker, "worker", concurrency=concurrency
+        )
+        self.pumps = [
+            self.stream_pump,
+            self.worker_pump,
             SqsPump(
-                sqs, outputs["TasksDeadLetterQueueUrl"], app_module.dead_letters, "dead_letters"
+                sqs,
+                outputs["TasksDeadLetterQueueUrl"],
+                app_module.dead_letters,
+                "dead_letters",
+                concurrency=concurrency,
             ),
-            SqsPump(sqs, outputs["WebhooksQueueUrl"], app_module.webhooks, "webhooks"),
+            SqsPump(
+                sqs,
+                outputs["StreamFailuresQueueUrl"],
+                app_module.stream_failures,
+                "stream_failures",
+            ),
+            SqsPump(
+                sqs,
+                outputs["WebhooksQueueUrl"],
+                app_module.webhooks,
+                "webhooks",
+                concurrency=concurrency,
+            ),
         ]
-        for pump in pumps:
+        for pump in self.pumps:
             self._spawn(pump.run_forever, pump.name)
-        self._spawn(lambda stop: self._every(60, app_module.reaper, stop), "reaper")
+
+        self._spawn(
+            lambda stop: every(
+                self.settings.reaper_interval_seconds,
+                lambda: fire_schedule(app_module.reaper, "reaper"),
+                stop,
+                "reaper",
+            ),
+            "reaper",
+        )
         self.gateway = WebSocketGateway(app_module, self.ws_port, self.ws_management_port)
         self.gateway.start()
         from local.lambda_api import LambdaApi, functions
 
         self.lambda_api = LambdaApi(functions(app_module, config.app_name, STAGE), self.lambda_port)
         self.lambda_api.start()
+        gateway = PooledGateway.of_copies(app_module, self.api_concurrency, config)
         self.server = LocalDevServer(
-            app_module.app, config, "127.0.0.1", self.port, handler_cls=GatewayLikeHandler
+            app_module.app,
+            config,
+            "127.0.0.1",
+            self.port,
+            handler_cls=functools.partial(GatewayLikeHandler, gateway=gateway),
         )
         self._spawn(lambda stop: self.server.serve_forever(), "api")
         _wait_for(f"http://127.0.0.1:{self.port}/health")
@@ -170,40 +333,104 @@ class DevStack:
         thread.start()
         self.threads.append(thread)
 
-    def _every(self, seconds: float, handler: Any, stop: threading.Event) -> None:
-        from local.events import LambdaContext
+    # -- state kept across restarts -----------------------------------------------------
 
-        while not stop.wait(seconds):
-            try:
-                handler(
-                    {"detail-type": "Scheduled Event", "source": "aws.events"},
-                    LambdaContext("reaper"),
-                )
-            except Exception:
-                logging.getLogger("taskstatus_svc.local").exception("reaper failed")
+    def _positions_file(self) -> Path | None:
+        state = self.settings.state_dir
+        return state / "stream-positions.json" if state else None
+
+    def _load_positions(self) -> dict[str, str]:
+        path = self._positions_file()
+        if path is None or not path.exists():
+            return {}
+        return json.loads(path.read_text())
+
+    def _save_positions(self) -> None:
+        path = self._positions_file()
+        if path is not None and self.pumps:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.stream_pump.positions))
+
+    def write_endpoints(self, token: str) -> None:
+        path = self.settings.endpoints_file
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(endpoints(self, token), indent=2) + "\n")
 
     def shutdown(self) -> None:
         self.stop.set()
+        released = 0
+        for pump in self.pumps:
+            if isinstance(pump, type(self.worker_pump)):
+                # A task message comes back once the dead invocation's lease has run out,
+                # so that its redelivery can take the task over (chalicelib/worker.py).
+                wait = self.worker_lease_seconds + 2 if pump is self.worker_pump else 0
+                try:
+                    released += pump.release_in_flight(wait)
+                except Exception:
+                    logging.getLogger("taskstatus_svc.local").warning(
+                        "could not release the messages of %s", pump.name
+                    )
+        if released:
+            print(
+                f"{released} message(s) in flight will be delivered again after the restart",
+                flush=True,
+            )
+        self._save_positions()
         if self.gateway is not None:
             self.gateway.stop()
         if self.lambda_api is not None:
             self.lambda_api.stop()
         if self.server is not None:
             self.server.shutdown()
+        if self.settings.endpoints_file is not None:
+            self.settings.endpoints_file.unlink(missing_ok=True)
         if self.emulator is not None:
             self.emulator.terminate()
             try:
-                self.emulator.wait(5)
+                self.emulator.wait(30)
             except subprocess.TimeoutExpired:
                 self.emulator.kill()
 
 
-def banner(stack: DevStack) -> str:
-    from chalicelib.auth import mint_token
-    from local.token import local_secret
+def endpoints(stack: DevStack, token: str) -> dict[str, Any]:
+    """What the CLI and the Python client read from .taskstatus/local.json."""
+    return {
+        "api": f"http://127.0.0.1:{stack.port}",
+        "ws": f"ws://127.0.0.1:{stack.ws_port}",
+        "emulator": f"http://127.0.0.1:{stack.emulator_port}",
+        "token": token,
+        "user": DEV_USER,
+        "pid": os.getpid(),
+    }
 
-    token = mint_token("dev-user", local_secret(), 7 * 86400)
+
+def aws_env(stack: DevStack) -> dict[str, str]:
+    """What the AWS CLI needs to talk to the emulator."""
+    return {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{stack.emulator_port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def banner(stack: DevStack, token: str) -> str:
     api = f"http://127.0.0.1:{stack.port}"
+    aws = " ".join(f"{k}={v}" for k, v in aws_env(stack).items())
+    state = stack.settings.state_dir
+    kept = (
+        f"  state      {state} (kept across restarts; `make dev-reset` starts empty)\n"
+        if state
+        else "  state      not kept (LOCAL_DATA_DIR is empty)\n"
+    )
+    found = (
+        f"  (written to {stack.settings.endpoints_file}: `./taskstatus` and the Python\n"
+        "   client find the stack and the token there when run in this checkout)\n"
+        if stack.settings.endpoints_file
+        else ""
+    )
     return f"""
 taskstatus is running (stage: local)
   REST API   {api}
@@ -214,36 +441,57 @@ taskstatus is running (stage: local)
                --function-name taskstatus-local-status --payload '{{"assemblyId":"..."}}' out.json
              (AWS CLI v2: add --cli-binary-format raw-in-base64-out)
   emulator   http://127.0.0.1:{stack.emulator_port} (moto server)
-
-A token for user `dev-user` (7 days; mint others with `make token NAME=alice`):
+{kept}{found}
+A token for user `{DEV_USER}` (7 days; mint others with `make token NAME=alice`):
   export TOKEN={token}
+
+The AWS CLI against the emulator:
+  export {aws}
 
 Try:
   curl -s -X POST {api}/jobs -H "Authorization: Bearer $TOKEN" \\
        -d '{{"type":"demo/sleep","input":{{"seconds":3,"steps":3}}}}'
   curl -s {api}/jobs -H "Authorization: Bearer $TOKEN"
+  ./taskstatus submit demo/sleep --input '{{"seconds":3}}' --watch
 
 Ctrl-C stops everything.
 """
 
 
-def main() -> None:
+def dev_token() -> str:
+    from chalicelib.auth import mint_token
+    from local.token import local_secret
+
+    return mint_token(DEV_USER, local_secret(), 7 * 86400)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    stack = DevStack(
-        port=int(os.environ.get("PORT", "8000")),
-        emulator_port=int(os.environ.get("EMULATOR_PORT", "5000")),
-        ws_port=int(os.environ.get("WS_PORT", "8001")),
-        ws_management_port=int(os.environ.get("WS_MANAGEMENT_PORT", "8002")),
-        lambda_port=int(os.environ.get("LAMBDA_PORT", "8003")),
-    )
+    # The app's boto3 clients are shared by concurrent invocations here (never in Lambda,
+    # where a container runs one at a time); a full pool only means a connection is not kept.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    settings = DevSettings.from_env()
+    busy = busy_ports(settings)
+    if busy:
+        for name in busy:
+            port = settings.ports()[name]
+            print(f"port {port} is in use: set {name}=... (e.g. {name}={port + 100} make dev)")
+        sys.exit(2)
+    if "--reset" in argv and settings.state_dir is not None:
+        shutil.rmtree(settings.state_dir, ignore_errors=True)
+        print(f"starting empty: removed {settings.state_dir}", flush=True)
+    stack = DevStack(settings)
     stopped = threading.Event()
     # Set explicitly: a process started in the background may inherit SIGINT as ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
     try:
         stack.start()
-        print(banner(stack), flush=True)
+        token = dev_token()
+        stack.write_endpoints(token)
+        print(banner(stack, token), flush=True)
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:

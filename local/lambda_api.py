@@ -50,7 +50,13 @@ def functions(app_module: Any, app_name: str, stage: str) -> dict[str, Handler]:
     app = app_module.app
     configs = [*app.pure_lambda_functions, *app.event_sources]
     configs += list({id(c): c for c in app.websocket_handlers.values()}.values())
-    found: dict[str, Handler] = {f"{app_name}-{stage}": app}  # the REST API's handler
+    lock = threading.Lock()
+
+    def rest_api(event: Any, context: Any) -> Any:
+        with lock:  # one app object, whose current request is not per thread
+            return app(event, context)
+
+    found: dict[str, Handler] = {f"{app_name}-{stage}": rest_api}
     for config in configs:
         attribute = config.handler_string.rsplit(".", 1)[-1]
         found[f"{app_name}-{stage}-{config.name}"] = getattr(app_module, attribute)

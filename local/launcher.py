@@ -28,20 +28,35 @@ class Endpoints:
     ws: str
     emulator: str
     log: Path
+    data_dir: Path
     lambda_api: str = ""
 
 
 @contextmanager
-def local_stack(log: Path, timeout: float = 60) -> Iterator[Endpoints]:
+def local_stack(
+    log: Path,
+    timeout: float = 60,
+    data_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> Iterator[Endpoints]:
+    """`make dev` on free ports, its state in `data_dir` (by default beside the log, never
+    the checkout's), with `env` added to its environment."""
     ports = {
         name: free_port()
         for name in ("PORT", "EMULATOR_PORT", "WS_PORT", "WS_MANAGEMENT_PORT", "LAMBDA_PORT")
     }
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
+    data_dir = data_dir or log.parent / "data"
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in ports.items()},
+        "LOCAL_DATA_DIR": str(data_dir),
+        **(env or {}),
+    }
     env.pop("AWS_ENDPOINT_URL", None)
-    with log.open("wb") as output:
+    with log.open("ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local.dev"],
+            [sys.executable, "-m", "local.dev", *args],
             cwd=ROOT,
             env=env,
             stdout=output,
@@ -52,6 +67,7 @@ def local_stack(log: Path, timeout: float = 60) -> Iterator[Endpoints]:
         ws=f"ws://127.0.0.1:{ports['WS_PORT']}",
         emulator=f"http://127.0.0.1:{ports['EMULATOR_PORT']}",
         log=log,
+        data_dir=data_dir,
         lambda_api=f"http://127.0.0.1:{ports['LAMBDA_PORT']}",
     )
     try:
@@ -61,7 +77,9 @@ def local_stack(log: Path, timeout: float = 60) -> Iterator[Endpoints]:
                 raise RuntimeError(f"the local stack exited early:\n{log.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{endpoints.api}/health", timeout=1):
-                    break
+                    # ready once it has also told the client where it is
+                    if (data_dir / "local.json").exists():
+                        break
             except OSError:
                 pass
             if time.monotonic() > deadline:
@@ -71,6 +89,6 @@ def local_stack(log: Path, timeout: float = 60) -> Iterator[Endpoints]:
     finally:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()

@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,32 +28,9 @@ from urllib.parse import parse_qsl, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from local.events import ACCOUNT, LambdaContext
+from local.events import LambdaContext, ws_event
 
 log = logging.getLogger("taskstatus_svc.local")
-
-
-def ws_event(route_key: str, connection_id: str, port: int, **extra: Any) -> dict[str, Any]:
-    event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route_key, "MESSAGE")
-    now = datetime.now(UTC)
-    return {
-        "requestContext": {
-            "routeKey": route_key,
-            "eventType": event_type,
-            "connectionId": connection_id,
-            "domainName": f"127.0.0.1:{port}",
-            "stage": "local",
-            "apiId": "local",
-            "accountId": ACCOUNT,
-            "requestId": uuid.uuid4().hex,
-            "requestTimeEpoch": int(now.timestamp() * 1000),
-            "connectedAt": int(now.timestamp() * 1000),
-            "messageDirection": "IN",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "isBase64Encoded": False,
-        **extra,
-    }
 
 
 class WebSocketGateway:
@@ -73,22 +49,27 @@ class WebSocketGateway:
 
     def _invoke(self, handler: Any, event: dict[str, Any]) -> dict[str, Any]:
         try:
-            return handler(
-                event, LambdaContext(handler.__name__ if hasattr(handler, "__name__") else "ws")
-            )
+            return handler(event, LambdaContext(getattr(handler, "__name__", "ws")))
         except Exception:
             log.exception("WebSocket handler failed for %s", event["requestContext"]["routeKey"])
             return {"statusCode": 500}
 
     async def _process_request(self, connection: ServerConnection, request: Any) -> Any:
         connection_id = base64.urlsafe_b64encode(os.urandom(9)).decode()
-        query = dict(parse_qsl(urlsplit(request.path).query))
+        pairs = parse_qsl(urlsplit(request.path).query)
+        multi: dict[str, list[str]] = {}
+        for key, value in pairs:
+            multi.setdefault(key, []).append(value)
+        connected_at = time.time()
         event = ws_event(
             "$connect",
             connection_id,
             self.port,
-            queryStringParameters=query or None,
-            headers={k.lower(): v for k, v in request.headers.raw_items()},
+            connected_at,
+            queryStringParameters=dict(pairs) or None,
+            multiValueQueryStringParameters=multi or None,
+            headers=dict(request.headers.raw_items()),
+            multiValueHeaders={k: request.headers.get_all(k) for k in request.headers},
         )
         result = await self.loop.run_in_executor(None, self._invoke, self.app.ws_connect, event)
         status = int((result or {}).get("statusCode", 200))
@@ -97,23 +78,24 @@ class WebSocketGateway:
                 HTTPStatus(status), str((result or {}).get("body", "refused")) + "\n"
             )
         connection.taskstatus_id = connection_id  # type: ignore[attr-defined]
+        self.connected_at[connection_id] = connected_at
         return None
 
     async def _handler(self, connection: ServerConnection) -> None:
         connection_id: str = connection.taskstatus_id  # type: ignore[attr-defined]
         self.connections[connection_id] = connection
-        self.connected_at[connection_id] = time.time()
+        since = self.connected_at.setdefault(connection_id, time.time())
         try:
             async for message in connection:
                 body = message if isinstance(message, str) else message.decode("utf-8", "replace")
-                event = ws_event("$default", connection_id, self.port, body=body)
+                event = ws_event("$default", connection_id, self.port, since, body=body)
                 await self.loop.run_in_executor(None, self._invoke, self.app.ws_message, event)
         except ConnectionClosed:
             pass
         finally:
             self.connections.pop(connection_id, None)
             self.connected_at.pop(connection_id, None)
-            event = ws_event("$disconnect", connection_id, self.port)
+            event = ws_event("$disconnect", connection_id, self.port, since)
             await self.loop.run_in_executor(None, self._invoke, self.app.ws_disconnect, event)
 
     async def _serve(self) -> None:

@@ -4,10 +4,13 @@
     taskstatus list --status completed --json
     taskstatus watch 5b0c9f3e-...            # a live progress bar; exit 1 if the job fails
 
-Configuration: --url / TASKSTATUS_URL (default http://127.0.0.1:8000),
---token / TASKSTATUS_TOKEN, --ws-url / TASKSTATUS_WS_URL (default: make dev's).
+Configuration: --url / TASKSTATUS_URL, --token / TASKSTATUS_TOKEN, --ws-url /
+TASKSTATUS_WS_URL; without them, the running `make dev` of the checkout you are in
+(`.taskstatus/local.json`: its URLs and dev token), else http://127.0.0.1:8000.
+`--json` goes before or after the command.
 Exit codes: 0 done, 1 the job failed or was cancelled, 2 refused request or
-usage error, 3 the service could not be reached or failed.
+usage error, 3 the service could not be reached or failed, 4 `watch`/`--watch`
+gave up (`--timeout`) before the job finished.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from taskstatus_client.client import TaskStatusClient
-from taskstatus_client.errors import ConnectionFailed, ServerError, TaskStatusError
+from taskstatus_client.client import AUTO, TaskStatusClient
+from taskstatus_client.errors import ConnectionFailed, ServerError, TaskStatusError, WaitTimeout
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
 
 def _json_arg(text: str) -> dict[str, Any]:
@@ -40,36 +43,46 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="taskstatus", description="Submit and follow taskstatus jobs."
     )
-    root.add_argument("--url", default=os.environ.get("TASKSTATUS_URL", "http://127.0.0.1:8000"))
+    root.add_argument("--url", default=os.environ.get("TASKSTATUS_URL"))
     root.add_argument("--token", default=os.environ.get("TASKSTATUS_TOKEN"))
     root.add_argument("--ws-url", default=os.environ.get("TASKSTATUS_WS_URL"))
     root.add_argument("--json", action="store_true", help="machine-readable output")
+    # `--json` after the command too; SUPPRESS keeps the root's value when it is not given.
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
-    submit = commands.add_parser("submit", help="submit a job")
+    submit = commands.add_parser("submit", parents=[output], help="submit a job")
     submit.add_argument("type")
     submit.add_argument("--input", type=_json_arg, default={})
     submit.add_argument("--metadata", type=_json_arg)
     submit.add_argument("--webhook")
     submit.add_argument("--idempotency-key", default="auto")
     submit.add_argument("--watch", action="store_true", help="follow it to the end")
+    submit.add_argument("--timeout", type=float, help="with --watch: give up after (exit 4)")
 
-    get = commands.add_parser("get", help="show a job")
+    get = commands.add_parser("get", parents=[output], help="show a job")
     get.add_argument("job_id")
 
-    listing = commands.add_parser("list", help="list your jobs, newest first")
+    listing = commands.add_parser("list", parents=[output], help="list your jobs, newest first")
     listing.add_argument("--status")
     listing.add_argument("--type")
     listing.add_argument("--limit", type=int, default=20, help="how many jobs at most")
 
-    cancel = commands.add_parser("cancel", help="cancel a job")
+    cancel = commands.add_parser("cancel", parents=[output], help="cancel a job")
     cancel.add_argument("job_id")
 
-    watch = commands.add_parser("watch", help="follow a job to the end with a progress bar")
+    watch = commands.add_parser(
+        "watch", parents=[output], help="follow a job to the end with a progress bar"
+    )
     watch.add_argument("job_id")
-    watch.add_argument("--timeout", type=float)
+    watch.add_argument("--timeout", type=float, help="give up after this many seconds (exit 4)")
 
-    token = commands.add_parser("token", help="mint a token for the local stage (make dev)")
+    token = commands.add_parser(
+        "token", parents=[output], help="mint a token for the local stage (make dev)"
+    )
     token.add_argument("user", nargs="?", default="dev-user")
     token.add_argument("--secret", default=os.environ.get("TASKSTATUS_JWT_SECRET"))
     token.add_argument("--days", type=int, default=7)
@@ -86,11 +99,16 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "token":
             print(_local_token(args), file=out)
             return EXIT_OK
-        if not args.token:
-            print("no token: pass --token or set TASKSTATUS_TOKEN", file=sys.stderr)
+        try:
+            ws_url = args.ws_url or AUTO
+            client = TaskStatusClient(args.url, args.token, ws_url=ws_url)
+        except ValueError as exc:
+            print(str(exc).replace("pass one", "pass --token"), file=sys.stderr)
             return EXIT_REFUSED
-        client = TaskStatusClient(args.url, args.token, ws_url=args.ws_url)
         return COMMANDS[args.command](client, args, out)
+    except WaitTimeout as exc:
+        print(f"timeout: {exc}", file=sys.stderr)
+        return EXIT_TIMEOUT
     except (ConnectionFailed, ServerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -129,7 +147,7 @@ def _submit(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> 
     if not args.watch:
         _show(job, args, out)
         return EXIT_OK
-    return _follow(client, job.jobId, args, out, None)
+    return _follow(client, job.jobId, args, out, args.timeout)
 
 
 def _get(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:

@@ -7,6 +7,10 @@
     job = client.wait(job.jobId, timeout=60)          # WebSocket pushes, or polling
     print(job.status, job.result)
 
+`TaskStatusClient()` without arguments takes the URL and token from TASKSTATUS_URL,
+TASKSTATUS_TOKEN (and TASKSTATUS_WS_URL), else from the running `make dev` of the
+checkout it runs in (`.taskstatus/local.json`).
+
 Retries follow seed 000's rules: 5xx, 429 and connection errors are retried with
 capped exponential backoff and jitter (honouring Retry-After); other 4xx never
 are. A submit always carries an Idempotency-Key, the same on every retry, so a
@@ -16,19 +20,23 @@ retried POST cannot create a second job.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from chalicelib.contracts.models import DeliveryList, JobDocument, JobList
 from taskstatus_client.errors import ConnectionFailed, TaskStatusError, WaitTimeout, error_for
+from taskstatus_client.local import find_local
+from taskstatus_client.models import DeliveryList, JobDocument, JobList
 
 TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
+DEFAULT_URL = "http://127.0.0.1:8000"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 AUTO = "auto"
 
@@ -38,10 +46,10 @@ Job = JobDocument
 class TaskStatusClient:
     def __init__(
         self,
-        url: str,
-        token: str,
+        url: str | None = None,
+        token: str | None = None,
         *,
-        ws_url: str | None = None,
+        ws_url: str | None = AUTO,
         timeout: float = 10,
         max_retries: int = 4,
         backoff: float = 0.5,
@@ -49,8 +57,17 @@ class TaskStatusClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        local = find_local()
+        url = url or os.environ.get("TASKSTATUS_URL") or (local or {}).get("api") or DEFAULT_URL
         self.url = url.rstrip("/")
-        self.ws_url = ws_url if ws_url is not None else default_ws_url(self.url)
+        token = token or os.environ.get("TASKSTATUS_TOKEN") or (local or {}).get("token")
+        if not token:
+            raise ValueError(
+                "no token: pass one, set TASKSTATUS_TOKEN, or run `make dev` in this checkout"
+            )
+        if ws_url == AUTO:
+            ws_url = os.environ.get("TASKSTATUS_WS_URL") or local_ws_url(self.url, local)
+        self.ws_url = ws_url
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
@@ -136,8 +153,11 @@ class TaskStatusClient:
     ) -> JobDocument:
         """Wait until the job finishes: WebSocket pushes, or polling if they are unavailable.
 
-        `on_update` gets every state seen: seed 004 payloads from pushes, or job
-        documents when polling (both carry `status` and `progress`).
+        `on_update` gets every state seen as a job document (a dict, `JobDocument`'s
+        JSON), whichever way it arrived. A push updates the last document seen with its
+        status, progress, result, error and time; pushes carry seed 004's statuses, so
+        over the WebSocket a submitted job shows as `started` and a retrying one as
+        `processing` until it finishes. The final document is always read from the API.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if use_websocket and self.ws_url:
@@ -161,7 +181,11 @@ class TaskStatusClient:
 
         with connect(f"{self.ws_url}/?token={self.token}", proxy=None, open_timeout=5) as ws:
             ws.send(json.dumps({"action": "subscribe", "taskId": job_id}))
-            last_version = 0
+            last_version, seen = 0, self.get(job_id)
+            if on_update:
+                on_update(seen.model_dump(mode="json"))
+            if seen.status.value in TERMINAL:
+                return seen
             while True:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -179,10 +203,13 @@ class TaskStatusClient:
                 if payload.get("task_id") != job_id or payload.get("version", 0) <= last_version:
                     continue
                 last_version = payload["version"]
-                if on_update:
-                    on_update(payload)
-                if payload["status"] in {"completed", "completed_with_errors", "failed"}:
-                    return self.get(job_id)
+                final = payload["status"] in {"completed", "completed_with_errors", "failed"}
+                job = self.get(job_id) if final else merge_push(seen, payload)
+                if job != seen and on_update:
+                    on_update(job.model_dump(mode="json"))
+                seen = job
+                if final:
+                    return job
 
     def _wait_polling(
         self,
@@ -234,6 +261,29 @@ class TaskStatusClient:
         exponential = min(self.max_backoff, self.backoff * 2**attempt)
         jittered = random.uniform(exponential / 2, exponential)
         return max(jittered, min(retry_after or 0, self.max_backoff * 3))
+
+
+def merge_push(job: JobDocument, payload: dict[str, Any]) -> JobDocument:
+    """The job document `job` as a WebSocket push (seed 004's TaskStatus) says it now is."""
+    changes: dict[str, Any] = {
+        "status": payload["status"],
+        "progress": payload.get("progress"),
+        "updatedAt": datetime.fromtimestamp(payload["updated_at"], UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+    }
+    for name in ("result", "resultUrl", "error"):
+        if name in payload:
+            changes[name] = payload[name]
+    return JobDocument.model_validate(job.model_dump(mode="json") | changes)
+
+
+def local_ws_url(url: str, local: dict[str, Any] | None) -> str | None:
+    """The WebSocket of the `make dev` serving `url`: from its endpoints file, else the
+    default ports' guess."""
+    if local and str(local.get("api", "")).rstrip("/") == url and local.get("ws"):
+        return str(local["ws"])
+    return default_ws_url(url)
 
 
 def default_ws_url(url: str) -> str | None:

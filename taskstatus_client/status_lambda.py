@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.contracts.models import AssemblyStatus
+from taskstatus_client.models import AssemblyStatus
 
 
 @dataclass(frozen=True)

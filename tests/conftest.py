@@ -22,17 +22,32 @@ UNIT_ENV = {
 }
 # moto answers the API Gateway management API at its AWS address.
 UNIT_ENV["WS_ENDPOINT_URL"] = "https://local.execute-api.us-east-1.amazonaws.com/local"
+# botocore >= 1.40 sends stream calls to an account-based host moto does not intercept.
+UNIT_ENV["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = "https://streams.dynamodb.us-east-1.amazonaws.com"
 os.environ.update(UNIT_ENV)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 JWT_SECRET = UNIT_ENV["JWT_SECRET"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from tests import aws_calls
+
+    aws_calls.install()  # record the IAM actions of every AWS call the app makes
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `after_suite` judge what the whole run did: they run last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
+
+
 def reset_caches() -> None:
-    from chalicelib import aws, service, settings
+    from chalicelib import api_keys, auth, aws, service, settings
 
     settings.get_settings.cache_clear()
     service.default_service.cache_clear()
     aws.reset_clients()
+    api_keys.CACHE.clear()
+    auth.reset_jwks_cache()
 
 
 def token_for(user: str, ttl: int = 3600) -> str:
@@ -57,7 +72,8 @@ class Stack:
 
     def __init__(self, outputs: dict[str, str]) -> None:
         import app as app_module
-        from local.pumps import SqsPump, StreamPump
+        from infra.package import EVENT_SOURCES
+        from local.pumps import SqsPump, StreamPump, send_to_queue
 
         self.outputs = outputs
         self.app = app_module
@@ -66,8 +82,17 @@ class Stack:
         self.s3 = boto3.client("s3")
         self.queue_url = outputs["TasksQueueUrl"]
         self.dlq_url = outputs["TasksDeadLetterQueueUrl"]
+        self.stream_failures_url = outputs["StreamFailuresQueueUrl"]
         self.stream_pump = StreamPump(
-            streams_client(), outputs["TasksStreamArn"], app_module.stream, "stream"
+            streams_client(),
+            outputs["TasksStreamArn"],
+            app_module.stream,
+            "stream",
+            max_retries=EVENT_SOURCES["stream"].settings["MaximumRetryAttempts"],
+            on_failure=send_to_queue(self.sqs, self.stream_failures_url),
+        )
+        self.stream_failures_pump = SqsPump(
+            self.sqs, self.stream_failures_url, app_module.stream_failures, "stream_failures"
         )
         self.worker_pump = SqsPump(self.sqs, self.queue_url, app_module.worker, "worker")
         self.dlq_pump = SqsPump(self.sqs, self.dlq_url, app_module.dead_letters, "dead_letters")

@@ -111,7 +111,8 @@ def submit(service: TaskService, request: Request) -> Response:
 
 
 def status(service: TaskService, request: Request, job_id: str) -> Response:
+    reader = http.reader(request)  # None: a public read by id (PUBLIC_READ_BY_ID)
     task = service.find(job_id) if http.is_task_id(job_id) else None
-    if task is None or task.owner != http.current_user(request):
+    if task is None or (reader is not None and task.owner != reader):
         raise NotFound(f"Job {job_id[:128]} not found")
     return _reply(job_document(task))

@@ -6,7 +6,8 @@ on a contract's routes the origin's clients read their own shape instead:
 
   /task*          000/001 and 004  {"error": "<message>"}
   /status, /submit     002         {"error": "<message>", "timestamp": "..."}
-  /assemblies*         003         {"error": "<message>"} (500: the origin's message + details)
+  /assemblies*         003         {"error": "<message>"} (401/403: a code and `message`;
+                                   500: the origin's "Failed to fetch assembly status" + `message`)
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ def _autovid(status: int, message: str, timestamp: str) -> dict[str, Any]:
     return {"error": "Internal server error" if status >= 500 else message, "timestamp": timestamp}
 
 
+_ASSEMBLY_AUTH_CODES = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}  # as chalicelib/http.py answers
+
+
 def _assembly(status: int, message: str, timestamp: str) -> dict[str, Any]:
     if status >= 500:
         return {"error": "Failed to fetch assembly status", "message": message}
+    if status in _ASSEMBLY_AUTH_CODES:
+        return {"error": _ASSEMBLY_AUTH_CODES[status], "message": message}
     return {"error": message}
 
 

@@ -65,7 +65,8 @@ def view(task: Task) -> dict[str, Any]:
     ).model_dump(mode="json", exclude_none=True)
 
 
-def get_task(service: TaskService, user: str, task_id: str) -> Response:
+def get_task(service: TaskService, user: str | None, task_id: str) -> Response:
+    """The caller's task; `user` None is a public read by id (PUBLIC_READ_BY_ID)."""
     if not task_id or not task_id.strip():
         return missing_id()
     if len(task_id) > MAX_ID_LENGTH:
@@ -75,7 +76,7 @@ def get_task(service: TaskService, user: str, task_id: str) -> Response:
     except (ClientError, BotoCoreError) as exc:
         log.exception("task lookup failed", extra={"task_id": task_id})
         return _reply({"error": f"Failed to get task status: {exc}"}, 500)
-    if task is None or task.owner != user:
+    if task is None or (user is not None and task.owner != user):
         return _reply({"error": f"Task not found: {task_id}"}, 404)
     return _reply(view(task), 200)
 

@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 class SleepInput(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    seconds: float = Field(default=1, ge=0, le=600, description="total time to sleep")
+    seconds: float = Field(default=1, ge=0, le=100, description="total time to sleep")
     steps: int = Field(default=1, ge=1, le=1000, description="progress reports, one per step")
     fail_at: int | None = Field(default=None, ge=1, description="fail permanently at this step")
 
 
-@processor("demo/sleep", input=SleepInput)
+@processor("demo/sleep", input=SleepInput, max_runtime_seconds=105)
 def sleep(task: Task, ctx: Context) -> dict[str, Any]:
     params: SleepInput = ctx.input  # type: ignore[assignment]
     pause = params.seconds / params.steps

@@ -93,6 +93,7 @@ class Processor:
     func: ProcessorFunc
     input_model: type[BaseModel]
     timeout_seconds: int | None
+    max_runtime_seconds: int
     needs_source: bool
     needs_target: bool
 
@@ -105,10 +106,16 @@ def processor(
     *,
     input: type[BaseModel] = NoInput,
     timeout_seconds: int | None = None,
+    max_runtime_seconds: int = 60,
     needs_source: bool = False,
     needs_target: bool = False,
 ) -> Callable[[ProcessorFunc], ProcessorFunc]:
-    """Register `func(task, ctx) -> result` as the processor of task type `name`."""
+    """Register `func(task, ctx) -> result` as the processor of task type `name`.
+
+    `max_runtime_seconds` is the longest one run may take with any input the input
+    model accepts; a test holds it (times the worker's batch size) within the worker
+    function's timeout, so accepted work always fits the deployed limits.
+    """
 
     def register(func: ProcessorFunc) -> ProcessorFunc:
         if name in _REGISTRY:
@@ -118,6 +125,7 @@ def processor(
             func=func,
             input_model=input,
             timeout_seconds=timeout_seconds,
+            max_runtime_seconds=max_runtime_seconds,
             needs_source=needs_source,
             needs_target=needs_target,
         )

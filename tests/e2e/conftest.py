@@ -73,8 +73,9 @@ class LocalStack:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    # Its data folder is named as in a checkout, so that the client finds it from log.parent.
     log = tmp_path_factory.mktemp("local-stack") / "dev.log"
-    with launch(log) as endpoints:
+    with launch(log, data_dir=log.parent / ".taskstatus") as endpoints:
         yield LocalStack(
             api=endpoints.api,
             ws=endpoints.ws,

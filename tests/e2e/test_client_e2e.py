@@ -7,6 +7,7 @@ import pytest
 
 from taskstatus_client import TaskStatusClient
 from taskstatus_client.cli import main
+from taskstatus_client.models import JobDocument
 from tests.conftest import token_for
 
 
@@ -40,14 +41,19 @@ def test_get_revalidates_with_the_etag(client):
     assert statuses[-1] == 304
 
 
-def test_wait_follows_websocket_pushes(client):
+def test_wait_follows_websocket_pushes(client, monkeypatch):
+    def no_polling(*args):
+        raise AssertionError("polled")
+
+    monkeypatch.setattr(client, "_wait_polling", no_polling)
     job = client.submit("demo/sleep", {"seconds": 1, "steps": 4})
     updates = []
     final = client.wait(job.jobId, timeout=20, on_update=updates.append)
     assert final.status.value == "completed"
-    assert all("version" in u for u in updates)  # 004 payloads: they came over the WebSocket
-    versions = [u["version"] for u in updates]
-    assert versions == sorted(versions)
+    # job documents, the same shape as when polling
+    assert updates and all(set(u) == set(JobDocument.model_fields) for u in updates)
+    progress = [u["progress"]["current"] for u in updates if u["progress"]]
+    assert progress == sorted(progress) and updates[-1]["status"] == "completed"
 
 
 def test_wait_falls_back_to_polling_without_a_websocket(local_stack):

@@ -1,5 +1,6 @@
 """Every route but /health needs a valid bearer token; failures are 401 with our error shape."""
 
+import base64
 import json
 import threading
 import time
@@ -7,11 +8,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from chalicelib.auth import InvalidToken, verify_token
-from chalicelib.settings import get_settings
-from tests.conftest import JWT_SECRET, token_for
+from chalicelib.auth import InvalidToken, JwksCache, verify_token
+from chalicelib.settings import ConfigurationError, get_settings
+from tests.conftest import JWT_SECRET, reset_caches, token_for
+from tests.unit.helpers import sleep_job
 
 
 def get_jobs(client, token):
@@ -79,18 +82,29 @@ def test_a_client_request_id_is_echoed(client):
     assert response.headers["X-Request-Id"] == "trace-123"
 
 
-class JwksServer:
-    """A JWKS endpoint on 127.0.0.1, as Cognito or Azure AD would serve it."""
+def jwk(public_key, kid):
+    entry = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public_key))
+    entry.update(kid=kid, use="sig", alg="RS256")
+    return entry
 
-    def __init__(self, public_key):
-        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public_key))
-        jwk.update(kid="test-key", use="sig", alg="RS256")
-        body = json.dumps({"keys": [jwk]}).encode()
+
+class JwksServer:
+    """A JWKS endpoint on 127.0.0.1, as Cognito or Azure AD would serve it; its keys can change."""
+
+    def __init__(self, keys):
+        self.keys = dict(keys)  # kid -> public key
+        self.hits = 0
+        server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                server.hits += 1
+                body = json.dumps(
+                    {"keys": [jwk(key, kid) for kid, key in server.keys.items()]}
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -102,23 +116,36 @@ class JwksServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
-        self.server.shutdown()
+        if self.server.socket.fileno() != -1:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def new_rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture
-def rs256(monkeypatch):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    server = JwksServer(key.public_key())
+def jwks(monkeypatch):
+    key = new_rsa_key()
+    server = JwksServer({"test-key": key.public_key()})
+    server.private = {"test-key": key}
     monkeypatch.setenv("JWT_JWKS_URL", server.url)
     monkeypatch.setenv("JWT_ISSUER", "https://issuer.example")
     monkeypatch.setenv("JWT_AUDIENCE", "taskstatus")
-    get_settings.cache_clear()
-    yield key
+    monkeypatch.setenv("JWKS_CACHE_SECONDS", "1")
+    reset_caches()
+    yield server
     server.close()
-    get_settings.cache_clear()
+    reset_caches()
 
 
-def rs256_token(key, **claims):
+@pytest.fixture
+def rs256(jwks):
+    return jwks.private["test-key"]
+
+
+def rs256_token(key, kid="test-key", algorithm="RS256", drop=(), **claims):
     payload = {
         "sub": "alice",
         "exp": int(time.time()) + 60,
@@ -126,21 +153,267 @@ def rs256_token(key, **claims):
         "aud": "taskstatus",
     }
     payload.update(claims)
-    return jwt.encode(payload, key, "RS256", headers={"kid": "test-key"})
+    for name in drop:
+        payload.pop(name)
+    return jwt.encode(payload, key, algorithm, headers={"kid": kid})
+
+
+def public_pem(private_key):
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def test_an_rs256_token_from_the_jwks_is_accepted(rs256):
     assert verify_token(rs256_token(rs256)) == "alice"
 
 
-def test_an_rs256_token_for_another_audience_is_refused(rs256):
-    with pytest.raises(InvalidToken):
-        verify_token(rs256_token(rs256, aud="someone-else"))
+def test_an_rs256_token_is_accepted_over_http(client, rs256):
+    assert get_jobs(client, rs256_token(rs256)).status_code == 200
 
 
-def test_an_hs256_token_is_refused_when_rs256_is_configured(rs256):
-    # Algorithm pinning: an HS256 token must not be verified with the RSA public key.
-    with pytest.raises(InvalidToken):
-        verify_token(
-            jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, JWT_SECRET, "HS256")
-        )
+def test_an_rs256_token_for_another_audience_is_refused(client, rs256):
+    assert_unauthorized(get_jobs(client, rs256_token(rs256, aud="someone-else")))
+
+
+def test_an_rs256_token_without_an_audience_is_refused(client, rs256):
+    assert_unauthorized(get_jobs(client, rs256_token(rs256, drop=("aud",))))
+
+
+def test_an_rs256_token_from_another_issuer_is_refused(client, rs256):
+    assert_unauthorized(get_jobs(client, rs256_token(rs256, iss="https://evil.example")))
+
+
+def test_an_rs256_token_without_an_issuer_is_refused(client, rs256):
+    assert_unauthorized(get_jobs(client, rs256_token(rs256, drop=("iss",))))
+
+
+def test_an_rs256_token_without_exp_is_refused(client, rs256):
+    response = get_jobs(client, rs256_token(rs256, drop=("exp",)))
+    assert_unauthorized(response)
+    assert "exp" in response.json_body["error"]["message"]
+
+
+def test_an_hs256_token_without_exp_is_refused(client):
+    forever = jwt.encode({"sub": "alice"}, JWT_SECRET, "HS256")
+    assert_unauthorized(get_jobs(client, forever))
+
+
+def test_an_hs256_token_is_refused_when_rs256_is_configured(client, rs256):
+    hs256 = jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, JWT_SECRET, "HS256")
+    assert_unauthorized(get_jobs(client, hs256))
+
+
+def test_an_hs256_token_keyed_with_the_public_key_is_refused(client, rs256):
+    # The classic algorithm confusion: HMAC with the (public) RSA key as the secret.
+    import hashlib
+    import hmac as hmac_module
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "test-key"}).encode())
+    claims = {
+        "sub": "alice",
+        "exp": int(time.time()) + 60,
+        "iss": "https://issuer.example",
+        "aud": "taskstatus",
+    }
+    payload = b64(json.dumps(claims).encode())
+    signature = b64(
+        hmac_module.new(public_pem(rs256), header + b"." + payload, hashlib.sha256).digest()
+    )
+    forged = (header + b"." + payload + b"." + signature).decode()
+    assert_unauthorized(get_jobs(client, forged))
+
+
+def test_an_rs512_token_signed_with_the_jwks_key_is_refused(client, rs256):
+    # RS256 is pinned: another algorithm is refused even with the right key.
+    assert_unauthorized(get_jobs(client, rs256_token(rs256, algorithm="RS512")))
+
+
+def test_an_unsigned_token_is_refused_when_rs256_is_configured(client, rs256):
+    unsigned = jwt.encode(
+        {"sub": "alice", "exp": int(time.time()) + 60, "aud": "taskstatus"},
+        None,
+        "none",
+        headers={"kid": "test-key"},
+    )
+    assert_unauthorized(get_jobs(client, unsigned))
+
+
+def test_a_token_signed_by_a_key_not_in_the_jwks_is_refused(client, rs256):
+    assert_unauthorized(get_jobs(client, rs256_token(new_rsa_key())))
+
+
+def test_a_new_key_is_fetched_on_its_unknown_kid(jwks):
+    now = [0.0]
+    cache = JwksCache(jwks.url, ttl=300, min_refresh=10, clock=lambda: now[0])
+    assert cache.key("test-key") is not None
+    rotated = new_rsa_key()
+    jwks.keys["rotated"] = rotated.public_key()
+    now[0] = 10.0  # long before the TTL: the unknown kid alone fetches the set again
+    assert cache.key("rotated").public_numbers() == rotated.public_key().public_numbers()
+    assert jwks.hits == 2
+
+
+def test_a_key_removed_from_the_jwks_stops_verifying_within_the_ttl(client, jwks, rs256):
+    token = rs256_token(rs256)
+    assert get_jobs(client, token).status_code == 200
+    del jwks.keys["test-key"]
+    time.sleep(1.05)  # JWKS_CACHE_SECONDS=1
+    assert_unauthorized(get_jobs(client, token))
+
+
+def test_keys_are_cached_between_requests(client, jwks, rs256):
+    for _ in range(3):
+        assert get_jobs(client, rs256_token(rs256)).status_code == 200
+    assert jwks.hits == 1
+
+
+def test_unknown_kids_refetch_the_jwks_at_most_once_per_interval(jwks):
+    now = [0.0]
+    cache = JwksCache(jwks.url, ttl=300, min_refresh=10, clock=lambda: now[0])
+    cache.key("test-key")
+    for n in range(20):
+        with pytest.raises(InvalidToken):
+            cache.key(f"made-up-{n}")
+    assert jwks.hits == 1  # made-up kids right after a fetch fetch nothing
+    now[0] = 11.0
+    for n in range(20):
+        with pytest.raises(InvalidToken):
+            cache.key(f"made-up-again-{n}")
+    assert jwks.hits == 2  # one early fetch per interval, however many made-up kids
+
+
+def test_a_jwks_that_cannot_be_read_verifies_nothing(client, monkeypatch, rs256):
+    monkeypatch.setenv("JWT_JWKS_URL", "http://127.0.0.1:9/jwks.json")
+    get_settings.cache_clear()
+    response = get_jobs(client, rs256_token(rs256))
+    assert_unauthorized(response)
+    assert "JWKS" in response.json_body["error"]["message"]
+
+
+def test_a_jwks_without_an_audience_refuses_to_start(monkeypatch):
+    monkeypatch.setenv("JWT_JWKS_URL", "https://issuer.example/.well-known/jwks.json")
+    monkeypatch.delenv("JWT_AUDIENCE", raising=False)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match="JWT_AUDIENCE"):
+            get_settings()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+# -- identity mapping: OWNER_CLAIM, JWT_REQUIRED_SCOPES ------------------------------------
+
+
+def hs256(**claims):
+    return jwt.encode({"exp": int(time.time()) + 60, **claims}, JWT_SECRET, "HS256")
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def owner_claim(monkeypatch):
+    def use(claim):
+        monkeypatch.setenv("OWNER_CLAIM", claim)
+        get_settings.cache_clear()
+
+    yield use
+    get_settings.cache_clear()
+
+
+def test_the_owner_is_the_configured_claim(client, owner_claim):
+    owner_claim("oid")
+    token = hs256(sub="pairwise-sub", oid="object-id-1")
+    job = client.http.post("/jobs", headers=bearer(token), body=json.dumps(sleep_job())).json_body
+    owner_claim("sub")
+    assert get_jobs(client, token_for("object-id-1")).json_body["jobs"][0]["jobId"] == job["jobId"]
+
+
+def test_a_token_without_the_owner_claim_is_refused(client, owner_claim):
+    owner_claim("oid")
+    response = get_jobs(client, hs256(sub="alice"))
+    assert_unauthorized(response)
+    assert "oid" in response.json_body["error"]["message"]
+
+
+def test_a_tenant_claim_lets_a_tenant_share_its_tasks(client, owner_claim):
+    owner_claim("tid")
+    submitted = client.http.post(
+        "/jobs", headers=bearer(hs256(sub="ann", tid="acme")), body=json.dumps(sleep_job())
+    ).json_body
+    colleague = client.http.get(
+        f"/jobs/{submitted['jobId']}", headers=bearer(hs256(sub="bob", tid="acme"))
+    )
+    outsider = client.http.get(
+        f"/jobs/{submitted['jobId']}", headers=bearer(hs256(sub="eve", tid="globex"))
+    )
+    assert colleague.status_code == 200
+    assert outsider.status_code == 404
+
+
+@pytest.fixture
+def required_scopes(monkeypatch):
+    monkeypatch.setenv("JWT_REQUIRED_SCOPES", "taskstatus/jobs api.access")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_a_token_without_the_required_scopes_is_forbidden(client, required_scopes):
+    response = get_jobs(client, hs256(sub="alice", scope="taskstatus/jobs"))
+    assert response.status_code == 403
+    assert "api.access" in response.json_body["error"]["message"]
+
+
+def test_required_scopes_are_read_from_scope(client, required_scopes):
+    token = hs256(sub="alice", scope="openid taskstatus/jobs api.access")
+    assert get_jobs(client, token).status_code == 200
+
+
+def test_required_scopes_are_read_from_a_scp_list(client, required_scopes):
+    token = hs256(sub="alice", scp=["taskstatus/jobs", "api.access"])
+    assert get_jobs(client, token).status_code == 200
+
+
+def test_required_scopes_are_read_from_a_scp_string(client, required_scopes):
+    token = hs256(sub="alice", scp="api.access taskstatus/jobs")
+    assert get_jobs(client, token).status_code == 200
+
+
+def test_a_websocket_needs_the_required_scopes_too(service, required_scopes):
+    from chalicelib.realtime import Realtime
+
+    realtime = Realtime(service, service.settings)
+    assert realtime.connect("c1", {"token": hs256(sub="alice")})["statusCode"] == 403
+    assert realtime.connect(
+        "c2", {"token": hs256(sub="alice", scope="api.access taskstatus/jobs")}
+    ) == {"statusCode": 200}
+
+
+def test_stale_keys_never_verify_while_the_jwks_is_unreachable(jwks):
+    now = [0.0]
+    cache = JwksCache(jwks.url, ttl=300, min_refresh=10, clock=lambda: now[0])
+    assert cache.key("test-key") is not None
+    jwks.close()
+    for now[0] in (301.0, 302.0, 320.0):
+        with pytest.raises(InvalidToken):
+            cache.key("test-key")
+
+
+def test_the_app_refuses_to_start_with_a_jwks_and_no_audience():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JWT_JWKS_URL": "https://issuer.example/jwks.json", "JWT_AUDIENCE": ""}
+    started = subprocess.run(
+        [sys.executable, "-c", "import app"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode != 0
+    assert "JWT_AUDIENCE" in started.stderr

@@ -93,3 +93,39 @@ def test_every_function_can_reach_the_websocket_management_api():
     for function in ("Stream", "WebsocketMessage"):
         variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
         assert "WebsocketAPI" in variables["WS_ENDPOINT_URL"]["Fn::Sub"]
+
+
+def test_every_route_of_the_packaged_api_sends_its_preflight_to_the_app():
+    # The same generator `chalice package` uses for the RestAPI's DefinitionBody.
+    from chalice.deploy.swagger import CFNSwaggerGenerator
+
+    import app as app_module
+
+    swagger = CFNSwaggerGenerator().generate_swagger(app_module.app)
+    assert swagger["paths"]
+    for path, methods in swagger["paths"].items():
+        integration = methods["options"]["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws_proxy", path
+        assert "APIHandler.Arn" in integration["uri"]["Fn::Sub"], path
+
+
+def test_a_jwks_without_an_audience_is_refused_by_the_template():
+    template = merge_template()
+    rule = template["Rules"]["JwksNeedsAudience"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtJwksUrl"}, ""]}]}
+    (assertion,) = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtAudience"}, ""]}]}
+
+
+def test_credentials_and_browser_settings_are_template_parameters():
+    template = merge_template()
+    variables = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    for parameter, variable in {
+        "CorsAllowOrigins": "CORS_ALLOW_ORIGINS",
+        "OwnerClaim": "OWNER_CLAIM",
+        "JwtRequiredScopes": "JWT_REQUIRED_SCOPES",
+        "PublicReadById": "PUBLIC_READ_BY_ID",
+        "JwtAudience": "JWT_AUDIENCE",
+    }.items():
+        assert variables[variable] == {"Ref": parameter}
+        assert parameter in template["Parameters"]

@@ -13,6 +13,7 @@ JOB_FIELDS = {
     "processingTime",
     "progress",
     "result",
+    "resultUrl",
     "output",
     "error",
     "metadata",

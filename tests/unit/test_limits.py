@@ -153,3 +153,30 @@ def test_the_webhook_event_of_a_huge_payload_is_kept_as_an_object(client, stack,
     assert job_id in events[0]["pk"]["S"]
     assert json.loads(hook.deliveries[0].body)["metadata"]["notes"] == "a" * 230_000
     assert webhooks.INLINE_PAYLOAD_BYTES < 230_000
+
+
+def test_a_record_that_keeps_failing_goes_to_the_failures_queue_and_fails_its_task(
+    client, stack, monkeypatch
+):
+    from chalicelib.stream import UNPROCESSED_REASON
+    from infra.package import EVENT_SOURCES
+
+    job_id = submit(client).json_body["jobId"]
+    other = submit(client, user="bob").json_body["jobId"]
+    real = stack.app._service().enqueue
+
+    def always_throttled(task):
+        if task.id == job_id:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Send")
+        return real(task)
+
+    monkeypatch.setattr(stack.app._service(), "enqueue", always_throttled)
+    retries = EVENT_SOURCES["stream"].settings["MaximumRetryAttempts"]
+    for _ in range(retries):
+        assert stack.run_stream() == 0  # the mapping retries the record, holding the shard
+    assert stack.run_stream() >= 1  # retries exhausted: set aside, the shard moves on
+    assert stack.stream_failures_pump.drain() == 1
+    failed = get(client, f"/jobs/{job_id}").json_body
+    assert (failed["status"], failed["error"]) == ("failed", UNPROCESSED_REASON)
+    stack.settle()
+    assert get(client, f"/jobs/{other}", user="bob").json_body["status"] == "completed"

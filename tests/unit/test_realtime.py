@@ -59,7 +59,7 @@ def test_a_duplicate_stream_record_pushes_at_most_once_per_connection_and_versio
     submit(client, sleep_job(steps=2))
     stack.settle()
     first = [p["version"] for p in pushes("c2")]
-    stack.stream_pump._positions.clear()  # replay every record of the stream
+    stack.stream_pump.positions.clear()  # replay every record of the stream
     stack.run_stream()
     assert [p["version"] for p in pushes("c2")] == first == sorted(set(first))
 
@@ -249,3 +249,11 @@ def test_unsubscribing_from_everything_ends_the_default_push_too(realtime, servi
     realtime.message("c29", '{"action": "unsubscribe"}')
     realtime.on_task_change(stored_task(service, Status.COMPLETED))
     assert pushes("c29") == []
+
+
+def test_a_disconnected_connection_gets_no_more_pushes(realtime, service):
+    connected(realtime, "c20", "alice")
+    realtime.disconnect("c20")
+    realtime.on_task_change(stored_task(service, Status.COMPLETED))
+    assert pushes("c20") == []
+    assert realtime.subscriptions.owner_of("c20") is None

@@ -122,7 +122,7 @@ def test_exhaustion_is_logged_after_the_last_attempt(client, stack, receiver, no
 def test_a_duplicate_stream_record_sends_once(client, stack, receiver):
     hook = receiver([200])
     job_with_webhook(client, stack, hook.url)
-    stack.stream_pump._positions.clear()  # replay every record of the stream
+    stack.stream_pump.positions.clear()  # replay every record of the stream
     stack.settle()
     assert len(hook.deliveries) == 1
 

@@ -1,0 +1,436 @@
+"""API keys: service-to-service credentials, created by a user (with a JWT) for that user.
+
+A key is `tsk_` + 32 random bytes (url-safe base64), shown once. Only its
+SHA-256 is stored; the first 128 bits of that hash are the key's id, so a key
+is found with one GetItem and revoked by id without a second index.
+
+Records table layout:
+  pk apikey#<id>, sk apikey          the key: hash, owner, name, prefix, scopes, dates
+      gpk apikeys#<owner>, gsk <created>#<id>   -> GSI by_target: the owner's keys, oldest first
+  pk apikeys#<owner>, sk count       how many keys the owner has (the per-user limit)
+
+Every warm function keeps what it looked up for `API_KEY_CACHE_SECONDS` (a
+bounded LRU): a revoked key stops working within that time, an expired one at
+once (the expiry travels with the cached record).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chalicelib.auth import API_KEY_PREFIX, InvalidToken, Principal
+from chalicelib.model import utcnow
+from chalicelib.records import RecordsTable
+from chalicelib.settings import Settings, get_settings
+
+KEY_PATTERN = re.compile(r"^tsk_[A-Za-z0-9_-]{43}$")
+ID_PATTERN = re.compile(r"^ak_[0-9a-f]{32}$")
+SHOWN_PREFIX_LENGTH = 12  # "tsk_" + 8 characters: enough to tell keys apart in a list
+CACHE_ENTRIES = 1024
+
+
+class TooManyKeys(Exception):
+    pass
+
+
+class KeyNotFound(Exception):
+    pass
+
+
+class NewApiKey(BaseModel):
+    """`POST /api-keys` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[Literal["jobs:read", "jobs:write"]] = Field(min_length=1, max_length=2)
+    expiresAt: datetime | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value.strip() or not value.isprintable():
+            raise ValueError("name must be printable text, not blank")
+        return value.strip()
+
+    @field_validator("scopes")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("scopes must not repeat")
+        return sorted(value)
+
+    @field_validator("expiresAt")
+    @classmethod
+    def _future(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("expiresAt needs a time zone, e.g. 2030-01-01T00:00:00Z")
+        if value <= utcnow():
+            raise ValueError("expiresAt must be in the future")
+        return value.astimezone(UTC)
+
+
+class ApiKeyInfo(BaseModel):
+    """An API key as listed: never the key itself."""
+
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    createdAt: str
+    expiresAt: str | None
+    lastUsedAt: str | None
+
+
+class CreatedApiKey(ApiKeyInfo):
+    key: str = Field(description="the key; shown once, never again")
+
+
+class ApiKeyList(BaseModel):
+    apiKeys: list[ApiKeyInfo]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    owner: str
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    digest: str
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def info(self) -> ApiKeyInfo:
+        return ApiKeyInfo(
+            id=self.id,
+            name=self.name,
+            prefix=self.prefix,
+            scopes=list(self.scopes),
+            createdAt=_iso(self.created_at) or "",
+            expiresAt=_iso(self.expires_at),
+            lastUsedAt=_iso(self.last_used_at),
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def digest_of(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def id_of(digest: str) -> str:
+    return f"ak_{digest[:32]}"
+
+
+def new_secret() -> str:
+    return API_KEY_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+class ApiKeyStore(RecordsTable):
+    def create(
+        self, owner: str, request: NewApiKey, limit: int, now: datetime
+    ) -> tuple[ApiKey, str]:
+        """Store a new key for `owner`; return it and its secret (never stored)."""
+        secret = new_secret()
+        digest = digest_of(secret)
+        key = ApiKey(
+            id=id_of(digest),
+            owner=owner,
+            name=request.name,
+            prefix=secret[:SHOWN_PREFIX_LENGTH],
+            scopes=tuple(request.scopes),
+            created_at=now.replace(microsecond=0),
+            expires_at=request.expiresAt,
+            last_used_at=None,
+            digest=digest,
+        )
+        try:
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _counter_key(owner),
+                            "UpdateExpression": "ADD n :one",
+                            "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
+                            "ExpressionAttributeValues": {
+                                ":one": {"N": "1"},
+                                ":limit": {"N": str(limit)},
+                            },
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _item(key),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                raise TooManyKeys(
+                    f"you already have {limit} API keys; delete one you no longer use"
+                ) from None
+            raise
+        return key, secret
+
+    def of_owner(self, owner: str) -> list[ApiKey]:
+        keys: list[ApiKey] = []
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by_target",
+            "KeyConditionExpression": "gpk = :gpk",
+            "ExpressionAttributeValues": {":gpk": {"S": f"apikeys#{owner}"}},
+        }
+        while True:
+            response = self._ddb.query(**request)
+            keys.extend(_key(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return keys
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def revoke(self, owner: str, key_id: str) -> None:
+        """Delete the owner's key; KeyNotFound if it is not theirs or does not exist."""
+        try:
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self.table,
+                            "Key": _key_key(key_id),
+                            "ConditionExpression": "#owner = :owner",
+                            "ExpressionAttributeNames": {"#owner": "owner"},
+                            "ExpressionAttributeValues": {":owner": {"S": owner}},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _counter_key(owner),
+                            "UpdateExpression": "ADD n :minus_one",
+                            "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                raise KeyNotFound(key_id) from None
+            raise
+
+    def use(self, secret: str, now: datetime) -> ApiKey | None:
+        """The key with this secret, recording its use: one UpdateItem; None if there is none."""
+        digest = digest_of(secret)
+        try:
+            item = self._ddb.update_item(
+                TableName=self.table,
+                Key=_key_key(id_of(digest)),
+                UpdateExpression="SET last_used_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": {"S": _iso(now) or ""}},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        key = _key(item)
+        # The id is half the hash; the other half must match too.
+        return key if hmac.compare_digest(key.digest, digest) else None
+
+
+def _key_key(key_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"apikey#{key_id}"}, "sk": {"S": "apikey"}}
+
+
+def _counter_key(owner: str) -> dict[str, Any]:
+    return {"pk": {"S": f"apikeys#{owner}"}, "sk": {"S": "count"}}
+
+
+def _item(key: ApiKey) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        **_key_key(key.id),
+        "gpk": {"S": f"apikeys#{key.owner}"},
+        "gsk": {"S": f"{_iso(key.created_at)}#{key.id}"},
+        "digest": {"S": key.digest},
+        "owner": {"S": key.owner},
+        "name": {"S": key.name},
+        "prefix": {"S": key.prefix},
+        "scopes": {"L": [{"S": scope} for scope in key.scopes]},
+        "created_at": {"S": _iso(key.created_at)},
+    }
+    if key.expires_at is not None:
+        # Not `expires_at`: the table's TTL would delete the key behind the counter's back.
+        item["key_expires_at"] = {"S": _iso(key.expires_at)}
+    return item
+
+
+def _parse(value: dict[str, str] | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value["S"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _key(item: dict[str, Any]) -> ApiKey:
+    return ApiKey(
+        id=item["pk"]["S"].removeprefix("apikey#"),
+        owner=item["owner"]["S"],
+        name=item["name"]["S"],
+        prefix=item["prefix"]["S"],
+        scopes=tuple(scope["S"] for scope in item["scopes"]["L"]),
+        created_at=_parse(item["created_at"]) or utcnow(),
+        expires_at=_parse(item.get("key_expires_at")),
+        last_used_at=_parse(item.get("last_used_at")),
+        digest=item["digest"]["S"],
+    )
+
+
+# -- authentication, with a bounded per-process cache --------------------------------------
+
+
+class KeyCache:
+    """digest -> (looked up at, key or None), least recently used evicted past `size`."""
+
+    def __init__(self, size: int = CACHE_ENTRIES) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: str, ttl: float, now: float) -> tuple[bool, ApiKey | None]:
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None or now - entry[0] >= ttl:
+                return False, None
+            self._entries.move_to_end(digest)
+            return True, entry[1]
+
+    def put(self, digest: str, key: ApiKey | None, now: float) -> None:
+        with self._lock:
+            self._entries[digest] = (now, key)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def forget(self, key_id: str) -> None:
+        with self._lock:
+            for digest in [d for d, (_, k) in self._entries.items() if k and k.id == key_id]:
+                del self._entries[digest]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+CACHE = KeyCache()
+
+
+def authenticate_key(secret: str, settings: Settings | None = None) -> Principal:
+    settings = settings or get_settings()
+    if not KEY_PATTERN.match(secret):
+        raise InvalidToken("API key is malformed; it looks like tsk_ followed by 43 characters")
+    digest = digest_of(secret)
+    clock = time.monotonic()
+    hit, key = CACHE.get(digest, settings.api_key_cache_seconds, clock)
+    if not hit:
+        key = ApiKeyStore(settings.records_table).use(secret, utcnow())
+        CACHE.put(digest, key, clock)
+    if key is None:
+        raise InvalidToken("API key is not valid (unknown or revoked)")
+    if key.expired(utcnow()):
+        raise InvalidToken(f"API key {key.prefix}... expired at {_iso(key.expires_at)}")
+    return Principal(owner=key.owner, scopes=frozenset(key.scopes), kind="api_key", key_id=key.id)
+
+
+# -- REST: POST/GET/DELETE /api-keys (JWT only: keys cannot manage keys) -------------------
+
+
+def _store(settings: Settings) -> ApiKeyStore:
+    return ApiKeyStore(settings.records_table)
+
+
+def _user(request: Any) -> str:
+    from chalicelib import http
+    from chalicelib.errors import Forbidden
+
+    principal = http.current_principal(request)
+    if principal.kind != "jwt":
+        raise Forbidden("API keys cannot create, list or revoke API keys; use a user's JWT")
+    return principal.owner
+
+
+def create(request: Any) -> Any:
+    from chalice.app import Response
+    from pydantic import ValidationError
+
+    from chalicelib import http
+    from chalicelib.errors import Unprocessable
+    from chalicelib.service import validation_errors
+
+    owner = _user(request)
+    settings = get_settings()
+    body = http.json_body(request)
+    if not isinstance(body, dict):
+        raise Unprocessable('send a JSON object such as {"name": "ci", "scopes": ["jobs:read"]}')
+    try:
+        spec = NewApiKey.model_validate(body)
+    except ValidationError as exc:
+        errors = validation_errors(exc, "body")
+        fields = ", ".join(e["field"].removeprefix("body.") for e in errors)
+        raise Unprocessable(
+            f"the API key request is not valid: check {fields}", errors=errors
+        ) from None
+    try:
+        key, secret = _store(settings).create(owner, spec, settings.max_api_keys_per_user, utcnow())
+    except TooManyKeys as exc:
+        raise Unprocessable(str(exc)) from None
+    return Response(
+        body=CreatedApiKey(**key.info().model_dump(), key=secret).model_dump(mode="json"),
+        status_code=201,
+        headers={"Content-Type": "application/json", "Location": f"/api-keys/{key.id}"},
+    )
+
+
+def list_keys(request: Any) -> Any:
+    owner = _user(request)
+    keys = _store(get_settings()).of_owner(owner)
+    return ApiKeyList(apiKeys=[key.info() for key in keys]).model_dump(mode="json")
+
+
+def revoke(request: Any, key_id: str) -> Any:
+    from chalice.app import Response
+
+    from chalicelib.errors import BadRequest, NotFound
+
+    owner = _user(request)
+    if not ID_PATTERN.match(key_id or ""):
+        raise BadRequest(f"API key id must look like ak_ and 32 hex digits; got {key_id[:64]!r}")
+    try:
+        _store(get_settings()).revoke(owner, key_id)
+    except KeyNotFound:
+        raise NotFound(f"API key {key_id} was not found") from None
+    CACHE.forget(key_id)
+    return Response(body="", status_code=204, headers={})

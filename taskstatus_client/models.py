@@ -1,0 +1,147 @@
+"""The response models the client reads, as the service's OpenAPI document describes them.
+
+The client ships its own copy (it must not install the server's `chalicelib`, which
+would shadow a Chalice project's own); tests/unit/test_client_models.py keeps every
+model here equal to its component in the service's `/openapi.json`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+
+class Status(StrEnum):
+    SUBMITTED = "submitted"
+    STARTED = "started"
+    PROCESSING = "processing"
+    ERROR = "error"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset(
+    {Status.COMPLETED, Status.COMPLETED_WITH_ERRORS, Status.FAILED, Status.CANCELLED}
+)
+
+
+class JobOutput(Model):
+    url: str | None = None
+    urlExpiresAt: str | None = None
+    s3Uri: str | None = None
+    duration: float | None = None
+    size: int | None = None
+
+
+class JobProgress(Model):
+    current: int
+    total: int
+    message: str
+
+
+class JobDocument(Model):
+    jobId: str
+    type: str
+    status: Status
+    submittedAt: str
+    updatedAt: str
+    completedAt: str | None
+    processingTime: float | None
+    progress: JobProgress | None
+    result: Any = None
+    resultUrl: str | None = None  # a presigned GET of a result too large to inline
+    output: JobOutput
+    error: str | None
+    metadata: dict[str, Any]
+
+
+class JobList(Model):
+    jobs: list[JobDocument]
+    nextCursor: str | None
+
+
+class Delivery(Model):
+    eventId: str
+    eventType: str
+    attempt: int
+    at: str
+    statusCode: int | None
+    latencyMs: int
+    error: str | None
+    state: Literal["delivered", "retrying", "failed", "exhausted"]
+    manual: bool = False
+
+
+class DeliveryList(Model):
+    deliveries: list[Delivery]
+
+
+class Redelivery(Model):
+    triggered: bool
+    eventId: str | None = None
+    message: str | None = None
+
+
+class AssemblyFile(Model):
+    """Seed 003's file object, in `uploads` and in each `results` step."""
+
+    id: str
+    name: str
+    basename: str
+    ext: str
+    size: int
+    mime: str
+    field: str
+    ssl_url: str
+    bucket: str
+    key: str
+
+
+class AssemblyUser(Model):
+    userId: str
+
+
+class AssemblyStatus(Model):
+    """Seed 003's AssemblyStatus; optional fields that are unknown are left out, not null."""
+
+    assembly_id: str
+    ok: Literal["ASSEMBLY_EXECUTING", "ASSEMBLY_COMPLETED", "ASSEMBLY_CANCELED"] | None = None
+    error: str | None = None
+    message: str
+    type: str
+    user: AssemblyUser
+    uploads: list[AssemblyFile]
+    results: dict[str, list[AssemblyFile]]
+    result: Any = None
+    result_url: str | None = None
+    execution_start: str | None = None
+    execution_duration: float | None = None
+    progress_combined: int
+    progress: JobProgress | None = None
+    created_at: str
+    updated_at: str
+    webhook: Redelivery | None = None
+
+
+# The models kept equal to the service's components of the same name.
+MIRRORED: tuple[type[Model], ...] = (
+    JobOutput,
+    JobProgress,
+    JobDocument,
+    JobList,
+    Delivery,
+    DeliveryList,
+    Redelivery,
+    AssemblyFile,
+    AssemblyUser,
+    AssemblyStatus,
+)

@@ -1,0 +1,81 @@
+"""`make mutate`: mutation testing of the guards, with mutmut, and the score.
+
+The guards are the code whose failure would let one user reach another's data,
+accept a forged token, reach an internal address or lose a race: the version and
+status conditions of every status write, token verification (algorithm, expiry,
+issuer, audience, scopes, JWKS freshness), the SSRF check and the object-prefix
+check. Each is mutated (mutmut's operators: flipped comparisons and booleans,
+dropped operands, changed constants and strings) and the unit tests that cover it
+must fail for every mutant. Messages and log lines are not mutated (their wording
+is not a guard); see `do_not_mutate_patterns` in pyproject.toml.
+
+    python -m tools.mutate            # run, then print the score and every survivor
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTMUT = str(Path(sys.executable).parent / "mutmut")
+
+GUARDS = [
+    # store: conditional writes (version guard, claims and leases, cancel by owner)
+    "chalicelib.store.xǁTaskStoreǁsave__*",
+    "chalicelib.store.xǁTaskStoreǁclaim__*",
+    "chalicelib.store.xǁTaskStoreǁcancel__*",
+    "chalicelib.store.x_owner_scoped__*",
+    # auth: algorithm pinning, expiry, issuer, audience, scopes, JWKS freshness
+    "chalicelib.auth.x__key_and_algorithm__*",
+    "chalicelib.auth.x_verify_claims__*",
+    "chalicelib.auth.x_token_scopes__*",
+    "chalicelib.auth.x_jwt_principal__*",
+    "chalicelib.auth.xǁPrincipalǁrequire__*",
+    "chalicelib.auth.xǁJwksCacheǁkey__*",
+    # SSRF
+    "chalicelib.urls.x_forbidden__*",
+    "chalicelib.urls.x__address__*",
+    "chalicelib.urls.x_check_url__*",
+    # objects: each owner's own prefix
+    "chalicelib.objects.x_owner_prefix__*",
+    "chalicelib.objects.x_key_problem__*",
+    "chalicelib.objects.x_presign__*",
+]
+
+_RESULT = re.compile(r"^\s*(\S+): (.+)$")
+
+
+def results() -> dict[str, str]:
+    output = subprocess.run(
+        [MUTMUT, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    found = {}
+    for line in output.splitlines():
+        match = _RESULT.match(line)
+        if match and "__mutmut_" in match.group(1):
+            found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+def main() -> int:
+    subprocess.run([MUTMUT, "run", *GUARDS], cwd=ROOT, check=False)
+    outcome = results()
+    counts = Counter(outcome.values())
+    killed = counts.get("killed", 0)
+    total = sum(counts.values())
+    survivors = sorted(name for name, status in outcome.items() if status != "killed")
+    print(f"\nmutation score of the guards: {killed}/{total} killed", end="")
+    print(f" ({100 * killed / total:.1f} %)" if total else "")
+    for status, count in sorted(counts.items()):
+        print(f"  {status}: {count}")
+    for name in survivors:
+        print(f"  {outcome[name]}: {name}   (mutmut show {name})")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
