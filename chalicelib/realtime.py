@@ -38,7 +38,7 @@ log = logging.getLogger("taskstatus_svc.realtime")
 CONNECTION_TTL_SECONDS = 2 * 3600 + 15 * 60  # API Gateway closes connections after 2 h
 MAX_FRAME_BYTES = 32 * 1024 - 512  # API Gateway's frame limit, with room for the envelope
 DEFAULT = "default"  # the subscription a connection holds until it subscribes to something
-PUSHED = "v#"  # sorts after conn and sub#: a connection's own records are read without them
+PUSHED = "v#"  # a connection's push marker for one task
 
 
 @dataclass(frozen=True)
@@ -166,14 +166,11 @@ class Subscriptions(RecordsTable):
         )
 
     def remove_connection(self, connection_id: str) -> None:
-        # The connection and its subscriptions; its push markers expire with their TTL.
+        # The connection, its subscriptions and its push markers: nothing of it is left.
         items = self._ddb.query(
             TableName=self.table,
-            KeyConditionExpression="pk = :pk AND sk < :pushed",
-            ExpressionAttributeValues={
-                ":pk": {"S": f"conn#{connection_id}"},
-                ":pushed": {"S": PUSHED},
-            },
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"conn#{connection_id}"}},
             ProjectionExpression="pk, sk",
         ).get("Items", [])
         for start in range(0, len(items), 25):

@@ -38,7 +38,7 @@ def test_the_dashboard_connects_with_authorization_and_gets_every_change_unasked
 
     url = f"{local_stack.ws}/?Authorization={quote('Bearer ' + token_for('alice'))}"
     with connect(url, proxy=None, open_timeout=10) as ws:
-        local_stack.submit(SLEEP, user="bob")
+        local_stack.submit(SLEEP, user="dashboard-neighbour")
         job = local_stack.submit(SLEEP)
         payloads = statuses_until_finished(ws, job["jobId"])
         versions = [p["version"] for p in payloads]

@@ -73,25 +73,36 @@ def test_a_user_cannot_subscribe_to_another_users_task(local_stack):
             ws.recv(timeout=1)
 
 
+def subscribed_to_final_state(ws, job_id, timeout=10):
+    """Subscribe to a finished task; the confirmation and its final state, in either order:
+    until its first subscribe a connection also gets its owner's changes, so the stream's
+    push of the final version may come first (and then is not sent again)."""
+    send(ws, action="subscribe", taskId=job_id)
+    confirmed, state, deadline = False, None, time.monotonic() + timeout
+    while not (confirmed and state and state["payload"]["status"] == "completed"):
+        message = next_message(ws, timeout=deadline - time.monotonic())
+        confirmed = confirmed or message["type"] == "subscribed"
+        if message["type"] == "task_status" and message["payload"]["task_id"] == job_id:
+            state = message
+    return state
+
+
 def test_a_late_subscriber_gets_the_final_state_at_once(local_stack):
-    job = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 0}})
-    final = local_stack.wait_until_finished(job["jobId"])[-1]
-    with local_stack.websocket() as ws:
-        send(ws, action="subscribe", taskId=job["jobId"])
-        assert next_message(ws)["type"] == "subscribed"
-        state = next_message(ws)
-    assert state["type"] == "task_status"
+    user = "late-subscriber"
+    job = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 0}}, user=user)
+    final = local_stack.wait_until_finished(job["jobId"], user=user)[-1]
+    with local_stack.websocket(user=user) as ws:
+        state = subscribed_to_final_state(ws, job["jobId"])
     assert state["payload"]["status"] == final["status"] == "completed"
 
 
 def test_a_reconnecting_client_gets_only_what_is_newer_than_its_version(local_stack):
-    job = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 0}})
-    local_stack.wait_until_finished(job["jobId"])
-    with local_stack.websocket() as ws:
-        send(ws, action="subscribe", taskId=job["jobId"])
-        next_message(ws)
-        version = next_message(ws)["payload"]["version"]
-    with local_stack.websocket() as ws:
+    user = "reconnecting-client"
+    job = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 0}}, user=user)
+    local_stack.wait_until_finished(job["jobId"], user=user)
+    with local_stack.websocket(user=user) as ws:
+        version = subscribed_to_final_state(ws, job["jobId"])["payload"]["version"]
+    with local_stack.websocket(user=user) as ws:
         send(ws, action="subscribe", taskId=job["jobId"], sinceVersion=version)
         assert next_message(ws)["type"] == "subscribed"
         send(ws, action="ping")
