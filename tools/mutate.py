@@ -30,7 +30,11 @@ GUARDS = [
     "chalicelib.store.xǁTaskStoreǁcancel__*",
     "chalicelib.store.x_owner_scoped__*",
     # auth: algorithm pinning, expiry, issuer, audience, scopes, JWKS freshness
-    "chalicelib.auth.x__key_and_algorithm__*",
+    "chalicelib.auth.x__verify_hs256__*",
+    "chalicelib.auth.x__verify_rs256__*",
+    "chalicelib.hs256.x_decode__*",
+    "chalicelib.hs256.x__number__*",
+    "chalicelib.hs256.x__check_claims__*",
     "chalicelib.auth.x_verify_claims__*",
     "chalicelib.auth.x_token_scopes__*",
     "chalicelib.auth.x_jwt_principal__*",
