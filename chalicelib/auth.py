@@ -48,6 +48,7 @@ class Principal:
     scopes: frozenset[str]
     kind: str  # "jwt" or "api_key"
     key_id: str | None = None
+    expires_at: int | None = None  # epoch seconds the credential stops being valid
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -224,7 +225,7 @@ def jwt_principal(token: str, settings: Settings | None = None) -> Principal:
     missing = set(settings.jwt_required_scopes) - token_scopes(claims)
     if missing:
         raise InsufficientScope(f"token lacks the required scope(s): {', '.join(sorted(missing))}")
-    return Principal(owner=owner, scopes=ALL_SCOPES, kind="jwt")
+    return Principal(owner=owner, scopes=ALL_SCOPES, kind="jwt", expires_at=int(claims["exp"]))
 
 
 def verify_token(token: str, settings: Settings | None = None) -> str:
