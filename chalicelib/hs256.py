@@ -14,10 +14,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 import time
 from typing import Any
+
+from chalicelib import jsonsafe
 
 ALGORITHM = "HS256"
 SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
@@ -66,8 +67,8 @@ def _b64decode(segment: str) -> bytes:
 
 def _json_object(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(_b64decode(segment))
-    except (ValueError, UnicodeDecodeError):
+        value = jsonsafe.loads(_b64decode(segment))  # bounded nesting, no NaN/Infinity
+    except jsonsafe.UnsafeJson:
         raise TokenError(f"Invalid {what} string") from None
     if not isinstance(value, dict):
         raise TokenError(f"Invalid {what} string: must be a JSON object")

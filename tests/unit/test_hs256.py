@@ -154,3 +154,17 @@ def test_verifying_an_hs256_token_never_imports_cryptography():
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
     assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
+
+
+def test_a_signed_token_with_a_deeply_nested_header_is_refused_not_a_crash():
+    head = _b64(("[" * 3000 + "]" * 3000).encode()) + "." + _b64(b'{"exp": 1}')
+    mac = hmac.new(JWT_SECRET.encode(), head.encode(), hashlib.sha256).digest()
+    with pytest.raises(hs256.TokenError):
+        decode(f"{head}.{_b64(mac)}")
+
+
+def test_a_signed_token_whose_exp_is_nan_never_passes():
+    head = _b64(b'{"alg": "HS256", "typ": "JWT"}') + "." + _b64(b'{"sub": "a", "exp": NaN}')
+    mac = hmac.new(JWT_SECRET.encode(), head.encode(), hashlib.sha256).digest()
+    with pytest.raises(hs256.TokenError):
+        decode(f"{head}.{_b64(mac)}")
