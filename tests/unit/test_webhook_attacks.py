@@ -309,8 +309,20 @@ def test_strict_stages_refuse_plain_http(strict):
     ("url", "port"), [("https://hooks.example/x", 443), ("https://hooks.example:8443/x", 8443)]
 )
 def test_the_destination_carries_the_port_and_path(strict, url, port):
-    target = check_url(url + "?a=1", strict, resolver=public)
-    assert (target.host, target.port, target.path) == ("hooks.example", port, "/x?a=1")
+    asked = []
+
+    def resolver(host, port):
+        asked.append((host, port))
+        return ["93.184.216.34"]
+
+    target = check_url(url + "?a=1", strict, resolver=resolver)
+    assert (target.scheme, target.host, target.port) == ("https", "hooks.example", port)
+    assert target.path == "/x?a=1"
+    assert asked == [("hooks.example", port)]
+
+
+def test_the_local_stage_still_accepts_https():
+    assert check_url("https://hooks.example/", get_settings(), public).scheme == "https"
 
 
 def test_plain_http_defaults_to_port_80_where_allowed():
@@ -319,7 +331,14 @@ def test_plain_http_defaults_to_port_80_where_allowed():
 
 
 @pytest.mark.parametrize(
-    "url", ["https:///x", "https://user:pw@hooks.example/", "https://hooks.example:99999/"]
+    "url",
+    [
+        "https:///x",
+        "https://user:pw@hooks.example/",
+        "https://user@hooks.example/",
+        "https://:pw@hooks.example/",
+        "https://hooks.example:99999/",
+    ],
 )
 def test_urls_without_a_host_with_credentials_or_a_bad_port_are_refused(strict, url):
     with pytest.raises(UnsafeUrl):
