@@ -1,8 +1,8 @@
 """`make bench`: what each operation costs, measured in this run.
 
-Prints DynamoDB and SQS calls per request (counted on the app's own boto3
-clients against moto), cold-start import time as a ratio to importing boto3,
-pydantic and chalice.app in the same run, and worker throughput.
+Prints cold start per function kind as Lambda runs it (bench/cold.py), DynamoDB and SQS
+calls per request (counted on the app's own boto3 clients against moto), and worker
+throughput. BENCH_COLD_RUNS=3 BENCH_ONLY=cold runs a short cold-start check only.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -61,40 +60,6 @@ def summarize(calls: Counter[str], per: int = 1) -> str:
 
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
-
-
-def cold_start(runs: int = 9) -> None:
-    env = {**os.environ, **fixtures.UNIT_ENV, "PYTHONDONTWRITEBYTECODE": "1"}
-
-    def timed(statement: str) -> float:
-        code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-        out = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
-        )
-        if out.returncode:
-            raise RuntimeError(out.stderr)
-        return float(out.stdout.strip())
-
-    baseline, app, api_path = [], [], []
-    for _ in range(runs):
-        baseline.append(timed("import boto3, pydantic, chalice.app"))
-        app.append(timed("import boto3, pydantic, chalice.app, app"))
-        api_path.append(
-            timed(
-                "import boto3, pydantic, chalice.app, app, chalicelib.api, jwt, chalicelib.service"
-            )
-        )
-    base = median_ms(baseline)
-    print(f"\nCold start (median of {runs} fresh interpreters)")
-    print(f"  baseline: import boto3, pydantic, chalice.app      {base:7.1f} ms")
-    print(
-        f"  import app.py (every function's init)             {median_ms(app):7.1f} ms  "
-        f"ratio {median_ms(app) / base:.2f} (target <= 1.3)"
-    )
-    print(
-        f"  + modules the REST handler loads on first request {median_ms(api_path):7.1f} ms  "
-        f"ratio {median_ms(api_path) / base:.2f}"
-    )
 
 
 def per_request(client: Any, counter: CallCounter, stack: Any) -> None:
@@ -289,7 +254,13 @@ def main() -> None:
     print("taskstatus bench: figures from this run on this machine.")
     print("DynamoDB and SQS are moto in-process, so times are relative (moto is slower than AWS);")
     print("call counts are what AWS would bill.")
-    cold_start()
+    from bench import cold
+    from infra import package
+
+    package.main("prod", str(ROOT / "build" / "bench" / "package"))
+    cold.measure(ROOT / "build" / "bench" / "package" / "deployment.zip")
+    if os.environ.get("BENCH_ONLY") == "cold":
+        return
     from chalicelib.observability import set_metrics_stream
 
     set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115

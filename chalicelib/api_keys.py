@@ -362,7 +362,13 @@ def authenticate_key(secret: str, settings: Settings | None = None) -> Principal
         raise InvalidToken("API key is not valid (unknown or revoked)")
     if key.expired(utcnow()):
         raise InvalidToken(f"API key {key.prefix}... expired at {_iso(key.expires_at)}")
-    return Principal(owner=key.owner, scopes=frozenset(key.scopes), kind="api_key", key_id=key.id)
+    return Principal(
+        owner=key.owner,
+        scopes=frozenset(key.scopes),
+        kind="api_key",
+        key_id=key.id,
+        expires_at=int(key.expires_at.timestamp()) if key.expires_at else None,
+    )
 
 
 # -- REST: POST/GET/DELETE /api-keys (JWT only: keys cannot manage keys) -------------------

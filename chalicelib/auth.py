@@ -20,8 +20,8 @@ from typing import Any
 
 from chalicelib.settings import Settings, get_settings
 
-# PyJWT (and through it `cryptography`) is imported on first verification, not at
-# cold start: Lambdas that never see a token (worker, stream) never pay for it.
+# HS256 tokens are verified with the standard library (chalicelib/hs256.py); PyJWT, and
+# through it `cryptography`, is imported only to verify RS256 against a JWKS.
 
 MAX_TOKEN_LENGTH = 8192
 MAX_OWNER_LENGTH = 256
@@ -48,6 +48,7 @@ class Principal:
     scopes: frozenset[str]
     kind: str  # "jwt" or "api_key"
     key_id: str | None = None
+    expires_at: int | None = None  # epoch seconds the credential stops being valid
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -148,35 +149,50 @@ def reset_jwks_cache() -> None:
 # -- JWT ----------------------------------------------------------------------------------
 
 
-def _key_and_algorithm(token: str, settings: Settings) -> tuple[Any, str]:
-    import jwt
-
-    if settings.jwt_jwks_url:
-        try:
-            kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(f"token is invalid: {exc}") from None
-        if not isinstance(kid, str) or not kid:
-            raise InvalidToken("token has no `kid` header naming its signing key")
-        return _jwks(settings).key(kid), "RS256"
-    if not settings.jwt_secret:
-        raise InvalidToken("token verification is not configured (set JWT_SECRET or JWT_JWKS_URL)")
-    return settings.jwt_secret, "HS256"
-
-
 def verify_claims(token: str, settings: Settings | None = None) -> dict[str, Any]:
     """The claims of a valid token (signature, algorithm, exp, iss, aud checked)."""
-    import jwt
-
     settings = settings or get_settings()
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("token is missing or too long")
-    key, algorithm = _key_and_algorithm(token, settings)
+    if settings.jwt_jwks_url:
+        return _verify_rs256(token, settings)
+    if not settings.jwt_secret:
+        raise InvalidToken("token verification is not configured (set JWT_SECRET or JWT_JWKS_URL)")
+    return _verify_hs256(token, settings)
+
+
+def _verify_hs256(token: str, settings: Settings) -> dict[str, Any]:
+    from chalicelib import hs256
+
+    try:
+        return hs256.decode(
+            token,
+            settings.jwt_secret,
+            audience=settings.jwt_audience or None,
+            issuer=settings.jwt_issuer or None,
+            leeway=30,
+        )
+    except hs256.ExpiredToken:
+        raise InvalidToken("token has expired") from None
+    except hs256.TokenError as exc:
+        raise InvalidToken(f"token is invalid: {exc}") from None
+
+
+def _verify_rs256(token: str, settings: Settings) -> dict[str, Any]:
+    import jwt  # and through it `cryptography`: only deployments that verify RS256 load it
+
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"token is invalid: {exc}") from None
+    if not isinstance(kid, str) or not kid:
+        raise InvalidToken("token has no `kid` header naming its signing key")
+    key = _jwks(settings).key(kid)
     try:
         return jwt.decode(
             token,
             key,
-            algorithms=[algorithm],
+            algorithms=["RS256"],
             audience=settings.jwt_audience or None,
             issuer=settings.jwt_issuer or None,
             options={"require": ["exp"], "verify_aud": bool(settings.jwt_audience)},
@@ -209,7 +225,7 @@ def jwt_principal(token: str, settings: Settings | None = None) -> Principal:
     missing = set(settings.jwt_required_scopes) - token_scopes(claims)
     if missing:
         raise InsufficientScope(f"token lacks the required scope(s): {', '.join(sorted(missing))}")
-    return Principal(owner=owner, scopes=ALL_SCOPES, kind="jwt")
+    return Principal(owner=owner, scopes=ALL_SCOPES, kind="jwt", expires_at=int(claims["exp"]))
 
 
 def verify_token(token: str, settings: Settings | None = None) -> str:

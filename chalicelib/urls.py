@@ -47,7 +47,7 @@ def resolve(host: str, port: int) -> list[str]:
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    ip = ipaddress.ip_address(text.split("%", 1)[0])
+    ip = ipaddress.ip_address(text)  # IPv6 zone ids (fe80::1%eth0) are understood
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip

@@ -10,7 +10,8 @@ message cannot claim a task that is finished or held by a live lease.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from chalicelib import aws, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
-from chalicelib.model import Status, Task, utcnow
+from chalicelib.model import Progress, Status, Task, utcnow
 from chalicelib.observability import configure_logging, emit_metric, task_context
 from chalicelib.processors import Context, PermanentError, TransientError, get_processor
 from chalicelib.service import TaskMessage, TaskService
@@ -27,6 +28,8 @@ log = logging.getLogger("taskstatus_svc.worker")
 configure_logging()
 
 MAX_BACKOFF_SECONDS = 900
+# At most one progress write per task per this many seconds (TaskReporter).
+PROGRESS_MIN_INTERVAL_SECONDS = 1.0
 
 
 class TaskCancelled(Exception):
@@ -46,17 +49,36 @@ def backoff_seconds(attempt: int) -> int:
 
 
 class TaskReporter:
-    """The worker side of a processor's context: guarded writes that track the latest version."""
+    """The worker side of a processor's context: guarded writes that track the latest version.
 
-    def __init__(self, service: TaskService, task: Task) -> None:
+    Progress is coalesced: at most one progress write per `min_interval` seconds (the claim
+    counts as a write). A report inside the interval is kept and goes out with the next
+    write: a later report past the interval, a warning, or the final transition, so the
+    final state always carries the latest progress. A processor that reports often costs one
+    write per interval, not one per report; a cancellation is seen at the next write.
+    """
+
+    def __init__(
+        self,
+        service: TaskService,
+        task: Task,
+        min_interval: float = PROGRESS_MIN_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.service = service
         self.task = task
+        self.min_interval = min_interval
+        self.clock = clock
+        self._written_at = clock()
+        self._pending: Progress | None = None
 
     def progress(self, current: int, total: int, message: str) -> None:
-        self._guarded(lambda t: self.service.report_progress(t, current, total, message))
+        self._pending = Progress(current=current, total=max(total, current), message=message)
+        if self.clock() - self._written_at >= self.min_interval:
+            self._write(Status.PROCESSING)
 
     def warn(self, message: str) -> None:
-        self._guarded(lambda t: self.service.transition(t, Status.ERROR, error=message))
+        self._write(Status.ERROR, error=message)
 
     def read_object(self, bucket: str, key: str) -> bytes:
         try:
@@ -70,11 +92,16 @@ class TaskReporter:
         objects.write(bucket, key, data, content_type)
 
     def finish(self, status: Status, **changes: Any) -> None:
-        self._guarded(lambda t: self.service.transition(t, status, **changes))
+        self._write(status, **changes)
 
-    def _guarded(self, write: Any) -> None:
+    def _write(self, status: Status, **changes: Any) -> None:
+        """A guarded transition that carries the latest unwritten progress."""
+        if self._pending is not None:
+            changes.setdefault("progress", self._pending)
         try:
-            self.task = write(self.task)
+            self.task = self.service.transition(self.task, status, **changes)
+            self._pending = None
+            self._written_at = self.clock()
         except TransitionRefused:
             current = self.service.find(self.task.id)
             if current is None or current.status is Status.CANCELLED:
@@ -83,8 +110,11 @@ class TaskReporter:
 
 
 class Worker:
-    def __init__(self, service: TaskService) -> None:
+    def __init__(
+        self, service: TaskService, progress_interval: float = PROGRESS_MIN_INTERVAL_SECONDS
+    ) -> None:
         self.service = service
+        self.progress_interval = progress_interval
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Process an SQS batch; return the failed message ids for ReportBatchItemFailures."""
@@ -115,7 +145,7 @@ class Worker:
             return self._run(task, attempt, record.get("receiptHandle"))
 
     def _run(self, task: Task, attempt: int, receipt_handle: str | None) -> bool:
-        reporter = TaskReporter(self.service, task)
+        reporter = TaskReporter(self.service, task, self.progress_interval)
         found = get_processor(task.type)
         try:
             if found is None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from infra.bytecode import add_bytecode, bytecode_problems
 from infra.package import EVENT_SOURCES
 from infra.stage import resolve, set_websocket_endpoint, stack_outputs, websocket_endpoint
 
@@ -73,7 +74,42 @@ def apply_mapping_settings(
     return done
 
 
+def build_package(stage: str, root: Path = ROOT) -> Path:
+    """Chalice's deployment package, built as `chalice deploy` builds it, with bytecode added.
+
+    Chalice names the package after a hash of requirements.txt and the app's files and reuses
+    a package of that name, so the `chalice deploy` that follows uploads this one.
+    """
+    from chalice.cli.factory import CLIFactory
+    from chalice.deploy.packager import (
+        DependencyBuilder,
+        LambdaDeploymentPackager,
+        PipRunner,
+        SubprocessPip,
+    )
+    from chalice.utils import UI, OSUtils
+
+    config = CLIFactory(str(root)).create_config_obj(chalice_stage_name=stage)
+    if config.automatic_layer:
+        raise SystemExit("automatic_layer splits the package: add the bytecode to the layer too")
+    osutils = OSUtils()
+    pip = PipRunner(pip=SubprocessPip(osutils=osutils), osutils=osutils)
+    architecture = config.lambda_architecture
+    packager = LambdaDeploymentPackager(
+        osutils=osutils,
+        dependency_builder=DependencyBuilder(osutils, pip, architecture=architecture),
+        ui=UI(),
+        architecture=architecture,
+    )
+    package = Path(packager.create_deployment_package(str(root), config.lambda_python_version))
+    add_bytecode(package, config.lambda_python_version)
+    if found := bytecode_problems(package):
+        raise SystemExit("the package lacks bytecode:\n  " + "\n  ".join(found[:20]))
+    return package
+
+
 def chalice_deploy(stage: str, root: Path = ROOT) -> None:
+    build_package(stage, root)
     chalice = str(Path(sys.executable).parent / "chalice")
     subprocess.run([chalice, "deploy", "--stage", stage], cwd=root, check=True)
 

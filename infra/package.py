@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.bytecode import add_bytecode, bytecode_problems
+
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = ROOT / "infra" / "resources.json"
 
@@ -333,9 +335,13 @@ def main(stage: str, out_dir: str) -> None:
         env=env,
         check=True,
     )
+    package = out / "deployment.zip"
+    added = add_bytecode(package)
+    if found := bytecode_problems(package):
+        raise SystemExit("the package lacks bytecode:\n  " + "\n  ".join(found[:20]))
     template = json.loads((out / "sam.json").read_text())
     count = len(template["Resources"])
-    print(f"wrote {out / 'sam.json'} ({count} resources) and {out / 'deployment.zip'}")
+    print(f"wrote {out / 'sam.json'} ({count} resources) and {package} (+{added} .pyc)")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ back what was deployed and checks it against what the code needs:
     retries and on-failure queue (infra.package.EVENT_SOURCES);
   - the REST API has every route of app.py, the WebSocket API its three routes, and the
     functions know the WebSocket endpoint (the second pass ran);
-  - the deployment package holds only wheels that run on Lambda's python3.11 (glibc 2.26).
+  - the deployment package holds only wheels that run on Lambda's python3.11 (glibc 2.26),
+    and unchecked-hash bytecode for every module (infra/bytecode.py).
 The checker is proven on the real description too: each kind of damage must be reported.
 Finally `make package`'s template goes to the emulator's CloudFormation as far as it can.
 Functions are never invoked (moto would need Docker).
@@ -223,6 +224,7 @@ def describe(aws: Callable[[str], Any], project: Path) -> dict[str, Any]:
         "mappings": mappings,
         **_describe_apis(aws, project, arns),
         "wheels": package_wheels(project),
+        "bytecode": package_bytecode(project),
     }
 
 
@@ -277,6 +279,16 @@ def package_wheels(project: Path) -> dict[str, list[str]]:
     return wheels
 
 
+def package_bytecode(project: Path) -> list[str]:
+    """What the deployment package lacks for its modules to load without compiling."""
+    from infra.bytecode import bytecode_problems
+
+    found = []
+    for package in sorted((project / ".chalice" / "deployments").glob("*.zip")):
+        found += bytecode_problems(package)
+    return found
+
+
 # -- the check ------------------------------------------------------------------------------
 
 
@@ -301,6 +313,7 @@ def problems(deployed: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     for wheel, tags in sorted(deployed["wheels"].items()):
         if not any(runs_on_lambda(tag) for tag in tags):
             found.append(f"{wheel} does not run on Lambda's python3.11 (tags {tags})")
+    found += [f"the package: {problem}" for problem in deployed["bytecode"]]
     return found
 
 

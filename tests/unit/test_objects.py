@@ -161,3 +161,23 @@ def test_a_bad_upload_request_is_422_naming_the_field(client, body, field):
 def test_an_upload_without_a_token_is_401(client):
     response = client.http.post("/uploads", headers={"Content-Type": "application/json"}, body="{}")
     assert response.status_code == 401
+
+
+def test_a_presigned_download_lasts_the_hour_it_says(service):
+    from datetime import timedelta
+
+    from chalicelib.model import utcnow
+    from chalicelib.objects import PRESIGN_SECONDS, presign
+
+    now = utcnow()
+    url, expires = presign("alice", BUCKET, f"{ALICE}out/x.png", now)
+    assert expires == now + timedelta(seconds=PRESIGN_SECONDS)
+    assert f"X-Amz-Expires={PRESIGN_SECONDS}" in url
+
+
+def test_the_key_problem_names_the_prefix_to_use():
+    from chalicelib.objects import key_problem
+
+    assert ALICE in key_problem("alice", f"{BOB}x.png")
+    assert "'..'" in key_problem("alice", f"{ALICE}a/../x.png")
+    assert key_problem("alice", f"{ALICE}a/b.png") is None

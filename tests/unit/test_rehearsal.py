@@ -53,6 +53,7 @@ def healthy(expected: dict[str, Any]) -> dict[str, Any]:
         "websocket_stages": ["api"],
         "websocket_endpoint": ENDPOINT,
         "wheels": {"pydantic_core-2.50.4.dist-info": ["cp311-cp311-manylinux_2_17_x86_64"]},
+        "bytecode": [],
     }
 
 
@@ -135,6 +136,14 @@ def test_a_wheel_that_does_not_run_on_lambda_python311_fails(healthy, expected, 
     damaged["wheels"]["pillow-13.0.0.dist-info"] = [tag]
     assert rehearsal.problems(damaged, expected) == [
         f"pillow-13.0.0.dist-info does not run on Lambda's python3.11 (tags {[tag]})"
+    ]
+
+
+def test_a_package_without_bytecode_fails(healthy, expected):
+    damaged = copy.deepcopy(healthy)
+    damaged["bytecode"] = ["app.py has no __pycache__/app.cpython-311.pyc"]
+    assert rehearsal.problems(damaged, expected) == [
+        "the package: app.py has no __pycache__/app.cpython-311.pyc"
     ]
 
 

@@ -138,3 +138,16 @@ def test_json_fields_survive_the_round_trip(service):
     stored = service.find(task.id)
     assert stored.metadata == {"nested": {"a": [1, 2.5, "", None]}}
     assert stored.input == {"seconds": 0.5}
+
+
+def test_a_cancelled_task_leaves_the_reapers_index_and_records_when(service):
+    task = new_task(service)
+    running = service.transition(task, Status.STARTED)
+    later = utcnow() + timedelta(seconds=5)
+    cancelled = service.store.cancel(task.id, "alice", later)
+    assert cancelled.status is Status.CANCELLED and cancelled.version == running.version + 1
+    assert cancelled.updated_at == cancelled.completed_at
+    assert cancelled.updated_at > running.updated_at
+    far_future = utcnow() + timedelta(days=3)
+    assert task.id not in [overdue.id for overdue in service.store.overdue(far_future)]
+    assert cancelled.lease_until is None

@@ -291,3 +291,86 @@ def test_every_manual_attempt_appears_in_the_delivery_log(
     log = deliveries(client, job_id)
     assert len(log) == len(hook.deliveries) == 4
     assert sum(attempt["manual"] for attempt in log) == 2
+
+
+# -- the SSRF check, case by case (fast: no AWS) ----------------------------------------------
+
+
+def public(host, port):
+    return ["93.184.216.34"]
+
+
+def test_strict_stages_refuse_plain_http(strict):
+    with pytest.raises(UnsafeUrl, match="https"):
+        check_url("http://hooks.example/x", strict, resolver=public)
+
+
+@pytest.mark.parametrize(
+    ("url", "port"), [("https://hooks.example/x", 443), ("https://hooks.example:8443/x", 8443)]
+)
+def test_the_destination_carries_the_port_and_path(strict, url, port):
+    asked = []
+
+    def resolver(host, port):
+        asked.append((host, port))
+        return ["93.184.216.34"]
+
+    target = check_url(url + "?a=1", strict, resolver=resolver)
+    assert (target.scheme, target.host, target.port) == ("https", "hooks.example", port)
+    assert target.path == "/x?a=1"
+    assert asked == [("hooks.example", port)]
+
+
+def test_the_local_stage_still_accepts_https():
+    assert check_url("https://hooks.example/", get_settings(), public).scheme == "https"
+
+
+def test_plain_http_defaults_to_port_80_where_allowed():
+    target = check_url("http://hooks.example", get_settings(), resolver=public)
+    assert (target.port, target.path) == (80, "/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https:///x",
+        "https://user:pw@hooks.example/",
+        "https://user@hooks.example/",
+        "https://:pw@hooks.example/",
+        "https://hooks.example:99999/",
+    ],
+)
+def test_urls_without_a_host_with_credentials_or_a_bad_port_are_refused(strict, url):
+    with pytest.raises(UnsafeUrl):
+        check_url(url, strict, resolver=public)
+
+
+def test_a_host_that_resolves_to_nothing_is_unresolvable_not_forbidden(strict):
+    from chalicelib.urls import UnresolvableHost
+
+    with pytest.raises(UnresolvableHost):
+        check_url("https://hooks.example/", strict, resolver=lambda h, p: [])
+
+
+def test_one_forbidden_address_among_public_ones_refuses_the_host(strict):
+    with pytest.raises(UnsafeUrl, match="not public"):
+        check_url("https://hooks.example/", strict, lambda h, p: ["93.184.216.34", "10.0.0.1"])
+
+
+@pytest.mark.parametrize(
+    "address", ["224.0.0.1", "0.0.0.0", "::", "ff02::1", "fe80::1%eth0", "::ffff:169.254.169.254"]
+)
+def test_multicast_unspecified_and_scoped_link_local_are_refused_even_locally(address):
+    with pytest.raises(UnsafeUrl):
+        check_url("http://hooks.example/", get_settings(), resolver=lambda h, p: [address])
+
+
+@pytest.mark.parametrize("address", ["::ffff:127.0.0.1", "::ffff:10.1.2.3", "127.0.0.1"])
+def test_ipv4_mapped_private_addresses_are_refused_on_strict_stages(strict, address):
+    with pytest.raises(UnsafeUrl, match="not public"):
+        check_url("https://hooks.example/", strict, resolver=lambda h, p: [address])
+
+
+def test_a_public_ipv4_mapped_address_is_allowed(strict):
+    target = check_url("https://hooks.example/", strict, lambda h, p: ["::ffff:93.184.216.34"])
+    assert target.addresses == ("::ffff:93.184.216.34",)
