@@ -199,3 +199,16 @@ def test_the_specs_webhook_is_honoured_with_metadata_headers_and_a_signature(cli
     assert payload["jobId"] == job_id and payload["status"] == "completed"
     assert payload["jobInfo"] == SPEC["jobInfo"]
     assert payload["metadata"] == {"campaign": "spring", "priority": 2}
+
+
+def test_a_stage_with_public_reads_serves_status_without_credentials(client, service, monkeypatch):
+    """The origin's `GET /status/{jobId}` needed only the id (see PUBLIC_READ_BY_ID)."""
+    monkeypatch.setenv("PUBLIC_READ_BY_ID", "true")
+    reset_caches()
+    task = stored_task(service, Status.COMPLETED, owner="alice")
+    try:
+        response = client.http.get(f"/status/{task.id}")
+        assert response.status_code == 200 and response.json_body["jobId"] == task.id
+    finally:
+        monkeypatch.delenv("PUBLIC_READ_BY_ID")
+        reset_caches()
