@@ -212,3 +212,19 @@ def test_a_stage_with_public_reads_serves_status_without_credentials(client, ser
     finally:
         monkeypatch.delenv("PUBLIC_READ_BY_ID")
         reset_caches()
+
+
+def test_an_api_key_authenticates_the_origins_curl_client(client, service):
+    """Issue 12: '`X-API-Key` authentication works here (see the credentials issue).'"""
+    created = client.http.post(
+        "/api-keys",
+        headers=auth("alice"),
+        body=json.dumps({"name": "auto-vid", "scopes": ["jobs:read", "jobs:write"]}),
+    ).json_body
+    headers = {"X-API-Key": created["key"], "Content-Type": "application/json"}
+    response = client.http.post("/submit", headers=headers, body=json.dumps(SPEC))
+    assert response.status_code == 200
+    job_id = response.json_body["jobId"]
+    assert service.find(job_id).owner == "alice"
+    status = client.http.get(f"/status/{job_id}", headers={"X-API-Key": created["key"]})
+    assert status.status_code == 200 and status.json_body["jobInfo"] == SPEC["jobInfo"]
