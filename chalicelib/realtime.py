@@ -46,6 +46,12 @@ class Subscription:
     connection_id: str
     kind: str
     value: str
+    credential_expires_at: int | None = None  # the connecting token's `exp` (or key expiry)
+
+    def expired(self, now: datetime) -> bool:
+        return (
+            self.credential_expires_at is not None and self.credential_expires_at <= now.timestamp()
+        )
 
     def matches(self, task: Task) -> bool:
         return (
@@ -74,8 +80,30 @@ def connect_token(query: dict[str, str] | None) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+@dataclass(frozen=True)
+class Connection:
+    owner: str
+    credential_expires_at: int | None
+
+    def expired(self, now: datetime) -> bool:
+        return (
+            self.credential_expires_at is not None and self.credential_expires_at <= now.timestamp()
+        )
+
+
+def _credential_expiry(item: dict[str, Any]) -> int | None:
+    value = item.get("credential_expires_at")
+    return int(value["N"]) if value else None
+
+
 class Subscriptions(RecordsTable):
-    def add_connection(self, connection_id: str, owner: str, now: datetime) -> None:
+    def add_connection(
+        self,
+        connection_id: str,
+        owner: str,
+        now: datetime,
+        credential_expires_at: int | None = None,
+    ) -> None:
         """The connection, with the default subscription to every change of its owner's tasks."""
         expires = {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)}
         connection = {
@@ -85,19 +113,25 @@ class Subscriptions(RecordsTable):
             "connected_at": {"S": now.isoformat()},
             "expires_at": expires,
         }
-        default = self._subscription_item(connection_id, owner, DEFAULT, "*", expires)
+        if credential_expires_at is not None:
+            connection["credential_expires_at"] = {"N": str(credential_expires_at)}
+        default = self._subscription_item(
+            connection_id, owner, DEFAULT, "*", expires, credential_expires_at
+        )
         self._ddb.batch_write_item(
             RequestItems={
                 self.table: [{"PutRequest": {"Item": item}} for item in (connection, default)]
             }
         )
 
-    def owner_of(self, connection_id: str) -> str | None:
+    def connection(self, connection_id: str) -> Connection | None:
         item = self._ddb.get_item(
             TableName=self.table,
             Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": "conn"}},
         ).get("Item")
-        return item["owner"]["S"] if item else None
+        if item is None:
+            return None
+        return Connection(item["owner"]["S"], _credential_expiry(item))
 
     def refresh(self, connection_id: str, now: datetime) -> None:
         self._ddb.update_item(
@@ -112,20 +146,29 @@ class Subscriptions(RecordsTable):
 
     @staticmethod
     def _subscription_item(
-        connection_id: str, owner: str, kind: str, value: str, expires: dict[str, str]
+        connection_id: str,
+        owner: str,
+        kind: str,
+        value: str,
+        expires: dict[str, str],
+        credential_expires_at: int | None,
     ) -> dict[str, Any]:
-        return {
+        item = {
             "pk": {"S": f"conn#{connection_id}"},
             "sk": {"S": f"sub#{kind}#{value}"},
             "gpk": {"S": f"sub#{owner}"},
             "gsk": {"S": f"{connection_id}#{kind}#{value}"},
             "expires_at": expires,
         }
+        if credential_expires_at is not None:
+            item["credential_expires_at"] = {"N": str(credential_expires_at)}
+        return item
 
     def subscribe(
-        self, connection_id: str, owner: str, kind: str, value: str, now: datetime
+        self, connection_id: str, connection: Connection, kind: str, value: str, now: datetime
     ) -> None:
         """Add a subscription; the first one narrows the connection from its default."""
+        owner = connection.owner
         expires = {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)}
         self._ddb.batch_write_item(
             RequestItems={
@@ -133,7 +176,12 @@ class Subscriptions(RecordsTable):
                     {
                         "PutRequest": {
                             "Item": self._subscription_item(
-                                connection_id, owner, kind, value, expires
+                                connection_id,
+                                owner,
+                                kind,
+                                value,
+                                expires,
+                                connection.credential_expires_at,
                             )
                         }
                     },
@@ -191,13 +239,15 @@ class Subscriptions(RecordsTable):
             "IndexName": "by_target",
             "KeyConditionExpression": "gpk = :gpk",
             "ExpressionAttributeValues": {":gpk": {"S": f"sub#{owner}"}},
-            "ProjectionExpression": "gsk",
+            "ProjectionExpression": "gsk, credential_expires_at",
         }
         while True:
             response = self._ddb.query(**request)
             for item in response.get("Items", []):
                 connection_id, kind, value = item["gsk"]["S"].split("#", 2)
-                subscriptions.append(Subscription(connection_id, kind, value))
+                subscriptions.append(
+                    Subscription(connection_id, kind, value, _credential_expiry(item))
+                )
             if "LastEvaluatedKey" not in response:
                 return subscriptions
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -240,6 +290,14 @@ class Pusher:
             log.warning("push to %s failed: %s", connection_id, exc)
         return True
 
+    def close(self, connection_id: str) -> None:
+        """Close a connection from the server side (a no-op if it is already gone)."""
+        client = aws.client("apigatewaymanagementapi", self.endpoint_url)
+        try:
+            client.delete_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            log.info("closing %s: %s", connection_id, exc)
+
 
 class Realtime:
     def __init__(self, service: Any, settings: Settings) -> None:
@@ -262,8 +320,9 @@ class Realtime:
                 "statusCode": 401,
                 "body": "send ?token=<JWT or API key> or ?Authorization=Bearer%20<JWT>",
             }
-        owner = principal.owner
-        self.subscriptions.add_connection(connection_id, owner, utcnow())
+        self.subscriptions.add_connection(
+            connection_id, principal.owner, utcnow(), principal.expires_at
+        )
         return {"statusCode": 200}
 
     def disconnect(self, connection_id: str) -> None:
@@ -272,11 +331,14 @@ class Realtime:
     # -- messages ------------------------------------------------------------------------
 
     def message(self, connection_id: str, body: str) -> None:
-        owner = self.subscriptions.owner_of(connection_id)
-        if owner is None:
+        connection = self.subscriptions.connection(connection_id)
+        if connection is None:
             self._reply(
                 connection_id, {"type": "error", "message": "unknown connection; reconnect"}
             )
+            return
+        if connection.expired(utcnow()):
+            self._close_expired(connection_id, tell=True)
             return
         try:
             request = jsonsafe.loads(body)
@@ -290,13 +352,14 @@ class Realtime:
             self.subscriptions.refresh(connection_id, utcnow())
             self._reply(connection_id, {"type": "pong"})
         elif action in ("subscribe", "unsubscribe"):
-            self._subscription(connection_id, owner, action, request)
+            self._subscription(connection_id, connection, action, request)
         else:
             self._error(connection_id, "action must be subscribe, unsubscribe or ping")
 
     def _subscription(
-        self, connection_id: str, owner: str, action: str, request: dict[str, Any]
+        self, connection_id: str, connection: Connection, action: str, request: dict[str, Any]
     ) -> None:
+        owner = connection.owner
         from chalicelib.http import is_task_id
         from chalicelib.processors import registered_types
 
@@ -331,7 +394,7 @@ class Realtime:
             if current is None or current.owner != owner:
                 self._error(connection_id, f"task {value} was not found")
                 return
-        self.subscriptions.subscribe(connection_id, owner, kind, value, utcnow())
+        self.subscriptions.subscribe(connection_id, connection, kind, value, utcnow())
         self._reply(connection_id, {"type": "subscribed", **_target(kind, value)})
         if (
             current is not None
@@ -347,18 +410,32 @@ class Realtime:
     def _error(self, connection_id: str, message: str) -> None:
         self._reply(connection_id, {"type": "error", "message": message})
 
+    def _close_expired(self, connection_id: str, tell: bool) -> None:
+        """A connection whose credential expired gets nothing more: it is closed and forgotten."""
+        log.info("closing %s: its token has expired", connection_id)
+        if tell:
+            message = {
+                "type": "error",
+                "message": "your token has expired; reconnect with a new one",
+            }
+            self.pusher.send(connection_id, json.dumps(message))
+        self.subscriptions.remove_connection(connection_id)
+        self.pusher.close(connection_id)
+
     # -- fan-out -------------------------------------------------------------------------
 
     def on_task_change(self, task: Task) -> int:
         """Push a task's new state to its owner's matching connections; returns pushes made."""
-        targets = {
-            s.connection_id for s in self.subscriptions.of_owner(task.owner) if s.matches(task)
-        }
+        now = utcnow()
+        matching = [s for s in self.subscriptions.of_owner(task.owner) if s.matches(task)]
+        expired = {s.connection_id for s in matching if s.expired(now)}
+        for connection_id in sorted(expired):
+            self._close_expired(connection_id, tell=False)
+        targets = {s.connection_id for s in matching} - expired
         if not targets:
             return 0
         message = status_message(task)
         pushed = 0
-        now = utcnow()
         for connection_id in sorted(targets):
             if not self.subscriptions.claim_push(connection_id, task, now):
                 continue  # this connection has had this version, or a newer one

@@ -271,14 +271,14 @@ def test_a_key_opens_a_websocket_as_its_owner(client, service):
     key = new_key(client)
     realtime = Realtime(service, service.settings)
     assert realtime.connect("key-conn", {"token": key}) == {"statusCode": 200}
-    assert realtime.subscriptions.owner_of("key-conn") == "alice"
+    assert realtime.subscriptions.connection("key-conn").owner == "alice"
 
 
 def test_a_key_without_read_scope_cannot_open_a_websocket(client, service):
     key = new_key(client, scopes=["jobs:write"])
     realtime = Realtime(service, service.settings)
     assert realtime.connect("key-conn", {"token": key})["statusCode"] == 403
-    assert realtime.subscriptions.owner_of("key-conn") is None
+    assert realtime.subscriptions.connection("key-conn") is None
 
 
 def test_a_revoked_key_cannot_open_a_websocket(client, service):

@@ -137,7 +137,7 @@ def test_unsubscribe_stops_pushes(realtime, service):
 def test_a_bad_token_is_refused_at_connect(realtime):
     assert realtime.connect("c11", {"token": "not-a-jwt"})["statusCode"] == 401
     assert realtime.connect("c12", None)["statusCode"] == 401
-    assert realtime.subscriptions.owner_of("c11") is None
+    assert realtime.subscriptions.connection("c11") is None
 
 
 def test_a_large_result_is_left_out_of_the_push(service):
@@ -174,13 +174,13 @@ def test_the_authorization_query_parameter_is_accepted_at_connect(realtime):
 
     answer = realtime.connect("c20", {"Authorization": f"Bearer {token_for('alice')}"})
     assert answer == {"statusCode": 200}
-    assert realtime.subscriptions.owner_of("c20") == "alice"
+    assert realtime.subscriptions.connection("c20").owner == "alice"
 
 
 @pytest.mark.parametrize("value", ["Bearer not-a-jwt", "Basic abc", "", "Bearer "])
 def test_a_bad_authorization_query_parameter_is_refused(realtime, value):
     assert realtime.connect("c21", {"Authorization": value})["statusCode"] == 401
-    assert realtime.subscriptions.owner_of("c21") is None
+    assert realtime.subscriptions.connection("c21") is None
 
 
 def test_a_connection_without_a_subscription_gets_every_change_of_its_owner(realtime, service):
@@ -256,4 +256,71 @@ def test_a_disconnected_connection_gets_no_more_pushes(realtime, service):
     realtime.disconnect("c20")
     realtime.on_task_change(stored_task(service, Status.COMPLETED))
     assert pushes("c20") == []
-    assert realtime.subscriptions.owner_of("c20") is None
+    assert realtime.subscriptions.connection("c20") is None
+
+
+# -- a connection whose token expired receives nothing more ---------------------------------
+
+
+@pytest.fixture
+def an_hour_later(monkeypatch):
+    from datetime import timedelta
+
+    from chalicelib import realtime as module
+
+    later = realtime_now() + timedelta(hours=1)
+    monkeypatch.setattr(module, "utcnow", lambda: later)
+
+
+def open_connections():
+    return apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections
+
+
+def connect_for_a_minute(realtime, connection_id):
+    from tests.conftest import token_for
+
+    answer = realtime.connect(connection_id, {"token": token_for("alice", ttl=60)})
+    assert answer["statusCode"] == 200
+    realtime.pusher.send(connection_id, '{"type": "hello"}')  # the gateway knows it
+
+
+def test_a_message_after_the_token_expired_is_refused_and_the_connection_closed(
+    realtime, monkeypatch, an_hour_later
+):
+    told = []
+    real_send = realtime.pusher.send
+    monkeypatch.setattr(
+        realtime.pusher,
+        "send",
+        lambda cid, message: told.append(message) or real_send(cid, message),
+    )
+    connect_for_a_minute(realtime, "c30")
+    realtime.message("c30", '{"action": "subscribe", "operation": "demo/sleep"}')
+    assert "expired" in json.loads(told[-1])["message"]
+    assert realtime.subscriptions.connection("c30") is None
+    assert "c30" not in open_connections()
+
+
+def test_a_change_after_the_token_expired_is_not_pushed_and_the_connection_closed(
+    realtime, service, monkeypatch
+):
+    connect_for_a_minute(realtime, "c31")
+    task = stored_task(service, Status.PROCESSING)
+    assert realtime.on_task_change(task) == 1  # while the token is valid
+    from datetime import timedelta
+
+    from chalicelib import realtime as module
+
+    later = realtime_now() + timedelta(hours=1)
+    monkeypatch.setattr(module, "utcnow", lambda: later)
+    changed = task.model_copy(update={"version": task.version + 1})
+    assert realtime.on_task_change(changed) == 0
+    assert "c31" not in open_connections()
+    assert realtime.subscriptions.connection("c31") is None
+
+
+def test_a_connection_with_a_valid_token_keeps_receiving(realtime, service):
+    connect_for_a_minute(realtime, "c32")
+    task = stored_task(service, Status.PROCESSING)
+    assert realtime.on_task_change(task) == 1
+    assert pushes("c32")[-1]["version"] == task.version
