@@ -69,6 +69,16 @@ OPTIONAL_VARIABLES = {
     "WEBHOOK_TIMEOUT_SECONDS",
     "RESULT_INLINE_MAX_BYTES",
     "AWS_ENDPOINT_URL",
+    # credentials and browsers: `sub` owns tasks, no public reads, documented defaults
+    "OWNER_CLAIM",
+    "PUBLIC_READ_BY_ID",
+    "API_KEY_CACHE_SECONDS",
+    "MAX_API_KEYS_PER_USER",
+    "JWKS_CACHE_SECONDS",
+    "CORS_MAX_AGE_SECONDS",
+    # seed contracts: 24 h presigned URLs as 000/001's origin; auto-vid specs refused until set
+    "PRESIGN_EXPIRES_SECONDS",
+    "AUTOVID_TASK_TYPE",
 }
 WEBSOCKET_ROUTES = {
     "$connect": "websocket_connect",
@@ -141,12 +151,8 @@ def expectations(outputs: dict[str, str], root: Path = ROOT) -> dict[str, Any]:
         config = stage_config.scope(chalice_stage=STAGE, function_name=name)
         functions[name] = {"memory": config.lambda_memory_size, "timeout": config.lambda_timeout}
     sources = {
-        "sqs": {
-            "worker": outputs["TasksQueueArn"],
-            "dead_letters": outputs["TasksDeadLetterQueueArn"],
-            "webhooks": outputs["WebhooksQueueArn"],
-        },
-        "stream": {"stream": outputs["TasksStreamArn"]},
+        source.function: outputs["TasksStreamArn" if source.is_stream else f"{source.source}Arn"]
+        for source in EVENT_SOURCES.values()
     }
     return {
         "functions": functions,
@@ -154,7 +160,7 @@ def expectations(outputs: dict[str, str], root: Path = ROOT) -> dict[str, Any]:
         "grants": sorted(policy_grants(stage_policy(outputs))),
         "mappings": {
             function: {
-                "source": {**sources["sqs"], **sources["stream"]}.get(function),
+                "source": sources[function],
                 "settings": mapping_settings(function, outputs),
             }
             for function in EVENT_SOURCES
