@@ -36,7 +36,7 @@ def test_a_failed_send_is_retried_from_the_stream_until_it_succeeds(client, stac
 def test_a_duplicate_stream_record_queues_a_duplicate_that_runs_once(client, stack):
     job_id = submit(client).json_body["jobId"]
     stack.run_stream()
-    stack.stream_pump._positions.clear()  # replay the shard from the start: duplicate records
+    stack.stream_pump.positions.clear()  # replay the shard from the start: duplicate records
     stack.run_stream()
     assert stack.queued_messages() == 2
     stack.run_worker()
