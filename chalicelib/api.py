@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from chalice.app import Request, Response
-from pydantic import ValidationError
 
 from chalicelib import http, objects
 from chalicelib.contracts.common import iso_seconds
@@ -26,7 +25,7 @@ from chalicelib.errors import (
 )
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.observability import emit_metric
-from chalicelib.service import SubmitRejected, TaskService, validation_errors
+from chalicelib.service import SubmitRejected, TaskService
 
 RETRY_AFTER_SECONDS = "1"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -185,17 +184,12 @@ def redeliver_webhook(service: TaskService, request: Request, job_id: str) -> Re
 
 def create_upload(service: TaskService, request: Request) -> Response:
     """A presigned PUT for a fresh key under the caller's prefix (no AWS credentials needed)."""
-    body = http.json_body(request)
-    if not isinstance(body, dict):
-        raise Unprocessable("request body must be a JSON object with filename and contentType")
-    try:
-        upload = UploadRequest.model_validate(body)
-    except ValidationError as exc:
-        errors = validation_errors(exc, "body")
-        fields = ", ".join(e["field"].removeprefix("body.") for e in errors)
-        raise Unprocessable(
-            f"request body is not a valid upload: check {fields}", errors=errors
-        ) from None
+    upload = http.body_model(
+        http.json_body(request),
+        UploadRequest,
+        "the upload request",
+        "request body must be a JSON object with filename and contentType",
+    )
     bucket = service.settings.objects_bucket
     key = objects.upload_key(http.current_user(request), upload.filename)
     url, headers, expires = objects.presign_upload(

@@ -390,25 +390,18 @@ def _user(request: Any) -> str:
 
 def create(request: Any) -> Any:
     from chalice.app import Response
-    from pydantic import ValidationError
 
     from chalicelib import http
     from chalicelib.errors import Unprocessable
-    from chalicelib.service import validation_errors
 
     owner = _user(request)
     settings = get_settings()
-    body = http.json_body(request)
-    if not isinstance(body, dict):
-        raise Unprocessable('send a JSON object such as {"name": "ci", "scopes": ["jobs:read"]}')
-    try:
-        spec = NewApiKey.model_validate(body)
-    except ValidationError as exc:
-        errors = validation_errors(exc, "body")
-        fields = ", ".join(e["field"].removeprefix("body.") for e in errors)
-        raise Unprocessable(
-            f"the API key request is not valid: check {fields}", errors=errors
-        ) from None
+    spec = http.body_model(
+        http.json_body(request),
+        NewApiKey,
+        "the API key request",
+        'send a JSON object such as {"name": "ci", "scopes": ["jobs:read"]}',
+    )
     try:
         key, secret = _store(settings).create(owner, spec, settings.max_api_keys_per_user, utcnow())
     except TooManyKeys as exc:

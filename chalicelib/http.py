@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice.app import Request, Response
 
@@ -33,6 +33,11 @@ from chalicelib.contracts import errors as contract_errors
 from chalicelib.errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.observability import configure_logging, request_id_var
 from chalicelib.settings import check_environment, get_settings
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 configure_logging()
 # Every function of the app loads this module: an unsafe configuration stops it at start
@@ -246,6 +251,23 @@ def json_body(request: Request) -> Any:
                 "the body is not JSON; send a JSON object with Content-Type: application/json"
             ) from None
         raise BadRequest(f"request body: {exc}") from None
+
+
+def body_model(body: Any, model: type[M], what: str, not_an_object: str) -> M:
+    """A JSON object body validated by `model`; a 422 naming the wrong fields otherwise."""
+    from pydantic import ValidationError
+
+    from chalicelib.errors import Unprocessable
+    from chalicelib.service import validation_errors
+
+    if not isinstance(body, dict):
+        raise Unprocessable(not_an_object)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = validation_errors(exc, "body")
+        fields = ", ".join(e["field"].removeprefix("body.") for e in errors)
+        raise Unprocessable(f"{what} is not valid: check {fields}", errors=errors) from None
 
 
 def task_id_param(value: str, name: str = "jobId") -> str:

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
+from chalicelib import http
 from chalicelib.contracts.common import iso_seconds, shown_progress
 from chalicelib.contracts.models import JobDocument, JobOutput, JobRequest
-from chalicelib.errors import Unprocessable
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.objects import presign, result_url, split_s3_uri
-from chalicelib.service import SubmitJob, validation_errors
+from chalicelib.service import SubmitJob
 
 
 def parse_job_request(body: Any) -> SubmitJob:
-    if not isinstance(body, dict):
-        raise Unprocessable("request body must be a JSON object with at least a `type`")
-    try:
-        request = JobRequest.model_validate(body)
-    except ValidationError as exc:
-        errors = validation_errors(exc, "body")
-        fields = ", ".join(e["field"].removeprefix("body.") for e in errors)
-        raise Unprocessable(
-            f"request body is not a valid job: check {fields}", errors=errors
-        ) from None
+    request = http.body_model(
+        body,
+        JobRequest,
+        "the job",
+        "request body must be a JSON object with at least a `type`",
+    )
     return SubmitJob(
         type=request.type,
         input=request.input,

@@ -10,35 +10,7 @@ from chalicelib import outbound, webhooks
 from chalicelib.settings import get_settings
 from chalicelib.urls import Destination, UnsafeUrl, check_url
 from tests.conftest import auth, reset_caches
-from tests.receiver import Receiver
 from tests.unit.helpers import get, sleep_job, submit
-
-
-@pytest.fixture
-def receiver():
-    made = []
-
-    def make(*args, **kwargs):
-        made.append(Receiver(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.close()
-
-
-@pytest.fixture
-def no_wait(monkeypatch):
-    monkeypatch.setattr(webhooks, "next_delay", lambda attempt, outcome: 0)
-
-
-@pytest.fixture
-def strict(monkeypatch):
-    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "false")
-    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE", "false")
-    reset_caches()
-    yield get_settings()
-    reset_caches()
 
 
 def deliveries(client, job_id):

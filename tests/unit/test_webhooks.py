@@ -6,32 +6,11 @@ import pytest
 from standardwebhooks import Webhook
 
 from chalicelib import webhooks
-from chalicelib.settings import get_settings
 from chalicelib.urls import UnsafeUrl, check_url
 from tests.conftest import UNIT_ENV, auth, reset_caches
-from tests.receiver import Receiver
 from tests.unit.helpers import get, sleep_job, submit
 
 SECRET = UNIT_ENV["WEBHOOK_SECRET"]
-
-
-@pytest.fixture
-def receiver():
-    made = []
-
-    def make(*args, **kwargs):
-        made.append(Receiver(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.close()
-
-
-@pytest.fixture
-def no_wait(monkeypatch):
-    """Retries become due at once (the schedule itself is tested on next_delay)."""
-    monkeypatch.setattr(webhooks, "next_delay", lambda attempt, outcome: 0)
 
 
 def job_with_webhook(client, stack, url, user="alice"):
@@ -213,15 +192,6 @@ def test_a_far_future_retry_after_is_capped_at_the_longest_step():
 
 
 # -- SSRF ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def strict(monkeypatch):
-    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "false")
-    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE", "false")
-    reset_caches()
-    yield get_settings()
-    reset_caches()
 
 
 @pytest.mark.parametrize(
