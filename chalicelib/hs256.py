@@ -99,8 +99,11 @@ def _check_claims(
         raise TokenError("The token is not yet valid (iat)")
     if issuer is not None and claims.get("iss") != issuer:
         raise TokenError("Invalid issuer")
-    if audience is not None:
-        audiences = claims.get("aud")
-        audiences = [audiences] if isinstance(audiences, str) else audiences
-        if not isinstance(audiences, list) or audience not in audiences:
+    if audience is None:
+        if "aud" in claims:  # minted for another service: refused, as PyJWT does
             raise TokenError("Invalid audience")
+        return
+    audiences = claims.get("aud")
+    audiences = [audiences] if isinstance(audiences, str) else audiences
+    if not isinstance(audiences, list) or audience not in audiences:
+        raise TokenError("Invalid audience")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from chalicelib.model import Task
 
 PRESIGN_SECONDS = 3600
+SERVICE_FOLDER = "outputs/"
 UPLOAD_SECONDS = 900
 _UNSAFE_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)|//|[\x00-\x1f\x7f\\]")
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -29,8 +30,7 @@ def owner_prefix(owner: str) -> str:
     return f"users/{hashlib.sha256(owner.encode()).hexdigest()[:40]}/"
 
 
-def key_problem(owner: str, key: str) -> str | None:
-    """Why `owner` may not name `key`, or None if the key is the owner's."""
+def _outside_prefix(owner: str, key: str) -> str | None:
     prefix = owner_prefix(owner)
     if not key.startswith(prefix):
         return f"the key must start with your prefix {prefix!r} (POST /uploads gives you one)"
@@ -39,13 +39,23 @@ def key_problem(owner: str, key: str) -> str | None:
     return None
 
 
+def key_problem(owner: str, key: str) -> str | None:
+    """Why `owner` may not name `key` as a source or target, or None if they may."""
+    problem = _outside_prefix(owner, key)
+    if problem is None and key.startswith(f"{owner_prefix(owner)}{SERVICE_FOLDER}"):
+        return f"{SERVICE_FOLDER} under your prefix is where the service writes; name another key"
+    return problem
+
+
 def owns(owner: str, key: str) -> bool:
-    return key_problem(owner, key) is None
+    """Whether `key` lies under the owner's prefix (the service's own folder included)."""
+    return _outside_prefix(owner, key) is None
 
 
 def output_key(owner: str, task_id: str, name: str) -> str:
-    """Where a job without a target writes its output: under its owner's prefix."""
-    return f"{owner_prefix(owner)}outputs/{task_id}/{name}"
+    """Where the service writes for a task (outputs, large results, webhook payloads):
+    under the owner's prefix, in a folder no job may name as its source or target."""
+    return f"{owner_prefix(owner)}{SERVICE_FOLDER}{task_id}/{name}"
 
 
 def upload_key(owner: str, filename: str) -> str:
@@ -53,8 +63,17 @@ def upload_key(owner: str, filename: str) -> str:
     return f"{owner_prefix(owner)}uploads/{uuid.uuid4()}/{name}"
 
 
-def read(bucket: str, key: str) -> bytes:
-    return aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+class ObjectTooLarge(ValueError):
+    pass
+
+
+def read(bucket: str, key: str, max_bytes: int | None = None) -> bytes:
+    """The object's bytes; ObjectTooLarge, before reading any, if it is over `max_bytes`."""
+    response = aws.client("s3").get_object(Bucket=bucket, Key=key)
+    if max_bytes is not None and response["ContentLength"] > max_bytes:
+        response["Body"].close()
+        raise ObjectTooLarge(f"s3://{bucket}/{key} is {response['ContentLength']} bytes")
+    return response["Body"].read()
 
 
 def write(bucket: str, key: str, data: bytes, content_type: str) -> None:

@@ -46,26 +46,50 @@ def resolve(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+# IPv6 forms that carry an IPv4 address the packets may end up at.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _addresses(text: str) -> list[IP]:
+    """The address, and any IPv4 address embedded in it (mapped, 6to4, Teredo, NAT64,
+    IPv4-compatible): each must pass, since the packets may be delivered to either."""
     ip = ipaddress.ip_address(text)  # IPv6 zone ids (fe80::1%eth0) are understood
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return [ip]
+    embedded: list[IP] = [ip]
+    if ip.ipv4_mapped is not None:
+        embedded.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        embedded.append(ip.sixtofour)
+    if ip.teredo is not None:
+        embedded.extend(ip.teredo)
+    if any(ip in network for network in _NAT64) or (ip in _IPV4_COMPATIBLE and int(ip) > 0xFFFF):
+        embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return embedded
+
+
+def _refused(ip: IP, allow_private: bool) -> bool:
+    if ip in METADATA_ADDRESSES or ip.is_link_local or ip.is_multicast or ip.is_unspecified:
+        return True
+    if allow_private and (ip.is_loopback or ip.is_private):
+        return False
+    return not ip.is_global
 
 
 def forbidden(address: str, allow_private: bool) -> bool:
     """Whether a webhook may not connect to `address`.
 
     Only globally routable addresses are allowed (so 100.64.0.0/10, benchmarking and
-    documentation ranges are refused too). The local stage also allows loopback and
-    private ranges, for receivers on the laptop, but never link-local or metadata.
+    documentation ranges are refused too), checked for the IPv4 address an IPv6 one
+    embeds too. The local stage also allows loopback and private ranges, for receivers
+    on the laptop, but never link-local or metadata.
     """
-    ip = _address(address)
-    if ip in METADATA_ADDRESSES or ip.is_link_local or ip.is_multicast or ip.is_unspecified:
-        return True
-    if allow_private and (ip.is_loopback or ip.is_private):
-        return False
-    return not ip.is_global
+    addresses = _addresses(address)
+    if isinstance(addresses[0], ipaddress.IPv6Address) and addresses[0].ipv4_mapped:
+        addresses = addresses[1:]  # ::ffff:a.b.c.d is exactly a.b.c.d
+    return any(_refused(ip, allow_private) for ip in addresses)
 
 
 def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> Destination:

@@ -28,6 +28,7 @@ log = logging.getLogger("taskstatus_svc.worker")
 configure_logging()
 
 MAX_BACKOFF_SECONDS = 900
+MAX_SOURCE_BYTES = 100 * 1024 * 1024  # read whole into the worker's memory (1 GB)
 # At most one progress write per task per this many seconds (TaskReporter).
 PROGRESS_MIN_INTERVAL_SECONDS = 1.0
 
@@ -82,7 +83,11 @@ class TaskReporter:
 
     def read_object(self, bucket: str, key: str) -> bytes:
         try:
-            return objects.read(bucket, key)
+            return objects.read(bucket, key, MAX_SOURCE_BYTES)
+        except objects.ObjectTooLarge as exc:
+            raise PermanentError(
+                f"{exc}; a processor reads sources of at most {MAX_SOURCE_BYTES} bytes"
+            ) from None
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket"}:
                 raise PermanentError(f"source object s3://{bucket}/{key} does not exist") from None

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from chalicelib.model import Task
 
 _LENGTH_BITS = 32
+MAX_PIXELS = 40_000_000  # a 4-channel copy of this is 160 MB, within the worker's 1 GB
 
 
 class WatermarkInput(Schema):
@@ -40,10 +41,17 @@ class BlindWatermarkInput(Schema):
 def _open(data: bytes) -> Image:
     from PIL import Image, UnidentifiedImageError
 
+    # A small file can declare a huge canvas (a decompression bomb): refuse it before
+    # decoding, far below what would exhaust the worker's memory.
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_PIXELS:
+            raise PermanentError(
+                f"the image is {image.width}x{image.height} pixels; at most {MAX_PIXELS} are read"
+            )
         image.load()
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise PermanentError(f"the source object is not a readable image: {exc}") from exc
     return image
 

@@ -168,3 +168,10 @@ def test_a_signed_token_whose_exp_is_nan_never_passes():
     mac = hmac.new(JWT_SECRET.encode(), head.encode(), hashlib.sha256).digest()
     with pytest.raises(hs256.TokenError):
         decode(f"{head}.{_b64(mac)}")
+
+
+def test_a_token_for_an_audience_when_none_is_configured_is_refused():
+    """A sibling service sharing the secret mints tokens for itself: not valid here."""
+    assert jwt.decode(token(), JWT_SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    with pytest.raises(hs256.TokenError, match="audience"):
+        decode(token(aud="other-app"))

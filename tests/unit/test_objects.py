@@ -181,3 +181,33 @@ def test_the_key_problem_names_the_prefix_to_use():
     assert ALICE in key_problem("alice", f"{BOB}x.png")
     assert "'..'" in key_problem("alice", f"{ALICE}a/../x.png")
     assert key_problem("alice", f"{ALICE}a/b.png") is None
+
+
+# -- what the service writes, and what a job may read ------------------------------------------
+
+
+def test_a_job_cannot_name_the_folder_the_service_writes_into(client, stack):
+    """outputs/ holds results and webhook payloads the service signs: no job may target it."""
+    job = watermark_job(f"{ALICE}in/a.png", target_key=f"{ALICE}outputs/some-task/webhook-2.json")
+    assert_refused(submit(client, job), stack, "target.key")
+
+
+def test_a_decompression_bomb_fails_its_task_with_a_reason(client, stack):
+    bomb = io.BytesIO()
+    Image.new("1", (8000, 6000)).save(bomb, format="PNG")  # 48 Mpx in a few KB
+    stack.s3.put_object(Bucket=BUCKET, Key=f"{ALICE}in/bomb.png", Body=bomb.getvalue())
+    job_id = submit(client, watermark_job(f"{ALICE}in/bomb.png")).json_body["jobId"]
+    stack.settle()
+    job = get(client, f"/jobs/{job_id}").json_body
+    assert job["status"] == "failed" and "pixels" in job["error"]
+
+
+def test_a_source_over_the_read_limit_fails_its_task_without_reading_it(client, stack, monkeypatch):
+    from chalicelib import worker
+
+    monkeypatch.setattr(worker, "MAX_SOURCE_BYTES", 1000)
+    stack.s3.put_object(Bucket=BUCKET, Key=f"{ALICE}in/big.png", Body=png() + b"\0" * 2000)
+    job_id = submit(client, watermark_job(f"{ALICE}in/big.png")).json_body["jobId"]
+    stack.settle()
+    job = get(client, f"/jobs/{job_id}").json_body
+    assert job["status"] == "failed" and "at most 1000 bytes" in job["error"]

@@ -346,3 +346,29 @@ def test_ipv4_mapped_private_addresses_are_refused_on_strict_stages(strict, addr
 def test_a_public_ipv4_mapped_address_is_allowed(strict):
     target = check_url("https://hooks.example/", strict, lambda h, p: ["::ffff:93.184.216.34"])
     assert target.addresses == ("::ffff:93.184.216.34",)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::a9fe:a9fe",  # IPv4-compatible form of 169.254.169.254
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b:1::a9fe:a9fe",  # local-use NAT64 of the metadata address
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:0a00:0001::1",  # 6to4 of 10.0.0.1
+    ],
+)
+def test_ipv6_forms_that_embed_an_internal_ipv4_address_are_refused(strict, address):
+    with pytest.raises(UnsafeUrl, match="not public"):
+        check_url("https://hooks.example/", strict, resolver=lambda h, p: [address])
+
+
+def test_ipv6_forms_that_embed_the_metadata_address_are_refused_even_locally():
+    for address in ("::a9fe:a9fe", "2002:a9fe:a9fe::1"):
+        with pytest.raises(UnsafeUrl):
+            check_url("http://hooks.example/", get_settings(), lambda h, p, a=address: [a])
+
+
+def test_a_nat64_form_of_a_public_address_is_allowed(strict):
+    target = check_url("https://hooks.example/", strict, lambda h, p: ["64:ff9b::5db8:d822"])
+    assert target.addresses == ("64:ff9b::5db8:d822",)
