@@ -343,9 +343,35 @@ class KeyCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+        _LIVE.clear()
 
 
 CACHE = KeyCache()
+_LIVE: dict[str, tuple[float, bool]] = {}  # key id -> (checked at, still stored)
+
+
+def key_is_live(key_id: str, settings: Settings | None = None) -> bool:
+    """Whether a key (by id) still exists: one GetItem, cached like the keys themselves.
+
+    A WebSocket connection opened with a key keeps only its id; this is how a revoked
+    key ends the connections it opened.
+    """
+    settings = settings or get_settings()
+    clock = time.monotonic()
+    checked = _LIVE.get(key_id)
+    if checked is not None and clock - checked[0] < settings.api_key_cache_seconds:
+        return checked[1]
+    item = (
+        ApiKeyStore(settings.records_table)
+        ._ddb.get_item(
+            TableName=settings.records_table, Key=_key_key(key_id), ProjectionExpression="pk"
+        )
+        .get("Item")
+    )
+    if len(_LIVE) >= CACHE_ENTRIES:
+        _LIVE.clear()
+    _LIVE[key_id] = (clock, item is not None)
+    return item is not None
 
 
 def authenticate_key(secret: str, settings: Settings | None = None) -> Principal:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -42,16 +42,45 @@ PUSHED = "v#"  # a connection's push marker for one task
 
 
 @dataclass(frozen=True)
+class Credential:
+    """What a connection was opened with: when it stops being valid, and the API key if any."""
+
+    expires_at: int | None = None  # a token's `exp`, or an API key's expiry
+    key_id: str | None = None
+
+    def ended(self, now: datetime) -> bool:
+        """A token past its `exp`; an API key past its expiry or revoked."""
+        if self.expires_at is not None and self.expires_at <= now.timestamp():
+            return True
+        if self.key_id is not None:
+            from chalicelib.api_keys import key_is_live
+
+            return not key_is_live(self.key_id)
+        return False
+
+    def attributes(self) -> dict[str, dict[str, str]]:
+        item = {}
+        if self.expires_at is not None:
+            item["credential_expires_at"] = {"N": str(self.expires_at)}
+        if self.key_id is not None:
+            item["key_id"] = {"S": self.key_id}
+        return item
+
+    @classmethod
+    def of_item(cls, item: dict[str, Any]) -> Credential:
+        expires, key_id = item.get("credential_expires_at"), item.get("key_id")
+        return cls(int(expires["N"]) if expires else None, key_id["S"] if key_id else None)
+
+
+@dataclass(frozen=True)
 class Subscription:
     connection_id: str
     kind: str
     value: str
-    credential_expires_at: int | None = None  # the connecting token's `exp` (or key expiry)
+    credential: Credential = field(default_factory=Credential)
 
     def expired(self, now: datetime) -> bool:
-        return (
-            self.credential_expires_at is not None and self.credential_expires_at <= now.timestamp()
-        )
+        return self.credential.ended(now)
 
     def matches(self, task: Task) -> bool:
         return (
@@ -83,17 +112,10 @@ def connect_token(query: dict[str, str] | None) -> str:
 @dataclass(frozen=True)
 class Connection:
     owner: str
-    credential_expires_at: int | None
+    credential: Credential
 
     def expired(self, now: datetime) -> bool:
-        return (
-            self.credential_expires_at is not None and self.credential_expires_at <= now.timestamp()
-        )
-
-
-def _credential_expiry(item: dict[str, Any]) -> int | None:
-    value = item.get("credential_expires_at")
-    return int(value["N"]) if value else None
+        return self.credential.ended(now)
 
 
 class Subscriptions(RecordsTable):
@@ -102,7 +124,7 @@ class Subscriptions(RecordsTable):
         connection_id: str,
         owner: str,
         now: datetime,
-        credential_expires_at: int | None = None,
+        credential: Credential | None = None,
     ) -> None:
         """The connection, with the default subscription to every change of its owner's tasks."""
         expires = {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)}
@@ -113,11 +135,9 @@ class Subscriptions(RecordsTable):
             "connected_at": {"S": now.isoformat()},
             "expires_at": expires,
         }
-        if credential_expires_at is not None:
-            connection["credential_expires_at"] = {"N": str(credential_expires_at)}
-        default = self._subscription_item(
-            connection_id, owner, DEFAULT, "*", expires, credential_expires_at
-        )
+        credential = credential or Credential()
+        connection.update(credential.attributes())
+        default = self._subscription_item(connection_id, owner, DEFAULT, "*", expires, credential)
         self._ddb.batch_write_item(
             RequestItems={
                 self.table: [{"PutRequest": {"Item": item}} for item in (connection, default)]
@@ -131,7 +151,7 @@ class Subscriptions(RecordsTable):
         ).get("Item")
         if item is None:
             return None
-        return Connection(item["owner"]["S"], _credential_expiry(item))
+        return Connection(item["owner"]["S"], Credential.of_item(item))
 
     def refresh(self, connection_id: str, now: datetime) -> None:
         self._ddb.update_item(
@@ -151,7 +171,7 @@ class Subscriptions(RecordsTable):
         kind: str,
         value: str,
         expires: dict[str, str],
-        credential_expires_at: int | None,
+        credential: Credential,
     ) -> dict[str, Any]:
         item = {
             "pk": {"S": f"conn#{connection_id}"},
@@ -160,8 +180,7 @@ class Subscriptions(RecordsTable):
             "gsk": {"S": f"{connection_id}#{kind}#{value}"},
             "expires_at": expires,
         }
-        if credential_expires_at is not None:
-            item["credential_expires_at"] = {"N": str(credential_expires_at)}
+        item.update(credential.attributes())
         return item
 
     def subscribe(
@@ -181,7 +200,7 @@ class Subscriptions(RecordsTable):
                                 kind,
                                 value,
                                 expires,
-                                connection.credential_expires_at,
+                                connection.credential,
                             )
                         }
                     },
@@ -239,14 +258,14 @@ class Subscriptions(RecordsTable):
             "IndexName": "by_target",
             "KeyConditionExpression": "gpk = :gpk",
             "ExpressionAttributeValues": {":gpk": {"S": f"sub#{owner}"}},
-            "ProjectionExpression": "gsk, credential_expires_at",
+            "ProjectionExpression": "gsk, credential_expires_at, key_id",
         }
         while True:
             response = self._ddb.query(**request)
             for item in response.get("Items", []):
                 connection_id, kind, value = item["gsk"]["S"].split("#", 2)
                 subscriptions.append(
-                    Subscription(connection_id, kind, value, _credential_expiry(item))
+                    Subscription(connection_id, kind, value, Credential.of_item(item))
                 )
             if "LastEvaluatedKey" not in response:
                 return subscriptions
@@ -321,7 +340,10 @@ class Realtime:
                 "body": "send ?token=<JWT or API key> or ?Authorization=Bearer%20<JWT>",
             }
         self.subscriptions.add_connection(
-            connection_id, principal.owner, utcnow(), principal.expires_at
+            connection_id,
+            principal.owner,
+            utcnow(),
+            Credential(principal.expires_at, principal.key_id),
         )
         return {"statusCode": 200}
 

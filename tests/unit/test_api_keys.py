@@ -10,7 +10,7 @@ from chalicelib import api_keys, aws
 from chalicelib.api_keys import ApiKeyStore
 from chalicelib.realtime import Realtime
 from chalicelib.settings import get_settings
-from tests.conftest import auth
+from tests.conftest import auth, reset_caches
 from tests.unit.helpers import sleep_job
 
 BOTH = ["jobs:read", "jobs:write"]
@@ -295,3 +295,24 @@ def test_the_cache_is_bounded():
     assert len(cache._entries) == 3
     assert cache.get("d9", 5, 1.0) == (True, None)
     assert cache.get("d0", 5, 1.0) == (False, None)
+
+
+def test_revoking_a_key_ends_the_websocket_connections_it_opened(client, service, monkeypatch):
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+    from chalicelib.model import Status
+    from tests.unit.tasks import stored_task
+
+    monkeypatch.setenv("API_KEY_CACHE_SECONDS", "0")
+    reset_caches()
+    created = create(client).json_body
+    realtime = Realtime(service, service.settings)
+    assert realtime.connect("leaked", {"token": created["key"]}) == {"statusCode": 200}
+    realtime.pusher.send("leaked", '{"type": "hello"}')
+    task = stored_task(service, Status.PROCESSING)
+    assert realtime.on_task_change(task) == 1  # the key is live: pushes arrive
+    assert client.http.delete(f"/api-keys/{created['id']}", headers=auth()).status_code == 204
+    changed = task.model_copy(update={"version": task.version + 1})
+    assert realtime.on_task_change(changed) == 0
+    assert realtime.subscriptions.connection("leaked") is None
+    assert "leaked" not in apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections
