@@ -153,7 +153,7 @@ def _parse_head(head: bytes) -> tuple[int, int | None]:
     version, _, rest = lines[0].partition(" ")
     code = rest[:3]
     if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-        raise ValueError(f"not an HTTP status line: {lines[0][:80]!r}")
+        raise ValueError("the answer does not start with an HTTP status line")  # no echo
     retry_after = None
     for line in lines[1:]:
         name, _, value = line.partition(":")

@@ -149,6 +149,7 @@ def test_a_malformed_answer_is_a_failed_attempt_not_an_exception():
     finally:
         server.close()
     assert outcome.status_code is None and "malformed" in outcome.error
+    assert "not http" not in outcome.error  # the log never echoes what another port says
     assert outcome.retryable
 
 
