@@ -195,7 +195,7 @@ def _verify_rs256(token: str, settings: Settings) -> dict[str, Any]:
             algorithms=["RS256"],
             audience=settings.jwt_audience or None,
             issuer=settings.jwt_issuer or None,
-            options={"require": ["exp"], "verify_aud": bool(settings.jwt_audience)},
+            options={"require": ["exp"]},  # `aud` is always checked: JWKS mode requires it
             leeway=30,
         )
     except jwt.ExpiredSignatureError:

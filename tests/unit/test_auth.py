@@ -417,3 +417,27 @@ def test_the_app_refuses_to_start_with_a_jwks_and_no_audience():
     )
     assert started.returncode != 0
     assert "JWT_AUDIENCE" in started.stderr
+
+
+def test_an_rs256_token_that_expired_within_the_leeway_is_accepted(rs256):
+    assert verify_token(rs256_token(rs256, exp=int(time.time()) - 20)) == "alice"
+
+
+def test_an_rs256_token_that_expired_just_past_the_leeway_is_refused(rs256):
+    with pytest.raises(InvalidToken, match="expired"):
+        verify_token(rs256_token(rs256, exp=int(time.time()) - 30))
+
+
+@pytest.mark.parametrize("kid", ["", None])
+def test_an_rs256_token_whose_kid_is_not_a_name_is_refused(rs256, kid):
+    import base64
+    import json as json_module
+
+    def b64(value: dict) -> str:
+        return base64.urlsafe_b64encode(json_module.dumps(value).encode()).decode().rstrip("=")
+
+    header = {"alg": "RS256", **({"kid": kid} if kid is not None else {})}
+    claims = {"sub": "alice", "exp": int(time.time()) + 60, "aud": "taskstatus"}
+    token = f"{b64(header)}.{b64(claims)}.c2ln"  # never reaches the signature check
+    with pytest.raises(InvalidToken, match="`kid`"):
+        verify_token(token)
