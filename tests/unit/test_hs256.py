@@ -175,3 +175,16 @@ def test_a_token_for_an_audience_when_none_is_configured_is_refused():
     assert jwt.decode(token(), JWT_SECRET, algorithms=["HS256"], options={"verify_exp": False})
     with pytest.raises(hs256.TokenError, match="audience"):
         decode(token(aud="other-app"))
+
+
+def test_a_token_exactly_at_the_end_of_its_leeway_is_expired():
+    with pytest.raises(hs256.ExpiredToken):
+        decode(token(exp=NOW - 30))
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", [None, True, "1800000000", [1]])
+def test_a_time_claim_that_is_not_a_number_is_refused(claim, value):
+    claims = {"sub": "alice", "exp": NOW + 60, claim: value}
+    with pytest.raises(hs256.TokenError, match="number"):
+        decode(signed({"alg": "HS256", "typ": "JWT"}, claims))
