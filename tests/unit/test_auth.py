@@ -441,3 +441,58 @@ def test_an_rs256_token_whose_kid_is_not_a_name_is_refused(rs256, kid):
     token = f"{b64(header)}.{b64(claims)}.c2ln"  # never reaches the signature check
     with pytest.raises(InvalidToken, match="`kid`"):
         verify_token(token)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fetches(monkeypatch):
+    """Counts JWKS fetches; `fetches.down = True` makes the issuer unreachable."""
+    from chalicelib import auth
+
+    class Fetches:
+        count = 0
+        down = False
+
+    def fetch(url):
+        Fetches.count += 1
+        if Fetches.down:
+            raise OSError("connection refused")
+        return {"k1": "a-key"}
+
+    monkeypatch.setattr(auth, "_fetch_rsa_keys", fetch)
+    return Fetches
+
+
+def test_keys_are_fetched_again_the_moment_they_reach_their_ttl(fetches):
+    clock = FakeClock()
+    cache = JwksCache("https://issuer/jwks", ttl=5, min_refresh=10, clock=clock)
+    assert cache.key("k1") == "a-key"
+    clock.now += 4.9
+    cache.key("k1")
+    assert fetches.count == 1
+    clock.now += 0.1  # exactly the TTL: stale, fetched again though min_refresh has not passed
+    cache.key("k1")
+    assert fetches.count == 2
+
+
+def test_after_a_failed_fetch_the_issuer_is_not_asked_again_before_min_refresh(fetches):
+    clock = FakeClock()
+    cache = JwksCache("https://issuer/jwks", ttl=5, min_refresh=10, clock=clock)
+    fetches.down = True
+    with pytest.raises(InvalidToken, match="could not be read"):
+        cache.key("k1")
+    clock.now += 6  # stale, but the last attempt failed 6 s ago
+    with pytest.raises(InvalidToken):
+        cache.key("k1")
+    assert fetches.count == 1
+    fetches.down = False
+    clock.now += 4  # min_refresh has passed: try again
+    assert cache.key("k1") == "a-key"
+    assert fetches.count == 2
