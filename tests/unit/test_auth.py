@@ -496,3 +496,41 @@ def test_after_a_failed_fetch_the_issuer_is_not_asked_again_before_min_refresh(f
     clock.now += 4  # min_refresh has passed: try again
     assert cache.key("k1") == "a-key"
     assert fetches.count == 2
+
+
+@pytest.fixture
+def hs256_with_claims(monkeypatch):
+    monkeypatch.setenv("JWT_ISSUER", "https://issuer.example")
+    monkeypatch.setenv("JWT_AUDIENCE", "taskstatus")
+    reset_caches()
+    yield
+    reset_caches()
+
+
+def hs_token(**claims) -> str:
+    payload = {
+        "sub": "alice",
+        "exp": int(time.time()) + 60,
+        "iss": "https://issuer.example",
+        "aud": "taskstatus",
+        **claims,
+    }
+    return jwt.encode(payload, JWT_SECRET, "HS256")
+
+
+def test_an_hs256_deployment_checks_the_configured_issuer(hs256_with_claims):
+    assert verify_token(hs_token()) == "alice"
+    with pytest.raises(InvalidToken, match="issuer"):
+        verify_token(hs_token(iss="https://elsewhere.example"))
+
+
+def test_an_hs256_deployment_checks_the_configured_audience(hs256_with_claims):
+    with pytest.raises(InvalidToken, match="audience"):
+        verify_token(hs_token(aud="another-service"))
+
+
+def test_an_hs256_token_within_the_leeway_is_accepted_and_just_past_it_refused():
+    now = int(time.time())
+    assert verify_token(jwt.encode({"sub": "a", "exp": now - 20}, JWT_SECRET, "HS256")) == "a"
+    with pytest.raises(InvalidToken, match="expired"):
+        verify_token(jwt.encode({"sub": "a", "exp": now - 30}, JWT_SECRET, "HS256"))

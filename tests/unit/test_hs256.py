@@ -188,3 +188,36 @@ def test_a_time_claim_that_is_not_a_number_is_refused(claim, value):
     claims = {"sub": "alice", "exp": NOW + 60, claim: value}
     with pytest.raises(hs256.TokenError, match="number"):
         decode(signed({"alg": "HS256", "typ": "JWT"}, claims))
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_a_time_claim_up_to_the_leeway_ahead_is_accepted_and_no_further(claim):
+    assert decode(token(**{claim: NOW + 30}))["sub"] == "alice"
+    with pytest.raises(hs256.TokenError, match="not yet valid"):
+        decode(token(**{claim: NOW + 31}))
+
+
+def test_the_issuer_is_checked_only_when_one_is_configured():
+    assert decode(token(iss="https://issuer.example"), issuer="https://issuer.example")
+    with pytest.raises(hs256.TokenError, match="issuer"):
+        decode(token(iss="https://elsewhere.example"), issuer="https://issuer.example")
+    with pytest.raises(hs256.TokenError, match="issuer"):
+        decode(token(), issuer="https://issuer.example")
+    assert decode(token(iss="https://anyone.example"))["sub"] == "alice"
+
+
+def test_an_audience_list_that_names_us_is_accepted():
+    assert decode(token(aud=["other", "taskstatus"]), audience="taskstatus")
+    with pytest.raises(hs256.TokenError, match="audience"):
+        decode(token(aud=["other"]), audience="taskstatus")
+
+
+def test_without_a_leeway_a_token_expires_at_its_exp():
+    with pytest.raises(hs256.ExpiredToken):
+        hs256.decode(token(exp=NOW), JWT_SECRET, now=NOW)
+
+
+@pytest.mark.parametrize("value", ["a.b", "a.b.c.d", "a..b.c", ""])
+def test_a_token_that_is_not_three_segments_is_refused(value):
+    with pytest.raises(hs256.TokenError):
+        decode(value)
