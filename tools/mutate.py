@@ -38,11 +38,13 @@ GUARDS = [
     "chalicelib.auth.xǁJwksCacheǁkey__*",
     # SSRF
     "chalicelib.urls.x_forbidden__*",
-    "chalicelib.urls.x__address__*",
+    "chalicelib.urls.x__addresses__*",
+    "chalicelib.urls.x__refused__*",
     "chalicelib.urls.x_check_url__*",
     # objects: each owner's own prefix
     "chalicelib.objects.x_owner_prefix__*",
     "chalicelib.objects.x_key_problem__*",
+    "chalicelib.objects.x__outside_prefix__*",
 ]
 
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")
