@@ -373,3 +373,16 @@ def test_ipv6_forms_that_embed_the_metadata_address_are_refused_even_locally():
 def test_a_nat64_form_of_a_public_address_is_allowed(strict):
     target = check_url("https://hooks.example/", strict, lambda h, p: ["64:ff9b::5db8:d822"])
     assert target.addresses == ("64:ff9b::5db8:d822",)
+
+
+def test_a_teredo_address_is_checked_for_the_ipv4_address_it_carries(strict):
+    with pytest.raises(UnsafeUrl, match="not public"):
+        check_url(
+            "https://hooks.example/", strict, lambda h, p: ["2001:0:4136:e378:8000:63bf:3fff:fdd2"]
+        )
+
+
+def test_a_public_ipv6_address_is_not_mistaken_for_an_embedded_private_one(strict):
+    """Its last 32 bits spell 10.0.0.1, but it embeds nothing: it is allowed."""
+    target = check_url("https://hooks.example/", strict, lambda h, p: ["2606:4700::a00:1"])
+    assert target.addresses == ("2606:4700::a00:1",)
