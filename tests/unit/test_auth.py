@@ -534,3 +534,22 @@ def test_an_hs256_token_within_the_leeway_is_accepted_and_just_past_it_refused()
     assert verify_token(jwt.encode({"sub": "a", "exp": now - 20}, JWT_SECRET, "HS256")) == "a"
     with pytest.raises(InvalidToken, match="expired"):
         verify_token(jwt.encode({"sub": "a", "exp": now - 30}, JWT_SECRET, "HS256"))
+
+
+def test_an_over_long_token_is_refused_before_any_parsing():
+    with pytest.raises(InvalidToken, match="too long"):
+        verify_token("a" * 8193)
+
+
+@pytest.mark.parametrize("sub", ["", "x" * 257, 123, None])
+def test_a_token_whose_owner_claim_is_not_a_usable_name_is_refused(sub):
+    claims = {"exp": int(time.time()) + 60, **({"sub": sub} if sub is not None else {})}
+    with pytest.raises(InvalidToken, match="claim"):
+        verify_token(jwt.encode(claims, JWT_SECRET, "HS256"))
+
+
+def test_a_principal_carries_its_tokens_expiry():
+    from chalicelib.auth import authenticate
+
+    exp = int(time.time()) + 90
+    assert authenticate(jwt.encode({"sub": "a", "exp": exp}, JWT_SECRET, "HS256")).expires_at == exp
