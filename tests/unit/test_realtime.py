@@ -263,13 +263,17 @@ def test_a_disconnected_connection_gets_no_more_pushes(realtime, service):
 
 
 @pytest.fixture
-def an_hour_later(monkeypatch):
+def an_hour_passes(monkeypatch):
+    """Call it to move the WebSocket handlers' clock an hour ahead."""
     from datetime import timedelta
 
     from chalicelib import realtime as module
 
-    later = realtime_now() + timedelta(hours=1)
-    monkeypatch.setattr(module, "utcnow", lambda: later)
+    def advance() -> None:
+        later = realtime_now() + timedelta(hours=1)
+        monkeypatch.setattr(module, "utcnow", lambda: later)
+
+    return advance
 
 
 def open_connections():
@@ -285,8 +289,9 @@ def connect_for_a_minute(realtime, connection_id):
 
 
 def test_a_message_after_the_token_expired_is_refused_and_the_connection_closed(
-    realtime, monkeypatch, an_hour_later
+    realtime, monkeypatch, an_hour_passes
 ):
+    an_hour_passes()
     told = []
     real_send = realtime.pusher.send
     monkeypatch.setattr(
@@ -302,17 +307,12 @@ def test_a_message_after_the_token_expired_is_refused_and_the_connection_closed(
 
 
 def test_a_change_after_the_token_expired_is_not_pushed_and_the_connection_closed(
-    realtime, service, monkeypatch
+    realtime, service, an_hour_passes
 ):
     connect_for_a_minute(realtime, "c31")
     task = stored_task(service, Status.PROCESSING)
     assert realtime.on_task_change(task) == 1  # while the token is valid
-    from datetime import timedelta
-
-    from chalicelib import realtime as module
-
-    later = realtime_now() + timedelta(hours=1)
-    monkeypatch.setattr(module, "utcnow", lambda: later)
+    an_hour_passes()
     changed = task.model_copy(update={"version": task.version + 1})
     assert realtime.on_task_change(changed) == 0
     assert "c31" not in open_connections()
