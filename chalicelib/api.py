@@ -108,7 +108,7 @@ def get_job(service: TaskService, request: Request, job_id: str) -> Response:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     if http.not_modified(request, tag):
         return Response(body="", status_code=304, headers=headers)
-    return _json(job_document(task), headers=headers)
+    return _json(job_document(task, with_input=True), headers=headers)
 
 
 def list_jobs(service: TaskService, request: Request) -> Response:

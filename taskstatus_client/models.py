@@ -62,6 +62,8 @@ class JobDocument(Model):
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
+    version: int  # rises by one on every change, as in WebSocket pushes
+    input: Any = None  # on GET /jobs/{jobId} only
 
 
 class JobList(Model):

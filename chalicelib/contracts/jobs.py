@@ -40,7 +40,9 @@ def _output(task: Task) -> dict[str, Any]:
     return document
 
 
-def job_document(task: Task) -> dict[str, Any]:
+def job_document(task: Task, with_input: bool = False) -> dict[str, Any]:
+    """The job; `with_input` for a read by id only: a list page of 100 inputs of up to 256 KB
+    each would pass Lambda's 6 MB response limit."""
     return JobDocument(
         jobId=task.id,
         type=task.type,
@@ -55,4 +57,6 @@ def job_document(task: Task) -> dict[str, Any]:
         output=_output(task),
         error=task.error,
         metadata=task.metadata,
+        version=task.version,
+        input=task.input if with_input else None,
     ).model_dump(mode="json")

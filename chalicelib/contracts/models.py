@@ -86,6 +86,8 @@ class JobDocument(Schema):
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
+    version: int = Field(description="rises by one on every change, as in WebSocket pushes")
+    input: Any = Field(default=None, description="the job's input; on GET /jobs/{jobId} only")
 
 
 class JobList(Schema):

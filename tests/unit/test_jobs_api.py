@@ -17,6 +17,8 @@ JOB_FIELDS = {
     "output",
     "error",
     "metadata",
+    "version",
+    "input",
 }
 
 
@@ -47,6 +49,15 @@ def test_a_submitted_job_runs_to_completion(client, stack):
     assert job["progress"] == {"current": 2, "total": 2, "message": "step 2 of 2"}
     assert job["result"] == {"slept": 0.0, "steps": 2}
     assert job["completedAt"] and job["processingTime"] is not None
+
+
+def test_a_read_by_id_carries_the_input_and_the_version_a_list_carries_the_version_only(client):
+    job_id = submit(client, sleep_job(steps=2)).json_body["jobId"]
+    read = get(client, f"/jobs/{job_id}").json_body
+    assert read["input"] == sleep_job(steps=2)["input"]
+    assert read["version"] == 1
+    (listed,) = get(client, "/jobs").json_body["jobs"]
+    assert listed["input"] is None and listed["version"] == read["version"]
 
 
 def test_curl_default_content_type_is_accepted_for_a_json_body(client):
