@@ -55,6 +55,13 @@ def openapi() -> dict[str, Any]:
     return document()
 
 
+@app.route("/dashboard", methods=["GET"])
+def dashboard() -> Any:
+    from chalicelib import dashboard
+
+    return dashboard.page()
+
+
 @app.route("/jobs", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def submit_job() -> Any:
     from chalicelib import api

@@ -44,7 +44,9 @@ configure_logging()
 # (a Lambda init error, `make dev` exits) with the reason, instead of failing per request.
 check_environment()
 
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
+# The dashboard's page is a shell without data: the token stays in the browser, and every
+# call the page makes for data carries it.
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/dashboard"})
 # Reads by task id that a stage may open to callers without credentials (PUBLIC_READ_BY_ID):
 # the origins of seeds 000/001 and 002 had no authentication, the id was the credential.
 PUBLIC_READ_ROUTES = frozenset(

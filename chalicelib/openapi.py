@@ -57,6 +57,14 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/health", "Is the service up", {200: m.Health}, public=True, tag="service"),
     Operation("GET", "/openapi.json", "This document", {200: dict}, public=True, tag="service"),
     Operation(
+        "GET",
+        "/dashboard",
+        "The live dashboard: an HTML page whose every data call sends your credentials",
+        {200: str},
+        public=True,
+        tag="service",
+    ),
+    Operation(
         "POST",
         "/jobs",
         "Submit a job",
@@ -279,6 +287,8 @@ def _models() -> list[type[BaseModel]]:
 
 
 def _content(body: Any, refs: dict[str, Any]) -> dict[str, Any]:
+    if body is str:  # the dashboard's page
+        return {"text/html": {"schema": {"type": "string"}}}
     if body is dict:
         schema: dict[str, Any] = {"type": "object"}
     elif isinstance(body, list):

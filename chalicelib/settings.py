@@ -80,6 +80,7 @@ class Settings:
     webhook_allow_private: bool
     webhook_timeout_seconds: float
     ws_endpoint_url: str
+    ws_public_url: str = ""  # what browsers connect to; by default derived from ws_endpoint_url
     cors_allow_origins: tuple[str, ...] = ()
     cors_max_age_seconds: int = 600
     owner_claim: str = "sub"
@@ -128,6 +129,7 @@ def get_settings() -> Settings:
         webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
         webhook_timeout_seconds=float(env("WEBHOOK_TIMEOUT_SECONDS", "15")),
         ws_endpoint_url=env("WS_ENDPOINT_URL", ""),
+        ws_public_url=env("WS_PUBLIC_URL", ""),
         cors_allow_origins=_list("CORS_ALLOW_ORIGINS"),
         cors_max_age_seconds=int(env("CORS_MAX_AGE_SECONDS", "600")),
         owner_claim=env("OWNER_CLAIM", "").strip() or "sub",

@@ -76,6 +76,8 @@ OPTIONAL_VARIABLES = {
     "MAX_API_KEYS_PER_USER",
     "JWKS_CACHE_SECONDS",
     "CORS_MAX_AGE_SECONDS",
+    # the dashboard: browsers connect to WS_ENDPOINT_URL as wss:// unless a custom domain is set
+    "WS_PUBLIC_URL",
     # seed contracts: 24 h presigned URLs as 000/001's origin; auto-vid specs refused until set
     "PRESIGN_EXPIRES_SECONDS",
     "AUTOVID_TASK_TYPE",

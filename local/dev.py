@@ -82,7 +82,7 @@ TUNABLE = (
 )
 
 
-def load_app(emulator_port: int, ws_management_port: int) -> tuple[Any, Any]:
+def load_app(emulator_port: int, ws_management_port: int, ws_port: int = 8001) -> tuple[Any, Any]:
     """Load the app exactly as `chalice local --stage local` does, then point it at our ports."""
     from chalice.cli.factory import CLIFactory
 
@@ -92,6 +92,8 @@ def load_app(emulator_port: int, ws_management_port: int) -> tuple[Any, Any]:
     os.environ.update(mine)
     os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{emulator_port}"
     os.environ["WS_ENDPOINT_URL"] = f"http://127.0.0.1:{ws_management_port}"
+    # Browsers (the dashboard) connect to the gateway's client port, not to its management API.
+    os.environ["WS_PUBLIC_URL"] = f"ws://127.0.0.1:{ws_port}"
     import app as app_module
 
     return app_module, config
@@ -258,7 +260,7 @@ class DevStack:
         )
         from local.ws_gateway import WebSocketGateway
 
-        app_module, config = load_app(self.emulator_port, self.ws_management_port)
+        app_module, config = load_app(self.emulator_port, self.ws_management_port, self.ws_port)
         self.worker_lease_seconds = int(os.environ.get("WORKER_LEASE_SECONDS", "120"))
         outputs = create_stack(boto3.client("cloudformation"))
         sqs = boto3.client("sqs")
@@ -416,6 +418,11 @@ def aws_env(stack: DevStack) -> dict[str, str]:
     }
 
 
+def dashboard_url(stack: DevStack, token: str) -> str:
+    """The dashboard, signed in: the token is in the fragment, which browsers never send."""
+    return f"http://127.0.0.1:{stack.port}/dashboard#token={token}"
+
+
 def banner(stack: DevStack, token: str) -> str:
     api = f"http://127.0.0.1:{stack.port}"
     aws = " ".join(f"{k}={v}" for k, v in aws_env(stack).items())
@@ -433,6 +440,7 @@ def banner(stack: DevStack, token: str) -> str:
     )
     return f"""
 taskstatus is running (stage: local)
+  Dashboard  {dashboard_url(stack, token)}
   REST API   {api}
   WebSocket  ws://127.0.0.1:{stack.ws_port}/?token=$TOKEN
   (the management API the app pushes through: http://127.0.0.1:{stack.ws_management_port})
