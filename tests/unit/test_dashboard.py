@@ -124,3 +124,11 @@ def test_a_websocket_url_that_is_not_one_is_left_out(client, settings_env):
     response = client.http.get("/dashboard")
     assert '{"wsUrl": ""}' in response.body.decode()
     assert csp(response)["connect-src"] == ["'self'"]
+
+
+def test_make_dev_prints_the_dashboard_with_the_token_in_the_fragment():
+    from local.dev import DevSettings, DevStack, banner
+
+    text = banner(DevStack(DevSettings(port=8123)), "tok.en.value")
+    assert "http://127.0.0.1:8123/dashboard#token=tok.en.value" in text
+    assert "dashboard?" not in text

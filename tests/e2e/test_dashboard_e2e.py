@@ -1,0 +1,257 @@
+"""The dashboard in a real browser (Debian's Chromium, driven by Playwright) under `make dev`.
+
+Screenshots go to build/test-artifacts/dashboard/ (ignored by git, like all of build/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import token_for
+from tests.e2e.test_browser_e2e import CHROMIUM, LAUNCH_ARGS
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "build" / "test-artifacts" / "dashboard"
+WAIT_MS = 20000
+
+# Runs before the page's own script: keeps every WebSocket the page opens, and can make the
+# newest one deaf (its pushes are dropped), as a connection that silently died would be.
+SOCKET_SPY = """
+(() => {
+  const Real = window.WebSocket;
+  window.__sockets = [];
+  window.__deaf = false;
+  window.WebSocket = class extends Real {
+    constructor(...args) {
+      super(...args);
+      window.__sockets.push(this);
+      this.addEventListener("message", (event) => {
+        if (window.__deaf) event.stopImmediatePropagation();
+      });
+    }
+    set onmessage(handler) {
+      this.addEventListener("message", (event) => { if (!window.__deaf) handler(event); });
+    }
+  };
+})();
+"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Chromium is missing: run `make install-browser`"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+class Dashboard:
+    """A signed-in dashboard page, and every console error and page error it had."""
+
+    def __init__(self, browser: Any, stack: Any, user: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.add_init_script(SOCKET_SPY)
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.page.on(
+            "console",
+            lambda m: self.problems.append(f"console: {m.text}") if m.type == "error" else None,
+        )
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.stack = stack
+        self.user = user
+        self.token = token_for(user)
+        self.page.goto(f"{stack.api}/dashboard#token={self.token}")
+        self.connection().wait_for(state="visible")
+        self.expect_text(self.connection(), "Live")
+
+    def connection(self) -> Any:
+        return self.page.locator("#connection")
+
+    def row(self, job_id: str) -> Any:
+        return self.page.locator(f'#task-rows tr[data-id="{job_id}"]')
+
+    def expect_text(self, locator: Any, text: str) -> None:
+        from playwright.sync_api import expect
+
+        expect(locator).to_have_text(text, timeout=WAIT_MS)
+
+    def expect_status(self, job_id: str, status: str) -> None:
+        self.expect_text(self.row(job_id).locator(".badge"), status)
+
+    def submit(self, job: dict) -> str:
+        return self.stack.submit(job, user=self.user)["jobId"]
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=False)
+        return path
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def dashboard(browser, local_stack, request) -> Iterator[Dashboard]:
+    board = Dashboard(browser, local_stack, f"dash-{request.node.name[-40:]}")
+    yield board
+    board.close()
+
+
+def test_the_token_leaves_the_address_bar_for_session_storage(dashboard):
+    page = dashboard.page
+    assert "token" not in page.url
+    assert page.evaluate("sessionStorage.getItem('taskstatus.token')") == dashboard.token
+    assert dashboard.problems == []
+
+
+def test_a_job_submitted_from_the_page_progresses_live_to_completed(dashboard):
+    page = dashboard.page
+    page.fill("#new-type", "demo/sleep")
+    page.fill("#new-input", '{"seconds": 2.5, "steps": 5}')
+    page.click("#new-form button[type=submit]")
+    dashboard.expect_text(page.locator("#new-outcome"), _starts_with("Submitted "))
+    job_id = page.locator("#new-outcome").inner_text().removeprefix("Submitted ").strip()
+    row = dashboard.row(job_id)
+    dashboard.expect_status(job_id, "processing")
+    assert float(row.locator("progress").get_attribute("max") or 0) == 5
+    dashboard.expect_text(row.locator(".progress-text"), _starts_with(""))
+    dashboard.screenshot("progressing")
+    dashboard.expect_status(job_id, "completed")
+    assert row.locator("progress").evaluate("p => p.value === p.max")
+    assert "step 5 of 5" in row.locator(".progress-text").inner_text()
+    assert dashboard.problems == []
+
+
+def test_a_job_is_cancelled_from_its_detail_view_after_a_confirmation(dashboard):
+    page = dashboard.page
+    job_id = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 60, "steps": 60}})
+    dashboard.expect_status(job_id, "processing")  # appeared without a reload, pushed
+    dashboard.row(job_id).get_by_role("button").click()
+    detail = page.locator("#detail")
+    dashboard.expect_text(detail.locator("#d-id"), job_id)
+    page.click("#act-cancel")
+    page.locator("#confirm").wait_for(state="visible")
+    page.click("#confirm-no")  # said no: nothing happens
+    assert dashboard.stack.get(job_id, user=dashboard.user)["status"] == "processing"
+    page.click("#act-cancel")
+    page.click("#confirm-yes")
+    dashboard.expect_text(detail.locator("#d-outcome"), "Cancelled: the task is cancelled.")
+    dashboard.expect_text(detail.locator("#d-status"), "cancelled")
+    assert dashboard.stack.get(job_id, user=dashboard.user)["status"] == "cancelled"
+    timeline = detail.locator("#d-timeline li .badge")
+    dashboard.expect_text(timeline.last, "cancelled")
+    assert timeline.count() >= 2
+    assert page.locator("#act-cancel").is_disabled()
+    dashboard.screenshot("detail")
+    page.keyboard.press("Escape")
+    dashboard.expect_status(job_id, "cancelled")
+    assert dashboard.problems == []
+
+
+def test_the_status_filter_lists_only_that_status(dashboard):
+    page = dashboard.page
+    done = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}})
+    running = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 60, "steps": 60}})
+    dashboard.expect_status(done, "completed")
+    dashboard.expect_status(running, "processing")
+    page.select_option("#filter-status", "completed")
+    dashboard.row(running).wait_for(state="detached", timeout=WAIT_MS)
+    assert dashboard.row(done).is_visible()
+    statuses = page.locator("#task-rows .badge").all_inner_texts()
+    assert statuses and set(statuses) == {"completed"}
+    page.select_option("#filter-status", "processing")
+    dashboard.row(done).wait_for(state="detached", timeout=WAIT_MS)
+    assert dashboard.row(running).is_visible()
+    requests.delete(
+        f"{dashboard.stack.api}/jobs/{running}",
+        headers=dashboard.stack.headers(dashboard.user),
+        timeout=10,
+    )
+    dashboard.row(running).wait_for(state="detached", timeout=WAIT_MS)  # moved out, live
+    assert dashboard.problems == []
+
+
+def test_changes_missed_while_the_socket_was_down_arrive_after_the_reconnect(dashboard):
+    page = dashboard.page
+    known = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 1.5, "steps": 3}})
+    dashboard.expect_status(known, "processing")
+    page.evaluate("window.__deaf = true")  # from now on the page hears nothing
+    unseen = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}})
+    dashboard.stack.wait_until_finished(known, user=dashboard.user)
+    dashboard.stack.wait_until_finished(unseen, user=dashboard.user)
+    page.wait_for_timeout(300)
+    assert dashboard.row(known).locator(".badge").inner_text() == "processing"
+    assert dashboard.row(unseen).count() == 0
+    page.evaluate("window.__deaf = false; window.__sockets.at(-1).close()")
+    dashboard.expect_text(dashboard.connection(), _starts_with("Reconnecting"))
+    dashboard.expect_text(dashboard.connection(), "Live")
+    dashboard.expect_status(known, "completed")
+    dashboard.expect_status(unseen, "completed")
+    assert page.evaluate("window.__sockets.length") == 2
+    assert dashboard.problems == []
+
+
+def test_task_fields_are_shown_as_text_never_as_html(dashboard):
+    page = dashboard.page
+    hostile = {
+        "img": "<img src=x onerror=window.__pwned=1>",
+        "script": "<script>window.__pwned=2</script>",
+    }
+    job_id = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}, "metadata": hostile})
+    dashboard.expect_status(job_id, "completed")
+    dashboard.row(job_id).get_by_role("button").click()
+    metadata = page.locator("#d-metadata")
+    dashboard.expect_text(metadata, _containing(hostile["img"]))
+    assert hostile["script"] in metadata.inner_text()
+    assert page.locator("#detail img").count() == 0
+    assert page.locator("#detail script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert dashboard.problems == []
+
+
+def test_sign_out_forgets_the_token_and_a_pasted_one_signs_in(dashboard):
+    page = dashboard.page
+    page.click("#sign-out")
+    page.locator("#signin").wait_for(state="visible")
+    assert page.evaluate("sessionStorage.getItem('taskstatus.token')") is None
+    page.fill("#token-input", token_for(dashboard.user))
+    page.keyboard.press("Enter")
+    dashboard.expect_text(dashboard.connection(), "Live")
+    assert page.locator("#who").inner_text() == f"signed in as {dashboard.user}"
+    assert dashboard.problems == []
+
+
+def test_the_dashboard_is_usable_at_phone_width(dashboard):
+    page = dashboard.page
+    job_id = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}})
+    dashboard.expect_status(job_id, "completed")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    dashboard.row(job_id).get_by_role("button").click()
+    assert page.locator("#act-cancel").is_visible()
+    dashboard.screenshot("phone")
+    assert dashboard.problems == []
+
+
+def _starts_with(prefix: str) -> Any:
+    import re
+
+    return re.compile("^" + re.escape(prefix))
+
+
+def _containing(text: str) -> Any:
+    import re
+
+    return re.compile(re.escape(text))
