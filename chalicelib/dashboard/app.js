@@ -101,9 +101,12 @@
 
   function progressOf(job) {
     const p = job.progress;
-    if (!p || !p.total) return {value: TERMINAL.has(job.status) ? 1 : 0, max: 1, text: p && p.message ? p.message : ""};
+    const done = job.status === "completed" || job.status === "completed_with_errors";
+    // A failed task says why where its progress would be (cut short; the detail has it all).
+    const why = job.error && !done ? ` (${job.error.length > 120 ? `${job.error.slice(0, 120)}…` : job.error})` : "";
+    if (!p || !p.total) return {value: done ? 1 : 0, max: 1, text: ((p && p.message) || "") + why};
     const label = `${p.current}/${p.total}`;
-    return {value: Math.min(p.current, p.total), max: p.total, text: p.message ? `${label} ${p.message}` : label};
+    return {value: Math.min(p.current, p.total), max: p.total, text: (p.message ? `${label} ${p.message}` : label) + why};
   }
 
   // -- the API ------------------------------------------------------------------------
@@ -410,11 +413,11 @@
   }
 
   function countItem(status, count) {
-      const button = el("button", {type: "button", "aria-pressed": String(state.filters.status === status)});
-      button.append(el("span", {class: `badge s-${status}`, text: status}), ` ${count}`);
-      button.setAttribute("aria-label", `${count} ${status}: show only ${status} tasks`);
-      button.addEventListener("click", () => setStatusFilter(state.filters.status === status ? "" : status));
-      return el("li", {}, button);
+    const button = el("button", {type: "button", "aria-pressed": String(state.filters.status === status)});
+    button.append(el("span", {class: `badge s-${status}`, text: status}), ` ${count}`);
+    button.setAttribute("aria-label", `${count} ${status}: show only ${status} tasks`);
+    button.addEventListener("click", () => setStatusFilter(state.filters.status === status ? "" : status));
+    return el("li", {}, button);
   }
 
   function drawChart(completed, failed) {

@@ -118,6 +118,11 @@ def test_the_token_leaves_the_address_bar_for_session_storage(dashboard):
 
 def test_a_job_submitted_from_the_page_progresses_live_to_completed(dashboard):
     page = dashboard.page
+    # Company for the screenshot (README's): a finished job and a failed one.
+    done = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0.2, "steps": 2}})
+    failed = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0.2, "fail_at": 1}})
+    dashboard.expect_status(done, "completed")
+    dashboard.expect_status(failed, "failed")
     page.fill("#new-type", "demo/sleep")
     page.fill("#new-input", '{"seconds": 2.5, "steps": 5}')
     page.click("#new-form button[type=submit]")
@@ -127,7 +132,8 @@ def test_a_job_submitted_from_the_page_progresses_live_to_completed(dashboard):
     dashboard.expect_status(job_id, "processing")
     assert float(row.locator("progress").get_attribute("max") or 0) == 5
     dashboard.expect_text(row.locator(".progress-text"), _starts_with(""))
-    dashboard.screenshot("progressing")
+    dashboard.expect_text(dashboard.row(job_id).locator(".badge"), "processing")
+    dashboard.screenshot("dashboard")  # docs/dashboard.png is a copy of this one
     dashboard.expect_status(job_id, "completed")
     assert row.locator("progress").evaluate("p => p.value === p.max")
     assert "step 5 of 5" in row.locator(".progress-text").inner_text()
