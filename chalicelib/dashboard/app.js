@@ -26,6 +26,9 @@
     tasks: new Map(),        // id -> the newest job document seen (by version)
     seen: new Map(),         // id -> [{version, status, at, progress}] changes this page saw
     listed: [],              // ids in the list, as loaded and as pushed
+    rank: new Map(),         // id -> order among tasks of the same second: the list's, newest first
+    ranked: 0,
+    pushedRank: 0,
     cursor: null,
     generation: 0,
     filters: {status: "", type: "", prefix: ""},
@@ -211,7 +214,7 @@
     if (live.socket) live.socket.close(1000);
     clearTimeout(live.retryTimer);
     setConnection("off", "Not connected");
-    state.tasks.clear(); state.seen.clear(); state.overview.clear(); state.listed = [];
+    state.tasks.clear(); state.seen.clear(); state.overview.clear(); state.listed = []; state.rank.clear();
     for (const row of state.rows.values()) row.remove();
     state.rows.clear();
     if ($("detail").open) $("detail").close();
@@ -267,6 +270,8 @@
     if (reset) {
       state.cursor = null;
       state.listed = [];
+      state.rank.clear();
+      state.ranked = 0;
       $("list-status").textContent = "Loading…";
     }
     const answer = await api(listQuery(reset ? null : state.cursor));
@@ -275,10 +280,7 @@
       $("list-status").textContent = `Could not load the tasks: ${answer.message}`;
       return;
     }
-    for (const job of answer.data.jobs) {
-      merge(job);
-      if (!state.listed.includes(job.jobId)) state.listed.push(job.jobId);
-    }
+    for (const job of answer.data.jobs) { merge(job); list(job.jobId, false); }
     state.cursor = answer.data.nextCursor;
     $("more").hidden = !state.cursor;
     render();
@@ -288,16 +290,20 @@
     // After a reconnect: whatever was submitted or changed while the socket was down.
     const answer = await api(listQuery(null));
     if (!answer.ok) return;
-    for (const job of answer.data.jobs) {
-      merge(job);
-      if (!state.listed.includes(job.jobId)) state.listed.push(job.jobId);
-    }
+    for (const job of answer.data.jobs.slice().reverse()) { merge(job); list(job.jobId, true); }
     render();
   }
 
+  // Into the list: in the order the list API gave (`newer`: ahead of everything listed so far).
+  function list(id, newer) {
+    if (!state.listed.includes(id)) state.listed.push(id);
+    if (!state.rank.has(id)) state.rank.set(id, newer ? --state.pushedRank : state.ranked++);
+  }
+
   function sortListed() {
+    // Times have whole seconds: within one, the list API's order (and newer pushes first).
     const key = (id) => ms((state.tasks.get(id) || {}).submittedAt) || 0;
-    state.listed.sort((a, b) => key(b) - key(a) || (a < b ? 1 : -1));
+    state.listed.sort((a, b) => key(b) - key(a) || state.rank.get(a) - state.rank.get(b));
   }
 
   function cell(label, ...children) {
@@ -532,7 +538,7 @@
     inflight.delete(id);
     if (answer.ok && state.token) {
       merge(answer.data);
-      if (isNew && matches(answer.data) && !state.listed.includes(id)) state.listed.push(id);
+      if (isNew && matches(answer.data)) list(id, true);
       render();
       if (state.detailId === id) { loadTimeline(id); if (TERMINAL.has(answer.data.status)) loadDeliveries(id); }
     }
@@ -750,7 +756,7 @@
       if (!answer.ok) { outcome.textContent = `Refused: ${answer.message}`; return; }
       outcome.textContent = `Submitted ${answer.data.jobId}`;
       merge(answer.data);
-      if (matches(answer.data) && !state.listed.includes(answer.data.jobId)) state.listed.push(answer.data.jobId);
+      if (matches(answer.data)) list(answer.data.jobId, true);
       render();
     });
     $("detail-close").addEventListener("click", () => $("detail").close());

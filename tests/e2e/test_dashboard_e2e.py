@@ -251,6 +251,38 @@ def test_the_dashboard_is_usable_at_phone_width(dashboard):
     assert dashboard.problems == []
 
 
+def test_a_task_found_by_id_opens_and_closes_from_the_keyboard(dashboard):
+    page = dashboard.page
+    job_id = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}})
+    dashboard.expect_status(job_id, "completed")
+    page.focus("#find-id")
+    page.keyboard.type(job_id)
+    page.keyboard.press("Enter")
+    dashboard.expect_text(page.locator("#d-id"), job_id)
+    assert page.evaluate("document.activeElement.closest('dialog')?.id") == "detail"
+    page.keyboard.press("Escape")
+    page.locator("#detail").wait_for(state="hidden")
+    assert page.evaluate("document.activeElement.id") == "find-id"
+    assert dashboard.problems == []
+
+
+def test_more_tasks_load_with_the_cursor(dashboard):
+    page = dashboard.page
+    jobs = [dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}}) for _ in range(27)]
+    page.reload()  # the first page, 25 newest, from the list API
+    dashboard.expect_text(dashboard.connection(), "Live")
+    dashboard.row(jobs[2]).wait_for(timeout=WAIT_MS)
+    assert page.locator("#task-rows tr").count() == 25
+    assert dashboard.row(jobs[0]).count() == 0
+    page.click("#more")
+    dashboard.row(jobs[0]).wait_for(timeout=WAIT_MS)
+    assert page.locator("#task-rows tr").count() == 27
+    assert page.locator("#more").is_hidden()
+    ids = page.locator("#task-rows tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    assert ids == list(reversed(jobs))
+    assert dashboard.problems == []
+
+
 def _starts_with(prefix: str) -> Any:
     import re
 
