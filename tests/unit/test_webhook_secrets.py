@@ -4,6 +4,7 @@ The attack: bob, a user of the same stage, knows his own signing secret. With on
 secret shared by every user he could sign a delivery that alice's receiver accepts.
 """
 
+import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
@@ -132,3 +133,23 @@ def test_a_stage_without_a_secret_signs_nothing():
 def test_secrets_differ_for_owners_that_share_a_prefix():
     stage = UNIT_ENV["WEBHOOK_SECRET"]
     assert signing.owner_secret(stage, "al") != signing.owner_secret(stage, "alice")
+
+
+def test_the_derivation_is_the_documented_hmac_of_the_owner_under_the_stage_key():
+    """README: HMAC-SHA256 of the owner under the stage secret's key (the base64 after whsec_)."""
+    digest = hmac.new(b"secret", b"taskstatus/webhook-signing/v1\x00alice", hashlib.sha256).digest()
+    expected = "whsec_" + base64.b64encode(digest).decode()
+    assert signing.owner_secret("whsec_c2VjcmV0", "alice") == expected
+
+
+def test_a_stage_secret_that_is_not_whsec_base64_is_used_as_text():
+    digest = hmac.new(b"plain text", b"taskstatus/webhook-signing/v1\x00bob", hashlib.sha256)
+    expected = "whsec_" + base64.b64encode(digest.digest()).decode()
+    assert signing.owner_secret("plain text", "bob") == expected
+
+
+def test_the_previous_stage_secret_adds_a_second_owner_secret():
+    current, previous = signing.owner_secrets("whsec_bmV3", "whsec_b2xk", "alice")
+    assert current == signing.owner_secret("whsec_bmV3", "alice")
+    assert previous == signing.owner_secret("whsec_b2xk", "alice")
+    assert signing.owner_secrets("whsec_bmV3", "", "alice") == [current]
