@@ -62,7 +62,7 @@ class JobDocument(Model):
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
-    version: int  # rises by one on every change, as in WebSocket pushes
+    version: int | None = None  # rises by one on every change, as in WebSocket pushes
     input: Any = None  # on GET /jobs/{jobId} only
 
 

@@ -86,7 +86,10 @@ class JobDocument(Schema):
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
-    version: int = Field(description="rises by one on every change, as in WebSocket pushes")
+    # Optional in the schema, always sent: clients of servers from before it keep working.
+    version: int | None = Field(
+        default=None, description="rises by one on every change, as in WebSocket pushes"
+    )
     input: Any = Field(default=None, description="the job's input; on GET /jobs/{jobId} only")
 
 
