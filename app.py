@@ -59,7 +59,7 @@ def openapi() -> dict[str, Any]:
 def dashboard() -> Any:
     from chalicelib import dashboard
 
-    return dashboard.page()
+    return dashboard.page(_service().settings)
 
 
 @app.route("/jobs", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from chalice.app import Response
 
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import Settings
 
 ASSETS = Path(__file__).parent
 _SLOT = re.compile(r"\{\{(style|config|script)\}\}")
@@ -89,9 +89,9 @@ def content_security_policy(script: str, style: str, ws_url: str) -> str:
     )
 
 
-def page() -> Response:
+def page(settings: Settings) -> Response:
     template, script, style = _assets()
-    ws_url = websocket_url(get_settings())
+    ws_url = websocket_url(settings)
     if not _origin(ws_url):
         ws_url = ""  # the page then says that live updates are not configured
     parts = {"style": style, "config": _data_block({"wsUrl": ws_url}), "script": script}
