@@ -245,9 +245,11 @@ def test_the_dashboard_is_usable_at_phone_width(dashboard):
     dashboard.expect_status(job_id, "completed")
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.locator("#tasks").scroll_into_view_if_needed()
+    dashboard.screenshot("phone-list")
     dashboard.row(job_id).get_by_role("button").click()
     assert page.locator("#act-cancel").is_visible()
-    dashboard.screenshot("phone")
+    dashboard.screenshot("phone-detail")
     assert dashboard.problems == []
 
 
