@@ -591,6 +591,10 @@
     $("d-updated").textContent = when(job.updatedAt);
     $("d-completed").textContent = when(job.completedAt) || "not yet";
     $("d-duration").textContent = duration(job);
+    const retried = typeof job.retries === "number";  // servers with POST /jobs/{jobId}/retry
+    $("d-retries-label").hidden = !retried;
+    $("d-retries").hidden = !retried;
+    $("d-retries").textContent = retried ? String(job.retries) : "";
     $("d-input").textContent = job.input === undefined ? "" : pretty(job.input);
     $("d-metadata").textContent = pretty(job.metadata);
     $("d-result").textContent = job.resultUrl ? "too large to show here: download it" : pretty(job.result);
@@ -771,7 +775,9 @@
       "Send this task's webhook again?", (id) => `/jobs/${id}/webhook`, "Sending…",
       (body) => {
         const id = state.detailId;
-        setTimeout(() => { if (state.detailId === id) loadDeliveries(id); }, 1500);
+        for (const wait of [1500, 4000, 10000]) {  // the attempt is logged once it is made
+          setTimeout(() => { if (state.detailId === id) loadDeliveries(id); }, wait);
+        }
         return `Webhook queued again (event ${body && body.eventId ? body.eventId : "?"}).`;
       }));
     setInterval(tick, 5000);

@@ -14,6 +14,7 @@ import requests
 
 from tests.conftest import token_for
 from tests.e2e.test_browser_e2e import CHROMIUM, LAUNCH_ARGS
+from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "dashboard"
@@ -163,6 +164,31 @@ def test_a_job_is_cancelled_from_its_detail_view_after_a_confirmation(dashboard)
     dashboard.screenshot("detail")
     page.keyboard.press("Escape")
     dashboard.expect_status(job_id, "cancelled")
+    assert dashboard.problems == []
+
+
+def test_webhook_deliveries_show_their_responses_and_one_is_sent_again(dashboard):
+    page = dashboard.page
+    receiver = Receiver([503, 200])  # the first attempt is refused, the retry delivered
+    try:
+        job_id = dashboard.submit(
+            {"type": "demo/sleep", "input": {"seconds": 0}, "webhook": {"url": receiver.url}}
+        )
+        dashboard.expect_status(job_id, "completed")
+        assert receiver.arrived.wait(10)
+        dashboard.row(job_id).get_by_role("button").click()
+        deliveries = page.locator("#d-deliveries tr")
+        dashboard.expect_text(deliveries.first, _containing("HTTP 503"))
+        assert "retrying" in deliveries.first.inner_text()
+        page.click("#act-redeliver")
+        page.click("#confirm-yes")
+        dashboard.expect_text(page.locator("#d-outcome"), _starts_with("Webhook queued again"))
+        again = page.locator("#d-deliveries tr", has_text="(sent again)")
+        again.wait_for(timeout=WAIT_MS)
+        assert "HTTP 200" in again.inner_text()
+        assert len(receiver.deliveries) >= 2
+    finally:
+        receiver.close()
     assert dashboard.problems == []
 
 
