@@ -44,16 +44,21 @@ SOCKET_SPY = """
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), "Chromium is missing: run `make install-browser`"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
-        )
-        yield launched
-        launched.close()
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(playwright) -> Iterator[Any]:
+    launched = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
+    )
+    yield launched
+    launched.close()
 
 
 class Dashboard:
@@ -309,6 +314,52 @@ def test_more_tasks_load_with_the_cursor(dashboard):
     ids = page.locator("#task-rows tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
     assert ids == list(reversed(jobs))
     assert dashboard.problems == []
+
+
+def test_behind_an_api_gateway_stage_the_page_calls_the_api_under_the_same_prefix(
+    playwright, local_stack
+):
+    # API Gateway serves the app under /<stage>/ (here /api/): a Playwright route stands in
+    # for it. Chromium takes a page answered by a route for a public one and would refuse
+    # it the loopback WebSocket (Local Network Access), which a deployed page never meets.
+    from playwright.sync_api import expect
+
+    launched = playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=[*LAUNCH_ARGS, "--disable-features=LocalNetworkAccessChecks"],
+    )
+    try:
+        _staged(launched.new_context(), local_stack, expect)
+    finally:
+        launched.close()
+
+
+def _staged(context: Any, local_stack: Any, expect: Any) -> None:
+    paths: list[str] = []
+
+    def gateway(route: Any) -> None:
+        url = route.request.url
+        paths.append(url.removeprefix(local_stack.api))
+        route.fulfill(response=route.fetch(url=url.replace("/api/", "/", 1)))
+
+    context.route(f"{local_stack.api}/**", gateway)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    try:
+        page.goto(f"{local_stack.api}/api/dashboard#token={token_for('staged')}")
+        expect(page.locator("#connection")).to_have_text("Live", timeout=WAIT_MS)
+        job = {"type": "demo/sleep", "input": {"seconds": 0}}
+        job_id = local_stack.submit(job, user="staged")["jobId"]
+        expect(page.locator(f'#task-rows tr[data-id="{job_id}"] .badge')).to_have_text(
+            "completed", timeout=WAIT_MS
+        )
+        assert paths and all(path.startswith("/api/") for path in paths), paths
+        assert {"/api/openapi.json", f"/api/jobs/{job_id}"} <= set(paths)
+        assert problems == []
+    finally:
+        context.close()
 
 
 def _starts_with(prefix: str) -> Any:
