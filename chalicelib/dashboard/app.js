@@ -201,7 +201,13 @@
     $("app").hidden = false;
     $("sign-out").hidden = false;
     $("who").textContent = who(token);
-    live.stopped = false;
+    if (live.socket) {  // signed in again (a new #token=): the old socket goes, unmourned
+      const old = live.socket;
+      live.socket = null;
+      old.close(1000);
+    }
+    clearTimeout(live.retryTimer);
+    Object.assign(live, {stopped: false, opened: false, attempt: 0});
     connect();
     loadList(true);
     loadOverview();
