@@ -75,6 +75,7 @@
   function duration(job) {
     if (job.processingTime != null) return span(job.processingTime);
     if (TERMINAL.has(job.status)) return "";
+    if (job.runAt && ms(job.runAt) > Date.now()) return `starts in ${span((ms(job.runAt) - Date.now()) / 1000)}`;
     return `${span((Date.now() - ms(job.submittedAt)) / 1000)} so far`;
   }
 
@@ -597,6 +598,9 @@
     $("d-updated").textContent = when(job.updatedAt);
     $("d-completed").textContent = when(job.completedAt) || "not yet";
     $("d-duration").textContent = duration(job);
+    $("d-run-at-label").hidden = !job.runAt;  // servers with delayed runs
+    $("d-run-at").hidden = !job.runAt;
+    $("d-run-at").textContent = when(job.runAt);
     const retried = typeof job.retries === "number";  // servers with POST /jobs/{jobId}/retry
     $("d-retries-label").hidden = !retried;
     $("d-retries").hidden = !retried;
