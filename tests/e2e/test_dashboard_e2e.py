@@ -270,6 +270,26 @@ def test_sign_out_forgets_the_token_and_a_pasted_one_signs_in(dashboard):
     assert dashboard.problems == []
 
 
+def test_a_pasted_api_key_signs_in_and_goes_live(dashboard):
+    page = dashboard.page
+    created = requests.post(
+        f"{dashboard.stack.api}/api-keys",
+        json={"name": "dashboard", "scopes": ["jobs:read", "jobs:write"]},
+        headers=dashboard.stack.headers(dashboard.user),
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()["key"]
+    page.click("#sign-out")
+    page.fill("#token-input", key)
+    page.click("#signin-form button[type=submit]")
+    dashboard.expect_text(dashboard.connection(), "Live")
+    assert page.locator("#who").inner_text() == f"API key {key[:12]}…"
+    job_id = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}})
+    dashboard.expect_status(job_id, "completed")
+    assert dashboard.problems == []
+
+
 def test_the_dashboard_is_usable_at_phone_width(dashboard):
     page = dashboard.page
     job_id = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}})
