@@ -12,20 +12,25 @@ from chalicelib.contracts.common import iso_seconds
 from chalicelib.contracts.jobs import job_document, parse_job_request
 from chalicelib.contracts.models import DeliveryList, Redelivery, UploadRequest, UploadTicket
 from chalicelib.errors import (
-    BadRequest,
-    Conflict,
     IdempotencyConflict,
     IdempotencyKeyInUse,
     IdempotentJobGone,
-    NotFound,
+    NoWebhook,
+    RedeliveryTooSoon,
+    SubmitRejected,
     TaskNotFound,
-    TooManyRequests,
     TransitionRefused,
+)
+from chalicelib.http_errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    TooManyRequests,
     Unprocessable,
 )
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.observability import emit_metric
-from chalicelib.service import SubmitRejected, TaskService
+from chalicelib.service import TaskService
 
 RETRY_AFTER_SECONDS = "1"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -170,16 +175,17 @@ def list_deliveries(service: TaskService, request: Request, job_id: str) -> Resp
 
 
 def redeliver_webhook(service: TaskService, request: Request, job_id: str) -> Response:
-    from chalicelib.webhooks import RedeliveryTooSoon, redeliver
+    from chalicelib.webhooks import redeliver
 
     task = _owned_job(service, request, job_id)
     try:
-        outcome = redeliver(service, task)
+        event_id = redeliver(service, task)
     except RedeliveryTooSoon as exc:
         raise TooManyRequests(str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-    if not outcome["triggered"]:
-        raise Conflict(outcome["message"])
-    return _json(Redelivery(**outcome).model_dump(mode="json", exclude_none=True), 202)
+    except NoWebhook as exc:
+        raise Conflict(str(exc)) from None
+    redelivery = Redelivery(triggered=True, eventId=event_id)
+    return _json(redelivery.model_dump(mode="json", exclude_none=True), 202)
 
 
 def create_upload(service: TaskService, request: Request) -> Response:

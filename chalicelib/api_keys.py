@@ -406,7 +406,7 @@ def _store(settings: Settings) -> ApiKeyStore:
 
 def _user(request: Any) -> str:
     from chalicelib import http
-    from chalicelib.errors import Forbidden
+    from chalicelib.http_errors import Forbidden
 
     principal = http.current_principal(request)
     if principal.kind != "jwt":
@@ -418,7 +418,7 @@ def create(request: Any) -> Any:
     from chalice.app import Response
 
     from chalicelib import http
-    from chalicelib.errors import Unprocessable
+    from chalicelib.http_errors import Unprocessable
 
     owner = _user(request)
     settings = get_settings()
@@ -448,7 +448,7 @@ def list_keys(request: Any) -> Any:
 def revoke(request: Any, key_id: str) -> Any:
     from chalice.app import Response
 
-    from chalicelib.errors import BadRequest, NotFound
+    from chalicelib.http_errors import BadRequest, NotFound
 
     owner = _user(request)
     if not ID_PATTERN.match(key_id or ""):

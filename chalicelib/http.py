@@ -30,7 +30,7 @@ from chalicelib.auth import (
     credential_from_headers,
 )
 from chalicelib.contracts import errors as contract_errors
-from chalicelib.errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from chalicelib.http_errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.observability import configure_logging, request_id_var
 from chalicelib.settings import check_environment, get_settings
 
@@ -208,13 +208,13 @@ def required_scope(request: Request) -> str:
 
 
 def _unauthorized(message: str) -> ApiError:
-    from chalicelib.errors import Unauthorized
+    from chalicelib.http_errors import Unauthorized
 
     return Unauthorized(message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
 def _forbidden(message: str) -> ApiError:
-    from chalicelib.errors import Forbidden
+    from chalicelib.http_errors import Forbidden
 
     return Forbidden(message, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
 
@@ -257,7 +257,7 @@ def body_model(body: Any, model: type[M], what: str, not_an_object: str) -> M:
     """A JSON object body validated by `model`; a 422 naming the wrong fields otherwise."""
     from pydantic import ValidationError
 
-    from chalicelib.errors import Unprocessable
+    from chalicelib.http_errors import Unprocessable
     from chalicelib.service import validation_errors
 
     if not isinstance(body, dict):

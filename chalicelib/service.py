@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 
 from chalicelib import aws, objects
-from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
 from chalicelib.model import (
     ObjectRef,
     Progress,
@@ -38,15 +38,6 @@ class TaskMessage(Schema):
 
     taskId: str = Field(min_length=36, max_length=36)
     type: str = Field(min_length=1, max_length=128)
-
-
-class SubmitRejected(Exception):
-    """The submission is well-formed JSON but not a runnable job; `errors` say why."""
-
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = errors or []
 
 
 @dataclass(frozen=True)

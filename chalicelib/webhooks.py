@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, objects
 from chalicelib.contracts.payloads import delivery_headers, delivery_options, webhook_payload
+from chalicelib.errors import NoWebhook, RedeliveryTooSoon
 from chalicelib.model import Schema, Status, Task, utcnow
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.outbound import Outcome, post
@@ -72,14 +73,6 @@ def event_type_for(status: Status) -> str:
 
 
 # -- storage ---------------------------------------------------------------------------
-
-
-class RedeliveryTooSoon(Exception):
-    """A manual redelivery of this task was asked for moments ago."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"a redelivery was triggered moments ago; retry in {retry_after} s")
-        self.retry_after = retry_after
 
 
 def attempt_sk(version: int, attempt: int, manual: str | None) -> str:
@@ -423,26 +416,27 @@ class WebhookDispatcher:
             return "failed"
         return "retrying" if attempt < MAX_ATTEMPTS else "exhausted"
 
-    def redeliver(self, task: Task) -> dict[str, Any]:
+    def redeliver(self, task: Task) -> str:
         """Send the task's latest event again (same webhook-id), or a first one for its state.
 
-        At most one manual redelivery per task every REDELIVERY_INTERVAL_SECONDS
-        (raises RedeliveryTooSoon); each is logged as an attempt of its own.
+        Returns the event id. At most one manual redelivery per task every
+        REDELIVERY_INTERVAL_SECONDS (raises RedeliveryTooSoon); each is logged as an
+        attempt of its own. A task without a webhook raises NoWebhook.
         """
         if task.webhook is None:
-            return {"triggered": False, "message": "no webhook is configured for this job"}
+            raise NoWebhook()
         self.log.claim_redelivery(task.id, self.clock(), REDELIVERY_INTERVAL_SECONDS)
         manual = uuid.uuid4().hex[:12]
         latest = self.log.latest_event(task.id)
         if latest is None:
-            return {"triggered": True, "eventId": self.create_and_send(task, manual=manual)}
+            return self.create_and_send(task, manual=manual)
         version = int(latest["sk"]["S"].split("#")[1])
         attempt = int(latest["attempts"]["N"]) + 1
         self.enqueue(
             DeliveryMessage(taskId=task.id, version=version, attempt=attempt, manual=manual)
         )
-        return {"triggered": True, "eventId": latest["event_id"]["S"]}
+        return latest["event_id"]["S"]
 
 
-def redeliver(service: Any, task: Task) -> dict[str, Any]:
+def redeliver(service: Any, task: Task) -> str:
     return WebhookDispatcher(service.settings).redeliver(task)

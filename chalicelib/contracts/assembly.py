@@ -203,11 +203,12 @@ def _is_ours(assembly_id: str) -> bool:
 
 
 def trigger_webhook(service: TaskService, task: Task) -> dict[str, Any]:
-    from chalicelib.webhooks import RedeliveryTooSoon, redeliver
+    from chalicelib.errors import NoWebhook, RedeliveryTooSoon
+    from chalicelib.webhooks import redeliver
 
     try:
-        return redeliver(service, task)
-    except RedeliveryTooSoon as exc:
+        return {"triggered": True, "eventId": redeliver(service, task)}
+    except (NoWebhook, RedeliveryTooSoon) as exc:
         return {"triggered": False, "message": str(exc)}
 
 

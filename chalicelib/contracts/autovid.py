@@ -18,10 +18,11 @@ from chalicelib import http
 from chalicelib.contracts import jobs
 from chalicelib.contracts.common import shown_error
 from chalicelib.contracts.status_maps import AUTOVID
-from chalicelib.errors import ApiError, BadRequest, IdempotencyConflict, NotFound, Unprocessable
+from chalicelib.errors import IdempotencyConflict, SubmitRejected
+from chalicelib.http_errors import ApiError, BadRequest, NotFound, Unprocessable
 from chalicelib.model import Task, Webhook
 from chalicelib.processors import get_processor
-from chalicelib.service import SubmitJob, SubmitRejected, TaskService, validation_errors
+from chalicelib.service import SubmitJob, TaskService, validation_errors
 
 INVALID = "Invalid job specification"
 SPEC_FIELDS = frozenset(

@@ -20,7 +20,7 @@ from chalicelib import http
 from chalicelib.contracts.common import shown_error, shown_progress, unix_seconds
 from chalicelib.contracts.models import TaskStatus
 from chalicelib.contracts.status_maps import TASK_STATUS
-from chalicelib.errors import BadRequest, NotFound
+from chalicelib.http_errors import BadRequest, NotFound
 from chalicelib.model import Task, utcnow
 from chalicelib.objects import result_url
 from chalicelib.service import TaskService
