@@ -10,7 +10,7 @@ from chalice.app import Request, Response
 from chalicelib import http, objects
 from chalicelib.contracts.common import iso_seconds
 from chalicelib.contracts.jobs import job_document, parse_job_request
-from chalicelib.contracts.models import DeliveryList, Redelivery, UploadRequest, UploadTicket
+from chalicelib.contracts.schemas import DeliveryList, Redelivery, UploadRequest, UploadTicket
 from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,

@@ -100,7 +100,7 @@ def _public_read(request: Request) -> bool:
 
 
 def error_body(code: str, message: str, rid: str, **details: Any) -> dict[str, Any]:
-    from chalicelib.contracts.models import ErrorBody
+    from chalicelib.contracts.schemas import ErrorBody
 
     error = {"code": code, "message": message, **details}
     body = ErrorBody(error=error, requestId=rid, timestamp=timestamp())

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, generated from the models the handlers use (contracts/models.py).
+"""The OpenAPI 3.1 document, generated from the models the handlers use (contracts/schemas.py).
 
 Each route of app.py is declared once here with its models; a test checks that
 the document and the app's routes are the same set.
@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import api_keys as k
-from chalicelib.contracts import models as m
+from chalicelib.contracts import schemas as m
 from chalicelib.model import Status
 
 REF = "#/components/schemas/{model}"

@@ -27,8 +27,8 @@ from chalicelib.model import (
 )
 from chalicelib.processors import get_processor, registered_types
 from chalicelib.settings import Settings, get_settings
+from chalicelib.ssrf import UnsafeUrl, check_url
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
-from chalicelib.urls import UnsafeUrl, check_url
 
 
 class TaskMessage(Schema):

@@ -31,7 +31,7 @@ from chalicelib.observability import emit_metric, task_context
 from chalicelib.outbound import Outcome, post
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
-from chalicelib.urls import Destination, UnresolvableHost, UnsafeUrl, check_url
+from chalicelib.ssrf import Destination, UnresolvableHost, UnsafeUrl, check_url
 
 log = logging.getLogger("taskstatus_svc.webhooks")
 

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import jsonsafe
 from chalicelib.contracts.common import iso_seconds, shown_progress
-from chalicelib.contracts.models import AssemblyStatus
+from chalicelib.contracts.schemas import AssemblyStatus
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
 from chalicelib.model import ObjectRef, Status, Task, utcnow
 from chalicelib.objects import head, presign, result_url

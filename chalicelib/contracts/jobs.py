@@ -6,7 +6,7 @@ from typing import Any
 
 from chalicelib import http
 from chalicelib.contracts.common import iso_seconds, shown_progress
-from chalicelib.contracts.models import JobDocument, JobOutput, JobRequest
+from chalicelib.contracts.schemas import JobDocument, JobOutput, JobRequest
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.objects import presign, result_url, split_s3_uri
 from chalicelib.service import SubmitJob

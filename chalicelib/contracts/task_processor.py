@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Response
 
 from chalicelib.contracts.common import iso_seconds, shown_error
-from chalicelib.contracts.models import TaskProcessorListItem, TaskProcessorTask
+from chalicelib.contracts.schemas import TaskProcessorListItem, TaskProcessorTask
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.model import ObjectRef, Task, utcnow
 from chalicelib.objects import presign, result_url

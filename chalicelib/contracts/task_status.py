@@ -18,7 +18,7 @@ from chalice.app import Request, Response
 
 from chalicelib import http
 from chalicelib.contracts.common import shown_error, shown_progress, unix_seconds
-from chalicelib.contracts.models import TaskStatus
+from chalicelib.contracts.schemas import TaskStatus
 from chalicelib.contracts.status_maps import TASK_STATUS
 from chalicelib.http_errors import BadRequest, NotFound
 from chalicelib.model import Task, utcnow

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib import outbound, webhooks
 from chalicelib.settings import get_settings
-from chalicelib.urls import Destination, UnsafeUrl, check_url
+from chalicelib.ssrf import Destination, UnsafeUrl, check_url
 from tests.conftest import auth, reset_caches
 from tests.unit.helpers import get, sleep_job, submit
 
@@ -319,7 +319,7 @@ def test_urls_without_a_host_with_credentials_or_a_bad_port_are_refused(strict, 
 
 
 def test_a_host_that_resolves_to_nothing_is_unresolvable_not_forbidden(strict):
-    from chalicelib.urls import UnresolvableHost
+    from chalicelib.ssrf import UnresolvableHost
 
     with pytest.raises(UnresolvableHost):
         check_url("https://hooks.example/", strict, resolver=lambda h, p: [])
