@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from chalicelib.auth import API_KEY_PREFIX, InvalidToken, Principal
 from chalicelib.model import utcnow
 from chalicelib.records import RecordsTable
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import Settings
 
 KEY_PATTERN = re.compile(r"^tsk_[A-Za-z0-9_-]{43}$")
 ID_PATTERN = re.compile(r"^ak_[0-9a-f]{32}$")
@@ -350,13 +350,12 @@ CACHE = KeyCache()
 _LIVE: dict[str, tuple[float, bool]] = {}  # key id -> (checked at, still stored)
 
 
-def key_is_live(key_id: str, settings: Settings | None = None) -> bool:
+def key_is_live(key_id: str, settings: Settings) -> bool:
     """Whether a key (by id) still exists: one GetItem, cached like the keys themselves.
 
     A WebSocket connection opened with a key keeps only its id; this is how a revoked
     key ends the connections it opened.
     """
-    settings = settings or get_settings()
     clock = time.monotonic()
     checked = _LIVE.get(key_id)
     if checked is not None and clock - checked[0] < settings.api_key_cache_seconds:
@@ -374,8 +373,7 @@ def key_is_live(key_id: str, settings: Settings | None = None) -> bool:
     return item is not None
 
 
-def authenticate_key(secret: str, settings: Settings | None = None) -> Principal:
-    settings = settings or get_settings()
+def authenticate_key(secret: str, settings: Settings) -> Principal:
     if not KEY_PATTERN.match(secret):
         raise InvalidToken("API key is malformed; it looks like tsk_ followed by 43 characters")
     digest = digest_of(secret)
@@ -421,7 +419,7 @@ def create(request: Any) -> Any:
     from chalicelib.http_errors import Unprocessable
 
     owner = _user(request)
-    settings = get_settings()
+    settings = http.settings_of(request)
     spec = http.body_model(
         http.json_body(request),
         NewApiKey,
@@ -440,21 +438,24 @@ def create(request: Any) -> Any:
 
 
 def list_keys(request: Any) -> Any:
+    from chalicelib import http
+
     owner = _user(request)
-    keys = _store(get_settings()).of_owner(owner)
+    keys = _store(http.settings_of(request)).of_owner(owner)
     return ApiKeyList(apiKeys=[key.info() for key in keys]).model_dump(mode="json")
 
 
 def revoke(request: Any, key_id: str) -> Any:
     from chalice.app import Response
 
+    from chalicelib import http
     from chalicelib.http_errors import BadRequest, NotFound
 
     owner = _user(request)
     if not ID_PATTERN.match(key_id or ""):
         raise BadRequest(f"API key id must look like ak_ and 32 hex digits; got {key_id[:64]!r}")
     try:
-        _store(get_settings()).revoke(owner, key_id)
+        _store(http.settings_of(request)).revoke(owner, key_id)
     except KeyNotFound:
         raise NotFound(f"API key {key_id} was not found") from None
     CACHE.forget(key_id)

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError
@@ -24,9 +23,10 @@ from chalicelib.model import (
     Webhook,
     can_transition,
     utcnow,
+    validation_errors,
 )
 from chalicelib.processors import get_processor, registered_types
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import Settings
 from chalicelib.ssrf import UnsafeUrl, check_url
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
 
@@ -61,16 +61,6 @@ class SubmitJob:
         }
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
-
-
-def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": ".".join([prefix, *(str(part) for part in error["loc"])]),
-            "message": error["msg"],
-        }
-        for error in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
 
 
 def timeout_for(settings: Settings) -> Callable[[str], int]:
@@ -300,10 +290,3 @@ class TaskService:
                 continue
             failed.append(task.id)
         return failed
-
-
-@cache
-def default_service() -> TaskService:
-    settings = get_settings()
-    store = TaskStore(settings.tasks_table, settings.records_table, timeout_for(settings))
-    return TaskService(store, settings)

@@ -18,15 +18,15 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from chalicelib import aws, objects
-from chalicelib.contracts.payloads import delivery_headers, delivery_options, webhook_payload
 from chalicelib.errors import NoWebhook, RedeliveryTooSoon
-from chalicelib.model import Schema, Status, Task, utcnow
+from chalicelib.model import Schema, Status, Task, Webhook, utcnow
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.outbound import Outcome, post
 from chalicelib.records import RecordsTable
@@ -43,6 +43,17 @@ USER_AGENT = "taskstatus-webhooks/1"
 # A payload larger than this is kept as an object, not in the event item (400 KB limit).
 INLINE_PAYLOAD_BYTES = 200 * 1024
 REDELIVERY_INTERVAL_SECONDS = 10
+
+
+class Rendering(Protocol):
+    """How a webhook looks on the wire, by its format: the contract views' business
+    (`chalicelib.contracts.payloads.RENDERING`), given to the dispatcher by bootstrap."""
+
+    def payload(self, task: Task, event_type: str) -> dict[str, Any]: ...
+
+    def options(self, hook: Webhook | None) -> str: ...
+
+    def headers(self, options: dict[str, Any], body: str, settings: Settings) -> dict[str, str]: ...
 
 
 class DeliveryMessage(Schema):
@@ -82,7 +93,7 @@ def attempt_sk(version: int, attempt: int, manual: str | None) -> str:
 
 class WebhookLog(RecordsTable):
     def create_event(
-        self, task: Task, payload: str, now: datetime, bucket: str
+        self, task: Task, payload: str, options: str, now: datetime, bucket: str
     ) -> dict[str, Any] | None:
         """Store the event for this version of the task; the existing event if there is one.
 
@@ -95,7 +106,7 @@ class WebhookLog(RecordsTable):
             "event_id": {"S": event_id_for(task.id, task.version)},
             "event_type": {"S": event_type_for(task.status)},
             "url": {"S": task.webhook.url if task.webhook else ""},
-            "delivery": {"S": delivery_options(task.webhook)},
+            "delivery": {"S": options},
             "state": {"S": "pending"},
             "attempts": {"N": "0"},
             "created_at": {"S": now.isoformat()},
@@ -234,7 +245,7 @@ class WebhookLog(RecordsTable):
             },
         }
 
-    def deliveries(self, task_id: str) -> list[dict[str, Any]]:
+    def deliveries(self, task_id: str) -> list[Delivery]:
         request: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -248,22 +259,37 @@ class WebhookLog(RecordsTable):
             response = self._ddb.query(**request)
             items += response.get("Items", [])
             if "LastEvaluatedKey" not in response:
-                return [_delivery_view(item) for item in items]
+                return [_delivery(item) for item in items]
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-def _delivery_view(item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "eventId": item["event_id"]["S"],
-        "eventType": item["event_type"]["S"],
-        "attempt": int(item["attempt"]["N"]),
-        "at": item["at"]["S"],
-        "statusCode": int(item["status_code"]["N"]) if "status_code" in item else None,
-        "latencyMs": int(item["latency_ms"]["N"]),
-        "error": item["error"]["S"] if "error" in item else None,
-        "state": item["state"]["S"],
-        "manual": "manual" in item,
-    }
+@dataclass(frozen=True)
+class Delivery:
+    """One logged delivery attempt (`contracts.jobs.delivery_document` renders it)."""
+
+    event_id: str
+    event_type: str
+    attempt: int
+    at: str
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    state: str
+    manual: bool
+
+
+def _delivery(item: dict[str, Any]) -> Delivery:
+    return Delivery(
+        event_id=item["event_id"]["S"],
+        event_type=item["event_type"]["S"],
+        attempt=int(item["attempt"]["N"]),
+        at=item["at"]["S"],
+        status_code=int(item["status_code"]["N"]) if "status_code" in item else None,
+        latency_ms=int(item["latency_ms"]["N"]),
+        error=item["error"]["S"] if "error" in item else None,
+        state=item["state"]["S"],
+        manual="manual" in item,
+    )
 
 
 # -- delivery ----------------------------------------------------------------------------
@@ -284,10 +310,12 @@ class WebhookDispatcher:
     def __init__(
         self,
         settings: Settings,
+        rendering: Rendering,
         clock: Callable[[], datetime] = utcnow,
         sender: Sender = post,
     ) -> None:
         self.settings = settings
+        self.rendering = rendering
         self.log = WebhookLog(settings.records_table)
         self.clock = clock
         self.sender = sender
@@ -306,8 +334,12 @@ class WebhookDispatcher:
         self.create_and_send(new)
 
     def create_and_send(self, task: Task, manual: str | None = None) -> str:
-        payload = json.dumps(webhook_payload(task, event_type_for(task.status)), ensure_ascii=False)
-        existing = self.log.create_event(task, payload, self.clock(), self.settings.objects_bucket)
+        document = self.rendering.payload(task, event_type_for(task.status))
+        payload = json.dumps(document, ensure_ascii=False)
+        options = self.rendering.options(task.webhook)
+        existing = self.log.create_event(
+            task, payload, options, self.clock(), self.settings.objects_bucket
+        )
         # An event still pending with no attempt made was stored by a run that failed before
         # its message was sent (the stream record is retried): queue it again.
         lost = existing is not None and (
@@ -399,7 +431,7 @@ class WebhookDispatcher:
             "webhook-signature": sign(self.settings, event_id, timestamp, body),
         }
         options = json.loads(event.get("delivery", {}).get("S", "{}"))
-        headers = delivery_headers(options, body, self.settings) | headers
+        headers = self.rendering.headers(options, body, self.settings) | headers
         return self.sender(
             destination,
             body.encode(),
@@ -436,7 +468,3 @@ class WebhookDispatcher:
             DeliveryMessage(taskId=task.id, version=version, attempt=attempt, manual=manual)
         )
         return latest["event_id"]["S"]
-
-
-def redeliver(service: Any, task: Task) -> str:
-    return WebhookDispatcher(service.settings).redeliver(task)

@@ -20,7 +20,6 @@ from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.model import ObjectRef, Task, utcnow
 from chalicelib.objects import presign, result_url
 from chalicelib.service import TaskService
-from chalicelib.settings import get_settings
 
 log = logging.getLogger("taskstatus_svc.contracts")
 
@@ -39,15 +38,14 @@ def missing_id() -> Response:
     return _reply({"error": MISSING_ID}, 400)
 
 
-def view(task: Task) -> dict[str, Any]:
+def view(task: Task, presign_seconds: int) -> dict[str, Any]:
     """The seeds' fields; absent ones are left out. Deblindwatermark tasks carry `Result`."""
     status = TASK_PROCESSOR[task.status]
     deblind = task.type == DEBLIND
     target = None if deblind else task.target
     signed = None
     if target is not None:
-        seconds = get_settings().presign_expires_seconds
-        signed = presign(task.owner, target.bucket, target.key, utcnow(), seconds)
+        signed = presign(task.owner, target.bucket, target.key, utcnow(), presign_seconds)
     return TaskProcessorTask(
         TaskId=task.id,
         Status=status,
@@ -78,11 +76,11 @@ def get_task(service: TaskService, user: str | None, task_id: str) -> Response:
         return _reply({"error": f"Failed to get task status: {exc}"}, 500)
     if task is None or (user is not None and task.owner != user):
         return _reply({"error": f"Task not found: {task_id}"}, 404)
-    return _reply(view(task), 200)
+    return _reply(view(task, service.settings.presign_expires_seconds), 200)
 
 
 def _looks_like_id(task_id: str) -> bool:
-    from chalicelib.http import is_task_id
+    from chalicelib.model import is_task_id
 
     return is_task_id(task_id)
 

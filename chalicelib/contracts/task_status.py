@@ -85,13 +85,13 @@ def list_tasks(service: TaskService, request: Request) -> Response:
     hours = _hours(params)
     user = http.current_user(request)
     scope = f"task-status|{user}|{operation or ''}|{hours or ''}"
-    after = http.decode_cursor(params.get("cursor"), scope)
+    after = http.decode_cursor(request, params.get("cursor"), scope)
     if operation is not None and len(operation) > MAX_OPERATION_LENGTH:
         return _json([])  # no task type is that long
     since = service.clock() - timedelta(hours=float(hours)) if hours else None
     tasks, last_key = _read(service, user, operation, limit, since, after)
     headers = {}
-    cursor = http.encode_cursor(last_key, scope)
+    cursor = http.encode_cursor(request, last_key, scope)
     if cursor:
         query = {"operation": operation, "limit": str(limit), "recent": hours and "true"}
         query["hours"] = hours
