@@ -31,6 +31,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chalicelib import aws
 from chalicelib.auth import API_KEY_PREFIX, InvalidToken, Principal
 from chalicelib.model import utcnow
 from chalicelib.records import RecordsTable
@@ -199,19 +200,13 @@ class ApiKeyStore(RecordsTable):
         return key, secret
 
     def of_owner(self, owner: str) -> list[ApiKey]:
-        keys: list[ApiKey] = []
         request: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": "by_target",
             "KeyConditionExpression": "gpk = :gpk",
             "ExpressionAttributeValues": {":gpk": {"S": f"apikeys#{owner}"}},
         }
-        while True:
-            response = self._ddb.query(**request)
-            keys.extend(_key(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return keys
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [_key(item) for item in aws.query_items(self._ddb, request)]
 
     def revoke(self, owner: str, key_id: str) -> None:
         """Delete the owner's key; KeyNotFound if it is not theirs or does not exist."""
@@ -413,7 +408,6 @@ def _user(request: Any) -> str:
 
 
 def create(request: Any) -> Any:
-    from chalice.app import Response
 
     from chalicelib import http
     from chalicelib.http_errors import Unprocessable
@@ -430,10 +424,10 @@ def create(request: Any) -> Any:
         key, secret = _store(settings).create(owner, spec, settings.max_api_keys_per_user, utcnow())
     except TooManyKeys as exc:
         raise Unprocessable(str(exc)) from None
-    return Response(
-        body=CreatedApiKey(**key.info().model_dump(), key=secret).model_dump(mode="json"),
-        status_code=201,
-        headers={"Content-Type": "application/json", "Location": f"/api-keys/{key.id}"},
+    return http.json_response(
+        CreatedApiKey(**key.info().model_dump(), key=secret).model_dump(mode="json"),
+        201,
+        {"Location": f"/api-keys/{key.id}"},
     )
 
 

@@ -258,12 +258,3 @@ def bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("Authorization header must be `Bearer <JWT>` or `Bearer tsk_...`")
     return token.strip()
-
-
-def mint_token(subject: str, secret: str, ttl_seconds: int = 86400, **claims: Any) -> str:
-    """An HS256 token for development and tests (never used by the service itself)."""
-    import jwt
-
-    now = int(time.time())
-    payload = {"sub": subject, "iat": now, "exp": now + ttl_seconds, **claims}
-    return jwt.encode(payload, secret, "HS256")

@@ -69,11 +69,8 @@ def _contract_error_body(path: str, exc: ApiError) -> dict[str, Any] | None:
 
 def error_response(exc: ApiError, rid: str, path: str = "") -> Response:
     body = _contract_error_body(path, exc) if exc.status_code in (401, 403) else None
-    return Response(
-        body=body or error_body(exc.code, exc.message, rid, **exc.details),
-        status_code=exc.status_code,
-        headers={"Content-Type": "application/json", **exc.headers},
-    )
+    body = body or error_body(exc.code, exc.message, rid, **exc.details)
+    return http.json_response(body, exc.status_code, exc.headers)
 
 
 def _is_chalice_error(response: Response) -> bool:

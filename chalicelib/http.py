@@ -13,7 +13,7 @@ import hmac
 import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from chalice.app import Request
+from chalice.app import Request, Response
 
 from chalicelib import jsonsafe
 from chalicelib.auth import Principal
@@ -31,6 +31,15 @@ PUBLIC_READ_ROUTES = frozenset(
     {("GET", "/task/{task_id}"), ("GET", "/jobs/{jobId}"), ("GET", "/status/{jobId}")}
 )
 _STATE = "taskstatus"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Every JSON answer of the REST routes goes out through here."""
+    return Response(
+        body=body,
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def request_id(request: Request) -> str:

@@ -264,16 +264,10 @@ class Subscriptions(RecordsTable):
             "ExpressionAttributeValues": {":gpk": {"S": f"sub#{owner}"}},
             "ProjectionExpression": "gsk, credential_expires_at, key_id",
         }
-        while True:
-            response = self._ddb.query(**request)
-            for item in response.get("Items", []):
-                connection_id, kind, value = item["gsk"]["S"].split("#", 2)
-                subscriptions.append(
-                    Subscription(connection_id, kind, value, Credential.of_item(item))
-                )
-            if "LastEvaluatedKey" not in response:
-                return subscriptions
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in aws.query_items(self._ddb, request):
+            connection_id, kind, value = item["gsk"]["S"].split("#", 2)
+            subscriptions.append(Subscription(connection_id, kind, value, Credential.of_item(item)))
+        return subscriptions
 
     def claim_push(self, connection_id: str, task: Task, now: datetime) -> bool:
         """Claim the push of this task version to one connection; False if it had it (or newer)."""

@@ -254,13 +254,7 @@ class WebhookLog(RecordsTable):
                 ":prefix": {"S": "attempt#"},
             },
         }
-        items: list[dict[str, Any]] = []
-        while True:
-            response = self._ddb.query(**request)
-            items += response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return [_delivery(item) for item in items]
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [_delivery(item) for item in aws.query_items(self._ddb, request)]
 
 
 @dataclass(frozen=True)

@@ -449,8 +449,7 @@ Ctrl-C stops everything.
 
 
 def dev_token() -> str:
-    from chalicelib.auth import mint_token
-    from local.token import local_secret
+    from local.token import local_secret, mint_token
 
     return mint_token(DEV_USER, local_secret(), 7 * 86400)
 

@@ -51,7 +51,7 @@ def reset_caches() -> None:
 
 
 def token_for(user: str, ttl: int = 3600) -> str:
-    from chalicelib.auth import mint_token
+    from local.token import mint_token
 
     return mint_token(user, JWT_SECRET, ttl)
 

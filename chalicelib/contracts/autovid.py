@@ -40,10 +40,6 @@ def job_document(task: Task) -> dict[str, Any]:
     return document
 
 
-def _reply(body: Any, status: int = 200) -> Response:
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
-
-
 def _body(request: Request) -> dict[str, Any]:
     raw = request.raw_body or b""
     if not raw.strip():
@@ -106,7 +102,7 @@ def submit(service: TaskService, request: Request) -> Response:
         raise BadRequest(f"{INVALID}: {exc.message}" + (f" ({fields})" if fields else "")) from None
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc)) from None
-    return _reply(job_document(task))
+    return http.json_response(job_document(task))
 
 
 def status(service: TaskService, request: Request, job_id: str) -> Response:
@@ -114,4 +110,4 @@ def status(service: TaskService, request: Request, job_id: str) -> Response:
     task = service.find(job_id) if is_task_id(job_id) else None
     if task is None or (reader is not None and task.owner != reader):
         raise NotFound(f"Job {job_id[:128]} not found")
-    return _reply(job_document(task))
+    return http.json_response(job_document(task))

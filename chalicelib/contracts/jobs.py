@@ -50,14 +50,6 @@ RETRY_AFTER_SECONDS = "1"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        body=body,
-        status_code=status,
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-
-
 def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -97,7 +89,7 @@ def submit_job(service: TaskService, request: Request) -> Response:
     }
     if key is not None:
         headers["Idempotent-Replayed"] = "false" if created else "true"
-    return _json(job_document(task), 202, headers)
+    return http.json_response(job_document(task), 202, headers)
 
 
 def _owned_job(service: TaskService, request: Request, job_id: str) -> Task:
@@ -127,7 +119,7 @@ def get_job(service: TaskService, request: Request, job_id: str) -> Response:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     if http.not_modified(request, tag):
         return Response(body="", status_code=304, headers=headers)
-    return _json(job_document(task), headers=headers)
+    return http.json_response(job_document(task), headers=headers)
 
 
 def list_jobs(service: TaskService, request: Request) -> Response:
@@ -149,7 +141,7 @@ def list_jobs(service: TaskService, request: Request) -> Response:
         after=http.decode_cursor(request, params.get("cursor"), scope),
     )
     # The shape of JobList; each item is already a dumped JobDocument.
-    return _json(
+    return http.json_response(
         {
             "jobs": [job_document(task) for task in page.tasks],
             "nextCursor": http.encode_cursor(request, page.last_key, scope),
@@ -177,7 +169,9 @@ def cancel_job(service: TaskService, request: Request, job_id: str) -> Response:
         raise Conflict(
             f"job {job_id} has already finished as {exc.current}; it cannot be cancelled"
         ) from None
-    return _json(job_document(task), headers={"ETag": http.etag(task.id, task.version)})
+    return http.json_response(
+        job_document(task), headers={"ETag": http.etag(task.id, task.version)}
+    )
 
 
 def list_deliveries(
@@ -185,7 +179,7 @@ def list_deliveries(
 ) -> Response:
     _owned_job(service, request, job_id)
     deliveries = [delivery_document(d) for d in webhooks.log.deliveries(job_id)]
-    return _json(DeliveryList(deliveries=deliveries).model_dump(mode="json"))
+    return http.json_response(DeliveryList(deliveries=deliveries).model_dump(mode="json"))
 
 
 def redeliver_webhook(
@@ -199,7 +193,7 @@ def redeliver_webhook(
     except NoWebhook as exc:
         raise Conflict(str(exc)) from None
     redelivery = Redelivery(triggered=True, eventId=event_id)
-    return _json(redelivery.model_dump(mode="json", exclude_none=True), 202)
+    return http.json_response(redelivery.model_dump(mode="json", exclude_none=True), 202)
 
 
 def create_upload(service: TaskService, request: Request) -> Response:
@@ -223,7 +217,7 @@ def create_upload(service: TaskService, request: Request) -> Response:
         headers=headers,
         expiresAt=iso_seconds(expires) or "",
     )
-    return _json(ticket.model_dump(mode="json"), 201)
+    return http.json_response(ticket.model_dump(mode="json"), 201)
 
 
 # -- the request model and the job document ----------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Response
 
+from chalicelib import http
 from chalicelib.contracts.common import iso_seconds, shown_error
 from chalicelib.contracts.schemas import TaskProcessorListItem, TaskProcessorTask
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
@@ -30,12 +31,8 @@ MISSING_OPERATION = "operation parameter is required for list operation"
 MAX_LISTED = 1000  # the origin lists every match; this is the most one answer carries
 
 
-def _reply(body: dict[str, Any], status: int) -> Response:
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
-
-
 def missing_id() -> Response:
-    return _reply({"error": MISSING_ID}, 400)
+    return http.json_response({"error": MISSING_ID}, 400)
 
 
 def view(task: Task, presign_seconds: int) -> dict[str, Any]:
@@ -68,15 +65,17 @@ def get_task(service: TaskService, user: str | None, task_id: str) -> Response:
     if not task_id or not task_id.strip():
         return missing_id()
     if len(task_id) > MAX_ID_LENGTH:
-        return _reply({"error": f"task_id is too long (at most {MAX_ID_LENGTH} characters)"}, 400)
+        return http.json_response(
+            {"error": f"task_id is too long (at most {MAX_ID_LENGTH} characters)"}, 400
+        )
     try:
         task = service.find(task_id) if _looks_like_id(task_id) else None
     except (ClientError, BotoCoreError) as exc:
         log.exception("task lookup failed", extra={"task_id": task_id})
-        return _reply({"error": f"Failed to get task status: {exc}"}, 500)
+        return http.json_response({"error": f"Failed to get task status: {exc}"}, 500)
     if task is None or (user is not None and task.owner != user):
-        return _reply({"error": f"Task not found: {task_id}"}, 404)
-    return _reply(view(task, service.settings.presign_expires_seconds), 200)
+        return http.json_response({"error": f"Task not found: {task_id}"}, 404)
+    return http.json_response(view(task, service.settings.presign_expires_seconds), 200)
 
 
 def _looks_like_id(task_id: str) -> bool:
@@ -104,7 +103,7 @@ def list_item(task: Task) -> dict[str, Any]:
 def list_tasks(service: TaskService, user: str, operation: str | None) -> Response:
     """The caller's tasks of one type, newest first (the origin's `?operations=` list)."""
     if not operation:
-        return _reply({"error": MISSING_OPERATION}, 400)
+        return http.json_response({"error": MISSING_OPERATION}, 400)
     tasks: list[Task] = []
     after = None
     if len(operation) <= MAX_ID_LENGTH:
@@ -116,4 +115,4 @@ def list_tasks(service: TaskService, user: str, operation: str | None) -> Respon
             after = page.last_key
             if after is None:
                 break
-    return _reply({"tasks": [list_item(task) for task in tasks]}, 200)
+    return http.json_response({"tasks": [list_item(task) for task in tasks]}, 200)

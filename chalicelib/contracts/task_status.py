@@ -48,18 +48,12 @@ def view(task: Task, version: bool = False) -> dict[str, Any]:
     ).model_dump(mode="json", exclude_none=True)
 
 
-def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        body=body, status_code=200, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-
-
 def get_task(service: TaskService, request: Request, task_id: str) -> Response:
     http.task_id_param(task_id, "task_id")
     task = service.find(task_id)
     if task is None or task.owner != http.current_user(request):
         raise NotFound(f"task {task_id} was not found")
-    return _json(view(task))
+    return http.json_response(view(task))
 
 
 def _hours(params: dict[str, str]) -> str | None:
@@ -87,7 +81,7 @@ def list_tasks(service: TaskService, request: Request) -> Response:
     scope = f"task-status|{user}|{operation or ''}|{hours or ''}"
     after = http.decode_cursor(request, params.get("cursor"), scope)
     if operation is not None and len(operation) > MAX_OPERATION_LENGTH:
-        return _json([])  # no task type is that long
+        return http.json_response([])  # no task type is that long
     since = service.clock() - timedelta(hours=float(hours)) if hours else None
     tasks, last_key = _read(service, user, operation, limit, since, after)
     headers = {}
@@ -98,7 +92,7 @@ def list_tasks(service: TaskService, request: Request) -> Response:
         query = {k: v for k, v in query.items() if v}
         headers["X-Next-Cursor"] = cursor
         headers["Link"] = f'</task-status?{urlencode({**query, "cursor": cursor})}>; rel="next"'
-    return _json([view(task) for task in tasks], headers)
+    return http.json_response([view(task) for task in tasks], headers=headers)
 
 
 def _read(
