@@ -93,6 +93,13 @@ def list_deliveries(jobId: str) -> Any:
     )
 
 
+@app.route("/webhooks/secret", methods=["GET"])
+def webhook_secret() -> Any:
+    from chalicelib.contracts import jobs
+
+    return jobs.webhook_secret(_service(), app.current_request)
+
+
 @app.route("/jobs/{jobId}/webhook", methods=["POST"])
 def redeliver_webhook(jobId: str) -> Any:
     from chalicelib.contracts import jobs

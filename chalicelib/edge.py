@@ -29,6 +29,7 @@ check_environment()
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SECRET_ROUTES = frozenset({"/webhooks/secret"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CHALICE_STATUS_CODES = {
     400: "bad_request",
@@ -156,9 +157,12 @@ def _authorize(request: Request) -> None:
 
 
 def required_scope(request: Request) -> str:
-    """jobs:write for anything that changes state (003's triggerWebhook too), else jobs:read."""
+    """jobs:write for anything that changes state (003's triggerWebhook too) or reads a
+    secret that could sign on the owner's behalf; else jobs:read."""
     params = request.query_params or {}
     if request.method in WRITE_METHODS or "triggerWebhook" in params:
+        return WRITE
+    if request.path in SECRET_ROUTES:
         return WRITE
     return READ
 

@@ -20,6 +20,7 @@ from chalicelib.contracts.schemas import (
     Redelivery,
     UploadRequest,
     UploadTicket,
+    WebhookSecrets,
 )
 from chalicelib.errors import (
     IdempotencyConflict,
@@ -218,6 +219,18 @@ def create_upload(service: TaskService, request: Request) -> Response:
         expiresAt=iso_seconds(expires) or "",
     )
     return http.json_response(ticket.model_dump(mode="json"), 201)
+
+
+def webhook_secret(service: TaskService, request: Request) -> Response:
+    """The caller's own signing secrets: what their receiver verifies deliveries with."""
+    from chalicelib.signing import owner_secrets
+
+    settings = service.settings
+    current, *previous = owner_secrets(
+        settings.webhook_secret, settings.webhook_previous_secret, http.current_user(request)
+    )
+    secrets = WebhookSecrets(secret=current, previousSecret=previous[0] if previous else None)
+    return http.json_response(secrets.model_dump(mode="json", exclude_none=True))
 
 
 # -- the request model and the job document ----------------------------------------------
