@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from chalicelib.realtime import Realtime
     from chalicelib.service import TaskService
     from chalicelib.store import TaskStore
-    from chalicelib.webhooks import WebhookDispatcher, WebhookLog
+    from chalicelib.webhooks import WebhookDispatcher
 
 
 class Container:
@@ -46,10 +46,6 @@ class Container:
         from chalicelib.webhooks import WebhookDispatcher
 
         return WebhookDispatcher(self.settings, RENDERING)
-
-    @property
-    def webhook_log(self) -> WebhookLog:
-        return self.webhooks.log
 
     def redeliver(self, task: Task) -> str:
         """The webhook dispatcher's `redeliver`, built only when a redelivery is asked for."""
