@@ -183,25 +183,56 @@ def worker_throughput(counter: CallCounter, stack: Any) -> None:
 
 
 def fan_out_calls(counter: CallCounter) -> None:
+    """Stream fan-out for a task with 20 progress reports, with and without subscribers.
+
+    The per-record lookup this replaced made one Query per record: 20 for such a task.
+    """
     from chalicelib.model import Status, Task, utcnow
     from chalicelib.realtime import Realtime
     from chalicelib.service import default_service
+    from chalicelib.stream import StreamHandler
+    from tests.unit.tasks import progress_records
 
     service = default_service()
+    handler = StreamHandler(service)
     realtime = Realtime(service, service.settings)
-    for connection in ("bench-a", "bench-b"):
-        realtime.subscriptions.add_connection(connection, "bench-ws", utcnow())
-        realtime.subscriptions.subscribe(connection, "bench-ws", "all", "*", utcnow())
-    tasks = []
-    for _ in range(20):
-        task = Task.new(owner="bench-ws", type="demo/sleep", ttl_seconds=3600)
+    counter.attach(aws_client("apigatewaymanagementapi", service.settings.ws_endpoint_url))
+    reports = 20
+
+    def task_of(owner: str) -> Task:
+        task = Task.new(owner=owner, type="demo/sleep", ttl_seconds=3600)
         task = task.model_copy(update={"status": Status.PROCESSING})
         service.store.create(task)
-        tasks.append(task)
-    with counter.measure() as calls:
-        pushed = sum(realtime.on_task_change(task) for task in tasks)
-    print("\nWebSocket fan-out (stream handler, 2 subscribed connections)")
-    row("per pushed change", summarize(calls, len(tasks)) + f"; {pushed / len(tasks):g} pushes")
+        return task
+
+    print(f"\nWebSocket fan-out (stream handler, a task with {reports} progress reports)")
+    for label, owner, batches in (
+        ("no subscriber, 1 batch", "bench-quiet", 1),
+        (f"no subscriber, {reports} batches", "bench-quiet", reports),
+        ("2 connections, 1 batch", "bench-ws", 1),
+        (f"2 connections, {reports} batches", "bench-ws", reports),
+    ):
+        if owner == "bench-ws":
+            for connection in ("bench-a", "bench-b"):
+                realtime.subscriptions.add_connection(connection, owner, utcnow())
+        records = progress_records(service, task_of(owner), reports)
+        size = reports // batches
+        with counter.measure() as calls:
+            for start in range(0, reports, size):
+                handler.handle_batch(records[start : start + size])
+        queries = calls["dynamodb:Query"]
+        row(
+            label,
+            f"Query {queries} ({100 - queries * 100 / reports:.0f} % fewer than one per record), "
+            f"BatchGetItem {calls['dynamodb:BatchGetItem']}, "
+            f"PostToConnection {calls['apigatewaymanagementapi:PostToConnection']}",
+        )
+
+
+def aws_client(service: str, endpoint_url: str | None = None) -> Any:
+    from chalicelib import aws
+
+    return aws.client(service, endpoint_url)
 
 
 def websocket_latency(changes: int = 100) -> None:

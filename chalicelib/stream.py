@@ -15,13 +15,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
 from chalicelib.model import Status, Task
 from chalicelib.observability import configure_logging, emit_metric, task_context
 from chalicelib.service import TaskService
 from chalicelib.store import is_task_item, task_from_item
+
+if TYPE_CHECKING:
+    from chalicelib.realtime import FanOut
 
 log = logging.getLogger("taskstatus_svc.stream")
 configure_logging()
@@ -32,6 +35,11 @@ def _image(record: dict[str, Any], name: str) -> Task | None:
     if not item or not is_task_item(item):
         return None
     return task_from_item(item)
+
+
+def _owner(record: dict[str, Any]) -> str:
+    """The owner of a record's task, read without parsing the image ("" if none)."""
+    return record.get("dynamodb", {}).get("NewImage", {}).get("owner", {}).get("S", "")
 
 
 def _was_terminal(record: dict[str, Any]) -> bool:
@@ -57,9 +65,11 @@ class StreamHandler:
         retry is reported, and Lambda resumes there (bounded retries, then the
         on-failure destination, whose handler fails the task: see `fail_unprocessed`).
         """
+        records = list(records)
+        fan_out = self.realtime.batch(owner for owner in map(_owner, records) if owner)
         for record in records:
             try:
-                self.handle_record(record)
+                self.handle_record(record, fan_out)
             except Exception as exc:
                 if not aws.is_transient(exc) and self._fail_task(record, exc):
                     continue
@@ -84,7 +94,7 @@ class StreamHandler:
                 return False
         return True
 
-    def handle_record(self, record: dict[str, Any]) -> None:
+    def handle_record(self, record: dict[str, Any], fan_out: FanOut) -> None:
         new = _image(record, "NewImage")
         if new is None:
             return
@@ -92,13 +102,13 @@ class StreamHandler:
             if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
                 self.service.enqueue(new)
             self.webhooks.on_task_change(_was_terminal(record), new)
-            self._push(new)
+            self._push(new, fan_out)
 
-    def _push(self, task: Task) -> None:
+    def _push(self, task: Task, fan_out: FanOut) -> None:
         # Pushes are best effort: a failure must not hold back queueing and webhooks, and a
         # client that missed one resubscribes with sinceVersion.
         try:
-            self.realtime.on_task_change(task)
+            fan_out.push(task)
         except Exception:
             log.exception("WebSocket fan-out failed for version %s", task.version)
 
