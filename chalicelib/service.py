@@ -25,10 +25,8 @@ from chalicelib.model import (
     can_transition,
     utcnow,
 )
-from chalicelib.processors import get_processor, registered_types
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
-from chalicelib.urls import UnsafeUrl, check_url
 
 
 class TaskMessage(Schema):
@@ -84,6 +82,8 @@ def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]
 
 def timeout_for(settings: Settings) -> Callable[[str], int]:
     def lookup(task_type: str) -> int:
+        from chalicelib.processors import get_processor  # the processors load on first use
+
         found = get_processor(task_type)
         if found is not None and found.timeout_seconds:
             return found.timeout_seconds
@@ -122,6 +122,8 @@ class TaskService:
             webhook=job.webhook,
             now=now,
         )
+        from chalicelib.processors import get_processor
+
         found = get_processor(job.type)
         if task.target is None and found is not None and found.needs_target:
             key = objects.output_key(owner, task.id, "output")
@@ -144,6 +146,10 @@ class TaskService:
 
     def check_runnable(self, owner: str, job: SubmitJob) -> dict[str, Any]:
         """Validate a job against its processor; return the input as the processor sees it."""
+        # Imported here: reads (GET, the status Lambda, the stream) never load the processors.
+        from chalicelib.processors import get_processor, registered_types
+        from chalicelib.urls import UnsafeUrl, check_url
+
         found = get_processor(job.type)
         if found is None:
             known = ", ".join(registered_types())
