@@ -240,6 +240,7 @@ def measure(package: Path) -> None:
             fixtures.reset_caches()
             events = _events(env, fixtures.token_for("bench-cold"), sqs_event, stream_event)
             cold_start(env, events, package)
+            warm_get_cpu(fixtures.token_for("bench-cold"))
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -297,3 +298,61 @@ def _events(env: dict[str, str], token: str, sqs_event: Any, stream_event: Any) 
         "worker": worker,
         "stream": stream,
     }
+
+
+# -- warm: CPU per GET by id, the app against a minimal Chalice app ------------------------------
+
+
+def minimal_app(table: str) -> Any:
+    """A Chalice app that serves GET /jobs/{jobId} with the same GetItem and nothing else."""
+    import boto3
+    from chalice import Chalice
+
+    minimal = Chalice(app_name="minimal")
+    ddb = boto3.client("dynamodb")
+
+    @minimal.route("/jobs/{jobId}", methods=["GET"])
+    def get_job(jobId: str) -> dict[str, Any]:
+        item = ddb.get_item(TableName=table, Key={"id": {"S": jobId}})["Item"]
+        return {"jobId": jobId, "status": item["status"]["S"]}
+
+    return minimal
+
+
+def warm_get_cpu(token: str, requests: int = 100, rounds: int = 7) -> None:
+    """CPU time of this process per warm GET /jobs/{id} (the emulator runs in its own process)."""
+    import time
+
+    import app as app_module
+    from chalicelib.model import Task
+    from chalicelib.service import default_service
+    from local.events import LambdaContext
+
+    service = default_service()
+    task = Task.new(owner="bench-cold", type="demo/sleep", ttl_seconds=3600)
+    service.store.create(task)
+    event = rest_get_event(task.id, token)
+    handlers = {
+        "app": app_module.app,
+        "minimal": minimal_app(service.settings.tasks_table),
+    }
+    samples: dict[str, list[float]] = defaultdict(list)
+    for handler in handlers.values():  # warm both up
+        for _ in range(5):
+            assert handler(event, LambdaContext("api_handler"))["statusCode"] == 200
+    for _ in range(rounds):
+        for name, handler in handlers.items():
+            context = LambdaContext("api_handler")
+            start = time.process_time()
+            for _ in range(requests):
+                handler(event, context)
+            samples[name].append((time.process_time() - start) / requests)
+    app_cpu, minimal_cpu = (statistics.median(samples[n]) * 1000 for n in ("app", "minimal"))
+    print(
+        f"\nWarm GET /jobs/{{id}}: CPU per request in the handler's process (median of {rounds}"
+        f" rounds of {requests}, emulator in another process)"
+    )
+    print(
+        f"  app {app_cpu:.2f} ms, minimal Chalice app with the same GetItem {minimal_cpu:.2f} ms:"
+        f" {app_cpu / minimal_cpu:.2f}x (target <= 1.15)"
+    )
