@@ -40,7 +40,6 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, jsonsafe
 from chalicelib.auth import READ, InsufficientScope, InvalidToken, authenticate
-from chalicelib.contracts import task_status
 from chalicelib.model import Task, utcnow
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
@@ -104,6 +103,8 @@ class Subscription:
 
 
 def status_message(task: Task) -> str:
+    from chalicelib.contracts import task_status  # loaded by the first push, not at cold start
+
     payload = task_status.view(task, version=True)
     message = json.dumps({"type": "task_status", "payload": payload})
     if len(message.encode()) > MAX_FRAME_BYTES:

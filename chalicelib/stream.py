@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
@@ -25,6 +26,7 @@ from chalicelib.store import is_task_item, task_from_item
 
 if TYPE_CHECKING:
     from chalicelib.realtime import FanOut
+    from chalicelib.webhooks import WebhookDispatcher
 
 log = logging.getLogger("taskstatus_svc.stream")
 configure_logging()
@@ -51,11 +53,16 @@ def _was_terminal(record: dict[str, Any]) -> bool:
 class StreamHandler:
     def __init__(self, service: TaskService) -> None:
         from chalicelib.realtime import Realtime
-        from chalicelib.webhooks import WebhookDispatcher
 
         self.service = service
-        self.webhooks = WebhookDispatcher(service.settings)
         self.realtime = Realtime(service, service.settings)
+
+    @cached_property
+    def webhooks(self) -> WebhookDispatcher:
+        # Loaded by the first change that can create a webhook event, not at cold start.
+        from chalicelib.webhooks import WebhookDispatcher
+
+        return WebhookDispatcher(self.service.settings)
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Handle records in order, so that one bad record never holds the others.
@@ -101,7 +108,8 @@ class StreamHandler:
         with task_context(new.id):
             if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
                 self.service.enqueue(new)
-            self.webhooks.on_task_change(_was_terminal(record), new)
+            if new.webhook is not None and new.is_terminal:
+                self.webhooks.on_task_change(_was_terminal(record), new)
             self._push(new, fan_out)
 
     def _push(self, task: Task, fan_out: FanOut) -> None:
