@@ -355,7 +355,7 @@ def main() -> None:
     from infra import package
 
     package.main("prod", str(ROOT / "build" / "bench" / "package"))
-    cold.measure(ROOT / "build" / "bench" / "package" / "deployment.zip")
+    cold.sizing(*cold.measure(ROOT / "build" / "bench" / "package" / "deployment.zip"))
     if os.environ.get("BENCH_ONLY") == "cold":
         return
     from chalicelib.observability import set_metrics_stream

@@ -166,8 +166,12 @@ def added_imports(app: dict[str, int], baseline: dict[str, int]) -> list[tuple[s
     return sorted(totals.items(), key=lambda item: -item[1])
 
 
-def cold_start(env: dict[str, str], events: dict[str, Callable[[], tuple]], package: Path) -> None:
-    """`events`: per kind, a fresh (app's (module, handler, event), baseline's) each run."""
+def cold_start(
+    env: dict[str, str], events: dict[str, Callable[[], tuple]], package: Path
+) -> dict[str, float]:
+    """`events`: per kind, a fresh (app's (module, handler, event), baseline's) each run.
+
+    Returns the package's median cold CPU ms per kind."""
     runs = int(os.environ.get("BENCH_COLD_RUNS", "7"))
     samples: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     with layout(package) as paths:
@@ -195,6 +199,7 @@ def cold_start(env: dict[str, str], events: dict[str, Callable[[], tuple]], pack
         f" {'no .pyc':>9} {'ratio':>6}"
     )
     print(f"  {'':22} {'wall':>7} {'CPU':>7} {'wall':>7} {'CPU':>7} {'wall':>5} {'CPU':>5}")
+    cold_cpu: dict[str, float] = {}
     for kind, target in TARGETS.items():
         (base, base_cpu), (app, app_cpu), (source, _) = (
             (
@@ -208,11 +213,13 @@ def cold_start(env: dict[str, str], events: dict[str, Callable[[], tuple]], pack
             f" {app / base:5.2f} {app_cpu / base_cpu:5.2f} {'<= ' + str(target):>7}"
             f" {source:7.0f}ms {source / base:6.2f}"
         )
+        cold_cpu[kind] = app_cpu
     print("  what the package imports beyond the baseline (-X importtime, self ms, one run):")
     for kind, rows in breakdown.items():
         total = sum(us for _, us in rows) / 1000
         top = ", ".join(f"{name} {us / 1000:.0f}" for name, us in rows[:7])
         print(f"    {kind:20} {total:.0f} ms: {top}")
+    return cold_cpu
 
 
 # -- the events, against a moto server ----------------------------------------------------------
@@ -243,7 +250,7 @@ def rest_get_event(job_id: str, token: str) -> dict[str, Any]:
     }
 
 
-def measure(package: Path) -> None:
+def measure(package: Path) -> tuple[dict[str, float], float]:
     """Start a moto server, create the stack, and time each function kind's first event."""
     import boto3
 
@@ -264,8 +271,8 @@ def measure(package: Path) -> None:
             create_stack(boto3.client("cloudformation", endpoint_url=url))
             fixtures.reset_caches()
             events = _events(env, fixtures.token_for("bench-cold"), sqs_event, stream_event)
-            cold_start(env, events, package)
-            warm_get_cpu(fixtures.token_for("bench-cold"))
+            cold_cpu = cold_start(env, events, package)
+            return cold_cpu, warm_get_cpu(fixtures.token_for("bench-cold"))
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -344,7 +351,7 @@ def minimal_app(table: str) -> Any:
     return minimal
 
 
-def warm_get_cpu(token: str, requests: int = 100, rounds: int = 15) -> None:
+def warm_get_cpu(token: str, requests: int = 100, rounds: int = 15) -> float:
     """CPU time of this process per warm GET /jobs/{id} (the emulator runs in its own process)."""
     import time
 
@@ -383,3 +390,39 @@ def warm_get_cpu(token: str, requests: int = 100, rounds: int = 15) -> None:
         f" ratio per round: median {statistics.median(ratios):.2f}"
         f" ({min(ratios):.2f}-{max(ratios):.2f}), target <= 1.15"
     )
+    return app_cpu
+
+
+# -- sizing: what the measured CPU projects to at Lambda's memory sizes ---------------------------
+
+FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1,769 MB, a share in proportion below
+GB_SECOND = 0.0000166667  # x86, us-east-1
+PER_REQUEST = 0.20 / 1e6
+API_GATEWAY_REST = 3.50 / 1e6
+READ_REQUEST_UNIT = 0.125 / 1e6  # DynamoDB on demand; an eventually consistent GetItem <= 4 KB: 0.5
+DYNAMODB_LATENCY_MS = 4.0  # an assumption: a GetItem's round trip inside a region
+
+
+def sizing(cold_cpu_ms: dict[str, float], warm_cpu_ms: float) -> None:
+    """Projected first-response time and warm cost per 1M status checks for each memory size,
+    assuming a Lambda vCPU does the work of one core of this machine."""
+    print(
+        "\nSizing (projection: CPU ms here x 1769 / memory MB; warm adds "
+        f"{DYNAMODB_LATENCY_MS:g} ms for the GetItem)"
+    )
+    print(
+        f"  {'memory':>7} {'cold REST':>10} {'cold status':>12} {'warm':>7}"
+        f" {'Lambda/1M':>10} {'+DynamoDB':>10} {'via REST API':>13}"
+    )
+    dynamodb = 0.5 * READ_REQUEST_UNIT * 1e6
+    for memory in (128, 256, 512, 1024, 1769):
+        scale = FULL_VCPU_MB / memory
+        warm_ms = warm_cpu_ms * scale + DYNAMODB_LATENCY_MS
+        lam = (PER_REQUEST + memory / 1024 * warm_ms / 1000 * GB_SECOND) * 1e6
+        print(
+            f"  {memory:5d}MB {cold_cpu_ms['REST GET /jobs/{id}'] * scale / 1000:9.1f}s"
+            f" {cold_cpu_ms['status Lambda'] * scale / 1000:11.1f}s {warm_ms:5.0f}ms"
+            f" {'$' + format(lam, '.3f'):>10} {'$' + format(lam + dynamodb, '.3f'):>10}"
+            f" {'$' + format(lam + dynamodb + API_GATEWAY_REST * 1e6, '.2f'):>13}"
+        )
+    print("  seed 003's estimate: $0.45 per 1M status checks (512 MB, 30 ms)")
