@@ -9,12 +9,13 @@ NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install install-browser dev dev-reset test unit e2e lint format bench package token infra deploy deploy-rehearsal mutate clean
+.PHONY: help install install-browser dev dev-reset test unit unit-fast e2e doc-test lint format bench package token infra deploy deploy-rehearsal mutate clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
 	@echo "make dev-reset  the same, starting from empty local state"
-	@echo "make test     lint, unit and end-to-end tests, package + cfn-lint"
+	@echo "make test     lint, unit and end-to-end tests, package + cfn-lint, the deploy rehearsal"
+	@echo "make unit-fast  the unit tests that need no AWS (seconds)"
 	@echo "make bench    calls per request, cold start, worker throughput"
 	@echo "make token NAME=alice   mint a local token"
 	@echo "make package  chalice package (prod) merged with infra/, checked by cfn-lint"
@@ -53,14 +54,35 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Test tiers (tests/conftest.py marks and orders them): no AWS, in-process moto (`moto`),
+# package/wheel builds (`slow`), end-to-end against one local stack (`e2e`), then `after_suite`.
+# unit-fast leaves out schemathesis' and hypothesis' plugins: loading them costs seconds.
+unit-fast: install
+	$(PY) -m pytest tests/unit -m "not moto and not slow and not after_suite" \
+	    -p no:schemathesis -p no:hypothesispytest
+
 unit: install
 	$(PY) -m pytest tests/unit
 
 e2e: install
 	$(PY) -m pytest tests/e2e
 
-test: lint package deploy-rehearsal install-browser
-	$(PY) -m pytest tests
+# The README's "Try it", run as typed against a local stack (tests/e2e/test_readme_try_it.py).
+doc-test: install
+	$(PY) -m pytest tests/e2e/test_readme_try_it.py
+
+# package + cfn-lint + the deploy rehearsal run beside the tests: they share no file, port or
+# process with them (build/package, build/rehearsal and a scratch folder; an emulator on a free
+# port). Their output goes to build/checks.log and is shown when it fails.
+test: lint install-browser
+	@mkdir -p build
+	@echo "make deploy-rehearsal (package, cfn-lint, the rehearsal) runs beside the tests: build/checks.log"
+	@$(MAKE) --no-print-directory deploy-rehearsal > build/checks.log 2>&1 & checks=$$!; \
+	    $(PY) -m pytest tests; tests=$$?; \
+	    wait $$checks; checked=$$?; \
+	    if [ $$checked -ne 0 ]; then tail -n 60 build/checks.log; echo "make deploy-rehearsal failed: build/checks.log"; \
+	    else echo "make deploy-rehearsal passed (package, cfn-lint, rehearsal: build/checks.log)"; fi; \
+	    exit $$(( tests || checked ))
 
 # Mutation testing of the guards (store conditions, token checks, SSRF, object prefixes).
 mutate: install

@@ -33,8 +33,29 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `after_suite` judge what the whole run did: they run last."""
-    items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
+    """Tiers: tests without AWS first, then the in-process moto ones, then end-to-end; tests
+    marked `after_suite` judge what the whole run did, so they run last of all.
+
+    `moto` and `e2e` are given by what a test uses (the `stack` or `local_stack` fixture),
+    so `make unit-fast` (`-m "not moto and not slow"`) cannot miss a test that needs AWS.
+    """
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "stack" in fixtures:
+            item.add_marker(pytest.mark.moto)
+        if "local_stack" in fixtures or item.path.parent.name == "e2e":
+            item.add_marker(pytest.mark.e2e)
+    items.sort(key=tier)
+
+
+def tier(item: pytest.Item) -> int:
+    if item.get_closest_marker("after_suite"):
+        return 4
+    if item.get_closest_marker("e2e"):
+        return 3
+    if item.get_closest_marker("slow"):
+        return 2
+    return 1 if item.get_closest_marker("moto") else 0
 
 
 @pytest.fixture
