@@ -71,18 +71,10 @@ e2e: install
 doc-test: install
 	$(PY) -m pytest tests/e2e/test_readme_try_it.py
 
-# package + cfn-lint + the deploy rehearsal run beside the tests: they share no file, port or
-# process with them (build/package, build/rehearsal and a scratch folder; an emulator on a free
-# port). Their output goes to build/checks.log and is shown when it fails.
+# The unit tests, the end-to-end tests and the deploy rehearsal run at once (tools/test_all.sh
+# says why that is sound); `make test PYTEST_ARGS=--durations=15` passes arguments to pytest.
 test: lint install-browser
-	@mkdir -p build
-	@echo "make deploy-rehearsal (package, cfn-lint, the rehearsal) runs beside the tests: build/checks.log"
-	@$(MAKE) --no-print-directory deploy-rehearsal > build/checks.log 2>&1 & checks=$$!; \
-	    $(PY) -m pytest tests; tests=$$?; \
-	    wait $$checks; checked=$$?; \
-	    if [ $$checked -ne 0 ]; then tail -n 60 build/checks.log; echo "make deploy-rehearsal failed: build/checks.log"; \
-	    else echo "make deploy-rehearsal passed (package, cfn-lint, rehearsal: build/checks.log)"; fi; \
-	    exit $$(( tests || checked ))
+	PY=$(PY) tools/test_all.sh $(PYTEST_ARGS)
 
 # Mutation testing of the guards (store conditions, token checks, SSRF, object prefixes).
 mutate: install
