@@ -67,8 +67,9 @@ def test_reset_starts_empty(tmp_path):
         job = stack_of(endpoints).submit({"type": "demo/sleep", "input": {"seconds": 0}})
     with launch(tmp_path / "second.log", data_dir=data, args=("--reset",)) as endpoints:
         stack = stack_of(endpoints)
+        # The new stack's first request also builds its clients: as long as the others' 10 s.
         response = requests.get(
-            f"{stack.api}/jobs/{job['jobId']}", headers=stack.headers(), timeout=5
+            f"{stack.api}/jobs/{job['jobId']}", headers=stack.headers(), timeout=10
         )
         assert response.status_code == 404
 
