@@ -60,17 +60,17 @@ def share_botocore_models() -> None:
 
 def reset_caches() -> None:
     """Forget settings, clients and caches the app built (after the environment changed)."""
-    from chalicelib import api_keys, auth, aws, service, settings
+    from chalicelib import api_keys, auth, aws, bootstrap, settings
 
     settings.get_settings.cache_clear()
-    service.default_service.cache_clear()
+    bootstrap.reset()
     aws.reset_clients()
     api_keys.CACHE.clear()
     auth.reset_jwks_cache()
 
 
 def token_for(user: str, ttl: int = 3600) -> str:
-    from chalicelib.auth import mint_token
+    from local.token import mint_token
 
     return mint_token(user, JWT_SECRET, ttl)
 

@@ -75,6 +75,6 @@ def client(stack: Stack) -> Iterator[Any]:
 
 @pytest.fixture
 def service(stack: Stack) -> Any:
-    from chalicelib.service import default_service
+    from chalicelib.bootstrap import container
 
-    return default_service()
+    return container().service

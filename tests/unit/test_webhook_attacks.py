@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib import outbound, webhooks
 from chalicelib.settings import get_settings
-from chalicelib.urls import Destination, UnsafeUrl, check_url
+from chalicelib.ssrf import Destination, UnsafeUrl, check_url
 from tests.conftest import auth, reset_caches
 from tests.unit.helpers import get, sleep_job, submit
 
@@ -319,7 +319,7 @@ def test_urls_without_a_host_with_credentials_or_a_bad_port_are_refused(strict, 
 
 
 def test_a_host_that_resolves_to_nothing_is_unresolvable_not_forbidden(strict):
-    from chalicelib.urls import UnresolvableHost
+    from chalicelib.ssrf import UnresolvableHost
 
     with pytest.raises(UnresolvableHost):
         check_url("https://hooks.example/", strict, resolver=lambda h, p: [])
@@ -386,3 +386,22 @@ def test_a_public_ipv6_address_is_not_mistaken_for_an_embedded_private_one(stric
     """Its last 32 bits spell 10.0.0.1, but it embeds nothing: it is allowed."""
     target = check_url("https://hooks.example/", strict, lambda h, p: ["2606:4700::a00:1"])
     assert target.addresses == ("2606:4700::a00:1",)
+
+
+@pytest.mark.parametrize("port", [22, 25, 110, 389, 1023])
+def test_a_webhook_to_a_service_port_is_refused_before_any_lookup(strict, port):
+    """The delivery log would otherwise tell an attacker which ports of a host are open."""
+    asked = []
+
+    def resolver(host, port):
+        asked.append(port)
+        return ["93.184.216.34"]
+
+    with pytest.raises(UnsafeUrl, match="port must be 80, 443 or from 1024"):
+        check_url(f"https://hooks.example:{port}/", strict, resolver=resolver)
+    assert asked == []
+
+
+@pytest.mark.parametrize("port", [80, 443, 1024, 8443, 65535])
+def test_web_and_unprivileged_ports_are_accepted(strict, port):
+    assert check_url(f"https://hooks.example:{port}/", strict, resolver=public).port == port

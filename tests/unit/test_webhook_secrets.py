@@ -108,7 +108,7 @@ def test_an_event_stored_without_its_owner_is_signed_for_the_tasks_owner(client,
     submit(client, {**sleep_job(), "webhook": {"url": hook.url}})
     stack.run_stream(), stack.run_worker(), stack.run_stream()
     records = get_settings().records_table
-    ddb = stack.ddb  # the test's own client: the app's is watched for the calls its role needs
+    ddb = stack.ddb  # the test's own client: the app's calls are checked against its policy
     [event] = [
         item
         for item in ddb.scan(TableName=records)["Items"]

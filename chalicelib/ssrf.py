@@ -92,6 +92,10 @@ def forbidden(address: str, allow_private: bool) -> bool:
     return any(_refused(ip, allow_private) for ip in addresses)
 
 
+WEB_PORTS = (80, 443)
+FIRST_UNPRIVILEGED_PORT = 1024
+
+
 def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> Destination:
     """Refuse URLs a webhook must not reach; return where to connect. Raises UnsafeUrl."""
     parts = urlsplit(url)
@@ -106,6 +110,9 @@ def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> Des
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise UnsafeUrl("webhook.url has an invalid port") from None
+    if port < FIRST_UNPRIVILEGED_PORT and port not in WEB_PORTS:
+        # Ports like 22, 25 or 6379 serve other protocols: the delivery log would be a port scanner.
+        raise UnsafeUrl("webhook.url port must be 80, 443 or from 1024 to 65535")
     try:
         addresses = resolver(parts.hostname, port)
     except (OSError, UnicodeError):
