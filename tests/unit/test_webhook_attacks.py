@@ -405,3 +405,38 @@ def test_a_webhook_to_a_service_port_is_refused_before_any_lookup(strict, port):
 @pytest.mark.parametrize("port", [80, 443, 1024, 8443, 65535])
 def test_web_and_unprivileged_ports_are_accepted(strict, port):
     assert check_url(f"https://hooks.example:{port}/", strict, resolver=public).port == port
+
+
+def test_a_name_server_that_never_answers_is_given_up_on(monkeypatch):
+    """An attacker's slow name server must not hold the delivery for the resolver's retries."""
+    from chalicelib import ssrf
+
+    release = threading.Event()
+
+    def never_answers(*args, **kwargs):
+        release.wait(10)
+        raise socket.gaierror("too late")
+
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", never_answers)
+    try:
+        with pytest.raises(OSError, match=r"no answer within 0\.2 s"):
+            ssrf.resolve("slow.example", 443, timeout=0.2)
+    finally:
+        release.set()
+
+
+def test_a_lookup_failure_reaches_the_caller(monkeypatch):
+    from chalicelib import ssrf
+
+    def fails(*args, **kwargs):
+        raise socket.gaierror("Name or service not known")
+
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", fails)
+    with pytest.raises(socket.gaierror, match="not known"):
+        ssrf.resolve("nowhere.example", 443)
+
+
+def test_a_prompt_answer_is_returned():
+    from chalicelib import ssrf
+
+    assert ssrf.resolve("127.0.0.1", 80) == ["127.0.0.1"]
