@@ -23,7 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import tests.conftest as fixtures  # noqa: E402  (sets the unit-test environment)
+import local.stack as fixtures  # noqa: E402
+
+fixtures.use_in_process_env()  # the in-process moto environment the unit tests use too
 
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}

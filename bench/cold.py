@@ -254,7 +254,7 @@ def measure(package: Path) -> tuple[dict[str, float], float]:
     """Start a moto server, create the stack, and time each function kind's first event."""
     import boto3
 
-    import tests.conftest as fixtures
+    import local.stack as fixtures
     from infra.rehearsal import emulator
     from local.events import sqs_event, stream_event
     from local.resources import create_stack
