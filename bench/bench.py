@@ -259,7 +259,7 @@ def fan_out_calls(counter: CallCounter) -> None:
     from chalicelib.model import Status, Task, utcnow
     from chalicelib.realtime import Realtime
     from chalicelib.stream import StreamHandler
-    from tests.unit.tasks import progress_records
+    from local.events import progress_records
 
     service = container().service
     realtime = Realtime(service)

@@ -37,29 +37,3 @@ def with_objects(owner: str = "alice", **fields: Any) -> dict[str, Any]:
         "target": ObjectRef(bucket=BUCKET, key=f"{prefix}processed/document.png"),
         **fields,
     }
-
-
-def progress_records(service, task, reports):
-    """The stream records of `reports` progress writes to one task, oldest first."""
-    records = []
-    for step in range(1, reports + 1):
-        changed = task.model_copy(
-            update={
-                "version": task.version + step,
-                "progress": Progress(current=step, total=reports, message="working"),
-            }
-        )
-        image = service.store.attributes(changed)
-        sequence = str(1000 + step)
-        records.append(
-            {
-                "eventID": sequence,
-                "eventName": "MODIFY",
-                "dynamodb": {
-                    "Keys": {"id": image["id"]},
-                    "NewImage": image,
-                    "SequenceNumber": sequence,
-                },
-            }
-        )
-    return records

@@ -11,7 +11,8 @@ from chalicelib.bootstrap import container
 from chalicelib.model import Status
 from chalicelib.realtime import Realtime
 from chalicelib.stream import StreamHandler
-from tests.unit.tasks import progress_records, stored_task
+from local.events import progress_records
+from tests.unit.tasks import stored_task
 from tests.unit.test_realtime import connected, pushes, realtime_now
 
 
