@@ -11,7 +11,9 @@
   const OVERVIEW_PAGES = 10;
   const PING_MS = 4 * 60 * 1000;
   const BACKOFF_MAX_MS = 30000;
-  const RESUME_MAX = 100;  // unfinished tasks resubscribed from their version after a reconnect
+  // Unfinished tasks resubscribed from their version after a reconnect: well within the
+  // server's subscriptions per connection (WS_MAX_SUBSCRIPTIONS_PER_CONNECTION, 100).
+  const RESUME_MAX = 50;
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
   const config = JSON.parse(document.getElementById("config").textContent || "{}");
@@ -566,10 +568,6 @@
     $("d-deliveries-note").textContent = "Loading…";
     if (state.tasks.has(id)) renderDetail();
     if (!$("detail").open) $("detail").showModal();
-    if (live.socket && live.socket.readyState === WebSocket.OPEN) {
-      const since = (state.tasks.get(id) || {}).version || 0;
-      live.socket.send(JSON.stringify({action: "subscribe", taskId: id, sinceVersion: since}));
-    }
     const answer = await api(`/jobs/${id}`);
     if (state.detailId !== id) return;
     if (!answer.ok) {
