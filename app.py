@@ -291,10 +291,12 @@ def webhooks(event: Any) -> dict[str, Any]:
     return WebhookDispatcher(_service().settings).handle_batch(event.to_dict()["Records"])
 
 
+# Once a minute: fail the tasks past their deadline, and start the scheduled tasks now due.
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")
 def reaper(event: Any) -> dict[str, Any]:
     _invocation(event)
-    return {"failed": _service().reap()}
+    service = _service()
+    return {"failed": service.reap(), "released": service.release_due()}
 
 
 # Last: every route above answers its CORS preflight (chalicelib/cors.py).

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 
-from chalicelib import aws, objects
+from chalicelib import aws, objects, scheduling
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.model import (
     ObjectRef,
@@ -57,6 +57,8 @@ class SubmitJob:
     target: ObjectRef | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     webhook: Webhook | None = None
+    run_at: datetime | None = None
+    delay_seconds: int | None = None
 
     def fingerprint(self) -> str:
         """A digest of what was asked, to tell a replay from a different request."""
@@ -68,6 +70,11 @@ class SubmitJob:
             "metadata": self.metadata,
             "webhook": self.webhook.model_dump() if self.webhook else None,
         }
+        # As asked, not as resolved: a replayed delaySeconds is the same request.
+        if self.run_at is not None:
+            canonical["runAt"] = self.run_at.isoformat()
+        if self.delay_seconds is not None:
+            canonical["delaySeconds"] = self.delay_seconds
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -112,6 +119,7 @@ class TaskService:
         parsed_input = self.check_runnable(owner, job)
         now = self.clock()
         task = Task.new(
+            run_at=self.run_at(job, now),
             owner=owner,
             type=job.type,
             ttl_seconds=self.settings.task_ttl_seconds,
@@ -141,6 +149,16 @@ class TaskService:
             key_expires_at=int(now.timestamp()) + key_lifetime,
             now=now,
         )
+
+    def run_at(self, job: SubmitJob, now: datetime) -> datetime | None:
+        try:
+            return scheduling.run_at_for(
+                job.run_at, job.delay_seconds, now, self.settings.task_ttl_seconds
+            )
+        except scheduling.BadSchedule as exc:
+            raise SubmitRejected(
+                exc.message, [{"field": exc.field, "message": exc.message}]
+            ) from None
 
     def check_runnable(self, owner: str, job: SubmitJob) -> dict[str, Any]:
         """Validate a job against its processor; return the input as the processor sees it."""
@@ -220,10 +238,11 @@ class TaskService:
 
     # -- queue -------------------------------------------------------------------
 
-    def enqueue(self, task: Task) -> None:
+    def enqueue(self, task: Task, delay_seconds: int = 0) -> None:
         aws.client("sqs").send_message(
             QueueUrl=self.settings.tasks_queue_url,
             MessageBody=TaskMessage(taskId=task.id, type=task.type).model_dump_json(),
+            DelaySeconds=delay_seconds,
         )
 
     # -- worker-facing guarded transitions -----------------------------------------
@@ -289,6 +308,18 @@ class TaskService:
         objects.write(self.settings.objects_bucket, key, encoded, "application/json")
         ref = ObjectRef(bucket=self.settings.objects_bucket, key=key)
         return {"result": None, "result_object": ref}
+
+    def release_due(self) -> list[str]:
+        """The sweep: move every due scheduled task to `submitted` (the stream queues it)."""
+        now = self.clock()
+        released = []
+        for due in self.store.due(now):
+            try:
+                self.store.release(due.id, now, timeout_seconds=self.store.timeout_for(due.type))
+            except (TaskNotFound, TransitionRefused):
+                continue  # cancelled, claimed by its delayed message, or expired meanwhile
+            released.append(due.id)
+        return released
 
     def reap(self) -> list[str]:
         """Fail every non-terminal task past its deadline; returns the ids failed."""

@@ -1,6 +1,8 @@
 """The table's stream: what happens after a task changes.
 
-An INSERT of a submitted task queues it; a change into a terminal status
+An INSERT of a submitted task queues it, as does a scheduled task's move to
+submitted (the sweep), and the INSERT of a task scheduled a short delay ahead
+(with that SQS delay: chalicelib/scheduling.py); a change into a terminal status
 creates the task's webhook event (once per version, however often the record
 is delivered); every change is pushed to the owner's WebSocket subscribers.
 
@@ -17,7 +19,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib import aws
+from chalicelib import aws, scheduling
 from chalicelib.model import Status, Task
 from chalicelib.observability import configure_logging, emit_metric, task_context
 from chalicelib.service import TaskService
@@ -34,10 +36,15 @@ def _image(record: dict[str, Any], name: str) -> Task | None:
     return task_from_item(item)
 
 
+def _old_status(record: dict[str, Any]) -> Status | None:
+    old_status = record.get("dynamodb", {}).get("OldImage", {}).get("status", {}).get("S")
+    return Status(old_status) if old_status is not None else None
+
+
 def _was_terminal(record: dict[str, Any]) -> bool:
     """Whether the task was already terminal before this change (no need to parse the image)."""
-    old_status = record.get("dynamodb", {}).get("OldImage", {}).get("status", {}).get("S")
-    return old_status is not None and Status(old_status).is_terminal
+    old_status = _old_status(record)
+    return old_status is not None and old_status.is_terminal
 
 
 class StreamHandler:
@@ -89,10 +96,16 @@ class StreamHandler:
         if new is None:
             return
         with task_context(new.id):
-            if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
-                self.service.enqueue(new)
+            self._queue(record, new)
             self.webhooks.on_task_change(_was_terminal(record), new)
             self._push(new)
+
+    def _queue(self, record: dict[str, Any], new: Task) -> None:
+        inserted = record.get("eventName") == "INSERT"
+        if new.status is Status.SUBMITTED and (inserted or _old_status(record) is Status.SCHEDULED):
+            self.service.enqueue(new)
+        elif inserted and (delay := scheduling.queue_delay(new, self.service.clock())) is not None:
+            self.service.enqueue(new, delay)
 
     def _push(self, task: Task) -> None:
         # Pushes are best effort: a failure must not hold back queueing and webhooks, and a

@@ -18,6 +18,7 @@ class Model(BaseModel):
 
 
 class Status(StrEnum):
+    SCHEDULED = "scheduled"
     SUBMITTED = "submitted"
     STARTED = "started"
     PROCESSING = "processing"
@@ -62,6 +63,7 @@ class JobDocument(Model):
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
+    runAt: str | None = None  # a delayed job's start time
 
 
 class JobList(Model):

@@ -26,6 +26,8 @@ def parse_job_request(body: Any) -> SubmitJob:
         target=request.target,
         metadata=request.metadata,
         webhook=request.webhook,
+        run_at=request.runAt,
+        delay_seconds=request.delaySeconds,
     )
 
 
@@ -55,4 +57,5 @@ def job_document(task: Task) -> dict[str, Any]:
         output=_output(task),
         error=task.error,
         metadata=task.metadata,
+        runAt=iso_seconds(task.run_at),
     ).model_dump(mode="json")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from chalicelib.model import ObjectRef, Schema, Status, Webhook
 
@@ -29,6 +29,14 @@ class JobRequest(Schema):
     target: ObjectRef | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook: Webhook | None = None
+    runAt: AwareDatetime | None = Field(
+        default=None,
+        description="ISO-8601 time with its offset (UTC: `Z`); the job does not start before it",
+        examples=["2030-01-01T09:00:00Z"],
+    )
+    delaySeconds: int | None = Field(
+        default=None, ge=0, description="start the job no earlier than this many seconds from now"
+    )
 
 
 MIME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$"
@@ -86,6 +94,7 @@ class JobDocument(Schema):
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
+    runAt: str | None = Field(default=None, description="a delayed job's start time")
 
 
 class JobList(Schema):
