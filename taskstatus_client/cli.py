@@ -59,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--input", type=_json_arg, default={})
     submit.add_argument("--metadata", type=_json_arg)
     submit.add_argument("--webhook")
+    submit.add_argument(
+        "--run-at", help="start no earlier than this ISO-8601 time (2030-01-01T09:00:00Z)"
+    )
+    submit.add_argument(
+        "--delay", type=int, help="start no earlier than this many seconds from now"
+    )
     submit.add_argument("--idempotency-key", default="auto")
     submit.add_argument("--watch", action="store_true", help="follow it to the end")
     submit.add_argument("--timeout", type=float, help="with --watch: give up after (exit 4)")
@@ -127,6 +133,8 @@ def _show(job: Any, args: argparse.Namespace, out: TextIO) -> None:
         else ""
     )
     print(f"{job.jobId}  {job.type}  {job.status.value}{progress}", file=out)
+    if job.runAt and job.status.value == "scheduled":
+        print(f"  runs at: {job.runAt}", file=out)
     if job.result is not None:
         print(f"  result: {json.dumps(job.result)}", file=out)
     if job.error:
@@ -142,7 +150,13 @@ def _exit_for(job: Any) -> int:
 def _submit(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
     key = None if args.idempotency_key == "none" else args.idempotency_key
     job = client.submit(
-        args.type, args.input, metadata=args.metadata, webhook=args.webhook, idempotency_key=key
+        args.type,
+        args.input,
+        metadata=args.metadata,
+        webhook=args.webhook,
+        idempotency_key=key,
+        run_at=args.run_at,
+        delay_seconds=args.delay,
     )
     if not args.watch:
         _show(job, args, out)

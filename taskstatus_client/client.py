@@ -92,11 +92,19 @@ class TaskStatusClient:
         metadata: dict[str, Any] | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = AUTO,
+        run_at: datetime | str | None = None,
+        delay_seconds: int | None = None,
     ) -> JobDocument:
+        """Submit a job; with `run_at` (an aware datetime or ISO-8601 text) or `delay_seconds`
+        it is `scheduled` and starts no earlier than that time."""
         body: dict[str, Any] = {"type": type, "input": input or {}}
         for name, value in (("source", source), ("target", target), ("metadata", metadata)):
             if value is not None:
                 body[name] = value
+        if run_at is not None:
+            body["runAt"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
+        if delay_seconds is not None:
+            body["delaySeconds"] = delay_seconds
         if webhook is not None:
             body["webhook"] = {"url": webhook}
         headers = {"Content-Type": "application/json"}
