@@ -62,6 +62,13 @@ def submit_job() -> Any:
     return api.submit_job(_service(), app.current_request)
 
 
+@app.route("/jobs/batch", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def submit_jobs() -> Any:
+    from chalicelib import batches
+
+    return batches.submit_batch(_service(), app.current_request)
+
+
 @app.route("/jobs", methods=["GET"])
 def list_jobs() -> Any:
     from chalicelib import api

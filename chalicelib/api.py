@@ -28,7 +28,7 @@ from chalicelib.observability import emit_metric
 from chalicelib.service import SubmitRejected, TaskService
 
 RETRY_AFTER_SECONDS = "1"
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -43,7 +43,7 @@ def _idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if not _IDEMPOTENCY_KEY.match(key):
+    if not IDEMPOTENCY_KEY_PATTERN.match(key):
         raise BadRequest(
             "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces"
         )

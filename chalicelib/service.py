@@ -116,8 +116,28 @@ class TaskService:
         self, owner: str, job: SubmitJob, idempotency_key: str | None = None
     ) -> tuple[Task, bool]:
         """Store a new task (the table's stream queues it). Returns (task, created)."""
-        parsed_input = self.check_runnable(owner, job)
         now = self.clock()
+        task = self.new_task(owner, job, now)
+        if idempotency_key is None:
+            self.store.create(task)
+            return task, True
+        return self.store.create_idempotent(
+            task,
+            idempotency_key,
+            job.fingerprint(),
+            key_expires_at=self.key_expires_at(now),
+            now=now,
+        )
+
+    def key_expires_at(self, now: datetime) -> int:
+        key_lifetime = max(
+            self.settings.idempotency_ttl_hours * 3600, self.settings.task_ttl_seconds
+        )
+        return int(now.timestamp()) + key_lifetime
+
+    def new_task(self, owner: str, job: SubmitJob, now: datetime) -> Task:
+        """The task `job` asks for, validated (SubmitRejected says why not); not yet stored."""
+        parsed_input = self.check_runnable(owner, job)
         task = Task.new(
             run_at=self.run_at(job, now),
             owner=owner,
@@ -136,19 +156,7 @@ class TaskService:
             task = task.model_copy(
                 update={"target": ObjectRef(bucket=self.settings.objects_bucket, key=key)}
             )
-        if idempotency_key is None:
-            self.store.create(task)
-            return task, True
-        key_lifetime = max(
-            self.settings.idempotency_ttl_hours * 3600, self.settings.task_ttl_seconds
-        )
-        return self.store.create_idempotent(
-            task,
-            idempotency_key,
-            job.fingerprint(),
-            key_expires_at=int(now.timestamp()) + key_lifetime,
-            now=now,
-        )
+        return task
 
     def run_at(self, job: SubmitJob, now: datetime) -> datetime | None:
         try:

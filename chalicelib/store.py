@@ -190,32 +190,11 @@ class TaskStore:
         raises IdempotencyConflict. One transaction, so a task never exists
         without its key nor a key without its task.
         """
-        key_item = {
-            "pk": {"S": _idempotency_pk(task.owner, key)},
-            "sk": {"S": "idem"},
-            "task_id": {"S": task.id},
-            "fingerprint": {"S": fingerprint},
-            "expires_at": {"N": str(key_expires_at)},
-        }
         try:
             self._ddb.transact_write_items(
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.records_table,
-                            "Item": key_item,
-                            "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
-                            "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}},
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": self.attributes(task),
-                            "ConditionExpression": "attribute_not_exists(id)",
-                        }
-                    },
+                    self.key_put(task, key, fingerprint, key_expires_at, now),
+                    self.task_put(task),
                 ]
             )
             return task, True
@@ -238,6 +217,36 @@ class TaskStore:
         if earlier is None:
             raise IdempotentJobGone(existing["task_id"]["S"])
         return earlier, False
+
+    def task_put(self, task: Task) -> dict[str, Any]:
+        """A transaction's Put of a new task (never over an existing id)."""
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": self.attributes(task),
+                "ConditionExpression": "attribute_not_exists(id)",
+            }
+        }
+
+    def key_put(
+        self, task: Task, key: str, fingerprint: str, key_expires_at: int, now: datetime
+    ) -> dict[str, Any]:
+        """A transaction's Put of an idempotency key for `task`, unless the key is live."""
+        return {
+            "Put": {
+                "TableName": self.records_table,
+                "Item": {
+                    "pk": {"S": _idempotency_pk(task.owner, key)},
+                    "sk": {"S": "idem"},
+                    "task_id": {"S": task.id},
+                    "fingerprint": {"S": fingerprint},
+                    "expires_at": {"N": str(key_expires_at)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def _get_key_item(self, owner: str, key: str) -> dict[str, Any] | None:
         response = self._ddb.get_item(

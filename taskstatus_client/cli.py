@@ -1,6 +1,8 @@
 """`taskstatus`: submit, follow and manage jobs from a shell.
 
     taskstatus submit demo/sleep --input '{"seconds": 3, "steps": 6}' --watch
+    taskstatus submit demo/sleep --delay 600            # scheduled: starts in 10 minutes
+    taskstatus batch jobs.json                          # up to 100 job requests, one line each
     taskstatus list --status completed --json
     taskstatus watch 5b0c9f3e-...            # a live progress bar; exit 1 if the job fails
 
@@ -68,6 +70,11 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--idempotency-key", default="auto")
     submit.add_argument("--watch", action="store_true", help="follow it to the end")
     submit.add_argument("--timeout", type=float, help="with --watch: give up after (exit 4)")
+
+    batch = commands.add_parser(
+        "batch", parents=[output], help="submit up to 100 jobs from a JSON array (a file or -)"
+    )
+    batch.add_argument("file", type=argparse.FileType("r"))
 
     get = commands.add_parser("get", parents=[output], help="show a job")
     get.add_argument("job_id")
@@ -162,6 +169,28 @@ def _submit(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> 
         _show(job, args, out)
         return EXIT_OK
     return _follow(client, job.jobId, args, out, args.timeout)
+
+
+def _batch(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    """One line per job, in order; exit 2 if any job was refused."""
+    try:
+        jobs = json.load(args.file)
+    except json.JSONDecodeError as exc:
+        print(f"error: {args.file.name} is not JSON: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    if not isinstance(jobs, list):
+        print("error: the file must hold a JSON array of job requests", file=sys.stderr)
+        return EXIT_REFUSED
+    results = client.submit_batch(jobs)
+    for result in results:
+        if args.json:
+            print(result.model_dump_json(), file=out)
+        elif result.job is not None:
+            _show(result.job, args, out)
+        else:
+            message = result.error.message if result.error else ""
+            print(f"#{result.index}  refused ({result.status}): {message}", file=out)
+    return EXIT_OK if all(r.status == 202 for r in results) else EXIT_REFUSED
 
 
 def _get(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
@@ -273,7 +302,14 @@ def _local_token(args: argparse.Namespace) -> str:
     return jwt.encode(claims, secret, "HS256")
 
 
-COMMANDS = {"submit": _submit, "get": _get, "list": _list, "cancel": _cancel, "watch": _watch}
+COMMANDS = {
+    "submit": _submit,
+    "batch": _batch,
+    "get": _get,
+    "list": _list,
+    "cancel": _cancel,
+    "watch": _watch,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,7 +33,7 @@ import requests
 
 from taskstatus_client.errors import ConnectionFailed, TaskStatusError, WaitTimeout, error_for
 from taskstatus_client.local import find_local
-from taskstatus_client.models import DeliveryList, JobDocument, JobList
+from taskstatus_client.models import BatchResponse, BatchResult, DeliveryList, JobDocument, JobList
 
 TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -114,6 +114,16 @@ class TaskStatusClient:
             headers["Idempotency-Key"] = idempotency_key
         response = self._request("POST", "/jobs", json=body, headers=headers)
         return JobDocument.model_validate(response.json())
+
+    def submit_batch(self, jobs: list[dict[str, Any]]) -> list[BatchResult]:
+        """Submit up to 100 job requests (each may carry `idempotencyKey`, `runAt`,
+        `delaySeconds`); one result per job, in order: 202 and its `job`, or its `error`.
+
+        Items without an `idempotencyKey` get a fresh one, so that retrying the call after
+        a lost answer never submits a job twice."""
+        keyed = [{"idempotencyKey": str(uuid.uuid4()), **job} for job in jobs]
+        response = self._request("POST", "/jobs/batch", json={"jobs": keyed})
+        return BatchResponse.model_validate(response.json()).results
 
     def get(self, job_id: str) -> JobDocument:
         """The job; revalidated with its ETag, so an unchanged job costs a 304."""

@@ -71,6 +71,31 @@ class JobList(Model):
     nextCursor: str | None
 
 
+class FieldError(Model):
+    field: str
+    message: str
+
+
+class ErrorDetail(Model):
+    code: str
+    message: str
+    errors: list[FieldError] | None = None
+
+
+class BatchResult(Model):
+    """One item's answer in `POST /jobs/batch`: 202 and its `job`, or a 4xx/5xx and `error`."""
+
+    index: int
+    status: int
+    job: JobDocument | None = None
+    error: ErrorDetail | None = None
+    replayed: bool | None = None
+
+
+class BatchResponse(Model):
+    results: list[BatchResult]
+
+
 class Delivery(Model):
     eventId: str
     eventType: str
@@ -140,6 +165,10 @@ MIRRORED: tuple[type[Model], ...] = (
     JobProgress,
     JobDocument,
     JobList,
+    FieldError,
+    ErrorDetail,
+    BatchResult,
+    BatchResponse,
     Delivery,
     DeliveryList,
     Redelivery,

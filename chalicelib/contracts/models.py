@@ -121,6 +121,37 @@ class ErrorBody(Schema):
     timestamp: str
 
 
+class BatchJobRequest(JobRequest):
+    """One item of `POST /jobs/batch`: a job request and its own idempotency key."""
+
+    idempotencyKey: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern="^[!-~]+$"
+    )
+
+
+class BatchRequest(Schema):
+    """Body of `POST /jobs/batch`. Each item is answered on its own: a bad one is a 4xx
+    result beside the others' 202."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[BatchJobRequest] = Field(min_length=1, max_length=100)
+
+
+class BatchResult(Schema):
+    index: int
+    status: int = Field(description="202, or the 4xx/5xx `POST /jobs` would answer for this item")
+    job: JobDocument | None = None
+    error: ErrorDetail | None = None
+    replayed: bool | None = Field(
+        default=None, description="with an idempotencyKey: the job is an earlier one's"
+    )
+
+
+class BatchResponse(Schema):
+    results: list[BatchResult]
+
+
 class Delivery(Schema):
     eventId: str
     eventType: str
