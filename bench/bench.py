@@ -276,6 +276,10 @@ def main() -> None:
             counter.attach(aws.client(service))
         with Client(stack.app.app, stage_name="prod", project_dir=str(ROOT)) as client:
             per_request(client, counter, stack)
+            from bench import operations
+
+            operations.batch_calls(client, counter)
+            operations.sweep_calls(counter)
             worker_throughput(counter, stack)
             fan_out_calls(counter)
     set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115
