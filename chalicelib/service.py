@@ -38,6 +38,11 @@ class TaskMessage(Schema):
 
     taskId: str = Field(min_length=36, max_length=36)
     type: str = Field(min_length=1, max_length=128)
+    owner: str | None = None  # for fair concurrency's slots, without a read of the task
+    # A task waiting for a slot is sent again (chalicelib/fairness.py): the attempts its
+    # earlier messages made, and how often it has waited.
+    priorAttempts: int = Field(default=0, ge=0)
+    deferrals: int = Field(default=0, ge=0)
 
 
 class SubmitRejected(Exception):
@@ -249,7 +254,9 @@ class TaskService:
     def enqueue(self, task: Task, delay_seconds: int = 0) -> None:
         aws.client("sqs").send_message(
             QueueUrl=self.settings.tasks_queue_url,
-            MessageBody=TaskMessage(taskId=task.id, type=task.type).model_dump_json(),
+            MessageBody=TaskMessage(
+                taskId=task.id, type=task.type, owner=task.owner
+            ).model_dump_json(exclude_defaults=True),
             DelaySeconds=delay_seconds,
         )
 

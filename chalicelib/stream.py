@@ -20,7 +20,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from chalicelib import aws, scheduling
-from chalicelib.model import Status, Task
+from chalicelib.fairness import Slots
+from chalicelib.model import RUNNING, Status, Task
 from chalicelib.observability import configure_logging, emit_metric, task_context
 from chalicelib.service import TaskService
 from chalicelib.store import is_task_item, task_from_item
@@ -55,6 +56,7 @@ class StreamHandler:
         self.service = service
         self.webhooks = WebhookDispatcher(service.settings)
         self.realtime = Realtime(service, service.settings)
+        self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Handle records in order, so that one bad record never holds the others.
@@ -97,6 +99,7 @@ class StreamHandler:
             return
         with task_context(new.id):
             self._queue(record, new)
+            self._free_slot(record, new)
             self.webhooks.on_task_change(_was_terminal(record), new)
             self._push(new)
 
@@ -106,6 +109,11 @@ class StreamHandler:
             self.service.enqueue(new)
         elif inserted and (delay := scheduling.queue_delay(new, self.service.clock())) is not None:
             self.service.enqueue(new, delay)
+
+    def _free_slot(self, record: dict[str, Any], new: Task) -> None:
+        """A task that stops running gives its owner's slot back (fair concurrency)."""
+        if self.slots.enabled and new.status not in RUNNING and _old_status(record) in RUNNING:
+            self.slots.release(new.owner, new.id)
 
     def _push(self, task: Task) -> None:
         # Pushes are best effort: a failure must not hold back queueing and webhooks, and a
