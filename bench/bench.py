@@ -284,6 +284,9 @@ def main() -> None:
             fan_out_calls(counter)
     set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115
     websocket_latency()
+    from bench import operations as issue16
+
+    issue16.fairness()
 
 
 if __name__ == "__main__":

@@ -53,3 +53,42 @@ def sweep_calls(counter: CallCounter, due: int = 50) -> None:
         service.clock = clock
     print("\nDelayed runs: the per-minute sweep (16 Queries on by_due per run, then per task)")
     row(f"sweep of {len(released)} due tasks", summarize(calls, max(len(released), 1)))
+
+
+def fairness(backlog: int = 100, limit: int = 2, task_seconds: float = 1.0) -> None:
+    """Under `make dev`: how long one owner's task waits behind another's backlog."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import requests
+
+    from local.launcher import local_stack
+
+    print(
+        f"\nFair concurrency under make dev (4 workers): owner A queues {backlog} tasks of "
+        f"{task_seconds:g} s, then owner B submits one"
+    )
+    for setting in (str(limit), "0"):
+        env = {"MAX_RUNNING_PER_OWNER": setting, "WORKER_CONCURRENCY": "4"}
+        with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp) / "dev.log", env=env) as s:
+
+            def post(path: str, body: Any, user: str) -> Any:
+                headers = {"Authorization": f"Bearer {fixtures.token_for(user)}"}
+                return requests.post(f"{s.api}{path}", json=body, headers=headers, timeout=30)
+
+            job = {"type": "demo/sleep", "input": {"seconds": task_seconds, "steps": 1}}
+            for first in range(0, backlog, 100):
+                post("/jobs/batch", {"jobs": [job] * min(100, backlog - first)}, "bench-a")
+            time.sleep(1)
+            start = time.monotonic()
+            job_id = post("/jobs", {"type": "demo/sleep"}, "bench-b").json()["jobId"]
+            headers = {"Authorization": f"Bearer {fixtures.token_for('bench-b')}"}
+            while True:
+                found = requests.get(f"{s.api}/jobs/{job_id}", headers=headers, timeout=10)
+                if found.json()["status"] == "completed" or time.monotonic() - start > 120:
+                    break
+                time.sleep(0.05)
+            waited = time.monotonic() - start
+        label = f"MAX_RUNNING_PER_OWNER={setting}" + (" (no limit)" if setting == "0" else "")
+        row(label, f"B's task done {waited:.1f} s after its submit")

@@ -272,8 +272,14 @@ class DevStack:
             max_retries=stream_settings["MaximumRetryAttempts"],
             on_failure=send_to_queue(sqs, outputs["StreamFailuresQueueUrl"]),
         )
+        worker_mapping = next(s for s in app_module.app.event_sources if s.name == "worker")
         self.worker_pump = SqsPump(
-            sqs, outputs["TasksQueueUrl"], app_module.worker, "worker", concurrency=concurrency
+            sqs,
+            outputs["TasksQueueUrl"],
+            app_module.worker,
+            "worker",
+            concurrency=concurrency,
+            invocation_size=worker_mapping.batch_size,
         )
         self.pumps = [
             self.stream_pump,
