@@ -93,6 +93,12 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("job_id")
     watch.add_argument("--timeout", type=float, help="give up after this many seconds (exit 4)")
 
+    commands.add_parser(
+        "webhook-secret",
+        parents=[output],
+        help="print your webhook signing secret (verify deliveries with it)",
+    )
+
     token = commands.add_parser(
         "token", parents=[output], help="mint a token for the local stage (make dev)"
     )
@@ -302,6 +308,12 @@ def _local_token(args: argparse.Namespace) -> str:
     return jwt.encode(claims, secret, "HS256")
 
 
+def _webhook_secret(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    secrets = client.webhook_secrets()
+    print(secrets.model_dump_json(exclude_none=True) if args.json else secrets.secret, file=out)
+    return EXIT_OK
+
+
 COMMANDS = {
     "submit": _submit,
     "batch": _batch,
@@ -309,6 +321,7 @@ COMMANDS = {
     "list": _list,
     "cancel": _cancel,
     "watch": _watch,
+    "webhook-secret": _webhook_secret,
 }
 
 if __name__ == "__main__":

@@ -33,7 +33,14 @@ import requests
 
 from taskstatus_client.errors import ConnectionFailed, TaskStatusError, WaitTimeout, error_for
 from taskstatus_client.local import find_local
-from taskstatus_client.models import BatchResponse, BatchResult, DeliveryList, JobDocument, JobList
+from taskstatus_client.models import (
+    BatchResponse,
+    BatchResult,
+    DeliveryList,
+    JobDocument,
+    JobList,
+    WebhookSecrets,
+)
 
 TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -160,6 +167,10 @@ class TaskStatusClient:
         return DeliveryList.model_validate(
             self._request("GET", f"/jobs/{job_id}/deliveries").json()
         )
+
+    def webhook_secrets(self) -> WebhookSecrets:
+        """Your signing secret (and while rotating, the previous one): verify deliveries with it."""
+        return WebhookSecrets.model_validate(self._request("GET", "/webhooks/secret").json())
 
     def wait(
         self,

@@ -118,6 +118,11 @@ class Redelivery(Model):
     message: str | None = None
 
 
+class WebhookSecrets(Model):
+    secret: str
+    previousSecret: str | None = None
+
+
 class AssemblyFile(Model):
     """Seed 003's file object, in `uploads` and in each `results` step."""
 
@@ -172,6 +177,7 @@ MIRRORED: tuple[type[Model], ...] = (
     Delivery,
     DeliveryList,
     Redelivery,
+    WebhookSecrets,
     AssemblyFile,
     AssemblyUser,
     AssemblyStatus,
