@@ -340,9 +340,12 @@ class TaskService:
         """Fail every non-terminal task past its deadline; returns the ids failed."""
         now = self.clock()
         failed = []
+        full: dict[str, bool] = {}
         for overdue in self.store.overdue(now):
             task = self.find(overdue.id)
             if task is None or task.is_terminal or task.version != overdue.version:
+                continue
+            if task.status is Status.SUBMITTED and self._waits_for_a_slot(task.owner, full):
                 continue
             limit = self.store.timeout_for(task.type)
             try:
@@ -355,6 +358,17 @@ class TaskService:
                 continue
             failed.append(task.id)
         return failed
+
+    def _waits_for_a_slot(self, owner: str, full: dict[str, bool]) -> bool:
+        """A submitted task of an owner at MAX_RUNNING_PER_OWNER is waiting its turn, not lost."""
+        from chalicelib.fairness import Slots
+
+        slots = Slots(self.settings.records_table, self.settings.max_running_per_owner)
+        if not slots.enabled:
+            return False
+        if owner not in full:
+            full[owner] = len(slots.holders(owner)) >= slots.limit
+        return full[owner]
 
 
 @cache

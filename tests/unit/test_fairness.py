@@ -184,3 +184,20 @@ def test_owners_slots_are_apart_whatever_their_names(slots):
     slots.acquire("a#b", "t1")
     slots.acquire("a#b", "t2")
     assert slots.acquire("a", "t3") is True
+
+
+def test_the_reaper_leaves_a_task_waiting_for_a_slot(service, slots):
+    for _ in range(LIMIT):
+        crash_while_running(service, slots, new_task(service))
+    waiting = new_task(service)
+    later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
+    service.clock = lambda: later
+    assert waiting.id not in service.reap()
+    assert service.find(waiting.id).status is Status.SUBMITTED
+
+
+def test_the_reaper_fails_a_lost_submitted_task_of_an_owner_with_free_slots(service, slots):
+    lost = new_task(service)
+    later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
+    service.clock = lambda: later
+    assert service.reap() == [lost.id]
