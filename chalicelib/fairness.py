@@ -21,6 +21,7 @@ record or a second message can never make the count drift.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -38,6 +39,14 @@ class OverLimit(Exception):
 
 def _key(owner: str) -> dict[str, Any]:
     return {"pk": {"S": "slots#" + owner_scoped(owner)}, "sk": {"S": "running"}}
+
+
+def _waiting_key(owner: str, created_at: str, task_id: str) -> dict[str, Any]:
+    return {"pk": {"S": "waiting#" + owner_scoped(owner)}, "sk": {"S": f"{created_at}#{task_id}"}}
+
+
+# Sends a task's message: (task id, type, owner).
+Enqueue = Callable[[str, str, str], None]
 
 
 def defer_seconds(deferrals: int) -> int:
@@ -88,6 +97,67 @@ class Slots:
             Key=_key(owner),
             UpdateExpression="DELETE holders :task",
             ExpressionAttributeValues={":task": {"SS": [task_id]}},
+        )
+
+    # -- admission: an owner's backlog waits in the table, not in the queue ------------------
+
+    def admit(
+        self,
+        task_id: str,
+        type: str,
+        owner: str,
+        created_at: str,
+        enqueue: Enqueue,
+        full: set[str],
+    ) -> bool:
+        """Queue a new task if its owner has a free slot (taking it); else park it in the
+        table until one frees. Returns whether it was queued.
+
+        `full`: the owners found full so far (this call adds to it); their next tasks are
+        parked without asking again. The caller must call `admit_next` for each of them
+        once it has parked its tasks: a slot freed meanwhile is then seen by that call, or
+        by the release, which reads the parked tasks after it frees the slot.
+        """
+        if owner not in full:
+            try:
+                self.acquire(owner, task_id)
+                enqueue(task_id, type, owner)
+                return True
+            except OverLimit:
+                full.add(owner)
+        key = _waiting_key(owner, created_at, task_id)
+        aws.client("dynamodb").put_item(
+            TableName=self.records_table,
+            Item={**key, "task_id": {"S": task_id}, "type": {"S": type}},
+        )
+        return False
+
+    def admit_next(self, owner: str, enqueue: Enqueue) -> list[str]:
+        """Queue the owner's oldest parked tasks while slots are free; the ids queued."""
+        found = aws.client("dynamodb").query(
+            TableName=self.records_table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "waiting#" + owner_scoped(owner)}},
+            ConsistentRead=True,
+            Limit=self.limit,
+        )
+        queued = []
+        for item in found.get("Items", []):
+            task_id = item["task_id"]["S"]
+            try:
+                self.acquire(owner, task_id)
+            except OverLimit:
+                break
+            enqueue(task_id, item["type"]["S"], owner)
+            key = {"pk": item["pk"], "sk": item["sk"]}
+            aws.client("dynamodb").delete_item(TableName=self.records_table, Key=key)
+            queued.append(task_id)
+        return queued
+
+    def forget(self, owner: str, created_at: str, task_id: str) -> None:
+        """A parked task that ended (cancelled, failed) leaves the waiting line."""
+        aws.client("dynamodb").delete_item(
+            TableName=self.records_table, Key=_waiting_key(owner, created_at, task_id)
         )
 
     def holders(self, owner: str) -> set[str]:

@@ -252,11 +252,14 @@ class TaskService:
     # -- queue -------------------------------------------------------------------
 
     def enqueue(self, task: Task, delay_seconds: int = 0) -> None:
+        self.send(task.id, task.type, task.owner, delay_seconds)
+
+    def send(self, task_id: str, type: str, owner: str, delay_seconds: int = 0) -> None:
         aws.client("sqs").send_message(
             QueueUrl=self.settings.tasks_queue_url,
-            MessageBody=TaskMessage(
-                taskId=task.id, type=task.type, owner=task.owner
-            ).model_dump_json(exclude_defaults=True),
+            MessageBody=TaskMessage(taskId=task_id, type=type, owner=owner).model_dump_json(
+                exclude_defaults=True
+            ),
             DelaySeconds=delay_seconds,
         )
 

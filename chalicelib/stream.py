@@ -21,7 +21,7 @@ from typing import Any
 
 from chalicelib import aws, scheduling
 from chalicelib.fairness import Slots
-from chalicelib.model import RUNNING, Status, Task
+from chalicelib.model import Status, Task
 from chalicelib.observability import configure_logging, emit_metric, task_context
 from chalicelib.service import TaskService
 from chalicelib.store import is_task_item, task_from_item
@@ -57,6 +57,7 @@ class StreamHandler:
         self.webhooks = WebhookDispatcher(service.settings)
         self.realtime = Realtime(service, service.settings)
         self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
+        self.full_owners: set[str] = set()
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Handle records in order, so that one bad record never holds the others.
@@ -66,16 +67,26 @@ class StreamHandler:
         retry is reported, and Lambda resumes there (bounded retries, then the
         on-failure destination, whose handler fails the task: see `fail_unprocessed`).
         """
-        for record in records:
-            try:
-                self.handle_record(record)
-            except Exception as exc:
-                if not aws.is_transient(exc) and self._fail_task(record, exc):
-                    continue
-                log.exception("stream record %s failed", record.get("eventID"))
-                sequence = record["dynamodb"]["SequenceNumber"]
-                return {"batchItemFailures": [{"itemIdentifier": sequence}]}
-        return {"batchItemFailures": []}
+        self.full_owners: set[str] = set()
+        try:
+            for record in records:
+                try:
+                    self.handle_record(record)
+                except Exception as exc:
+                    if not aws.is_transient(exc) and self._fail_task(record, exc):
+                        continue
+                    log.exception("stream record %s failed", record.get("eventID"))
+                    sequence = record["dynamodb"]["SequenceNumber"]
+                    return {"batchItemFailures": [{"itemIdentifier": sequence}]}
+            return {"batchItemFailures": []}
+        finally:
+            self._admit_parked()
+
+    def _admit_parked(self) -> None:
+        """Owners whose tasks this batch parked: a slot may have freed since (fairness.py).
+        A failure here fails the invocation, and Lambda hands the batch over again."""
+        for owner in sorted(self.full_owners):
+            self.slots.admit_next(owner, self.service.send)
 
     def _fail_task(self, record: dict[str, Any], exc: Exception) -> bool:
         """Fail the task of a record that cannot be handled; False if that write failed too."""
@@ -106,14 +117,28 @@ class StreamHandler:
     def _queue(self, record: dict[str, Any], new: Task) -> None:
         inserted = record.get("eventName") == "INSERT"
         if new.status is Status.SUBMITTED and (inserted or _old_status(record) is Status.SCHEDULED):
-            self.service.enqueue(new)
+            if self.slots.enabled:
+                created = new.created_at.isoformat()
+                self.slots.admit(
+                    new.id, new.type, new.owner, created, self.service.send, self.full_owners
+                )
+            else:
+                self.service.enqueue(new)
         elif inserted and (delay := scheduling.queue_delay(new, self.service.clock())) is not None:
             self.service.enqueue(new, delay)
 
     def _free_slot(self, record: dict[str, Any], new: Task) -> None:
-        """A task that stops running gives its owner's slot back (fair concurrency)."""
-        if self.slots.enabled and new.status not in RUNNING and _old_status(record) in RUNNING:
-            self.slots.release(new.owner, new.id)
+        """A task that ends (or waits to retry) gives its owner's slot back, and the owner's
+        oldest parked task takes it (fair concurrency)."""
+        old = _old_status(record)
+        if not self.slots.enabled or old is None or old.is_terminal:
+            return
+        if not (new.is_terminal or new.status is Status.RETRYING):
+            return
+        self.slots.release(new.owner, new.id)
+        if old is Status.SUBMITTED:
+            self.slots.forget(new.owner, new.created_at.isoformat(), new.id)
+        self.slots.admit_next(new.owner, self.service.send)
 
     def _push(self, task: Task) -> None:
         # Pushes are best effort: a failure must not hold back queueing and webhooks, and a

@@ -115,6 +115,16 @@ class TaskReporter:
             raise LeaseLost(self.task.id) from None
 
 
+def _frees_its_slot(refused: Exception, took_slot: bool) -> bool:
+    """Whether a task the worker could not claim gives its slot back: the slot was taken
+    for this message alone, or the task ended or is gone (a parked task cancelled before
+    its turn). A live lease (a duplicate message of a running task) keeps it."""
+    if took_slot or isinstance(refused, TaskNotFound):
+        return True
+    current = getattr(refused, "current", None)
+    return current is not None and Status(current).is_terminal
+
+
 class Worker:
     def __init__(
         self, service: TaskService, progress_interval: float = PROGRESS_MIN_INTERVAL_SECONDS
@@ -153,8 +163,9 @@ class Worker:
                 task = self.service.claim(message.taskId, message.type, attempt)
             except (TaskNotFound, TransitionRefused) as exc:
                 log.info("nothing to run: %s", exc, extra={"attempt": attempt})
-                if took_slot and message.owner is not None:
+                if self.slots.enabled and message.owner and _frees_its_slot(exc, took_slot):
                     self.slots.release(message.owner, message.taskId)
+                    self.slots.admit_next(message.owner, self.service.send)
                 return True
             return self._run(task, attempt, record.get("receiptHandle"))
 

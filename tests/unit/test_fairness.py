@@ -201,3 +201,52 @@ def test_the_reaper_fails_a_lost_submitted_task_of_an_owner_with_free_slots(serv
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
     assert service.reap() == [lost.id]
+
+
+# -- admission: a backlog waits in the table, not in the queue --------------------------------
+
+
+def queued_ids(stack) -> list[str]:
+    found = stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"])["taskId"] for m in found.get("Messages", [])]
+
+
+def test_a_full_owners_new_tasks_wait_off_the_queue(service, stack):
+    tasks = [new_task(service) for _ in range(LIMIT + 3)]
+    stack.run_stream()
+    assert stack.queued_messages() == LIMIT
+    assert sorted(queued_ids(stack)) == sorted(t.id for t in tasks[:LIMIT])
+
+
+def test_another_owners_task_is_queued_at_once_behind_any_backlog(service, stack):
+    for _ in range(30):
+        new_task(service)
+    bobs = new_task(service, owner="bob")
+    stack.run_stream()
+    assert stack.queued_messages() == LIMIT + 1
+    assert bobs.id in queued_ids(stack)
+
+
+def test_a_parked_task_is_queued_when_a_slot_frees(service, stack):
+    first, _, parked = new_task(service), new_task(service), new_task(service)
+    stack.run_stream()
+    service.cancel("alice", first.id)
+    stack.run_stream()
+    assert parked.id in queued_ids(stack)
+
+
+def test_a_backlog_runs_to_the_end_limit_by_limit(service, stack, slots):
+    tasks = [new_task(service) for _ in range(LIMIT * 3 + 1)]
+    stack.settle()
+    assert {service.find(t.id).status for t in tasks} == {Status.COMPLETED}
+    assert slots.holders("alice") == set()
+
+
+def test_a_cancelled_parked_task_is_never_queued(service, stack, slots):
+    first, _, parked = new_task(service), new_task(service), new_task(service)
+    stack.run_stream()
+    service.cancel("alice", parked.id)
+    service.cancel("alice", first.id)
+    stack.run_stream()
+    assert parked.id not in queued_ids(stack)
+    assert parked.id not in slots.holders("alice")
