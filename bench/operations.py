@@ -55,7 +55,7 @@ def sweep_calls(counter: CallCounter, due: int = 50) -> None:
     row(f"sweep of {len(released)} due tasks", summarize(calls, max(len(released), 1)))
 
 
-def fairness(backlog: int = 100, limit: int = 2, task_seconds: float = 1.0) -> None:
+def fairness(backlog: int = 300, limit: int = 2, task_seconds: float = 1.0) -> None:
     """Under `make dev`: how long one owner's task waits behind another's backlog."""
     import tempfile
     import time

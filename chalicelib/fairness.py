@@ -7,15 +7,19 @@ redelivered message, or a worker reclaiming a crashed one's task, keeps its slot
 rather than a number: a duplicate take or release changes nothing, so a replayed stream
 record or a second message can never make the count drift.
 
-- The worker takes a slot before it claims a task. Over the limit, the task waits: its
-  message is sent again with a delay (DEFER_SECONDS, growing per deferral up to
-  MAX_DEFER_SECONDS) and the original deleted, so waiting never counts as a delivery
-  (SQS's receive count, the dead-letter queue's trigger) nor as an attempt (the new
-  message carries the attempts already made).
-- A slot is given back by the table's stream when its task leaves a running status (to
-  a terminal one or to `retrying`), whoever wrote it: the worker, the reaper (a crashed
-  worker's task, once past its deadline), the dead-letter handler or a cancel. A worker
-  that took a slot and then could not claim the task gives it back itself.
+- Admission (the stream, which queues new tasks): a task whose owner has a free slot
+  takes it and is queued; otherwise it is parked in the table (`waiting#<owner>` items,
+  oldest first) and stays `submitted`, so an owner's backlog never fills the queue and
+  another owner's task is queued behind nothing.
+- A slot is given back by the stream when its task ends or goes to `retrying`, whoever
+  wrote it: the worker, the reaper (a crashed worker's task, once past its deadline), the
+  dead-letter handler or a cancel; then the owner's oldest parked tasks take the free
+  slots. A worker that cannot claim a task that has ended does the same.
+- The worker takes the slot again before it claims (a no-op for an admitted task). A
+  message with no slot free (a retry, a delayed run's message) waits: it is sent again
+  with a delay (DEFER_SECONDS, doubling per wait up to MAX_DEFER_SECONDS) and the original
+  deleted, so waiting never counts as a delivery (SQS's receive count, the dead-letter
+  queue's trigger) nor as an attempt (the new message carries the attempts already made).
 """
 
 from __future__ import annotations
