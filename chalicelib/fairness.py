@@ -113,6 +113,7 @@ class Slots:
         created_at: str,
         enqueue: Enqueue,
         full: set[str],
+        expires_at: int,
     ) -> bool:
         """Queue a new task if its owner has a free slot (taking it); else park it in the
         table until one frees. Returns whether it was queued.
@@ -132,7 +133,12 @@ class Slots:
         key = _waiting_key(owner, created_at, task_id)
         aws.client("dynamodb").put_item(
             TableName=self.records_table,
-            Item={**key, "task_id": {"S": task_id}, "type": {"S": type}},
+            Item={
+                **key,
+                "task_id": {"S": task_id},
+                "type": {"S": type},
+                "expires_at": {"N": str(expires_at)},  # the task's own TTL
+            },
         )
         return False
 

@@ -120,7 +120,13 @@ class StreamHandler:
             if self.slots.enabled:
                 created = new.created_at.isoformat()
                 self.slots.admit(
-                    new.id, new.type, new.owner, created, self.service.send, self.full_owners
+                    new.id,
+                    new.type,
+                    new.owner,
+                    created,
+                    self.service.send,
+                    self.full_owners,
+                    new.expires_at,
                 )
             else:
                 self.service.enqueue(new)
