@@ -7,6 +7,7 @@ import pytest
 
 from chalicelib.errors import TransitionRefused
 from chalicelib.model import Status, Task, utcnow
+from chalicelib.realtime import Realtime
 from chalicelib.scheduling import SWEEP_GRACE_SECONDS
 from chalicelib.worker import Worker
 from tests.conftest import auth
@@ -299,3 +300,22 @@ def test_a_negative_delay_is_422(refused):
 def test_both_run_at_and_delay_seconds_is_422(refused):
     soon = (utcnow() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     refused({"runAt": soon, "delaySeconds": 60}, "either runAt or delaySeconds, not both")
+
+
+# -- WebSocket pushes --------------------------------------------------------------------------
+
+
+def test_a_scheduled_job_and_its_start_are_pushed_to_its_owner(client, stack, service):
+    from tests.unit.test_realtime import connected, pushes
+
+    realtime = Realtime(service, service.settings)
+    connected(realtime, "c-sched", "alice")
+    job = delayed(client, delaySeconds=3600)
+    stack.run_stream()
+    at(service, utcnow() + timedelta(seconds=3601))
+    service.release_due()
+    stack.run_stream()
+    seen = [(p["task_id"], p["status"]) for p in pushes("c-sched")]
+    # seed 004's view: scheduled and submitted are both its "started" (not yet running)
+    assert seen == [(job["jobId"], "started"), (job["jobId"], "started")]
+    assert [p["version"] for p in pushes("c-sched")] == [1, 2]
