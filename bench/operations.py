@@ -28,10 +28,10 @@ def batch_calls(client: Any, counter: CallCounter) -> None:
 
 
 def sweep_calls(counter: CallCounter, due: int = 50) -> None:
+    from chalicelib.bootstrap import container
     from chalicelib.model import Task, utcnow
-    from chalicelib.service import default_service
 
-    service = default_service()
+    service = container().service
     now = utcnow()
     for _ in range(due):
         service.store.create(

@@ -23,19 +23,17 @@ from botocore.exceptions import ClientError
 from chalice.app import Request, Response
 
 from chalicelib import aws, http
-from chalicelib.contracts.jobs import job_document, parse_job_request
+from chalicelib.contracts.jobs import IDEMPOTENCY_KEY_PATTERN, job_document, parse_job_request
 from chalicelib.errors import (
-    ApiError,
-    BadRequest,
-    Conflict,
     IdempotencyConflict,
     IdempotencyKeyInUse,
     IdempotentJobGone,
-    Unprocessable,
+    SubmitRejected,
 )
+from chalicelib.http_errors import ApiError, BadRequest, Conflict, Unprocessable
 from chalicelib.model import Task
 from chalicelib.observability import emit_metric
-from chalicelib.service import SubmitJob, SubmitRejected, TaskService
+from chalicelib.service import SubmitJob, TaskService
 from chalicelib.store import TaskStore
 
 MAX_BATCH_JOBS = 100
@@ -87,8 +85,6 @@ def _jobs(body: Any) -> list[Any]:
 
 
 def _item_key(item: dict[str, Any]) -> str | None:
-    from chalicelib.api import IDEMPOTENCY_KEY_PATTERN
-
     key = item.pop("idempotencyKey", None)
     if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_KEY_PATTERN.match(key)):
         raise Unprocessable(
@@ -294,4 +290,4 @@ def submit_batch(service: TaskService, request: Request) -> Response:
     for task_type, count in created.items():
         emit_metric("TasksSubmitted", count, type=task_type)
     body = {"results": [results[i] for i in range(len(jobs))]}
-    return Response(body=body, status_code=207, headers={"Content-Type": "application/json"})
+    return http.json_response(body, 207)

@@ -7,14 +7,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 
 from chalicelib import aws, objects, scheduling
-from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
 from chalicelib.model import (
     ObjectRef,
     Progress,
@@ -24,11 +23,12 @@ from chalicelib.model import (
     Webhook,
     can_transition,
     utcnow,
+    validation_errors,
 )
 from chalicelib.processors import get_processor, registered_types
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import Settings
+from chalicelib.ssrf import UnsafeUrl, check_url
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
-from chalicelib.urls import UnsafeUrl, check_url
 
 
 class TaskMessage(Schema):
@@ -43,15 +43,6 @@ class TaskMessage(Schema):
     # earlier messages made, and how often it has waited.
     priorAttempts: int = Field(default=0, ge=0)
     deferrals: int = Field(default=0, ge=0)
-
-
-class SubmitRejected(Exception):
-    """The submission is well-formed JSON but not a runnable job; `errors` say why."""
-
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = errors or []
 
 
 @dataclass(frozen=True)
@@ -82,16 +73,6 @@ class SubmitJob:
             canonical["delaySeconds"] = self.delay_seconds
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
-
-
-def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": ".".join([prefix, *(str(part) for part in error["loc"])]),
-            "message": error["msg"],
-        }
-        for error in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
 
 
 def timeout_for(settings: Settings) -> Callable[[str], int]:
@@ -372,10 +353,3 @@ class TaskService:
         if owner not in full:
             full[owner] = len(slots.holders(owner)) >= slots.limit
         return full[owner]
-
-
-@cache
-def default_service() -> TaskService:
-    settings = get_settings()
-    store = TaskStore(settings.tasks_table, settings.records_table, timeout_for(settings))
-    return TaskService(store, settings)

@@ -347,17 +347,12 @@ class TaskStore:
                     ":now": {"N": str(int(now.timestamp()))},
                 },
             }
-            while True:
-                response = self._ddb.query(**request)
-                for item in response.get("Items", []):
-                    yield OverdueTask(
-                        id=item["id"]["S"],
-                        status=Status(item["status"]["S"]),
-                        version=int(item["version"]["N"]),
-                    )
-                if "LastEvaluatedKey" not in response:
-                    break
-                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            for item in aws.query_items(self._ddb, request):
+                yield OverdueTask(
+                    id=item["id"]["S"],
+                    status=Status(item["status"]["S"]),
+                    version=int(item["version"]["N"]),
+                )
 
     def due(self, now: datetime) -> Iterable[DueTask]:
         """Scheduled tasks whose due time has passed (one Query per shard of by_due)."""

@@ -18,9 +18,9 @@ LIMIT = 2
 def service(stack, monkeypatch):
     monkeypatch.setenv("MAX_RUNNING_PER_OWNER", str(LIMIT))
     reset_caches()
-    from chalicelib.service import default_service
+    from chalicelib.bootstrap import container
 
-    return default_service()
+    return container().service
 
 
 @pytest.fixture

@@ -308,7 +308,7 @@ def test_both_run_at_and_delay_seconds_is_422(refused):
 def test_a_scheduled_job_and_its_start_are_pushed_to_its_owner(client, stack, service):
     from tests.unit.test_realtime import connected, pushes
 
-    realtime = Realtime(service, service.settings)
+    realtime = Realtime(service)
     connected(realtime, "c-sched", "alice")
     job = delayed(client, delaySeconds=3600)
     stack.run_stream()
