@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-import tests.conftest as fixtures
+import local.stack as fixtures
 from bench.bench import CallCounter, row, summarize
 
 
