@@ -1,6 +1,8 @@
 """The table's stream: what happens after a task changes.
 
-An INSERT of a submitted task queues it; a change into a terminal status
+An INSERT of a submitted task queues it, as does a scheduled task's move to
+submitted (the sweep), and the INSERT of a task scheduled a short delay ahead
+(with that SQS delay: chalicelib/scheduling.py); a change into a terminal status
 creates the task's webhook event (once per version, however often the record
 is delivered); every change is pushed to the owner's WebSocket subscribers.
 
@@ -18,7 +20,8 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import aws
+from chalicelib import aws, scheduling
+from chalicelib.fairness import Slots
 from chalicelib.model import Status, Task
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.service import TaskService
@@ -38,6 +41,11 @@ def _image(record: dict[str, Any], name: str) -> Task | None:
     return task_from_item(item)
 
 
+def _old_status(record: dict[str, Any]) -> Status | None:
+    old_status = record.get("dynamodb", {}).get("OldImage", {}).get("status", {}).get("S")
+    return Status(old_status) if old_status is not None else None
+
+
 def _owner(record: dict[str, Any]) -> str:
     """The owner of a record's task, read without parsing the image ("" if none)."""
     return record.get("dynamodb", {}).get("NewImage", {}).get("owner", {}).get("S", "")
@@ -45,8 +53,8 @@ def _owner(record: dict[str, Any]) -> str:
 
 def _was_terminal(record: dict[str, Any]) -> bool:
     """Whether the task was already terminal before this change (no need to parse the image)."""
-    old_status = record.get("dynamodb", {}).get("OldImage", {}).get("status", {}).get("S")
-    return old_status is not None and Status(old_status).is_terminal
+    old_status = _old_status(record)
+    return old_status is not None and old_status.is_terminal
 
 
 class StreamHandler:
@@ -59,6 +67,8 @@ class StreamHandler:
         self.service = service
         self.realtime = realtime
         self._webhooks = webhooks
+        self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
+        self.full_owners: set[str] = set()
 
     @cached_property
     def webhooks(self) -> WebhookDispatcher:
@@ -75,16 +85,26 @@ class StreamHandler:
         """
         records = list(records)
         fan_out = self.realtime.batch(owner for owner in map(_owner, records) if owner)
-        for record in records:
-            try:
-                self.handle_record(record, fan_out)
-            except Exception as exc:
-                if not aws.is_transient(exc) and self._fail_task(record, exc):
-                    continue
-                log.exception("stream record %s failed", record.get("eventID"))
-                sequence = record["dynamodb"]["SequenceNumber"]
-                return {"batchItemFailures": [{"itemIdentifier": sequence}]}
-        return {"batchItemFailures": []}
+        self.full_owners = set()
+        try:
+            for record in records:
+                try:
+                    self.handle_record(record, fan_out)
+                except Exception as exc:
+                    if not aws.is_transient(exc) and self._fail_task(record, exc):
+                        continue
+                    log.exception("stream record %s failed", record.get("eventID"))
+                    sequence = record["dynamodb"]["SequenceNumber"]
+                    return {"batchItemFailures": [{"itemIdentifier": sequence}]}
+            return {"batchItemFailures": []}
+        finally:
+            self._admit_parked()
+
+    def _admit_parked(self) -> None:
+        """Owners whose tasks this batch parked: a slot may have freed since (fairness.py).
+        A failure here fails the invocation, and Lambda hands the batch over again."""
+        for owner in sorted(self.full_owners):
+            self.slots.admit_next(owner, self.service.send)
 
     def _fail_task(self, record: dict[str, Any], exc: Exception) -> bool:
         """Fail the task of a record that cannot be handled; False if that write failed too."""
@@ -107,11 +127,43 @@ class StreamHandler:
         if new is None:
             return
         with task_context(new.id):
-            if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
-                self.service.enqueue(new)
+            self._queue(record, new)
+            self._free_slot(record, new)
             if new.webhook is not None and new.is_terminal:
                 self.webhooks.on_task_change(_was_terminal(record), new)
             self._push(new, fan_out)
+
+    def _queue(self, record: dict[str, Any], new: Task) -> None:
+        inserted = record.get("eventName") == "INSERT"
+        if new.status is Status.SUBMITTED and (inserted or _old_status(record) is Status.SCHEDULED):
+            if self.slots.enabled:
+                created = new.created_at.isoformat()
+                self.slots.admit(
+                    new.id,
+                    new.type,
+                    new.owner,
+                    created,
+                    self.service.send,
+                    self.full_owners,
+                    new.expires_at,
+                )
+            else:
+                self.service.enqueue(new)
+        elif inserted and (delay := scheduling.queue_delay(new, self.service.clock())) is not None:
+            self.service.enqueue(new, delay)
+
+    def _free_slot(self, record: dict[str, Any], new: Task) -> None:
+        """A task that ends (or waits to retry) gives its owner's slot back, and the owner's
+        oldest parked task takes it (fair concurrency)."""
+        old = _old_status(record)
+        if not self.slots.enabled or old is None or old.is_terminal:
+            return
+        if not (new.is_terminal or new.status is Status.RETRYING):
+            return
+        self.slots.release(new.owner, new.id)
+        if old is Status.SUBMITTED:
+            self.slots.forget(new.owner, new.created_at.isoformat(), new.id)
+        self.slots.admit_next(new.owner, self.service.send)
 
     def _push(self, task: Task, fan_out: FanOut) -> None:
         # Pushes are best effort: a failure must not hold back queueing and webhooks, and a

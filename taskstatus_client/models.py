@@ -18,6 +18,7 @@ class Model(BaseModel):
 
 
 class Status(StrEnum):
+    SCHEDULED = "scheduled"
     SUBMITTED = "submitted"
     STARTED = "started"
     PROCESSING = "processing"
@@ -64,11 +65,37 @@ class JobDocument(Model):
     metadata: dict[str, Any]
     version: int | None = None  # rises by one on every change, as in WebSocket pushes
     input: Any = None  # on GET /jobs/{jobId} only
+    runAt: str | None = None  # a delayed job's start time
 
 
 class JobList(Model):
     jobs: list[JobDocument]
     nextCursor: str | None
+
+
+class FieldError(Model):
+    field: str
+    message: str
+
+
+class ErrorDetail(Model):
+    code: str
+    message: str
+    errors: list[FieldError] | None = None
+
+
+class BatchResult(Model):
+    """One item's answer in `POST /jobs/batch`: 202 and its `job`, or a 4xx/5xx and `error`."""
+
+    index: int
+    status: int
+    job: JobDocument | None = None
+    error: ErrorDetail | None = None
+    replayed: bool | None = None
+
+
+class BatchResponse(Model):
+    results: list[BatchResult]
 
 
 class Delivery(Model):
@@ -145,6 +172,10 @@ MIRRORED: tuple[type[Model], ...] = (
     JobProgress,
     JobDocument,
     JobList,
+    FieldError,
+    ErrorDetail,
+    BatchResult,
+    BatchResponse,
     Delivery,
     DeliveryList,
     Redelivery,
