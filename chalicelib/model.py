@@ -59,9 +59,11 @@ ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.RETRYING: frozenset({Status.STARTED, Status.FAILED, Status.CANCELLED}),
     Status.COMPLETED: frozenset(),
     Status.COMPLETED_WITH_ERRORS: frozenset(),
-    Status.FAILED: frozenset(),
-    Status.CANCELLED: frozenset(),
+    # A retry (POST /jobs/{id}/retry, or a redrive) runs a failed or cancelled task again.
+    Status.FAILED: frozenset({Status.SUBMITTED}),
+    Status.CANCELLED: frozenset({Status.SUBMITTED}),
 }
+RETRYABLE: frozenset[Status] = frozenset({Status.FAILED, Status.CANCELLED})
 
 
 def can_transition(current: Status, new: Status) -> bool:
@@ -201,6 +203,8 @@ class Task(Schema):
     expires_at: int
     attempts: int = 0
     lease_until: int | None = None
+    retries: int = 0  # times a user ran the task again after it failed or was cancelled
+    updated_by: str | None = None  # who wrote this version: api, worker, reaper, ...
 
     @property
     def is_terminal(self) -> bool:
@@ -225,6 +229,7 @@ class Task(Schema):
         metadata: dict[str, Any] | None = None,
         webhook: Webhook | None = None,
         now: datetime | None = None,
+        by: str = "api",
     ) -> Task:
         now = now or utcnow()
         return cls(
@@ -239,4 +244,5 @@ class Task(Schema):
             created_at=now,
             updated_at=now,
             expires_at=int(now.timestamp()) + ttl_seconds,
+            updated_by=by,
         )

@@ -1,6 +1,8 @@
 """The table's stream: what happens after a task changes.
 
-An INSERT of a submitted task queues it; a change into a terminal status
+Every version of a task adds its entry to the task's history (chalicelib/history.py).
+An INSERT of a submitted task queues it, as does a retry (failed or cancelled back to
+submitted); a change into a terminal status
 creates the task's webhook event (once per version, however often the record
 is delivered); every change is pushed to the owner's WebSocket subscribers.
 
@@ -40,12 +42,21 @@ def _was_terminal(record: dict[str, Any]) -> bool:
     return old_status is not None and Status(old_status).is_terminal
 
 
+def needs_queueing(record: dict[str, Any], new: Task) -> bool:
+    """A task just submitted, or one a retry brought back from failed or cancelled."""
+    if new.status is not Status.SUBMITTED:
+        return False
+    return record.get("eventName") == "INSERT" or _was_terminal(record)
+
+
 class StreamHandler:
     def __init__(self, service: TaskService) -> None:
+        from chalicelib.history import History
         from chalicelib.realtime import Realtime
         from chalicelib.webhooks import WebhookDispatcher
 
         self.service = service
+        self.history = History(service.settings.records_table)
         self.webhooks = WebhookDispatcher(service.settings)
         self.realtime = Realtime(service, service.settings)
 
@@ -78,7 +89,9 @@ class StreamHandler:
             log.error("a change of this task cannot be handled, failing it: %s", exc)
             emit_metric("StreamRecordsFailed", 1)
             try:
-                self.service.fail(task_id, f"the service could not handle this task: {exc}")
+                self.service.fail(
+                    task_id, f"the service could not handle this task: {exc}", by="stream"
+                )
             except Exception:
                 log.exception("could not fail the task either")
                 return False
@@ -89,7 +102,8 @@ class StreamHandler:
         if new is None:
             return
         with task_context(new.id):
-            if record.get("eventName") == "INSERT" and new.status is Status.SUBMITTED:
+            self.history.record(new)
+            if needs_queueing(record, new):
                 self.service.enqueue(new)
             self.webhooks.on_task_change(_was_terminal(record), new)
             self._push(new)
@@ -123,7 +137,7 @@ def fail_unprocessed(
         try:
             for task_id in _unprocessed_task_ids(message["body"], streams):
                 with task_context(task_id):
-                    if service.fail(task_id, UNPROCESSED_REASON):
+                    if service.fail(task_id, UNPROCESSED_REASON, by="stream-failures"):
                         log.error("failed a task whose stream record could not be handled")
         except Exception:
             log.exception("could not read back the records of a stream failure")

@@ -62,10 +62,39 @@ class JobDocument(Model):
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
+    retries: int = 0
 
 
 class JobList(Model):
     jobs: list[JobDocument]
+    nextCursor: str | None
+
+
+class EventProgress(Model):
+    current: int
+    total: int
+    message: str
+
+
+class JobEvent(Model):
+    version: int
+    status: Status
+    at: str
+    by: str
+    progress: EventProgress | None = None
+    error: str | None = None
+
+
+class JobEventList(Model):
+    events: list[JobEvent]
+    nextCursor: str | None
+
+
+class BulkResult(Model):
+    dryRun: bool
+    count: int
+    jobIds: list[str]
+    skipped: int
     nextCursor: str | None
 
 
@@ -138,6 +167,10 @@ MIRRORED: tuple[type[Model], ...] = (
     JobProgress,
     JobDocument,
     JobList,
+    EventProgress,
+    JobEvent,
+    JobEventList,
+    BulkResult,
     Delivery,
     DeliveryList,
     Redelivery,

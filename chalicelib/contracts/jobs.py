@@ -55,4 +55,5 @@ def job_document(task: Task) -> dict[str, Any]:
         output=_output(task),
         error=task.error,
         metadata=task.metadata,
+        retries=task.retries,
     ).model_dump(mode="json")

@@ -86,6 +86,7 @@ class JobDocument(Schema):
     output: JobOutput
     error: str | None
     metadata: dict[str, Any]
+    retries: int = Field(default=0, description="times the job was run again by a retry")
 
 
 class JobList(Schema):

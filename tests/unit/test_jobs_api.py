@@ -17,6 +17,7 @@ JOB_FIELDS = {
     "output",
     "error",
     "metadata",
+    "retries",
 }
 
 
