@@ -133,13 +133,13 @@ def select(
     service: TaskService,
     selection: Selection,
     after: tuple[str, str] | None,
-    limit: int = MAX_PER_CALL,
 ) -> tuple[list[Task], tuple[str, str] | None]:
-    """Up to `limit` matching tasks, oldest first, and where to go on from (None: no more).
+    """Up to MAX_PER_CALL matching tasks, oldest first, and where to go on from (None: no more).
 
     Each Query reads at most what is still wanted, so the key where it stops is exactly
     after the last task returned; at most MAX_QUERIES_PER_CALL Queries per call.
     """
+    limit = MAX_PER_CALL
     if selection.type is None:
         index, key_name, key_value = BY_OWNER, "owner", selection.owner
     else:
