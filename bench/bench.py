@@ -98,6 +98,51 @@ def per_request(client: Any, counter: CallCounter, stack: Any) -> None:
     extra_surfaces(client, counter, ids, headers)
 
 
+def operations_calls(client: Any, counter: CallCounter, stack: Any) -> None:
+    """History, retry and redrive: calls per request, and per task for the bulk ones."""
+    from chalicelib.model import Status
+    from chalicelib.service import default_service
+    from tests.unit.tasks import stored_task
+
+    service = default_service()
+    headers = fixtures.auth("bench-ops")
+    n = 20
+    failed = [stored_task(service, Status.FAILED, owner="bench-ops") for _ in range(n)]
+    stack.run_stream()
+    with counter.measure() as events_calls:
+        for task in failed:
+            client.http.get(f"/jobs/{task.id}/events", headers=headers)
+    with counter.measure() as retry_calls:
+        for task in failed:
+            client.http.post(f"/jobs/{task.id}/retry", headers=headers, body="")
+    keyed_tasks = [stored_task(service, Status.FAILED, owner="bench-ops") for _ in range(n)]
+    with counter.measure() as keyed_calls:
+        for i, task in enumerate(keyed_tasks):
+            keyed = {**headers, "Idempotency-Key": f"r{i}"}
+            client.http.post(f"/jobs/{task.id}/retry", headers=keyed, body="")
+    with counter.measure() as requeue_calls:
+        records = stack.run_stream()
+    more = [stored_task(service, Status.FAILED, owner="bench-ops") for _ in range(n)]
+    body = json.dumps({"status": "failed"})
+    with counter.measure() as dry_calls:
+        dry = client.http.post(
+            "/jobs/redrive", headers=headers, body=json.dumps({"status": "failed", "dryRun": True})
+        ).json_body["count"]
+    with counter.measure() as redrive_calls:
+        moved = client.http.post("/jobs/redrive", headers=headers, body=body).json_body["count"]
+    with counter.measure() as cancel_calls:
+        cancelled = client.http.post("/jobs/cancel", headers=headers, body="{}").json_body["count"]
+    assert dry == moved == len(more) and cancelled == len(more) + len(failed) + len(keyed_tasks)
+    print("\nHistory, retry and redrive (per request; bulk: per task moved)")
+    row("GET /jobs/{id}/events", summarize(events_calls, n))
+    row("POST /jobs/{id}/retry", summarize(retry_calls, n))
+    row("retry + Idempotency-Key", summarize(keyed_calls, n))
+    row("stream: retried (hist+queue)", summarize(requeue_calls, max(records, 1)))
+    row(f"redrive dryRun ({dry} tasks)", summarize(dry_calls, dry))
+    row(f"POST /jobs/redrive ({moved})", summarize(redrive_calls, moved))
+    row(f"POST /jobs/cancel ({cancelled})", summarize(cancel_calls, cancelled))
+
+
 def row(label: str, figures: str, seconds: float | None = None) -> None:
     timing = f"  ({seconds * 1000:.1f} ms each)" if seconds is not None else ""
     print(f"  {label:30} {figures}{timing}")
@@ -276,6 +321,7 @@ def main() -> None:
             counter.attach(aws.client(service))
         with Client(stack.app.app, stage_name="prod", project_dir=str(ROOT)) as client:
             per_request(client, counter, stack)
+            operations_calls(client, counter, stack)
             worker_throughput(counter, stack)
             fan_out_calls(counter)
     set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115
