@@ -108,6 +108,7 @@ def operations_calls(client: Any, counter: CallCounter, stack: Any) -> None:
     headers = fixtures.auth("bench-ops")
     n = 20
     failed = [stored_task(service, Status.FAILED, owner="bench-ops") for _ in range(n)]
+    keyed_tasks = [stored_task(service, Status.FAILED, owner="bench-ops") for _ in range(n)]
     stack.run_stream()
     with counter.measure() as events_calls:
         for task in failed:
@@ -115,7 +116,6 @@ def operations_calls(client: Any, counter: CallCounter, stack: Any) -> None:
     with counter.measure() as retry_calls:
         for task in failed:
             client.http.post(f"/jobs/{task.id}/retry", headers=headers, body="")
-    keyed_tasks = [stored_task(service, Status.FAILED, owner="bench-ops") for _ in range(n)]
     with counter.measure() as keyed_calls:
         for i, task in enumerate(keyed_tasks):
             keyed = {**headers, "Idempotency-Key": f"r{i}"}
@@ -137,7 +137,7 @@ def operations_calls(client: Any, counter: CallCounter, stack: Any) -> None:
     row("GET /jobs/{id}/events", summarize(events_calls, n))
     row("POST /jobs/{id}/retry", summarize(retry_calls, n))
     row("retry + Idempotency-Key", summarize(keyed_calls, n))
-    row("stream: retried (hist+queue)", summarize(requeue_calls, max(records, 1)))
+    row("stream: retry (history+queue)", summarize(requeue_calls, max(records, 1)))
     row(f"redrive dryRun ({dry} tasks)", summarize(dry_calls, dry))
     row(f"POST /jobs/redrive ({moved})", summarize(redrive_calls, moved))
     row(f"POST /jobs/cancel ({cancelled})", summarize(cancel_calls, cancelled))
