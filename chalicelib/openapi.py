@@ -134,7 +134,7 @@ OPERATIONS: list[Operation] = [
         "/jobs/{jobId}/retry",
         "Run a failed or cancelled job again under the same id (attempts reset)",
         {202: m.JobDocument, **AUTH_ERRORS, 404: ERRORS, 409: ERRORS, 422: ERRORS},
-        params=[IDEMPOTENCY_KEY],
+        params=[JOB_ID, IDEMPOTENCY_KEY],
         tag="operations",
     ),
     Operation(

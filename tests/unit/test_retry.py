@@ -1,5 +1,7 @@
 """POST /jobs/{jobId}/retry: a failed or cancelled job runs again under the same id."""
 
+from datetime import timedelta
+
 import pytest
 
 from chalicelib.errors import TransitionRefused
@@ -139,3 +141,11 @@ def test_a_retry_written_over_a_stale_read_is_refused(service):
     with pytest.raises(TransitionRefused):
         service.store.replace(task, retried(task, utcnow(), "api"))
     assert service.find(task.id).retries == 1
+
+
+def test_a_retried_job_whose_message_is_lost_is_failed_by_the_reaper(client, service):
+    task = failed_job(service)
+    retry(client, task.id)  # the stream is not run: its message never goes out
+    later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
+    service.clock = lambda: later
+    assert service.reap() == [task.id]
