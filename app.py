@@ -97,6 +97,13 @@ def list_deliveries(jobId: str) -> Any:
     return api.list_deliveries(_service(), app.current_request, jobId)
 
 
+@app.route("/webhooks/secret", methods=["GET"])
+def webhook_secret() -> Any:
+    from chalicelib import api
+
+    return api.webhook_secret(_service(), app.current_request)
+
+
 @app.route("/jobs/{jobId}/webhook", methods=["POST"])
 def redeliver_webhook(jobId: str) -> Any:
     from chalicelib import api

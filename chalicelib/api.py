@@ -10,7 +10,13 @@ from chalice.app import Request, Response
 from chalicelib import http, objects
 from chalicelib.contracts.common import iso_seconds
 from chalicelib.contracts.jobs import job_document, parse_job_request
-from chalicelib.contracts.models import DeliveryList, Redelivery, UploadRequest, UploadTicket
+from chalicelib.contracts.models import (
+    DeliveryList,
+    Redelivery,
+    UploadRequest,
+    UploadTicket,
+    WebhookSecrets,
+)
 from chalicelib.errors import (
     BadRequest,
     Conflict,
@@ -204,3 +210,15 @@ def create_upload(service: TaskService, request: Request) -> Response:
         expiresAt=iso_seconds(expires) or "",
     )
     return _json(ticket.model_dump(mode="json"), 201)
+
+
+def webhook_secret(service: TaskService, request: Request) -> Response:
+    """The caller's own signing secrets: what their receiver verifies deliveries with."""
+    from chalicelib.signing import owner_secrets
+
+    settings = service.settings
+    current, *previous = owner_secrets(
+        settings.webhook_secret, settings.webhook_previous_secret, http.current_user(request)
+    )
+    secrets = WebhookSecrets(secret=current, previousSecret=previous[0] if previous else None)
+    return _json(secrets.model_dump(mode="json", exclude_none=True))

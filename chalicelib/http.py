@@ -51,6 +51,7 @@ PUBLIC_READ_ROUTES = frozenset(
     {("GET", "/task/{task_id}"), ("GET", "/jobs/{jobId}"), ("GET", "/status/{jobId}")}
 )
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SECRET_ROUTES = frozenset({"/webhooks/secret"})
 _STATE = "taskstatus"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -200,9 +201,12 @@ def _authorize(request: Request) -> None:
 
 
 def required_scope(request: Request) -> str:
-    """jobs:write for anything that changes state (003's triggerWebhook too), else jobs:read."""
+    """jobs:write for anything that changes state (003's triggerWebhook too) or reads a
+    secret that could sign on the owner's behalf; else jobs:read."""
     params = request.query_params or {}
     if request.method in WRITE_METHODS or "triggerWebhook" in params:
+        return WRITE
+    if request.path in SECRET_ROUTES:
         return WRITE
     return READ
 

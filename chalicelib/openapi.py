@@ -154,6 +154,13 @@ OPERATIONS: list[Operation] = [
         tag="operations",
     ),
     Operation(
+        "GET",
+        "/webhooks/secret",
+        "Your webhook signing secret (needs jobs:write): verify your deliveries with it",
+        {200: m.WebhookSecrets, **AUTH_ERRORS, 403: ERRORS},
+        tag="webhooks",
+    ),
+    Operation(
         "POST",
         "/api-keys",
         "Create an API key for yourself (JWT only); the key is shown once",

@@ -30,6 +30,7 @@ from chalicelib.observability import emit_metric, task_context
 from chalicelib.outbound import Outcome, post
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
+from chalicelib.signing import owner_secrets
 from chalicelib.urls import Destination, UnresolvableHost, UnsafeUrl, check_url
 
 log = logging.getLogger("taskstatus_svc.webhooks")
@@ -55,12 +56,11 @@ class DeliveryMessage(Schema):
 # -- signing ---------------------------------------------------------------------------
 
 
-def sign(settings: Settings, event_id: str, timestamp: datetime, body: str) -> str:
-    """Signatures by the current secret and, while rotating, by the previous one."""
+def sign(secrets: list[str], event_id: str, timestamp: datetime, body: str) -> str:
+    """One signature per secret: the owner's current one and, while rotating, the previous one."""
     from standardwebhooks import Webhook
 
-    secrets = [settings.webhook_secret, settings.webhook_previous_secret]
-    return " ".join(Webhook(s).sign(event_id, timestamp, body) for s in secrets if s)
+    return " ".join(Webhook(secret).sign(event_id, timestamp, body) for secret in secrets)
 
 
 def event_id_for(task_id: str, version: int) -> str:
@@ -100,6 +100,7 @@ class WebhookLog(RecordsTable):
             "pk": {"S": f"task#{task.id}"},
             "sk": {"S": f"event#{task.version:010d}"},
             "event_id": {"S": event_id_for(task.id, task.version)},
+            "owner": {"S": task.owner},
             "event_type": {"S": event_type_for(task.status)},
             "url": {"S": task.webhook.url if task.webhook else ""},
             "delivery": {"S": delivery_options(task.webhook)},
@@ -394,19 +395,37 @@ class WebhookDispatcher:
         key = event["payload_key"]["S"]
         return objects.read(self.settings.objects_bucket, key).decode()
 
+    def _owner_of(self, event: dict[str, Any]) -> str:
+        """The event's owner; events stored before owners were recorded read it from the task."""
+        if "owner" in event:
+            return event["owner"]["S"]
+        task_id = event["pk"]["S"].removeprefix("task#")
+        item = aws.client("dynamodb").get_item(
+            TableName=self.settings.tasks_table,
+            Key={"id": {"S": task_id}},
+            ProjectionExpression="#owner",
+            ExpressionAttributeNames={"#owner": "owner"},
+        )
+        return item["Item"]["owner"]["S"]
+
     def _send(self, event: dict[str, Any], destination: Destination) -> Outcome:
         body = self._payload(event)
         event_id = event["event_id"]["S"]
         timestamp = datetime.now(UTC)
+        secrets = owner_secrets(
+            self.settings.webhook_secret,
+            self.settings.webhook_previous_secret,
+            self._owner_of(event),
+        )
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "webhook-id": event_id,
             "webhook-timestamp": str(int(timestamp.timestamp())),
-            "webhook-signature": sign(self.settings, event_id, timestamp, body),
+            "webhook-signature": sign(secrets, event_id, timestamp, body),
         }
         options = json.loads(event.get("delivery", {}).get("S", "{}"))
-        headers = delivery_headers(options, body, self.settings) | headers
+        headers = delivery_headers(options, body, secrets[0]) | headers
         return self.sender(
             destination,
             body.encode(),

@@ -105,6 +105,12 @@ def parser() -> argparse.ArgumentParser:
     redrive.add_argument("--until", help="submitted at or before (ISO-8601 with a zone)")
     redrive.add_argument("--dry-run", action="store_true", help="count them, change nothing")
 
+    commands.add_parser(
+        "webhook-secret",
+        parents=[output],
+        help="print your webhook signing secret (verify deliveries with it)",
+    )
+
     token = commands.add_parser(
         "token", parents=[output], help="mint a token for the local stage (make dev)"
     )
@@ -324,6 +330,12 @@ def _redrive(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) ->
     return EXIT_OK
 
 
+def _webhook_secret(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    secrets = client.webhook_secrets()
+    print(secrets.model_dump_json(exclude_none=True) if args.json else secrets.secret, file=out)
+    return EXIT_OK
+
+
 COMMANDS = {
     "submit": _submit,
     "get": _get,
@@ -333,6 +345,7 @@ COMMANDS = {
     "events": _events,
     "retry": _retry,
     "redrive": _redrive,
+    "webhook-secret": _webhook_secret,
 }
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from taskstatus_client.models import (
     JobEvent,
     JobEventList,
     JobList,
+    WebhookSecrets,
 )
 
 TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
@@ -208,6 +209,10 @@ class TaskStatusClient:
         return DeliveryList.model_validate(
             self._request("GET", f"/jobs/{job_id}/deliveries").json()
         )
+
+    def webhook_secrets(self) -> WebhookSecrets:
+        """Your signing secret (and while rotating, the previous one): verify deliveries with it."""
+        return WebhookSecrets.model_validate(self._request("GET", "/webhooks/secret").json())
 
     def wait(
         self,

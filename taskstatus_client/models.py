@@ -120,6 +120,11 @@ class Redelivery(Model):
     message: str | None = None
 
 
+class WebhookSecrets(Model):
+    secret: str
+    previousSecret: str | None = None
+
+
 class AssemblyFile(Model):
     """Seed 003's file object, in `uploads` and in each `results` step."""
 
@@ -174,6 +179,7 @@ MIRRORED: tuple[type[Model], ...] = (
     Delivery,
     DeliveryList,
     Redelivery,
+    WebhookSecrets,
     AssemblyFile,
     AssemblyUser,
     AssemblyStatus,

@@ -46,6 +46,10 @@ GUARDS = [
     "chalicelib.objects.x_owner_prefix__*",
     "chalicelib.objects.x_key_problem__*",
     "chalicelib.objects.x__outside_prefix__*",
+    # webhook signing: each owner's own secret
+    "chalicelib.signing.x__key_bytes__*",
+    "chalicelib.signing.x_owner_secret__*",
+    "chalicelib.signing.x_owner_secrets__*",
 ]
 
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")

@@ -135,6 +135,13 @@ class Redelivery(Schema):
     message: str | None = None
 
 
+class WebhookSecrets(Schema):
+    secret: str = Field(description="whsec_... secret that signs your deliveries")
+    previousSecret: str | None = Field(
+        default=None, description="while the stage rotates, the secret being retired"
+    )
+
+
 class Health(Schema):
     status: Literal["ok"]
 

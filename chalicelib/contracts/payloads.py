@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 from chalicelib.model import Task, Webhook
-from chalicelib.settings import Settings
 
 
 def webhook_payload(task: Task, event_type: str) -> dict[str, Any]:
@@ -40,11 +39,11 @@ def delivery_options(hook: Webhook | None) -> str:
     return json.dumps({"format": hook.format, "method": hook.method, "headers": hook.headers})
 
 
-def delivery_headers(options: dict[str, Any], body: str, settings: Settings) -> dict[str, str]:
-    """The caller's own headers, and seed 003's signature for the transflow format."""
+def delivery_headers(options: dict[str, Any], body: str, owner_secret: str) -> dict[str, str]:
+    """The caller's own headers, and seed 003's signature (by the owner's secret) for transflow."""
     headers = dict(options.get("headers") or {})
     if options.get("format") == "transflow":
-        headers["X-Transflow-Signature"] = transflow_signature(settings.webhook_secret, body)
+        headers["X-Transflow-Signature"] = transflow_signature(owner_secret, body)
     return headers
 
 

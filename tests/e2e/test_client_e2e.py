@@ -134,3 +134,12 @@ def test_cli_token_mints_a_token_the_stack_accepts(local_stack):
     assert main(["token", "gus"], out) == 0
     client = TaskStatusClient(local_stack.api, out.getvalue().strip(), ws_url=None)
     assert list(client.list()) == []
+
+
+def test_cli_webhook_secret_prints_the_secret_that_verifies_your_deliveries(local_stack):
+    code, output = cli(local_stack, "webhook-secret", user="hal")
+    assert code == 0
+    secret = output.strip()
+    assert secret.startswith("whsec_")
+    assert secret == TaskStatusClient(local_stack.api, token_for("hal")).webhook_secrets().secret
+    assert secret != cli(local_stack, "webhook-secret", user="ivy")[1].strip()

@@ -6,7 +6,6 @@ import time
 import requests
 from standardwebhooks import Webhook
 
-from tests.conftest import UNIT_ENV
 from tests.receiver import Receiver
 
 
@@ -30,7 +29,10 @@ def test_a_job_with_a_webhook_delivers_within_two_seconds_of_completion(local_st
         assert receiver.arrived.wait(5), "no delivery arrived"
         delivery = receiver.deliveries[0]
         assert delivery.at - completed_seen < 2.0
-        payload = Webhook(UNIT_ENV["WEBHOOK_SECRET"]).verify(delivery.body, delivery.headers)
+        secret = requests.get(
+            f"{local_stack.api}/webhooks/secret", headers=local_stack.headers(), timeout=5
+        ).json()["secret"]
+        payload = Webhook(secret).verify(delivery.body, delivery.headers)
         assert payload["jobId"] == job["jobId"] and payload["event"] == "job.completed"
         log = requests.get(
             f"{local_stack.api}/jobs/{job['jobId']}/deliveries",

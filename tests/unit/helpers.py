@@ -23,3 +23,10 @@ def sleep_job(seconds: float = 0, steps: int = 1, **extra: Any) -> dict:
 
 def get(client, path: str, user: str = "alice", headers: dict | None = None):
     return client.http.get(path, headers={**auth(user), **(headers or {})})
+
+
+def webhook_secret(client, user: str = "alice") -> str:
+    """The user's own signing secret, as their receiver gets it: from the API."""
+    response = get(client, "/webhooks/secret", user=user)
+    assert response.status_code == 200, response.json_body
+    return response.json_body["secret"]

@@ -12,6 +12,7 @@ from standardwebhooks import Webhook
 from chalicelib.model import Status
 from tests.conftest import UNIT_ENV, auth, reset_caches
 from tests.receiver import Receiver
+from tests.unit.helpers import webhook_secret
 from tests.unit.tasks import stored_task
 
 ORIGIN_STATUSES = {"submitted", "processing", "completed", "failed", "retrying"}
@@ -195,7 +196,7 @@ def test_the_specs_webhook_is_honoured_with_metadata_headers_and_a_signature(cli
         hook.close()
     assert delivery.method == "PUT"
     assert delivery.headers["x-api-token"] == "abc"
-    payload = Webhook(UNIT_ENV["WEBHOOK_SECRET"]).verify(delivery.body, delivery.headers)
+    payload = Webhook(webhook_secret(client)).verify(delivery.body, delivery.headers)
     assert payload["jobId"] == job_id and payload["status"] == "completed"
     assert payload["jobInfo"] == SPEC["jobInfo"]
     assert payload["metadata"] == {"campaign": "spring", "priority": 2}

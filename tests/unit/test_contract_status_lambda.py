@@ -318,9 +318,8 @@ def test_a_transflow_webhook_is_signed_the_origins_way(client, stack):
     import hashlib
     import hmac
 
-    from tests.conftest import UNIT_ENV
     from tests.receiver import Receiver
-    from tests.unit.helpers import sleep_job, submit
+    from tests.unit.helpers import sleep_job, submit, webhook_secret
 
     hook = Receiver([200])
     try:
@@ -330,7 +329,7 @@ def test_a_transflow_webhook_is_signed_the_origins_way(client, stack):
         [delivery] = hook.deliveries
     finally:
         hook.close()
-    secret = UNIT_ENV["WEBHOOK_SECRET"].encode()
+    secret = webhook_secret(client).encode()
     expected = hmac.new(secret, delivery.body, hashlib.sha256).hexdigest()
     assert delivery.headers["x-transflow-signature"] == f"sha256={expected}"
     body = json.loads(delivery.body)

@@ -7,10 +7,8 @@ from standardwebhooks import Webhook
 
 from chalicelib import webhooks
 from chalicelib.urls import UnsafeUrl, check_url
-from tests.conftest import UNIT_ENV, auth, reset_caches
-from tests.unit.helpers import get, sleep_job, submit
-
-SECRET = UNIT_ENV["WEBHOOK_SECRET"]
+from tests.conftest import auth, reset_caches
+from tests.unit.helpers import get, sleep_job, submit, webhook_secret
 
 
 def job_with_webhook(client, stack, url, user="alice"):
@@ -28,7 +26,7 @@ def test_a_finished_job_posts_a_signed_job_document(client, stack, receiver):
     job_id = job_with_webhook(client, stack, hook.url)
     assert len(hook.deliveries) == 1
     delivery = hook.deliveries[0]
-    payload = Webhook(SECRET).verify(delivery.body, delivery.headers)
+    payload = Webhook(webhook_secret(client)).verify(delivery.body, delivery.headers)
     assert payload["jobId"] == job_id
     assert payload["status"] == "completed"
     assert payload["event"] == "job.completed"
@@ -40,7 +38,9 @@ def test_a_tampered_body_does_not_verify(client, stack, receiver):
     job_with_webhook(client, stack, hook.url)
     delivery = hook.deliveries[0]
     with pytest.raises(Exception, match="signature"):
-        Webhook(SECRET).verify(delivery.body.replace(b"completed", b"failed"), delivery.headers)
+        Webhook(webhook_secret(client)).verify(
+            delivery.body.replace(b"completed", b"failed"), delivery.headers
+        )
 
 
 def test_500_twice_then_200_delivers_three_times_with_one_id(client, stack, receiver, no_wait):
@@ -153,7 +153,9 @@ def test_a_rotation_signs_with_both_secrets(client, stack, receiver, monkeypatch
     job_with_webhook(client, stack, hook.url)
     delivery = hook.deliveries[0]
     assert len(delivery.headers["webhook-signature"].split(" ")) == 2
-    for secret in (old, new):
+    secrets = get(client, "/webhooks/secret").json_body
+    assert secrets["secret"] != secrets["previousSecret"]
+    for secret in (secrets["secret"], secrets["previousSecret"]):
         Webhook(secret).verify(delivery.body, delivery.headers)
 
 
