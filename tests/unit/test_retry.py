@@ -1,5 +1,6 @@
 """POST /jobs/{jobId}/retry: a failed or cancelled job runs again under the same id."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -149,3 +150,15 @@ def test_a_retried_job_whose_message_is_lost_is_failed_by_the_reaper(client, ser
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
     assert service.reap() == [task.id]
+
+
+def test_each_ending_of_a_retried_job_sends_its_own_webhook(client, stack, receiver):
+    hook = receiver([200, 200])
+    job = {**sleep_job(steps=1, fail_at=1), "webhook": {"url": hook.url}}
+    job_id = submit(client, job).json_body["jobId"]
+    stack.settle()
+    retry(client, job_id)
+    stack.settle()
+    sent = [json.loads(d.body)["event"] for d in hook.deliveries]
+    ids = {d.headers["webhook-id"] for d in hook.deliveries}
+    assert (sent, len(ids)) == (["job.failed", "job.failed"], 2)
