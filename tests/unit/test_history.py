@@ -160,3 +160,18 @@ def test_recording_a_version_twice_reports_the_duplicate(service):
     history = History(service.settings.records_table)
     assert history.record(task) is True
     assert history.record(task) is False
+
+
+def test_a_change_the_stream_cannot_handle_is_failed_by_the_stream(client, stack, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    job_id = submit(client, sleep_job()).json_body["jobId"]
+
+    def refused(task):
+        raise ClientError({"Error": {"Code": "ValidationException", "Message": "no"}}, "Send")
+
+    monkeypatch.setattr(stack.app._service(), "enqueue", refused)
+    stack.run_stream()
+    stack.run_stream()
+    last = events(client, job_id)[-1]
+    assert (last["status"], last["by"]) == ("failed", "stream")
