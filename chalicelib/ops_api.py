@@ -132,7 +132,9 @@ def _bulk_body(request: Request, model: type[Any], what: str) -> Any:
     )
 
 
-def _selection(request: Request, body: BulkFilter, statuses: frozenset[Status]) -> Any:
+def _selection(
+    request: Request, body: BulkFilter, statuses: frozenset[Status]
+) -> redrive.Selection:
     return redrive.Selection(
         owner=http.current_user(request),
         statuses=statuses,
