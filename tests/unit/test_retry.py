@@ -162,3 +162,16 @@ def test_each_ending_of_a_retried_job_sends_its_own_webhook(client, stack, recei
     sent = [json.loads(d.body)["event"] for d in hook.deliveries]
     ids = {d.headers["webhook-id"] for d in hook.deliveries}
     assert (sent, len(ids)) == (["job.failed", "job.failed"], 2)
+
+
+def test_two_retries_racing_with_one_key_one_wins_the_other_is_told_to_retry(
+    client, service, monkeypatch
+):
+    task, other = failed_job(service), failed_job(service)
+    retry(client, task.id, key="raced")
+    # The second request read the key before the first stored it.
+    monkeypatch.setattr(service.store, "live_key_item", lambda *args: None)
+    response = retry(client, other.id, key="raced")
+    assert response.status_code == 409
+    assert response.headers["Retry-After"] == "1"
+    assert service.find(other.id) == other
