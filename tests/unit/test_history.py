@@ -175,3 +175,16 @@ def test_a_change_the_stream_cannot_handle_is_failed_by_the_stream(client, stack
     stack.run_stream()
     last = events(client, job_id)[-1]
     assert (last["status"], last["by"]) == ("failed", "stream")
+
+
+def test_public_reads_by_id_do_not_open_a_history(client, stack, monkeypatch):
+    from chalicelib.settings import get_settings
+
+    job_id = submit(client, sleep_job()).json_body["jobId"]
+    monkeypatch.setenv("PUBLIC_READ_BY_ID", "true")
+    get_settings.cache_clear()
+    try:
+        assert client.http.get(f"/jobs/{job_id}").status_code == 200
+        assert client.http.get(f"/jobs/{job_id}/events").status_code == 401
+    finally:
+        get_settings.cache_clear()
