@@ -48,6 +48,7 @@ token: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports  # the layers (README: Architecture), pyproject's [tool.importlinter]
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -7,15 +7,19 @@ the app loads this file, and each pays at cold start only for what it runs.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Rate
 
-from chalicelib import http
+from chalicelib import bootstrap, edge, http
+from chalicelib.observability import invocation
+
+if TYPE_CHECKING:
+    from chalicelib.service import TaskService
 
 app = Chalice(app_name="taskstatus")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
-app.register_middleware(http.edge_middleware, "http")
+app.register_middleware(edge.middleware(bootstrap.settings), "http")
 
 # Event sources are named at deploy time from the stage's environment variables;
 # `chalice package` output has them replaced by references (see infra/package.py).
@@ -29,18 +33,8 @@ TASKS_STREAM_ARN = os.environ.get(
 )
 
 
-def _invocation(event: Any) -> None:
-    """Log lines of an event handler carry its Lambda request id, as REST lines carry theirs."""
-    from chalicelib.observability import configure_logging, request_id_var
-
-    configure_logging()
-    request_id_var.set(getattr(event.context, "aws_request_id", None))
-
-
-def _service() -> Any:
-    from chalicelib.service import default_service
-
-    return default_service()
+def _service() -> TaskService:
+    return bootstrap.container().service
 
 
 @app.route("/health", methods=["GET"])
@@ -57,58 +51,62 @@ def openapi() -> dict[str, Any]:
 
 @app.route("/jobs", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def submit_job() -> Any:
-    from chalicelib import api
+    from chalicelib.contracts import jobs
 
-    return api.submit_job(_service(), app.current_request)
+    return jobs.submit_job(_service(), app.current_request)
 
 
 @app.route("/jobs", methods=["GET"])
 def list_jobs() -> Any:
-    from chalicelib import api
+    from chalicelib.contracts import jobs
 
-    return api.list_jobs(_service(), app.current_request)
+    return jobs.list_jobs(_service(), app.current_request)
 
 
 @app.route("/jobs/{jobId}", methods=["GET"])
 def get_job(jobId: str) -> Any:
-    from chalicelib import api
+    from chalicelib.contracts import jobs
 
-    return api.get_job(_service(), app.current_request, jobId)
+    return jobs.get_job(_service(), app.current_request, jobId)
 
 
 @app.route("/jobs/{jobId}", methods=["DELETE"])
 def cancel_job(jobId: str) -> Any:
-    from chalicelib import api
+    from chalicelib.contracts import jobs
 
-    return api.cancel_job(_service(), app.current_request, jobId)
+    return jobs.cancel_job(_service(), app.current_request, jobId)
 
 
 @app.route("/uploads", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def create_upload() -> Any:
-    from chalicelib import api
+    from chalicelib.contracts import jobs
 
-    return api.create_upload(_service(), app.current_request)
+    return jobs.create_upload(_service(), app.current_request)
 
 
 @app.route("/jobs/{jobId}/deliveries", methods=["GET"])
 def list_deliveries(jobId: str) -> Any:
-    from chalicelib import api
+    from chalicelib.contracts import jobs
 
-    return api.list_deliveries(_service(), app.current_request, jobId)
+    return jobs.list_deliveries(
+        _service(), bootstrap.container().webhooks, app.current_request, jobId
+    )
 
 
 @app.route("/webhooks/secret", methods=["GET"])
 def webhook_secret() -> Any:
-    from chalicelib import api
+    from chalicelib.contracts import jobs
 
-    return api.webhook_secret(_service(), app.current_request)
+    return jobs.webhook_secret(_service(), app.current_request)
 
 
 @app.route("/jobs/{jobId}/webhook", methods=["POST"])
 def redeliver_webhook(jobId: str) -> Any:
-    from chalicelib import api
+    from chalicelib.contracts import jobs
 
-    return api.redeliver_webhook(_service(), app.current_request, jobId)
+    return jobs.redeliver_webhook(
+        _service(), bootstrap.container().webhooks, app.current_request, jobId
+    )
 
 
 # -- operations: history, retry, bulk redrive and cancel (chalicelib/ops_api.py) -------------
@@ -214,26 +212,29 @@ def task_status_get(task_id: str) -> Any:
 
 
 @app.lambda_function(name="status")
+@invocation
 def status(event: Any, context: Any) -> dict[str, Any]:
     from chalicelib.contracts import assembly
 
-    return assembly.handle(
-        _service(), event, user=None, request_id=getattr(context, "aws_request_id", "")
-    )
+    c = bootstrap.container()
+    request_id = getattr(context, "aws_request_id", "")
+    return assembly.handle(c.service, c.redeliver, event, user=None, request_id=request_id)
 
 
 @app.route("/assemblies", methods=["GET"])
 def assembly_status_by_query() -> Any:
     from chalicelib.contracts import assembly
 
-    return assembly.rest(_service(), app.current_request, None)
+    c = bootstrap.container()
+    return assembly.rest(c.service, c.redeliver, app.current_request, None)
 
 
 @app.route("/assemblies/{assemblyId}", methods=["GET"])
 def assembly_status(assemblyId: str) -> Any:
     from chalicelib.contracts import assembly
 
-    return assembly.rest(_service(), app.current_request, assemblyId)
+    c = bootstrap.container()
+    return assembly.rest(c.service, c.redeliver, app.current_request, assemblyId)
 
 
 # -- seed 002: auto-vid ----------------------------------------------------------------------
@@ -253,33 +254,26 @@ def autovid_status(jobId: str) -> Any:
     return autovid.status(_service(), app.current_request, jobId)
 
 
-# -- WebSocket (DESIGN.md section 6) ---------------------------------------------------------
-
-
-def _realtime() -> Any:
-    from chalicelib.realtime import Realtime
-
-    service = _service()
-    return Realtime(service, service.settings)
+# -- WebSocket (chalicelib/realtime.py) ------------------------------------------------------
 
 
 @app.on_ws_connect(name="ws_connect")
+@invocation
 def ws_connect(event: Any) -> dict[str, Any]:
-    _invocation(event)
     query = event.to_dict().get("queryStringParameters")
-    return _realtime().connect(event.connection_id, query)
+    return bootstrap.container().realtime.connect(event.connection_id, query)
 
 
 @app.on_ws_message(name="ws_message")
+@invocation
 def ws_message(event: Any) -> None:
-    _invocation(event)
-    _realtime().message(event.connection_id, event.body)
+    bootstrap.container().realtime.message(event.connection_id, event.body)
 
 
 @app.on_ws_disconnect(name="ws_disconnect")
+@invocation
 def ws_disconnect(event: Any) -> None:
-    _invocation(event)
-    _realtime().disconnect(event.connection_id)
+    bootstrap.container().realtime.disconnect(event.connection_id)
 
 
 # -- event handlers -----------------------------------------------------------------------
@@ -288,52 +282,52 @@ def ws_disconnect(event: Any) -> None:
 # One task per invocation: a batch runs its tasks one after another, and the longest a
 # processor may run (max_runtime_seconds) must fit the worker's timeout.
 @app.on_sqs_message(queue=TASKS_QUEUE, batch_size=1, name="worker")
+@invocation
 def worker(event: Any) -> dict[str, Any]:
-    _invocation(event)
     from chalicelib.worker import Worker
 
     return Worker(_service()).handle_batch(event.to_dict()["Records"])
 
 
 @app.on_sqs_message(queue=TASKS_DLQ, batch_size=10, name="dead_letters")
+@invocation
 def dead_letters(event: Any) -> None:
-    _invocation(event)
     from chalicelib.worker import Worker
 
     Worker(_service()).handle_dead_letters(event.to_dict()["Records"])
 
 
 @app.on_dynamodb_record(stream_arn=TASKS_STREAM_ARN, batch_size=100, name="stream")
+@invocation
 def stream(event: Any) -> dict[str, Any]:
-    _invocation(event)
     from chalicelib.stream import StreamHandler
 
-    return StreamHandler(_service()).handle_batch(event.to_dict()["Records"])
+    c = bootstrap.container()
+    handler = StreamHandler(c.service, c.webhooks, c.realtime)
+    return handler.handle_batch(event.to_dict()["Records"])
 
 
 # Deliveries run one after another: 3 attempts of at most WEBHOOK_TIMEOUT_SECONDS (15 s)
 # fit the function's 60 s timeout with room to spare (tests/unit/test_limits.py).
 @app.on_sqs_message(queue=STREAM_FAILURES_QUEUE, batch_size=10, name="stream_failures")
+@invocation
 def stream_failures(event: Any) -> dict[str, Any]:
-    _invocation(event)
     from chalicelib.stream import fail_unprocessed
 
     return fail_unprocessed(_service(), event.to_dict()["Records"])
 
 
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=3, name="webhooks")
+@invocation
 def webhooks(event: Any) -> dict[str, Any]:
-    _invocation(event)
-    from chalicelib.webhooks import WebhookDispatcher
-
-    return WebhookDispatcher(_service().settings).handle_batch(event.to_dict()["Records"])
+    return bootstrap.container().webhooks.handle_batch(event.to_dict()["Records"])
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")
+@invocation
 def reaper(event: Any) -> dict[str, Any]:
-    _invocation(event)
     return {"failed": _service().reap()}
 
 
 # Last: every route above answers its CORS preflight (chalicelib/cors.py).
-http.register_preflights(app)
+edge.register_preflights(app)

@@ -100,11 +100,11 @@ def per_request(client: Any, counter: CallCounter, stack: Any) -> None:
 
 def operations_calls(client: Any, counter: CallCounter, stack: Any) -> None:
     """History, retry and redrive: calls per request, and per task for the bulk ones."""
+    from chalicelib.bootstrap import container
     from chalicelib.model import Status
-    from chalicelib.service import default_service
     from tests.unit.tasks import stored_task
 
-    service = default_service()
+    service = container().service
     headers = fixtures.auth("bench-ops")
     n = 20
     failed = [stored_task(service, Status.FAILED, owner="bench-ops") for _ in range(n)]
@@ -180,13 +180,13 @@ CONTRACT_SURFACES: list[tuple[str, Callable[[Any, str, dict[str, str]], Any]]] =
 
 
 def worker_throughput(counter: CallCounter, stack: Any) -> None:
+    from chalicelib.bootstrap import container
     from chalicelib.model import Task
     from chalicelib.processors import processor
-    from chalicelib.service import default_service
     from chalicelib.worker import Worker
 
     processor("bench/noop")(lambda task, ctx: None)
-    service = default_service()
+    service = container().service
     worker = Worker(service)
     print("\nWorker (SQS handler, batches of 10 messages)")
     for label, task_type, task_input in (
@@ -228,12 +228,12 @@ def worker_throughput(counter: CallCounter, stack: Any) -> None:
 
 
 def fan_out_calls(counter: CallCounter) -> None:
+    from chalicelib.bootstrap import container
     from chalicelib.model import Status, Task, utcnow
     from chalicelib.realtime import Realtime
-    from chalicelib.service import default_service
 
-    service = default_service()
-    realtime = Realtime(service, service.settings)
+    service = container().service
+    realtime = Realtime(service)
     for connection in ("bench-a", "bench-b"):
         realtime.subscriptions.add_connection(connection, "bench-ws", utcnow())
         realtime.subscriptions.subscribe(connection, "bench-ws", "all", "*", utcnow())
@@ -259,10 +259,10 @@ def websocket_latency(changes: int = 100) -> None:
     with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp) / "dev.log") as stack:
         os.environ["AWS_ENDPOINT_URL"] = stack.emulator
         fixtures.reset_caches()
+        from chalicelib.bootstrap import container
         from chalicelib.model import Status, Task
-        from chalicelib.service import default_service
 
-        service = default_service()
+        service = container().service
         token = fixtures.token_for("bench-latency")
         samples: list[float] = []
         with connect(f"{stack.ws}/?token={token}", proxy=None) as ws:

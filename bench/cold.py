@@ -247,10 +247,10 @@ def measure(package: Path) -> None:
 
 
 def _events(env: dict[str, str], token: str, sqs_event: Any, stream_event: Any) -> dict:
+    from chalicelib.bootstrap import container
     from chalicelib.model import Task
-    from chalicelib.service import default_service
 
-    service = default_service()
+    service = container().service
 
     def new_task(**fields: Any) -> Task:
         task = Task.new(owner="bench-cold", type="demo/sleep", ttl_seconds=3600, **fields)

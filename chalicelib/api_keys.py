@@ -31,10 +31,11 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chalicelib import aws
 from chalicelib.auth import API_KEY_PREFIX, InvalidToken, Principal
 from chalicelib.model import utcnow
 from chalicelib.records import RecordsTable
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import Settings
 
 KEY_PATTERN = re.compile(r"^tsk_[A-Za-z0-9_-]{43}$")
 ID_PATTERN = re.compile(r"^ak_[0-9a-f]{32}$")
@@ -199,19 +200,13 @@ class ApiKeyStore(RecordsTable):
         return key, secret
 
     def of_owner(self, owner: str) -> list[ApiKey]:
-        keys: list[ApiKey] = []
         request: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": "by_target",
             "KeyConditionExpression": "gpk = :gpk",
             "ExpressionAttributeValues": {":gpk": {"S": f"apikeys#{owner}"}},
         }
-        while True:
-            response = self._ddb.query(**request)
-            keys.extend(_key(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return keys
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [_key(item) for item in aws.query_items(self._ddb, request)]
 
     def revoke(self, owner: str, key_id: str) -> None:
         """Delete the owner's key; KeyNotFound if it is not theirs or does not exist."""
@@ -350,13 +345,12 @@ CACHE = KeyCache()
 _LIVE: dict[str, tuple[float, bool]] = {}  # key id -> (checked at, still stored)
 
 
-def key_is_live(key_id: str, settings: Settings | None = None) -> bool:
+def key_is_live(key_id: str, settings: Settings) -> bool:
     """Whether a key (by id) still exists: one GetItem, cached like the keys themselves.
 
     A WebSocket connection opened with a key keeps only its id; this is how a revoked
     key ends the connections it opened.
     """
-    settings = settings or get_settings()
     clock = time.monotonic()
     checked = _LIVE.get(key_id)
     if checked is not None and clock - checked[0] < settings.api_key_cache_seconds:
@@ -374,8 +368,7 @@ def key_is_live(key_id: str, settings: Settings | None = None) -> bool:
     return item is not None
 
 
-def authenticate_key(secret: str, settings: Settings | None = None) -> Principal:
-    settings = settings or get_settings()
+def authenticate_key(secret: str, settings: Settings) -> Principal:
     if not KEY_PATTERN.match(secret):
         raise InvalidToken("API key is malformed; it looks like tsk_ followed by 43 characters")
     digest = digest_of(secret)
@@ -406,7 +399,7 @@ def _store(settings: Settings) -> ApiKeyStore:
 
 def _user(request: Any) -> str:
     from chalicelib import http
-    from chalicelib.errors import Forbidden
+    from chalicelib.http_errors import Forbidden
 
     principal = http.current_principal(request)
     if principal.kind != "jwt":
@@ -415,13 +408,12 @@ def _user(request: Any) -> str:
 
 
 def create(request: Any) -> Any:
-    from chalice.app import Response
 
     from chalicelib import http
-    from chalicelib.errors import Unprocessable
+    from chalicelib.http_errors import Unprocessable
 
     owner = _user(request)
-    settings = get_settings()
+    settings = http.settings_of(request)
     spec = http.body_model(
         http.json_body(request),
         NewApiKey,
@@ -432,29 +424,32 @@ def create(request: Any) -> Any:
         key, secret = _store(settings).create(owner, spec, settings.max_api_keys_per_user, utcnow())
     except TooManyKeys as exc:
         raise Unprocessable(str(exc)) from None
-    return Response(
-        body=CreatedApiKey(**key.info().model_dump(), key=secret).model_dump(mode="json"),
-        status_code=201,
-        headers={"Content-Type": "application/json", "Location": f"/api-keys/{key.id}"},
+    return http.json_response(
+        CreatedApiKey(**key.info().model_dump(), key=secret).model_dump(mode="json"),
+        201,
+        {"Location": f"/api-keys/{key.id}"},
     )
 
 
 def list_keys(request: Any) -> Any:
+    from chalicelib import http
+
     owner = _user(request)
-    keys = _store(get_settings()).of_owner(owner)
+    keys = _store(http.settings_of(request)).of_owner(owner)
     return ApiKeyList(apiKeys=[key.info() for key in keys]).model_dump(mode="json")
 
 
 def revoke(request: Any, key_id: str) -> Any:
     from chalice.app import Response
 
-    from chalicelib.errors import BadRequest, NotFound
+    from chalicelib import http
+    from chalicelib.http_errors import BadRequest, NotFound
 
     owner = _user(request)
     if not ID_PATTERN.match(key_id or ""):
         raise BadRequest(f"API key id must look like ak_ and 32 hex digits; got {key_id[:64]!r}")
     try:
-        _store(get_settings()).revoke(owner, key_id)
+        _store(http.settings_of(request)).revoke(owner, key_id)
     except KeyNotFound:
         raise NotFound(f"API key {key_id} was not found") from None
     CACHE.forget(key_id)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import Settings
 
 # HS256 tokens are verified with the standard library (chalicelib/hs256.py); PyJWT, and
 # through it `cryptography`, is imported only to verify RS256 against a JWKS.
@@ -149,9 +149,8 @@ def reset_jwks_cache() -> None:
 # -- JWT ----------------------------------------------------------------------------------
 
 
-def verify_claims(token: str, settings: Settings | None = None) -> dict[str, Any]:
+def verify_claims(token: str, settings: Settings) -> dict[str, Any]:
     """The claims of a valid token (signature, algorithm, exp, iss, aud checked)."""
-    settings = settings or get_settings()
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("token is missing or too long")
     if settings.jwt_jwks_url:
@@ -216,8 +215,7 @@ def token_scopes(claims: Mapping[str, Any]) -> set[str]:
     return scopes
 
 
-def jwt_principal(token: str, settings: Settings | None = None) -> Principal:
-    settings = settings or get_settings()
+def jwt_principal(token: str, settings: Settings) -> Principal:
     claims = verify_claims(token, settings)
     owner = claims.get(settings.owner_claim)
     if not isinstance(owner, str) or not owner or len(owner) > MAX_OWNER_LENGTH:
@@ -228,22 +226,12 @@ def jwt_principal(token: str, settings: Settings | None = None) -> Principal:
     return Principal(owner=owner, scopes=ALL_SCOPES, kind="jwt", expires_at=int(claims["exp"]))
 
 
-def verify_token(token: str, settings: Settings | None = None) -> str:
+def verify_token(token: str, settings: Settings) -> str:
     """Return the owner of a valid JWT; raise InvalidToken otherwise."""
     return jwt_principal(token, settings).owner
 
 
 # -- any credential ---------------------------------------------------------------------
-
-
-def authenticate(credential: str, settings: Settings | None = None) -> Principal:
-    """A JWT or an API key (`tsk_...`), as sent in a header or a WebSocket query string."""
-    settings = settings or get_settings()
-    if credential.startswith(API_KEY_PREFIX):
-        from chalicelib.api_keys import authenticate_key
-
-        return authenticate_key(credential, settings)
-    return jwt_principal(credential, settings)
 
 
 def credential_from_headers(headers: Mapping[str, str]) -> str | None:
@@ -270,12 +258,3 @@ def bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("Authorization header must be `Bearer <JWT>` or `Bearer tsk_...`")
     return token.strip()
-
-
-def mint_token(subject: str, secret: str, ttl_seconds: int = 86400, **claims: Any) -> str:
-    """An HS256 token for development and tests (never used by the service itself)."""
-    import jwt
-
-    now = int(time.time())
-    payload = {"sub": subject, "iat": now, "exp": now + ttl_seconds, **claims}
-    return jwt.encode(payload, secret, "HS256")

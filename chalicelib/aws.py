@@ -8,6 +8,7 @@ the emulator without any branch here.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -69,3 +70,14 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ClientError):
         return exc.response.get("Error", {}).get("Code") in _TRANSIENT_CODES
     return False
+
+
+def query_items(ddb: Any, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item a DynamoDB Query matches, page after page."""
+    request = dict(request)
+    while True:
+        response = ddb.query(**request)
+        yield from response.get("Items", [])
+        if "LastEvaluatedKey" not in response:
+            return
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

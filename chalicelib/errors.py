@@ -1,10 +1,12 @@
-"""Domain and API errors. API errors carry their HTTP status and a stable code."""
+"""Domain errors: what the service, store and webhooks refuse, in their own words.
+
+They know nothing of HTTP; each entry point maps them to its contract
+(`chalicelib.http_errors` for the native API, the seed views to their own shapes).
+"""
 
 from __future__ import annotations
 
 from typing import Any
-
-from chalice import ChaliceUnhandledError
 
 
 class DomainError(Exception):
@@ -27,6 +29,15 @@ class TransitionRefused(DomainError):
         self.wanted = wanted
 
 
+class SubmitRejected(DomainError):
+    """The submission is well-formed JSON but not a runnable job; `errors` say why."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
 class IdempotencyConflict(DomainError):
     """The Idempotency-Key was used before with another request body."""
 
@@ -39,62 +50,16 @@ class IdempotentJobGone(DomainError):
     """The Idempotency-Key is still kept, but the job it created has expired."""
 
 
-class ApiError(ChaliceUnhandledError):
-    """An error answered to an HTTP client with the native error shape.
+class NoWebhook(DomainError):
+    """A redelivery was asked for a task that has no webhook."""
 
-    Derives from ChaliceUnhandledError so that Chalice lets it reach our middleware.
-    """
-
-    status_code = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **details: Any):
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
-        self.details = details
+    def __init__(self) -> None:
+        super().__init__("no webhook is configured for this job")
 
 
-class BadRequest(ApiError):
-    status_code = 400
-    code = "bad_request"
+class RedeliveryTooSoon(DomainError):
+    """A manual redelivery of this task was asked for moments ago."""
 
-
-class Unauthorized(ApiError):
-    status_code = 401
-    code = "unauthorized"
-
-
-class Forbidden(ApiError):
-    status_code = 403
-    code = "forbidden"
-
-
-class NotFound(ApiError):
-    status_code = 404
-    code = "not_found"
-
-
-class Conflict(ApiError):
-    status_code = 409
-    code = "conflict"
-
-
-class TooManyRequests(ApiError):
-    status_code = 429
-    code = "too_many_requests"
-
-
-class PayloadTooLarge(ApiError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(ApiError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class Unprocessable(ApiError):
-    status_code = 422
-    code = "validation_failed"
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"a redelivery was triggered moments ago; retry in {retry_after} s")
+        self.retry_after = retry_after

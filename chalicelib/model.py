@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 
 class Schema(BaseModel):
@@ -76,6 +76,25 @@ def utcnow() -> datetime:
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
+
+
+# A task id is what `new_task_id` makes: a lowercase UUID, version 4.
+TASK_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def is_task_id(value: str | None) -> bool:
+    return bool(value) and bool(TASK_ID.match(value or ""))
+
+
+def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
+    """A pydantic error as the `errors` list every 422 carries: the field path and why."""
+    return [
+        {
+            "field": ".".join([prefix, *(str(part) for part in error["loc"])]),
+            "message": error["msg"],
+        }
+        for error in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
 
 
 TRUNCATED = "…[truncated]"

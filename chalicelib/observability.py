@@ -9,15 +9,16 @@ Logger and Metrics cost about 115 ms of imports at every cold start.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 task_id_var: ContextVar[str | None] = ContextVar("task_id", default=None)
@@ -60,6 +61,29 @@ def configure_logging() -> None:
     logger.addHandler(handler)
     logger.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
     logger.propagate = False
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def invocation(handler: H) -> H:
+    """Wraps every handler that is not a REST route: JSON logs, each line with the request id.
+
+    The id is the Lambda request id, from the `context` argument (the Status Lambda) or
+    the event's own context (Chalice's event handlers).
+    """
+
+    @functools.wraps(handler)
+    def wrapper(event: Any, *args: Any) -> Any:
+        configure_logging()
+        context = args[0] if args else getattr(event, "context", None)
+        token = request_id_var.set(getattr(context, "aws_request_id", None))
+        try:
+            return handler(event, *args)
+        finally:
+            request_id_var.reset(token)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @contextmanager

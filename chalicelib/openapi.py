@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, generated from the models the handlers use (contracts/models.py).
+"""The OpenAPI 3.1 document, generated from the models the handlers use (contracts/schemas.py).
 
 Each route of app.py is declared once here with its models; a test checks that
 the document and the app's routes are the same set.
@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import api_keys as k
-from chalicelib.contracts import models as m
 from chalicelib.contracts import operations as o
+from chalicelib.contracts import schemas as m
 from chalicelib.model import Status
 
 REF = "#/components/schemas/{model}"
@@ -192,7 +192,7 @@ OPERATIONS: list[Operation] = [
         "/task",
         "Seeds 000/001 without a task id",
         {400: m.TaskProcessorError, 401: m.TaskProcessorError},
-        tag="seed 000/001",
+        tag="task processor",
     ),
     Operation(
         "GET",
@@ -200,7 +200,7 @@ OPERATIONS: list[Operation] = [
         "Seeds 000/001 (the origin's later list): your tasks of one type",
         {200: m.TaskProcessorList, 400: m.TaskProcessorError, 401: m.TaskProcessorError},
         params=[Param("operations", "query", {"type": "string", "maxLength": 128}, required=True)],
-        tag="seed 000/001",
+        tag="task processor",
     ),
     Operation(
         "GET",
@@ -214,7 +214,7 @@ OPERATIONS: list[Operation] = [
             500: m.TaskProcessorError,
         },
         params=[TASK_ID],
-        tag="seed 000/001",
+        tag="task processor",
     ),
     Operation(
         "GET",
@@ -228,7 +228,7 @@ OPERATIONS: list[Operation] = [
             Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
             CURSOR,
         ],
-        tag="seed 004",
+        tag="task status",
     ),
     Operation(
         "GET",
@@ -241,7 +241,7 @@ OPERATIONS: list[Operation] = [
             404: m.TaskProcessorError,
         },
         params=[TASK_ID],
-        tag="seed 004",
+        tag="task status",
     ),
     Operation(
         "GET",
@@ -259,7 +259,7 @@ OPERATIONS: list[Operation] = [
             Param("assemblyId", "query", {"type": "string"}, required=True),
             Param("triggerWebhook", "query", {"type": "string", "enum": ["true", "false"]}),
         ],
-        tag="seed 003",
+        tag="assemblies",
     ),
     Operation(
         "POST",
@@ -274,7 +274,7 @@ OPERATIONS: list[Operation] = [
             422: m.AutoVidError,
             500: m.AutoVidError,
         },
-        tag="seed 002",
+        tag="auto-vid",
     ),
     Operation(
         "GET",
@@ -282,7 +282,7 @@ OPERATIONS: list[Operation] = [
         "Seed 002: a job's status",
         {200: m.AutoVidJob, 401: m.AutoVidError, 404: m.AutoVidError, 500: m.AutoVidError},
         params=[Param("jobId", "path", {"type": "string"}, required=True)],
-        tag="seed 002",
+        tag="auto-vid",
     ),
     Operation(
         "GET",
@@ -302,7 +302,7 @@ OPERATIONS: list[Operation] = [
                 "triggerWebhook", "query", {"type": "string", "enum": ["true", "false", "1", "0"]}
             ),
         ],
-        tag="seed 003",
+        tag="assemblies",
     ),
 ]
 

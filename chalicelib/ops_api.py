@@ -11,8 +11,7 @@ from typing import Any
 from chalice.app import Request, Response
 
 from chalicelib import http, redrive
-from chalicelib.api import RETRY_AFTER_SECONDS, _idempotency_key, _json
-from chalicelib.contracts.jobs import job_document
+from chalicelib.contracts.jobs import RETRY_AFTER_SECONDS, idempotency_key, job_document
 from chalicelib.contracts.operations import (
     BulkCancelRequest,
     BulkFilter,
@@ -21,17 +20,14 @@ from chalicelib.contracts.operations import (
     RedriveRequest,
 )
 from chalicelib.errors import (
-    BadRequest,
-    Conflict,
     IdempotencyConflict,
     IdempotencyKeyInUse,
     IdempotentJobGone,
-    NotFound,
     TaskNotFound,
     TransitionRefused,
-    Unprocessable,
 )
 from chalicelib.history import History
+from chalicelib.http_errors import BadRequest, Conflict, NotFound, Unprocessable
 from chalicelib.model import Status
 from chalicelib.service import TaskService
 
@@ -51,19 +47,21 @@ def list_events(service: TaskService, request: Request, job_id: str) -> Response
     except TaskNotFound:
         raise NotFound(f"job {job_id} was not found") from None
     scope = f"events|{user}|{job_id}"
-    after = _version_cursor(params.get("cursor"), scope)
+    after = _version_cursor(request, params.get("cursor"), scope)
     page = History(service.settings.records_table).page(
         job_id, service.clock(), limit=limit, after=after
     )
     cursor = None
     if page.last_version is not None:
-        cursor = http.encode_cursor((str(page.last_version), job_id), scope)
+        cursor = http.encode_cursor(request, (str(page.last_version), job_id), scope)
     body = JobEventList.model_validate({"events": page.events, "nextCursor": cursor})
-    return _json(body.model_dump(mode="json", exclude_none=True) | {"nextCursor": cursor})
+    return http.json_response(
+        body.model_dump(mode="json", exclude_none=True) | {"nextCursor": cursor}
+    )
 
 
-def _version_cursor(cursor: str | None, scope: str) -> int:
-    decoded = http.decode_cursor(cursor, scope)
+def _version_cursor(request: Request, cursor: str | None, scope: str) -> int:
+    decoded = http.decode_cursor(request, cursor, scope)
     if decoded is None:
         return 0
     if not decoded[0].isdigit() or len(decoded[0]) > 10:
@@ -73,7 +71,7 @@ def _version_cursor(cursor: str | None, scope: str) -> int:
 
 def retry_job(service: TaskService, request: Request, job_id: str) -> Response:
     http.task_id_param(job_id)
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     try:
         task, retried = redrive.retry(service, http.current_user(request), job_id, key)
     except TaskNotFound:
@@ -98,16 +96,16 @@ def retry_job(service: TaskService, request: Request, job_id: str) -> Response:
     }
     if key is not None:
         headers["Idempotent-Replayed"] = "false" if retried else "true"
-    return _json(job_document(task), 202, headers)
+    return http.json_response(job_document(task), 202, headers)
 
 
 def redrive_jobs(service: TaskService, request: Request) -> Response:
     body = _bulk_body(request, RedriveRequest, "the redrive")
     selection = _selection(request, body, frozenset({Status(body.status)}))
     scope = selection.scope("redrive")
-    after = http.decode_cursor(body.cursor, scope)
+    after = http.decode_cursor(request, body.cursor, scope)
     outcome = redrive.redrive(service, selection, after, body.dryRun)
-    return _bulk_response(outcome, scope, 200 if body.dryRun else 202)
+    return _bulk_response(request, outcome, scope, 200 if body.dryRun else 202)
 
 
 def cancel_jobs(service: TaskService, request: Request) -> Response:
@@ -116,9 +114,9 @@ def cancel_jobs(service: TaskService, request: Request) -> Response:
     selection = _selection(request, body, statuses)
     scope = selection.scope("cancel")
     outcome = redrive.bulk_cancel(
-        service, selection, http.decode_cursor(body.cursor, scope), body.dryRun
+        service, selection, http.decode_cursor(request, body.cursor, scope), body.dryRun
     )
-    return _bulk_response(outcome, scope, 200)
+    return _bulk_response(request, outcome, scope, 200)
 
 
 def _bulk_body(request: Request, model: type[Any], what: str) -> Any:
@@ -144,12 +142,14 @@ def _selection(
     )
 
 
-def _bulk_response(outcome: redrive.BulkOutcome, scope: str, status: int) -> Response:
+def _bulk_response(
+    request: Request, outcome: redrive.BulkOutcome, scope: str, status: int
+) -> Response:
     result = BulkResult(
         dryRun=outcome.dry_run,
         count=len(outcome.job_ids),
         jobIds=outcome.job_ids,
         skipped=outcome.skipped,
-        nextCursor=http.encode_cursor(outcome.last_key, scope),
+        nextCursor=http.encode_cursor(request, outcome.last_key, scope),
     )
-    return _json(result.model_dump(mode="json"), status)
+    return http.json_response(result.model_dump(mode="json"), status)

@@ -1,6 +1,6 @@
 """One webhook POST: to the address the SSRF guard checked, within one total deadline.
 
-The connection goes to an address `urls.check_url` resolved and checked, never to
+The connection goes to an address `ssrf.check_url` resolved and checked, never to
 a second lookup of the name (DNS rebinding); the name travels in the Host header
 and as TLS SNI, and the certificate is verified against it. Connect, send and read
 share one deadline, so a receiver that drips bytes cannot hold a delivery. Only the
@@ -14,7 +14,7 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from chalicelib.urls import Destination
+from chalicelib.ssrf import Destination
 
 MAX_HEAD_BYTES = 16 * 1024
 _UNSAFE_HEADER = frozenset("\r\n\x00")

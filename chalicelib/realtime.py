@@ -22,16 +22,20 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib import aws, jsonsafe
-from chalicelib.auth import READ, InsufficientScope, InvalidToken, authenticate
+from chalicelib.auth import READ, InsufficientScope, InvalidToken
 from chalicelib.contracts import task_status
+from chalicelib.credentials import authenticate
 from chalicelib.model import Task, utcnow
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.realtime")
 
@@ -48,14 +52,14 @@ class Credential:
     expires_at: int | None = None  # a token's `exp`, or an API key's expiry
     key_id: str | None = None
 
-    def ended(self, now: datetime) -> bool:
+    def ended(self, now: datetime, settings: Settings) -> bool:
         """A token past its `exp`; an API key past its expiry or revoked."""
         if self.expires_at is not None and self.expires_at <= now.timestamp():
             return True
         if self.key_id is not None:
             from chalicelib.api_keys import key_is_live
 
-            return not key_is_live(self.key_id)
+            return not key_is_live(self.key_id, settings)
         return False
 
     def attributes(self) -> dict[str, dict[str, str]]:
@@ -79,8 +83,8 @@ class Subscription:
     value: str
     credential: Credential = field(default_factory=Credential)
 
-    def expired(self, now: datetime) -> bool:
-        return self.credential.ended(now)
+    def expired(self, now: datetime, settings: Settings) -> bool:
+        return self.credential.ended(now, settings)
 
     def matches(self, task: Task) -> bool:
         return (
@@ -114,8 +118,8 @@ class Connection:
     owner: str
     credential: Credential
 
-    def expired(self, now: datetime) -> bool:
-        return self.credential.ended(now)
+    def expired(self, now: datetime, settings: Settings) -> bool:
+        return self.credential.ended(now, settings)
 
 
 class Subscriptions(RecordsTable):
@@ -260,16 +264,10 @@ class Subscriptions(RecordsTable):
             "ExpressionAttributeValues": {":gpk": {"S": f"sub#{owner}"}},
             "ProjectionExpression": "gsk, credential_expires_at, key_id",
         }
-        while True:
-            response = self._ddb.query(**request)
-            for item in response.get("Items", []):
-                connection_id, kind, value = item["gsk"]["S"].split("#", 2)
-                subscriptions.append(
-                    Subscription(connection_id, kind, value, Credential.of_item(item))
-                )
-            if "LastEvaluatedKey" not in response:
-                return subscriptions
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in aws.query_items(self._ddb, request):
+            connection_id, kind, value = item["gsk"]["S"].split("#", 2)
+            subscriptions.append(Subscription(connection_id, kind, value, Credential.of_item(item)))
+        return subscriptions
 
     def claim_push(self, connection_id: str, task: Task, now: datetime) -> bool:
         """Claim the push of this task version to one connection; False if it had it (or newer)."""
@@ -319,8 +317,10 @@ class Pusher:
 
 
 class Realtime:
-    def __init__(self, service: Any, settings: Settings) -> None:
+    def __init__(self, service: TaskService) -> None:
+        settings = service.settings
         self.service = service
+        self.settings = settings
         self.subscriptions = Subscriptions(settings.records_table)
         self.pusher = Pusher(settings.ws_endpoint_url)
 
@@ -328,7 +328,9 @@ class Realtime:
 
     def connect(self, connection_id: str, query: dict[str, str] | None) -> dict[str, Any]:
         try:
-            principal = authenticate(connect_token(query))  # a JWT or an API key, as on REST
+            principal = authenticate(
+                connect_token(query), self.settings
+            )  # a JWT or an API key, as on REST
             principal.require(READ)
         except InsufficientScope as exc:
             log.info("refused a WebSocket connection: %s", exc)
@@ -359,7 +361,7 @@ class Realtime:
                 connection_id, {"type": "error", "message": "unknown connection; reconnect"}
             )
             return
-        if connection.expired(utcnow()):
+        if connection.expired(utcnow(), self.settings):
             self._close_expired(connection_id, tell=True)
             return
         try:
@@ -382,7 +384,7 @@ class Realtime:
         self, connection_id: str, connection: Connection, action: str, request: dict[str, Any]
     ) -> None:
         owner = connection.owner
-        from chalicelib.http import is_task_id
+        from chalicelib.model import is_task_id
         from chalicelib.processors import registered_types
 
         task_id, operation = request.get("taskId"), request.get("operation")
@@ -450,7 +452,7 @@ class Realtime:
         """Push a task's new state to its owner's matching connections; returns pushes made."""
         now = utcnow()
         matching = [s for s in self.subscriptions.of_owner(task.owner) if s.matches(task)]
-        expired = {s.connection_id for s in matching if s.expired(now)}
+        expired = {s.connection_id for s in matching if s.expired(now, self.settings)}
         for connection_id in sorted(expired):
             self._close_expired(connection_id, tell=False)
         targets = {s.connection_id for s in matching} - expired

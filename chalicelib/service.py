@@ -7,14 +7,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 
 from chalicelib import aws, objects
-from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
 from chalicelib.model import (
     ObjectRef,
     Progress,
@@ -24,11 +23,12 @@ from chalicelib.model import (
     Webhook,
     can_transition,
     utcnow,
+    validation_errors,
 )
 from chalicelib.processors import get_processor, registered_types
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import Settings
+from chalicelib.ssrf import UnsafeUrl, check_url
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
-from chalicelib.urls import UnsafeUrl, check_url
 
 
 class TaskMessage(Schema):
@@ -38,15 +38,6 @@ class TaskMessage(Schema):
 
     taskId: str = Field(min_length=36, max_length=36)
     type: str = Field(min_length=1, max_length=128)
-
-
-class SubmitRejected(Exception):
-    """The submission is well-formed JSON but not a runnable job; `errors` say why."""
-
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = errors or []
 
 
 @dataclass(frozen=True)
@@ -70,16 +61,6 @@ class SubmitJob:
         }
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
-
-
-def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": ".".join([prefix, *(str(part) for part in error["loc"])]),
-            "message": error["msg"],
-        }
-        for error in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
 
 
 def timeout_for(settings: Settings) -> Callable[[str], int]:
@@ -314,10 +295,3 @@ class TaskService:
                 continue
             failed.append(task.id)
         return failed
-
-
-@cache
-def default_service() -> TaskService:
-    settings = get_settings()
-    store = TaskStore(settings.tasks_table, settings.records_table, timeout_for(settings))
-    return TaskService(store, settings)

@@ -343,17 +343,12 @@ class TaskStore:
                     ":now": {"N": str(int(now.timestamp()))},
                 },
             }
-            while True:
-                response = self._ddb.query(**request)
-                for item in response.get("Items", []):
-                    yield OverdueTask(
-                        id=item["id"]["S"],
-                        status=Status(item["status"]["S"]),
-                        version=int(item["version"]["N"]),
-                    )
-                if "LastEvaluatedKey" not in response:
-                    break
-                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            for item in aws.query_items(self._ddb, request):
+                yield OverdueTask(
+                    id=item["id"]["S"],
+                    status=Status(item["status"]["S"]),
+                    version=int(item["version"]["N"]),
+                )
 
     # -- guarded writes -----------------------------------------------------------
 

@@ -17,16 +17,20 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
+from chalicelib.history import History
 from chalicelib.model import Status, Task
-from chalicelib.observability import configure_logging, emit_metric, task_context
+from chalicelib.observability import emit_metric, task_context
 from chalicelib.service import TaskService
 from chalicelib.store import is_task_item, task_from_item
 
+if TYPE_CHECKING:
+    from chalicelib.realtime import Realtime
+    from chalicelib.webhooks import WebhookDispatcher
+
 log = logging.getLogger("taskstatus_svc.stream")
-configure_logging()
 
 
 def _image(record: dict[str, Any], name: str) -> Task | None:
@@ -50,15 +54,13 @@ def needs_queueing(record: dict[str, Any], new: Task) -> bool:
 
 
 class StreamHandler:
-    def __init__(self, service: TaskService) -> None:
-        from chalicelib.history import History
-        from chalicelib.realtime import Realtime
-        from chalicelib.webhooks import WebhookDispatcher
-
+    def __init__(
+        self, service: TaskService, webhooks: WebhookDispatcher, realtime: Realtime
+    ) -> None:
         self.service = service
+        self.webhooks = webhooks
+        self.realtime = realtime
         self.history = History(service.settings.records_table)
-        self.webhooks = WebhookDispatcher(service.settings)
-        self.realtime = Realtime(service, service.settings)
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Handle records in order, so that one bad record never holds the others.

@@ -18,20 +18,21 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from chalicelib import aws, objects
-from chalicelib.contracts.payloads import delivery_headers, delivery_options, webhook_payload
-from chalicelib.model import Schema, Status, Task, utcnow
+from chalicelib.errors import NoWebhook, RedeliveryTooSoon
+from chalicelib.model import Schema, Status, Task, Webhook, utcnow
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.outbound import Outcome, post
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
 from chalicelib.signing import owner_secrets
-from chalicelib.urls import Destination, UnresolvableHost, UnsafeUrl, check_url
+from chalicelib.ssrf import Destination, UnresolvableHost, UnsafeUrl, check_url
 
 log = logging.getLogger("taskstatus_svc.webhooks")
 
@@ -43,6 +44,17 @@ USER_AGENT = "taskstatus-webhooks/1"
 # A payload larger than this is kept as an object, not in the event item (400 KB limit).
 INLINE_PAYLOAD_BYTES = 200 * 1024
 REDELIVERY_INTERVAL_SECONDS = 10
+
+
+class Rendering(Protocol):
+    """How a webhook looks on the wire, by its format: the contract views' business
+    (`chalicelib.contracts.payloads.RENDERING`), given to the dispatcher by bootstrap."""
+
+    def payload(self, task: Task, event_type: str) -> dict[str, Any]: ...
+
+    def options(self, hook: Webhook | None) -> str: ...
+
+    def headers(self, options: dict[str, Any], body: str, owner_secret: str) -> dict[str, str]: ...
 
 
 class DeliveryMessage(Schema):
@@ -74,14 +86,6 @@ def event_type_for(status: Status) -> str:
 # -- storage ---------------------------------------------------------------------------
 
 
-class RedeliveryTooSoon(Exception):
-    """A manual redelivery of this task was asked for moments ago."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"a redelivery was triggered moments ago; retry in {retry_after} s")
-        self.retry_after = retry_after
-
-
 def attempt_sk(version: int, attempt: int, manual: str | None) -> str:
     sk = f"attempt#{version:010d}#{attempt:03d}"
     return f"{sk}#manual#{manual}" if manual else sk
@@ -89,7 +93,7 @@ def attempt_sk(version: int, attempt: int, manual: str | None) -> str:
 
 class WebhookLog(RecordsTable):
     def create_event(
-        self, task: Task, payload: str, now: datetime, bucket: str
+        self, task: Task, payload: str, options: str, now: datetime, bucket: str
     ) -> dict[str, Any] | None:
         """Store the event for this version of the task; the existing event if there is one.
 
@@ -103,7 +107,7 @@ class WebhookLog(RecordsTable):
             "owner": {"S": task.owner},
             "event_type": {"S": event_type_for(task.status)},
             "url": {"S": task.webhook.url if task.webhook else ""},
-            "delivery": {"S": delivery_options(task.webhook)},
+            "delivery": {"S": options},
             "state": {"S": "pending"},
             "attempts": {"N": "0"},
             "created_at": {"S": now.isoformat()},
@@ -242,7 +246,7 @@ class WebhookLog(RecordsTable):
             },
         }
 
-    def deliveries(self, task_id: str) -> list[dict[str, Any]]:
+    def deliveries(self, task_id: str) -> list[Delivery]:
         request: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -251,27 +255,36 @@ class WebhookLog(RecordsTable):
                 ":prefix": {"S": "attempt#"},
             },
         }
-        items: list[dict[str, Any]] = []
-        while True:
-            response = self._ddb.query(**request)
-            items += response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return [_delivery_view(item) for item in items]
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [_delivery(item) for item in aws.query_items(self._ddb, request)]
 
 
-def _delivery_view(item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "eventId": item["event_id"]["S"],
-        "eventType": item["event_type"]["S"],
-        "attempt": int(item["attempt"]["N"]),
-        "at": item["at"]["S"],
-        "statusCode": int(item["status_code"]["N"]) if "status_code" in item else None,
-        "latencyMs": int(item["latency_ms"]["N"]),
-        "error": item["error"]["S"] if "error" in item else None,
-        "state": item["state"]["S"],
-        "manual": "manual" in item,
-    }
+@dataclass(frozen=True)
+class Delivery:
+    """One logged delivery attempt (`contracts.jobs.delivery_document` renders it)."""
+
+    event_id: str
+    event_type: str
+    attempt: int
+    at: str
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    state: str
+    manual: bool
+
+
+def _delivery(item: dict[str, Any]) -> Delivery:
+    return Delivery(
+        event_id=item["event_id"]["S"],
+        event_type=item["event_type"]["S"],
+        attempt=int(item["attempt"]["N"]),
+        at=item["at"]["S"],
+        status_code=int(item["status_code"]["N"]) if "status_code" in item else None,
+        latency_ms=int(item["latency_ms"]["N"]),
+        error=item["error"]["S"] if "error" in item else None,
+        state=item["state"]["S"],
+        manual="manual" in item,
+    )
 
 
 # -- delivery ----------------------------------------------------------------------------
@@ -292,10 +305,12 @@ class WebhookDispatcher:
     def __init__(
         self,
         settings: Settings,
+        rendering: Rendering,
         clock: Callable[[], datetime] = utcnow,
         sender: Sender = post,
     ) -> None:
         self.settings = settings
+        self.rendering = rendering
         self.log = WebhookLog(settings.records_table)
         self.clock = clock
         self.sender = sender
@@ -314,8 +329,12 @@ class WebhookDispatcher:
         self.create_and_send(new)
 
     def create_and_send(self, task: Task, manual: str | None = None) -> str:
-        payload = json.dumps(webhook_payload(task, event_type_for(task.status)), ensure_ascii=False)
-        existing = self.log.create_event(task, payload, self.clock(), self.settings.objects_bucket)
+        document = self.rendering.payload(task, event_type_for(task.status))
+        payload = json.dumps(document, ensure_ascii=False)
+        options = self.rendering.options(task.webhook)
+        existing = self.log.create_event(
+            task, payload, options, self.clock(), self.settings.objects_bucket
+        )
         # An event still pending with no attempt made was stored by a run that failed before
         # its message was sent (the stream record is retried): queue it again.
         lost = existing is not None and (
@@ -425,7 +444,7 @@ class WebhookDispatcher:
             "webhook-signature": sign(secrets, event_id, timestamp, body),
         }
         options = json.loads(event.get("delivery", {}).get("S", "{}"))
-        headers = delivery_headers(options, body, secrets[0]) | headers
+        headers = self.rendering.headers(options, body, secrets[0]) | headers
         return self.sender(
             destination,
             body.encode(),
@@ -442,26 +461,23 @@ class WebhookDispatcher:
             return "failed"
         return "retrying" if attempt < MAX_ATTEMPTS else "exhausted"
 
-    def redeliver(self, task: Task) -> dict[str, Any]:
+    def redeliver(self, task: Task) -> str:
         """Send the task's latest event again (same webhook-id), or a first one for its state.
 
-        At most one manual redelivery per task every REDELIVERY_INTERVAL_SECONDS
-        (raises RedeliveryTooSoon); each is logged as an attempt of its own.
+        Returns the event id. At most one manual redelivery per task every
+        REDELIVERY_INTERVAL_SECONDS (raises RedeliveryTooSoon); each is logged as an
+        attempt of its own. A task without a webhook raises NoWebhook.
         """
         if task.webhook is None:
-            return {"triggered": False, "message": "no webhook is configured for this job"}
+            raise NoWebhook()
         self.log.claim_redelivery(task.id, self.clock(), REDELIVERY_INTERVAL_SECONDS)
         manual = uuid.uuid4().hex[:12]
         latest = self.log.latest_event(task.id)
         if latest is None:
-            return {"triggered": True, "eventId": self.create_and_send(task, manual=manual)}
+            return self.create_and_send(task, manual=manual)
         version = int(latest["sk"]["S"].split("#")[1])
         attempt = int(latest["attempts"]["N"]) + 1
         self.enqueue(
             DeliveryMessage(taskId=task.id, version=version, attempt=attempt, manual=manual)
         )
-        return {"triggered": True, "eventId": latest["event_id"]["S"]}
-
-
-def redeliver(service: Any, task: Task) -> dict[str, Any]:
-    return WebhookDispatcher(service.settings).redeliver(task)
+        return latest["event_id"]["S"]

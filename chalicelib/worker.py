@@ -20,12 +20,11 @@ from pydantic import ValidationError
 from chalicelib import aws, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.model import Progress, Status, Task, utcnow
-from chalicelib.observability import configure_logging, emit_metric, task_context
+from chalicelib.observability import emit_metric, task_context
 from chalicelib.processors import Context, PermanentError, TransientError, get_processor
 from chalicelib.service import TaskMessage, TaskService
 
 log = logging.getLogger("taskstatus_svc.worker")
-configure_logging()
 
 MAX_BACKOFF_SECONDS = 900
 MAX_SOURCE_BYTES = 100 * 1024 * 1024  # read whole into the worker's memory (1 GB)

@@ -415,14 +415,10 @@ def blind_spots(description: dict[str, Any], expected: dict[str, Any]) -> list[s
 # -- the run --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    from local.launcher import free_port as pick
-
-    return pick()
-
-
 @contextmanager
 def emulator(log: Path) -> Iterator[str]:
+    from infra.ports import free_port
+
     port = free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -432,9 +428,9 @@ def emulator(log: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        from local.dev import _wait_for
+        from infra.ports import wait_for
 
-        _wait_for(f"http://127.0.0.1:{port}/moto-api/data.json")
+        wait_for(f"http://127.0.0.1:{port}/moto-api/data.json")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 
 from infra.package import RESOURCE_VARIABLES, policy
-from local.resources import create_stack, template_body
+from infra.resources import create_stack, template_body
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"

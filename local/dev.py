@@ -30,28 +30,18 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from infra.ports import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 DATA_DIR = ROOT / ".taskstatus"
 DEV_USER = "dev-user"
-
-
-def _wait_for(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
 def start_emulator(port: int, state: Path | None) -> subprocess.Popen[bytes]:
@@ -67,7 +57,7 @@ def start_emulator(port: int, state: Path | None) -> subprocess.Popen[bytes]:
         # in flight are released, so that its saved state has them.
         start_new_session=True,
     )
-    _wait_for(f"http://127.0.0.1:{port}/moto-api/data.json")
+    wait_for(f"http://127.0.0.1:{port}/moto-api/data.json")
     return process
 
 
@@ -326,7 +316,7 @@ class DevStack:
             handler_cls=functools.partial(GatewayLikeHandler, gateway=gateway),
         )
         self._spawn(lambda stop: self.server.serve_forever(), "api")
-        _wait_for(f"http://127.0.0.1:{self.port}/health")
+        wait_for(f"http://127.0.0.1:{self.port}/health")
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
@@ -459,8 +449,7 @@ Ctrl-C stops everything.
 
 
 def dev_token() -> str:
-    from chalicelib.auth import mint_token
-    from local.token import local_secret
+    from local.token import local_secret, mint_token
 
     return mint_token(DEV_USER, local_secret(), 7 * 86400)
 

@@ -1,14 +1,26 @@
-"""Mint a development token for the `local` stage: `python -m local.token alice`."""
+"""Mint a development token for the `local` stage: `python -m local.token alice`.
+
+The one token minter of the repository (the dev runner and the tests use it too).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
-
-from chalicelib.auth import mint_token
+from typing import Any
 
 CONFIG = Path(__file__).resolve().parent.parent / ".chalice" / "config.json"
+
+
+def mint_token(subject: str, secret: str, ttl_seconds: int = 86400, **claims: Any) -> str:
+    """An HS256 token for development and tests (never used by the service itself)."""
+    import jwt
+
+    now = int(time.time())
+    payload = {"sub": subject, "iat": now, "exp": now + ttl_seconds, **claims}
+    return jwt.encode(payload, secret, "HS256")
 
 
 def local_secret() -> str:

@@ -41,17 +41,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def reset_caches() -> None:
-    from chalicelib import api_keys, auth, aws, service, settings
+    from chalicelib import api_keys, auth, aws, bootstrap, settings
 
     settings.get_settings.cache_clear()
-    service.default_service.cache_clear()
+    bootstrap.reset()
     aws.reset_clients()
     api_keys.CACHE.clear()
     auth.reset_jwks_cache()
 
 
 def token_for(user: str, ttl: int = 3600) -> str:
-    from chalicelib.auth import mint_token
+    from local.token import mint_token
 
     return mint_token(user, JWT_SECRET, ttl)
 
@@ -148,6 +148,6 @@ def client(stack: Stack) -> Iterator[Any]:
 
 @pytest.fixture
 def service(stack: Stack) -> Any:
-    from chalicelib.service import default_service
+    from chalicelib.bootstrap import container
 
-    return default_service()
+    return container().service

@@ -38,10 +38,10 @@ GUARDS = [
     "chalicelib.auth.x_jwt_principal__*",
     "chalicelib.auth.xǁJwksCacheǁkey__*",
     # SSRF
-    "chalicelib.urls.x_forbidden__*",
-    "chalicelib.urls.x__addresses__*",
-    "chalicelib.urls.x__refused__*",
-    "chalicelib.urls.x_check_url__*",
+    "chalicelib.ssrf.x_forbidden__*",
+    "chalicelib.ssrf.x__addresses__*",
+    "chalicelib.ssrf.x__refused__*",
+    "chalicelib.ssrf.x_check_url__*",
     # objects: each owner's own prefix
     "chalicelib.objects.x_owner_prefix__*",
     "chalicelib.objects.x_key_problem__*",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import jsonsafe
 from chalicelib.contracts.common import iso_seconds, shown_progress
-from chalicelib.contracts.models import AssemblyStatus
+from chalicelib.contracts.schemas import AssemblyStatus
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
 from chalicelib.model import ObjectRef, Status, Task, utcnow
 from chalicelib.objects import head, presign, result_url
@@ -152,8 +153,12 @@ def _flag(value: Any) -> bool | None:
     return None
 
 
+Redeliver = Callable[[Task], str]  # the dispatcher's `redeliver`: the event id sent again
+
+
 def handle(
     service: TaskService,
+    redeliver: Redeliver,
     event: Any,
     *,
     user: str | None,
@@ -192,26 +197,26 @@ def handle(
         log.exception("assembly view failed", extra={"task_id": assembly_id})
         return _error(500, request_id, FAILED_LOOKUP, message=str(exc))
     if trigger:
-        body["webhook"] = trigger_webhook(service, task)
+        body["webhook"] = trigger_webhook(redeliver, task)
     return lambda_response(200, body, request_id)
 
 
 def _is_ours(assembly_id: str) -> bool:
-    from chalicelib.http import is_task_id
+    from chalicelib.model import is_task_id
 
     return is_task_id(assembly_id)
 
 
-def trigger_webhook(service: TaskService, task: Task) -> dict[str, Any]:
-    from chalicelib.webhooks import RedeliveryTooSoon, redeliver
+def trigger_webhook(redeliver: Redeliver, task: Task) -> dict[str, Any]:
+    from chalicelib.errors import NoWebhook, RedeliveryTooSoon
 
     try:
-        return redeliver(service, task)
-    except RedeliveryTooSoon as exc:
+        return {"triggered": True, "eventId": redeliver(task)}
+    except (NoWebhook, RedeliveryTooSoon) as exc:
         return {"triggered": False, "message": str(exc)}
 
 
-def rest(service: TaskService, request: Any, assembly_id: str | None) -> Any:
+def rest(service: TaskService, redeliver: Redeliver, request: Any, assembly_id: str | None) -> Any:
     """`GET /assemblies/{assemblyId}` and `GET /assemblies?assemblyId=`: the token's user."""
     from chalice.app import Response
 
@@ -222,7 +227,11 @@ def rest(service: TaskService, request: Any, assembly_id: str | None) -> Any:
         assembly_id = params.get("assemblyId") or params.get("assembly_id") or ""
     event = {"assemblyId": assembly_id, "triggerWebhook": params.get("triggerWebhook", "false")}
     result = handle(
-        service, event, user=http.current_user(request), request_id=http.request_id(request)
+        service,
+        redeliver,
+        event,
+        user=http.current_user(request),
+        request_id=http.request_id(request),
     )
     return Response(
         body=result["body"], status_code=result["statusCode"], headers=result["headers"]

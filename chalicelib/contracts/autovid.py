@@ -18,10 +18,11 @@ from chalicelib import http
 from chalicelib.contracts import jobs
 from chalicelib.contracts.common import shown_error
 from chalicelib.contracts.status_maps import AUTOVID
-from chalicelib.errors import ApiError, BadRequest, IdempotencyConflict, NotFound, Unprocessable
-from chalicelib.model import Task, Webhook
+from chalicelib.errors import IdempotencyConflict, SubmitRejected
+from chalicelib.http_errors import ApiError, BadRequest, NotFound, Unprocessable
+from chalicelib.model import Task, Webhook, is_task_id, validation_errors
 from chalicelib.processors import get_processor
-from chalicelib.service import SubmitJob, SubmitRejected, TaskService, validation_errors
+from chalicelib.service import SubmitJob, TaskService
 
 INVALID = "Invalid job specification"
 SPEC_FIELDS = frozenset(
@@ -37,10 +38,6 @@ def job_document(task: Task) -> dict[str, Any]:
     info = task.input.get("jobInfo")
     document["jobInfo"] = info if isinstance(info, dict) else {}
     return document
-
-
-def _reply(body: Any, status: int = 200) -> Response:
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -87,8 +84,6 @@ def _explain(exc: ValidationError, prefix: str) -> str:
 
 
 def submit(service: TaskService, request: Request) -> Response:
-    from chalicelib.api import _idempotency_key
-
     body = _body(request)
     if "type" in body:
         try:
@@ -99,7 +94,7 @@ def submit(service: TaskService, request: Request) -> Response:
             raise BadRequest(f"{INVALID}: {fields or exc.message}") from None
     else:
         job = _from_spec(body, service.settings.autovid_task_type)
-    key = _idempotency_key(request)
+    key = jobs.idempotency_key(request)
     try:
         task, _ = service.submit(http.current_user(request), job, key)
     except SubmitRejected as exc:
@@ -107,12 +102,12 @@ def submit(service: TaskService, request: Request) -> Response:
         raise BadRequest(f"{INVALID}: {exc.message}" + (f" ({fields})" if fields else "")) from None
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc)) from None
-    return _reply(job_document(task))
+    return http.json_response(job_document(task))
 
 
 def status(service: TaskService, request: Request, job_id: str) -> Response:
     reader = http.reader(request)  # None: a public read by id (PUBLIC_READ_BY_ID)
-    task = service.find(job_id) if http.is_task_id(job_id) else None
+    task = service.find(job_id) if is_task_id(job_id) else None
     if task is None or (reader is not None and task.owner != reader):
         raise NotFound(f"Job {job_id[:128]} not found")
-    return _reply(job_document(task))
+    return http.json_response(job_document(task))

@@ -1,15 +1,239 @@
-"""The native API (DESIGN.md section 4, modelled on seed 002): request model and job document."""
+"""The native API (modelled on seed 002's auto-vid): its handlers, request model and job document.
+
+Each handler parses the request, calls the service and shapes the response.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
-from chalicelib import http
+from chalice.app import Request, Response
+
+from chalicelib import http, objects
 from chalicelib.contracts.common import iso_seconds, shown_progress
-from chalicelib.contracts.models import JobDocument, JobOutput, JobRequest
+from chalicelib.contracts.schemas import (
+    DeliveryList,
+    JobDocument,
+    JobOutput,
+    JobRequest,
+    Redelivery,
+    UploadRequest,
+    UploadTicket,
+    WebhookSecrets,
+)
+from chalicelib.errors import (
+    IdempotencyConflict,
+    IdempotencyKeyInUse,
+    IdempotentJobGone,
+    NoWebhook,
+    RedeliveryTooSoon,
+    SubmitRejected,
+    TaskNotFound,
+    TransitionRefused,
+)
+from chalicelib.http_errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    TooManyRequests,
+    Unprocessable,
+)
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.objects import presign, result_url, split_s3_uri
-from chalicelib.service import SubmitJob
+from chalicelib.observability import emit_metric
+from chalicelib.service import SubmitJob, TaskService
+
+if TYPE_CHECKING:
+    from chalicelib.webhooks import Delivery, WebhookDispatcher
+
+RETRY_AFTER_SECONDS = "1"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise BadRequest(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces"
+        )
+    return key
+
+
+def submit_job(service: TaskService, request: Request) -> Response:
+    job = parse_job_request(http.json_body(request))
+    key = idempotency_key(request)
+    try:
+        task, created = service.submit(http.current_user(request), job, key)
+    except SubmitRejected as exc:
+        raise Unprocessable(exc.message, errors=exc.errors) from None
+    except IdempotencyConflict as exc:
+        raise Unprocessable(str(exc), headers={}) from None
+    except IdempotencyKeyInUse:
+        raise Conflict(
+            "another request with this Idempotency-Key is being processed; retry shortly",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        ) from None
+    except IdempotentJobGone as exc:
+        raise Conflict(
+            f"the job this Idempotency-Key created ({exc}) has expired; "
+            "send a new Idempotency-Key to submit again"
+        ) from None
+    if created:
+        emit_metric("TasksSubmitted", 1, type=task.type)
+    headers = {
+        "Location": f"/jobs/{task.id}",
+        "Retry-After": RETRY_AFTER_SECONDS,
+        "ETag": http.etag(task.id, task.version),
+    }
+    if key is not None:
+        headers["Idempotent-Replayed"] = "false" if created else "true"
+    return http.json_response(job_document(task), 202, headers)
+
+
+def _owned_job(service: TaskService, request: Request, job_id: str) -> Task:
+    """The caller's job; a malformed id is a 400, another user's job a 404 like a missing one."""
+    http.task_id_param(job_id)
+    try:
+        return service.get_owned(http.current_user(request), job_id)
+    except TaskNotFound:
+        raise NotFound(f"job {job_id} was not found") from None
+
+
+def _readable_job(service: TaskService, request: Request, job_id: str) -> Task:
+    """`_owned_job`, or any owner's job on a public read by id (PUBLIC_READ_BY_ID)."""
+    if http.reader(request) is not None:
+        return _owned_job(service, request, job_id)
+    task = service.find(http.task_id_param(job_id))
+    if task is None:
+        raise NotFound(f"job {job_id} was not found")
+    return task
+
+
+def get_job(service: TaskService, request: Request, job_id: str) -> Response:
+    task = _readable_job(service, request, job_id)
+    tag = http.etag(task.id, task.version)
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    if not task.is_terminal:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    if http.not_modified(request, tag):
+        return Response(body="", status_code=304, headers=headers)
+    return http.json_response(job_document(task), headers=headers)
+
+
+def list_jobs(service: TaskService, request: Request) -> Response:
+    params = http.query(request)
+    unknown = set(params) - {"status", "type", "limit", "cursor"}
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    status = _status_param(params.get("status"))
+    task_type = params.get("type") or None
+    if task_type is not None and len(task_type) > 128:
+        raise BadRequest("type must be at most 128 characters")
+    user = http.current_user(request)
+    scope = f"jobs|{user}|{task_type or ''}|{status or ''}"
+    page = service.list_owned(
+        user,
+        limit=http.limit_param(params.get("limit")),
+        type=task_type,
+        status=status,
+        after=http.decode_cursor(request, params.get("cursor"), scope),
+    )
+    # The shape of JobList; each item is already a dumped JobDocument.
+    return http.json_response(
+        {
+            "jobs": [job_document(task) for task in page.tasks],
+            "nextCursor": http.encode_cursor(request, page.last_key, scope),
+        }
+    )
+
+
+def _status_param(value: str | None) -> Status | None:
+    if not value:
+        return None
+    try:
+        return Status(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Status)
+        raise BadRequest(f"status must be one of {allowed}; got {value[:32]!r}") from None
+
+
+def cancel_job(service: TaskService, request: Request, job_id: str) -> Response:
+    http.task_id_param(job_id)
+    try:
+        task = service.cancel(http.current_user(request), job_id)
+    except TaskNotFound:
+        raise NotFound(f"job {job_id} was not found") from None
+    except TransitionRefused as exc:
+        raise Conflict(
+            f"job {job_id} has already finished as {exc.current}; it cannot be cancelled"
+        ) from None
+    return http.json_response(
+        job_document(task), headers={"ETag": http.etag(task.id, task.version)}
+    )
+
+
+def list_deliveries(
+    service: TaskService, webhooks: WebhookDispatcher, request: Request, job_id: str
+) -> Response:
+    _owned_job(service, request, job_id)
+    deliveries = [delivery_document(d) for d in webhooks.log.deliveries(job_id)]
+    return http.json_response(DeliveryList(deliveries=deliveries).model_dump(mode="json"))
+
+
+def redeliver_webhook(
+    service: TaskService, webhooks: WebhookDispatcher, request: Request, job_id: str
+) -> Response:
+    task = _owned_job(service, request, job_id)
+    try:
+        event_id = webhooks.redeliver(task)
+    except RedeliveryTooSoon as exc:
+        raise TooManyRequests(str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+    except NoWebhook as exc:
+        raise Conflict(str(exc)) from None
+    redelivery = Redelivery(triggered=True, eventId=event_id)
+    return http.json_response(redelivery.model_dump(mode="json", exclude_none=True), 202)
+
+
+def create_upload(service: TaskService, request: Request) -> Response:
+    """A presigned PUT for a fresh key under the caller's prefix (no AWS credentials needed)."""
+    upload = http.body_model(
+        http.json_body(request),
+        UploadRequest,
+        "the upload request",
+        "request body must be a JSON object with filename and contentType",
+    )
+    bucket = service.settings.objects_bucket
+    key = objects.upload_key(http.current_user(request), upload.filename)
+    url, headers, expires = objects.presign_upload(
+        bucket, key, upload.contentType, upload.size, utcnow()
+    )
+    ticket = UploadTicket(
+        bucket=bucket,
+        key=key,
+        url=url,
+        method="PUT",
+        headers=headers,
+        expiresAt=iso_seconds(expires) or "",
+    )
+    return http.json_response(ticket.model_dump(mode="json"), 201)
+
+
+def webhook_secret(service: TaskService, request: Request) -> Response:
+    """The caller's own signing secrets: what their receiver verifies deliveries with."""
+    from chalicelib.signing import owner_secrets
+
+    settings = service.settings
+    current, *previous = owner_secrets(
+        settings.webhook_secret, settings.webhook_previous_secret, http.current_user(request)
+    )
+    secrets = WebhookSecrets(secret=current, previousSecret=previous[0] if previous else None)
+    return http.json_response(secrets.model_dump(mode="json", exclude_none=True))
+
+
+# -- the request model and the job document ----------------------------------------------
 
 
 def parse_job_request(body: Any) -> SubmitJob:
@@ -57,3 +281,18 @@ def job_document(task: Task) -> dict[str, Any]:
         metadata=task.metadata,
         retries=task.retries,
     ).model_dump(mode="json")
+
+
+def delivery_document(delivery: Delivery) -> dict[str, Any]:
+    """One attempt as `GET /jobs/{jobId}/deliveries` lists it."""
+    return {
+        "eventId": delivery.event_id,
+        "eventType": delivery.event_type,
+        "attempt": delivery.attempt,
+        "at": delivery.at,
+        "statusCode": delivery.status_code,
+        "latencyMs": delivery.latency_ms,
+        "error": delivery.error,
+        "state": delivery.state,
+        "manual": delivery.manual,
+    }

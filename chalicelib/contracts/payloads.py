@@ -51,3 +51,14 @@ def transflow_signature(secret: str, body: str) -> str:
     """transflow's `sha256=<hex HMAC-SHA256 of the body>`, keyed with the secret's text."""
     digest = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
     return f"sha256={digest}"
+
+
+class _Rendering:
+    """The formats above, as `webhooks.Rendering` expects them."""
+
+    payload = staticmethod(webhook_payload)
+    options = staticmethod(delivery_options)
+    headers = staticmethod(delivery_headers)
+
+
+RENDERING = _Rendering()

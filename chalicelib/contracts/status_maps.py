@@ -1,4 +1,4 @@
-"""Canonical status -> each client contract's status (DESIGN.md section 5), in one place."""
+"""Canonical status -> each client contract's status, in one place."""
 
 from __future__ import annotations
 

@@ -14,13 +14,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Response
 
+from chalicelib import http
 from chalicelib.contracts.common import iso_seconds, shown_error
-from chalicelib.contracts.models import TaskProcessorListItem, TaskProcessorTask
+from chalicelib.contracts.schemas import TaskProcessorListItem, TaskProcessorTask
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.model import ObjectRef, Task, utcnow
 from chalicelib.objects import presign, result_url
 from chalicelib.service import TaskService
-from chalicelib.settings import get_settings
 
 log = logging.getLogger("taskstatus_svc.contracts")
 
@@ -31,23 +31,18 @@ MISSING_OPERATION = "operation parameter is required for list operation"
 MAX_LISTED = 1000  # the origin lists every match; this is the most one answer carries
 
 
-def _reply(body: dict[str, Any], status: int) -> Response:
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
-
-
 def missing_id() -> Response:
-    return _reply({"error": MISSING_ID}, 400)
+    return http.json_response({"error": MISSING_ID}, 400)
 
 
-def view(task: Task) -> dict[str, Any]:
+def view(task: Task, presign_seconds: int) -> dict[str, Any]:
     """The seeds' fields; absent ones are left out. Deblindwatermark tasks carry `Result`."""
     status = TASK_PROCESSOR[task.status]
     deblind = task.type == DEBLIND
     target = None if deblind else task.target
     signed = None
     if target is not None:
-        seconds = get_settings().presign_expires_seconds
-        signed = presign(task.owner, target.bucket, target.key, utcnow(), seconds)
+        signed = presign(task.owner, target.bucket, target.key, utcnow(), presign_seconds)
     return TaskProcessorTask(
         TaskId=task.id,
         Status=status,
@@ -70,19 +65,21 @@ def get_task(service: TaskService, user: str | None, task_id: str) -> Response:
     if not task_id or not task_id.strip():
         return missing_id()
     if len(task_id) > MAX_ID_LENGTH:
-        return _reply({"error": f"task_id is too long (at most {MAX_ID_LENGTH} characters)"}, 400)
+        return http.json_response(
+            {"error": f"task_id is too long (at most {MAX_ID_LENGTH} characters)"}, 400
+        )
     try:
         task = service.find(task_id) if _looks_like_id(task_id) else None
     except (ClientError, BotoCoreError) as exc:
         log.exception("task lookup failed", extra={"task_id": task_id})
-        return _reply({"error": f"Failed to get task status: {exc}"}, 500)
+        return http.json_response({"error": f"Failed to get task status: {exc}"}, 500)
     if task is None or (user is not None and task.owner != user):
-        return _reply({"error": f"Task not found: {task_id}"}, 404)
-    return _reply(view(task), 200)
+        return http.json_response({"error": f"Task not found: {task_id}"}, 404)
+    return http.json_response(view(task, service.settings.presign_expires_seconds), 200)
 
 
 def _looks_like_id(task_id: str) -> bool:
-    from chalicelib.http import is_task_id
+    from chalicelib.model import is_task_id
 
     return is_task_id(task_id)
 
@@ -106,7 +103,7 @@ def list_item(task: Task) -> dict[str, Any]:
 def list_tasks(service: TaskService, user: str, operation: str | None) -> Response:
     """The caller's tasks of one type, newest first (the origin's `?operations=` list)."""
     if not operation:
-        return _reply({"error": MISSING_OPERATION}, 400)
+        return http.json_response({"error": MISSING_OPERATION}, 400)
     tasks: list[Task] = []
     after = None
     if len(operation) <= MAX_ID_LENGTH:
@@ -118,4 +115,4 @@ def list_tasks(service: TaskService, user: str, operation: str | None) -> Respon
             after = page.last_key
             if after is None:
                 break
-    return _reply({"tasks": [list_item(task) for task in tasks]}, 200)
+    return http.json_response({"tasks": [list_item(task) for task in tasks]}, 200)

@@ -18,9 +18,9 @@ from chalice.app import Request, Response
 
 from chalicelib import http
 from chalicelib.contracts.common import shown_error, shown_progress, unix_seconds
-from chalicelib.contracts.models import TaskStatus
+from chalicelib.contracts.schemas import TaskStatus
 from chalicelib.contracts.status_maps import TASK_STATUS
-from chalicelib.errors import BadRequest, NotFound
+from chalicelib.http_errors import BadRequest, NotFound
 from chalicelib.model import Task, utcnow
 from chalicelib.objects import result_url
 from chalicelib.service import TaskService
@@ -48,18 +48,12 @@ def view(task: Task, version: bool = False) -> dict[str, Any]:
     ).model_dump(mode="json", exclude_none=True)
 
 
-def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        body=body, status_code=200, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-
-
 def get_task(service: TaskService, request: Request, task_id: str) -> Response:
     http.task_id_param(task_id, "task_id")
     task = service.find(task_id)
     if task is None or task.owner != http.current_user(request):
         raise NotFound(f"task {task_id} was not found")
-    return _json(view(task))
+    return http.json_response(view(task))
 
 
 def _hours(params: dict[str, str]) -> str | None:
@@ -85,20 +79,20 @@ def list_tasks(service: TaskService, request: Request) -> Response:
     hours = _hours(params)
     user = http.current_user(request)
     scope = f"task-status|{user}|{operation or ''}|{hours or ''}"
-    after = http.decode_cursor(params.get("cursor"), scope)
+    after = http.decode_cursor(request, params.get("cursor"), scope)
     if operation is not None and len(operation) > MAX_OPERATION_LENGTH:
-        return _json([])  # no task type is that long
+        return http.json_response([])  # no task type is that long
     since = service.clock() - timedelta(hours=float(hours)) if hours else None
     tasks, last_key = _read(service, user, operation, limit, since, after)
     headers = {}
-    cursor = http.encode_cursor(last_key, scope)
+    cursor = http.encode_cursor(request, last_key, scope)
     if cursor:
         query = {"operation": operation, "limit": str(limit), "recent": hours and "true"}
         query["hours"] = hours
         query = {k: v for k, v in query.items() if v}
         headers["X-Next-Cursor"] = cursor
         headers["Link"] = f'</task-status?{urlencode({**query, "cursor": cursor})}>; rel="next"'
-    return _json([view(task) for task in tasks], headers)
+    return http.json_response([view(task) for task in tasks], headers=headers)
 
 
 def _read(

@@ -8,6 +8,7 @@ import pytest
 
 from chalicelib import api_keys, aws
 from chalicelib.api_keys import ApiKeyStore
+from chalicelib.bootstrap import container
 from chalicelib.realtime import Realtime
 from chalicelib.settings import get_settings
 from tests.conftest import auth, reset_caches
@@ -269,14 +270,14 @@ def test_a_malformed_key_id_is_400(client):
 
 def test_a_key_opens_a_websocket_as_its_owner(client, service):
     key = new_key(client)
-    realtime = Realtime(service, service.settings)
+    realtime = Realtime(service)
     assert realtime.connect("key-conn", {"token": key}) == {"statusCode": 200}
     assert realtime.subscriptions.connection("key-conn").owner == "alice"
 
 
 def test_a_key_without_read_scope_cannot_open_a_websocket(client, service):
     key = new_key(client, scopes=["jobs:write"])
-    realtime = Realtime(service, service.settings)
+    realtime = Realtime(service)
     assert realtime.connect("key-conn", {"token": key})["statusCode"] == 403
     assert realtime.subscriptions.connection("key-conn") is None
 
@@ -284,7 +285,7 @@ def test_a_key_without_read_scope_cannot_open_a_websocket(client, service):
 def test_a_revoked_key_cannot_open_a_websocket(client, service):
     created = create(client).json_body
     client.http.delete(f"/api-keys/{created['id']}", headers=auth("alice"))
-    realtime = Realtime(service, service.settings)
+    realtime = Realtime(service)
     assert realtime.connect("key-conn", {"token": created["key"]})["statusCode"] == 401
 
 
@@ -306,7 +307,7 @@ def test_revoking_a_key_ends_the_websocket_connections_it_opened(client, service
     monkeypatch.setenv("API_KEY_CACHE_SECONDS", "0")
     reset_caches()
     created = create(client).json_body
-    realtime = Realtime(service, service.settings)
+    realtime = Realtime(container().service)  # built with the settings set above
     assert realtime.connect("leaked", {"token": created["key"]}) == {"statusCode": 200}
     realtime.pusher.send("leaked", '{"type": "hello"}')
     task = stored_task(service, Status.PROCESSING)

@@ -165,7 +165,7 @@ def public_pem(private_key):
 
 
 def test_an_rs256_token_from_the_jwks_is_accepted(rs256):
-    assert verify_token(rs256_token(rs256)) == "alice"
+    assert verify_token(rs256_token(rs256), get_settings()) == "alice"
 
 
 def test_an_rs256_token_is_accepted_over_http(client, rs256):
@@ -387,9 +387,10 @@ def test_required_scopes_are_read_from_a_scp_string(client, required_scopes):
 
 
 def test_a_websocket_needs_the_required_scopes_too(service, required_scopes):
+    from chalicelib.bootstrap import container
     from chalicelib.realtime import Realtime
 
-    realtime = Realtime(service, service.settings)
+    realtime = Realtime(container().service)  # with the required scopes set above
     assert realtime.connect("c1", {"token": hs256(sub="alice")})["statusCode"] == 403
     assert realtime.connect(
         "c2", {"token": hs256(sub="alice", scope="api.access taskstatus/jobs")}
@@ -420,12 +421,12 @@ def test_the_app_refuses_to_start_with_a_jwks_and_no_audience():
 
 
 def test_an_rs256_token_that_expired_within_the_leeway_is_accepted(rs256):
-    assert verify_token(rs256_token(rs256, exp=int(time.time()) - 20)) == "alice"
+    assert verify_token(rs256_token(rs256, exp=int(time.time()) - 20), get_settings()) == "alice"
 
 
 def test_an_rs256_token_that_expired_just_past_the_leeway_is_refused(rs256):
     with pytest.raises(InvalidToken, match="expired"):
-        verify_token(rs256_token(rs256, exp=int(time.time()) - 30))
+        verify_token(rs256_token(rs256, exp=int(time.time()) - 30), get_settings())
 
 
 @pytest.mark.parametrize("kid", ["", None])
@@ -440,7 +441,7 @@ def test_an_rs256_token_whose_kid_is_not_a_name_is_refused(rs256, kid):
     claims = {"sub": "alice", "exp": int(time.time()) + 60, "aud": "taskstatus"}
     token = f"{b64(header)}.{b64(claims)}.c2ln"  # never reaches the signature check
     with pytest.raises(InvalidToken, match="`kid`"):
-        verify_token(token)
+        verify_token(token, get_settings())
 
 
 class FakeClock:
@@ -519,37 +520,45 @@ def hs_token(**claims) -> str:
 
 
 def test_an_hs256_deployment_checks_the_configured_issuer(hs256_with_claims):
-    assert verify_token(hs_token()) == "alice"
+    assert verify_token(hs_token(), get_settings()) == "alice"
     with pytest.raises(InvalidToken, match="issuer"):
-        verify_token(hs_token(iss="https://elsewhere.example"))
+        verify_token(hs_token(iss="https://elsewhere.example"), get_settings())
 
 
 def test_an_hs256_deployment_checks_the_configured_audience(hs256_with_claims):
     with pytest.raises(InvalidToken, match="audience"):
-        verify_token(hs_token(aud="another-service"))
+        verify_token(hs_token(aud="another-service"), get_settings())
 
 
 def test_an_hs256_token_within_the_leeway_is_accepted_and_just_past_it_refused():
     now = int(time.time())
-    assert verify_token(jwt.encode({"sub": "a", "exp": now - 20}, JWT_SECRET, "HS256")) == "a"
+    assert (
+        verify_token(jwt.encode({"sub": "a", "exp": now - 20}, JWT_SECRET, "HS256"), get_settings())
+        == "a"
+    )
     with pytest.raises(InvalidToken, match="expired"):
-        verify_token(jwt.encode({"sub": "a", "exp": now - 30}, JWT_SECRET, "HS256"))
+        verify_token(jwt.encode({"sub": "a", "exp": now - 30}, JWT_SECRET, "HS256"), get_settings())
 
 
 def test_an_over_long_token_is_refused_before_any_parsing():
     with pytest.raises(InvalidToken, match="too long"):
-        verify_token("a" * 8193)
+        verify_token("a" * 8193, get_settings())
 
 
 @pytest.mark.parametrize("sub", ["", "x" * 257, 123, None])
 def test_a_token_whose_owner_claim_is_not_a_usable_name_is_refused(sub):
     claims = {"exp": int(time.time()) + 60, **({"sub": sub} if sub is not None else {})}
     with pytest.raises(InvalidToken, match="claim"):
-        verify_token(jwt.encode(claims, JWT_SECRET, "HS256"))
+        verify_token(jwt.encode(claims, JWT_SECRET, "HS256"), get_settings())
 
 
 def test_a_principal_carries_its_tokens_expiry():
-    from chalicelib.auth import authenticate
+    from chalicelib.credentials import authenticate
 
     exp = int(time.time()) + 90
-    assert authenticate(jwt.encode({"sub": "a", "exp": exp}, JWT_SECRET, "HS256")).expires_at == exp
+    assert (
+        authenticate(
+            jwt.encode({"sub": "a", "exp": exp}, JWT_SECRET, "HS256"), get_settings()
+        ).expires_at
+        == exp
+    )

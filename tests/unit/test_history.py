@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.bootstrap import container
 from chalicelib.history import History
 from chalicelib.model import Status, utcnow
 from chalicelib.stream import StreamHandler
@@ -84,7 +85,8 @@ def test_a_dead_letter_is_written_by_its_handler(client, stack, service):
 def test_a_replayed_stream_record_adds_no_entry(client, service):
     job_id = submit(client, sleep_job()).json_body["jobId"]
     task = service.find(job_id)
-    handler = StreamHandler(service)
+    c = container()
+    handler = StreamHandler(c.service, c.webhooks, c.realtime)
     record = stream_record(service, task, "INSERT")
     assert handler.handle_batch([record, record]) == {"batchItemFailures": []}
     handler.handle_batch([record])

@@ -1,4 +1,4 @@
-"""The native REST API of DESIGN.md section 4."""
+"""The native REST API (/jobs, /uploads, deliveries)."""
 
 from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit

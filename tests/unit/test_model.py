@@ -1,4 +1,4 @@
-"""The status machine of DESIGN.md section 3."""
+"""The status machine: allowed transitions, terminal states."""
 
 import pytest
 

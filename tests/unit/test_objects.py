@@ -111,13 +111,16 @@ def test_an_upload_is_a_201_presigned_put_under_the_callers_prefix(client):
 
 
 def test_two_uploads_of_the_same_filename_get_different_keys(client):
-    first = upload(client, {"filename": "a.png", "contentType": "image/png"}).json_body["key"]
-    second = upload(client, {"filename": "a.png", "contentType": "image/png"}).json_body["key"]
+    body = {"filename": "a.png", "contentType": "image/png", "size": 10}
+    first = upload(client, body).json_body["key"]
+    second = upload(client, body).json_body["key"]
     assert first != second
 
 
 def test_a_filename_cannot_steer_the_key_out_of_the_prefix(client):
-    ticket = upload(client, {"filename": "../../users/x/evil.png", "contentType": "image/png"})
+    ticket = upload(
+        client, {"filename": "../../users/x/evil.png", "contentType": "image/png", "size": 10}
+    )
     key = ticket.json_body["key"]
     assert key.startswith(f"{ALICE}uploads/") and ".." not in key
     assert key.endswith("/evil.png")
@@ -143,16 +146,17 @@ def test_upload_then_submit_then_download_works_without_aws_credentials(client, 
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"contentType": "image/png"}, "filename"),
-        ({"filename": "a.png"}, "contentType"),
+        ({"contentType": "image/png", "size": 10}, "filename"),
+        ({"filename": "a.png", "size": 10}, "contentType"),
+        ({"filename": "a.png", "contentType": "image/png"}, "size"),
         ({"filename": "a.png", "contentType": "not a type"}, "contentType"),
         ({"filename": "a.png", "contentType": "image/png", "size": 0}, "size"),
         ({"filename": "a.png", "contentType": "image/png", "size": 6 * 1024**3}, "size"),
-        ({"filename": "", "contentType": "image/png"}, "filename"),
-        ({"filename": "a.png", "contentType": "image/png", "bucket": "x"}, "bucket"),
+        ({"filename": "", "contentType": "image/png", "size": 10}, "filename"),
+        ({"filename": "a.png", "contentType": "image/png", "size": 10, "bucket": "x"}, "bucket"),
     ],
 )
-def test_a_bad_upload_request_is_422_naming_the_field(client, body, field):
+def test_a_bad_upload_request_is_422_naming_the_field(client, stack, body, field):
     response = upload(client, body)
     assert response.status_code == 422
     assert field in response.json_body["error"]["message"]

@@ -27,7 +27,7 @@ def test_the_document_is_served_without_a_token(client):
 
 
 def test_the_job_schema_is_the_models_schema(client):
-    from chalicelib.contracts.models import JobDocument
+    from chalicelib.contracts.schemas import JobDocument
 
     schemas = client.http.get("/openapi.json").json_body["components"]["schemas"]
     assert set(schemas["JobDocument"]["properties"]) == set(JobDocument.model_fields)

@@ -13,7 +13,7 @@ from tests.unit.tasks import stored_task
 
 @pytest.fixture
 def realtime(service):
-    return Realtime(service, service.settings)
+    return Realtime(service)
 
 
 def sent(connection_id):

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib import outbound, webhooks
 from chalicelib.settings import get_settings
-from chalicelib.urls import Destination, UnsafeUrl, check_url
+from chalicelib.ssrf import Destination, UnsafeUrl, check_url
 from tests.conftest import auth, reset_caches
 from tests.unit.helpers import get, sleep_job, submit
 
@@ -319,7 +319,7 @@ def test_urls_without_a_host_with_credentials_or_a_bad_port_are_refused(strict, 
 
 
 def test_a_host_that_resolves_to_nothing_is_unresolvable_not_forbidden(strict):
-    from chalicelib.urls import UnresolvableHost
+    from chalicelib.ssrf import UnresolvableHost
 
     with pytest.raises(UnresolvableHost):
         check_url("https://hooks.example/", strict, resolver=lambda h, p: [])
@@ -386,3 +386,57 @@ def test_a_public_ipv6_address_is_not_mistaken_for_an_embedded_private_one(stric
     """Its last 32 bits spell 10.0.0.1, but it embeds nothing: it is allowed."""
     target = check_url("https://hooks.example/", strict, lambda h, p: ["2606:4700::a00:1"])
     assert target.addresses == ("2606:4700::a00:1",)
+
+
+@pytest.mark.parametrize("port", [22, 25, 110, 389, 1023])
+def test_a_webhook_to_a_service_port_is_refused_before_any_lookup(strict, port):
+    """The delivery log would otherwise tell an attacker which ports of a host are open."""
+    asked = []
+
+    def resolver(host, port):
+        asked.append(port)
+        return ["93.184.216.34"]
+
+    with pytest.raises(UnsafeUrl, match="port must be 80, 443 or from 1024"):
+        check_url(f"https://hooks.example:{port}/", strict, resolver=resolver)
+    assert asked == []
+
+
+@pytest.mark.parametrize("port", [80, 443, 1024, 8443, 65535])
+def test_web_and_unprivileged_ports_are_accepted(strict, port):
+    assert check_url(f"https://hooks.example:{port}/", strict, resolver=public).port == port
+
+
+def test_a_name_server_that_never_answers_is_given_up_on(monkeypatch):
+    """An attacker's slow name server must not hold the delivery for the resolver's retries."""
+    from chalicelib import ssrf
+
+    release = threading.Event()
+
+    def never_answers(*args, **kwargs):
+        release.wait(10)
+        raise socket.gaierror("too late")
+
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", never_answers)
+    try:
+        with pytest.raises(OSError, match=r"no answer within 0\.2 s"):
+            ssrf.resolve("slow.example", 443, timeout=0.2)
+    finally:
+        release.set()
+
+
+def test_a_lookup_failure_reaches_the_caller(monkeypatch):
+    from chalicelib import ssrf
+
+    def fails(*args, **kwargs):
+        raise socket.gaierror("Name or service not known")
+
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", fails)
+    with pytest.raises(socket.gaierror, match="not known"):
+        ssrf.resolve("nowhere.example", 443)
+
+
+def test_a_prompt_answer_is_returned():
+    from chalicelib import ssrf
+
+    assert ssrf.resolve("127.0.0.1", 80) == ["127.0.0.1"]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from chalicelib import aws, signing
+from chalicelib import signing
 from chalicelib.settings import get_settings
 from tests.conftest import UNIT_ENV
 from tests.unit.helpers import get, sleep_job, submit, webhook_secret
@@ -108,7 +108,7 @@ def test_an_event_stored_without_its_owner_is_signed_for_the_tasks_owner(client,
     submit(client, {**sleep_job(), "webhook": {"url": hook.url}})
     stack.run_stream(), stack.run_worker(), stack.run_stream()
     records = get_settings().records_table
-    ddb = aws.client("dynamodb")
+    ddb = stack.ddb  # the test's own client: the app's calls are checked against its policy
     [event] = [
         item
         for item in ddb.scan(TableName=records)["Items"]

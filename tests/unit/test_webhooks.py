@@ -6,7 +6,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from chalicelib import webhooks
-from chalicelib.urls import UnsafeUrl, check_url
+from chalicelib.ssrf import UnsafeUrl, check_url
 from tests.conftest import auth, reset_caches
 from tests.unit.helpers import get, sleep_job, submit, webhook_secret
 
@@ -212,6 +212,7 @@ def test_a_far_future_retry_after_is_capped_at_the_longest_step():
         "ftp://93.184.216.34/hook",
         "https://user:pw@93.184.216.34/hook",
         "https://no-such-host.invalid/hook",
+        "https://93.184.216.34:25/hook",
     ],
 )
 def test_unsafe_webhook_urls_are_refused_at_submit(client, stack, strict, url):

@@ -51,10 +51,10 @@ if "test/flaky" not in _REGISTRY:
 
     @processor("test/cancelled-midway")
     def cancelled_midway(task, ctx):
-        from chalicelib.service import default_service
+        from chalicelib.bootstrap import container
 
         _count(task)
-        default_service().cancel(task.owner, task.id)  # a DELETE arriving while it runs
+        container().service.cancel(task.owner, task.id)  # a DELETE arriving while it runs
         ctx.progress(1, 2, "should notice the cancellation here")
         CALLS[f"{task.id}:after"] = 1
         return "never recorded"
@@ -104,9 +104,9 @@ def test_a_transient_failure_is_retried_through_redelivery(client, stack, no_bac
 
 
 def service_task(stack, job_id):
-    from chalicelib.service import default_service
+    from chalicelib.bootstrap import container
 
-    return default_service().find(job_id)
+    return container().service.find(job_id)
 
 
 def test_the_last_attempt_fails_the_task(service):

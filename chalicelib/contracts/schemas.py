@@ -40,8 +40,9 @@ class UploadRequest(Schema):
 
     filename: str = Field(min_length=1, max_length=255, examples=["photo.png"])
     contentType: str = Field(max_length=127, pattern=MIME_PATTERN, examples=["image/png"])
-    size: int | None = Field(
-        default=None, ge=1, le=MAX_UPLOAD_BYTES, description="bytes; the URL accepts only this size"
+    # Required: a presigned PUT without a signed Content-Length accepts anything up to 5 GB.
+    size: int = Field(
+        ge=1, le=MAX_UPLOAD_BYTES, description="bytes; the URL accepts only this size"
     )
 
 

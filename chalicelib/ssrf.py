@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -41,9 +42,33 @@ class Destination:
     addresses: tuple[str, ...]  # every address the host resolved to, each checked
 
 
-def resolve(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    return sorted({info[4][0] for info in infos})
+DNS_TIMEOUT_SECONDS = 5.0
+
+
+def resolve(host: str, port: int, timeout: float = DNS_TIMEOUT_SECONDS) -> list[str]:
+    """The host's addresses, or OSError if it takes longer than `timeout`.
+
+    getaddrinfo has no deadline of its own: a webhook host with a slow name server would
+    hold the delivery (and the messages batched with it) for the resolver's retries.
+    """
+    answer: list[list[str]] = []
+    failure: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+            answer.append(sorted({info[4][0] for info in infos}))
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=lookup, name="dns", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if failure:
+        raise failure[0]
+    if not answer:
+        raise OSError(f"no answer within {timeout:g} s")
+    return answer[0]
 
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -92,6 +117,10 @@ def forbidden(address: str, allow_private: bool) -> bool:
     return any(_refused(ip, allow_private) for ip in addresses)
 
 
+WEB_PORTS = (80, 443)
+FIRST_UNPRIVILEGED_PORT = 1024
+
+
 def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> Destination:
     """Refuse URLs a webhook must not reach; return where to connect. Raises UnsafeUrl."""
     parts = urlsplit(url)
@@ -106,6 +135,9 @@ def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> Des
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise UnsafeUrl("webhook.url has an invalid port") from None
+    if port < FIRST_UNPRIVILEGED_PORT and port not in WEB_PORTS:
+        # Ports like 22, 25 or 6379 serve other protocols: the delivery log would be a port scanner.
+        raise UnsafeUrl("webhook.url port must be 80, 443 or from 1024 to 65535")
     try:
         addresses = resolver(parts.hostname, port)
     except (OSError, UnicodeError):

@@ -1,0 +1,173 @@
+"""The REST edge: the middleware around every route, and the native error shape.
+
+The middleware `middleware(settings)` makes runs around every REST route (Lambda,
+`chalice local` and the test client alike), so a bad token is a 401 with our error
+shape everywhere, and each seed contract's routes answer in that contract's shape.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from chalice.app import Request, Response
+
+from chalicelib import cors, http
+from chalicelib.auth import READ, WRITE, InsufficientScope, InvalidToken, credential_from_headers
+from chalicelib.contracts import errors as contract_errors
+from chalicelib.credentials import authenticate
+from chalicelib.http_errors import ApiError
+from chalicelib.observability import configure_logging, request_id_var
+from chalicelib.settings import Settings, check_environment
+
+# Every function of the app loads this module: an unsafe configuration stops it at start
+# (a Lambda init error, `make dev` exits) with the reason, instead of failing per request.
+check_environment()
+
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SECRET_ROUTES = frozenset({"/webhooks/secret"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CHALICE_STATUS_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    415: "unsupported_media_type",
+    500: "internal_error",
+}
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def register_preflights(app: Any) -> None:
+    cors.register_preflights(app)
+
+
+def error_body(code: str, message: str, rid: str, **details: Any) -> dict[str, Any]:
+    from chalicelib.contracts.schemas import ErrorBody
+
+    error = {"code": code, "message": message, **details}
+    body = ErrorBody(error=error, requestId=rid, timestamp=timestamp())
+    return body.model_dump(mode="json", exclude_none=True)
+
+
+def _contract_error_body(path: str, exc: ApiError) -> dict[str, Any] | None:
+    """A seed contract's own body for the errors the edge raises (401, 403) on its routes."""
+    if path in ("/task", "/task/{task_id}"):  # 000/001
+        return {"error": exc.message}
+    if path == "/status/{jobId}":  # 002
+        return {"error": exc.message, "timestamp": timestamp()}
+    if path == "/assemblies/{assemblyId}":  # 003
+        return {"error": exc.code.upper(), "message": exc.message}
+    return None
+
+
+def error_response(exc: ApiError, rid: str, path: str = "") -> Response:
+    body = _contract_error_body(path, exc) if exc.status_code in (401, 403) else None
+    body = body or error_body(exc.code, exc.message, rid, **exc.details)
+    return http.json_response(body, exc.status_code, exc.headers)
+
+
+def _is_chalice_error(response: Response) -> bool:
+    body = response.body
+    return (
+        response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}
+    )
+
+
+def _reshape_chalice_error(response: Response, rid: str) -> Response:
+    code = _CHALICE_STATUS_CODES.get(response.status_code, "error")
+    message = str(response.body["Message"])
+    if response.status_code == 415:
+        message += "; send the body as JSON with `Content-Type: application/json`"
+    response.body = error_body(code, message, rid)
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+Middleware = Callable[[Request, Callable[[Request], Response]], Response]
+
+
+def middleware(settings: Callable[[], Settings]) -> Middleware:
+    """The middleware of every REST route; `settings` is called on each request (cached)."""
+
+    def edge_middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
+        configure_logging()
+        incoming = request.headers.get("x-request-id", "")
+        rid = (
+            incoming
+            if _REQUEST_ID.match(incoming)
+            else request.context.get("requestId") or uuid.uuid4().hex
+        )
+        scope = request_id_var.set(rid)
+        try:
+            return _handle(request, get_response, rid, settings())
+        finally:
+            request_id_var.reset(scope)
+
+    return edge_middleware
+
+
+def _handle(
+    request: Request, get_response: Callable[[Request], Response], rid: str, settings: Settings
+) -> Response:
+    http.begin(request, rid, settings)
+    origin = request.headers.get("origin")
+    if request.method == "OPTIONS":
+        response = cors.preflight(
+            request.path, origin, settings.cors_allow_origins, settings.cors_max_age_seconds
+        )
+    else:
+        try:
+            _authorize(request)
+            response = get_response(request)
+        except ApiError as exc:
+            response = error_response(exc, rid, request.path)
+        if _is_chalice_error(response):
+            response = _reshape_chalice_error(response, rid)
+        response = contract_errors.reshape(request.path, response)
+    response.headers["X-Request-Id"] = rid
+    return cors.decorate(response, origin, settings.cors_allow_origins)
+
+
+def _authorize(request: Request) -> None:
+    if request.path in PUBLIC_PATHS:
+        return
+    try:
+        credential = credential_from_headers(request.headers)
+        if credential is None and http.public_read(request):
+            return
+        if credential is None:
+            raise InvalidToken(
+                "missing credentials; send `Authorization: Bearer <JWT>` or `X-API-Key: tsk_...`"
+            )
+        principal = authenticate(credential, http.settings_of(request))
+        principal.require(required_scope(request))
+    except InsufficientScope as exc:
+        raise _forbidden(str(exc)) from None
+    except InvalidToken as exc:
+        raise http.unauthorized(str(exc)) from None
+    http.set_principal(request, principal)
+
+
+def required_scope(request: Request) -> str:
+    """jobs:write for anything that changes state (003's triggerWebhook too) or reads a
+    secret that could sign on the owner's behalf; else jobs:read."""
+    params = request.query_params or {}
+    if request.method in WRITE_METHODS or "triggerWebhook" in params:
+        return WRITE
+    if request.path in SECRET_ROUTES:
+        return WRITE
+    return READ
+
+
+def _forbidden(message: str) -> ApiError:
+    from chalicelib.http_errors import Forbidden
+
+    return Forbidden(message, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
