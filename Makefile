@@ -9,12 +9,13 @@ NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install install-browser dev dev-reset test unit e2e lint format bench package token infra deploy deploy-rehearsal mutate clean
+.PHONY: help install install-browser dev dev-reset test unit unit-fast e2e doc-test lint format bench package token infra deploy deploy-rehearsal mutate clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
 	@echo "make dev-reset  the same, starting from empty local state"
-	@echo "make test     lint, unit and end-to-end tests, package + cfn-lint"
+	@echo "make test     lint, unit and end-to-end tests, package + cfn-lint, the deploy rehearsal"
+	@echo "make unit-fast  the unit tests that need no AWS (seconds)"
 	@echo "make bench    calls per request, cold start, worker throughput"
 	@echo "make token NAME=alice   mint a local token"
 	@echo "make package  chalice package (prod) merged with infra/, checked by cfn-lint"
@@ -54,14 +55,27 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Test tiers (tests/conftest.py marks and orders them): no AWS, in-process moto (`moto`),
+# package/wheel builds (`slow`), end-to-end against one local stack (`e2e`), then `after_suite`.
+# unit-fast leaves out schemathesis' and hypothesis' plugins: loading them costs seconds.
+unit-fast: install
+	$(PY) -m pytest tests/unit -m "not moto and not slow and not after_suite" \
+	    -p no:schemathesis -p no:hypothesispytest
+
 unit: install
 	$(PY) -m pytest tests/unit
 
 e2e: install
 	$(PY) -m pytest tests/e2e
 
-test: lint package deploy-rehearsal install-browser
-	$(PY) -m pytest tests
+# The README's "Try it", run as typed against a local stack (tests/e2e/test_readme_try_it.py).
+doc-test: install
+	$(PY) -m pytest tests/e2e/test_readme_try_it.py
+
+# The unit tests, the end-to-end tests and the deploy rehearsal run at once (tools/test_all.sh
+# says why that is sound); `make test PYTEST_ARGS=--durations=15` passes arguments to pytest.
+test: lint install-browser
+	PY=$(PY) tools/test_all.sh $(PYTEST_ARGS)
 
 # Mutation testing of the guards (store conditions, token checks, SSRF, object prefixes).
 mutate: install

@@ -303,7 +303,7 @@ def stream(event: Any) -> dict[str, Any]:
     from chalicelib.stream import StreamHandler
 
     c = bootstrap.container()
-    handler = StreamHandler(c.service, c.webhooks, c.realtime)
+    handler = StreamHandler(c.service, c.realtime, lambda: c.webhooks)
     return handler.handle_batch(event.to_dict()["Records"])
 
 

@@ -39,14 +39,14 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
     log_group_name = log_stream_name = "bench"; identity = client_context = None
     def get_remaining_time_in_millis(self): return 30000
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), time.process_time()
 handler = getattr(__import__(sys.argv[1]), sys.argv[2])
 result = handler(event, Context())
-elapsed = time.perf_counter() - started
+elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
 status = result.get("statusCode", 200) if isinstance(result, dict) else 200
 if isinstance(result, dict) and result.get("batchItemFailures"):
     status = 500
-print(json.dumps({"seconds": elapsed, "status": status}))
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "status": status}))
 """
 
 BASELINE = """
@@ -107,7 +107,10 @@ def layout(package: Path) -> Iterator[dict[str, Path]]:
                 subprocess.run(["chmod", "-R", "u+w", str(path)], check=True)
 
 
-def run(code: Path, runtime: Path, env: dict[str, str], target: tuple[str, str, Any]) -> float:
+def run(
+    code: Path, runtime: Path, env: dict[str, str], target: tuple[str, str, Any]
+) -> tuple[float, float]:
+    """Wall and CPU seconds from the start of the import to the first event's answer."""
     module, handler, event = target
     process = subprocess.run(
         [sys.executable, "-S", "-c", RUNNER, module, handler, json.dumps(event)],
@@ -122,11 +125,11 @@ def run(code: Path, runtime: Path, env: dict[str, str], target: tuple[str, str, 
     result = json.loads(process.stdout.strip().splitlines()[-1])
     if result["status"] != 200:
         raise RuntimeError(f"{module}.{handler} answered {result}: {process.stderr[-2000:]}")
-    return float(result["seconds"])
+    return float(result["seconds"]), float(result["cpu"])
 
 
-def import_breakdown(code: Path, runtime: Path, env: dict[str, str], target: tuple) -> list:
-    """Self import time by top-level package on one cold run (`-X importtime`)."""
+def import_times(code: Path, runtime: Path, env: dict[str, str], target: tuple) -> dict:
+    """Self import time (us) per module on one cold run (`-X importtime`)."""
     module, handler, event = target
     process = subprocess.run(
         [
@@ -146,18 +149,31 @@ def import_breakdown(code: Path, runtime: Path, env: dict[str, str], target: tup
         text=True,
         timeout=120,
     )
-    totals: dict[str, int] = defaultdict(int)
+    times: dict[str, int] = {}
     for line in process.stderr.splitlines():
         if line.startswith("import time:") and "|" in line and "self" not in line:
             own, _, name = line.removeprefix("import time:").split("|")
-            totals[name.strip().split(".")[0]] += int(own)
-    return sorted(totals.items(), key=lambda item: -item[1])[:6]
+            times[name.strip()] = int(own)
+    return times
 
 
-def cold_start(env: dict[str, str], events: dict[str, Callable[[], tuple]], package: Path) -> None:
-    """`events`: per kind, a fresh (app's (module, handler, event), baseline's) each run."""
+def added_imports(app: dict[str, int], baseline: dict[str, int]) -> list[tuple[str, int]]:
+    """What the app imports that the baseline does not, by top-level package, largest first."""
+    totals: dict[str, int] = defaultdict(int)
+    for name, own in app.items():
+        if name not in baseline:
+            totals[name.split(".")[0]] += own
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
+def cold_start(
+    env: dict[str, str], events: dict[str, Callable[[], tuple]], package: Path
+) -> dict[str, float]:
+    """`events`: per kind, a fresh (app's (module, handler, event), baseline's) each run.
+
+    Returns the package's median cold CPU ms per kind."""
     runs = int(os.environ.get("BENCH_COLD_RUNS", "7"))
-    samples: dict[tuple[str, str], list[float]] = defaultdict(list)
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     with layout(package) as paths:
         for _ in range(runs):
             for kind, fresh in events.items():
@@ -167,27 +183,43 @@ def cold_start(env: dict[str, str], events: dict[str, Callable[[], tuple]], pack
                 for variant in ("shipped", "no bytecode"):
                     seconds = run(paths[variant], paths["runtime"], env, app_target)
                     samples[(kind, variant)].append(seconds)
-        breakdown = {
-            kind: import_breakdown(paths["shipped"], paths["runtime"], env, fresh()[0])
-            for kind, fresh in events.items()
-        }
+        breakdown = {}
+        for kind, fresh in events.items():
+            app_target, baseline_target = fresh()
+            breakdown[kind] = added_imports(
+                import_times(paths["shipped"], paths["runtime"], env, app_target),
+                import_times(paths["baseline"], paths["runtime"], env, baseline_target),
+            )
     print(f"\nCold start: fresh process to first response, Lambda layout (median of {runs})")
     print(
-        f"  {'function':22} {'baseline':>9} {'package':>9} {'ratio':>6} {'target':>7}"
+        "  wall: time to the answer; CPU: the process's own CPU time (steadier on a busy machine)"
+    )
+    print(
+        f"  {'function':22} {'baseline':>15} {'package':>15} {'ratio':>11} {'target':>7}"
         f" {'no .pyc':>9} {'ratio':>6}"
     )
+    print(f"  {'':22} {'wall':>7} {'CPU':>7} {'wall':>7} {'CPU':>7} {'wall':>5} {'CPU':>5}")
+    cold_cpu: dict[str, float] = {}
     for kind, target in TARGETS.items():
-        base, app, source = (
-            statistics.median(samples[(kind, v)]) * 1000
+        (base, base_cpu), (app, app_cpu), (source, _) = (
+            (
+                statistics.median(s[0] for s in samples[(kind, v)]) * 1000,
+                statistics.median(s[1] for s in samples[(kind, v)]) * 1000,
+            )
             for v in ("baseline", "shipped", "no bytecode")
         )
         print(
-            f"  {kind:22} {base:7.0f}ms {app:7.0f}ms {app / base:6.2f} {'<= ' + str(target):>7}"
+            f"  {kind:22} {base:5.0f}ms {base_cpu:5.0f}ms {app:5.0f}ms {app_cpu:5.0f}ms"
+            f" {app / base:5.2f} {app_cpu / base_cpu:5.2f} {'<= ' + str(target):>7}"
             f" {source:7.0f}ms {source / base:6.2f}"
         )
-    print("  where the package's cold start goes (-X importtime, self ms by top-level package):")
+        cold_cpu[kind] = app_cpu
+    print("  what the package imports beyond the baseline (-X importtime, self ms, one run):")
     for kind, rows in breakdown.items():
-        print(f"    {kind:20} " + ", ".join(f"{name} {us / 1000:.0f}" for name, us in rows))
+        total = sum(us for _, us in rows) / 1000
+        top = ", ".join(f"{name} {us / 1000:.0f}" for name, us in rows[:7])
+        print(f"    {kind:20} {total:.0f} ms: {top}")
+    return cold_cpu
 
 
 # -- the events, against a moto server ----------------------------------------------------------
@@ -218,11 +250,11 @@ def rest_get_event(job_id: str, token: str) -> dict[str, Any]:
     }
 
 
-def measure(package: Path) -> None:
+def measure(package: Path) -> tuple[dict[str, float], float]:
     """Start a moto server, create the stack, and time each function kind's first event."""
     import boto3
 
-    import tests.conftest as fixtures
+    import local.stack as fixtures
     from infra.rehearsal import emulator
     from local.events import sqs_event, stream_event
     from local.resources import create_stack
@@ -239,7 +271,8 @@ def measure(package: Path) -> None:
             create_stack(boto3.client("cloudformation", endpoint_url=url))
             fixtures.reset_caches()
             events = _events(env, fixtures.token_for("bench-cold"), sqs_event, stream_event)
-            cold_start(env, events, package)
+            cold_cpu = cold_start(env, events, package)
+            return cold_cpu, warm_get_cpu(fixtures.token_for("bench-cold"))
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -297,3 +330,99 @@ def _events(env: dict[str, str], token: str, sqs_event: Any, stream_event: Any) 
         "worker": worker,
         "stream": stream,
     }
+
+
+# -- warm: CPU per GET by id, the app against a minimal Chalice app ------------------------------
+
+
+def minimal_app(table: str) -> Any:
+    """A Chalice app that serves GET /jobs/{jobId} with the same GetItem and nothing else."""
+    import boto3
+    from chalice import Chalice
+
+    minimal = Chalice(app_name="minimal")
+    ddb = boto3.client("dynamodb")
+
+    @minimal.route("/jobs/{jobId}", methods=["GET"])
+    def get_job(jobId: str) -> dict[str, Any]:
+        item = ddb.get_item(TableName=table, Key={"id": {"S": jobId}})["Item"]
+        return {"jobId": jobId, "status": item["status"]["S"]}
+
+    return minimal
+
+
+def warm_get_cpu(token: str, requests: int = 100, rounds: int = 15) -> float:
+    """CPU time of this process per warm GET /jobs/{id} (the emulator runs in its own process)."""
+    import time
+
+    import app as app_module
+    from chalicelib.bootstrap import container
+    from chalicelib.model import Task
+    from local.events import LambdaContext
+
+    service = container().service
+    task = Task.new(owner="bench-cold", type="demo/sleep", ttl_seconds=3600)
+    service.store.create(task)
+    event = rest_get_event(task.id, token)
+    handlers = {
+        "app": app_module.app,
+        "minimal": minimal_app(service.settings.tasks_table),
+    }
+    samples: dict[str, list[float]] = defaultdict(list)
+    for handler in handlers.values():  # warm both up
+        for _ in range(5):
+            assert handler(event, LambdaContext("api_handler"))["statusCode"] == 200
+    for _ in range(rounds):
+        for name, handler in handlers.items():
+            context = LambdaContext("api_handler")
+            start = time.process_time()
+            for _ in range(requests):
+                handler(event, context)
+            samples[name].append((time.process_time() - start) / requests)
+    app_cpu, minimal_cpu = (statistics.median(samples[n]) * 1000 for n in ("app", "minimal"))
+    ratios = [a / m for a, m in zip(samples["app"], samples["minimal"], strict=True)]
+    print(
+        f"\nWarm GET /jobs/{{id}}: CPU per request in the handler's process ({rounds} interleaved"
+        f" rounds of {requests}, emulator in another process)"
+    )
+    print(
+        f"  app {app_cpu:.2f} ms, minimal Chalice app with the same GetItem {minimal_cpu:.2f} ms;"
+        f" ratio per round: median {statistics.median(ratios):.2f}"
+        f" ({min(ratios):.2f}-{max(ratios):.2f}), target <= 1.15"
+    )
+    return app_cpu
+
+
+# -- sizing: what the measured CPU projects to at Lambda's memory sizes ---------------------------
+
+FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1,769 MB, a share in proportion below
+GB_SECOND = 0.0000166667  # x86, us-east-1
+PER_REQUEST = 0.20 / 1e6
+API_GATEWAY_REST = 3.50 / 1e6
+READ_REQUEST_UNIT = 0.125 / 1e6  # DynamoDB on demand; an eventually consistent GetItem <= 4 KB: 0.5
+DYNAMODB_LATENCY_MS = 4.0  # an assumption: a GetItem's round trip inside a region
+
+
+def sizing(cold_cpu_ms: dict[str, float], warm_cpu_ms: float) -> None:
+    """Projected first-response time and warm cost per 1M status checks for each memory size,
+    assuming a Lambda vCPU does the work of one core of this machine."""
+    print(
+        "\nSizing (projection: CPU ms here x 1769 / memory MB; warm adds "
+        f"{DYNAMODB_LATENCY_MS:g} ms for the GetItem)"
+    )
+    print(
+        f"  {'memory':>7} {'cold REST':>10} {'cold status':>12} {'warm':>7}"
+        f" {'Lambda/1M':>10} {'+DynamoDB':>10} {'via REST API':>13}"
+    )
+    dynamodb = 0.5 * READ_REQUEST_UNIT * 1e6
+    for memory in (128, 256, 512, 1024, 1769):
+        scale = FULL_VCPU_MB / memory
+        warm_ms = warm_cpu_ms * scale + DYNAMODB_LATENCY_MS
+        lam = (PER_REQUEST + memory / 1024 * warm_ms / 1000 * GB_SECOND) * 1e6
+        print(
+            f"  {memory:5d}MB {cold_cpu_ms['REST GET /jobs/{id}'] * scale / 1000:9.1f}s"
+            f" {cold_cpu_ms['status Lambda'] * scale / 1000:11.1f}s {warm_ms:5.0f}ms"
+            f" {'$' + format(lam, '.3f'):>10} {'$' + format(lam + dynamodb, '.3f'):>10}"
+            f" {'$' + format(lam + dynamodb + API_GATEWAY_REST * 1e6, '.2f'):>13}"
+        )
+    print("  seed 003's estimate: $0.45 per 1M status checks (512 MB, 30 ms)")

@@ -6,6 +6,16 @@ Records table layout:
       gpk sub#<owner>, gsk <id>#<kind>#<value>   -> GSI by_target: one Query per change finds
                                                   every subscription of the task's owner
   pk conn#<id>, sk v#<task id>               the last version of the task pushed to the connection
+  pk subscribers#<owner>, sk marker          the owner may have subscribers until `expires_at`
+
+Fan-out works per stream batch (`FanOut`): one consistent BatchGetItem reads the
+markers of the batch's owners, and only an owner whose marker is live costs a Query,
+once per batch. The marker is written in the same request as the connection, with the
+connection's expiry; API Gateway ends a connection within 2 h of its connect, so no
+subscription of it outlives the marker. A subscribe racing a batch cannot lose later
+updates: the batch's records were all committed before the batch was read, so they
+precede the subscribe, and every later change arrives in a later batch, which reads the
+marker again.
 
 A new connection holds the `default` subscription (every change of its owner's
 tasks, as seed 004's origin pushed to clients that never send a message); its
@@ -20,6 +30,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,7 +40,6 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, jsonsafe
 from chalicelib.auth import READ, InsufficientScope, InvalidToken
-from chalicelib.contracts import task_status
 from chalicelib.credentials import authenticate
 from chalicelib.model import Task, utcnow
 from chalicelib.records import RecordsTable
@@ -43,6 +54,7 @@ CONNECTION_TTL_SECONDS = 2 * 3600 + 15 * 60  # API Gateway closes connections af
 MAX_FRAME_BYTES = 32 * 1024 - 512  # API Gateway's frame limit, with room for the envelope
 DEFAULT = "default"  # the subscription a connection holds until it subscribes to something
 PUSHED = "v#"  # a connection's push marker for one task
+SUBSCRIBERS = "subscribers#"  # an owner's "may have subscribers" marker
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,8 @@ class Subscription:
 
 
 def status_message(task: Task) -> str:
+    from chalicelib.contracts import task_status  # loaded by the first push, not at cold start
+
     payload = task_status.view(task, version=True)
     message = json.dumps({"type": "task_status", "payload": payload})
     if len(message.encode()) > MAX_FRAME_BYTES:
@@ -142,11 +156,14 @@ class Subscriptions(RecordsTable):
         credential = credential or Credential()
         connection.update(credential.attributes())
         default = self._subscription_item(connection_id, owner, DEFAULT, "*", expires, credential)
-        self._ddb.batch_write_item(
-            RequestItems={
-                self.table: [{"PutRequest": {"Item": item}} for item in (connection, default)]
-            }
-        )
+        items = (connection, default, _subscribers_marker(owner, expires))
+        request = {self.table: [{"PutRequest": {"Item": item}} for item in items]}
+        for attempt in range(5):  # all of them: a connection without its marker gets no pushes
+            request = self._ddb.batch_write_item(RequestItems=request).get("UnprocessedItems")
+            if not request:
+                return
+            time.sleep(0.05 * 2**attempt)
+        raise RuntimeError("DynamoDB left the connection's items unwritten; reconnect")
 
     def connection(self, connection_id: str) -> Connection | None:
         item = self._ddb.get_item(
@@ -269,6 +286,32 @@ class Subscriptions(RecordsTable):
             subscriptions.append(Subscription(connection_id, kind, value, Credential.of_item(item)))
         return subscriptions
 
+    def owners_with_subscribers(self, owners: Iterable[str], now: datetime) -> set[str]:
+        """The owners whose marker is live: one consistent BatchGetItem per 100 owners.
+
+        An owner whose marker could not be read (unprocessed keys) counts as subscribed:
+        a needless Query is cheap, a lost push is not.
+        """
+        owners = sorted(set(owners))
+        live: set[str] = set()
+        for start in range(0, len(owners), 100):
+            chunk = owners[start : start + 100]
+            response = self._ddb.batch_get_item(
+                RequestItems={
+                    self.table: {
+                        "Keys": [_subscribers_key(owner) for owner in chunk],
+                        "ConsistentRead": True,
+                        "ProjectionExpression": "pk, expires_at",
+                    }
+                }
+            )
+            for item in response.get("Responses", {}).get(self.table, []):
+                if int(item["expires_at"]["N"]) > now.timestamp():
+                    live.add(item["pk"]["S"].removeprefix(SUBSCRIBERS))
+            unread = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+            live.update(key["pk"]["S"].removeprefix(SUBSCRIBERS) for key in unread)
+        return live
+
     def claim_push(self, connection_id: str, task: Task, now: datetime) -> bool:
         """Claim the push of this task version to one connection; False if it had it (or newer)."""
         try:
@@ -287,6 +330,14 @@ class Subscriptions(RecordsTable):
                 return False
             raise
         return True
+
+
+def _subscribers_key(owner: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"{SUBSCRIBERS}{owner}"}, "sk": {"S": "marker"}}
+
+
+def _subscribers_marker(owner: str, expires: dict[str, str]) -> dict[str, Any]:
+    return {**_subscribers_key(owner), "expires_at": expires}
 
 
 class Pusher:
@@ -449,25 +500,72 @@ class Realtime:
     # -- fan-out -------------------------------------------------------------------------
 
     def on_task_change(self, task: Task) -> int:
+        """Push one change (a stream batch of one); returns pushes made."""
+        return self.batch([task.owner]).push(task)
+
+    def batch(self, owners: Iterable[str]) -> FanOut:
+        """The fan-out of one stream batch whose changes belong to these owners."""
+        return FanOut(self, owners)
+
+
+class FanOut:
+    """One stream batch's pushes: each owner's subscriptions are looked up at most once.
+
+    Connections found expired or gone during the batch get nothing more in it.
+    """
+
+    def __init__(self, realtime: Realtime, owners: Iterable[str]) -> None:
+        self.realtime = realtime
+        self._owners = set(owners)
+        self._live: set[str] | None = None
+        self._subscriptions: dict[str, list[Subscription]] = {}
+        self._dropped: set[str] = set()
+
+    def _may_have_subscribers(self, owner: str) -> bool:
+        """Read the markers of every owner of the batch at once, at the first push."""
+        if self._live is None or owner not in self._owners:
+            unread = self._owners | {owner} if self._live is None else {owner}
+            found = self.realtime.subscriptions.owners_with_subscribers(unread, utcnow())
+            self._live = (self._live or set()) | found
+            self._owners.add(owner)
+        return owner in self._live
+
+    def _owner_subscriptions(self, owner: str) -> list[Subscription]:
+        if not self._may_have_subscribers(owner):
+            return []
+        if owner not in self._subscriptions:
+            self._subscriptions[owner] = self.realtime.subscriptions.of_owner(owner)
+        return self._subscriptions[owner]
+
+    def push(self, task: Task) -> int:
         """Push a task's new state to its owner's matching connections; returns pushes made."""
+        realtime = self.realtime
+        matching = [
+            s
+            for s in self._owner_subscriptions(task.owner)
+            if s.matches(task) and s.connection_id not in self._dropped
+        ]
+        if not matching:
+            return 0
         now = utcnow()
-        matching = [s for s in self.subscriptions.of_owner(task.owner) if s.matches(task)]
-        expired = {s.connection_id for s in matching if s.expired(now, self.settings)}
+        expired = {s.connection_id for s in matching if s.expired(now, realtime.settings)}
         for connection_id in sorted(expired):
-            self._close_expired(connection_id, tell=False)
+            realtime._close_expired(connection_id, tell=False)
+        self._dropped |= expired
         targets = {s.connection_id for s in matching} - expired
         if not targets:
             return 0
         message = status_message(task)
         pushed = 0
         for connection_id in sorted(targets):
-            if not self.subscriptions.claim_push(connection_id, task, now):
+            if not realtime.subscriptions.claim_push(connection_id, task, now):
                 continue  # this connection has had this version, or a newer one
-            if self.pusher.send(connection_id, message):
+            if realtime.pusher.send(connection_id, message):
                 pushed += 1
             else:
                 log.info("connection %s is gone; removing it", connection_id)
-                self.subscriptions.remove_connection(connection_id)
+                realtime.subscriptions.remove_connection(connection_id)
+                self._dropped.add(connection_id)
         return pushed
 
 

@@ -25,9 +25,7 @@ from chalicelib.model import (
     utcnow,
     validation_errors,
 )
-from chalicelib.processors import get_processor, registered_types
 from chalicelib.settings import Settings
-from chalicelib.ssrf import UnsafeUrl, check_url
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
 
 
@@ -65,6 +63,8 @@ class SubmitJob:
 
 def timeout_for(settings: Settings) -> Callable[[str], int]:
     def lookup(task_type: str) -> int:
+        from chalicelib.processors import get_processor  # the processors load on first use
+
         found = get_processor(task_type)
         if found is not None and found.timeout_seconds:
             return found.timeout_seconds
@@ -103,6 +103,8 @@ class TaskService:
             webhook=job.webhook,
             now=now,
         )
+        from chalicelib.processors import get_processor
+
         found = get_processor(job.type)
         if task.target is None and found is not None and found.needs_target:
             key = objects.output_key(owner, task.id, "output")
@@ -125,6 +127,10 @@ class TaskService:
 
     def check_runnable(self, owner: str, job: SubmitJob) -> dict[str, Any]:
         """Validate a job against its processor; return the input as the processor sees it."""
+        # Imported here: reads (GET, the status Lambda, the stream) never load the processors.
+        from chalicelib.processors import get_processor, registered_types
+        from chalicelib.ssrf import UnsafeUrl, check_url
+
         found = get_processor(job.type)
         if found is None:
             known = ", ".join(registered_types())

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
@@ -27,7 +28,7 @@ from chalicelib.service import TaskService
 from chalicelib.store import is_task_item, task_from_item
 
 if TYPE_CHECKING:
-    from chalicelib.realtime import Realtime
+    from chalicelib.realtime import FanOut, Realtime
     from chalicelib.webhooks import WebhookDispatcher
 
 log = logging.getLogger("taskstatus_svc.stream")
@@ -38,6 +39,11 @@ def _image(record: dict[str, Any], name: str) -> Task | None:
     if not item or not is_task_item(item):
         return None
     return task_from_item(item)
+
+
+def _owner(record: dict[str, Any]) -> str:
+    """The owner of a record's task, read without parsing the image ("" if none)."""
+    return record.get("dynamodb", {}).get("NewImage", {}).get("owner", {}).get("S", "")
 
 
 def _was_terminal(record: dict[str, Any]) -> bool:
@@ -55,12 +61,20 @@ def needs_queueing(record: dict[str, Any], new: Task) -> bool:
 
 class StreamHandler:
     def __init__(
-        self, service: TaskService, webhooks: WebhookDispatcher, realtime: Realtime
+        self,
+        service: TaskService,
+        realtime: Realtime,
+        webhooks: Callable[[], WebhookDispatcher],
     ) -> None:
         self.service = service
-        self.webhooks = webhooks
         self.realtime = realtime
         self.history = History(service.settings.records_table)
+        self._webhooks = webhooks
+
+    @cached_property
+    def webhooks(self) -> WebhookDispatcher:
+        # Built by the first change that can create a webhook event, not at cold start.
+        return self._webhooks()
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Handle records in order, so that one bad record never holds the others.
@@ -70,9 +84,11 @@ class StreamHandler:
         retry is reported, and Lambda resumes there (bounded retries, then the
         on-failure destination, whose handler fails the task: see `fail_unprocessed`).
         """
+        records = list(records)
+        fan_out = self.realtime.batch(owner for owner in map(_owner, records) if owner)
         for record in records:
             try:
-                self.handle_record(record)
+                self.handle_record(record, fan_out)
             except Exception as exc:
                 if not aws.is_transient(exc) and self._fail_task(record, exc):
                     continue
@@ -99,7 +115,7 @@ class StreamHandler:
                 return False
         return True
 
-    def handle_record(self, record: dict[str, Any]) -> None:
+    def handle_record(self, record: dict[str, Any], fan_out: FanOut) -> None:
         new = _image(record, "NewImage")
         if new is None:
             return
@@ -107,14 +123,15 @@ class StreamHandler:
             self.history.record(new)
             if needs_queueing(record, new):
                 self.service.enqueue(new)
-            self.webhooks.on_task_change(_was_terminal(record), new)
-            self._push(new)
+            if new.webhook is not None and new.is_terminal:
+                self.webhooks.on_task_change(_was_terminal(record), new)
+            self._push(new, fan_out)
 
-    def _push(self, task: Task) -> None:
+    def _push(self, task: Task, fan_out: FanOut) -> None:
         # Pushes are best effort: a failure must not hold back queueing and webhooks, and a
         # client that missed one resubscribes with sinceVersion.
         try:
-            self.realtime.on_task_change(task)
+            fan_out.push(task)
         except Exception:
             log.exception("WebSocket fan-out failed for version %s", task.version)
 

@@ -235,11 +235,8 @@ class DevStack:
     def start(self) -> None:
         from chalice.local import LocalDevServer
 
-        from infra.package import EVENT_SOURCES
         from local.app_pool import PooledGateway
-        from local.pumps import SqsPump, StreamPump, every, send_to_queue
-
-        stream_settings = EVENT_SOURCES["stream"].settings
+        from local.pumps import event_sources, every
         from local.resources import create_stack
 
         state = self.settings.state_dir
@@ -251,44 +248,17 @@ class DevStack:
         app_module, config = load_app(self.emulator_port, self.ws_management_port)
         self.worker_lease_seconds = int(os.environ.get("WORKER_LEASE_SECONDS", "120"))
         outputs = create_stack(boto3.client("cloudformation"))
-        sqs = boto3.client("sqs")
-        concurrency = self.settings.worker_concurrency
-        self.stream_pump = StreamPump(
+        sources = event_sources(
+            app_module,
+            outputs,
+            boto3.client("sqs"),
             streams_client(),
-            outputs["TasksStreamArn"],
-            app_module.stream,
-            "stream",
+            concurrency=self.settings.worker_concurrency,
             positions=self._load_positions(),
-            max_retries=stream_settings["MaximumRetryAttempts"],
-            on_failure=send_to_queue(sqs, outputs["StreamFailuresQueueUrl"]),
         )
-        self.worker_pump = SqsPump(
-            sqs, outputs["TasksQueueUrl"], app_module.worker, "worker", concurrency=concurrency
-        )
-        self.pumps = [
-            self.stream_pump,
-            self.worker_pump,
-            SqsPump(
-                sqs,
-                outputs["TasksDeadLetterQueueUrl"],
-                app_module.dead_letters,
-                "dead_letters",
-                concurrency=concurrency,
-            ),
-            SqsPump(
-                sqs,
-                outputs["StreamFailuresQueueUrl"],
-                app_module.stream_failures,
-                "stream_failures",
-            ),
-            SqsPump(
-                sqs,
-                outputs["WebhooksQueueUrl"],
-                app_module.webhooks,
-                "webhooks",
-                concurrency=concurrency,
-            ),
-        ]
+        self.stream_pump = sources.stream
+        self.worker_pump = sources.worker
+        self.pumps = sources.all()
         for pump in self.pumps:
             self._spawn(pump.run_forever, pump.name)
 

@@ -87,7 +87,10 @@ def main(argv: list[str]) -> None:
 
     from moto.server import ThreadedMotoServer
 
+    from local.moto_dynamodb import patch_dynamodb
+
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    patch_dynamodb()  # DynamoDB under concurrent requests (local/moto_dynamodb.py)
 
     if args.state is not None:
         restore(args.state)

@@ -19,7 +19,13 @@ import uuid
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.model import Progress
+
+if TYPE_CHECKING:
+    from chalicelib.model import Task
+    from chalicelib.service import TaskService
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -219,3 +225,29 @@ def ws_event(
     if route_key not in WS_EVENT_TYPES:
         request_context["messageId"] = uuid.uuid4().hex[:16]
     return {"requestContext": request_context, "isBase64Encoded": False, **extra}
+
+
+def progress_records(service: TaskService, task: Task, reports: int) -> list[dict[str, Any]]:
+    """The stream records of `reports` progress writes to one task, oldest first (tests, bench)."""
+    records: list[dict[str, Any]] = []
+    for step in range(1, reports + 1):
+        changed = task.model_copy(
+            update={
+                "version": task.version + step,
+                "progress": Progress(current=step, total=reports, message="working"),
+            }
+        )
+        image = service.store.attributes(changed)
+        sequence = str(1000 + step)
+        records.append(
+            {
+                "eventID": sequence,
+                "eventName": "MODIFY",
+                "dynamodb": {
+                    "Keys": {"id": image["id"]},
+                    "NewImage": image,
+                    "SequenceNumber": sequence,
+                },
+            }
+        )
+    return records

@@ -21,6 +21,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from local.events import LambdaContext, sqs_event, stream_event, stream_failure_record
@@ -96,13 +97,7 @@ class SqsPump:
         return len(messages)
 
     def drain(self, max_batches: int = 100) -> int:
-        total = 0
-        for _ in range(max_batches):
-            got = self.run_once()
-            if not got:
-                break
-            total += got
-        return total
+        return drain(self.run_once, max_batches)
 
     def run_forever(self, stop: threading.Event) -> None:
         slots = threading.Semaphore(self.concurrency)
@@ -153,6 +148,17 @@ class SqsPump:
                 ],
             )
         return len(handles)
+
+
+def drain(run_once: Callable[[], int], max_rounds: int = 100) -> int:
+    """Call `run_once` until it handles nothing (at most `max_rounds` times); the total."""
+    total = 0
+    for _ in range(max_rounds):
+        got = run_once()
+        if not got:
+            break
+        total += got
+    return total
 
 
 def split(messages: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
@@ -259,13 +265,7 @@ class StreamPump:
         return len(records)
 
     def drain(self, max_rounds: int = 100) -> int:
-        total = 0
-        for _ in range(max_rounds):
-            got = self.run_once()
-            if not got:
-                break
-            total += got
-        return total
+        return drain(self.run_once, max_rounds)
 
     def run_forever(self, stop: threading.Event, interval: float = 0.05) -> None:
         while not stop.is_set():
@@ -288,3 +288,61 @@ def every(
             fire()
         except Exception:
             log.exception("%s failed", name)
+
+
+@dataclass
+class EventSources:
+    """The deployed event source mappings (infra/package.py's EVENT_SOURCES), as pumps."""
+
+    stream: StreamPump
+    stream_failures: SqsPump
+    worker: SqsPump
+    dead_letters: SqsPump
+    webhooks: SqsPump
+
+    def all(self) -> list[SqsPump | StreamPump]:
+        return [self.stream, self.worker, self.dead_letters, self.stream_failures, self.webhooks]
+
+
+def event_sources(
+    app_module: Any,
+    outputs: dict[str, str],
+    sqs: Any,
+    streams: Any,
+    concurrency: int = 1,
+    positions: dict[str, str] | None = None,
+) -> EventSources:
+    """Wire the stack's queues and stream (`outputs` of infra/resources.json) to the app's
+    handlers, as the deploy does; `make dev` and the tests both build their pumps here."""
+    from infra.package import EVENT_SOURCES
+
+    failures_url = outputs["StreamFailuresQueueUrl"]
+    return EventSources(
+        stream=StreamPump(
+            streams,
+            outputs["TasksStreamArn"],
+            app_module.stream,
+            "stream",
+            positions=positions,
+            max_retries=EVENT_SOURCES["stream"].settings["MaximumRetryAttempts"],
+            on_failure=send_to_queue(sqs, failures_url),
+        ),
+        stream_failures=SqsPump(sqs, failures_url, app_module.stream_failures, "stream_failures"),
+        worker=SqsPump(
+            sqs, outputs["TasksQueueUrl"], app_module.worker, "worker", concurrency=concurrency
+        ),
+        dead_letters=SqsPump(
+            sqs,
+            outputs["TasksDeadLetterQueueUrl"],
+            app_module.dead_letters,
+            "dead_letters",
+            concurrency=concurrency,
+        ),
+        webhooks=SqsPump(
+            sqs,
+            outputs["WebhooksQueueUrl"],
+            app_module.webhooks,
+            "webhooks",
+            concurrency=concurrency,
+        ),
+    )

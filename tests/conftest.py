@@ -1,32 +1,29 @@
-"""Shared fixtures: an in-process AWS (moto) built from the deploy template, and tokens."""
+"""Shared fixtures: an in-process AWS (moto) built from the deploy template (local/stack.py),
+and tokens."""
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parent.parent
-LOCAL_STAGE = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["local"]
-# Unit tests use the local stage's names and secrets, but moto in-process instead of the server.
-UNIT_ENV = {
-    k: v
-    for k, v in LOCAL_STAGE["environment_variables"].items()
-    if k not in {"AWS_ENDPOINT_URL", "WS_ENDPOINT_URL"}
-}
-# moto answers the API Gateway management API at its AWS address.
-UNIT_ENV["WS_ENDPOINT_URL"] = "https://local.execute-api.us-east-1.amazonaws.com/local"
-# botocore >= 1.40 sends stream calls to an account-based host moto does not intercept.
-UNIT_ENV["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = "https://streams.dynamodb.us-east-1.amazonaws.com"
-os.environ.update(UNIT_ENV)
-os.environ.pop("AWS_ENDPOINT_URL", None)
-JWT_SECRET = UNIT_ENV["JWT_SECRET"]
+from local.stack import (  # noqa: F401  (the names the tests import from here)
+    JWT_SECRET,
+    LOCAL_STAGE,
+    ROOT,
+    UNIT_ENV,
+    InProcessAws,
+    Stack,
+    auth,
+    reset_caches,
+    streams_client,
+    token_for,
+    use_in_process_env,
+)
+
+use_in_process_env()
+IN_PROCESS_AWS = InProcessAws()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,106 +33,36 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `after_suite` judge what the whole run did: they run last."""
-    items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
+    """Tiers: tests without AWS first, then the in-process moto ones, then end-to-end; tests
+    marked `after_suite` judge what the whole run did, so they run last of all.
+
+    `moto` and `e2e` are given by what a test uses (the `stack` or `local_stack` fixture),
+    so `make unit-fast` (`-m "not moto and not slow"`) cannot miss a test that needs AWS.
+    """
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "stack" in fixtures:
+            item.add_marker(pytest.mark.moto)
+        if "local_stack" in fixtures or item.path.parent.name == "e2e":
+            item.add_marker(pytest.mark.e2e)
+    items.sort(key=tier)
 
 
-def reset_caches() -> None:
-    from chalicelib import api_keys, auth, aws, bootstrap, settings
-
-    settings.get_settings.cache_clear()
-    bootstrap.reset()
-    aws.reset_clients()
-    api_keys.CACHE.clear()
-    auth.reset_jwks_cache()
-
-
-def token_for(user: str, ttl: int = 3600) -> str:
-    from local.token import mint_token
-
-    return mint_token(user, JWT_SECRET, ttl)
-
-
-def auth(user: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {token_for(user)}", "Content-Type": "application/json"}
-
-
-def streams_client() -> Any:
-    # botocore >= 1.40 sends stream calls to an account-based host moto does not intercept.
-    return boto3.client(
-        "dynamodbstreams", endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com"
-    )
-
-
-class Stack:
-    """The app's AWS resources in moto, and Lambda-like pumps to drive its handlers."""
-
-    def __init__(self, outputs: dict[str, str]) -> None:
-        import app as app_module
-        from infra.package import EVENT_SOURCES
-        from local.pumps import SqsPump, StreamPump, send_to_queue
-
-        self.outputs = outputs
-        self.app = app_module
-        self.ddb = boto3.client("dynamodb")
-        self.sqs = boto3.client("sqs")
-        self.s3 = boto3.client("s3")
-        self.queue_url = outputs["TasksQueueUrl"]
-        self.dlq_url = outputs["TasksDeadLetterQueueUrl"]
-        self.stream_failures_url = outputs["StreamFailuresQueueUrl"]
-        self.stream_pump = StreamPump(
-            streams_client(),
-            outputs["TasksStreamArn"],
-            app_module.stream,
-            "stream",
-            max_retries=EVENT_SOURCES["stream"].settings["MaximumRetryAttempts"],
-            on_failure=send_to_queue(self.sqs, self.stream_failures_url),
-        )
-        self.stream_failures_pump = SqsPump(
-            self.sqs, self.stream_failures_url, app_module.stream_failures, "stream_failures"
-        )
-        self.worker_pump = SqsPump(self.sqs, self.queue_url, app_module.worker, "worker")
-        self.dlq_pump = SqsPump(self.sqs, self.dlq_url, app_module.dead_letters, "dead_letters")
-        self.webhooks_url = outputs["WebhooksQueueUrl"]
-        self.webhook_pump = SqsPump(self.sqs, self.webhooks_url, app_module.webhooks, "webhooks")
-
-    def run_stream(self) -> int:
-        return self.stream_pump.drain()
-
-    def run_worker(self) -> int:
-        return self.worker_pump.drain()
-
-    def run_webhooks(self) -> int:
-        return self.webhook_pump.drain()
-
-    def settle(self) -> None:
-        """Run stream, worker and webhooks until nothing is left to do."""
-        for _ in range(20):
-            if not (self.run_stream() + self.run_worker() + self.run_webhooks()):
-                return
-
-    def queued_messages(self) -> int:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
-
-    def task_count(self) -> int:
-        return self.ddb.scan(TableName=self.outputs["TasksTableName"], Select="COUNT")["Count"]
+def tier(item: pytest.Item) -> int:
+    if item.get_closest_marker("after_suite"):
+        return 4
+    if item.get_closest_marker("e2e"):
+        return 3
+    if item.get_closest_marker("slow"):
+        return 2
+    return 1 if item.get_closest_marker("moto") else 0
 
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    from local.resources import create_stack
-
-    with mock_aws():
-        reset_caches()
-        outputs = create_stack(boto3.client("cloudformation"))
-        yield Stack(outputs)
-    reset_caches()
+    """The stack as created, in a fresh in-process moto (created once, copied per test)."""
+    with IN_PROCESS_AWS.fresh() as fresh:
+        yield fresh
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.scripted_server import SHUTDOWN_POLL_SECONDS
+
 
 @dataclass
 class Delivery:
@@ -57,7 +59,9 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/taskstatus"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True
+        ).start()
 
     def ids(self) -> list[str]:
         return [d.headers["webhook-id"] for d in self.deliveries]

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# serve_forever's poll interval: shutdown() waits up to this long (0.5 s by default).
+SHUTDOWN_POLL_SECONDS = 0.02
+
 
 @dataclass
 class Reply:
@@ -52,7 +55,9 @@ class ScriptedServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True
+        ).start()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -127,6 +127,7 @@ def test_a_vanished_connection_is_removed_on_the_next_push(local_stack):
             "gpk": {"S": "sub#carol"},
             "gsk": {"S": f"{ghost}#all#*"},
         },
+        {"pk": {"S": "subscribers#carol"}, "sk": {"S": "marker"}},  # written at connect
     ):
         records.put_item(
             TableName=table, Item={**item, "expires_at": {"N": str(int(time.time()) + 3600)}}

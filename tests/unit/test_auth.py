@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from chalicelib.auth import InvalidToken, JwksCache, verify_token
 from chalicelib.settings import ConfigurationError, get_settings
 from tests.conftest import JWT_SECRET, reset_caches, token_for
+from tests.scripted_server import SHUTDOWN_POLL_SECONDS
 from tests.unit.helpers import sleep_job
 
 
@@ -113,7 +114,9 @@ class JwksServer:
 
         self.server = HTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/.well-known/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True
+        ).start()
 
     def close(self):
         if self.server.socket.fileno() != -1:

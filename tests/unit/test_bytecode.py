@@ -18,6 +18,8 @@ import pytest
 from infra import package as make_package
 from infra.bytecode import add_bytecode, bytecode_problems, pyc_name
 
+pytestmark = pytest.mark.slow  # builds the deployment package (`make unit-fast` leaves it out)
+
 MODULES = ["app.py", "chalicelib/auth.py", "pydantic/main.py", "jwt/api_jws.py"]
 
 

@@ -13,6 +13,8 @@ from tests.conftest import ROOT
 from tests.scripted_server import Reply, ScriptedServer
 from tests.unit.test_client import job
 
+pytestmark = pytest.mark.slow  # builds a wheel and a venv (`make unit-fast` leaves it out)
+
 USE_THE_CLIENT = """
 import chalicelib, sys
 from taskstatus_client import TaskStatusClient

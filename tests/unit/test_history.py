@@ -86,7 +86,7 @@ def test_a_replayed_stream_record_adds_no_entry(client, service):
     job_id = submit(client, sleep_job()).json_body["jobId"]
     task = service.find(job_id)
     c = container()
-    handler = StreamHandler(c.service, c.webhooks, c.realtime)
+    handler = StreamHandler(c.service, c.realtime, lambda: c.webhooks)
     record = stream_record(service, task, "INSERT")
     assert handler.handle_batch([record, record]) == {"batchItemFailures": []}
     handler.handle_batch([record])

@@ -3,6 +3,7 @@
 import json
 
 import boto3
+import pytest
 from moto import mock_aws
 
 from infra.package import merge_template
@@ -39,6 +40,7 @@ def test_secrets_are_noecho_parameters():
     assert parameters["WebhookSecret"]["NoEcho"] is True
 
 
+@pytest.mark.moto
 def test_make_infra_writes_names_and_a_concrete_policy(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"version": "2.0", "app_name": "taskstatus", "stages": {}}))

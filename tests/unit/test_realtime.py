@@ -157,11 +157,12 @@ def test_fan_out_is_one_query_per_change(realtime, service, stack):
     ddb = aws.client("dynamodb")
     ddb.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
     realtime.on_task_change(task)
-    assert calls == ["Query", "UpdateItem"]  # subscribers, then the connection's version marker
+    # the owner's marker, the subscribers, then the connection's version marker
+    assert calls == ["BatchGetItem", "Query", "UpdateItem"]
     unwatched = stored_task(service, Status.COMPLETED, owner="nobody-listening")
     calls.clear()
     realtime.on_task_change(unwatched)
-    assert calls == ["Query"]
+    assert calls == ["BatchGetItem"]
 
 
 # -- issue 12: seed 004's origin client, which connects and never sends a message ------------

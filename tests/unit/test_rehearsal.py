@@ -18,6 +18,8 @@ from infra import rehearsal
 from infra.deploy import deployed_mappings, mapping_settings
 from infra.stage import deploy_stack
 
+pytestmark = pytest.mark.moto  # deploys into an in-process moto
+
 ENDPOINT = "wss://abc123.execute-api.us-east-1.amazonaws.com/api/"
 
 

@@ -1,0 +1,152 @@
+"""WebSocket fan-out per stream batch: subscriptions looked up once per owner and batch,
+no Query at all for an owner nobody listens to, and no subscriber lost to the shortcut."""
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from chalicelib import aws
+from chalicelib.bootstrap import container
+from chalicelib.model import Status
+from chalicelib.realtime import Realtime
+from chalicelib.stream import StreamHandler
+from local.events import progress_records
+from tests.unit.tasks import stored_task
+from tests.unit.test_realtime import connected, pushes, realtime_now
+
+
+@pytest.fixture
+def realtime(service):
+    return Realtime(service)
+
+
+@pytest.fixture
+def handler(service, realtime):
+    return StreamHandler(service, realtime, lambda: container().webhooks)
+
+
+@pytest.fixture
+def calls(service):
+    """AWS operations made from here on, by name (DynamoDB and the management API)."""
+    counted: Counter[str] = Counter()
+    for client in (
+        aws.client("dynamodb"),
+        aws.client("apigatewaymanagementapi", service.settings.ws_endpoint_url),
+    ):
+        client.meta.events.register("before-call", lambda model, **_: counted.update([model.name]))
+    return counted
+
+
+def test_twenty_progress_reports_in_one_batch_cost_one_query_and_push_each(
+    service, realtime, handler, calls
+):
+    connected(realtime, "f1", "alice")
+    task = stored_task(service, Status.PROCESSING)
+    calls.clear()
+    assert handler.handle_batch(progress_records(service, task, 20)) == {"batchItemFailures": []}
+    assert calls["Query"] == 1
+    assert calls["PostToConnection"] == 20
+    assert [p["progress"]["current"] for p in pushes("f1")] == list(range(1, 21))
+
+
+def test_twenty_progress_reports_without_subscribers_cost_no_query(service, handler, calls):
+    task = stored_task(service, Status.PROCESSING)
+    for record in progress_records(service, task, 20):  # the worst case: one batch each
+        handler.handle_batch([record])
+    assert calls["Query"] == 0
+    assert calls["BatchGetItem"] == 20  # one marker read per batch
+
+
+def test_a_batch_reads_the_markers_of_all_its_owners_in_one_call(service, handler, calls):
+    records = [
+        record
+        for owner in ("alice", "bob", "carol")
+        for record in progress_records(
+            service, stored_task(service, Status.PROCESSING, owner=owner), 3
+        )
+    ]
+    handler.handle_batch(records)
+    assert calls["BatchGetItem"] == 1 and calls["Query"] == 0
+
+
+def test_another_owners_subscriber_does_not_make_an_owner_cost_a_query(
+    service, realtime, handler, calls
+):
+    connected(realtime, "f2", "bob")
+    task = stored_task(service, Status.PROCESSING, owner="alice")
+    calls.clear()
+    handler.handle_batch(progress_records(service, task, 5))
+    assert calls["Query"] == 0 and pushes("f2") == []
+
+
+def test_a_subscriber_who_arrives_during_a_batch_gets_every_later_batch(service, realtime, calls):
+    task = stored_task(service, Status.PROCESSING)
+    before, during, after = (
+        task.model_copy(update={"version": task.version + n}) for n in (1, 2, 3)
+    )
+    fan_out = realtime.batch(["alice"])
+    assert fan_out.push(before) == 0  # nobody subscribed: markers read, no Query
+    connected(realtime, "f3", "alice")
+    fan_out.push(during)  # a change committed before the subscribe: may be skipped
+    assert realtime.batch(["alice"]).push(after) == 1
+    assert pushes("f3")[-1]["version"] == after.version
+
+
+def test_a_connection_opened_without_subscribing_is_found_through_the_marker(
+    service, realtime, handler
+):
+    from tests.conftest import token_for
+
+    realtime.connect("f4", {"token": token_for("alice")})
+    task = stored_task(service, Status.PROCESSING)
+    handler.handle_batch(progress_records(service, task, 2))
+    assert [p["version"] for p in pushes("f4")] == [task.version + 1, task.version + 2]
+
+
+def test_a_marker_past_its_expiry_costs_no_query(service, realtime, calls, monkeypatch):
+    from chalicelib import realtime as module
+
+    connected(realtime, "f5", "alice")
+    later = realtime_now() + timedelta(hours=3)  # API Gateway closed the connection at 2 h
+    monkeypatch.setattr(module, "utcnow", lambda: later)
+    calls.clear()
+    assert realtime.on_task_change(stored_task(service, Status.COMPLETED)) == 0
+    assert calls["Query"] == 0
+
+
+def test_an_unread_marker_counts_as_subscribed(service, realtime, monkeypatch):
+    """DynamoDB may leave keys of a BatchGetItem unprocessed: that owner must still be pushed."""
+    connected(realtime, "f6", "alice")
+    ddb = aws.client("dynamodb")
+
+    def leave_unprocessed(parsed, model, **_):
+        if model.name == "BatchGetItem":
+            table = service.settings.records_table
+            keys = [
+                {"pk": item["pk"], "sk": {"S": "marker"}} for item in parsed["Responses"][table]
+            ]
+            parsed["Responses"][table] = []
+            parsed["UnprocessedKeys"] = {table: {"Keys": keys}}
+
+    ddb.meta.events.register("after-call.dynamodb.BatchGetItem", leave_unprocessed)
+    try:
+        assert realtime.on_task_change(stored_task(service, Status.COMPLETED)) == 1
+    finally:
+        ddb.meta.events.unregister("after-call.dynamodb.BatchGetItem", leave_unprocessed)
+
+
+def test_a_connection_whose_token_expired_is_closed_once_per_batch(
+    service, realtime, handler, calls, monkeypatch
+):
+    from chalicelib import realtime as module
+    from tests.conftest import token_for
+
+    realtime.connect("f7", {"token": token_for("alice", ttl=60)})
+    task = stored_task(service, Status.PROCESSING)
+    later = realtime_now() + timedelta(minutes=5)
+    monkeypatch.setattr(module, "utcnow", lambda: later)
+    calls.clear()
+    handler.handle_batch(progress_records(service, task, 5))
+    assert calls["DeleteConnection"] == 1 and calls["PostToConnection"] == 0
+    assert realtime.subscriptions.connection("f7") is None
