@@ -237,6 +237,32 @@ class Subscriptions(RecordsTable):
             }
         )
 
+    def connections_of(self, owner: str) -> set[str]:
+        """The owner's connections that hold a subscription: one Query on by_target."""
+        request = {
+            "TableName": self.table,
+            "IndexName": "by_target",
+            "KeyConditionExpression": "gpk = :gpk",
+            "ExpressionAttributeValues": {":gpk": {"S": f"sub#{owner}"}},
+            "ProjectionExpression": "gsk",
+        }
+        return {item["gsk"]["S"].split("#", 1)[0] for item in aws.query_items(self._ddb, request)}
+
+    def subscriptions_of(self, connection_id: str) -> set[str]:
+        """The `kind#value` of each subscription one connection holds: one Query."""
+        request = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sub)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"conn#{connection_id}"},
+                ":sub": {"S": "sub#"},
+            },
+            "ProjectionExpression": "sk",
+        }
+        return {
+            item["sk"]["S"].removeprefix("sub#") for item in aws.query_items(self._ddb, request)
+        }
+
     def unsubscribe(self, connection_id: str, kind: str, value: str) -> None:
         """Remove a subscription; unsubscribing from everything ends the default one too."""
         keys = [f"sub#{kind}#{value}"] + ([f"sub#{DEFAULT}#*"] if kind == "all" else [])
@@ -392,6 +418,13 @@ class Realtime:
                 "statusCode": 401,
                 "body": "send ?token=<JWT or API key> or ?Authorization=Bearer%20<JWT>",
             }
+        limit = self.settings.max_connections_per_owner
+        if len(self.subscriptions.connections_of(principal.owner)) >= limit:
+            log.info("refused a WebSocket connection: the owner has %s open", limit)
+            return {
+                "statusCode": 429,
+                "body": f"at most {limit} WebSocket connections per user: close one first",
+            }
         self.subscriptions.add_connection(
             connection_id,
             principal.owner,
@@ -469,6 +502,15 @@ class Realtime:
             if current is None or current.owner != owner:
                 self._error(connection_id, f"task {value} was not found")
                 return
+        held = self.subscriptions.subscriptions_of(connection_id) - {f"{DEFAULT}#*"}
+        limit = self.settings.max_subscriptions_per_connection
+        if kind != "all" and f"{kind}#{value}" not in held and len(held) >= limit:
+            self._error(
+                connection_id,
+                f"at most {limit} subscriptions per connection: unsubscribe from one first, "
+                'or subscribe to everything with {"action": "subscribe"}',
+            )
+            return
         self.subscriptions.subscribe(connection_id, connection, kind, value, utcnow())
         self._reply(connection_id, {"type": "subscribed", **_target(kind, value)})
         if (

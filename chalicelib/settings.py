@@ -87,6 +87,8 @@ class Settings:
     jwks_cache_seconds: int = 300
     api_key_cache_seconds: float = 5.0
     max_api_keys_per_user: int = 20
+    max_connections_per_owner: int = 100  # WebSocket connections holding a subscription
+    max_subscriptions_per_connection: int = 100
     public_read_by_id: bool = False
     presign_expires_seconds: int = 86400  # 000/001's TargetObjectURL (the origin: 24 h)
     autovid_task_type: str = "video/auto-vid"  # the task type of 002's auto-vid job specs
@@ -135,6 +137,8 @@ def get_settings() -> Settings:
         jwks_cache_seconds=int(env("JWKS_CACHE_SECONDS", "300")),
         api_key_cache_seconds=float(env("API_KEY_CACHE_SECONDS", "5")),
         max_api_keys_per_user=int(env("MAX_API_KEYS_PER_USER", "20")),
+        max_connections_per_owner=int(env("WS_MAX_CONNECTIONS_PER_OWNER", "100")),
+        max_subscriptions_per_connection=int(env("WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", "100")),
         public_read_by_id=_flag("PUBLIC_READ_BY_ID"),
         presign_expires_seconds=int(env("PRESIGN_EXPIRES_SECONDS", "86400")),
         autovid_task_type=env("AUTOVID_TASK_TYPE", "video/auto-vid"),

@@ -195,6 +195,7 @@ def policy(websocket_connections: Any = WEBSOCKET_CONNECTIONS) -> dict[str, Any]
                 "dynamodb:Query",
                 "dynamodb:ConditionCheckItem",
                 "dynamodb:BatchWriteItem",
+                "dynamodb:BatchGetItem",
             ],
             "Resource": table_arns + records_arns,
         },

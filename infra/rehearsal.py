@@ -74,6 +74,8 @@ OPTIONAL_VARIABLES = {
     "PUBLIC_READ_BY_ID",
     "API_KEY_CACHE_SECONDS",
     "MAX_API_KEYS_PER_USER",
+    "WS_MAX_CONNECTIONS_PER_OWNER",
+    "WS_MAX_SUBSCRIPTIONS_PER_CONNECTION",
     "JWKS_CACHE_SECONDS",
     "CORS_MAX_AGE_SECONDS",
     # seed contracts: 24 h presigned URLs as 000/001's origin; auto-vid specs refused until set

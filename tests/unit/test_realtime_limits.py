@@ -1,0 +1,75 @@
+"""WebSocket limits: one user cannot hold unbounded connections or subscriptions.
+
+The attack: a script opens connections, or subscribes one connection to task after
+task, until every change of that owner fans out to thousands of targets.
+"""
+
+import json
+
+import pytest
+
+from chalicelib.bootstrap import container
+from chalicelib.model import Status
+from tests.conftest import reset_caches, token_for
+from tests.unit.tasks import stored_task
+from tests.unit.test_realtime import sent
+
+
+@pytest.fixture
+def limited(monkeypatch, stack):
+    monkeypatch.setenv("WS_MAX_CONNECTIONS_PER_OWNER", "2")
+    monkeypatch.setenv("WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", "2")
+    reset_caches()
+    return container().realtime
+
+
+def connect(realtime, connection_id, user="alice"):
+    return realtime.connect(connection_id, {"token": token_for(user)})
+
+
+def subscribe(realtime, connection_id, **target):
+    realtime.message(connection_id, json.dumps({"action": "subscribe", **target}))
+    return sent(connection_id)[-1]
+
+
+def test_a_connection_over_the_owners_limit_is_refused_with_429(limited):
+    assert [connect(limited, c)["statusCode"] for c in ("a1", "a2")] == [200, 200]
+    answer = connect(limited, "a3")
+    assert answer["statusCode"] == 429 and "at most 2 WebSocket connections" in answer["body"]
+    assert limited.subscriptions.connection("a3") is None
+
+
+def test_another_users_connections_do_not_count(limited):
+    connect(limited, "a1"), connect(limited, "a2")
+    assert connect(limited, "b1", user="bob")["statusCode"] == 200
+
+
+def test_a_closed_connection_frees_its_place(limited):
+    connect(limited, "a1"), connect(limited, "a2")
+    limited.disconnect("a1")
+    assert connect(limited, "a3")["statusCode"] == 200
+
+
+def test_a_subscription_over_the_connections_limit_is_refused_and_not_added(limited):
+    service = container().service
+    tasks = [stored_task(service, Status.PROCESSING) for _ in range(3)]
+    connect(limited, "a1")
+    for task in tasks[:2]:
+        assert subscribe(limited, "a1", taskId=task.id)["type"] != "error"
+    reply = subscribe(limited, "a1", taskId=tasks[2].id)
+    assert reply["type"] == "error" and "at most 2 subscriptions" in reply["message"]
+    assert limited.subscriptions.subscriptions_of("a1") == {f"task#{t.id}" for t in tasks[:2]}
+
+
+def test_subscribing_again_to_a_held_target_at_the_limit_is_accepted(limited):
+    connect(limited, "a1")
+    subscribe(limited, "a1", operation="demo/sleep")
+    subscribe(limited, "a1", operation="image/watermark")
+    assert subscribe(limited, "a1", operation="demo/sleep")["type"] == "subscribed"
+
+
+def test_subscribing_to_everything_is_accepted_at_the_limit(limited):
+    connect(limited, "a1")
+    subscribe(limited, "a1", operation="demo/sleep")
+    subscribe(limited, "a1", operation="image/watermark")
+    assert subscribe(limited, "a1")["type"] == "subscribed"
