@@ -56,6 +56,13 @@ def submit_job() -> Any:
     return jobs.submit_job(_service(), app.current_request)
 
 
+@app.route("/jobs/batch", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def submit_jobs() -> Any:
+    from chalicelib import batches
+
+    return batches.submit_batch(_service(), app.current_request)
+
+
 @app.route("/jobs", methods=["GET"])
 def list_jobs() -> Any:
     from chalicelib.contracts import jobs
@@ -323,10 +330,12 @@ def webhooks(event: Any) -> dict[str, Any]:
     return bootstrap.container().webhooks.handle_batch(event.to_dict()["Records"])
 
 
+# Once a minute: fail the tasks past their deadline, and start the scheduled tasks now due.
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")
 @invocation
 def reaper(event: Any) -> dict[str, Any]:
-    return {"failed": _service().reap()}
+    service = _service()
+    return {"failed": service.reap(), "released": service.release_due()}
 
 
 # Last: every route above answers its CORS preflight (chalicelib/cors.py).

@@ -429,10 +429,17 @@ def main() -> None:
         with Client(stack.app.app, stage_name="prod", project_dir=str(ROOT)) as client:
             per_request(client, counter, stack)
             operations_calls(client, counter, stack)
+            from bench import operations
+
+            operations.batch_calls(client, counter)
+            operations.sweep_calls(counter)
             worker_throughput(counter, stack)
             fan_out_calls(counter)
     set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115
     websocket_latency()
+    from bench import operations as issue16
+
+    issue16.fairness()
 
 
 if __name__ == "__main__":

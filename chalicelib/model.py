@@ -19,6 +19,7 @@ class Schema(BaseModel):
 
 
 class Status(StrEnum):
+    SCHEDULED = "scheduled"  # waits for its run_at (chalicelib/scheduling.py)
     SUBMITTED = "submitted"
     STARTED = "started"
     PROCESSING = "processing"
@@ -45,6 +46,10 @@ _ENDINGS = {Status.COMPLETED, Status.COMPLETED_WITH_ERRORS, Status.FAILED, Statu
 # A running status may go back to `started` only when a worker reclaims a task
 # whose lease expired (its previous worker crashed); the store enforces the lease.
 ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # Due: the sweep hands it to the queue (submitted), or its delayed message's worker claims it.
+    Status.SCHEDULED: frozenset(
+        {Status.SUBMITTED, Status.STARTED, Status.FAILED, Status.CANCELLED}
+    ),
     Status.SUBMITTED: frozenset({Status.STARTED, Status.FAILED, Status.CANCELLED}),
     Status.STARTED: frozenset(
         {Status.STARTED, Status.PROCESSING, Status.ERROR, Status.RETRYING} | _ENDINGS
@@ -224,6 +229,7 @@ class Task(Schema):
     lease_until: int | None = None
     retries: int = 0  # times a user ran the task again after it failed or was cancelled
     updated_by: str | None = None  # who wrote this version: api, worker, reaper, ...
+    run_at: datetime | None = None  # a delayed run: not started before this time
 
     @property
     def is_terminal(self) -> bool:
@@ -249,8 +255,13 @@ class Task(Schema):
         webhook: Webhook | None = None,
         now: datetime | None = None,
         by: str = "api",
+        run_at: datetime | None = None,
     ) -> Task:
+        """A new task; with a `run_at` in the future it is `scheduled`, and kept a full TTL
+        after that time (a run next week must not expire the day after it ran)."""
         now = now or utcnow()
+        delayed = run_at is not None and run_at > now
+        starts = run_at if delayed and run_at is not None else now
         return cls(
             id=new_task_id(),
             owner=owner,
@@ -262,6 +273,8 @@ class Task(Schema):
             webhook=webhook,
             created_at=now,
             updated_at=now,
-            expires_at=int(now.timestamp()) + ttl_seconds,
+            status=Status.SCHEDULED if delayed else Status.SUBMITTED,
+            run_at=run_at if delayed else None,
+            expires_at=int(starts.timestamp()) + ttl_seconds,
             updated_by=by,
         )

@@ -72,6 +72,13 @@ OPERATIONS: list[Operation] = [
         params=[IDEMPOTENCY_KEY],
     ),
     Operation(
+        "POST",
+        "/jobs/batch",
+        "Submit up to 100 jobs; each is answered on its own (207)",
+        {207: m.BatchResponse, **AUTH_ERRORS, 413: ERRORS, 415: ERRORS, 422: ERRORS},
+        request=m.BatchRequest,
+    ),
+    Operation(
         "GET",
         "/jobs",
         "List your jobs, newest first",

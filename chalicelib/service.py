@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 
-from chalicelib import aws, objects
+from chalicelib import aws, objects, scheduling
 from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
 from chalicelib.model import (
     ObjectRef,
@@ -36,6 +36,11 @@ class TaskMessage(Schema):
 
     taskId: str = Field(min_length=36, max_length=36)
     type: str = Field(min_length=1, max_length=128)
+    owner: str | None = None  # for fair concurrency's slots, without a read of the task
+    # A task waiting for a slot is sent again (chalicelib/fairness.py): the attempts its
+    # earlier messages made, and how often it has waited.
+    priorAttempts: int = Field(default=0, ge=0)
+    deferrals: int = Field(default=0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class SubmitJob:
     target: ObjectRef | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     webhook: Webhook | None = None
+    run_at: datetime | None = None
+    delay_seconds: int | None = None
 
     def fingerprint(self) -> str:
         """A digest of what was asked, to tell a replay from a different request."""
@@ -57,6 +64,11 @@ class SubmitJob:
             "metadata": self.metadata,
             "webhook": self.webhook.model_dump() if self.webhook else None,
         }
+        # As asked, not as resolved: a replayed delaySeconds is the same request.
+        if self.run_at is not None:
+            canonical["runAt"] = self.run_at.isoformat()
+        if self.delay_seconds is not None:
+            canonical["delaySeconds"] = self.delay_seconds
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -90,9 +102,30 @@ class TaskService:
         self, owner: str, job: SubmitJob, idempotency_key: str | None = None
     ) -> tuple[Task, bool]:
         """Store a new task (the table's stream queues it). Returns (task, created)."""
-        parsed_input = self.check_runnable(owner, job)
         now = self.clock()
+        task = self.new_task(owner, job, now)
+        if idempotency_key is None:
+            self.store.create(task)
+            return task, True
+        return self.store.create_idempotent(
+            task,
+            idempotency_key,
+            job.fingerprint(),
+            key_expires_at=self.key_expires_at(now),
+            now=now,
+        )
+
+    def key_expires_at(self, now: datetime) -> int:
+        key_lifetime = max(
+            self.settings.idempotency_ttl_hours * 3600, self.settings.task_ttl_seconds
+        )
+        return int(now.timestamp()) + key_lifetime
+
+    def new_task(self, owner: str, job: SubmitJob, now: datetime) -> Task:
+        """The task `job` asks for, validated (SubmitRejected says why not); not yet stored."""
+        parsed_input = self.check_runnable(owner, job)
         task = Task.new(
+            run_at=self.run_at(job, now),
             owner=owner,
             type=job.type,
             ttl_seconds=self.settings.task_ttl_seconds,
@@ -111,19 +144,17 @@ class TaskService:
             task = task.model_copy(
                 update={"target": ObjectRef(bucket=self.settings.objects_bucket, key=key)}
             )
-        if idempotency_key is None:
-            self.store.create(task)
-            return task, True
-        key_lifetime = max(
-            self.settings.idempotency_ttl_hours * 3600, self.settings.task_ttl_seconds
-        )
-        return self.store.create_idempotent(
-            task,
-            idempotency_key,
-            job.fingerprint(),
-            key_expires_at=int(now.timestamp()) + key_lifetime,
-            now=now,
-        )
+        return task
+
+    def run_at(self, job: SubmitJob, now: datetime) -> datetime | None:
+        try:
+            return scheduling.run_at_for(
+                job.run_at, job.delay_seconds, now, self.settings.task_ttl_seconds
+            )
+        except scheduling.BadSchedule as exc:
+            raise SubmitRejected(
+                exc.message, [{"field": exc.field, "message": exc.message}]
+            ) from None
 
     def check_runnable(self, owner: str, job: SubmitJob) -> dict[str, Any]:
         """Validate a job against its processor; return the input as the processor sees it."""
@@ -207,10 +238,16 @@ class TaskService:
 
     # -- queue -------------------------------------------------------------------
 
-    def enqueue(self, task: Task) -> None:
+    def enqueue(self, task: Task, delay_seconds: int = 0) -> None:
+        self.send(task.id, task.type, task.owner, delay_seconds)
+
+    def send(self, task_id: str, type: str, owner: str, delay_seconds: int = 0) -> None:
         aws.client("sqs").send_message(
             QueueUrl=self.settings.tasks_queue_url,
-            MessageBody=TaskMessage(taskId=task.id, type=task.type).model_dump_json(),
+            MessageBody=TaskMessage(taskId=task_id, type=type, owner=owner).model_dump_json(
+                exclude_defaults=True
+            ),
+            DelaySeconds=delay_seconds,
         )
 
     # -- worker-facing guarded transitions -----------------------------------------
@@ -281,13 +318,28 @@ class TaskService:
         ref = ObjectRef(bucket=self.settings.objects_bucket, key=key)
         return {"result": None, "result_object": ref}
 
+    def release_due(self) -> list[str]:
+        """The sweep: move every due scheduled task to `submitted` (the stream queues it)."""
+        now = self.clock()
+        released = []
+        for due in self.store.due(now):
+            try:
+                self.store.release(due.id, now, timeout_seconds=self.store.timeout_for(due.type))
+            except (TaskNotFound, TransitionRefused):
+                continue  # cancelled, claimed by its delayed message, or expired meanwhile
+            released.append(due.id)
+        return released
+
     def reap(self) -> list[str]:
         """Fail every non-terminal task past its deadline; returns the ids failed."""
         now = self.clock()
         failed = []
+        full: dict[str, bool] = {}
         for overdue in self.store.overdue(now):
             task = self.find(overdue.id)
             if task is None or task.is_terminal or task.version != overdue.version:
+                continue
+            if task.status is Status.SUBMITTED and self._waits_for_a_slot(task.owner, full):
                 continue
             limit = self.store.timeout_for(task.type)
             try:
@@ -301,3 +353,14 @@ class TaskService:
                 continue
             failed.append(task.id)
         return failed
+
+    def _waits_for_a_slot(self, owner: str, full: dict[str, bool]) -> bool:
+        """A submitted task of an owner at MAX_RUNNING_PER_OWNER is waiting its turn, not lost."""
+        from chalicelib.fairness import Slots
+
+        slots = Slots(self.settings.records_table, self.settings.max_running_per_owner)
+        if not slots.enabled:
+            return False
+        if owner not in full:
+            full[owner] = len(slots.holders(owner)) >= slots.limit
+        return full[owner]

@@ -92,6 +92,7 @@ class Settings:
     public_read_by_id: bool = False
     presign_expires_seconds: int = 86400  # 000/001's TargetObjectURL (the origin: 24 h)
     autovid_task_type: str = "video/auto-vid"  # the task type of 002's auto-vid job specs
+    max_running_per_owner: int = 0  # fair concurrency (chalicelib/fairness.py); 0: no limit
 
     def check(self) -> Settings:
         """Refuse, with a message an operator can act on, a configuration that is unsafe."""
@@ -142,4 +143,5 @@ def get_settings() -> Settings:
         public_read_by_id=_flag("PUBLIC_READ_BY_ID"),
         presign_expires_seconds=int(env("PRESIGN_EXPIRES_SECONDS", "86400")),
         autovid_task_type=env("AUTOVID_TASK_TYPE", "video/auto-vid"),
+        max_running_per_owner=max(0, int(env("MAX_RUNNING_PER_OWNER", "0") or "0")),
     ).check()

@@ -11,6 +11,7 @@ Derived attributes drive the indexes:
   owner + created_at        -> GSI by_owner (a user's tasks, newest first)
   owner_type + created_at   -> GSI by_owner_type (a user's tasks of one type)
   active_shard + deadline   -> sparse GSI by_deadline (non-terminal tasks, for the reaper)
+  due_shard + due_at        -> sparse GSI by_due (scheduled tasks, for the sweep: scheduling.py)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib import aws, scheduling
 from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
@@ -36,6 +37,7 @@ from chalicelib.model import ACTIVE, RUNNING, Status, Task
 BY_OWNER = "by_owner"
 BY_OWNER_TYPE = "by_owner_type"
 BY_DEADLINE = "by_deadline"
+BY_DUE = "by_due"
 DEADLINE_SHARDS = "0123456789abcdef"
 MAX_QUERIES_PER_PAGE = 10
 # What a task's item may grow to (DynamoDB's limit is 400 KB), with room for the
@@ -53,7 +55,7 @@ _JSON_FIELDS = (
     "metadata",
     "webhook",
 )
-_TIME_FIELDS = ("created_at", "updated_at", "started_at", "completed_at")
+_TIME_FIELDS = ("created_at", "updated_at", "started_at", "completed_at", "run_at")
 _INT_FIELDS = ("version", "expires_at", "attempts", "lease_until", "retries")
 _STR_FIELDS = ("id", "owner", "type", "status", "error", "updated_by")
 
@@ -93,8 +95,13 @@ def task_attributes(task: Task, timeout_seconds: int) -> dict[str, dict[str, str
     item["owner_type"] = {"S": owner_scoped(task.owner, task.type)}
     if task.status in ACTIVE:
         item["active_shard"] = {"S": task.id[0]}
-        deadline = int(task.updated_at.timestamp()) + timeout_seconds
-        item["deadline"] = {"N": str(deadline)}
+        # A scheduled task's clock starts at its run_at: the reaper leaves it to the sweep.
+        since = max(task.updated_at, task.run_at or task.updated_at)
+        item["deadline"] = {"N": str(int(since.timestamp()) + timeout_seconds)}
+    due = scheduling.due_at(task)
+    if due is not None:
+        item["due_shard"] = {"S": task.id[0]}
+        item["due_at"] = {"N": str(due)}
     return item
 
 
@@ -141,6 +148,12 @@ class OverdueTask:
     version: int
 
 
+@dataclass(frozen=True)
+class DueTask:
+    id: str
+    type: str
+
+
 class TaskStore:
     def __init__(
         self,
@@ -177,32 +190,11 @@ class TaskStore:
         raises IdempotencyConflict. One transaction, so a task never exists
         without its key nor a key without its task.
         """
-        key_item = {
-            "pk": {"S": _idempotency_pk(task.owner, key)},
-            "sk": {"S": "idem"},
-            "task_id": {"S": task.id},
-            "fingerprint": {"S": fingerprint},
-            "expires_at": {"N": str(key_expires_at)},
-        }
         try:
             self._ddb.transact_write_items(
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.records_table,
-                            "Item": key_item,
-                            "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
-                            "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}},
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": self.attributes(task),
-                            "ConditionExpression": "attribute_not_exists(id)",
-                        }
-                    },
+                    self.key_put(task, key, fingerprint, key_expires_at, now),
+                    self.task_put(task),
                 ]
             )
             return task, True
@@ -225,6 +217,36 @@ class TaskStore:
         if earlier is None:
             raise IdempotentJobGone(existing["task_id"]["S"])
         return earlier, False
+
+    def task_put(self, task: Task) -> dict[str, Any]:
+        """A transaction's Put of a new task (never over an existing id)."""
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": self.attributes(task),
+                "ConditionExpression": "attribute_not_exists(id)",
+            }
+        }
+
+    def key_put(
+        self, task: Task, key: str, fingerprint: str, key_expires_at: int, now: datetime
+    ) -> dict[str, Any]:
+        """A transaction's Put of an idempotency key for `task`, unless the key is live."""
+        return {
+            "Put": {
+                "TableName": self.records_table,
+                "Item": {
+                    "pk": {"S": _idempotency_pk(task.owner, key)},
+                    "sk": {"S": "idem"},
+                    "task_id": {"S": task.id},
+                    "fingerprint": {"S": fingerprint},
+                    "expires_at": {"N": str(key_expires_at)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def key_item(
         self, owner: str, key: str, task_id: str, fingerprint: str, expires_at: int
@@ -350,7 +372,51 @@ class TaskStore:
                     version=int(item["version"]["N"]),
                 )
 
+    def due(self, now: datetime) -> Iterable[DueTask]:
+        """Scheduled tasks whose due time has passed (one Query per shard of by_due)."""
+        for shard in DEADLINE_SHARDS:
+            request: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": BY_DUE,
+                "KeyConditionExpression": "due_shard = :shard AND due_at <= :now",
+                "ExpressionAttributeValues": {
+                    ":shard": {"S": shard},
+                    ":now": {"N": str(int(now.timestamp()))},
+                },
+            }
+            while True:
+                response = self._ddb.query(**request)
+                for item in response.get("Items", []):
+                    yield DueTask(id=item["id"]["S"], type=item["type"]["S"])
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     # -- guarded writes -----------------------------------------------------------
+
+    def release(self, task_id: str, now: datetime, *, timeout_seconds: int) -> Task:
+        """Move a due scheduled task to `submitted` (the stream then queues it)."""
+        epoch = int(now.timestamp())
+        return self._update(
+            task_id,
+            set_values={
+                "status": {"S": Status.SUBMITTED.value},
+                "updated_at": {"S": _iso(now)},
+                "deadline": {"N": str(epoch + timeout_seconds)},
+                "updated_by": {"S": "scheduler"},
+            },
+            set_expressions=["version = version + :one"],
+            remove=["due_shard", "due_at"],
+            condition=("#status = :scheduled AND run_at <= :now_iso AND expires_at > :epoch"),
+            condition_values={
+                ":one": {"N": "1"},
+                ":scheduled": {"S": Status.SCHEDULED.value},
+                ":now_iso": {"S": _iso(now)},
+                ":epoch": {"N": str(epoch)},
+            },
+            wanted=Status.SUBMITTED,
+            now=now,
+        )
 
     def save(self, before: Task, after: Task) -> Task:
         """Write `after` over `before`, only if the stored task is still `before`.
@@ -432,8 +498,9 @@ class TaskStore:
     ) -> Task:
         """Move a task to `started` for a worker, holding a lease until now + lease_seconds.
 
-        Allowed from submitted/retrying, or from a running status whose lease has
-        expired (its worker died). A live lease means another worker holds the task.
+        Allowed from submitted/retrying, from scheduled once its run_at has passed (a
+        delayed message), or from a running status whose lease has expired (its worker
+        died). A live lease means another worker holds the task.
         """
         epoch = int(now.timestamp())
         return self._update(
@@ -451,10 +518,11 @@ class TaskStore:
                 "started_at = if_not_exists(started_at, :now_iso)",
                 "deadline = :deadline",
             ],
-            remove=[],
+            remove=["due_shard", "due_at"],
             condition=(
                 "attribute_exists(id) AND expires_at > :epoch AND ("
                 "#status IN (:submitted, :retrying) OR "
+                "(#status = :scheduled AND run_at <= :now_iso) OR "
                 "(#status IN (:started, :processing, :error) AND lease_until < :epoch))"
             ),
             condition_values={
@@ -464,6 +532,7 @@ class TaskStore:
                 ":epoch": {"N": str(epoch)},
                 ":submitted": {"S": Status.SUBMITTED.value},
                 ":retrying": {"S": Status.RETRYING.value},
+                ":scheduled": {"S": Status.SCHEDULED.value},
                 **{f":{s.value}": {"S": s.value} for s in RUNNING},
             },
             wanted=Status.STARTED,
@@ -483,7 +552,7 @@ class TaskStore:
                 "updated_by": {"S": by},
             },
             set_expressions=["version = version + :one"],
-            remove=["active_shard", "deadline", "lease_until"],
+            remove=["active_shard", "deadline", "lease_until", "due_shard", "due_at"],
             condition=(
                 "#owner = :owner AND expires_at > :epoch "
                 f"AND #status IN ({', '.join(placeholders)})"

@@ -1,8 +1,10 @@
 """The table's stream: what happens after a task changes.
 
 Every version of a task adds its entry to the task's history (chalicelib/history.py).
-An INSERT of a submitted task queues it, as does a retry (failed or cancelled back to
-submitted); a change into a terminal status
+An INSERT of a submitted task queues it, as does a scheduled task's move to
+submitted (the sweep), a retry (failed or cancelled back to submitted), and the
+INSERT of a task scheduled a short delay ahead (with that SQS delay:
+chalicelib/scheduling.py); a change into a terminal status
 creates the task's webhook event (once per version, however often the record
 is delivered); every change is pushed to the owner's WebSocket subscribers.
 
@@ -20,7 +22,8 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import aws
+from chalicelib import aws, scheduling
+from chalicelib.fairness import Slots
 from chalicelib.history import History
 from chalicelib.model import Status, Task
 from chalicelib.observability import emit_metric, task_context
@@ -41,6 +44,11 @@ def _image(record: dict[str, Any], name: str) -> Task | None:
     return task_from_item(item)
 
 
+def _old_status(record: dict[str, Any]) -> Status | None:
+    old_status = record.get("dynamodb", {}).get("OldImage", {}).get("status", {}).get("S")
+    return Status(old_status) if old_status is not None else None
+
+
 def _owner(record: dict[str, Any]) -> str:
     """The owner of a record's task, read without parsing the image ("" if none)."""
     return record.get("dynamodb", {}).get("NewImage", {}).get("owner", {}).get("S", "")
@@ -48,15 +56,17 @@ def _owner(record: dict[str, Any]) -> str:
 
 def _was_terminal(record: dict[str, Any]) -> bool:
     """Whether the task was already terminal before this change (no need to parse the image)."""
-    old_status = record.get("dynamodb", {}).get("OldImage", {}).get("status", {}).get("S")
-    return old_status is not None and Status(old_status).is_terminal
+    old_status = _old_status(record)
+    return old_status is not None and old_status.is_terminal
 
 
 def needs_queueing(record: dict[str, Any], new: Task) -> bool:
-    """A task just submitted, or one a retry brought back from failed or cancelled."""
+    """A task just submitted, a scheduled one now due, or one a retry brought back from
+    failed or cancelled."""
     if new.status is not Status.SUBMITTED:
         return False
-    return record.get("eventName") == "INSERT" or _was_terminal(record)
+    old = _old_status(record)
+    return record.get("eventName") == "INSERT" or old is Status.SCHEDULED or _was_terminal(record)
 
 
 class StreamHandler:
@@ -70,6 +80,8 @@ class StreamHandler:
         self.realtime = realtime
         self.history = History(service.settings.records_table)
         self._webhooks = webhooks
+        self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
+        self.full_owners: set[str] = set()
 
     @cached_property
     def webhooks(self) -> WebhookDispatcher:
@@ -86,16 +98,26 @@ class StreamHandler:
         """
         records = list(records)
         fan_out = self.realtime.batch(owner for owner in map(_owner, records) if owner)
-        for record in records:
-            try:
-                self.handle_record(record, fan_out)
-            except Exception as exc:
-                if not aws.is_transient(exc) and self._fail_task(record, exc):
-                    continue
-                log.exception("stream record %s failed", record.get("eventID"))
-                sequence = record["dynamodb"]["SequenceNumber"]
-                return {"batchItemFailures": [{"itemIdentifier": sequence}]}
-        return {"batchItemFailures": []}
+        self.full_owners = set()
+        try:
+            for record in records:
+                try:
+                    self.handle_record(record, fan_out)
+                except Exception as exc:
+                    if not aws.is_transient(exc) and self._fail_task(record, exc):
+                        continue
+                    log.exception("stream record %s failed", record.get("eventID"))
+                    sequence = record["dynamodb"]["SequenceNumber"]
+                    return {"batchItemFailures": [{"itemIdentifier": sequence}]}
+            return {"batchItemFailures": []}
+        finally:
+            self._admit_parked()
+
+    def _admit_parked(self) -> None:
+        """Owners whose tasks this batch parked: a slot may have freed since (fairness.py).
+        A failure here fails the invocation, and Lambda hands the batch over again."""
+        for owner in sorted(self.full_owners):
+            self.slots.admit_next(owner, self.service.send)
 
     def _fail_task(self, record: dict[str, Any], exc: Exception) -> bool:
         """Fail the task of a record that cannot be handled; False if that write failed too."""
@@ -121,11 +143,43 @@ class StreamHandler:
             return
         with task_context(new.id):
             self.history.record(new)
-            if needs_queueing(record, new):
-                self.service.enqueue(new)
+            self._queue(record, new)
+            self._free_slot(record, new)
             if new.webhook is not None and new.is_terminal:
                 self.webhooks.on_task_change(_was_terminal(record), new)
             self._push(new, fan_out)
+
+    def _queue(self, record: dict[str, Any], new: Task) -> None:
+        inserted = record.get("eventName") == "INSERT"
+        if needs_queueing(record, new):
+            if self.slots.enabled:
+                created = new.created_at.isoformat()
+                self.slots.admit(
+                    new.id,
+                    new.type,
+                    new.owner,
+                    created,
+                    self.service.send,
+                    self.full_owners,
+                    new.expires_at,
+                )
+            else:
+                self.service.enqueue(new)
+        elif inserted and (delay := scheduling.queue_delay(new, self.service.clock())) is not None:
+            self.service.enqueue(new, delay)
+
+    def _free_slot(self, record: dict[str, Any], new: Task) -> None:
+        """A task that ends (or waits to retry) gives its owner's slot back, and the owner's
+        oldest parked task takes it (fair concurrency)."""
+        old = _old_status(record)
+        if not self.slots.enabled or old is None or old.is_terminal:
+            return
+        if not (new.is_terminal or new.status is Status.RETRYING):
+            return
+        self.slots.release(new.owner, new.id)
+        if old is Status.SUBMITTED:
+            self.slots.forget(new.owner, new.created_at.isoformat(), new.id)
+        self.slots.admit_next(new.owner, self.service.send)
 
     def _push(self, task: Task, fan_out: FanOut) -> None:
         # Pushes are best effort: a failure must not hold back queueing and webhooks, and a

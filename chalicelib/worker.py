@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from chalicelib import aws, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.fairness import OverLimit, Slots, defer_seconds
 from chalicelib.model import Progress, Status, Task, utcnow
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.processors import Context, PermanentError, TransientError, get_processor
@@ -113,12 +114,23 @@ class TaskReporter:
             raise LeaseLost(self.task.id) from None
 
 
+def _frees_its_slot(refused: Exception, took_slot: bool) -> bool:
+    """Whether a task the worker could not claim gives its slot back: the slot was taken
+    for this message alone, or the task ended or is gone (a parked task cancelled before
+    its turn). A live lease (a duplicate message of a running task) keeps it."""
+    if took_slot or isinstance(refused, TaskNotFound):
+        return True
+    current = getattr(refused, "current", None)
+    return current is not None and Status(current).is_terminal
+
+
 class Worker:
     def __init__(
         self, service: TaskService, progress_interval: float = PROGRESS_MIN_INTERVAL_SECONDS
     ) -> None:
         self.service = service
         self.progress_interval = progress_interval
+        self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Process an SQS batch; return the failed message ids for ReportBatchItemFailures."""
@@ -139,14 +151,49 @@ class Worker:
         except ValidationError:
             log.error("dropping a message that is not a task message: %.200s", record["body"])
             return True
-        attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+        receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+        attempt = message.priorAttempts + receives
         with task_context(message.taskId):
+            try:
+                took_slot = self._take_slot(message)
+            except OverLimit:
+                return self._defer(message, attempt - 1)
             try:
                 task = self.service.claim(message.taskId, message.type, attempt)
             except (TaskNotFound, TransitionRefused) as exc:
                 log.info("nothing to run: %s", exc, extra={"attempt": attempt})
+                if self.slots.enabled and message.owner and _frees_its_slot(exc, took_slot):
+                    self.slots.release(message.owner, message.taskId)
+                    self.slots.admit_next(message.owner, self.service.send)
                 return True
             return self._run(task, attempt, record.get("receiptHandle"))
+
+    def _take_slot(self, message: TaskMessage) -> bool:
+        """A running slot of the task's owner (fair concurrency); True if newly taken."""
+        if not self.slots.enabled:
+            return False
+        if message.owner is None:  # a message from before owners were carried
+            task = self.service.find(message.taskId)
+            if task is None:
+                return False
+            message.owner = task.owner
+        return self.slots.acquire(message.owner, message.taskId)
+
+    def _defer(self, message: TaskMessage, attempts_made: int) -> bool:
+        """Over the owner's limit: ask again later on a new message, so that waiting
+        counts neither as a delivery of this one nor as an attempt."""
+        delay = defer_seconds(message.deferrals)
+        later = message.model_copy(
+            update={"priorAttempts": attempts_made, "deferrals": message.deferrals + 1}
+        )
+        aws.client("sqs").send_message(
+            QueueUrl=self.service.settings.tasks_queue_url,
+            MessageBody=later.model_dump_json(exclude_defaults=True),
+            DelaySeconds=delay,
+        )
+        emit_metric("TasksDeferred", 1)
+        log.info("owner at MAX_RUNNING_PER_OWNER: waiting %s s", delay)
+        return True
 
     def _run(self, task: Task, attempt: int, receipt_handle: str | None) -> bool:
         reporter = TaskReporter(self.service, task, self.progress_interval)

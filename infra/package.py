@@ -195,7 +195,7 @@ def policy(websocket_connections: Any = WEBSOCKET_CONNECTIONS) -> dict[str, Any]
                 "dynamodb:Query",
                 "dynamodb:ConditionCheckItem",
                 "dynamodb:BatchWriteItem",
-                "dynamodb:BatchGetItem",
+                "dynamodb:BatchGetItem",  # a batch's replayed jobs (chalicelib/batches.py)
             ],
             "Resource": table_arns + records_arns,
         },

@@ -81,6 +81,8 @@ OPTIONAL_VARIABLES = {
     # seed contracts: 24 h presigned URLs as 000/001's origin; auto-vid specs refused until set
     "PRESIGN_EXPIRES_SECONDS",
     "AUTOVID_TASK_TYPE",
+    # fair concurrency: no per-owner limit unless set
+    "MAX_RUNNING_PER_OWNER",
 }
 WEBSOCKET_ROUTES = {
     "$connect": "websocket_connect",

@@ -39,6 +39,7 @@ class SqsPump:
         name: str,
         batch_size: int = 10,
         concurrency: int = 1,
+        invocation_size: int | None = None,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -46,14 +47,20 @@ class SqsPump:
         self.name = name
         self.batch_size = batch_size
         self.concurrency = max(1, concurrency)
+        # At most this many messages per invocation (the mapping's batch size), so that a
+        # message never waits behind another in one invocation where Lambda would not.
+        self.invocation_size = invocation_size or batch_size
         self._in_flight: dict[str, str] = {}  # message id -> receipt handle
         self._lock = threading.Lock()
         self.stopping = False
 
-    def _receive(self, wait_seconds: int) -> list[dict[str, Any]]:
+    def _receive(self, wait_seconds: int, free: int = 0) -> list[dict[str, Any]]:
+        wanted = self.batch_size
+        if free:
+            wanted = max(1, min(wanted, free * self.invocation_size))
         response = self.sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
+            MaxNumberOfMessages=wanted,
             WaitTimeSeconds=wait_seconds,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -108,7 +115,7 @@ class SqsPump:
             while free < self.concurrency and slots.acquire(blocking=False):
                 free += 1
             try:
-                messages = [] if stop.is_set() else self._receive(wait_seconds=1)
+                messages = [] if stop.is_set() else self._receive(wait_seconds=1, free=free)
             except Exception:
                 log.exception("%s poll failed", self.name)
                 messages = []
@@ -329,7 +336,12 @@ def event_sources(
         ),
         stream_failures=SqsPump(sqs, failures_url, app_module.stream_failures, "stream_failures"),
         worker=SqsPump(
-            sqs, outputs["TasksQueueUrl"], app_module.worker, "worker", concurrency=concurrency
+            sqs,
+            outputs["TasksQueueUrl"],
+            app_module.worker,
+            "worker",
+            concurrency=concurrency,
+            invocation_size=_mapping_batch_size(app_module, "worker"),
         ),
         dead_letters=SqsPump(
             sqs,
@@ -346,3 +358,8 @@ def event_sources(
             concurrency=concurrency,
         ),
     )
+
+
+def _mapping_batch_size(app_module: Any, name: str) -> int:
+    """The batch size app.py gives a function's event source (the worker's is 1)."""
+    return next(s.batch_size for s in app_module.app.event_sources if s.name == name)

@@ -1,6 +1,8 @@
 """`taskstatus`: submit, follow and manage jobs from a shell.
 
     taskstatus submit demo/sleep --input '{"seconds": 3, "steps": 6}' --watch
+    taskstatus submit demo/sleep --delay 600            # scheduled: starts in 10 minutes
+    taskstatus batch jobs.json                          # up to 100 job requests, one line each
     taskstatus list --status completed --json
     taskstatus watch 5b0c9f3e-...            # a live progress bar; exit 1 if the job fails
     taskstatus events 5b0c9f3e-...           # its history: every version, who wrote it
@@ -62,9 +64,20 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--input", type=_json_arg, default={})
     submit.add_argument("--metadata", type=_json_arg)
     submit.add_argument("--webhook")
+    submit.add_argument(
+        "--run-at", help="start no earlier than this ISO-8601 time (2030-01-01T09:00:00Z)"
+    )
+    submit.add_argument(
+        "--delay", type=int, help="start no earlier than this many seconds from now"
+    )
     submit.add_argument("--idempotency-key", default="auto")
     submit.add_argument("--watch", action="store_true", help="follow it to the end")
     submit.add_argument("--timeout", type=float, help="with --watch: give up after (exit 4)")
+
+    batch = commands.add_parser(
+        "batch", parents=[output], help="submit up to 100 jobs from a JSON array (a file or -)"
+    )
+    batch.add_argument("file", type=argparse.FileType("r"))
 
     get = commands.add_parser("get", parents=[output], help="show a job")
     get.add_argument("job_id")
@@ -158,6 +171,8 @@ def _show(job: Any, args: argparse.Namespace, out: TextIO) -> None:
         else ""
     )
     print(f"{job.jobId}  {job.type}  {job.status.value}{progress}", file=out)
+    if job.runAt and job.status.value == "scheduled":
+        print(f"  runs at: {job.runAt}", file=out)
     if job.result is not None:
         print(f"  result: {json.dumps(job.result)}", file=out)
     if job.error:
@@ -173,12 +188,40 @@ def _exit_for(job: Any) -> int:
 def _submit(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
     key = None if args.idempotency_key == "none" else args.idempotency_key
     job = client.submit(
-        args.type, args.input, metadata=args.metadata, webhook=args.webhook, idempotency_key=key
+        args.type,
+        args.input,
+        metadata=args.metadata,
+        webhook=args.webhook,
+        idempotency_key=key,
+        run_at=args.run_at,
+        delay_seconds=args.delay,
     )
     if not args.watch:
         _show(job, args, out)
         return EXIT_OK
     return _follow(client, job.jobId, args, out, args.timeout)
+
+
+def _batch(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    """One line per job, in order; exit 2 if any job was refused."""
+    try:
+        jobs = json.load(args.file)
+    except json.JSONDecodeError as exc:
+        print(f"error: {args.file.name} is not JSON: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    if not isinstance(jobs, list):
+        print("error: the file must hold a JSON array of job requests", file=sys.stderr)
+        return EXIT_REFUSED
+    results = client.submit_batch(jobs)
+    for result in results:
+        if args.json:
+            print(result.model_dump_json(), file=out)
+        elif result.job is not None:
+            _show(result.job, args, out)
+        else:
+            message = result.error.message if result.error else ""
+            print(f"#{result.index}  refused ({result.status}): {message}", file=out)
+    return EXIT_OK if all(r.status == 202 for r in results) else EXIT_REFUSED
 
 
 def _get(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
@@ -338,6 +381,7 @@ def _webhook_secret(client: TaskStatusClient, args: argparse.Namespace, out: Tex
 
 COMMANDS = {
     "submit": _submit,
+    "batch": _batch,
     "get": _get,
     "list": _list,
     "cancel": _cancel,

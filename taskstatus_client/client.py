@@ -34,6 +34,8 @@ import requests
 from taskstatus_client.errors import ConnectionFailed, TaskStatusError, WaitTimeout, error_for
 from taskstatus_client.local import find_local
 from taskstatus_client.models import (
+    BatchResponse,
+    BatchResult,
     BulkResult,
     DeliveryList,
     JobDocument,
@@ -100,11 +102,19 @@ class TaskStatusClient:
         metadata: dict[str, Any] | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = AUTO,
+        run_at: datetime | str | None = None,
+        delay_seconds: int | None = None,
     ) -> JobDocument:
+        """Submit a job; with `run_at` (an aware datetime or ISO-8601 text) or `delay_seconds`
+        it is `scheduled` and starts no earlier than that time."""
         body: dict[str, Any] = {"type": type, "input": input or {}}
         for name, value in (("source", source), ("target", target), ("metadata", metadata)):
             if value is not None:
                 body[name] = value
+        if run_at is not None:
+            body["runAt"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
+        if delay_seconds is not None:
+            body["delaySeconds"] = delay_seconds
         if webhook is not None:
             body["webhook"] = {"url": webhook}
         headers = {"Content-Type": "application/json"}
@@ -114,6 +124,16 @@ class TaskStatusClient:
             headers["Idempotency-Key"] = idempotency_key
         response = self._request("POST", "/jobs", json=body, headers=headers)
         return JobDocument.model_validate(response.json())
+
+    def submit_batch(self, jobs: list[dict[str, Any]]) -> list[BatchResult]:
+        """Submit up to 100 job requests (each may carry `idempotencyKey`, `runAt`,
+        `delaySeconds`); one result per job, in order: 202 and its `job`, or its `error`.
+
+        Items without an `idempotencyKey` get a fresh one, so that retrying the call after
+        a lost answer never submits a job twice."""
+        keyed = [{"idempotencyKey": str(uuid.uuid4()), **job} for job in jobs]
+        response = self._request("POST", "/jobs/batch", json={"jobs": keyed})
+        return BatchResponse.model_validate(response.json()).results
 
     def get(self, job_id: str) -> JobDocument:
         """The job; revalidated with its ETag, so an unchanged job costs a 304."""

@@ -18,6 +18,7 @@ class Model(BaseModel):
 
 
 class Status(StrEnum):
+    SCHEDULED = "scheduled"
     SUBMITTED = "submitted"
     STARTED = "started"
     PROCESSING = "processing"
@@ -63,6 +64,7 @@ class JobDocument(Model):
     error: str | None
     metadata: dict[str, Any]
     retries: int = 0
+    runAt: str | None = None  # a delayed job's start time
 
 
 class JobList(Model):
@@ -96,6 +98,31 @@ class BulkResult(Model):
     jobIds: list[str]
     skipped: int
     nextCursor: str | None
+
+
+class FieldError(Model):
+    field: str
+    message: str
+
+
+class ErrorDetail(Model):
+    code: str
+    message: str
+    errors: list[FieldError] | None = None
+
+
+class BatchResult(Model):
+    """One item's answer in `POST /jobs/batch`: 202 and its `job`, or a 4xx/5xx and `error`."""
+
+    index: int
+    status: int
+    job: JobDocument | None = None
+    error: ErrorDetail | None = None
+    replayed: bool | None = None
+
+
+class BatchResponse(Model):
+    results: list[BatchResult]
 
 
 class Delivery(Model):
@@ -176,6 +203,10 @@ MIRRORED: tuple[type[Model], ...] = (
     JobEvent,
     JobEventList,
     BulkResult,
+    FieldError,
+    ErrorDetail,
+    BatchResult,
+    BatchResponse,
     Delivery,
     DeliveryList,
     Redelivery,

@@ -41,6 +41,7 @@ FAILED_LOOKUP = "Failed to fetch assembly status"
 MAX_ID_ECHO = 128
 
 _RUNNING_MESSAGES = {
+    Status.SCHEDULED: "The assembly is scheduled and has not started yet.",
     Status.SUBMITTED: "The assembly is queued and waiting for a worker.",
     Status.STARTED: "The assembly has started.",
     Status.PROCESSING: "The assembly is processing.",

@@ -48,14 +48,14 @@ if TYPE_CHECKING:
     from chalicelib.webhooks import Delivery, WebhookDispatcher
 
 RETRY_AFTER_SECONDS = "1"
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if not _IDEMPOTENCY_KEY.match(key):
+    if not IDEMPOTENCY_KEY_PATTERN.match(key):
         raise BadRequest(
             "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces"
         )
@@ -250,6 +250,8 @@ def parse_job_request(body: Any) -> SubmitJob:
         target=request.target,
         metadata=request.metadata,
         webhook=request.webhook,
+        run_at=request.runAt,
+        delay_seconds=request.delaySeconds,
     )
 
 
@@ -280,6 +282,7 @@ def job_document(task: Task) -> dict[str, Any]:
         error=task.error,
         metadata=task.metadata,
         retries=task.retries,
+        runAt=iso_seconds(task.run_at),
     ).model_dump(mode="json")
 
 

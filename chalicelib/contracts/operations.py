@@ -24,8 +24,8 @@ class JobEvent(Schema):
     status: Status
     at: str = Field(description="when this version was written (ISO-8601 UTC, milliseconds)")
     by: str = Field(
-        description="who wrote it: api, worker, reaper, dead-letters, redrive, bulk-cancel, "
-        "stream, stream-failures, ..."
+        description="who wrote it: api, worker, reaper, dead-letters, scheduler, redrive, "
+        "bulk-cancel, stream, stream-failures, ..."
     )
     progress: EventProgress | None = None
     error: str | None = None

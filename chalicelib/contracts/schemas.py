@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from chalicelib.model import ObjectRef, Schema, Status, Webhook
 
@@ -29,6 +29,14 @@ class JobRequest(Schema):
     target: ObjectRef | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook: Webhook | None = None
+    runAt: AwareDatetime | None = Field(
+        default=None,
+        description="ISO-8601 time with its offset (UTC: `Z`); the job does not start before it",
+        examples=["2030-01-01T09:00:00Z"],
+    )
+    delaySeconds: int | None = Field(
+        default=None, ge=0, description="start the job no earlier than this many seconds from now"
+    )
 
 
 MIME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$"
@@ -88,6 +96,7 @@ class JobDocument(Schema):
     error: str | None
     metadata: dict[str, Any]
     retries: int = Field(default=0, description="times the job was run again by a retry")
+    runAt: str | None = Field(default=None, description="a delayed job's start time")
 
 
 class JobList(Schema):
@@ -112,6 +121,37 @@ class ErrorBody(Schema):
     error: ErrorDetail
     requestId: str
     timestamp: str
+
+
+class BatchJobRequest(JobRequest):
+    """One item of `POST /jobs/batch`: a job request and its own idempotency key."""
+
+    idempotencyKey: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern="^[!-~]+$"
+    )
+
+
+class BatchRequest(Schema):
+    """Body of `POST /jobs/batch`. Each item is answered on its own: a bad one is a 4xx
+    result beside the others' 202."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[BatchJobRequest] = Field(min_length=1, max_length=100)
+
+
+class BatchResult(Schema):
+    index: int
+    status: int = Field(description="202, or the 4xx/5xx `POST /jobs` would answer for this item")
+    job: JobDocument | None = None
+    error: ErrorDetail | None = None
+    replayed: bool | None = Field(
+        default=None, description="with an idempotencyKey: the job is an earlier one's"
+    )
+
+
+class BatchResponse(Schema):
+    results: list[BatchResult]
 
 
 class Delivery(Schema):

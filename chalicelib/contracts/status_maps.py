@@ -6,6 +6,7 @@ from chalicelib.model import Status
 
 # Seeds 000/001, Task Processor API: processing | completed | failed.
 TASK_PROCESSOR: dict[Status, str] = {
+    Status.SCHEDULED: "processing",
     Status.SUBMITTED: "processing",
     Status.STARTED: "processing",
     Status.PROCESSING: "processing",
@@ -19,6 +20,7 @@ TASK_PROCESSOR: dict[Status, str] = {
 
 # Seed 004, task status: started | processing | error | completed | completed_with_errors | failed.
 TASK_STATUS: dict[Status, str] = {
+    Status.SCHEDULED: "started",
     Status.SUBMITTED: "started",
     Status.STARTED: "started",
     Status.PROCESSING: "processing",
@@ -32,6 +34,7 @@ TASK_STATUS: dict[Status, str] = {
 
 # Seed 003, Status Lambda: the `ok` field of an AssemblyStatus (None: failed, `error` is set).
 ASSEMBLY_OK: dict[Status, str | None] = {
+    Status.SCHEDULED: "ASSEMBLY_EXECUTING",
     Status.SUBMITTED: "ASSEMBLY_EXECUTING",
     Status.STARTED: "ASSEMBLY_EXECUTING",
     Status.PROCESSING: "ASSEMBLY_EXECUTING",
@@ -45,6 +48,7 @@ ASSEMBLY_OK: dict[Status, str | None] = {
 
 # Seed 002, auto-vid: submitted | processing | completed | failed | retrying.
 AUTOVID: dict[Status, str] = {
+    Status.SCHEDULED: "submitted",
     Status.SUBMITTED: "submitted",
     Status.STARTED: "processing",
     Status.PROCESSING: "processing",

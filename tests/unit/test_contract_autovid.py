@@ -17,6 +17,7 @@ from tests.unit.tasks import stored_task
 
 ORIGIN_STATUSES = {"submitted", "processing", "completed", "failed", "retrying"}
 EXPECTED_STATUS = {
+    Status.SCHEDULED: "submitted",
     Status.SUBMITTED: "submitted",
     Status.STARTED: "processing",
     Status.PROCESSING: "processing",

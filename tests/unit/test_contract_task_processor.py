@@ -32,6 +32,7 @@ SEED_DEBLIND = {
     "Updated_at": "2025-01-21T13:45:02.050373+00:00",
 }
 EXPECTED_STATUS = {
+    Status.SCHEDULED: "processing",
     Status.SUBMITTED: "processing",
     Status.STARTED: "processing",
     Status.PROCESSING: "processing",

@@ -19,6 +19,7 @@ SEED_TASK_STATUS = {
 }
 SEED_STATUSES = {"started", "processing", "error", "completed", "completed_with_errors", "failed"}
 EXPECTED_STATUS = {
+    Status.SCHEDULED: "started",
     Status.SUBMITTED: "started",
     Status.STARTED: "started",
     Status.PROCESSING: "processing",

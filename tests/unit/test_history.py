@@ -190,3 +190,15 @@ def test_public_reads_by_id_do_not_open_a_history(client, stack, monkeypatch):
         assert client.http.get(f"/jobs/{job_id}/events").status_code == 401
     finally:
         get_settings.cache_clear()
+
+
+def test_a_delayed_run_come_due_is_written_by_the_scheduler(client, stack, service):
+    job = {**sleep_job(), "delaySeconds": 3600}
+    job_id = submit(client, job).json_body["jobId"]
+    later = utcnow() + timedelta(seconds=3601)
+    service.clock = lambda: later
+    assert service.release_due() == [job_id]
+    service.clock = utcnow
+    stack.run_stream()
+    story = [(e["status"], e["by"]) for e in events(client, job_id)]
+    assert story == [("scheduled", "api"), ("submitted", "scheduler")]

@@ -18,6 +18,7 @@ JOB_FIELDS = {
     "error",
     "metadata",
     "retries",
+    "runAt",
 }
 
 

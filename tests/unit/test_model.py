@@ -33,7 +33,20 @@ def test_a_retrying_task_goes_back_to_started():
     assert not can_transition(Status.RETRYING, Status.PROCESSING)
 
 
-def test_only_a_retry_moves_back_to_submitted():
-    assert {
-        status for status, targets in ALLOWED_TRANSITIONS.items() if Status.SUBMITTED in targets
-    } == set(RETRYABLE)
+def test_only_a_retry_or_a_due_scheduled_task_moves_to_submitted():
+    # A scheduled task moves on to submitted when it is due: that is forward, not back.
+    sources = {s for s, targets in ALLOWED_TRANSITIONS.items() if Status.SUBMITTED in targets}
+    assert sources == set(RETRYABLE) | {Status.SCHEDULED}
+
+
+def test_nothing_moves_back_to_scheduled():
+    assert all(Status.SCHEDULED not in targets for targets in ALLOWED_TRANSITIONS.values())
+
+
+def test_a_scheduled_task_can_start_be_cancelled_or_fail_but_not_finish():
+    assert ALLOWED_TRANSITIONS[Status.SCHEDULED] == {
+        Status.SUBMITTED,
+        Status.STARTED,
+        Status.CANCELLED,
+        Status.FAILED,
+    }

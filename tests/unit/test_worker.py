@@ -255,7 +255,10 @@ def test_the_reaper_fails_a_task_never_picked_up(service):
 def test_the_reaper_handler_runs_from_the_schedule(stack):
     from local.events import LambdaContext, scheduled_event
 
-    assert stack.app.reaper(scheduled_event("reaper"), LambdaContext("reaper")) == {"failed": []}
+    assert stack.app.reaper(scheduled_event("reaper"), LambdaContext("reaper")) == {
+        "failed": [],
+        "released": [],
+    }
 
 
 def test_worker_log_lines_carry_the_lambda_request_id_and_the_task_id(stack, service, capsys):

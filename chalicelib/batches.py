@@ -1,0 +1,293 @@
+"""`POST /jobs/batch`: up to MAX_BATCH_JOBS job requests, each validated, stored and queued
+on its own, so that a bad item never blocks the others.
+
+Writes: a new task must be a conditional put (never over an existing id), and an
+idempotency key a conditional put tied to its task, so BatchWriteItem (which takes no
+conditions) cannot be used honestly. The items are written with TransactWriteItems
+instead, packed up to MAX_ACTIONS_PER_TRANSACTION actions (one per task, two with an
+idempotency key): 100 plain jobs are one call, 100 with keys two. An item whose condition
+fails (its key was used before: a replay or a conflict; or the same key twice in one
+batch) is taken out and the rest written again; then each such item goes through the
+single-job path, which answers its replay, 409 or 422 exactly as `POST /jobs` would.
+The table's stream queues each stored task, as for `POST /jobs`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from chalice.app import Request, Response
+
+from chalicelib import aws, http
+from chalicelib.contracts.jobs import IDEMPOTENCY_KEY_PATTERN, job_document, parse_job_request
+from chalicelib.errors import (
+    IdempotencyConflict,
+    IdempotencyKeyInUse,
+    IdempotentJobGone,
+    SubmitRejected,
+)
+from chalicelib.http_errors import ApiError, BadRequest, Conflict, Unprocessable
+from chalicelib.model import Task
+from chalicelib.observability import emit_metric
+from chalicelib.service import SubmitJob, TaskService
+from chalicelib.store import TaskStore
+
+MAX_BATCH_JOBS = 100
+MAX_ACTIONS_PER_TRANSACTION = 100  # DynamoDB's limit
+
+
+@dataclass
+class Entry:
+    """A valid item, ready to store."""
+
+    index: int
+    task: Task
+    job: SubmitJob
+    key: str | None
+
+    def actions(self, store: TaskStore, key_expires_at: int, now: datetime) -> list[dict[str, Any]]:
+        if self.key is None:
+            return [store.task_put(self.task)]
+        fingerprint = self.job.fingerprint()
+        key_put = store.key_put(self.task, self.key, fingerprint, key_expires_at, now)
+        return [key_put, store.task_put(self.task)]
+
+
+def _error(index: int, exc: ApiError) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.details.get("errors"):
+        error["errors"] = exc.details["errors"]
+    return {"index": index, "status": exc.status_code, "error": error}
+
+
+def _accepted(index: int, task: Task, key: str | None, created: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {"index": index, "status": 202, "job": job_document(task)}
+    if key is not None:
+        result["replayed"] = not created
+    return result
+
+
+def _jobs(body: Any) -> list[Any]:
+    if not isinstance(body, dict) or set(body) != {"jobs"}:
+        raise Unprocessable('the body must be a JSON object {"jobs": [<job request>, ...]}')
+    jobs = body["jobs"]
+    if not isinstance(jobs, list) or not jobs:
+        raise Unprocessable('"jobs" must be a non-empty array of job requests')
+    if len(jobs) > MAX_BATCH_JOBS:
+        raise Unprocessable(
+            f"a batch holds at most {MAX_BATCH_JOBS} jobs; got {len(jobs)}: split it"
+        )
+    return jobs
+
+
+def _item_key(item: dict[str, Any]) -> str | None:
+    key = item.pop("idempotencyKey", None)
+    if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_KEY_PATTERN.match(key)):
+        raise Unprocessable(
+            "idempotencyKey must be 1 to 255 printable ASCII characters without spaces",
+            errors=[{"field": "idempotencyKey", "message": "not a valid idempotency key"}],
+        )
+    return key
+
+
+def _prepare(
+    service: TaskService, owner: str, index: int, item: Any, now: datetime
+) -> Entry | dict[str, Any]:
+    """The item as an Entry, or its error result."""
+    try:
+        if not isinstance(item, dict):
+            raise Unprocessable(
+                f"jobs[{index}] must be a JSON object (a job request with at least a `type`)"
+            )
+        item = dict(item)
+        key = _item_key(item)
+        job = parse_job_request(item)
+        try:
+            task = service.new_task(owner, job, now)
+        except SubmitRejected as exc:
+            raise Unprocessable(exc.message, errors=exc.errors) from None
+    except ApiError as exc:
+        return _error(index, exc)
+    return Entry(index=index, task=task, job=job, key=key)
+
+
+def _chunks(entries: list[Entry]) -> list[list[Entry]]:
+    chunks: list[list[Entry]] = [[]]
+    used = 0
+    for entry in entries:
+        size = 2 if entry.key is not None else 1
+        if used + size > MAX_ACTIONS_PER_TRANSACTION:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(entry)
+        used += size
+    return [chunk for chunk in chunks if chunk]
+
+
+class BatchWriter:
+    def __init__(self, service: TaskService, now: datetime) -> None:
+        self.service = service
+        self.now = now
+        self.expires = service.key_expires_at(now)
+        self.calls = 0
+        # The key item a refused entry's condition found (the transaction returns it).
+        self.earlier: dict[int, dict[str, Any]] = {}
+
+    def write(self, entries: list[Entry]) -> dict[int, dict[str, Any]]:
+        """Store every entry; the result of each by index."""
+        results: dict[int, dict[str, Any]] = {}
+        contested: list[Entry] = []
+        first: list[Entry] = []
+        keys: set[str] = set()
+        for entry in entries:
+            # The same key twice in one transaction is refused as a whole: a repeat waits.
+            if entry.key is not None and entry.key in keys:
+                contested.append(entry)
+                continue
+            if entry.key is not None:
+                keys.add(entry.key)
+            first.append(entry)
+        for chunk in _chunks(first):
+            written, refused, unavailable = self._transact(chunk)
+            for entry in written:
+                results[entry.index] = _accepted(entry.index, entry.task, entry.key, True)
+            contested += refused
+            for entry in unavailable:
+                results[entry.index] = _error(
+                    entry.index,
+                    _Unavailable("the store is unavailable; retry this job (with its key)"),
+                )
+        replays = [e for e in contested if id(e) in self.earlier]
+        results.update(self._replays(replays))
+        for entry in sorted(contested, key=lambda e: e.index):
+            if entry.index not in results:
+                results[entry.index] = self._one(entry)
+        return results
+
+    def _replays(self, entries: list[Entry]) -> dict[int, dict[str, Any]]:
+        """Items whose key was used before, answered from the key items the transactions
+        returned and one BatchGetItem of their jobs per 100 (not one call each)."""
+        results: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(entries), 100):
+            chunk = entries[start : start + 100]
+            found = self._get_tasks({self.earlier[id(e)]["task_id"]["S"] for e in chunk})
+            for entry in chunk:
+                key_item = self.earlier[id(entry)]
+                if key_item["fingerprint"]["S"] != entry.job.fingerprint():
+                    results[entry.index] = _error(
+                        entry.index,
+                        Unprocessable(
+                            "this idempotencyKey was already used with a different request body"
+                        ),
+                    )
+                    continue
+                task = found.get(key_item["task_id"]["S"])
+                if task is not None:
+                    results[entry.index] = _accepted(entry.index, task, entry.key, False)
+                # else: gone or not read: the single-job path answers it
+        return results
+
+    def _get_tasks(self, task_ids: set[str]) -> dict[str, Task]:
+        from chalicelib.store import task_from_item
+
+        table = self.service.store.table
+        request = {table: {"Keys": [{"id": {"S": task_id}} for task_id in sorted(task_ids)]}}
+        tasks: dict[str, Task] = {}
+        for _ in range(3):
+            response = aws.client("dynamodb").batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                task = task_from_item(item)
+                if task.expires_at > self.now.timestamp():
+                    tasks[task.id] = task
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        return tasks
+
+    def _transact(self, chunk: list[Entry]) -> tuple[list[Entry], list[Entry], list[Entry]]:
+        """(written, refused by a condition, not written for a transient failure)."""
+        remaining, refused = list(chunk), []
+        while remaining:
+            actions: list[dict[str, Any]] = []
+            owners: list[Entry] = []
+            for entry in remaining:
+                for action in entry.actions(self.service.store, self.expires, self.now):
+                    actions.append(action)
+                    owners.append(entry)
+            try:
+                self.calls += 1
+                aws.client("dynamodb").transact_write_items(TransactItems=actions)
+                return remaining, refused, []
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    if aws.is_transient(exc):
+                        return [], refused, remaining
+                    raise
+                reasons = exc.response.get("CancellationReasons") or []
+                failed = {
+                    id(owners[i])
+                    for i, reason in enumerate(reasons)
+                    if i < len(owners) and reason.get("Code") not in (None, "None")
+                }
+                for i, reason in enumerate(reasons[: len(owners)]):
+                    item = reason.get("Item") or {}
+                    if reason.get("Code") == "ConditionalCheckFailed" and "fingerprint" in item:
+                        self.earlier[id(owners[i])] = item
+                if not failed:  # no reason given: let the single-job path sort each out
+                    return [], refused + remaining, []
+                refused += [e for e in remaining if id(e) in failed]
+                remaining = [e for e in remaining if id(e) not in failed]
+        return [], refused, []
+
+    def _one(self, entry: Entry) -> dict[str, Any]:
+        """An item the transaction could not take, through `POST /jobs`'s own path."""
+        try:
+            if entry.key is None:
+                self.service.store.create(entry.task)
+                return _accepted(entry.index, entry.task, None, True)
+            task, created = self.service.store.create_idempotent(
+                entry.task, entry.key, entry.job.fingerprint(), self.expires, self.now
+            )
+        except IdempotencyConflict as exc:
+            return _error(entry.index, Unprocessable(str(exc)))
+        except IdempotencyKeyInUse:
+            return _error(
+                entry.index,
+                Conflict("another request with this idempotencyKey is being processed; retry"),
+            )
+        except IdempotentJobGone as exc:
+            return _error(
+                entry.index,
+                Conflict(f"the job this idempotencyKey created ({exc}) has expired; use a new key"),
+            )
+        return _accepted(entry.index, task, entry.key, created)
+
+
+class _Unavailable(ApiError):
+    status_code = 503
+    code = "unavailable"
+
+
+def submit_batch(service: TaskService, request: Request) -> Response:
+    if request.headers.get("idempotency-key") is not None:
+        raise BadRequest(
+            "POST /jobs/batch takes an idempotencyKey per job, not an Idempotency-Key header"
+        )
+    jobs = _jobs(http.json_body(request))
+    owner = http.current_user(request)
+    now = service.clock()
+    prepared = [_prepare(service, owner, i, item, now) for i, item in enumerate(jobs)]
+    entries = [p for p in prepared if isinstance(p, Entry)]
+    results = {p["index"]: p for p in prepared if isinstance(p, dict)}
+    results.update(BatchWriter(service, now).write(entries))
+    created = Counter(
+        r["job"]["type"] for r in results.values() if r["status"] == 202 and not r.get("replayed")
+    )
+    for task_type, count in created.items():
+        emit_metric("TasksSubmitted", count, type=task_type)
+    body = {"results": [results[i] for i in range(len(jobs))]}
+    return http.json_response(body, 207)

@@ -1,0 +1,179 @@
+"""Fair concurrency: at most MAX_RUNNING_PER_OWNER running tasks per owner (0: no limit).
+
+The owner's slots are one item of the records table whose `holders` is the string set of
+the ids of the tasks that hold one. Taking a slot is one conditional UpdateItem:
+`ADD holders :id` if the set is smaller than the limit or already holds the task (a
+redelivered message, or a worker reclaiming a crashed one's task, keeps its slot). A set
+rather than a number: a duplicate take or release changes nothing, so a replayed stream
+record or a second message can never make the count drift.
+
+- Admission (the stream, which queues new tasks): a task whose owner has a free slot
+  takes it and is queued; otherwise it is parked in the table (`waiting#<owner>` items,
+  oldest first) and stays `submitted`, so an owner's backlog never fills the queue and
+  another owner's task is queued behind nothing.
+- A slot is given back by the stream when its task ends or goes to `retrying`, whoever
+  wrote it: the worker, the reaper (a crashed worker's task, once past its deadline), the
+  dead-letter handler or a cancel; then the owner's oldest parked tasks take the free
+  slots. A worker that cannot claim a task that has ended does the same.
+- The worker takes the slot again before it claims (a no-op for an admitted task). A
+  message with no slot free (a retry, a delayed run's message) waits: it is sent again
+  with a delay (DEFER_SECONDS, doubling per wait up to MAX_DEFER_SECONDS) and the original
+  deleted, so waiting never counts as a delivery (SQS's receive count, the dead-letter
+  queue's trigger) nor as an attempt (the new message carries the attempts already made).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+from chalicelib.store import owner_scoped
+
+DEFER_SECONDS = 1
+MAX_DEFER_SECONDS = 16
+
+
+class OverLimit(Exception):
+    """The owner already runs as many tasks as the limit allows."""
+
+
+def _key(owner: str) -> dict[str, Any]:
+    return {"pk": {"S": "slots#" + owner_scoped(owner)}, "sk": {"S": "running"}}
+
+
+def _waiting_key(owner: str, created_at: str, task_id: str) -> dict[str, Any]:
+    return {"pk": {"S": "waiting#" + owner_scoped(owner)}, "sk": {"S": f"{created_at}#{task_id}"}}
+
+
+# Sends a task's message: (task id, type, owner).
+Enqueue = Callable[[str, str, str], None]
+
+
+def defer_seconds(deferrals: int) -> int:
+    """How long a task over the limit waits before it asks again (with jitter)."""
+    base = min(MAX_DEFER_SECONDS, DEFER_SECONDS * 2 ** min(deferrals, 10))
+    return max(1, round(base * random.uniform(0.75, 1.25)))
+
+
+class Slots:
+    def __init__(self, records_table: str, limit: int) -> None:
+        self.records_table = records_table
+        self.limit = limit
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit > 0
+
+    def acquire(self, owner: str, task_id: str) -> bool:
+        """Take a slot for the task; True if it took a new one (False: it held one already).
+
+        Raises OverLimit when the owner's slots are all held by other tasks."""
+        try:
+            response = aws.client("dynamodb").update_item(
+                TableName=self.records_table,
+                Key=_key(owner),
+                UpdateExpression="ADD holders :task",
+                ConditionExpression=(
+                    "attribute_not_exists(holders) OR size(holders) < :limit "
+                    "OR contains(holders, :id)"
+                ),
+                ExpressionAttributeValues={
+                    ":task": {"SS": [task_id]},
+                    ":id": {"S": task_id},
+                    ":limit": {"N": str(self.limit)},
+                },
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise OverLimit(owner) from None
+            raise
+        held = response.get("Attributes", {}).get("holders", {}).get("SS", [])
+        return task_id not in held
+
+    def release(self, owner: str, task_id: str) -> None:
+        aws.client("dynamodb").update_item(
+            TableName=self.records_table,
+            Key=_key(owner),
+            UpdateExpression="DELETE holders :task",
+            ExpressionAttributeValues={":task": {"SS": [task_id]}},
+        )
+
+    # -- admission: an owner's backlog waits in the table, not in the queue ------------------
+
+    def admit(
+        self,
+        task_id: str,
+        type: str,
+        owner: str,
+        created_at: str,
+        enqueue: Enqueue,
+        full: set[str],
+        expires_at: int,
+    ) -> bool:
+        """Queue a new task if its owner has a free slot (taking it); else park it in the
+        table until one frees. Returns whether it was queued.
+
+        `full`: the owners found full so far (this call adds to it); their next tasks are
+        parked without asking again. The caller must call `admit_next` for each of them
+        once it has parked its tasks: a slot freed meanwhile is then seen by that call, or
+        by the release, which reads the parked tasks after it frees the slot.
+        """
+        if owner not in full:
+            try:
+                self.acquire(owner, task_id)
+                enqueue(task_id, type, owner)
+                return True
+            except OverLimit:
+                full.add(owner)
+        key = _waiting_key(owner, created_at, task_id)
+        aws.client("dynamodb").put_item(
+            TableName=self.records_table,
+            Item={
+                **key,
+                "task_id": {"S": task_id},
+                "type": {"S": type},
+                "expires_at": {"N": str(expires_at)},  # the task's own TTL
+            },
+        )
+        return False
+
+    def admit_next(self, owner: str, enqueue: Enqueue) -> list[str]:
+        """Queue the owner's oldest parked tasks while slots are free; the ids queued."""
+        found = aws.client("dynamodb").query(
+            TableName=self.records_table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "waiting#" + owner_scoped(owner)}},
+            ConsistentRead=True,
+            Limit=self.limit,
+        )
+        queued = []
+        for item in found.get("Items", []):
+            task_id = item["task_id"]["S"]
+            try:
+                self.acquire(owner, task_id)
+            except OverLimit:
+                break
+            enqueue(task_id, item["type"]["S"], owner)
+            key = {"pk": item["pk"], "sk": item["sk"]}
+            aws.client("dynamodb").delete_item(TableName=self.records_table, Key=key)
+            queued.append(task_id)
+        return queued
+
+    def forget(self, owner: str, created_at: str, task_id: str) -> None:
+        """A parked task that ended (cancelled, failed) leaves the waiting line."""
+        aws.client("dynamodb").delete_item(
+            TableName=self.records_table, Key=_waiting_key(owner, created_at, task_id)
+        )
+
+    def holders(self, owner: str) -> set[str]:
+        item = (
+            aws.client("dynamodb")
+            .get_item(TableName=self.records_table, Key=_key(owner), ConsistentRead=True)
+            .get("Item", {})
+        )
+        return set(item.get("holders", {}).get("SS", []))

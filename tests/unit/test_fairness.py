@@ -1,0 +1,252 @@
+"""Fair concurrency: MAX_RUNNING_PER_OWNER running tasks per owner, slots that cannot leak."""
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.fairness import Slots
+from chalicelib.model import Status, Task, utcnow
+from chalicelib.worker import Worker
+from tests.conftest import reset_caches
+
+LIMIT = 2
+
+
+@pytest.fixture
+def service(stack, monkeypatch):
+    monkeypatch.setenv("MAX_RUNNING_PER_OWNER", str(LIMIT))
+    reset_caches()
+    from chalicelib.bootstrap import container
+
+    return container().service
+
+
+@pytest.fixture
+def slots(service) -> Slots:
+    return Slots(service.settings.records_table, LIMIT)
+
+
+def new_task(service, owner: str = "alice", seconds: float = 0) -> Task:
+    task = Task.new(owner=owner, type="demo/sleep", ttl_seconds=3600, input={"seconds": seconds})
+    service.store.create(task)
+    return task
+
+
+def record(body: dict, receives: int = 1) -> dict:
+    return {
+        "messageId": "m",
+        "receiptHandle": "",
+        "body": json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": str(receives)},
+    }
+
+
+def message_for(task: Task, **extra) -> dict:
+    return record({"taskId": task.id, "type": task.type, "owner": task.owner, **extra})
+
+
+def crash_while_running(service, slots, task: Task) -> None:
+    """A worker took the slot and claimed the task, then died."""
+    slots.acquire(task.owner, task.id)
+    service.claim(task.id, task.type, 1)
+
+
+def deferred_bodies(stack) -> list[dict]:
+    """The delayed messages of tasks waiting for a slot (they are visible after ~1 s)."""
+    time.sleep(1.4)
+    found = stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10)
+    bodies = [json.loads(m["Body"]) for m in found.get("Messages", [])]
+    return [body for body in bodies if "deferrals" in body]
+
+
+def test_a_task_over_the_limit_waits_and_stays_submitted(service, slots):
+    first, second = new_task(service), new_task(service)
+    crash_while_running(service, slots, first)
+    crash_while_running(service, slots, second)
+    third = new_task(service)
+    assert Worker(service).handle_message(message_for(third)) is True
+    assert service.find(third.id).status is Status.SUBMITTED
+    assert slots.holders("alice") == {first.id, second.id}
+
+
+def test_waiting_is_a_new_message_that_burns_no_attempt(service, slots, stack):
+    for _ in range(LIMIT):
+        crash_while_running(service, slots, new_task(service))
+    waiting = new_task(service)
+    Worker(service).handle_message(message_for(waiting, priorAttempts=1))
+    [body] = deferred_bodies(stack)
+    # no delivery counted against the dead-letter queue, the attempts already made carried on
+    assert body == {
+        "taskId": waiting.id,
+        "type": "demo/sleep",
+        "owner": "alice",
+        "priorAttempts": 1,
+        "deferrals": 1,
+    }
+
+
+def test_a_task_that_waited_runs_when_a_slot_frees_as_its_first_attempt(service, slots, stack):
+    running = new_task(service)
+    crash_while_running(service, slots, running)
+    crash_while_running(service, slots, new_task(service))
+    waiting = new_task(service)
+    Worker(service).handle_message(message_for(waiting))
+    service.cancel("alice", running.id)
+    stack.run_stream()  # the cancel leaves a running status: its slot is given back
+    [body] = deferred_bodies(stack)
+    assert Worker(service).handle_message(record(body)) is True
+    task = service.find(waiting.id)
+    assert task.status is Status.COMPLETED and task.attempts == 1
+
+
+def test_another_owner_is_not_held_by_a_full_owner(service, slots):
+    for _ in range(LIMIT):
+        crash_while_running(service, slots, new_task(service))
+    bobs = new_task(service, owner="bob")
+    Worker(service).handle_message(message_for(bobs))
+    assert service.find(bobs.id).status is Status.COMPLETED
+
+
+def test_a_finished_task_gives_its_slot_back_through_the_stream(service, slots, stack):
+    task = new_task(service)
+    stack.run_stream()
+    stack.run_worker()
+    assert slots.holders("alice") == {task.id}  # until the stream sees it finish
+    stack.run_stream()
+    assert slots.holders("alice") == set()
+
+
+def test_a_retrying_task_gives_its_slot_back(service, slots, stack):
+    task = new_task(service)
+    slots.acquire("alice", task.id)
+    claimed = service.claim(task.id, task.type, 1)
+    service.transition(claimed, Status.RETRYING, by="worker", error="transient")
+    stack.run_stream()
+    assert slots.holders("alice") == set()
+
+
+def test_a_duplicate_message_of_a_running_task_keeps_its_slot(service, slots):
+    task = new_task(service)
+    crash_while_running(service, slots, task)  # its lease is live: the duplicate cannot claim
+    assert Worker(service).handle_message(message_for(task)) is True
+    assert slots.holders("alice") == {task.id}
+
+
+def test_a_message_for_a_finished_task_gives_back_the_slot_it_took(service, slots):
+    task = new_task(service)
+    service.cancel("alice", task.id)
+    Worker(service).handle_message(message_for(task))
+    assert slots.holders("alice") == set()
+
+
+def test_a_crashed_workers_slots_are_freed_by_the_reaper(service, slots, stack):
+    from chalicelib.fairness import OverLimit
+
+    crashed = [new_task(service), new_task(service)]
+    for task in crashed:
+        crash_while_running(service, slots, task)
+    stack.run_stream()
+    with pytest.raises(OverLimit):
+        slots.acquire("alice", "another")
+    later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
+    service.clock = lambda: later
+    assert sorted(service.reap()) == sorted(t.id for t in crashed)
+    stack.run_stream()
+    assert slots.holders("alice") == set()
+    service.clock = utcnow
+    task = new_task(service)
+    Worker(service).handle_message(message_for(task))
+    assert service.find(task.id).status is Status.COMPLETED
+
+
+def test_a_message_without_an_owner_is_limited_too(service, slots):
+    for _ in range(LIMIT):
+        crash_while_running(service, slots, new_task(service))
+    old_style = new_task(service)
+    Worker(service).handle_message(record({"taskId": old_style.id, "type": "demo/sleep"}))
+    assert service.find(old_style.id).status is Status.SUBMITTED
+
+
+def test_slots_never_exceed_the_limit(slots):
+    from chalicelib.fairness import OverLimit
+
+    taken = [slots.acquire("carol", f"task-{n}") for n in range(LIMIT)]
+    with pytest.raises(OverLimit):
+        slots.acquire("carol", "task-over")
+    assert taken == [True, True]
+    assert slots.acquire("carol", "task-0") is False  # held already: no second slot
+    assert slots.holders("carol") == {"task-0", "task-1"}
+
+
+def test_owners_slots_are_apart_whatever_their_names(slots):
+    slots.acquire("a#b", "t1")
+    slots.acquire("a#b", "t2")
+    assert slots.acquire("a", "t3") is True
+
+
+def test_the_reaper_leaves_a_task_waiting_for_a_slot(service, slots):
+    for _ in range(LIMIT):
+        crash_while_running(service, slots, new_task(service))
+    waiting = new_task(service)
+    later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
+    service.clock = lambda: later
+    assert waiting.id not in service.reap()
+    assert service.find(waiting.id).status is Status.SUBMITTED
+
+
+def test_the_reaper_fails_a_lost_submitted_task_of_an_owner_with_free_slots(service, slots):
+    lost = new_task(service)
+    later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
+    service.clock = lambda: later
+    assert service.reap() == [lost.id]
+
+
+# -- admission: a backlog waits in the table, not in the queue --------------------------------
+
+
+def queued_ids(stack) -> list[str]:
+    found = stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"])["taskId"] for m in found.get("Messages", [])]
+
+
+def test_a_full_owners_new_tasks_wait_off_the_queue(service, stack):
+    tasks = [new_task(service) for _ in range(LIMIT + 3)]
+    stack.run_stream()
+    assert stack.queued_messages() == LIMIT
+    assert sorted(queued_ids(stack)) == sorted(t.id for t in tasks[:LIMIT])
+
+
+def test_another_owners_task_is_queued_at_once_behind_any_backlog(service, stack):
+    for _ in range(30):
+        new_task(service)
+    bobs = new_task(service, owner="bob")
+    stack.run_stream()
+    assert stack.queued_messages() == LIMIT + 1
+    assert bobs.id in queued_ids(stack)
+
+
+def test_a_parked_task_is_queued_when_a_slot_frees(service, stack):
+    first, _, parked = new_task(service), new_task(service), new_task(service)
+    stack.run_stream()
+    service.cancel("alice", first.id)
+    stack.run_stream()
+    assert parked.id in queued_ids(stack)
+
+
+def test_a_backlog_runs_to_the_end_limit_by_limit(service, stack, slots):
+    tasks = [new_task(service) for _ in range(LIMIT * 3 + 1)]
+    stack.settle()
+    assert {service.find(t.id).status for t in tasks} == {Status.COMPLETED}
+    assert slots.holders("alice") == set()
+
+
+def test_a_cancelled_parked_task_is_never_queued(service, stack, slots):
+    first, _, parked = new_task(service), new_task(service), new_task(service)
+    stack.run_stream()
+    service.cancel("alice", parked.id)
+    service.cancel("alice", first.id)
+    stack.run_stream()
+    assert parked.id not in queued_ids(stack)
+    assert parked.id not in slots.holders("alice")
