@@ -53,6 +53,7 @@ def retried(task: Task, now: datetime, by: str) -> Task:
             "started_at": None,
             "completed_at": None,
             "lease_until": None,
+            "run_at": None,  # a retry runs now, whatever its first run waited for
         }
     )
 

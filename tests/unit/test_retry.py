@@ -175,3 +175,12 @@ def test_two_retries_racing_with_one_key_one_wins_the_other_is_told_to_retry(
     assert response.status_code == 409
     assert response.headers["Retry-After"] == "1"
     assert service.find(other.id) == other
+
+
+def test_a_cancelled_delayed_job_retried_runs_now(client, stack):
+    job = {**sleep_job(), "delaySeconds": 3600}
+    job_id = submit(client, job).json_body["jobId"]
+    client.http.delete(f"/jobs/{job_id}", headers=auth())
+    assert retry(client, job_id).json_body["runAt"] is None
+    stack.settle()
+    assert get(client, f"/jobs/{job_id}").json_body["status"] == "completed"
