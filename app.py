@@ -123,6 +123,37 @@ def redeliver_webhook(jobId: str) -> Any:
     )
 
 
+# -- operations: history, retry, bulk redrive and cancel (chalicelib/ops_api.py) -------------
+
+
+@app.route("/jobs/{jobId}/events", methods=["GET"])
+def list_job_events(jobId: str) -> Any:
+    from chalicelib import ops_api
+
+    return ops_api.list_events(_service(), app.current_request, jobId)
+
+
+@app.route("/jobs/{jobId}/retry", methods=["POST"])
+def retry_job(jobId: str) -> Any:
+    from chalicelib import ops_api
+
+    return ops_api.retry_job(_service(), app.current_request, jobId)
+
+
+@app.route("/jobs/redrive", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def redrive_jobs() -> Any:
+    from chalicelib import ops_api
+
+    return ops_api.redrive_jobs(_service(), app.current_request)
+
+
+@app.route("/jobs/cancel", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def cancel_jobs() -> Any:
+    from chalicelib import ops_api
+
+    return ops_api.cancel_jobs(_service(), app.current_request)
+
+
 # -- API keys (JWT only: keys cannot manage keys) ------------------------------------------
 
 

@@ -102,6 +102,59 @@ def per_request(client: Any, counter: CallCounter, stack: Any) -> None:
     extra_surfaces(client, counter, ids, headers)
 
 
+def operations_calls(client: Any, counter: CallCounter, stack: Any) -> None:
+    """History, retry and redrive: calls per request, and per task for the bulk ones."""
+    from chalicelib.bootstrap import container
+    from chalicelib.model import Status, Task, utcnow
+
+    service = container().service
+
+    def failed_task() -> Task:
+        now = utcnow()
+        task = Task.new(owner="bench-ops", type="demo/sleep", ttl_seconds=3600, now=now)
+        ended = {"status": Status.FAILED, "started_at": now, "completed_at": now, "error": "x"}
+        task = task.model_copy(update=ended)
+        service.store.create(task)
+        return task
+
+    headers = fixtures.auth("bench-ops")
+    n = 20
+    failed = [failed_task() for _ in range(n)]
+    keyed_tasks = [failed_task() for _ in range(n)]
+    stack.run_stream()
+    with counter.measure() as events_calls:
+        for task in failed:
+            client.http.get(f"/jobs/{task.id}/events", headers=headers)
+    with counter.measure() as retry_calls:
+        for task in failed:
+            client.http.post(f"/jobs/{task.id}/retry", headers=headers, body="")
+    with counter.measure() as keyed_calls:
+        for i, task in enumerate(keyed_tasks):
+            keyed = {**headers, "Idempotency-Key": f"r{i}"}
+            client.http.post(f"/jobs/{task.id}/retry", headers=keyed, body="")
+    with counter.measure() as requeue_calls:
+        records = stack.run_stream()
+    more = [failed_task() for _ in range(n)]
+    body = json.dumps({"status": "failed"})
+    with counter.measure() as dry_calls:
+        dry = client.http.post(
+            "/jobs/redrive", headers=headers, body=json.dumps({"status": "failed", "dryRun": True})
+        ).json_body["count"]
+    with counter.measure() as redrive_calls:
+        moved = client.http.post("/jobs/redrive", headers=headers, body=body).json_body["count"]
+    with counter.measure() as cancel_calls:
+        cancelled = client.http.post("/jobs/cancel", headers=headers, body="{}").json_body["count"]
+    assert dry == moved == len(more) and cancelled == len(more) + len(failed) + len(keyed_tasks)
+    print("\nHistory, retry and redrive (per request; bulk: per task moved)")
+    row("GET /jobs/{id}/events", summarize(events_calls, n))
+    row("POST /jobs/{id}/retry", summarize(retry_calls, n))
+    row("retry + Idempotency-Key", summarize(keyed_calls, n))
+    row("stream: retry (history+queue)", summarize(requeue_calls, max(records, 1)))
+    row(f"redrive dryRun ({dry} tasks)", summarize(dry_calls, dry))
+    row(f"POST /jobs/redrive ({moved})", summarize(redrive_calls, moved))
+    row(f"POST /jobs/cancel ({cancelled})", summarize(cancel_calls, cancelled))
+
+
 def row(label: str, figures: str, seconds: float | None = None) -> None:
     timing = f"  ({seconds * 1000:.1f} ms each)" if seconds is not None else ""
     print(f"  {label:30} {figures}{timing}")
@@ -375,6 +428,7 @@ def main() -> None:
             counter.attach(aws.client(service))
         with Client(stack.app.app, stage_name="prod", project_dir=str(ROOT)) as client:
             per_request(client, counter, stack)
+            operations_calls(client, counter, stack)
             from bench import operations
 
             operations.batch_calls(client, counter)

@@ -64,9 +64,11 @@ ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.RETRYING: frozenset({Status.STARTED, Status.FAILED, Status.CANCELLED}),
     Status.COMPLETED: frozenset(),
     Status.COMPLETED_WITH_ERRORS: frozenset(),
-    Status.FAILED: frozenset(),
-    Status.CANCELLED: frozenset(),
+    # A retry (POST /jobs/{id}/retry, or a redrive) runs a failed or cancelled task again.
+    Status.FAILED: frozenset({Status.SUBMITTED}),
+    Status.CANCELLED: frozenset({Status.SUBMITTED}),
 }
+RETRYABLE: frozenset[Status] = frozenset({Status.FAILED, Status.CANCELLED})
 
 
 def can_transition(current: Status, new: Status) -> bool:
@@ -225,6 +227,8 @@ class Task(Schema):
     expires_at: int
     attempts: int = 0
     lease_until: int | None = None
+    retries: int = 0  # times a user ran the task again after it failed or was cancelled
+    updated_by: str | None = None  # who wrote this version: api, worker, reaper, ...
     run_at: datetime | None = None  # a delayed run: not started before this time
 
     @property
@@ -250,6 +254,7 @@ class Task(Schema):
         metadata: dict[str, Any] | None = None,
         webhook: Webhook | None = None,
         now: datetime | None = None,
+        by: str = "api",
         run_at: datetime | None = None,
     ) -> Task:
         """A new task; with a `run_at` in the future it is `scheduled`, and kept a full TTL
@@ -271,4 +276,5 @@ class Task(Schema):
             status=Status.SCHEDULED if delayed else Status.SUBMITTED,
             run_at=run_at if delayed else None,
             expires_at=int(starts.timestamp()) + ttl_seconds,
+            updated_by=by,
         )

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import api_keys as k
+from chalicelib.contracts import operations as o
 from chalicelib.contracts import schemas as m
 from chalicelib.model import Status
 
@@ -52,6 +53,12 @@ CURSOR = Param(
     "cursor", "query", {"type": "string", "maxLength": 512}, "nextCursor of the previous page"
 )
 AUTH_ERRORS = {400: ERRORS, 401: ERRORS}
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "the same key and request return the same job",
+)
 
 OPERATIONS: list[Operation] = [
     Operation("GET", "/health", "Is the service up", {200: m.Health}, public=True, tag="service"),
@@ -70,14 +77,7 @@ OPERATIONS: list[Operation] = [
         "Submit a job",
         {202: m.JobDocument, **AUTH_ERRORS, 413: ERRORS, 415: ERRORS, 422: ERRORS},
         request=m.JobRequest,
-        params=[
-            Param(
-                "Idempotency-Key",
-                "header",
-                {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
-                "the same key and body return the same job",
-            )
-        ],
+        params=[IDEMPOTENCY_KEY],
     ),
     Operation(
         "POST",
@@ -135,6 +135,38 @@ OPERATIONS: list[Operation] = [
         {202: m.Redelivery, **AUTH_ERRORS, 404: ERRORS, 409: ERRORS, 429: ERRORS},
         params=[JOB_ID],
         tag="webhooks",
+    ),
+    Operation(
+        "GET",
+        "/jobs/{jobId}/events",
+        "The job's history: one entry per version, oldest first, with who wrote it",
+        {200: o.JobEventList, **AUTH_ERRORS, 404: ERRORS},
+        params=[JOB_ID, LIMIT, CURSOR],
+        tag="operations",
+    ),
+    Operation(
+        "POST",
+        "/jobs/{jobId}/retry",
+        "Run a failed or cancelled job again under the same id (attempts reset)",
+        {202: m.JobDocument, **AUTH_ERRORS, 404: ERRORS, 409: ERRORS, 422: ERRORS},
+        params=[JOB_ID, IDEMPOTENCY_KEY],
+        tag="operations",
+    ),
+    Operation(
+        "POST",
+        "/jobs/redrive",
+        "Retry your failed or cancelled jobs in bulk (at most 1,000 a call; dryRun counts)",
+        {200: o.BulkResult, 202: o.BulkResult, **AUTH_ERRORS, 415: ERRORS, 422: ERRORS},
+        request=o.RedriveRequest,
+        tag="operations",
+    ),
+    Operation(
+        "POST",
+        "/jobs/cancel",
+        "Cancel your unfinished jobs in bulk (at most 1,000 a call; dryRun counts)",
+        {200: o.BulkResult, **AUTH_ERRORS, 415: ERRORS, 422: ERRORS},
+        request=o.BulkCancelRequest,
+        tag="operations",
     ),
     Operation(
         "GET",

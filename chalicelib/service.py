@@ -233,8 +233,8 @@ class TaskService:
             updated_since=updated_since,
         )
 
-    def cancel(self, owner: str, task_id: str) -> Task:
-        return self.store.cancel(task_id, owner, self.clock())
+    def cancel(self, owner: str, task_id: str, by: str = "api") -> Task:
+        return self.store.cancel(task_id, owner, self.clock(), by)
 
     # -- queue -------------------------------------------------------------------
 
@@ -261,8 +261,11 @@ class TaskService:
             timeout_seconds=self.store.timeout_for(task_type),
         )
 
-    def transition(self, task: Task, status: Status, **changes: Any) -> Task:
-        """Move `task` to `status` if the table allows it and nobody wrote in between."""
+    def transition(self, task: Task, status: Status, *, by: str, **changes: Any) -> Task:
+        """Move `task` to `status` if the table allows it and nobody wrote in between.
+
+        `by` names the writer (worker, reaper, dead-letters, ...): the history shows it.
+        """
         if not can_transition(task.status, status):
             raise TransitionRefused(task.id, task.status.value, status.value)
         now = self.clock()
@@ -270,6 +273,7 @@ class TaskService:
             "status": status,
             "version": task.version + 1,
             "updated_at": now,
+            "updated_by": by,
             **changes,
         }
         if status.is_terminal:
@@ -281,16 +285,16 @@ class TaskService:
 
     def report_progress(self, task: Task, current: int, total: int, message: str) -> Task:
         progress = Progress(current=current, total=max(total, current), message=message)
-        return self.transition(task, Status.PROCESSING, progress=progress)
+        return self.transition(task, Status.PROCESSING, by="worker", progress=progress)
 
-    def fail(self, task_id: str, reason: str) -> Task | None:
+    def fail(self, task_id: str, reason: str, by: str) -> Task | None:
         """Fail a task that has not finished; None if it has (or is gone). Races are retried."""
         for _ in range(3):
             task = self.find(task_id)
             if task is None or task.is_terminal:
                 return None
             try:
-                return self.transition(task, Status.FAILED, error=reason)
+                return self.transition(task, Status.FAILED, by=by, error=reason)
             except TransitionRefused:
                 continue  # another writer moved it meanwhile: look again
         raise TransitionRefused(task_id, None, Status.FAILED.value)
@@ -342,6 +346,7 @@ class TaskService:
                 self.transition(
                     task,
                     Status.FAILED,
+                    by="reaper",
                     error=f"timed out: no progress for {limit} s while {task.status.value}",
                 )
             except TransitionRefused:

@@ -56,8 +56,8 @@ _JSON_FIELDS = (
     "webhook",
 )
 _TIME_FIELDS = ("created_at", "updated_at", "started_at", "completed_at", "run_at")
-_INT_FIELDS = ("version", "expires_at", "attempts", "lease_until")
-_STR_FIELDS = ("id", "owner", "type", "status", "error")
+_INT_FIELDS = ("version", "expires_at", "attempts", "lease_until", "retries")
+_STR_FIELDS = ("id", "owner", "type", "status", "error", "updated_by")
 
 
 def _dumps(value: Any) -> str:
@@ -248,6 +248,24 @@ class TaskStore:
             }
         }
 
+    def key_item(
+        self, owner: str, key: str, task_id: str, fingerprint: str, expires_at: int
+    ) -> dict[str, Any]:
+        """An idempotency key's item, as `create_idempotent` and `replace` store it."""
+        return {
+            "pk": {"S": _idempotency_pk(owner, key)},
+            "sk": {"S": "idem"},
+            "task_id": {"S": task_id},
+            "fingerprint": {"S": fingerprint},
+            "expires_at": {"N": str(expires_at)},
+        }
+
+    def live_key_item(self, owner: str, key: str, now: datetime) -> dict[str, Any] | None:
+        item = self._get_key_item(owner, key)
+        if item is None or int(item["expires_at"]["N"]) < now.timestamp():
+            return None
+        return item
+
     def _get_key_item(self, owner: str, key: str) -> dict[str, Any] | None:
         response = self._ddb.get_item(
             TableName=self.records_table,
@@ -385,6 +403,7 @@ class TaskStore:
                 "status": {"S": Status.SUBMITTED.value},
                 "updated_at": {"S": _iso(now)},
                 "deadline": {"N": str(epoch + timeout_seconds)},
+                "updated_by": {"S": "scheduler"},
             },
             set_expressions=["version = version + :one"],
             remove=["due_shard", "due_at"],
@@ -424,6 +443,56 @@ class TaskStore:
             now=after.updated_at,
         )
 
+    def replace(self, before: Task, after: Task, key_item: dict[str, Any] | None = None) -> Task:
+        """Write `after` whole over `before`, only if the stored task is still `before`
+        (status and version); with `key_item`, in one transaction with that idempotency key.
+
+        For a change that resets many attributes at once (a retry): a whole item leaves no
+        attribute of the earlier run behind.
+        """
+        if after.version != before.version + 1:
+            raise ValueError("a replaced task must carry the next version")
+        put: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": self.attributes(after),
+            "ConditionExpression": "#status = :expected_status AND version = :expected_version",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":expected_status": {"S": before.status.value},
+                ":expected_version": {"N": str(before.version)},
+            },
+        }
+        try:
+            if key_item is None:
+                self._ddb.put_item(**put)
+            else:
+                self._ddb.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": self.records_table,
+                                "Item": key_item,
+                                "ConditionExpression": "attribute_not_exists(pk) "
+                                "OR expires_at < :now",
+                                "ExpressionAttributeValues": {
+                                    ":now": {"N": str(int(after.updated_at.timestamp()))}
+                                },
+                            }
+                        },
+                        {"Put": put},
+                    ]
+                )
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons") or []
+                if reasons and reasons[0].get("Code") not in (None, "None"):
+                    raise IdempotencyKeyInUse(key_item["pk"]["S"] if key_item else "") from None
+            elif code != "ConditionalCheckFailedException":
+                raise
+            raise TransitionRefused(before.id, before.status.value, after.status.value) from None
+        return after
+
     def claim(
         self, task_id: str, now: datetime, *, lease_seconds: int, attempt: int, timeout_seconds: int
     ) -> Task:
@@ -442,6 +511,7 @@ class TaskStore:
                 "lease_until": {"N": str(epoch + lease_seconds)},
                 "attempts": {"N": str(attempt)},
                 "active_shard": {"S": task_id[0]},
+                "updated_by": {"S": "worker"},
             },
             set_expressions=[
                 "version = version + :one",
@@ -469,7 +539,7 @@ class TaskStore:
             now=now,
         )
 
-    def cancel(self, task_id: str, owner: str, now: datetime) -> Task:
+    def cancel(self, task_id: str, owner: str, now: datetime, by: str = "api") -> Task:
         """Cancel in one conditional write: owner matches and the task is not terminal."""
         active = sorted(s.value for s in ACTIVE)
         placeholders = {f":a{i}": {"S": s} for i, s in enumerate(active)}
@@ -479,6 +549,7 @@ class TaskStore:
                 "status": {"S": Status.CANCELLED.value},
                 "updated_at": {"S": _iso(now)},
                 "completed_at": {"S": _iso(now)},
+                "updated_by": {"S": by},
             },
             set_expressions=["version = version + :one"],
             remove=["active_shard", "deadline", "lease_until", "due_shard", "due_at"],

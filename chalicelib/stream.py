@@ -1,8 +1,10 @@
 """The table's stream: what happens after a task changes.
 
+Every version of a task adds its entry to the task's history (chalicelib/history.py).
 An INSERT of a submitted task queues it, as does a scheduled task's move to
-submitted (the sweep), and the INSERT of a task scheduled a short delay ahead
-(with that SQS delay: chalicelib/scheduling.py); a change into a terminal status
+submitted (the sweep), a retry (failed or cancelled back to submitted), and the
+INSERT of a task scheduled a short delay ahead (with that SQS delay:
+chalicelib/scheduling.py); a change into a terminal status
 creates the task's webhook event (once per version, however often the record
 is delivered); every change is pushed to the owner's WebSocket subscribers.
 
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, scheduling
 from chalicelib.fairness import Slots
+from chalicelib.history import History
 from chalicelib.model import Status, Task
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.service import TaskService
@@ -57,6 +60,15 @@ def _was_terminal(record: dict[str, Any]) -> bool:
     return old_status is not None and old_status.is_terminal
 
 
+def needs_queueing(record: dict[str, Any], new: Task) -> bool:
+    """A task just submitted, a scheduled one now due, or one a retry brought back from
+    failed or cancelled."""
+    if new.status is not Status.SUBMITTED:
+        return False
+    old = _old_status(record)
+    return record.get("eventName") == "INSERT" or old is Status.SCHEDULED or _was_terminal(record)
+
+
 class StreamHandler:
     def __init__(
         self,
@@ -66,6 +78,7 @@ class StreamHandler:
     ) -> None:
         self.service = service
         self.realtime = realtime
+        self.history = History(service.settings.records_table)
         self._webhooks = webhooks
         self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
         self.full_owners: set[str] = set()
@@ -116,7 +129,9 @@ class StreamHandler:
             log.error("a change of this task cannot be handled, failing it: %s", exc)
             emit_metric("StreamRecordsFailed", 1)
             try:
-                self.service.fail(task_id, f"the service could not handle this task: {exc}")
+                self.service.fail(
+                    task_id, f"the service could not handle this task: {exc}", by="stream"
+                )
             except Exception:
                 log.exception("could not fail the task either")
                 return False
@@ -127,6 +142,7 @@ class StreamHandler:
         if new is None:
             return
         with task_context(new.id):
+            self.history.record(new)
             self._queue(record, new)
             self._free_slot(record, new)
             if new.webhook is not None and new.is_terminal:
@@ -135,7 +151,7 @@ class StreamHandler:
 
     def _queue(self, record: dict[str, Any], new: Task) -> None:
         inserted = record.get("eventName") == "INSERT"
-        if new.status is Status.SUBMITTED and (inserted or _old_status(record) is Status.SCHEDULED):
+        if needs_queueing(record, new):
             if self.slots.enabled:
                 created = new.created_at.isoformat()
                 self.slots.admit(
@@ -194,7 +210,7 @@ def fail_unprocessed(
         try:
             for task_id in _unprocessed_task_ids(message["body"], streams):
                 with task_context(task_id):
-                    if service.fail(task_id, UNPROCESSED_REASON):
+                    if service.fail(task_id, UNPROCESSED_REASON, by="stream-failures"):
                         log.error("failed a task whose stream record could not be handled")
         except Exception:
             log.exception("could not read back the records of a stream failure")

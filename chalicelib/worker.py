@@ -104,7 +104,7 @@ class TaskReporter:
         if self._pending is not None:
             changes.setdefault("progress", self._pending)
         try:
-            self.task = self.service.transition(self.task, status, **changes)
+            self.task = self.service.transition(self.task, status, by="worker", **changes)
             self._pending = None
             self._written_at = self.clock()
         except TransitionRefused:
@@ -273,6 +273,7 @@ class Worker:
                 self.service.transition(
                     task,
                     Status.FAILED,
+                    by="dead-letters",
                     error="gave up: the task's message exhausted its deliveries "
                     f"(last error: {task.error or 'the worker did not finish'})",
                 )

@@ -5,6 +5,9 @@
     taskstatus batch jobs.json                          # up to 100 job requests, one line each
     taskstatus list --status completed --json
     taskstatus watch 5b0c9f3e-...            # a live progress bar; exit 1 if the job fails
+    taskstatus events 5b0c9f3e-...           # its history: every version, who wrote it
+    taskstatus retry 5b0c9f3e-... --watch    # run a failed or cancelled job again
+    taskstatus redrive --status failed --since 2026-11-24T00:00:00Z --dry-run
 
 Configuration: --url / TASKSTATUS_URL, --token / TASKSTATUS_TOKEN, --ws-url /
 TASKSTATUS_WS_URL; without them, the running `make dev` of the checkout you are in
@@ -92,6 +95,28 @@ def parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("job_id")
     watch.add_argument("--timeout", type=float, help="give up after this many seconds (exit 4)")
+
+    events = commands.add_parser(
+        "events", parents=[output], help="a job's history: every version and who wrote it"
+    )
+    events.add_argument("job_id")
+
+    retry = commands.add_parser(
+        "retry", parents=[output], help="run a failed or cancelled job again (same id)"
+    )
+    retry.add_argument("job_id")
+    retry.add_argument("--idempotency-key", default="auto")
+    retry.add_argument("--watch", action="store_true", help="follow it to the end")
+    retry.add_argument("--timeout", type=float, help="with --watch: give up after (exit 4)")
+
+    redrive = commands.add_parser(
+        "redrive", parents=[output], help="retry your failed (or cancelled) jobs in bulk"
+    )
+    redrive.add_argument("--status", choices=["failed", "cancelled"], default="failed")
+    redrive.add_argument("--type")
+    redrive.add_argument("--since", help="submitted at or after (ISO-8601 with a zone)")
+    redrive.add_argument("--until", help="submitted at or before (ISO-8601 with a zone)")
+    redrive.add_argument("--dry-run", action="store_true", help="count them, change nothing")
 
     commands.add_parser(
         "webhook-secret",
@@ -308,6 +333,46 @@ def _local_token(args: argparse.Namespace) -> str:
     return jwt.encode(claims, secret, "HS256")
 
 
+def _events(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    for event in client.events(args.job_id):
+        if args.json:
+            print(event.model_dump_json(exclude_none=True), file=out)
+            continue
+        progress = (
+            f"  {event.progress.current}/{event.progress.total} {event.progress.message}"
+            if event.progress
+            else ""
+        )
+        error = f"  error: {event.error}" if event.error else ""
+        line = f"v{event.version:<4} {event.at}  {event.status.value:<21} by {event.by}"
+        print(f"{line}{progress}{error}", file=out)
+    return EXIT_OK
+
+
+def _retry(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    key = None if args.idempotency_key == "none" else args.idempotency_key
+    job = client.retry(args.job_id, idempotency_key=key)
+    if not args.watch:
+        _show(job, args, out)
+        return EXIT_OK
+    return _follow(client, job.jobId, args, out, args.timeout)
+
+
+def _redrive(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    result = client.redrive(
+        args.status, type=args.type, since=args.since, until=args.until, dry_run=args.dry_run
+    )
+    if args.json:
+        print(result.model_dump_json(), file=out)
+        return EXIT_OK
+    verb = "would retry" if result.dryRun else "retried"
+    skipped = f" ({result.skipped} changed meanwhile, left as they were)" if result.skipped else ""
+    print(f"{verb} {result.count} {args.status} job(s){skipped}", file=out)
+    for job_id in result.jobIds:
+        print(f"  {job_id}", file=out)
+    return EXIT_OK
+
+
 def _webhook_secret(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
     secrets = client.webhook_secrets()
     print(secrets.model_dump_json(exclude_none=True) if args.json else secrets.secret, file=out)
@@ -321,6 +386,9 @@ COMMANDS = {
     "list": _list,
     "cancel": _cancel,
     "watch": _watch,
+    "events": _events,
+    "retry": _retry,
+    "redrive": _redrive,
     "webhook-secret": _webhook_secret,
 }
 

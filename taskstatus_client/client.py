@@ -36,8 +36,11 @@ from taskstatus_client.local import find_local
 from taskstatus_client.models import (
     BatchResponse,
     BatchResult,
+    BulkResult,
     DeliveryList,
     JobDocument,
+    JobEvent,
+    JobEventList,
     JobList,
     WebhookSecrets,
 )
@@ -162,6 +165,65 @@ class TaskStatusClient:
 
     def cancel(self, job_id: str) -> JobDocument:
         return JobDocument.model_validate(self._request("DELETE", f"/jobs/{job_id}").json())
+
+    def events(self, job_id: str, *, page_size: int = 100) -> Iterator[JobEvent]:
+        """The job's history, oldest first: one entry per version, with who wrote it."""
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            response = self._request("GET", f"/jobs/{job_id}/events", params=params)
+            page = JobEventList.model_validate(response.json())
+            yield from page.events
+            if not page.nextCursor:
+                return
+            params["cursor"] = page.nextCursor
+
+    def retry(self, job_id: str, *, idempotency_key: str | None = AUTO) -> JobDocument:
+        """Run a failed or cancelled job again under the same id (409 otherwise)."""
+        if idempotency_key == AUTO:
+            idempotency_key = str(uuid.uuid4())
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        response = self._request("POST", f"/jobs/{job_id}/retry", headers=headers)
+        return JobDocument.model_validate(response.json())
+
+    def redrive(
+        self,
+        status: str = "failed",
+        *,
+        type: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        dry_run: bool = False,
+    ) -> BulkResult:
+        """Retry every failed (or cancelled) job that matches, call after call (1,000 each)."""
+        body = _bulk_filter(status, type, since, until, dry_run)
+        return self._bulk("/jobs/redrive", body)
+
+    def cancel_all(
+        self,
+        status: str | None = None,
+        *,
+        type: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        dry_run: bool = False,
+    ) -> BulkResult:
+        """Cancel every unfinished job that matches (all unfinished statuses by default)."""
+        body = _bulk_filter(status, type, since, until, dry_run)
+        return self._bulk("/jobs/cancel", body)
+
+    def _bulk(self, path: str, body: dict[str, Any]) -> BulkResult:
+        total = BulkResult(dryRun=body["dryRun"], count=0, jobIds=[], skipped=0, nextCursor=None)
+        while True:
+            headers = {"Content-Type": "application/json"}
+            page = BulkResult.model_validate(
+                self._request("POST", path, json=body, headers=headers).json()
+            )
+            total.count += page.count
+            total.jobIds += page.jobIds
+            total.skipped += page.skipped
+            if not page.nextCursor:
+                return total
+            body = {**body, "cursor": page.nextCursor}
 
     def deliveries(self, job_id: str) -> DeliveryList:
         return DeliveryList.model_validate(
@@ -290,6 +352,13 @@ class TaskStatusClient:
         exponential = min(self.max_backoff, self.backoff * 2**attempt)
         jittered = random.uniform(exponential / 2, exponential)
         return max(jittered, min(retry_after or 0, self.max_backoff * 3))
+
+
+def _bulk_filter(
+    status: str | None, type: str | None, since: str | None, until: str | None, dry_run: bool
+) -> dict[str, Any]:
+    given = {"status": status, "type": type, "since": since, "until": until}
+    return {k: v for k, v in given.items() if v is not None} | {"dryRun": dry_run}
 
 
 def merge_push(job: JobDocument, payload: dict[str, Any]) -> JobDocument:

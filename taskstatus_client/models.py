@@ -65,11 +65,40 @@ class JobDocument(Model):
     metadata: dict[str, Any]
     version: int | None = None  # rises by one on every change, as in WebSocket pushes
     input: Any = None  # on GET /jobs/{jobId} only
+    retries: int = 0
     runAt: str | None = None  # a delayed job's start time
 
 
 class JobList(Model):
     jobs: list[JobDocument]
+    nextCursor: str | None
+
+
+class EventProgress(Model):
+    current: int
+    total: int
+    message: str
+
+
+class JobEvent(Model):
+    version: int
+    status: Status
+    at: str
+    by: str
+    progress: EventProgress | None = None
+    error: str | None = None
+
+
+class JobEventList(Model):
+    events: list[JobEvent]
+    nextCursor: str | None
+
+
+class BulkResult(Model):
+    dryRun: bool
+    count: int
+    jobIds: list[str]
+    skipped: int
     nextCursor: str | None
 
 
@@ -172,6 +201,10 @@ MIRRORED: tuple[type[Model], ...] = (
     JobProgress,
     JobDocument,
     JobList,
+    EventProgress,
+    JobEvent,
+    JobEventList,
+    BulkResult,
     FieldError,
     ErrorDetail,
     BatchResult,

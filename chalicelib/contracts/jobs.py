@@ -285,6 +285,7 @@ def job_document(task: Task, with_input: bool = False) -> dict[str, Any]:
         metadata=task.metadata,
         version=task.version,
         input=task.input if with_input else None,
+        retries=task.retries,
         runAt=iso_seconds(task.run_at),
     ).model_dump(mode="json")
 

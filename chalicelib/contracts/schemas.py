@@ -100,6 +100,7 @@ class JobDocument(Schema):
         default=None, description="rises by one on every change, as in WebSocket pushes"
     )
     input: Any = Field(default=None, description="the job's input; on GET /jobs/{jobId} only")
+    retries: int = Field(default=0, description="times the job was run again by a retry")
     runAt: str | None = Field(default=None, description="a delayed job's start time")
 
 

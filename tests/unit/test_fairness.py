@@ -122,7 +122,7 @@ def test_a_retrying_task_gives_its_slot_back(service, slots, stack):
     task = new_task(service)
     slots.acquire("alice", task.id)
     claimed = service.claim(task.id, task.type, 1)
-    service.transition(claimed, Status.RETRYING, error="transient")
+    service.transition(claimed, Status.RETRYING, by="worker", error="transient")
     stack.run_stream()
     assert slots.holders("alice") == set()
 

@@ -19,6 +19,7 @@ JOB_FIELDS = {
     "metadata",
     "version",
     "input",
+    "retries",
     "runAt",
 }
 

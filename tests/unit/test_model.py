@@ -2,12 +2,17 @@
 
 import pytest
 
-from chalicelib.model import ALLOWED_TRANSITIONS, TERMINAL, Status, can_transition
+from chalicelib.model import ALLOWED_TRANSITIONS, RETRYABLE, TERMINAL, Status, can_transition
 
 
-@pytest.mark.parametrize("terminal", sorted(TERMINAL))
-def test_nothing_leaves_a_terminal_status(terminal):
+@pytest.mark.parametrize("terminal", sorted(TERMINAL - RETRYABLE))
+def test_nothing_leaves_a_successful_ending(terminal):
     assert ALLOWED_TRANSITIONS[terminal] == frozenset()
+
+
+@pytest.mark.parametrize("ending", sorted(RETRYABLE))
+def test_a_failed_or_cancelled_task_leaves_only_by_a_retry_to_submitted(ending):
+    assert ALLOWED_TRANSITIONS[ending] == frozenset({Status.SUBMITTED})
 
 
 def test_a_submitted_task_cannot_complete_without_starting():
@@ -28,10 +33,10 @@ def test_a_retrying_task_goes_back_to_started():
     assert not can_transition(Status.RETRYING, Status.PROCESSING)
 
 
-def test_nothing_moves_back_to_submitted():
+def test_only_a_retry_or_a_due_scheduled_task_moves_to_submitted():
     # A scheduled task moves on to submitted when it is due: that is forward, not back.
     sources = {s for s, targets in ALLOWED_TRANSITIONS.items() if Status.SUBMITTED in targets}
-    assert sources == {Status.SCHEDULED}
+    assert sources == set(RETRYABLE) | {Status.SCHEDULED}
 
 
 def test_nothing_moves_back_to_scheduled():

@@ -16,7 +16,7 @@ def new_task(service, owner="alice", type="demo/sleep", **kwargs) -> Task:
 
 def test_a_saved_transition_bumps_the_version(service):
     task = new_task(service)
-    started = service.transition(task, Status.STARTED)
+    started = service.transition(task, Status.STARTED, by="worker")
     assert started.version == 2
     assert service.find(task.id).status is Status.STARTED
 
@@ -24,7 +24,7 @@ def test_a_saved_transition_bumps_the_version(service):
 def test_a_transition_the_table_forbids_is_refused(service):
     task = new_task(service)
     with pytest.raises(TransitionRefused, match="submitted to completed"):
-        service.transition(task, Status.COMPLETED)
+        service.transition(task, Status.COMPLETED, by="worker")
     assert service.find(task.id).status is Status.SUBMITTED
 
 
@@ -32,9 +32,9 @@ def test_two_writers_racing_on_one_version_cannot_both_win(service):
     # Both writers read version 1; the interleaving is explicit because moto's in-process
     # DynamoDB does not make conditional writes atomic across threads (DynamoDB does).
     task = new_task(service)
-    service.transition(task, Status.STARTED)
+    service.transition(task, Status.STARTED, by="worker")
     with pytest.raises(TransitionRefused):
-        service.transition(task, Status.CANCELLED)
+        service.transition(task, Status.CANCELLED, by="worker")
     stored = service.find(task.id)
     assert (stored.status, stored.version) == (Status.STARTED, 2)
 
@@ -43,7 +43,9 @@ def test_two_writers_on_the_same_status_with_different_versions_cannot_both_win(
     # Both read `processing` at version 3; the first progress report makes it version 4,
     # still `processing`: only the version tells the second writer's read is stale.
     task = new_task(service)
-    running = service.report_progress(service.transition(task, Status.STARTED), 1, 4, "one")
+    running = service.report_progress(
+        service.transition(task, Status.STARTED, by="worker"), 1, 4, "one"
+    )
     assert (running.status, running.version) == (Status.PROCESSING, 3)
     service.report_progress(running, 2, 4, "first writer")
     with pytest.raises(TransitionRefused):
@@ -54,10 +56,10 @@ def test_two_writers_on_the_same_status_with_different_versions_cannot_both_win(
 
 def test_a_stale_writer_cannot_overwrite_a_terminal_status(service):
     task = new_task(service)
-    running = service.transition(task, Status.STARTED)
+    running = service.transition(task, Status.STARTED, by="worker")
     service.cancel("alice", task.id)
     with pytest.raises(TransitionRefused):
-        service.transition(running, Status.COMPLETED, result={"late": True})
+        service.transition(running, Status.COMPLETED, by="worker", result={"late": True})
     assert service.find(task.id).status is Status.CANCELLED
 
 
@@ -142,7 +144,7 @@ def test_json_fields_survive_the_round_trip(service):
 
 def test_a_cancelled_task_leaves_the_reapers_index_and_records_when(service):
     task = new_task(service)
-    running = service.transition(task, Status.STARTED)
+    running = service.transition(task, Status.STARTED, by="worker")
     later = utcnow() + timedelta(seconds=5)
     cancelled = service.store.cancel(task.id, "alice", later)
     assert cancelled.status is Status.CANCELLED and cancelled.version == running.version + 1

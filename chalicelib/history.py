@@ -1,0 +1,94 @@
+"""A task's execution history: one entry per version, written from the table's stream.
+
+Records table layout, in the task's partition (beside its webhook events):
+  pk task#<id>, sk history#<version>   status, at, by, progress, error; TTL: the task's own
+
+An entry is put only if its key does not exist, so a stream record delivered twice (Lambda
+retries a batch, the stream pump replays it) never adds a second entry for its version.
+Every write of a task raises its version, so the entries are the task's whole story, each
+with the writer the item names (`updated_by`: api, worker, reaper, dead-letters, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chalicelib.model import Task
+from chalicelib.records import RecordsTable
+
+PREFIX = "history#"
+UNKNOWN_WRITER = "unknown"  # a version written before writers were recorded
+
+
+def entry_sk(version: int) -> str:
+    return f"{PREFIX}{version:010d}"
+
+
+def _iso_ms(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def entry_item(task: Task) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": {"S": f"task#{task.id}"},
+        "sk": {"S": entry_sk(task.version)},
+        "version": {"N": str(task.version)},
+        "status": {"S": task.status.value},
+        "at": {"S": _iso_ms(task.updated_at)},
+        "by": {"S": task.updated_by or UNKNOWN_WRITER},
+        "expires_at": {"N": str(task.expires_at)},
+    }
+    if task.progress is not None:
+        item["progress"] = {"S": task.progress.model_dump_json()}
+    if task.error:
+        item["error"] = {"S": task.error}
+    return item
+
+
+def entry_view(item: dict[str, Any]) -> dict[str, Any]:
+    """The API's shape of an entry: optional fields only when the version had them."""
+    view: dict[str, Any] = {
+        "version": int(item["version"]["N"]),
+        "status": item["status"]["S"],
+        "at": item["at"]["S"],
+        "by": item["by"]["S"],
+    }
+    if "progress" in item:
+        view["progress"] = json.loads(item["progress"]["S"])
+    if "error" in item:
+        view["error"] = item["error"]["S"]
+    return view
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    events: list[dict[str, Any]]
+    last_version: int | None  # set when more entries may follow
+
+
+class History(RecordsTable):
+    def record(self, task: Task) -> bool:
+        """Add the entry of this version of the task; False if it was there already."""
+        return self.put_new(entry_item(task))
+
+    def page(self, task_id: str, now: datetime, *, limit: int, after: int = 0) -> HistoryPage:
+        """Entries after version `after`, oldest first: one Query."""
+        response = self._ddb.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            FilterExpression="expires_at > :now",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"task#{task_id}"},
+                ":first": {"S": entry_sk(after + 1)},
+                ":last": {"S": entry_sk(9_999_999_999)},
+                ":now": {"N": str(int(now.timestamp()))},
+            },
+            Limit=limit,
+        )
+        items = response.get("Items", [])
+        more = "LastEvaluatedKey" in response
+        last = int(response["LastEvaluatedKey"]["sk"]["S"][len(PREFIX) :]) if more else None
+        return HistoryPage(events=[entry_view(item) for item in items], last_version=last)
