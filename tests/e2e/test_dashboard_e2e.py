@@ -172,6 +172,39 @@ def test_a_job_is_cancelled_from_its_detail_view_after_a_confirmation(dashboard)
     assert dashboard.problems == []
 
 
+def test_a_failed_job_is_retried_from_its_detail_view_and_its_history_shows_both_runs(dashboard):
+    page = dashboard.page
+    job_id = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0.2, "fail_at": 1}})
+    dashboard.expect_status(job_id, "failed")
+    dashboard.row(job_id).get_by_role("button").click()
+    detail = page.locator("#detail")
+    dashboard.expect_text(detail.locator("#d-status"), "failed")
+    assert detail.locator("#d-timeline-note").inner_text() == ""  # the server's history
+    history = detail.locator("#d-timeline li .badge")
+    dashboard.expect_text(history.last, "failed")
+    first_run = history.all_inner_texts()
+    assert first_run[0] == "submitted"
+    assert "demo/sleep failed at step 1" in detail.locator("#d-timeline").inner_text()
+    assert "by worker" in detail.locator("#d-timeline").inner_text()
+    assert page.locator("#act-retry").is_enabled()
+    page.click("#act-retry")
+    page.click("#confirm-yes")
+    dashboard.expect_text(detail.locator("#d-outcome"), "Retry accepted: the task is queued again.")
+    # It runs again, fails again (fail_at), and the history has both runs, in order.
+    page.wait_for_function(
+        "n => document.querySelectorAll('#d-timeline li').length > n",
+        arg=len(first_run) + 1,
+        timeout=WAIT_MS,
+    )
+    dashboard.expect_text(history.last, "failed")
+    both = history.all_inner_texts()
+    assert both[: len(first_run)] == first_run
+    assert both[len(first_run)] == "submitted" and both.count("failed") == 2
+    assert dashboard.stack.get(job_id, user=dashboard.user)["retries"] == 1
+    dashboard.screenshot("retried")
+    assert dashboard.problems == []
+
+
 def test_webhook_deliveries_show_their_responses_and_one_is_sent_again(dashboard):
     page = dashboard.page
     receiver = Receiver([503, 200])  # the first attempt is refused, the retry delivered
