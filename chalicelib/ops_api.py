@@ -11,7 +11,7 @@ from typing import Any
 from chalice.app import Request, Response
 
 from chalicelib import http, redrive
-from chalicelib.contracts.jobs import RETRY_AFTER_SECONDS, idempotency_key, job_document
+from chalicelib.contracts.jobs import RETRY_AFTER_SECONDS, accepted, idempotency_key
 from chalicelib.contracts.operations import (
     BulkCancelRequest,
     BulkFilter,
@@ -89,14 +89,7 @@ def retry_job(service: TaskService, request: Request, job_id: str) -> Response:
         ) from None
     except IdempotentJobGone:
         raise NotFound(f"job {job_id} was not found") from None
-    headers = {
-        "Location": f"/jobs/{task.id}",
-        "Retry-After": RETRY_AFTER_SECONDS,
-        "ETag": http.etag(task.id, task.version),
-    }
-    if key is not None:
-        headers["Idempotent-Replayed"] = "false" if retried else "true"
-    return http.json_response(job_document(task), 202, headers)
+    return accepted(task, key, replayed=not retried)
 
 
 def redrive_jobs(service: TaskService, request: Request) -> Response:

@@ -14,7 +14,7 @@ write, and a task that changed meanwhile is skipped, not overwritten.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -206,19 +206,12 @@ def redrive(
     dry_run: bool,
 ) -> BulkOutcome:
     """Retry the selected failed or cancelled tasks (or, in a dry run, list them)."""
-    tasks, last_key = select(service, selection, after)
-    outcome = BulkOutcome(dry_run=dry_run, last_key=last_key)
-    for task in tasks:
-        if dry_run:
-            outcome.job_ids.append(task.id)
-            continue
-        try:
-            service.store.replace(task, retried(task, service.clock(), "redrive"))
-        except TransitionRefused:
-            outcome.skipped += 1  # the index's copy was stale: the task moved meanwhile
-            continue
-        outcome.job_ids.append(task.id)
-    return outcome
+
+    def retry(task: Task) -> None:
+        service.store.replace(task, retried(task, service.clock(), "redrive"))
+
+    # TransitionRefused: the index's copy was stale, the task moved meanwhile
+    return _apply(service, selection, after, dry_run, retry, (TransitionRefused,))
 
 
 def bulk_cancel(
@@ -228,17 +221,32 @@ def bulk_cancel(
     dry_run: bool,
 ) -> BulkOutcome:
     """Cancel the selected unfinished tasks (or, in a dry run, list them)."""
+
+    def cancel(task: Task) -> None:
+        service.cancel(selection.owner, task.id, by="bulk-cancel")
+
+    # it finished (or expired) meanwhile
+    return _apply(service, selection, after, dry_run, cancel, (TransitionRefused, TaskNotFound))
+
+
+def _apply(
+    service: TaskService,
+    selection: Selection,
+    after: tuple[str, str] | None,
+    dry_run: bool,
+    move: Callable[[Task], None],
+    moved_meanwhile: tuple[type[Exception], ...],
+) -> BulkOutcome:
+    """Move each selected task by its own guarded write; one that moved meanwhile is skipped."""
     tasks, last_key = select(service, selection, after)
     outcome = BulkOutcome(dry_run=dry_run, last_key=last_key)
     for task in tasks:
-        if dry_run:
-            outcome.job_ids.append(task.id)
-            continue
-        try:
-            service.cancel(selection.owner, task.id, by="bulk-cancel")
-        except (TransitionRefused, TaskNotFound):
-            outcome.skipped += 1  # it finished (or expired) meanwhile
-            continue
+        if not dry_run:
+            try:
+                move(task)
+            except moved_meanwhile:
+                outcome.skipped += 1
+                continue
         outcome.job_ids.append(task.id)
     return outcome
 

@@ -83,13 +83,18 @@ def submit_job(service: TaskService, request: Request) -> Response:
         ) from None
     if created:
         emit_metric("TasksSubmitted", 1, type=task.type)
+    return accepted(task, key, replayed=not created)
+
+
+def accepted(task: Task, key: str | None, replayed: bool) -> Response:
+    """202 with the job: where to poll, when, its ETag, and whether a key replayed it."""
     headers = {
         "Location": f"/jobs/{task.id}",
         "Retry-After": RETRY_AFTER_SECONDS,
         "ETag": http.etag(task.id, task.version),
     }
     if key is not None:
-        headers["Idempotent-Replayed"] = "false" if created else "true"
+        headers["Idempotent-Replayed"] = "true" if replayed else "false"
     return http.json_response(job_document(task), 202, headers)
 
 
