@@ -161,7 +161,7 @@ def query(request: Request) -> dict[str, str]:
 def limit_param(value: str | None, default: int = 20, maximum: int = 100) -> int:
     if value is None or value == "":
         return default
-    if not value.isdigit() or not 1 <= int(value) <= maximum:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= maximum:
         raise BadRequest(f"limit must be a whole number from 1 to {maximum}; got {value[:32]!r}")
     return int(value)
 

@@ -418,13 +418,9 @@ class Realtime:
                 "statusCode": 401,
                 "body": "send ?token=<JWT or API key> or ?Authorization=Bearer%20<JWT>",
             }
-        limit = self.settings.max_connections_per_owner
-        if len(self.subscriptions.connections_of(principal.owner)) >= limit:
-            log.info("refused a WebSocket connection: the owner has %s open", limit)
-            return {
-                "statusCode": 429,
-                "body": f"at most {limit} WebSocket connections per user: close one first",
-            }
+        if self._owner_at_connection_limit(principal.owner):
+            log.info("refused a WebSocket connection: the owner is at the limit")
+            return {"statusCode": 429, "body": self._connection_limit_message()}
         self.subscriptions.add_connection(
             connection_id,
             principal.owner,
@@ -432,6 +428,14 @@ class Realtime:
             Credential(principal.expires_at, principal.key_id),
         )
         return {"statusCode": 200}
+
+    def _owner_at_connection_limit(self, owner: str) -> bool:
+        limit = self.settings.max_connections_per_owner
+        return len(self.subscriptions.connections_of(owner)) >= limit
+
+    def _connection_limit_message(self) -> str:
+        limit = self.settings.max_connections_per_owner
+        return f"at most {limit} WebSocket connections per user: close one first"
 
     def disconnect(self, connection_id: str) -> None:
         self.subscriptions.remove_connection(connection_id)
@@ -502,7 +506,12 @@ class Realtime:
             if current is None or current.owner != owner:
                 self._error(connection_id, f"task {value} was not found")
                 return
-        held = self.subscriptions.subscriptions_of(connection_id) - {f"{DEFAULT}#*"}
+        held_any = self.subscriptions.subscriptions_of(connection_id)
+        if not held_any and self._owner_at_connection_limit(owner):
+            # A connection that dropped all its subscriptions stopped counting: it counts again.
+            self._error(connection_id, self._connection_limit_message())
+            return
+        held = held_any - {f"{DEFAULT}#*"}
         limit = self.settings.max_subscriptions_per_connection
         if kind != "all" and f"{kind}#{value}" not in held and len(held) >= limit:
             self._error(

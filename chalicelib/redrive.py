@@ -34,11 +34,15 @@ MAX_PER_CALL = 1000
 MAX_QUERIES_PER_CALL = 10
 
 
-def retried(task: Task, now: datetime, by: str) -> Task:
-    """The next version of `task`, submitted again with a clean run."""
+def retried(task: Task, now: datetime, by: str, ttl_seconds: int) -> Task:
+    """The next version of `task`, submitted again with a clean run and a full TTL.
+
+    (A task retried near its expiry would otherwise vanish before or during its run.)
+    """
     return Task.model_validate(
         task.model_dump()
         | {
+            "expires_at": max(task.expires_at, int(now.timestamp()) + ttl_seconds),
             "status": Status.SUBMITTED,
             "version": task.version + 1,
             "updated_at": now,
@@ -84,7 +88,7 @@ def retry(
     before = service.get_owned(owner, task_id)
     if before.status not in RETRYABLE:
         raise TransitionRefused(task_id, before.status.value, Status.SUBMITTED.value)
-    after = retried(before, now, "api")
+    after = retried(before, now, "api", service.settings.task_ttl_seconds)
     key_item = None
     if idempotency_key is not None:
         lifetime = max(
@@ -208,7 +212,8 @@ def redrive(
     """Retry the selected failed or cancelled tasks (or, in a dry run, list them)."""
 
     def retry(task: Task) -> None:
-        service.store.replace(task, retried(task, service.clock(), "redrive"))
+        ttl = service.settings.task_ttl_seconds
+        service.store.replace(task, retried(task, service.clock(), "redrive", ttl))
 
     # TransitionRefused: the index's copy was stale, the task moved meanwhile
     return _apply(service, selection, after, dry_run, retry, (TransitionRefused,))

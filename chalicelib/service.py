@@ -6,8 +6,8 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic_core import to_json
@@ -27,6 +27,12 @@ from chalicelib.model import (
 )
 from chalicelib.settings import Settings
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
+
+if TYPE_CHECKING:
+    from chalicelib.fairness import Slots
+
+# The reaper stops this long before its Lambda's timeout: the rest is the next run's.
+REAPER_MARGIN_SECONDS = 10.0
 
 
 class TaskMessage(Schema):
@@ -330,18 +336,30 @@ class TaskService:
             released.append(due.id)
         return released
 
-    def reap(self) -> list[str]:
-        """Fail every non-terminal task past its deadline; returns the ids failed."""
+    def reap(self, time_left: Callable[[], float] = lambda: float("inf")) -> list[str]:
+        """Fail every non-terminal task past its deadline; returns the ids failed.
+
+        Stops when `time_left()` (seconds) runs out: the rest, oldest deadlines first, is
+        the next run's. A task waiting for its owner's slot is not failed; its deadline
+        moves on by its timeout, so a backlog of them is read once per timeout, not once
+        a minute ahead of everyone else's overdue tasks.
+        """
         now = self.clock()
         failed = []
         full: dict[str, bool] = {}
+        admitted: set[str] = set()  # waiting tasks this run gave a freed slot to
         for overdue in self.store.overdue(now):
+            if time_left() < REAPER_MARGIN_SECONDS:
+                break
             task = self.find(overdue.id)
             if task is None or task.is_terminal or task.version != overdue.version:
                 continue
-            if task.status is Status.SUBMITTED and self._waits_for_a_slot(task.owner, full):
-                continue
             limit = self.store.timeout_for(task.type)
+            if task.status is Status.SUBMITTED and (
+                self._waits_for_a_slot(task.owner, full, admitted) or task.id in admitted
+            ):
+                self.store.postpone_deadline(task, now + timedelta(seconds=limit))
+                continue
             try:
                 self.transition(
                     task,
@@ -354,7 +372,7 @@ class TaskService:
             failed.append(task.id)
         return failed
 
-    def _waits_for_a_slot(self, owner: str, full: dict[str, bool]) -> bool:
+    def _waits_for_a_slot(self, owner: str, full: dict[str, bool], admitted: set[str]) -> bool:
         """A submitted task of an owner at MAX_RUNNING_PER_OWNER is waiting its turn, not lost."""
         from chalicelib.fairness import Slots
 
@@ -362,5 +380,23 @@ class TaskService:
         if not slots.enabled:
             return False
         if owner not in full:
-            full[owner] = len(slots.holders(owner)) >= slots.limit
+            full[owner] = len(self._live_holders(slots, owner, admitted)) >= slots.limit
         return full[owner]
+
+    def _live_holders(self, slots: Slots, owner: str, admitted: set[str]) -> set[str]:
+        """The owner's slot holders, after giving back the slots of tasks that have ended.
+
+        A slot is freed by the stream when its task ends; if that record was lost (retries
+        exhausted), the slot would be held forever and the owner's waiting tasks with it.
+        """
+        holders = slots.holders(owner)
+        if len(holders) < slots.limit:
+            return holders
+        for task_id in sorted(holders):
+            task = self.find(task_id)
+            if task is None or task.is_terminal:
+                slots.release(owner, task_id)
+                holders.discard(task_id)
+        if len(holders) < slots.limit:
+            admitted.update(slots.admit_next(owner, self.send))
+        return slots.holders(owner)

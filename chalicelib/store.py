@@ -418,6 +418,28 @@ class TaskStore:
             now=now,
         )
 
+    def postpone_deadline(self, task: Task, until: datetime) -> None:
+        """Move a waiting task's reaper deadline (not a status write: the version stays).
+
+        Conditional on the status and version read, so it never touches a task that moved.
+        """
+        try:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key={"id": {"S": task.id}},
+                UpdateExpression="SET deadline = :until",
+                ConditionExpression="#status = :status AND version = :version",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":until": {"N": str(int(until.timestamp()))},
+                    ":status": {"S": task.status.value},
+                    ":version": {"N": str(task.version)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
     def save(self, before: Task, after: Task) -> Task:
         """Write `after` over `before`, only if the stored task is still `before`.
 

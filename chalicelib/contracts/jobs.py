@@ -125,7 +125,9 @@ def get_job(service: TaskService, request: Request, job_id: str) -> Response:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     if http.not_modified(request, tag):
         return Response(body="", status_code=304, headers=headers)
-    return http.json_response(job_document(task, with_input=True), headers=headers)
+    # The input is the owner's alone: a public read by id (PUBLIC_READ_BY_ID) never shows it.
+    owners_read = http.reader(request) is not None
+    return http.json_response(job_document(task, with_input=owners_read), headers=headers)
 
 
 def list_jobs(service: TaskService, request: Request) -> Response:
@@ -235,7 +237,9 @@ def webhook_secret(service: TaskService, request: Request) -> Response:
         settings.webhook_secret, settings.webhook_previous_secret, http.current_user(request)
     )
     secrets = WebhookSecrets(secret=current, previousSecret=previous[0] if previous else None)
-    return http.json_response(secrets.model_dump(mode="json", exclude_none=True))
+    # A secret: kept out of every cache between here and the caller.
+    headers = {"Cache-Control": "no-store"}
+    return http.json_response(secrets.model_dump(mode="json", exclude_none=True), headers=headers)
 
 
 # -- the request model and the job document ----------------------------------------------

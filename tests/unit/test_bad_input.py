@@ -119,7 +119,7 @@ def test_malformed_id_on_delete_is_400(client):
     assert client.http.delete("/jobs/nope", headers=auth()).status_code == 400
 
 
-@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1000", "2.5"])
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1000", "2.5", "%C2%B2", "%D9%A3"])
 def test_bad_limit_is_400(client, limit):
     response = get(client, f"/jobs?limit={limit}")
     assert response.status_code == 400

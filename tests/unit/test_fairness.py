@@ -186,10 +186,11 @@ def test_owners_slots_are_apart_whatever_their_names(slots):
     assert slots.acquire("a", "t3") is True
 
 
-def test_the_reaper_leaves_a_task_waiting_for_a_slot(service, slots):
+def test_the_reaper_leaves_a_task_waiting_for_a_slot(service, slots, stack):
     for _ in range(LIMIT):
         crash_while_running(service, slots, new_task(service))
     waiting = new_task(service)
+    stack.run_stream()  # it is parked until a slot frees
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
     assert waiting.id not in service.reap()
@@ -250,3 +251,83 @@ def test_a_cancelled_parked_task_is_never_queued(service, stack, slots):
     stack.run_stream()
     assert parked.id not in queued_ids(stack)
     assert parked.id not in slots.holders("alice")
+
+
+# -- the reaper: a backlog of waiting tasks costs it little, and lost releases are repaired -----
+
+
+def reaper_reads(service) -> list[str]:
+    """The task GetItems the reaper makes from here on."""
+    from chalicelib import aws
+
+    made: list[str] = []
+
+    def note(params, **_):
+        if "id" in params.get("Key", {}):
+            made.append(params["Key"]["id"]["S"])
+
+    aws.client("dynamodb").meta.events.register("provide-client-params.dynamodb.GetItem", note)
+    return made
+
+
+def hold_every_slot(service, slots, until) -> list[Task]:
+    """LIMIT running tasks that are alive (their deadlines far away)."""
+    holders = [new_task(service) for _ in range(LIMIT)]
+    for task in holders:
+        crash_while_running(service, slots, task)
+        service.store.postpone_deadline(service.find(task.id), until)
+    return holders
+
+
+def test_a_waiting_backlog_is_read_once_per_timeout_not_every_minute(service, slots, stack):
+    """The attack: one owner parks thousands of tasks so that every reaper run reads them all."""
+    timeout = service.settings.default_task_timeout_seconds
+    later = utcnow() + timedelta(seconds=timeout + 60)
+    hold_every_slot(service, slots, later + timedelta(days=1))
+    waiting = [new_task(service) for _ in range(5)]
+    stack.run_stream()  # the backlog is parked
+    service.clock = lambda: later
+    assert service.reap() == []
+    reads = reaper_reads(service)
+    service.clock = lambda: later + timedelta(minutes=1)
+    assert service.reap() == []
+    assert not set(reads) & {t.id for t in waiting}
+    assert all(service.find(t.id).status is Status.SUBMITTED for t in waiting)
+
+
+def test_another_owners_lost_task_is_reaped_behind_a_waiting_backlog(service, slots, stack):
+    timeout = service.settings.default_task_timeout_seconds
+    later = utcnow() + timedelta(seconds=timeout + 60)
+    hold_every_slot(service, slots, later + timedelta(days=1))
+    for _ in range(5):
+        new_task(service)
+    stack.run_stream()
+    lost = new_task(service, owner="bob")
+    service.clock = lambda: later
+    assert service.reap() == [lost.id]
+
+
+def test_the_reaper_stops_when_its_time_is_up_and_changes_nothing(service):
+    lost = new_task(service)
+    later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
+    service.clock = lambda: later
+    assert service.reap(time_left=lambda: 1.0) == []
+    assert service.find(lost.id).status is Status.SUBMITTED
+    assert service.reap() == [lost.id]
+
+
+def test_a_slot_whose_release_was_lost_is_given_back_by_the_reaper(service, slots, stack):
+    """The stream record that frees a slot can be lost for good; the owner is not stuck."""
+    ended = [new_task(service) for _ in range(LIMIT)]
+    for task in ended:
+        crash_while_running(service, slots, task)
+    waiting = new_task(service)
+    stack.run_stream()  # `waiting` is parked
+    for task in ended:  # they finish, and the stream never sees it
+        service.transition(service.find(task.id), Status.COMPLETED, by="worker")
+    later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
+    service.clock = lambda: later
+    assert waiting.id not in service.reap()
+    assert slots.holders("alice") == {waiting.id}
+    assert waiting.id in queued_ids(stack)
+    assert service.find(waiting.id).status is Status.SUBMITTED

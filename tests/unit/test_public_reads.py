@@ -119,3 +119,14 @@ def test_a_403_on_the_assembly_route_is_the_seeds_error_body(client):
 def test_a_401_on_a_native_route_keeps_the_native_body(client):
     response = client.http.get("/jobs")
     assert response.json_body["error"]["code"] == "unauthorized"
+
+
+def test_a_public_read_never_shows_the_jobs_input(client, public_reads):
+    """The attack: anyone holding a task id reads what its owner submitted."""
+    job = {"type": "demo/sleep", "input": {"seconds": 0.0123, "steps": 3}}
+    job_id = submit(client, job, user="alice").json_body["jobId"]
+    anonymous = client.http.get(f"/jobs/{job_id}")
+    assert anonymous.status_code == 200 and anonymous.json_body["input"] is None
+    assert b"0.0123" not in anonymous.body
+    owners = client.http.get(f"/jobs/{job_id}", headers=auth("alice"))
+    assert owners.json_body["input"] == job["input"]

@@ -73,3 +73,15 @@ def test_subscribing_to_everything_is_accepted_at_the_limit(limited):
     subscribe(limited, "a1", operation="demo/sleep")
     subscribe(limited, "a1", operation="image/watermark")
     assert subscribe(limited, "a1")["type"] == "subscribed"
+
+
+def test_dropping_every_subscription_does_not_make_room_for_more_connections(limited):
+    """The attack: unsubscribe all, open another connection, subscribe everything again."""
+    connect(limited, "a1"), connect(limited, "a2")
+    for connection in ("a1", "a2"):
+        limited.message(connection, json.dumps({"action": "unsubscribe"}))
+    assert connect(limited, "a3")["statusCode"] == 200
+    assert subscribe(limited, "a3")["type"] == "subscribed"
+    refused = [subscribe(limited, c) for c in ("a1", "a2")]
+    assert [r["type"] for r in refused] == ["subscribed", "error"]
+    assert len(limited.subscriptions.connections_of("alice")) == 2

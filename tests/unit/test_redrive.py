@@ -106,7 +106,7 @@ def test_a_redrive_skips_a_job_that_moved_since_the_index_was_read(service, monk
     task = stored_task(service, Status.FAILED)
     selection = redrive.Selection(owner="alice", statuses=frozenset({Status.FAILED}))
     stale = redrive.select(service, selection, None)
-    service.store.replace(task, redrive.retried(task, utcnow(), "api"))  # retried meanwhile
+    service.store.replace(task, redrive.retried(task, utcnow(), "api", 3600))  # retried meanwhile
     monkeypatch.setattr(redrive, "select", lambda *args: stale)  # the index's copy lags
     outcome = redrive.redrive(service, selection, None, dry_run=False)
     assert (outcome.job_ids, outcome.skipped) == ([], 1)

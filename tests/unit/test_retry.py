@@ -138,9 +138,9 @@ def test_a_malformed_idempotency_key_is_a_400_and_changes_nothing(client, servic
 
 def test_a_retry_written_over_a_stale_read_is_refused(service):
     task = failed_job(service)
-    service.store.replace(task, retried(task, utcnow(), "api"))
+    service.store.replace(task, retried(task, utcnow(), "api", 3600))
     with pytest.raises(TransitionRefused):
-        service.store.replace(task, retried(task, utcnow(), "api"))
+        service.store.replace(task, retried(task, utcnow(), "api", 3600))
     assert service.find(task.id).retries == 1
 
 
@@ -184,3 +184,12 @@ def test_a_cancelled_delayed_job_retried_runs_now(client, stack):
     assert retry(client, job_id).json_body["runAt"] is None
     stack.settle()
     assert get(client, f"/jobs/{job_id}").json_body["status"] == "completed"
+
+
+def test_a_job_retried_near_its_expiry_gets_a_full_ttl(client, service):
+    """Otherwise the retry answers 202 and the task vanishes before or during its run."""
+    soon = int(utcnow().timestamp()) + 5
+    task = failed_job(service, expires_at=soon)
+    retry(client, task.id)
+    ttl = service.settings.task_ttl_seconds
+    assert service.find(task.id).expires_at >= int(utcnow().timestamp()) + ttl - 5

@@ -153,3 +153,7 @@ def test_the_previous_stage_secret_adds_a_second_owner_secret():
     assert current == signing.owner_secret("whsec_bmV3", "alice")
     assert previous == signing.owner_secret("whsec_b2xk", "alice")
     assert signing.owner_secrets("whsec_bmV3", "", "alice") == [current]
+
+
+def test_the_secret_is_never_cached(client):
+    assert get(client, "/webhooks/secret").headers["Cache-Control"] == "no-store"
