@@ -102,7 +102,8 @@ def test_a_typical_session_leaves_no_traceback_in_the_log(tmp_path):
             )
             assert response.status_code == 200
             # a task the reaper fails: no status write for longer than TASK_TIMEOUT_SECONDS
-            stalled = stack.submit({"type": "demo/sleep", "input": {"seconds": 5, "steps": 1}})
+            # (8 s leaves the once-a-second reaper 5 s past the 3 s timeout, even on a busy machine)
+            stalled = stack.submit({"type": "demo/sleep", "input": {"seconds": 8, "steps": 1}})
             reaped = wait_for_status(stack, stalled["jobId"], {"failed"}, timeout=15)
             assert reaped["error"]
             # bad requests are answered, not crashed on
@@ -114,7 +115,7 @@ def test_a_typical_session_leaves_no_traceback_in_the_log(tmp_path):
                 == 400
             )
             assert receiver.arrived.wait(1)
-            time.sleep(4)  # the stalled task's worker wakes up and finds it failed
+            time.sleep(6)  # the stalled task's worker wakes up and finds it failed
             log = endpoints.log.read_text()
     finally:
         receiver.close()
