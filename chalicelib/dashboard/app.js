@@ -162,11 +162,18 @@
   function tokenFromFragment() {
     const params = new URLSearchParams(location.hash.slice(1));
     const token = params.get("token");
-    if (token) {
-      sessionStorage.setItem(TOKEN_KEY, token);
-      // Out of the address bar, the history and any screenshot at once.
-      history.replaceState(null, "", location.pathname + location.search);
+    if (!token) return false;
+    // Out of the address bar, the history and any screenshot at once.
+    history.replaceState(null, "", location.pathname + location.search);
+    const current = sessionStorage.getItem(TOKEN_KEY);
+    // A link can carry someone else's credential (login CSRF): replacing a session asks first.
+    if (current && current !== token &&
+        !confirm(`This link signs in with another credential (${who(token)}). ` +
+                 `Switch from ${who(current)}?`)) {
+      return false;
     }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    return true;
   }
 
   function who(token) {
@@ -794,9 +801,7 @@
 
   async function main() {
     window.addEventListener("hashchange", () => {
-      if (!new URLSearchParams(location.hash.slice(1)).get("token")) return;
-      tokenFromFragment();
-      signIn(sessionStorage.getItem(TOKEN_KEY));
+      if (tokenFromFragment()) signIn(sessionStorage.getItem(TOKEN_KEY));
     });
     tokenFromFragment();
     wire();

@@ -291,6 +291,29 @@ def test_task_fields_are_shown_as_text_never_as_html(dashboard):
     assert dashboard.problems == []
 
 
+def test_a_link_with_someone_elses_token_asks_before_replacing_the_session(dashboard):
+    """The attack: a link `/dashboard#token=<the attacker's key>` would sign the victim in as
+    the attacker, and what they submit next would land in the attacker's account."""
+    page = dashboard.page
+    original = page.evaluate("sessionStorage.getItem('taskstatus.token')")
+    asked: list[str] = []
+
+    def decline(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", decline)
+    page.evaluate(f"location.hash = '#token={token_for('mallory')}'")
+    page.wait_for_function("location.hash === ''")
+    assert asked and "signed in as mallory" in asked[0]
+    assert page.evaluate("sessionStorage.getItem('taskstatus.token')") == original
+    assert page.locator("#who").inner_text() == f"signed in as {dashboard.user}"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.evaluate(f"location.hash = '#token={token_for('mallory')}'")
+    dashboard.expect_text(page.locator("#who"), "signed in as mallory")
+    assert dashboard.problems == []
+
+
 def test_sign_out_forgets_the_token_and_a_pasted_one_signs_in(dashboard):
     page = dashboard.page
     page.click("#sign-out")
