@@ -157,3 +157,11 @@ def test_the_previous_stage_secret_adds_a_second_owner_secret():
 
 def test_the_secret_is_never_cached(client):
     assert get(client, "/webhooks/secret").headers["Cache-Control"] == "no-store"
+
+
+def test_a_whsec_secret_that_is_not_valid_base64_is_used_as_text():
+    """Not decoded leniently: dropping the stray `!` would give the key of another secret."""
+    text = "whsec_c2Vj!cmV0"
+    digest = hmac.new(text.encode(), b"taskstatus/webhook-signing/v1\x00bob", hashlib.sha256)
+    expected = "whsec_" + base64.b64encode(digest.digest()).decode()
+    assert signing.owner_secret(text, "bob") == expected
