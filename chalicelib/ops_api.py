@@ -11,7 +11,7 @@ from typing import Any
 from chalice.app import Request, Response
 
 from chalicelib import http, redrive
-from chalicelib.contracts.jobs import RETRY_AFTER_SECONDS, accepted, idempotency_key
+from chalicelib.contracts.jobs import accepted, idempotency_key, key_in_use
 from chalicelib.contracts.operations import (
     BulkCancelRequest,
     BulkFilter,
@@ -83,10 +83,7 @@ def retry_job(service: TaskService, request: Request, job_id: str) -> Response:
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc)) from None
     except IdempotencyKeyInUse:
-        raise Conflict(
-            "another request with this Idempotency-Key is being processed; retry shortly",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        ) from None
+        raise key_in_use() from None
     except IdempotentJobGone:
         raise NotFound(f"job {job_id} was not found") from None
     return accepted(task, key, replayed=not retried)

@@ -72,10 +72,7 @@ def submit_job(service: TaskService, request: Request) -> Response:
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc), headers={}) from None
     except IdempotencyKeyInUse:
-        raise Conflict(
-            "another request with this Idempotency-Key is being processed; retry shortly",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        ) from None
+        raise key_in_use() from None
     except IdempotentJobGone as exc:
         raise Conflict(
             f"the job this Idempotency-Key created ({exc}) has expired; "
@@ -84,6 +81,14 @@ def submit_job(service: TaskService, request: Request) -> Response:
     if created:
         emit_metric("TasksSubmitted", 1, type=task.type)
     return accepted(task, key, replayed=not created)
+
+
+def key_in_use() -> Conflict:
+    """Another request holding the same Idempotency-Key is still being processed."""
+    return Conflict(
+        "another request with this Idempotency-Key is being processed; retry shortly",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
 
 
 def accepted(task: Task, key: str | None, replayed: bool) -> Response:
