@@ -237,8 +237,9 @@ class Subscriptions(RecordsTable):
             }
         )
 
-    def connections_of(self, owner: str) -> set[str]:
-        """The owner's connections that hold a subscription: one Query on by_target."""
+    def connections_of(self, owner: str, at_most: int | None = None) -> set[str]:
+        """The owner's connections that hold a subscription (Queries on by_target), read only
+        until `at_most` are found: a limit check need not page through every subscription."""
         request = {
             "TableName": self.table,
             "IndexName": "by_target",
@@ -246,7 +247,12 @@ class Subscriptions(RecordsTable):
             "ExpressionAttributeValues": {":gpk": {"S": f"sub#{owner}"}},
             "ProjectionExpression": "gsk",
         }
-        return {item["gsk"]["S"].split("#", 1)[0] for item in aws.query_items(self._ddb, request)}
+        found: set[str] = set()
+        for item in aws.query_items(self._ddb, request):
+            found.add(item["gsk"]["S"].split("#", 1)[0])
+            if at_most is not None and len(found) >= at_most:
+                break
+        return found
 
     def subscriptions_of(self, connection_id: str) -> set[str]:
         """The `kind#value` of each subscription one connection holds: one Query."""
@@ -431,7 +437,7 @@ class Realtime:
 
     def _owner_at_connection_limit(self, owner: str) -> bool:
         limit = self.settings.max_connections_per_owner
-        return len(self.subscriptions.connections_of(owner)) >= limit
+        return len(self.subscriptions.connections_of(owner, at_most=limit)) >= limit
 
     def _connection_limit_message(self) -> str:
         limit = self.settings.max_connections_per_owner

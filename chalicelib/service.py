@@ -398,5 +398,7 @@ class TaskService:
                 slots.release(owner, task_id)
                 holders.discard(task_id)
         if len(holders) < slots.limit:
-            admitted.update(slots.admit_next(owner, self.send))
-        return slots.holders(owner)
+            taken = slots.admit_next(owner, self.send)
+            admitted.update(taken)
+            holders.update(taken)
+        return holders
