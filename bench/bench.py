@@ -113,7 +113,7 @@ def operations_calls(client: Any, counter: CallCounter, stack: Any) -> None:
         now = utcnow()
         task = Task.new(owner="bench-ops", type="demo/sleep", ttl_seconds=3600, now=now)
         ended = {"status": Status.FAILED, "started_at": now, "completed_at": now, "error": "x"}
-        task = task.model_copy(update=ended)
+        task = task.replace(**ended)
         service.store.create(task)
         return task
 
@@ -322,7 +322,7 @@ def fan_out_calls(counter: CallCounter) -> None:
 
     def task_of(owner: str) -> Task:
         task = Task.new(owner=owner, type="demo/sleep", ttl_seconds=3600)
-        task = task.model_copy(update={"status": Status.PROCESSING})
+        task = task.replace(status=Status.PROCESSING)
         service.store.create(task)
         return task
 
@@ -377,7 +377,7 @@ def websocket_latency(changes: int = 100) -> None:
             ws.recv(timeout=10)
             while len(samples) < changes:
                 task = Task.new(owner="bench-latency", type="demo/sleep", ttl_seconds=3600)
-                task = task.model_copy(update={"status": Status.STARTED})
+                task = task.replace(status=Status.STARTED)
                 service.store.create(task)
                 ws.recv(timeout=10)  # version 1
                 for step in range(1, 11):

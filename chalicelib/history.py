@@ -42,7 +42,8 @@ def entry_item(task: Task) -> dict[str, Any]:
         "expires_at": {"N": str(task.expires_at)},
     }
     if task.progress is not None:
-        item["progress"] = {"S": task.progress.model_dump_json()}
+        progress = json.dumps(task.progress.as_dict(), separators=(",", ":"), ensure_ascii=False)
+        item["progress"] = {"S": progress}
     if task.error:
         item["error"] = {"S": task.error}
     return item

@@ -131,7 +131,7 @@ def body_model(body: Any, model: type[M], what: str, not_an_object: str) -> M:
     from pydantic import ValidationError
 
     from chalicelib.http_errors import Unprocessable
-    from chalicelib.model import validation_errors
+    from chalicelib.validation import validation_errors
 
     if not isinstance(body, dict):
         raise Unprocessable(not_an_object)

@@ -1,21 +1,19 @@
-"""The canonical Task: one model, every client contract is a view of it."""
+"""The canonical Task: one model, every client contract is a view of it.
+
+Plain dataclasses, no pydantic: every function reads tasks on its first event, and
+importing pydantic and building a model's schema would cost more than boto3's own import
+(bench/cold.py). What comes from outside is validated at the edge (contracts/schemas.py)
+before it becomes one of these; what comes from the table was valid when it was written.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
-
-
-class Schema(BaseModel):
-    """Base of every model here: schemas are built on first use, not at import (cold start)."""
-
-    model_config = ConfigDict(defer_build=True)
+from typing import Any, Literal
 
 
 class Status(StrEnum):
@@ -91,55 +89,65 @@ def is_task_id(value: str | None) -> bool:
     return bool(value) and bool(TASK_ID.match(value or ""))
 
 
-def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
-    """A pydantic error as the `errors` list every 422 carries: the field path and why."""
-    return [
-        {
-            "field": ".".join([prefix, *(str(part) for part in error["loc"])]),
-            "message": error["msg"],
-        }
-        for error in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
-
-
 TRUNCATED = "…[truncated]"
+PROGRESS_MESSAGE_LIMIT = 1024
+ERROR_MESSAGE_LIMIT = 4096
 
 
-def _bounded(limit: int) -> BeforeValidator:
-    """Cut a text a processor or a dependency produced to `limit` characters, with a marker:
+def bounded(value: str, limit: int) -> str:
+    """A text a processor or a dependency produced, cut to `limit` characters with a marker:
     no message may grow a task's item past DynamoDB's 400 KB limit."""
-
-    def cut(value: Any) -> Any:
-        if isinstance(value, str) and len(value) > limit:
-            return value[: limit - len(TRUNCATED)] + TRUNCATED
-        return value
-
-    return BeforeValidator(cut)
+    if len(value) > limit:
+        return value[: limit - len(TRUNCATED)] + TRUNCATED
+    return value
 
 
-ProgressMessage = Annotated[str, _bounded(1024)]
-ErrorMessage = Annotated[str, _bounded(4096)]
+@dataclass(frozen=True, slots=True)
+class Progress:
+    current: int
+    total: int
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.current < 0 or self.total < 0:
+            raise ValueError(f"progress must not be negative: {self.current}/{self.total}")
+        object.__setattr__(self, "message", bounded(self.message, PROGRESS_MESSAGE_LIMIT))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"current": self.current, "total": self.total, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Progress:
+        return cls(data["current"], data["total"], data.get("message", ""))
 
 
-class Progress(Schema):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """An S3 object: checked at the edge (contracts/schemas.ObjectRef) before it gets here."""
 
-    current: int = Field(ge=0)
-    total: int = Field(ge=0)
-    message: ProgressMessage = ""
+    bucket: str
+    key: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"bucket": self.bucket, "key": self.key}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectRef:
+        return cls(data["bucket"], data["key"])
 
 
-class ObjectRef(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    bucket: str = Field(min_length=3, max_length=63)
-    key: str = Field(min_length=1, max_length=1024)
-
-
-class Output(Schema):
+@dataclass(frozen=True, slots=True)
+class Output:
     s3Uri: str | None = None
     duration: float | None = None
     size: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"s3Uri": self.s3Uri, "duration": self.duration, "size": self.size}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Output:
+        return cls(data.get("s3Uri"), data.get("duration"), data.get("size"))
 
 
 # Headers a caller may not set on a webhook: the transport's and the signature's own.
@@ -157,79 +165,76 @@ RESERVED_WEBHOOK_HEADERS = frozenset(
         "x-transflow-signature",
     }
 )
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 MAX_WEBHOOK_EXTRAS_BYTES = 1024  # auto-vid's limit on each of headers and metadata
+WebhookFormat = Literal["standard", "transflow", "autovid"]
 
 
-class Webhook(Schema):
-    """Where and how a task's webhook is sent.
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where and how a task's webhook is sent; checked at the edge (contracts/schemas.Webhook).
 
     format: `standard` (the job document, Standard Webhooks signature), `transflow` (seed 003's
     AssemblyStatus, `X-Transflow-Signature`), `autovid` (seed 002's job document).
     method, headers, metadata: auto-vid's `notifications.webhook`.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(min_length=1, max_length=2048)
-    format: Literal["standard", "transflow", "autovid"] = "standard"
+    url: str
+    format: WebhookFormat = "standard"
     method: Literal["POST", "PUT"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
-    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str | int | float | bool] = field(default_factory=dict)
 
-    @field_validator("headers")
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "format": self.format,
+            "method": self.method,
+            "headers": self.headers,
+            "metadata": self.metadata,
+        }
+
     @classmethod
-    def _safe_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, header in value.items():
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"{name[:64]!r} is not a valid header name")
-            if name.lower() in RESERVED_WEBHOOK_HEADERS:
-                raise ValueError(f"header {name!r} is set by the service and cannot be given")
-            if any(c in header for c in "\r\n\0"):
-                raise ValueError(f"header {name!r} has a line break in its value")
-        _within_limit(value, "headers")
-        return value
-
-    @field_validator("metadata")
-    @classmethod
-    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _within_limit(value, "metadata")
-        return value
+    def from_dict(cls, data: dict[str, Any]) -> Webhook:
+        return cls(
+            data["url"],
+            data.get("format", "standard"),
+            data.get("method", "POST"),
+            data.get("headers") or {},
+            data.get("metadata") or {},
+        )
 
 
-def _within_limit(value: dict[str, Any], name: str) -> None:
-    size = len(json.dumps(value))
-    if size > MAX_WEBHOOK_EXTRAS_BYTES:
-        limit = MAX_WEBHOOK_EXTRAS_BYTES
-        raise ValueError(f"webhook {name} are {size} bytes; the limit is {limit}")
-
-
-class Task(Schema):
+@dataclass(slots=True)
+class Task:
     id: str
     owner: str
     type: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: int
     status: Status = Status.SUBMITTED
     progress: Progress | None = None
-    input: dict[str, Any] = Field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=dict)
     source: ObjectRef | None = None
     target: ObjectRef | None = None
     result: Any = None
     result_object: ObjectRef | None = None  # a result too large to keep in the item
-    error: ErrorMessage | None = None
+    error: str | None = None
     output: Output | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     webhook: Webhook | None = None
-    created_at: datetime
-    updated_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
     version: int = 1
-    expires_at: int
     attempts: int = 0
     lease_until: int | None = None
     retries: int = 0  # times a user ran the task again after it failed or was cancelled
     updated_by: str | None = None  # who wrote this version: api, worker, reaper, ...
     run_at: datetime | None = None  # a delayed run: not started before this time
+
+    def __post_init__(self) -> None:
+        if self.error is not None:
+            self.error = bounded(self.error, ERROR_MESSAGE_LIMIT)
 
     @property
     def is_terminal(self) -> bool:
@@ -240,6 +245,10 @@ class Task(Schema):
         if self.started_at is None or self.completed_at is None:
             return None
         return round((self.completed_at - self.started_at).total_seconds(), 3)
+
+    def replace(self, **changes: Any) -> Task:
+        """A copy with `changes`; the task itself is left as it was."""
+        return replace(self, **changes)
 
     @classmethod
     def new(

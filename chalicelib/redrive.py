@@ -39,26 +39,23 @@ def retried(task: Task, now: datetime, by: str, ttl_seconds: int) -> Task:
 
     (A task retried near its expiry would otherwise vanish before or during its run.)
     """
-    return Task.model_validate(
-        task.model_dump()
-        | {
-            "expires_at": max(task.expires_at, int(now.timestamp()) + ttl_seconds),
-            "status": Status.SUBMITTED,
-            "version": task.version + 1,
-            "updated_at": now,
-            "updated_by": by,
-            "attempts": 0,
-            "retries": task.retries + 1,
-            "progress": None,
-            "result": None,
-            "result_object": None,
-            "output": None,
-            "error": None,
-            "started_at": None,
-            "completed_at": None,
-            "lease_until": None,
-            "run_at": None,  # a retry runs now, whatever its first run waited for
-        }
+    return task.replace(
+        expires_at=max(task.expires_at, int(now.timestamp()) + ttl_seconds),
+        status=Status.SUBMITTED,
+        version=task.version + 1,
+        updated_at=now,
+        updated_by=by,
+        attempts=0,
+        retries=task.retries + 1,
+        progress=None,
+        result=None,
+        result_object=None,
+        output=None,
+        error=None,
+        started_at=None,
+        completed_at=None,
+        lease_until=None,
+        run_at=None,  # a retry runs now, whatever its first run waited for
     )
 
 

@@ -9,21 +9,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ConfigDict, Field, ValidationError
-from pydantic_core import to_json
-
-from chalicelib import aws, objects, scheduling
+from chalicelib import aws, jsonsafe, objects, scheduling
 from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
+from chalicelib.messages import TaskMessage
 from chalicelib.model import (
     ObjectRef,
     Progress,
-    Schema,
     Status,
     Task,
     Webhook,
     can_transition,
     utcnow,
-    validation_errors,
 )
 from chalicelib.settings import Settings
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
@@ -33,20 +29,6 @@ if TYPE_CHECKING:
 
 # The reaper stops this long before its Lambda's timeout: the rest is the next run's.
 REAPER_MARGIN_SECONDS = 10.0
-
-
-class TaskMessage(Schema):
-    """The tasks queue's message: sent by `enqueue`, read by the worker."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    taskId: str = Field(min_length=36, max_length=36)
-    type: str = Field(min_length=1, max_length=128)
-    owner: str | None = None  # for fair concurrency's slots, without a read of the task
-    # A task waiting for a slot is sent again (chalicelib/fairness.py): the attempts its
-    # earlier messages made, and how often it has waited.
-    priorAttempts: int = Field(default=0, ge=0)
-    deferrals: int = Field(default=0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -65,10 +47,10 @@ class SubmitJob:
         canonical = {
             "type": self.type,
             "input": self.input,
-            "source": self.source.model_dump() if self.source else None,
-            "target": self.target.model_dump() if self.target else None,
+            "source": self.source.as_dict() if self.source else None,
+            "target": self.target.as_dict() if self.target else None,
             "metadata": self.metadata,
-            "webhook": self.webhook.model_dump() if self.webhook else None,
+            "webhook": self.webhook.as_dict() if self.webhook else None,
         }
         # As asked, not as resolved: a replayed delaySeconds is the same request.
         if self.run_at is not None:
@@ -147,9 +129,7 @@ class TaskService:
         found = get_processor(job.type)
         if task.target is None and found is not None and found.needs_target:
             key = objects.output_key(owner, task.id, "output")
-            task = task.model_copy(
-                update={"target": ObjectRef(bucket=self.settings.objects_bucket, key=key)}
-            )
+            task = task.replace(target=ObjectRef(self.settings.objects_bucket, key))
         return task
 
     def run_at(self, job: SubmitJob, now: datetime) -> datetime | None:
@@ -166,6 +146,7 @@ class TaskService:
         """Validate a job against its processor; return the input as the processor sees it."""
         # Imported here: reads (GET, the status Lambda, the stream) never load the processors.
         from chalicelib.processors import get_processor, registered_types
+        from chalicelib.processors.sdk import InvalidInput
         from chalicelib.ssrf import UnsafeUrl, check_url
 
         found = get_processor(job.type)
@@ -176,11 +157,9 @@ class TaskService:
                 [{"field": "type", "message": "unknown task type"}],
             )
         try:
-            parsed = found.input_model.model_validate(job.input)
-        except ValidationError as exc:
-            raise SubmitRejected(
-                f"input is not valid for {job.type}", validation_errors(exc, "input")
-            ) from None
+            parsed_input = found.validate_input(job.input)
+        except InvalidInput as exc:
+            raise SubmitRejected(f"input is not valid for {job.type}", exc.errors) from None
         errors = []
         if found.needs_source and job.source is None:
             errors.append({"field": "source", "message": f"{job.type} needs a source object"})
@@ -208,7 +187,7 @@ class TaskService:
                     f"webhook.url is refused: {exc}",
                     [{"field": "webhook.url", "message": str(exc)}],
                 ) from None
-        return parsed.model_dump(mode="json", exclude_unset=True)
+        return parsed_input
 
     def find(self, task_id: str) -> Task | None:
         return self.store.get(task_id, self.clock())
@@ -250,9 +229,7 @@ class TaskService:
     def send(self, task_id: str, type: str, owner: str, delay_seconds: int = 0) -> None:
         aws.client("sqs").send_message(
             QueueUrl=self.settings.tasks_queue_url,
-            MessageBody=TaskMessage(taskId=task_id, type=type, owner=owner).model_dump_json(
-                exclude_defaults=True
-            ),
+            MessageBody=TaskMessage(taskId=task_id, type=type, owner=owner).to_json(),
             DelaySeconds=delay_seconds,
         )
 
@@ -286,11 +263,10 @@ class TaskService:
             updates.update(completed_at=now, lease_until=None)
         elif status in (Status.PROCESSING, Status.ERROR):
             updates["lease_until"] = int(now.timestamp()) + self.settings.worker_lease_seconds
-        after = Task.model_validate(task.model_dump() | updates)
-        return self.store.save(task, after)
+        return self.store.save(task, task.replace(**updates))
 
     def report_progress(self, task: Task, current: int, total: int, message: str) -> Task:
-        progress = Progress(current=current, total=max(total, current), message=message)
+        progress = Progress(current, max(total, current), message)
         return self.transition(task, Status.PROCESSING, by="worker", progress=progress)
 
     def fail(self, task_id: str, reason: str, by: str) -> Task | None:
@@ -312,16 +288,17 @@ class TaskService:
         past ITEM_BUDGET_BYTES (DynamoDB refuses items over 400 KB), is written under
         the owner's prefix and read through a presigned `resultUrl`.
         """
-        encoded = to_json(result)
-        others = item_size(self.store.attributes(task.model_copy(update={"result": None})))
+        text = jsonsafe.encode(result)
+        encoded = text.encode()
+        others = item_size(self.store.attributes(task.replace(result=None)))
         if (
             len(encoded) <= self.settings.result_inline_max_bytes
             and others + len(encoded) <= ITEM_BUDGET_BYTES
         ):
-            return {"result": result, "result_object": None}
+            return {"result": json.loads(text), "result_object": None}  # as stored and read
         key = objects.output_key(task.owner, task.id, "result.json")
         objects.write(self.settings.objects_bucket, key, encoded, "application/json")
-        ref = ObjectRef(bucket=self.settings.objects_bucket, key=key)
+        ref = ObjectRef(self.settings.objects_bucket, key)
         return {"result": None, "result_object": ref}
 
     def release_due(self) -> list[str]:

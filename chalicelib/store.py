@@ -32,7 +32,7 @@ from chalicelib.errors import (
     TaskNotFound,
     TransitionRefused,
 )
-from chalicelib.model import ACTIVE, RUNNING, Status, Task
+from chalicelib.model import ACTIVE, RUNNING, ObjectRef, Output, Progress, Status, Task, Webhook
 
 BY_OWNER = "by_owner"
 BY_OWNER_TYPE = "by_owner_type"
@@ -76,22 +76,23 @@ def _iso(value: datetime) -> str:
 
 def task_attributes(task: Task, timeout_seconds: int) -> dict[str, dict[str, str]]:
     """The DynamoDB attribute values of a task, derived index keys included."""
-    data = task.model_dump(mode="python")
     item: dict[str, dict[str, str]] = {}
     for name in _STR_FIELDS:
-        if data[name] is not None:
-            item[name] = {"S": str(data[name])}
+        value = getattr(task, name)
+        if value is not None:
+            item[name] = {"S": str(value)}
     for name in _INT_FIELDS:
-        if data[name] is not None:
-            item[name] = {"N": str(int(data[name]))}
+        value = getattr(task, name)
+        if value is not None:
+            item[name] = {"N": str(int(value))}
     for name in _TIME_FIELDS:
-        if data[name] is not None:
-            item[name] = {"S": _iso(data[name])}
-    dumped = task.model_dump(mode="json", include=set(_JSON_FIELDS))
+        value = getattr(task, name)
+        if value is not None:
+            item[name] = {"S": _iso(value)}
     for name in _JSON_FIELDS:
-        value = dumped.get(name)
+        value = getattr(task, name)
         if value is not None and value != {}:
-            item[name] = {"S": _dumps(value)}
+            item[name] = {"S": _dumps(value.as_dict() if hasattr(value, "as_dict") else value)}
     item["owner_type"] = {"S": owner_scoped(task.owner, task.type)}
     if task.status in ACTIVE:
         item["active_shard"] = {"S": task.id[0]}
@@ -118,17 +119,56 @@ def item_size(item: dict[str, dict[str, str]]) -> int:
 
 
 def task_from_item(item: dict[str, dict[str, str]]) -> Task:
-    data: dict[str, Any] = {}
-    for name in _STR_FIELDS + _TIME_FIELDS:
-        if name in item:
-            data[name] = item[name]["S"]
-    for name in _INT_FIELDS:
-        if name in item:
-            data[name] = int(item[name]["N"])
-    for name in _JSON_FIELDS:
-        if name in item:
-            data[name] = json.loads(item[name]["S"])
-    return Task.model_validate(data)
+    """The task an item holds; the item was checked when it was written (no validation)."""
+
+    def text(name: str) -> str | None:
+        value = item.get(name)
+        return value["S"] if value is not None else None
+
+    def number(name: str) -> int | None:
+        value = item.get(name)
+        return int(value["N"]) if value is not None else None
+
+    def moment(name: str) -> datetime | None:
+        value = item.get(name)
+        return datetime.fromisoformat(value["S"]) if value is not None else None
+
+    def document(name: str) -> Any:
+        value = item.get(name)
+        return json.loads(value["S"]) if value is not None else None
+
+    def ref(name: str) -> ObjectRef | None:
+        value = document(name)
+        return ObjectRef.from_dict(value) if value is not None else None
+
+    progress, output, webhook = document("progress"), document("output"), document("webhook")
+    return Task(
+        id=item["id"]["S"],
+        owner=item["owner"]["S"],
+        type=item["type"]["S"],
+        status=Status(item["status"]["S"]),
+        created_at=datetime.fromisoformat(item["created_at"]["S"]),
+        updated_at=datetime.fromisoformat(item["updated_at"]["S"]),
+        expires_at=int(item["expires_at"]["N"]),
+        progress=Progress.from_dict(progress) if progress is not None else None,
+        input=document("input") or {},
+        source=ref("source"),
+        target=ref("target"),
+        result=document("result"),
+        result_object=ref("result_object"),
+        error=text("error"),
+        output=Output.from_dict(output) if output is not None else None,
+        metadata=document("metadata") or {},
+        webhook=Webhook.from_dict(webhook) if webhook is not None else None,
+        started_at=moment("started_at"),
+        completed_at=moment("completed_at"),
+        version=number("version") or 1,
+        attempts=number("attempts") or 0,
+        lease_until=number("lease_until"),
+        retries=number("retries") or 0,
+        updated_by=text("updated_by"),
+        run_at=moment("run_at"),
+    )
 
 
 def is_task_item(item: dict[str, Any]) -> bool:

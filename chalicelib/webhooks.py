@@ -26,7 +26,8 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, objects
 from chalicelib.errors import NoWebhook, RedeliveryTooSoon
-from chalicelib.model import Schema, Status, Task, Webhook, utcnow
+from chalicelib.messages import DeliveryMessage
+from chalicelib.model import Status, Task, Webhook, utcnow
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.outbound import Outcome, post
 from chalicelib.records import RecordsTable
@@ -55,14 +56,6 @@ class Rendering(Protocol):
     def options(self, hook: Webhook | None) -> str: ...
 
     def headers(self, options: dict[str, Any], body: str, owner_secret: str) -> dict[str, str]: ...
-
-
-class DeliveryMessage(Schema):
-    taskId: str
-    version: int
-    attempt: int
-    notBefore: float = 0
-    manual: str | None = None  # a manual redelivery's own id: it is logged as its own attempt
 
 
 # -- signing ---------------------------------------------------------------------------
@@ -318,7 +311,7 @@ class WebhookDispatcher:
     def enqueue(self, message: DeliveryMessage, delay: float = 0) -> None:
         aws.client("sqs").send_message(
             QueueUrl=self.settings.webhooks_queue_url,
-            MessageBody=message.model_dump_json(),
+            MessageBody=message.to_json(),
             DelaySeconds=max(0, min(MAX_SQS_DELAY, int(delay))),
         )
 
@@ -352,7 +345,7 @@ class WebhookDispatcher:
         failures = []
         for record in records:
             try:
-                message = DeliveryMessage.model_validate_json(record["body"])
+                message = DeliveryMessage.from_json(record["body"])
             except ValueError:
                 log.error("dropping a message that is not a delivery: %.200s", record["body"])
                 continue

@@ -12,18 +12,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
 from chalicelib import aws, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.fairness import OverLimit, Slots, defer_seconds
-from chalicelib.model import Progress, Status, Task, utcnow
+from chalicelib.messages import TaskMessage
+from chalicelib.model import Output, Progress, Status, Task, utcnow
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.processors import Context, PermanentError, TransientError, get_processor
-from chalicelib.service import TaskMessage, TaskService
+from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.worker")
 
@@ -74,7 +75,7 @@ class TaskReporter:
         self._pending: Progress | None = None
 
     def progress(self, current: int, total: int, message: str) -> None:
-        self._pending = Progress(current=current, total=max(total, current), message=message)
+        self._pending = Progress(current, max(total, current), message)
         if self.clock() - self._written_at >= self.min_interval:
             self._write(Status.PROCESSING)
 
@@ -147,8 +148,8 @@ class Worker:
 
     def handle_message(self, record: dict[str, Any]) -> bool:
         try:
-            message = TaskMessage.model_validate_json(record["body"])
-        except ValidationError:
+            message = TaskMessage.from_json(record["body"])
+        except ValueError:
             log.error("dropping a message that is not a task message: %.200s", record["body"])
             return True
         receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
@@ -183,12 +184,10 @@ class Worker:
         """Over the owner's limit: ask again later on a new message, so that waiting
         counts neither as a delivery of this one nor as an attempt."""
         delay = defer_seconds(message.deferrals)
-        later = message.model_copy(
-            update={"priorAttempts": attempts_made, "deferrals": message.deferrals + 1}
-        )
+        later = replace(message, priorAttempts=attempts_made, deferrals=message.deferrals + 1)
         aws.client("sqs").send_message(
             QueueUrl=self.service.settings.tasks_queue_url,
-            MessageBody=later.model_dump_json(exclude_defaults=True),
+            MessageBody=later.to_json(),
             DelaySeconds=delay,
         )
         emit_metric("TasksDeferred", 1)
@@ -201,17 +200,14 @@ class Worker:
         try:
             if found is None:
                 raise PermanentError(f"no processor is registered for {task.type!r}")
-            try:
-                parsed = found.input_model.model_validate(task.input)
-            except ValidationError as exc:
-                raise PermanentError(f"input is not valid for {task.type}: {exc}") from None
-            context = Context(task, parsed, reporter)
+            context = Context(task, found.read_input(task.input), reporter)
             result = found.func(task, context)
             status = Status.COMPLETED_WITH_ERRORS if context.warnings else Status.COMPLETED
             # An error left by an earlier, retried attempt is not this run's outcome.
             error = context.warnings[-1] if context.warnings else None
             changes = self.service.result_changes(reporter.task, result)
-            reporter.finish(status, output=context.output or None, error=error, **changes)
+            output = Output.from_dict(context.output) if context.output else None
+            reporter.finish(status, output=output, error=error, **changes)
             self._record_outcome(reporter.task)
             return True
         except (TaskCancelled, LeaseLost) as exc:
@@ -262,8 +258,8 @@ class Worker:
         """A message that exhausted its deliveries: its task is failed, never left running."""
         for record in records:
             try:
-                message = TaskMessage.model_validate_json(record["body"])
-            except ValidationError:
+                message = TaskMessage.from_json(record["body"])
+            except ValueError:
                 log.error("dead letter is not a task message: %.200s", record["body"])
                 continue
             task = self.service.find(message.taskId)

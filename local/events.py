@@ -231,12 +231,8 @@ def progress_records(service: TaskService, task: Task, reports: int) -> list[dic
     """The stream records of `reports` progress writes to one task, oldest first (tests, bench)."""
     records: list[dict[str, Any]] = []
     for step in range(1, reports + 1):
-        changed = task.model_copy(
-            update={
-                "version": task.version + step,
-                "progress": Progress(current=step, total=reports, message="working"),
-            }
-        )
+        progress = Progress(current=step, total=reports, message="working")
+        changed = task.replace(version=task.version + step, progress=progress)
         image = service.store.attributes(changed)
         sequence = str(1000 + step)
         records.append(

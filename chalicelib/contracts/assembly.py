@@ -25,8 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import jsonsafe
-from chalicelib.contracts.common import iso_seconds, shown_progress
-from chalicelib.contracts.schemas import AssemblyStatus
+from chalicelib.contracts.common import iso_seconds, present, shown_progress
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
 from chalicelib.model import ObjectRef, Status, Task, utcnow
 from chalicelib.objects import head, presign, result_url
@@ -113,6 +112,7 @@ def _files(task: Task, ref: ObjectRef | None, field: str, now: datetime) -> list
 
 
 def view(task: Task) -> dict[str, Any]:
+    """Seed 003's AssemblyStatus (schema: `AssemblyStatus`)."""
     now = utcnow()
     finished = task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS)
     results: dict[str, list[dict[str, Any]]] = {}
@@ -125,24 +125,26 @@ def view(task: Task) -> dict[str, Any]:
         combined = 100
     elif progress and progress["total"]:
         combined = round(100 * progress["current"] / progress["total"])
-    return AssemblyStatus(
-        assembly_id=task.id,
-        ok=ASSEMBLY_OK[task.status],
-        error=_ERROR_CODES.get(task.status),
-        message=_message(task),
-        type=task.type,
-        user={"userId": task.owner},
-        uploads=_files(task, task.source, "source", now),
-        results=results,
-        result=task.result,
-        result_url=result_url(task, now),
-        execution_start=iso_seconds(task.started_at),
-        execution_duration=_duration(task, now),
-        progress_combined=combined,
-        progress=progress,
-        created_at=iso_seconds(task.created_at),
-        updated_at=iso_seconds(task.updated_at),
-    ).model_dump(mode="json", exclude_none=True)
+    return present(
+        {
+            "assembly_id": task.id,
+            "ok": ASSEMBLY_OK[task.status],
+            "error": _ERROR_CODES.get(task.status),
+            "message": _message(task),
+            "type": task.type,
+            "user": {"userId": task.owner},
+            "uploads": _files(task, task.source, "source", now),
+            "results": results,
+            "result": task.result,
+            "result_url": result_url(task, now),
+            "execution_start": iso_seconds(task.started_at),
+            "execution_duration": _duration(task, now),
+            "progress_combined": combined,
+            "progress": progress,
+            "created_at": iso_seconds(task.created_at),
+            "updated_at": iso_seconds(task.updated_at),
+        }
+    )
 
 
 def _flag(value: Any) -> bool | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from chalice.app import Request, Response
-from pydantic import ValidationError
 
 from chalicelib import http
 from chalicelib.contracts import jobs
@@ -20,8 +19,7 @@ from chalicelib.contracts.common import shown_error
 from chalicelib.contracts.status_maps import AUTOVID
 from chalicelib.errors import IdempotencyConflict, SubmitRejected
 from chalicelib.http_errors import ApiError, BadRequest, NotFound, Unprocessable
-from chalicelib.model import Task, Webhook, is_task_id, validation_errors
-from chalicelib.processors import get_processor
+from chalicelib.model import Task, is_task_id
 from chalicelib.service import SubmitJob, TaskService
 
 INVALID = "Invalid job specification"
@@ -58,6 +56,12 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 def _from_spec(spec: dict[str, Any], task_type: str) -> SubmitJob:
+    from pydantic import ValidationError
+
+    from chalicelib.contracts.schemas import Webhook
+    from chalicelib.processors import get_processor
+    from chalicelib.validation import validation_errors
+
     unknown = set(spec) - SPEC_FIELDS
     if unknown:
         raise BadRequest(f"{INVALID}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -73,14 +77,12 @@ def _from_spec(spec: dict[str, Any], task_type: str) -> SubmitJob:
         if not isinstance(hook, dict):
             raise BadRequest(f"{INVALID}: notifications.webhook must be an object")
         try:
-            webhook = Webhook.model_validate({**hook, "format": "autovid"})
+            webhook = Webhook.model_validate({**hook, "format": "autovid"}).domain()
         except ValidationError as exc:
-            raise BadRequest(f"{INVALID}: {_explain(exc, 'notifications.webhook')}") from None
+            errors = validation_errors(exc, "notifications.webhook")
+            explained = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            raise BadRequest(f"{INVALID}: {explained}") from None
     return SubmitJob(type=task_type, input=spec, webhook=webhook)
-
-
-def _explain(exc: ValidationError, prefix: str) -> str:
-    return "; ".join(f"{e['field']}: {e['message']}" for e in validation_errors(exc, prefix))
 
 
 def submit(service: TaskService, request: Request) -> Response:

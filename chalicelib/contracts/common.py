@@ -11,6 +11,11 @@ FINISHED = frozenset({Status.COMPLETED, Status.COMPLETED_WITH_ERRORS})
 CANCELLED_MESSAGE = "task was cancelled"
 
 
+def present(document: dict[str, Any]) -> dict[str, Any]:
+    """The fields that have a value: optional fields are left out of a body, not sent null."""
+    return {name: value for name, value in document.items() if value is not None}
+
+
 def iso_seconds(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
@@ -27,7 +32,7 @@ def shown_progress(task: Task) -> dict[str, Any] | None:
     if task.status in FINISHED and progress.current != progress.total:
         done = max(progress.current, progress.total)
         return {"current": done, "total": done, "message": progress.message}
-    return progress.model_dump()
+    return progress.as_dict()
 
 
 def shown_error(task: Task) -> str | None:

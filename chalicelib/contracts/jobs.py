@@ -12,16 +12,6 @@ from chalice.app import Request, Response
 
 from chalicelib import http, objects
 from chalicelib.contracts.common import iso_seconds, shown_progress
-from chalicelib.contracts.schemas import (
-    DeliveryList,
-    JobDocument,
-    JobOutput,
-    JobRequest,
-    Redelivery,
-    UploadRequest,
-    UploadTicket,
-    WebhookSecrets,
-)
 from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
@@ -39,7 +29,7 @@ from chalicelib.http_errors import (
     TooManyRequests,
     Unprocessable,
 )
-from chalicelib.model import Status, Task, utcnow
+from chalicelib.model import Output, Status, Task, utcnow
 from chalicelib.objects import presign, result_url, split_s3_uri
 from chalicelib.observability import emit_metric
 from chalicelib.service import SubmitJob, TaskService
@@ -190,6 +180,8 @@ def cancel_job(service: TaskService, request: Request, job_id: str) -> Response:
 def list_deliveries(
     service: TaskService, webhooks: WebhookDispatcher, request: Request, job_id: str
 ) -> Response:
+    from chalicelib.contracts.schemas import DeliveryList
+
     _owned_job(service, request, job_id)
     deliveries = [delivery_document(d) for d in webhooks.log.deliveries(job_id)]
     return http.json_response(DeliveryList(deliveries=deliveries).model_dump(mode="json"))
@@ -198,6 +190,8 @@ def list_deliveries(
 def redeliver_webhook(
     service: TaskService, webhooks: WebhookDispatcher, request: Request, job_id: str
 ) -> Response:
+    from chalicelib.contracts.schemas import Redelivery
+
     task = _owned_job(service, request, job_id)
     try:
         event_id = webhooks.redeliver(task)
@@ -211,6 +205,8 @@ def redeliver_webhook(
 
 def create_upload(service: TaskService, request: Request) -> Response:
     """A presigned PUT for a fresh key under the caller's prefix (no AWS credentials needed)."""
+    from chalicelib.contracts.schemas import UploadRequest, UploadTicket
+
     upload = http.body_model(
         http.json_body(request),
         UploadRequest,
@@ -235,6 +231,7 @@ def create_upload(service: TaskService, request: Request) -> Response:
 
 def webhook_secret(service: TaskService, request: Request) -> Response:
     """The caller's own signing secrets: what their receiver verifies deliveries with."""
+    from chalicelib.contracts.schemas import WebhookSecrets
     from chalicelib.signing import owner_secrets
 
     settings = service.settings
@@ -251,6 +248,8 @@ def webhook_secret(service: TaskService, request: Request) -> Response:
 
 
 def parse_job_request(body: Any) -> SubmitJob:
+    from chalicelib.contracts.schemas import JobRequest
+
     request = http.body_model(
         body,
         JobRequest,
@@ -260,19 +259,25 @@ def parse_job_request(body: Any) -> SubmitJob:
     return SubmitJob(
         type=request.type,
         input=request.input,
-        source=request.source,
-        target=request.target,
+        source=request.source.domain() if request.source else None,
+        target=request.target.domain() if request.target else None,
         metadata=request.metadata,
-        webhook=request.webhook,
+        webhook=request.webhook.domain() if request.webhook else None,
         run_at=request.runAt,
         delay_seconds=request.delaySeconds,
     )
 
 
 def _output(task: Task) -> dict[str, Any]:
-    output = task.output.model_dump() if task.output else {}
-    document = JobOutput(**output).model_dump()
-    located = split_s3_uri(document["s3Uri"] or "")
+    output = task.output or Output()
+    document = {
+        "url": None,
+        "urlExpiresAt": None,
+        "s3Uri": output.s3Uri,
+        "duration": output.duration,
+        "size": output.size,
+    }
+    located = split_s3_uri(output.s3Uri or "")
     if located and task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
         signed = presign(task.owner, *located, utcnow())
         if signed is not None:
@@ -281,27 +286,27 @@ def _output(task: Task) -> dict[str, Any]:
 
 
 def job_document(task: Task, with_input: bool = False) -> dict[str, Any]:
-    """The job; `with_input` for a read by id only: a list page of 100 inputs of up to 256 KB
-    each would pass Lambda's 6 MB response limit."""
-    return JobDocument(
-        jobId=task.id,
-        type=task.type,
-        status=task.status,
-        submittedAt=iso_seconds(task.created_at),
-        updatedAt=iso_seconds(task.updated_at),
-        completedAt=iso_seconds(task.completed_at),
-        processingTime=task.processing_seconds,
-        progress=shown_progress(task),
-        result=task.result,
-        resultUrl=result_url(task, utcnow()),
-        output=_output(task),
-        error=task.error,
-        metadata=task.metadata,
-        version=task.version,
-        input=task.input if with_input else None,
-        retries=task.retries,
-        runAt=iso_seconds(task.run_at),
-    ).model_dump(mode="json")
+    """The job (schema: `JobDocument`); `with_input` for a read by id only: a list page of 100
+    inputs of up to 256 KB each would pass Lambda's 6 MB response limit."""
+    return {
+        "jobId": task.id,
+        "type": task.type,
+        "status": task.status.value,
+        "submittedAt": iso_seconds(task.created_at),
+        "updatedAt": iso_seconds(task.updated_at),
+        "completedAt": iso_seconds(task.completed_at),
+        "processingTime": task.processing_seconds,
+        "progress": shown_progress(task),
+        "result": task.result,
+        "resultUrl": result_url(task, utcnow()),
+        "output": _output(task),
+        "error": task.error,
+        "metadata": task.metadata,
+        "version": task.version,
+        "input": task.input if with_input else None,
+        "retries": task.retries,
+        "runAt": iso_seconds(task.run_at),
+    }
 
 
 def delivery_document(delivery: Delivery) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
 
-from chalicelib.model import TERMINAL, Schema, Status
+from chalicelib.model import TERMINAL, Status
+from chalicelib.validation import Schema
 
 TYPE_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 

@@ -6,13 +6,76 @@ client (taskstatus_client) can ship and use the very same models.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 
-from chalicelib.model import ObjectRef, Schema, Status, Webhook
+from chalicelib import model
+from chalicelib.model import MAX_WEBHOOK_EXTRAS_BYTES, RESERVED_WEBHOOK_HEADERS, Status
+from chalicelib.validation import Schema
 
 TYPE_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+
+
+class ObjectRef(Schema):
+    """An S3 object as a request names it; `domain()` is the task's `model.ObjectRef`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(min_length=1, max_length=1024)
+
+    def domain(self) -> model.ObjectRef:
+        return model.ObjectRef(self.bucket, self.key)
+
+
+class Webhook(Schema):
+    """Where and how a task's webhook is sent; `domain()` is the task's `model.Webhook`.
+
+    format: `standard` (the job document, Standard Webhooks signature), `transflow` (seed 003's
+    AssemblyStatus, `X-Transflow-Signature`), `autovid` (seed 002's job document).
+    method, headers, metadata: auto-vid's `notifications.webhook`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2048)
+    format: Literal["standard", "transflow", "autovid"] = "standard"
+    method: Literal["POST", "PUT"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("headers")
+    @classmethod
+    def _safe_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name[:64]!r} is not a valid header name")
+            if name.lower() in RESERVED_WEBHOOK_HEADERS:
+                raise ValueError(f"header {name!r} is set by the service and cannot be given")
+            if any(c in header for c in "\r\n\0"):
+                raise ValueError(f"header {name!r} has a line break in its value")
+        _within_limit(value, "headers")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _within_limit(value, "metadata")
+        return value
+
+    def domain(self) -> model.Webhook:
+        return model.Webhook(self.url, self.format, self.method, self.headers, self.metadata)
+
+
+def _within_limit(value: dict[str, Any], name: str) -> None:
+    size = len(json.dumps(value))
+    if size > MAX_WEBHOOK_EXTRAS_BYTES:
+        limit = MAX_WEBHOOK_EXTRAS_BYTES
+        raise ValueError(f"webhook {name} are {size} bytes; the limit is {limit}")
 
 
 # -- native API (DESIGN.md section 4) -------------------------------------------------------

@@ -15,8 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Response
 
 from chalicelib import http
-from chalicelib.contracts.common import iso_seconds, shown_error
-from chalicelib.contracts.schemas import TaskProcessorListItem, TaskProcessorTask
+from chalicelib.contracts.common import iso_seconds, present, shown_error
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.model import ObjectRef, Task, utcnow
 from chalicelib.objects import presign, result_url
@@ -36,28 +35,31 @@ def missing_id() -> Response:
 
 
 def view(task: Task, presign_seconds: int) -> dict[str, Any]:
-    """The seeds' fields; absent ones are left out. Deblindwatermark tasks carry `Result`."""
+    """The seeds' fields (schema: `TaskProcessorTask`); absent ones are left out.
+    Deblindwatermark tasks carry `Result`."""
     status = TASK_PROCESSOR[task.status]
     deblind = task.type == DEBLIND
     target = None if deblind else task.target
     signed = None
     if target is not None:
         signed = presign(task.owner, target.bucket, target.key, utcnow(), presign_seconds)
-    return TaskProcessorTask(
-        TaskId=task.id,
-        Status=status,
-        Result=task.result if deblind else None,
-        ResultURL=result_url(task, utcnow()) if deblind else None,
-        TargetObjectURL=signed[0] if signed else None,
-        SourceKey=task.source.key if task.source else None,
-        TargetKey=target.key if target else None,
-        SourceBucket=task.source.bucket if task.source else None,
-        TargetBucket=target.bucket if target else None,
-        TaskType=task.type,
-        Created_at=iso_seconds(task.created_at),
-        Updated_at=iso_seconds(task.updated_at),
-        ErrorMessage=(shown_error(task) or "task failed") if status == "failed" else None,
-    ).model_dump(mode="json", exclude_none=True)
+    return present(
+        {
+            "TaskId": task.id,
+            "Status": status,
+            "Result": task.result if deblind else None,
+            "TargetObjectURL": signed[0] if signed else None,
+            "SourceKey": task.source.key if task.source else None,
+            "TargetKey": target.key if target else None,
+            "SourceBucket": task.source.bucket if task.source else None,
+            "TargetBucket": target.bucket if target else None,
+            "ResultURL": result_url(task, utcnow()) if deblind else None,
+            "TaskType": task.type,
+            "Created_at": iso_seconds(task.created_at),
+            "Updated_at": iso_seconds(task.updated_at),
+            "ErrorMessage": (shown_error(task) or "task failed") if status == "failed" else None,
+        }
+    )
 
 
 def get_task(service: TaskService, user: str | None, task_id: str) -> Response:
@@ -89,15 +91,18 @@ def _s3_file(ref: ObjectRef | None) -> str | None:
 
 
 def list_item(task: Task) -> dict[str, Any]:
-    return TaskProcessorListItem(
-        TaskId=task.id,
-        Status=TASK_PROCESSOR[task.status],
-        TaskType=task.type,
-        Created_at=iso_seconds(task.created_at),
-        Updated_at=iso_seconds(task.updated_at),
-        SourceFile=_s3_file(task.source),
-        TargetFile=_s3_file(task.target),
-    ).model_dump(mode="json", exclude_none=True)
+    """Schema: `TaskProcessorListItem`."""
+    return present(
+        {
+            "TaskId": task.id,
+            "Status": TASK_PROCESSOR[task.status],
+            "TaskType": task.type,
+            "Created_at": iso_seconds(task.created_at),
+            "Updated_at": iso_seconds(task.updated_at),
+            "SourceFile": _s3_file(task.source),
+            "TargetFile": _s3_file(task.target),
+        }
+    )
 
 
 def list_tasks(service: TaskService, user: str, operation: str | None) -> Response:

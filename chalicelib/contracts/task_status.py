@@ -17,8 +17,7 @@ from urllib.parse import urlencode
 from chalice.app import Request, Response
 
 from chalicelib import http
-from chalicelib.contracts.common import shown_error, shown_progress, unix_seconds
-from chalicelib.contracts.schemas import TaskStatus
+from chalicelib.contracts.common import present, shown_error, shown_progress, unix_seconds
 from chalicelib.contracts.status_maps import TASK_STATUS
 from chalicelib.http_errors import BadRequest, NotFound
 from chalicelib.model import Task, utcnow
@@ -33,19 +32,21 @@ MAX_PAGES = 10  # Queries one answer may make; past that, the cursor carries on
 
 
 def view(task: Task, version: bool = False) -> dict[str, Any]:
-    """Seed 004's TaskStatus; optional fields are left out when absent."""
-    return TaskStatus(
-        task_id=task.id,
-        operation=task.type,
-        status=TASK_STATUS[task.status],
-        progress=shown_progress(task),
-        result=task.result,
-        resultUrl=result_url(task, utcnow()),
-        error=shown_error(task),
-        created_at=unix_seconds(task.created_at),
-        updated_at=unix_seconds(task.updated_at),
-        version=task.version if version else None,
-    ).model_dump(mode="json", exclude_none=True)
+    """Seed 004's TaskStatus (schema: `TaskStatus`); optional fields are left out when absent."""
+    return present(
+        {
+            "task_id": task.id,
+            "operation": task.type,
+            "status": TASK_STATUS[task.status],
+            "progress": shown_progress(task),
+            "result": task.result,
+            "resultUrl": result_url(task, utcnow()),
+            "error": shown_error(task),
+            "created_at": unix_seconds(task.created_at),
+            "updated_at": unix_seconds(task.updated_at),
+            "version": task.version if version else None,
+        }
+    )
 
 
 def get_task(service: TaskService, request: Request, task_id: str) -> Response:

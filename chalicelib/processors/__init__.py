@@ -1,14 +1,28 @@
-"""Processors: the SDK, and the built-in processors registered on import."""
+"""Processors: the SDK, and the built-in processors, each imported when its type is first used.
 
-from chalicelib.processors import autovid_demo, demo, image  # noqa: F401  (registers built-ins)
+Import your own processor modules here (they register on import), or name them in
+`load_on_demand` so that only the worker that runs them pays for their imports.
+"""
+
 from chalicelib.processors.sdk import (
     Context,
     PermanentError,
     Processor,
     TransientError,
     get_processor,
+    load_on_demand,
     processor,
     registered_types,
+)
+
+load_on_demand(
+    {
+        "demo/sleep": "chalicelib.processors.demo",
+        "demo/auto-vid": "chalicelib.processors.autovid_demo",
+        "image/watermark": "chalicelib.processors.image",
+        "image/blindwatermark": "chalicelib.processors.image",
+        "image/deblindwatermark": "chalicelib.processors.image",
+    }
 )
 
 __all__ = [
@@ -17,6 +31,7 @@ __all__ = [
     "Processor",
     "TransientError",
     "get_processor",
+    "load_on_demand",
     "processor",
     "registered_types",
 ]

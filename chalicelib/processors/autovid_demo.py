@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field
 
-from chalicelib.model import Schema
 from chalicelib.processors.sdk import Context, processor
+from chalicelib.validation import Schema
 
 if TYPE_CHECKING:
     from chalicelib.model import Task

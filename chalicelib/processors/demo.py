@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ConfigDict, Field
-
-from chalicelib.model import Schema
-from chalicelib.processors.sdk import Context, PermanentError, processor
+from chalicelib.processors.sdk import Context, FieldError, PermanentError, processor
 
 if TYPE_CHECKING:
     from chalicelib.model import Task
 
 
-class SleepInput(Schema):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True)
+class SleepInput:
+    """A dataclass, not a pydantic model: the worker builds it without importing pydantic."""
 
-    seconds: float = Field(default=1, ge=0, le=100, description="total time to sleep")
-    steps: int = Field(default=1, ge=1, le=1000, description="progress reports, one per step")
-    fail_at: int | None = Field(default=None, ge=1, description="fail permanently at this step")
+    __pydantic_config__ = {"extra": "forbid"}
+
+    seconds: float = 1  # total time to sleep, 0 to 100
+    steps: int = 1  # progress reports, one per step, 1 to 1000
+    fail_at: int | None = None  # fail permanently at this step (1 or more)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seconds <= 100:
+            raise FieldError("seconds", "must be between 0 and 100")
+        if not 1 <= self.steps <= 1000:
+            raise FieldError("steps", "must be between 1 and 1000")
+        if self.fail_at is not None and self.fail_at < 1:
+            raise FieldError("fail_at", "must be 1 or more")
 
 
 @processor("demo/sleep", input=SleepInput, max_runtime_seconds=105)

@@ -3,7 +3,7 @@
 from pydantic import BaseModel
 from chalicelib.processors import processor, TransientError
 
-class ResizeInput(BaseModel):
+class ResizeInput(BaseModel):  # or a dataclass: no pydantic on the worker's cold start
     width: int
 
 @processor("image/resize", input=ResizeInput, timeout_seconds=300, needs_source=True)
@@ -17,13 +17,10 @@ def resize(task, ctx):
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from typing import TYPE_CHECKING, Any, Protocol
-
-from pydantic import BaseModel, ConfigDict
-
-from chalicelib.model import Schema
 
 if TYPE_CHECKING:
     from chalicelib.model import Task
@@ -37,8 +34,28 @@ class PermanentError(Exception):
     """A failure no retry can fix (bad input, unsupported content)."""
 
 
-class NoInput(Schema):
-    model_config = ConfigDict(extra="forbid")
+class FieldError(ValueError):
+    """Raised by a dataclass input's `__post_init__`: the field at fault and why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class InvalidInput(Exception):
+    """An input its processor refuses; `errors` as every 422 carries them."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """The input of a processor that takes none: `{}`."""
+
+    __pydantic_config__ = {"extra": "forbid"}
 
 
 class Reporter(Protocol):
@@ -56,7 +73,7 @@ class Reporter(Protocol):
 class Context:
     """Handed to a processor with its task; every report is a guarded write."""
 
-    def __init__(self, task: Task, input: BaseModel, reporter: Reporter) -> None:
+    def __init__(self, task: Task, input: Any, reporter: Reporter) -> None:
         self.task = task
         self.input = input
         self._reporter = reporter
@@ -89,22 +106,81 @@ ProcessorFunc = Callable[["Task", Context], Any]
 
 @dataclass(frozen=True)
 class Processor:
+    """A registered processor. Its input model is a pydantic model or a dataclass: both are
+    validated by pydantic at submit; in the worker, a dataclass is built from the stored input
+    without pydantic (no pydantic import on the worker's cold start), a pydantic model is
+    validated again."""
+
     name: str
     func: ProcessorFunc
-    input_model: type[BaseModel]
+    input_model: type[Any]
     timeout_seconds: int | None
     max_runtime_seconds: int
     needs_source: bool
     needs_target: bool
 
+    def validate_input(self, data: dict[str, Any]) -> dict[str, Any]:
+        """At submit: the input as it is stored; InvalidInput says what is wrong with it."""
+        from pydantic import BaseModel, TypeAdapter, ValidationError
+
+        try:
+            if isinstance(self.input_model, type) and issubclass(self.input_model, BaseModel):
+                parsed = self.input_model.model_validate(data)
+                return parsed.model_dump(mode="json", exclude_unset=True)
+            adapter = TypeAdapter(self.input_model)
+            dumped = adapter.dump_python(adapter.validate_python(data), mode="json")
+        except ValidationError as exc:
+            raise InvalidInput(_input_errors(exc)) from None
+        return {name: dumped[name] for name in data if name in dumped}  # what was given
+
+    def read_input(self, data: dict[str, Any]) -> Any:
+        """In the worker: the stored input as `ctx.input`; PermanentError if it no longer fits."""
+        if is_dataclass(self.input_model):
+            try:
+                return self.input_model(**data)
+            except (TypeError, ValueError) as exc:
+                raise PermanentError(f"input is not valid for {self.name}: {exc}") from None
+        from pydantic import ValidationError
+
+        try:
+            return self.input_model.model_validate(data)
+        except ValidationError as exc:
+            raise PermanentError(f"input is not valid for {self.name}: {exc}") from None
+
+
+def _input_errors(exc: Any) -> list[dict[str, str]]:
+    """pydantic's errors as field paths under `input`; a FieldError names its own field."""
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False):
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):
+            errors.append({"field": f"input.{cause.field}", "message": cause.message})
+        else:
+            path = ".".join(["input", *(str(part) for part in error["loc"])])
+            errors.append({"field": path, "message": error["msg"]})
+    return errors
+
 
 _REGISTRY: dict[str, Processor] = {}
+_ON_DEMAND: dict[str, str] = {}  # task type -> the module that registers it when imported
+
+
+def load_on_demand(modules: dict[str, str]) -> None:
+    """Register task types whose module is imported on first use: a worker imports only
+    the processor it runs, and a read imports none."""
+    _ON_DEMAND.update(modules)
+
+
+def _load(name: str) -> None:
+    module = _ON_DEMAND.get(name)
+    if module is not None and name not in _REGISTRY:
+        importlib.import_module(module)
 
 
 def processor(
     name: str,
     *,
-    input: type[BaseModel] = NoInput,
+    input: type[Any] = NoInput,
     timeout_seconds: int | None = None,
     max_runtime_seconds: int = 60,
     needs_source: bool = False,
@@ -135,8 +211,11 @@ def processor(
 
 
 def get_processor(name: str) -> Processor | None:
+    _load(name)
     return _REGISTRY.get(name)
 
 
 def registered_types() -> list[str]:
+    for name in list(_ON_DEMAND):
+        _load(name)
     return sorted(_REGISTRY)

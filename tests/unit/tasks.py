@@ -24,7 +24,7 @@ def stored_task(
         updates.setdefault("error", "Failed to process document: insufficient memory")
     if status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
         updates.setdefault("result", {"pages": 3})
-    task = task.model_copy(update=updates)
+    task = task.replace(**updates)
     service.store.create(task)
     return task
 

@@ -313,7 +313,7 @@ def test_revoking_a_key_ends_the_websocket_connections_it_opened(client, service
     task = stored_task(service, Status.PROCESSING)
     assert realtime.on_task_change(task) == 1  # the key is live: pushes arrive
     assert client.http.delete(f"/api-keys/{created['id']}", headers=auth()).status_code == 204
-    changed = task.model_copy(update={"version": task.version + 1})
+    changed = task.replace(version=task.version + 1)
     assert realtime.on_task_change(changed) == 0
     assert realtime.subscriptions.connection("leaked") is None
     assert "leaked" not in apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections

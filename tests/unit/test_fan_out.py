@@ -82,9 +82,7 @@ def test_another_owners_subscriber_does_not_make_an_owner_cost_a_query(
 
 def test_a_subscriber_who_arrives_during_a_batch_gets_every_later_batch(service, realtime, calls):
     task = stored_task(service, Status.PROCESSING)
-    before, during, after = (
-        task.model_copy(update={"version": task.version + n}) for n in (1, 2, 3)
-    )
+    before, during, after = (task.replace(version=task.version + n) for n in (1, 2, 3))
     fan_out = realtime.batch(["alice"])
     assert fan_out.push(before) == 0  # nobody subscribed: markers read, no Query
     connected(realtime, "f3", "alice")

@@ -220,7 +220,7 @@ def test_the_state_sent_at_subscribe_time_is_not_pushed_again(client, stack, rea
 
 def test_an_older_version_is_never_pushed_after_a_newer_one(realtime, service):
     task = stored_task(service, Status.PROCESSING)
-    newer = task.model_copy(update={"version": task.version + 1})
+    newer = task.replace(version=task.version + 1)
     connected(realtime, "c26", "alice")
     realtime.on_task_change(newer)
     realtime.on_task_change(task)
@@ -314,7 +314,7 @@ def test_a_change_after_the_token_expired_is_not_pushed_and_the_connection_close
     task = stored_task(service, Status.PROCESSING)
     assert realtime.on_task_change(task) == 1  # while the token is valid
     an_hour_passes()
-    changed = task.model_copy(update={"version": task.version + 1})
+    changed = task.replace(version=task.version + 1)
     assert realtime.on_task_change(changed) == 0
     assert "c31" not in open_connections()
     assert realtime.subscriptions.connection("c31") is None

@@ -111,7 +111,7 @@ def test_a_duplicate_delivery_message_sends_once(client, stack, receiver):
     job_id = job_with_webhook(client, stack, hook.url)
     task = stack.app._service().find(job_id)
     message = webhooks.DeliveryMessage(taskId=job_id, version=task.version, attempt=1)
-    stack.sqs.send_message(QueueUrl=stack.webhooks_url, MessageBody=message.model_dump_json())
+    stack.sqs.send_message(QueueUrl=stack.webhooks_url, MessageBody=message.to_json())
     stack.run_webhooks()
     assert len(hook.deliveries) == 1
 

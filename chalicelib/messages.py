@@ -1,0 +1,102 @@
+"""The bodies of the service's own queue messages: the tasks queue's and the webhooks queue's.
+
+Only this service writes them, so they are read with plain checks, not pydantic (the worker
+reads one on its first event). A body that is not one of them raises ValueError.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+TASK_ID_LENGTH = 36
+
+
+def _object(body: str) -> dict[str, Any]:
+    data = json.loads(body)  # a JSONDecodeError is a ValueError
+    if not isinstance(data, dict):
+        raise ValueError("a message body is a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], name: str, low: int, high: int) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not low <= len(value) <= high:
+        raise ValueError(f"{name} must be a text of {low} to {high} characters")
+    return value
+
+
+def _count(data: dict[str, Any], name: str, default: int | None = None) -> int:
+    value = data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number, 0 or more")
+    return value
+
+
+def _optional_text(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a text")
+    return value
+
+
+def _without_defaults(message: Any) -> str:
+    values = asdict(message)
+    kept = {f.name: values[f.name] for f in fields(message) if values[f.name] != f.default}
+    return json.dumps(kept, separators=(",", ":"))
+
+
+@dataclass
+class TaskMessage:
+    """The tasks queue's message: sent by `TaskService.send`, read by the worker."""
+
+    taskId: str
+    type: str
+    owner: str | None = None  # for fair concurrency's slots, without a read of the task
+    # A task waiting for a slot is sent again (chalicelib/fairness.py): the attempts its
+    # earlier messages made, and how often it has waited.
+    priorAttempts: int = 0
+    deferrals: int = 0
+
+    @classmethod
+    def from_json(cls, body: str) -> TaskMessage:
+        data = _object(body)
+        return cls(
+            taskId=_text(data, "taskId", TASK_ID_LENGTH, TASK_ID_LENGTH),
+            type=_text(data, "type", 1, 128),
+            owner=_optional_text(data, "owner"),
+            priorAttempts=_count(data, "priorAttempts", 0),
+            deferrals=_count(data, "deferrals", 0),
+        )
+
+    def to_json(self) -> str:
+        return _without_defaults(self)
+
+
+@dataclass(frozen=True)
+class DeliveryMessage:
+    """The webhooks queue's message: one delivery attempt of a task version's event."""
+
+    taskId: str
+    version: int
+    attempt: int
+    notBefore: float = 0
+    manual: str | None = None  # a manual redelivery's own id: it is logged as its own attempt
+
+    @classmethod
+    def from_json(cls, body: str) -> DeliveryMessage:
+        data = _object(body)
+        not_before = data.get("notBefore", 0)
+        if isinstance(not_before, bool) or not isinstance(not_before, int | float):
+            raise ValueError("notBefore must be a number")
+        return cls(
+            taskId=_text(data, "taskId", 1, 128),
+            version=_count(data, "version"),
+            attempt=_count(data, "attempt"),
+            notBefore=float(not_before),
+            manual=_optional_text(data, "manual"),
+        )
+
+    def to_json(self) -> str:
+        return _without_defaults(self)

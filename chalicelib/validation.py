@@ -1,0 +1,25 @@
+"""The pydantic side of the edge: the base of every request and response schema, and how a
+refused body is reported. Only what validates outside input imports this (and pydantic)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class Schema(BaseModel):
+    """Base of every schema: built on first use, not at import (cold start)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
+    """A pydantic error as the `errors` list every 422 carries: the field path and why."""
+    return [
+        {
+            "field": ".".join([prefix, *(str(part) for part in error["loc"])]),
+            "message": error["msg"],
+        }
+        for error in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
