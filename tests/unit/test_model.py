@@ -1,8 +1,23 @@
-"""The status machine: allowed transitions, terminal states."""
+"""The canonical model: the status machine, and the Task as its item stores it."""
+
+from datetime import timedelta
 
 import pytest
 
-from chalicelib.model import ALLOWED_TRANSITIONS, RETRYABLE, TERMINAL, Status, can_transition
+from chalicelib.model import (
+    ALLOWED_TRANSITIONS,
+    RETRYABLE,
+    TERMINAL,
+    ObjectRef,
+    Output,
+    Progress,
+    Status,
+    Task,
+    Webhook,
+    can_transition,
+    utcnow,
+)
+from chalicelib.store import task_attributes, task_from_item
 
 
 @pytest.mark.parametrize("terminal", sorted(TERMINAL - RETRYABLE))
@@ -50,3 +65,63 @@ def test_a_scheduled_task_can_start_be_cancelled_or_fail_but_not_finish():
         Status.CANCELLED,
         Status.FAILED,
     }
+
+
+# -- the Task dataclass and its item ----------------------------------------------------------
+
+
+def every_part_task() -> Task:
+    now = utcnow()
+    return Task.new(
+        owner="alice",
+        type="demo/sleep",
+        ttl_seconds=3600,
+        input={"seconds": 1.5, "nested": {"list": [1, "two", None]}},
+        source=ObjectRef("bucket-a", "alice/in.png"),
+        target=ObjectRef("bucket-a", "alice/out.png"),
+        metadata={"é": "ü", "n": 1},
+        webhook=Webhook("https://example.com/hook", "transflow", "PUT", {"X-A": "1"}, {"k": 2}),
+        now=now,
+        run_at=now + timedelta(hours=1),
+    ).replace(
+        progress=Progress(2, 5, "working"),
+        result={"pages": 3},
+        result_object=ObjectRef("bucket-a", "alice/result.json"),
+        error="slow",
+        output=Output(s3Uri="s3://bucket-a/alice/out.png", duration=1.5, size=9),
+        started_at=now,
+        completed_at=now + timedelta(seconds=2),
+        version=4,
+        attempts=2,
+        lease_until=1_900_000_000,
+        retries=1,
+        updated_by="worker",
+    )
+
+
+def test_a_task_with_every_part_reads_back_from_its_item_unchanged():
+    task = every_part_task()
+    assert task_from_item(task_attributes(task, 60)) == task
+
+
+def test_a_new_task_reads_back_from_its_item_unchanged():
+    task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=60)
+    assert task_from_item(task_attributes(task, 60)) == task
+
+
+def test_replace_leaves_the_task_it_copies_as_it_was():
+    task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=60)
+    changed = task.replace(status=Status.STARTED, version=2)
+    assert (task.status, task.version) == (Status.SUBMITTED, 1)
+    assert (changed.status, changed.version, changed.id) == (Status.STARTED, 2, task.id)
+
+
+def test_an_error_set_by_replace_is_cut_to_its_limit():
+    task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=60)
+    assert len(task.replace(error="x" * 10_000).error) == 4096
+
+
+@pytest.mark.parametrize("current, total", [(-1, 5), (1, -5)])
+def test_negative_progress_is_refused(current, total):
+    with pytest.raises(ValueError, match="negative"):
+        Progress(current, total)

@@ -2,11 +2,14 @@
 
 import io
 
+import pytest
 from PIL import Image
 
+from chalicelib.model import Status, Task
 from chalicelib.objects import owner_prefix
 from chalicelib.processors.image import embed_text, extract_text
 from tests.unit.helpers import get, submit
+from tests.unit.tasks import stored_task
 
 BUCKET = "taskstatus-local-objects-123456789012"
 ALICE = owner_prefix("alice")
@@ -142,3 +145,43 @@ def test_deblind_of_an_unmarked_image_fails(client, stack):
     )
     assert job["status"] == "failed"
     assert "no blind watermark" in job["error"]
+
+
+# -- inputs: validated at submit, read again by the worker -----------------------------------
+
+
+def stored_run(service, stack, type: str, input: dict) -> Task:
+    """A task whose input was stored without submit's check (as by an older deployment)."""
+    task = stored_task(service, Status.SUBMITTED, type=type, input=input)
+    stack.settle()
+    return service.find(task.id)
+
+
+def test_a_dataclass_input_the_processor_no_longer_accepts_fails_the_task(service, stack):
+    task = stored_run(service, stack, "demo/sleep", {"seconds": 1000})
+    assert task.status is Status.FAILED
+    assert "input is not valid for demo/sleep: seconds: must be between 0 and 100" in task.error
+
+
+def test_a_dataclass_input_with_a_field_it_does_not_know_fails_the_task(service, stack):
+    task = stored_run(service, stack, "demo/sleep", {"seconds": 0, "speed": "fast"})
+    assert task.status is Status.FAILED
+    assert "input is not valid for demo/sleep" in task.error and "speed" in task.error
+
+
+def test_a_pydantic_input_is_validated_again_by_the_worker(service, stack):
+    task = stored_run(service, stack, "image/watermark", {"text": ""})
+    assert task.status is Status.FAILED
+    assert "input is not valid for image/watermark" in task.error
+
+
+@pytest.mark.parametrize("field, value", [("steps", 0), ("fail_at", 0), ("seconds", 101)])
+def test_a_dataclass_input_names_the_field_it_refuses(client, field, value):
+    response = submit(client, {"type": "demo/sleep", "input": {field: value}})
+    assert response.status_code == 422
+    assert response.json_body["error"]["errors"][0]["field"] == f"input.{field}"
+
+
+def test_only_the_fields_given_are_stored_as_the_input(client):
+    job_id = submit(client, {"type": "demo/sleep", "input": {"steps": 2}}).json_body["jobId"]
+    assert get(client, f"/jobs/{job_id}").json_body["input"] == {"steps": 2}

@@ -1,0 +1,90 @@
+"""A processor's result as it is stored: the Python values results commonly hold become JSON."""
+
+import datetime
+import decimal
+import enum
+import json
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from pydantic import BaseModel
+
+from chalicelib.jsonsafe import encode
+from chalicelib.processors import processor
+from chalicelib.processors.sdk import _REGISTRY
+from tests.unit.helpers import get, submit
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@dataclass
+class Size:
+    width: int
+    height: int
+
+
+class Summary(BaseModel):
+    pages: int
+
+
+def test_plain_json_is_written_as_it_is():
+    assert json.loads(encode({"a": [1, 2.5, "é", None, True]})) == {"a": [1, 2.5, "é", None, True]}
+
+
+def test_common_python_values_become_their_json_form():
+    when = datetime.datetime(2026, 11, 24, 5, 0, tzinfo=datetime.UTC)
+    ident = uuid.UUID("0b5e8a2c-3d4f-4a6b-8c7d-9e0f1a2b3c4d")
+    result = {
+        "at": when,
+        "day": when.date(),
+        "whole": decimal.Decimal("3"),
+        "part": decimal.Decimal("2.5"),
+        "colour": Colour.RED,
+        "id": ident,
+        "raw": b"bytes",
+        "tags": ("a", "b"),
+        "size": Size(2, 3),
+        "summary": Summary(pages=4),
+    }
+    assert json.loads(encode(result)) == {
+        "at": "2026-11-24T05:00:00+00:00",
+        "day": "2026-11-24",
+        "whole": 3,
+        "part": 2.5,
+        "colour": "red",
+        "id": str(ident),
+        "raw": "bytes",
+        "tags": ["a", "b"],
+        "size": {"width": 2, "height": 3},
+        "summary": {"pages": 4},
+    }
+
+
+def test_nan_and_infinity_become_null():
+    assert json.loads(encode({"ratio": float("nan"), "list": [float("inf"), 1.0]})) == {
+        "ratio": None,
+        "list": [None, 1.0],
+    }
+
+
+def test_a_value_with_no_json_form_is_a_type_error_that_names_it():
+    with pytest.raises(TypeError, match="object"):
+        encode({"handle": object()})
+
+
+if "test/typed-result" not in _REGISTRY:
+
+    @processor("test/typed-result")
+    def typed_result(task, ctx):
+        return {"at": datetime.date(2026, 11, 24), "ratio": float("nan"), "pages": (1, 2)}
+
+
+def test_the_worker_stores_a_result_of_python_values_as_json(client, stack):
+    job_id = submit(client, {"type": "test/typed-result"}).json_body["jobId"]
+    stack.settle()
+    job = get(client, f"/jobs/{job_id}").json_body
+    assert job["status"] == "completed"
+    assert job["result"] == {"at": "2026-11-24", "ratio": None, "pages": [1, 2]}
