@@ -32,9 +32,12 @@ def pyc_name(source: str) -> str:
 
 
 def add_bytecode(package: Path, runtime: str = RUNTIME) -> int:
-    """Add an unchecked-hash .pyc for every .py of a zip that lacks one; the number added."""
+    """Add an unchecked-hash .pyc for every .py of a zip that lacks a current one; the number
+    added. Chalice packages chalicelib's folder as it is, so the timestamp .pyc a test run
+    wrote there come along: they are replaced."""
     if runtime != RUNTIME:
         raise SystemExit(f"a package for {runtime} needs that Python's bytecode, not {RUNTIME}")
+    _drop_stale_bytecode(package)
     with tempfile.TemporaryDirectory() as scratch, zipfile.ZipFile(package) as archive:
         names = set(archive.namelist())
         sources = [n for n in sorted(names) if n.endswith(".py") and pyc_name(n) not in names]
@@ -58,6 +61,36 @@ def add_bytecode(package: Path, runtime: str = RUNTIME) -> int:
             for path, name in compiled:
                 out.write(path, name)
     return len(compiled)
+
+
+def _drop_stale_bytecode(package: Path) -> None:
+    """Rewrite the zip without each .pyc that is not the current unchecked-hash bytecode of
+    its source (it is compiled again)."""
+    with zipfile.ZipFile(package) as archive:
+        names = set(archive.namelist())
+        stale = {
+            pyc_name(source)
+            for source in names
+            if source.endswith(".py")
+            and pyc_name(source) in names
+            and not _current(archive.read(pyc_name(source)), archive.read(source))
+        }
+        if not stale:
+            return
+        rewritten = package.with_suffix(".rewriting")
+        with zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as out:
+            for info in archive.infolist():
+                if info.filename not in stale:
+                    out.writestr(info, archive.read(info))
+    rewritten.replace(package)
+
+
+def _current(pyc: bytes, source: bytes) -> bool:
+    return (
+        pyc[:4] == importlib.util.MAGIC_NUMBER
+        and int.from_bytes(pyc[4:8], "little") == UNCHECKED_HASH_FLAGS
+        and pyc[8:16] == importlib.util.source_hash(source)
+    )
 
 
 def bytecode_problems(package: Path) -> list[str]:

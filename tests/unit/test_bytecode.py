@@ -105,3 +105,31 @@ def test_bytecode_for_another_runtime_is_refused(tmp_path):
     package = _zip(tmp_path / "p.zip", {"app.py": b"x = 1\n"})
     with pytest.raises(SystemExit, match=r"python3\.12"):
         add_bytecode(package, "python3.12")
+
+
+def test_timestamp_bytecode_a_test_run_left_in_the_tree_is_replaced(tmp_path):
+    # Chalice packages chalicelib's folder as it is, __pycache__ included.
+    (tmp_path / "mod.py").write_text("x = 1\n")
+    py_compile.compile(str(tmp_path / "mod.py"), cfile=str(tmp_path / "mod.pyc"))
+    package = _zip(
+        tmp_path / "p.zip",
+        {
+            "chalicelib/mod.py": b"x = 1\n",
+            pyc_name("chalicelib/mod.py"): (tmp_path / "mod.pyc").read_bytes(),
+            "app.py": b"y = 2\n",
+        },
+    )
+    assert add_bytecode(package) == 2
+    assert bytecode_problems(package) == []
+    with zipfile.ZipFile(package) as archive:
+        assert archive.namelist().count(pyc_name("chalicelib/mod.py")) == 1
+
+
+def test_bytecode_of_an_older_source_is_replaced(tmp_path):
+    package = _zip(tmp_path / "p.zip", {"app.py": b"x = 1\n"})
+    add_bytecode(package)
+    with zipfile.ZipFile(package) as archive:
+        pyc = archive.read(pyc_name("app.py"))
+    edited = _zip(tmp_path / "e.zip", {"app.py": b"x = 2\n", pyc_name("app.py"): pyc})
+    assert add_bytecode(edited) == 1
+    assert bytecode_problems(edited) == []
