@@ -7,19 +7,36 @@ the app loads this file, and each pays at cold start only for what it runs.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Rate
 
-from chalicelib import bootstrap, edge, http
+from chalicelib import bootstrap, cors, http
 from chalicelib.observability import invocation
+from chalicelib.settings import check_environment
 
 if TYPE_CHECKING:
+    from chalice.app import Request, Response
+
     from chalicelib.service import TaskService
+
+# Every function of the app loads this file: an unsafe configuration stops it at start
+# (a Lambda init error, `make dev` exits) with the reason, instead of failing per request.
+check_environment()
 
 app = Chalice(app_name="taskstatus")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
-app.register_middleware(edge.middleware(bootstrap.settings), "http")
+
+
+@app.middleware("http")
+def rest_edge(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Every REST route: request ids, credentials, the error shapes, CORS (chalicelib/edge.py).
+    Loaded on the first request, so the other functions never import it."""
+    from chalicelib import edge
+
+    return edge.serve(request, get_response, bootstrap.settings())
+
 
 # Event sources are named at deploy time from the stage's environment variables;
 # `chalice package` output has them replaced by references (see infra/package.py).
@@ -352,4 +369,4 @@ def reaper(event: Any) -> dict[str, Any]:
 
 
 # Last: every route above answers its CORS preflight (chalicelib/cors.py).
-edge.register_preflights(app)
+cors.register_preflights(app)

@@ -14,19 +14,20 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 _lock = threading.Lock()
-_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10
-)
+_CONFIG = {
+    "retries": {"mode": "standard", "max_attempts": 3},
+    "connect_timeout": 3,
+    "read_timeout": 10,
+}
 # Presigned URLs must be SigV4: SigV2 is refused by regions launched after 2014 and by KMS objects.
-_SERVICE_CONFIG = {"s3": Config(signature_version="s3v4")}
+_SERVICE_CONFIG = {"s3": {"signature_version": "s3v4"}}
 
 
 @cache
-def _session() -> boto3.session.Session:
+def _session() -> Any:
+    import boto3  # on first use, with the collector paused (below): most of a cold start
+
     return boto3.session.Session()
 
 
@@ -37,30 +38,40 @@ def client(service: str, endpoint_url: str | None = None) -> Any:
 
 @cache
 def _cached_client(service: str, endpoint_url: str | None) -> Any:
-    config = _CONFIG.merge(_SERVICE_CONFIG[service]) if service in _SERVICE_CONFIG else _CONFIG
     with _collector_paused():
+        from botocore.config import Config
+
+        config = Config(**_CONFIG, **_SERVICE_CONFIG.get(service, {}))
         return _session().client(service, config=config, endpoint_url=endpoint_url or None)
 
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Building a client loads its service model: tens of thousands of objects that live as
-    long as the process, and no garbage. Left on, the cycle collector scans the whole heap
-    several times while they are built: about 20 ms of a cold start's first event (a third
-    of the client's cost, bench/cold.py). It runs again as soon as the client is built."""
+    """Importing boto3 and building a client load its modules and service model: hundreds
+    of thousands of objects that live as long as the process, and next to no garbage.
+
+    The cycle collector would scan the whole heap several times while they are built, and
+    again at every full collection after (the first event's own imports and requests set
+    some off): together 30-40 ms of a cold start, a fifth of it (bench/cold.py). So it is
+    paused meanwhile, and what the process holds once the client exists (modules, the app,
+    the clients) is moved out of its reach with `gc.freeze()`, as for a server's startup.
+    A client is built once per service and process, so little else is frozen with it."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
+        gc.freeze()
     finally:
         if was_enabled:
             gc.enable()
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests switch between moto contexts)."""
+    """Forget cached clients (tests switch between moto contexts), and give what was frozen
+    with them back to the collector."""
     _cached_client.cache_clear()
     _session.cache_clear()
+    gc.unfreeze()
 
 
 _TRANSIENT_CODES = frozenset(

@@ -1,6 +1,6 @@
 """The REST edge: the middleware around every route, and the native error shape.
 
-The middleware `middleware(settings)` makes runs around every REST route (Lambda,
+The middleware (`app.py` hands each request to `serve`) runs around every REST route (Lambda,
 `chalice local` and the test client alike), so a bad token is a 401 with our error
 shape everywhere, and each seed contract's routes answer in that contract's shape.
 """
@@ -21,11 +21,7 @@ from chalicelib.contracts import errors as contract_errors
 from chalicelib.credentials import authenticate
 from chalicelib.http_errors import ApiError
 from chalicelib.observability import configure_logging, request_id_var
-from chalicelib.settings import Settings, check_environment
-
-# Every function of the app loads this module: an unsafe configuration stops it at start
-# (a Lambda init error, `make dev` exits) with the reason, instead of failing per request.
-check_environment()
+from chalicelib.settings import Settings
 
 # The dashboard's page is a shell without data: the token stays in the browser, and every
 # call the page makes for data carries it.
@@ -47,16 +43,14 @@ def timestamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def register_preflights(app: Any) -> None:
-    cors.register_preflights(app)
-
-
-def error_body(code: str, message: str, rid: str, **details: Any) -> dict[str, Any]:
-    from chalicelib.contracts.schemas import ErrorBody
-
-    error = {"code": code, "message": message, **details}
-    body = ErrorBody(error=error, requestId=rid, timestamp=timestamp())
-    return body.model_dump(mode="json", exclude_none=True)
+def error_body(
+    code: str, message: str, rid: str, errors: list[dict[str, Any]] | None = None, **_: Any
+) -> dict[str, Any]:
+    """The native error (schema: `ErrorBody`): code, message and any field errors."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if errors is not None:
+        error["errors"] = [{"field": e["field"], "message": e["message"]} for e in errors]
+    return {"error": error, "requestId": rid, "timestamp": timestamp()}
 
 
 def _contract_error_body(path: str, exc: ApiError) -> dict[str, Any] | None:
@@ -93,27 +87,22 @@ def _reshape_chalice_error(response: Response, rid: str) -> Response:
     return response
 
 
-Middleware = Callable[[Request, Callable[[Request], Response]], Response]
-
-
-def middleware(settings: Callable[[], Settings]) -> Middleware:
-    """The middleware of every REST route; `settings` is called on each request (cached)."""
-
-    def edge_middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
-        configure_logging()
-        incoming = request.headers.get("x-request-id", "")
-        rid = (
-            incoming
-            if _REQUEST_ID.match(incoming)
-            else request.context.get("requestId") or uuid.uuid4().hex
-        )
-        scope = request_id_var.set(rid)
-        try:
-            return _handle(request, get_response, rid, settings())
-        finally:
-            request_id_var.reset(scope)
-
-    return edge_middleware
+def serve(
+    request: Request, get_response: Callable[[Request], Response], settings: Settings
+) -> Response:
+    """The middleware of every REST route."""
+    configure_logging()
+    incoming = request.headers.get("x-request-id", "")
+    rid = (
+        incoming
+        if _REQUEST_ID.match(incoming)
+        else request.context.get("requestId") or uuid.uuid4().hex
+    )
+    scope = request_id_var.set(rid)
+    try:
+        return _handle(request, get_response, rid, settings)
+    finally:
+        request_id_var.reset(scope)
 
 
 def _handle(

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from chalice.app import Request, Response
 
 from chalicelib import jsonsafe
-from chalicelib.auth import Principal
 from chalicelib.http_errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
-from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+
+    from chalicelib.auth import Principal
+    from chalicelib.settings import Settings
 
 M = TypeVar("M", bound="BaseModel")
 

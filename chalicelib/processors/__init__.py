@@ -6,6 +6,7 @@ Import your own processor modules here (they register on import), or name them i
 
 from chalicelib.processors.sdk import (
     Context,
+    FieldError,
     PermanentError,
     Processor,
     TransientError,
@@ -27,6 +28,7 @@ load_on_demand(
 
 __all__ = [
     "Context",
+    "FieldError",
     "PermanentError",
     "Processor",
     "TransientError",

@@ -32,7 +32,8 @@ def test_every_handler_that_is_not_a_rest_route_is_wrapped_by_invocation():
         for node in tree.body
         if isinstance(node, ast.FunctionDef)
         and any(
-            isinstance(d, ast.Call) and getattr(d.func, "attr", "") != "route"
+            # REST routes and the REST middleware run inside the edge, not `invocation`.
+            isinstance(d, ast.Call) and getattr(d.func, "attr", "") not in ("route", "middleware")
             for d in node.decorator_list
         )
         and not any(getattr(d, "id", None) == "invocation" for d in node.decorator_list)

@@ -48,3 +48,20 @@ def test_a_collector_that_was_off_stays_off():
     gc.disable()
     aws.client("sqs")
     assert not gc.isenabled()
+
+
+def test_what_the_process_holds_once_a_client_is_built_is_frozen():
+    aws.client("sqs")
+    assert gc.get_freeze_count() > 0
+
+
+def test_forgetting_the_clients_gives_the_frozen_objects_back_to_the_collector():
+    aws.client("sqs")
+    aws.reset_clients()
+    assert gc.get_freeze_count() == 0
+
+
+def test_nothing_is_frozen_when_a_client_cannot_be_built():
+    with pytest.raises(UnknownServiceError):
+        aws.client("no-such-service")
+    assert gc.get_freeze_count() == 0

@@ -31,6 +31,8 @@ for body in (jobs.job_document(read, with_input=True), autovid.job_document(read
              task_status.view(read), task_processor.view(read, 60), assembly.view(read)):
     json.dumps(body)
 history.entry_item(read)  # the stream's history write
+from chalicelib import edge
+edge.error_body("not_found", "no such job", "rid", errors=[{"field": "f", "message": "m"}])
 for style in ("standard", "autovid", "transflow"):  # the stream's webhook event
     json.dumps(payloads.webhook_payload(read.replace(webhook=Webhook("https://e.com", style)), "x"))
 TaskMessage.from_json(TaskMessage(read.id, read.type).to_json())  # the worker's message
@@ -38,6 +40,12 @@ DeliveryMessage.from_json(DeliveryMessage(read.id, 1, 1).to_json())
 get_processor("demo/sleep").read_input(read.input)  # the worker's input for demo/sleep
 print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in
                         ("pydantic", "pydantic_core", "annotated_types"))))
+"""
+
+LOAD_ONLY = """
+import json, sys
+import app
+print(json.dumps(sorted(name for name in sys.modules if name.startswith("chalicelib."))))
 """
 
 ONE_PROCESSOR = """
@@ -65,6 +73,19 @@ def fresh_python(code: str) -> object:
 
 def test_reads_the_worker_the_stream_and_webhooks_never_import_pydantic():
     assert fresh_python(READ_WORKER_AND_STREAM) == []
+
+
+def test_loading_the_app_loads_no_rest_edge_and_no_aws_client():
+    # Every function loads app.py; the worker, stream and status Lambda never use the edge.
+    assert fresh_python(LOAD_ONLY) == [
+        "chalicelib.bootstrap",
+        "chalicelib.cors",
+        "chalicelib.http",
+        "chalicelib.http_errors",
+        "chalicelib.jsonsafe",
+        "chalicelib.observability",
+        "chalicelib.settings",
+    ]
 
 
 def test_the_worker_imports_only_the_processor_it_runs():

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from chalicelib import edge
 from chalicelib.contracts import assembly, autovid, jobs, task_processor, task_status
 from chalicelib.contracts.schemas import (
     AssemblyStatus,
     AutoVidJob,
+    ErrorBody,
     JobDocument,
     TaskProcessorListItem,
     TaskProcessorTask,
@@ -80,3 +82,11 @@ def test_the_autovid_job_document_carries_its_schema(service, status):
         body = autovid.job_document(task)
         dumped = as_schema_dumps(AutoVidJob, body, leave_out_none=False)
         assert dumped == {name: body[name] for name in AutoVidJob.model_fields}
+
+
+@pytest.mark.parametrize(
+    "errors", [None, [{"field": "input.seconds", "message": "must be between 0 and 100"}]]
+)
+def test_the_native_error_body_is_its_schema(errors):
+    body = edge.error_body("unprocessable", "input is not valid", "rid-1", errors=errors)
+    assert body == as_schema_dumps(ErrorBody, body, leave_out_none=True)
