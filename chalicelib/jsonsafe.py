@@ -51,47 +51,21 @@ def check(value: Any) -> None:
             raise UnsafeJson("NaN and Infinity are not valid JSON; send finite numbers")
 
 
+class UnencodableResult(TypeError):
+    """A processor's result that has no JSON form; the message names what."""
+
+
 def encode(value: Any) -> str:
-    """JSON text of what a processor returned: the Python values a result commonly holds
-    (datetime, Decimal, UUID, enums, bytes, sets, tuples, dataclasses, pydantic models)
-    become their JSON form, NaN and Infinity become null. Anything else is a TypeError."""
+    """JSON text of what a processor returned. Plain JSON goes through `json`; anything else
+    (datetimes, timedeltas, Decimals, enums, sets, dataclasses, pydantic models...) is
+    written as pydantic writes it, with NaN and Infinity as null."""
     try:
-        return json.dumps(value, default=_jsonable, ensure_ascii=False, allow_nan=False)
-    except ValueError:  # a non-finite float somewhere: null, as JSON readers expect
-        return json.dumps(_finite(json.loads(json.dumps(value, default=_jsonable))))
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    from pydantic_core import PydanticSerializationError, to_json
 
-
-def _jsonable(value: Any) -> Any:
-    import dataclasses
-    import datetime
-    import decimal
-    import enum
-    import uuid
-
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if hasattr(value, "model_dump"):  # a pydantic model
-        return value.model_dump(mode="json")
-    raise TypeError(f"a result of type {type(value).__name__} cannot be written as JSON")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
+    try:
+        return to_json(value, inf_nan_mode="null").decode()
+    except (PydanticSerializationError, RecursionError) as exc:
+        raise UnencodableResult(f"the result cannot be written as JSON: {exc}") from None

@@ -10,11 +10,13 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from chalicelib import jsonsafe
+
 TASK_ID_LENGTH = 36
 
 
 def _object(body: str) -> dict[str, Any]:
-    data = json.loads(body)  # a JSONDecodeError is a ValueError
+    data = jsonsafe.loads(body)  # UnsafeJson (bad, too deep) is a ValueError
     if not isinstance(data, dict):
         raise ValueError("a message body is a JSON object")
     return data

@@ -102,6 +102,24 @@ def bounded(value: str, limit: int) -> str:
     return value
 
 
+def whole_number(value: Any, name: str) -> int:
+    """An int, or a float with nothing after the point (what a processor may pass); else
+    ValueError. Clients read these fields as integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return value
+
+
+def optional_number(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     current: int
@@ -109,9 +127,13 @@ class Progress:
     message: str = ""
 
     def __post_init__(self) -> None:
-        if self.current < 0 or self.total < 0:
-            raise ValueError(f"progress must not be negative: {self.current}/{self.total}")
-        object.__setattr__(self, "message", bounded(self.message, PROGRESS_MESSAGE_LIMIT))
+        current = whole_number(self.current, "progress current")
+        total = whole_number(self.total, "progress total")
+        if current < 0 or total < 0:
+            raise ValueError(f"progress must not be negative: {current}/{total}")
+        object.__setattr__(self, "current", current)
+        object.__setattr__(self, "total", total)
+        object.__setattr__(self, "message", bounded(str(self.message), PROGRESS_MESSAGE_LIMIT))
 
     def as_dict(self) -> dict[str, Any]:
         return {"current": self.current, "total": self.total, "message": self.message}
@@ -141,6 +163,13 @@ class Output:
     s3Uri: str | None = None
     duration: float | None = None
     size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.s3Uri is not None and not isinstance(self.s3Uri, str):
+            raise ValueError(f"output s3Uri must be a text, not {self.s3Uri!r}")
+        object.__setattr__(self, "duration", optional_number(self.duration, "output duration"))
+        if self.size is not None:
+            object.__setattr__(self, "size", whole_number(self.size, "output size"))
 
     def as_dict(self) -> dict[str, Any]:
         return {"s3Uri": self.s3Uri, "duration": self.duration, "size": self.size}

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, objects
+from chalicelib import aws, jsonsafe, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.fairness import OverLimit, Slots, defer_seconds
 from chalicelib.messages import TaskMessage
@@ -205,7 +205,10 @@ class Worker:
             status = Status.COMPLETED_WITH_ERRORS if context.warnings else Status.COMPLETED
             # An error left by an earlier, retried attempt is not this run's outcome.
             error = context.warnings[-1] if context.warnings else None
-            changes = self.service.result_changes(reporter.task, result)
+            try:
+                changes = self.service.result_changes(reporter.task, result)
+            except jsonsafe.UnencodableResult as exc:
+                raise PermanentError(str(exc)) from None  # no run again would change it
             output = Output.from_dict(context.output) if context.output else None
             reporter.finish(status, output=output, error=error, **changes)
             self._record_outcome(reporter.task)

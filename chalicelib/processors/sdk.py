@@ -18,6 +18,8 @@ def resize(task, ctx):
 from __future__ import annotations
 
 import importlib
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, is_dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -196,6 +198,8 @@ def processor(
     def register(func: ProcessorFunc) -> ProcessorFunc:
         if name in _REGISTRY:
             raise ValueError(f"processor {name!r} is already registered")
+        if is_dataclass(input):
+            _check_json_fields(input)
         _REGISTRY[name] = Processor(
             name=name,
             func=func,
@@ -208,6 +212,25 @@ def processor(
         return func
 
     return register
+
+
+_JSON_TYPES = (str, int, float, bool, type(None), dict, list, Any)
+
+
+def _check_json_fields(model: type[Any]) -> None:
+    """A dataclass input is built in the worker from the stored JSON as it is, so its fields
+    hold JSON values only; dates, enums or nested models need a pydantic model."""
+    for field_name, hint in typing.get_type_hints(model).items():
+        if field_name.startswith("__"):
+            continue
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        kinds = typing.get_args(hint) if union else (hint,)
+        for kind in kinds:
+            if (typing.get_origin(kind) or kind) not in _JSON_TYPES:
+                raise TypeError(
+                    f"{model.__name__}.{field_name} is {kind!r}: a dataclass input holds JSON "
+                    "values (str, int, float, bool, None, list, dict); use a pydantic model"
+                )
 
 
 def get_processor(name: str) -> Processor | None:

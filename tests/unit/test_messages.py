@@ -44,6 +44,8 @@ def test_a_task_message_ignores_fields_it_does_not_know():
         json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "priorAttempts": -1}),
         json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "deferrals": True}),
         json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "deferrals": "2"}),
+        '{"taskId": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"taskId": "' + TASK_ID + '", "type": "demo/sleep", "deferrals": NaN}',
     ],
 )
 def test_a_body_that_is_not_a_task_message_is_a_value_error(body):

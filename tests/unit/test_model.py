@@ -125,3 +125,23 @@ def test_an_error_set_by_replace_is_cut_to_its_limit():
 def test_negative_progress_is_refused(current, total):
     with pytest.raises(ValueError, match="negative"):
         Progress(current, total)
+
+
+@pytest.mark.parametrize("current", [0.5, "3", True, None])
+def test_progress_that_is_not_a_whole_number_is_refused(current):
+    with pytest.raises(ValueError, match="whole number"):
+        Progress(current, 5)
+
+
+def test_a_whole_float_progress_is_read_as_an_int():
+    progress = Progress(2.0, 4.0)
+    assert (progress.current, progress.total) == (2, 4)
+    assert isinstance(progress.current, int)
+
+
+@pytest.mark.parametrize(
+    "fields", [{"size": 2.5}, {"size": "3"}, {"duration": "1.5"}, {"s3Uri": 7}]
+)
+def test_an_output_a_client_could_not_read_is_refused(fields):
+    with pytest.raises(ValueError, match="output"):
+        Output(**fields)

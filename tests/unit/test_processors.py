@@ -1,12 +1,16 @@
 """The built-in processors, run through the worker against S3 in moto."""
 
 import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional
 
 import pytest
 from PIL import Image
 
 from chalicelib.model import Status, Task
 from chalicelib.objects import owner_prefix
+from chalicelib.processors import get_processor, processor
 from chalicelib.processors.image import embed_text, extract_text
 from tests.unit.helpers import get, submit
 from tests.unit.tasks import stored_task
@@ -185,3 +189,27 @@ def test_a_dataclass_input_names_the_field_it_refuses(client, field, value):
 def test_only_the_fields_given_are_stored_as_the_input(client):
     job_id = submit(client, {"type": "demo/sleep", "input": {"steps": 2}}).json_body["jobId"]
     assert get(client, f"/jobs/{job_id}").json_body["input"] == {"steps": 2}
+
+
+def test_a_dataclass_input_with_a_field_json_cannot_hold_is_refused_at_registration():
+    @dataclass
+    class WhenInput:
+        when: datetime
+
+    with pytest.raises(TypeError, match=r"WhenInput\.when"):
+        processor("test/when", input=WhenInput)(lambda task, ctx: None)
+
+
+@dataclass
+class JsonInput:
+    count: int
+    ratio: float | None = None
+    tags: list[str] | None = None
+    extra: Optional[dict[str, Any]] = None  # noqa: UP045 (the older spelling works too)
+    anything: Any = None
+
+
+def test_a_dataclass_input_may_hold_any_json_value():
+    if get_processor("test/json-input") is None:
+        processor("test/json-input", input=JsonInput)(lambda task, ctx: None)
+    assert get_processor("test/json-input").read_input({"count": 1}) == JsonInput(1)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from pydantic import BaseModel
 
-from chalicelib.jsonsafe import encode
+from chalicelib.jsonsafe import UnencodableResult, encode
 from chalicelib.processors import processor
 from chalicelib.processors.sdk import _REGISTRY
 from tests.unit.helpers import get, submit
@@ -34,15 +34,16 @@ def test_plain_json_is_written_as_it_is():
     assert json.loads(encode({"a": [1, 2.5, "é", None, True]})) == {"a": [1, 2.5, "é", None, True]}
 
 
-def test_common_python_values_become_their_json_form():
+def test_other_python_values_are_written_as_pydantic_writes_them():
     when = datetime.datetime(2026, 11, 24, 5, 0, tzinfo=datetime.UTC)
     ident = uuid.UUID("0b5e8a2c-3d4f-4a6b-8c7d-9e0f1a2b3c4d")
     result = {
         "at": when,
         "day": when.date(),
-        "whole": decimal.Decimal("3"),
+        "took": datetime.timedelta(seconds=90),
         "part": decimal.Decimal("2.5"),
         "colour": Colour.RED,
+        Colour.RED: "an enum as a key",
         "id": ident,
         "raw": b"bytes",
         "tags": ("a", "b"),
@@ -50,11 +51,12 @@ def test_common_python_values_become_their_json_form():
         "summary": Summary(pages=4),
     }
     assert json.loads(encode(result)) == {
-        "at": "2026-11-24T05:00:00+00:00",
+        "at": "2026-11-24T05:00:00Z",
         "day": "2026-11-24",
-        "whole": 3,
-        "part": 2.5,
+        "took": "PT1M30S",
+        "part": "2.5",
         "colour": "red",
+        "red": "an enum as a key",
         "id": str(ident),
         "raw": "bytes",
         "tags": ["a", "b"],
@@ -70,8 +72,8 @@ def test_nan_and_infinity_become_null():
     }
 
 
-def test_a_value_with_no_json_form_is_a_type_error_that_names_it():
-    with pytest.raises(TypeError, match="object"):
+def test_a_value_with_no_json_form_is_refused_with_its_type():
+    with pytest.raises(UnencodableResult, match="object"):
         encode({"handle": object()})
 
 
@@ -88,3 +90,23 @@ def test_the_worker_stores_a_result_of_python_values_as_json(client, stack):
     job = get(client, f"/jobs/{job_id}").json_body
     assert job["status"] == "completed"
     assert job["result"] == {"at": "2026-11-24", "ratio": None, "pages": [1, 2]}
+
+
+if "test/unencodable-result" not in _REGISTRY:
+
+    @processor("test/unencodable-result")
+    def unencodable_result(task, ctx):
+        RUNS[task.id] = RUNS.get(task.id, 0) + 1
+        return {"handle": object()}
+
+
+RUNS: dict[str, int] = {}
+
+
+def test_a_result_with_no_json_form_fails_its_task_at_once(client, stack):
+    job_id = submit(client, {"type": "test/unencodable-result"}).json_body["jobId"]
+    stack.settle()
+    job = get(client, f"/jobs/{job_id}").json_body
+    assert job["status"] == "failed"
+    assert "the result cannot be written as JSON" in job["error"]
+    assert RUNS[job_id] == 1  # not retried: no run again would change it
