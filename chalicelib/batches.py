@@ -34,9 +34,13 @@ from chalicelib.http_errors import ApiError, BadRequest, Conflict, Unprocessable
 from chalicelib.model import Task
 from chalicelib.observability import emit_metric
 from chalicelib.service import SubmitJob, TaskService
+from chalicelib.ssrf import LookupBudget, LookupTimeSpent
 from chalicelib.store import TaskStore
 
 MAX_BATCH_JOBS = 100
+# The webhook lookups of one batch, all together: the rest of API Gateway's 29 s is the
+# writes'. Items past it answer 503 and are not stored; sent again, they are looked up.
+BATCH_LOOKUP_SECONDS = 10.0
 MAX_ACTIONS_PER_TRANSACTION = 100  # DynamoDB's limit
 
 
@@ -95,7 +99,7 @@ def _item_key(item: dict[str, Any]) -> str | None:
 
 
 def _prepare(
-    service: TaskService, owner: str, index: int, item: Any, now: datetime
+    service: TaskService, owner: str, index: int, item: Any, now: datetime, lookups: LookupBudget
 ) -> Entry | dict[str, Any]:
     """The item as an Entry, or its error result."""
     try:
@@ -107,9 +111,11 @@ def _prepare(
         key = _item_key(item)
         job = parse_job_request(item)
         try:
-            task = service.new_task(owner, job, now)
+            task = service.new_task(owner, job, now, lookups)
         except SubmitRejected as exc:
             raise Unprocessable(exc.message, errors=exc.errors) from None
+        except LookupTimeSpent as exc:
+            raise _Unavailable(str(exc)) from None
     except ApiError as exc:
         return _error(index, exc)
     return Entry(index=index, task=task, job=job, key=key)
@@ -280,7 +286,8 @@ def submit_batch(service: TaskService, request: Request) -> Response:
     jobs = _jobs(http.json_body(request))
     owner = http.current_user(request)
     now = service.clock()
-    prepared = [_prepare(service, owner, i, item, now) for i, item in enumerate(jobs)]
+    lookups = LookupBudget(BATCH_LOOKUP_SECONDS)
+    prepared = [_prepare(service, owner, i, item, now, lookups) for i, item in enumerate(jobs)]
     entries = [p for p in prepared if isinstance(p, Entry)]
     results = {p["index"]: p for p in prepared if isinstance(p, dict)}
     results.update(BatchWriter(service, now).write(entries))

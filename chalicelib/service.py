@@ -26,6 +26,7 @@ from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
 
 if TYPE_CHECKING:
     from chalicelib.fairness import Slots
+    from chalicelib.ssrf import Resolver
 
 # The reaper stops this long before its Lambda's timeout: the rest is the next run's.
 REAPER_MARGIN_SECONDS = 10.0
@@ -109,9 +110,12 @@ class TaskService:
         )
         return int(now.timestamp()) + key_lifetime
 
-    def new_task(self, owner: str, job: SubmitJob, now: datetime) -> Task:
-        """The task `job` asks for, validated (SubmitRejected says why not); not yet stored."""
-        parsed_input = self.check_runnable(owner, job)
+    def new_task(
+        self, owner: str, job: SubmitJob, now: datetime, resolver: Resolver | None = None
+    ) -> Task:
+        """The task `job` asks for, validated (SubmitRejected says why not); not yet stored.
+        `resolver` looks the webhook host up (a batch's shares one time budget)."""
+        parsed_input = self.check_runnable(owner, job, resolver)
         task = Task.new(
             run_at=self.run_at(job, now),
             owner=owner,
@@ -142,12 +146,14 @@ class TaskService:
                 exc.message, [{"field": exc.field, "message": exc.message}]
             ) from None
 
-    def check_runnable(self, owner: str, job: SubmitJob) -> dict[str, Any]:
+    def check_runnable(
+        self, owner: str, job: SubmitJob, resolver: Resolver | None = None
+    ) -> dict[str, Any]:
         """Validate a job against its processor; return the input as the processor sees it."""
         # Imported here: reads (GET, the status Lambda, the stream) never load the processors.
         from chalicelib.processors import get_processor, registered_types
         from chalicelib.processors.sdk import InvalidInput
-        from chalicelib.ssrf import UnsafeUrl, check_url
+        from chalicelib.ssrf import UnsafeUrl, check_url, resolve
 
         found = get_processor(job.type)
         if found is None:
@@ -181,7 +187,7 @@ class TaskService:
             raise SubmitRejected(f"{job.type} cannot run with these objects", errors)
         if job.webhook is not None:
             try:
-                check_url(job.webhook.url, self.settings)
+                check_url(job.webhook.url, self.settings, resolver or resolve)
             except UnsafeUrl as exc:
                 raise SubmitRejected(
                     f"webhook.url is refused: {exc}",

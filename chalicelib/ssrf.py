@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -69,6 +70,48 @@ def resolve(host: str, port: int, timeout: float = DNS_TIMEOUT_SECONDS) -> list[
     if not answer:
         raise OSError(f"no answer within {timeout:g} s")
     return answer[0]
+
+
+class LookupTimeSpent(Exception):
+    """A request's time for webhook lookups ran out before this host was looked up."""
+
+
+class LookupBudget:
+    """The webhook lookups of one request: each host once, all of them within `seconds`.
+
+    Each lookup may take DNS_TIMEOUT_SECONDS; a batch of 100 jobs naming 100 hosts behind
+    slow name servers would otherwise hold the request for 100 of them, long past API
+    Gateway's 29 s, and every job of the batch would be lost with it.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.deadline = clock() + seconds
+        self.answers: dict[tuple[str, int], list[str] | OSError] = {}
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        key = (host, port)
+        if key not in self.answers:
+            self.answers[key] = self._look_up(host, port)
+        answer = self.answers[key]
+        if isinstance(answer, OSError):
+            raise answer
+        return answer
+
+    def _look_up(self, host: str, port: int) -> list[str] | OSError:
+        timeout = min(DNS_TIMEOUT_SECONDS, self.deadline - self.clock())
+        if timeout > 0:
+            try:
+                return resolve(host, port, timeout=timeout)
+            except OSError as exc:
+                # Cut short by the budget, not by the host: say so rather than "does not resolve".
+                if timeout == DNS_TIMEOUT_SECONDS or self.clock() < self.deadline:
+                    return exc
+        raise LookupTimeSpent(
+            f"webhook host {host!r} was not looked up: this request's "
+            f"{self.seconds:g} s for webhook lookups ran out; send this job again"
+        )
 
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -42,6 +42,9 @@ GUARDS = [
     "chalicelib.ssrf.x__addresses__*",
     "chalicelib.ssrf.x__refused__*",
     "chalicelib.ssrf.x_check_url__*",
+    # one time budget for a batch's webhook lookups
+    "chalicelib.ssrf.xǁLookupBudgetǁ__call____*",
+    "chalicelib.ssrf.xǁLookupBudgetǁ_look_up__*",
     # objects: each owner's own prefix
     "chalicelib.objects.x_owner_prefix__*",
     "chalicelib.objects.x_key_problem__*",

@@ -210,7 +210,10 @@ class BatchRequest(Schema):
 
 class BatchResult(Schema):
     index: int
-    status: int = Field(description="202, or the 4xx/5xx `POST /jobs` would answer for this item")
+    status: int = Field(
+        description="202, or the 4xx/5xx `POST /jobs` would answer for this item; 503 also "
+        "when the batch's time for webhook lookups ran out before this item's (send it again)"
+    )
     job: JobDocument | None = None
     error: ErrorDetail | None = None
     replayed: bool | None = Field(

@@ -1,10 +1,12 @@
 """`POST /jobs/batch`: each item validated, stored and queued on its own, in few transactions."""
 
 import json
+import socket
+import time
 
 import pytest
 
-from chalicelib import aws
+from chalicelib import aws, batches, ssrf
 from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit
 
@@ -192,3 +194,121 @@ def test_a_batch_of_only_non_objects_stores_nothing(client, stack):
 def test_an_idempotency_key_header_on_a_batch_is_400(client, refused):
     response = batch(client, [sleep_job()], headers={"Idempotency-Key": "whole"})
     refused(response, 400, "idempotencyKey per job")
+
+
+# -- webhook lookups: one time budget for the whole batch --------------------------------------
+
+
+@pytest.fixture
+def slow_dns(monkeypatch):
+    """Hosts under .slow.test answer a public address after 0.2 s (fail.slow.test: no
+    answer); the batch's lookup budget is 0.5 s. Returns the hosts looked up."""
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def slow(host, port, *args, **kwargs):
+        if not host.endswith(".slow.test"):
+            return real(host, port, *args, **kwargs)
+        lookups.append(host)
+        time.sleep(0.2)
+        if host == "fail.slow.test":
+            raise socket.gaierror("Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", slow)
+    monkeypatch.setattr(batches, "BATCH_LOOKUP_SECONDS", 0.5)
+    return lookups
+
+
+def hooked(host: str) -> dict:
+    return {**sleep_job(), "webhook": {"url": f"https://{host}/hook"}}
+
+
+def test_a_batch_of_slow_webhook_hosts_answers_within_its_lookup_budget(client, slow_dns):
+    started = time.monotonic()
+    response = batch(client, [hooked(f"h{n}.slow.test") for n in range(40)])
+    assert time.monotonic() - started < 3  # not 40 lookups of 0.2 s (nor of 5 s in Lambda)
+    results = response.json_body["results"]
+    accepted = [r for r in results if r["status"] == 202]
+    late = [r for r in results if r["status"] == 503]
+    assert 1 <= len(accepted) <= 4 and len(accepted) + len(late) == 40
+    assert all("for webhook lookups ran out" in r["error"]["message"] for r in late)
+    listed = get(client, "/jobs?limit=100").json_body["jobs"]
+    assert {j["jobId"] for j in listed} == {r["job"]["jobId"] for r in accepted}
+
+
+def test_a_webhook_host_named_by_many_jobs_is_looked_up_once(client, slow_dns):
+    response = batch(client, [hooked("same.slow.test") for _ in range(30)])
+    assert statuses(response) == [202] * 30
+    assert slow_dns == ["same.slow.test"]
+
+
+def test_a_webhook_host_that_does_not_resolve_is_looked_up_once(client, slow_dns):
+    response = batch(client, [hooked("fail.slow.test") for _ in range(10)])
+    assert statuses(response) == [422] * 10
+    assert slow_dns == ["fail.slow.test"]
+
+
+def test_a_single_job_is_not_held_to_a_batch_budget(client, slow_dns):
+    assert submit(client, hooked("one.slow.test")).status_code == 202
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_lookup_is_given_no_more_than_the_budget_left(monkeypatch):
+    clock, timeouts = FakeClock(), []
+
+    def resolve(host, port, timeout):
+        timeouts.append(timeout)
+        clock.now += 3
+        return ["93.184.216.34"]
+
+    monkeypatch.setattr(ssrf, "resolve", resolve)
+    budget = ssrf.LookupBudget(8, clock)
+    budget("a.example", 443)
+    budget("b.example", 443)
+    budget("c.example", 443)
+    assert timeouts == [ssrf.DNS_TIMEOUT_SECONDS, 5, 2]
+    with pytest.raises(ssrf.LookupTimeSpent, match="8 s for webhook lookups ran out"):
+        budget("d.example", 443)
+    assert len(timeouts) == 3  # refused without a lookup
+
+
+def test_a_lookup_cut_short_by_the_budget_is_time_spent_not_a_host_that_does_not_resolve(
+    monkeypatch,
+):
+    clock = FakeClock()
+
+    def resolve(host, port, timeout):
+        clock.now += timeout
+        raise OSError(f"no answer within {timeout:g} s")
+
+    monkeypatch.setattr(ssrf, "resolve", resolve)
+    budget = ssrf.LookupBudget(7, clock)
+    with pytest.raises(OSError, match="within 5 s"):  # the host's own timeout
+        budget("slow.example", 443)
+    with pytest.raises(ssrf.LookupTimeSpent):  # 2 s left: the budget's, not the host's
+        budget("other.example", 443)
+
+
+def test_no_lookup_is_started_once_the_budget_is_spent_to_the_second(monkeypatch):
+    clock, asked = FakeClock(), []
+
+    def resolve(host, port, timeout):
+        asked.append((host, port))
+        clock.now += 3
+        return ["93.184.216.34"]
+
+    monkeypatch.setattr(ssrf, "resolve", resolve)
+    budget = ssrf.LookupBudget(6, clock)
+    budget("a.example", 8443)
+    budget("b.example", 443)
+    with pytest.raises(ssrf.LookupTimeSpent):
+        budget("c.example", 443)  # exactly 0 s left
+    assert asked == [("a.example", 8443), ("b.example", 443)]
