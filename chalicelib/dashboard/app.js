@@ -166,12 +166,13 @@
     // Out of the address bar, the history and any screenshot at once.
     history.replaceState(null, "", location.pathname + location.search);
     const current = sessionStorage.getItem(TOKEN_KEY);
-    // A link can carry someone else's credential (login CSRF): replacing a session asks first.
-    if (current && current !== token &&
-        !confirm(`This link signs in with another credential (${who(token)}). ` +
-                 `Switch from ${who(current)}?`)) {
-      return false;
-    }
+    if (current === token) return true;  // the same link opened again
+    // A link can carry someone else's credential (login CSRF): what you submit next would
+    // land in their account. So a link never signs in, nor switches, without asking.
+    const question = current
+      ? `This link signs in with another credential (${who(token)}). Switch from ${who(current)}?`
+      : `This link signs you in (${who(token)}). Continue?`;
+    if (!confirm(question)) return false;
     sessionStorage.setItem(TOKEN_KEY, token);
     return true;
   }

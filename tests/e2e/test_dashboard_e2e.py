@@ -77,9 +77,15 @@ class Dashboard:
         self.stack = stack
         self.user = user
         self.token = token_for(user)
+        self.asked: list[str] = []
+        self.page.once("dialog", self._accept)  # "This link signs you in (...). Continue?"
         self.page.goto(f"{stack.api}/dashboard#token={self.token}")
         self.connection().wait_for(state="visible")
         self.expect_text(self.connection(), "Live")
+
+    def _accept(self, dialog: Any) -> None:
+        self.asked.append(dialog.message)
+        dialog.accept()
 
     def connection(self) -> Any:
         return self.page.locator("#connection")
@@ -314,6 +320,32 @@ def test_a_link_with_someone_elses_token_asks_before_replacing_the_session(dashb
     assert dashboard.problems == []
 
 
+def test_a_link_with_a_token_asks_before_signing_in_a_tab_without_a_session(browser, local_stack):
+    """The same attack on a fresh tab: nothing is replaced, but the victim would still be
+    signed in as the attacker without a word."""
+    context = browser.new_context()
+    page = context.new_page()
+    asked: list[str] = []
+
+    def decline(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", decline)
+    try:
+        page.goto(f"{local_stack.api}/dashboard#token={token_for('mallory')}")
+        page.locator("#signin").wait_for(state="visible")
+        assert asked == ["This link signs you in (signed in as mallory). Continue?"]
+        assert page.evaluate("sessionStorage.getItem('taskstatus.token')") is None
+        assert page.evaluate("location.hash") == ""
+    finally:
+        context.close()
+
+
+def test_the_dashboard_fixture_signed_in_by_accepting_the_link(dashboard):
+    assert dashboard.asked == [f"This link signs you in (signed in as {dashboard.user}). Continue?"]
+
+
 def test_sign_out_forgets_the_token_and_a_pasted_one_signs_in(dashboard):
     page = dashboard.page
     page.click("#sign-out")
@@ -424,6 +456,7 @@ def _staged(context: Any, local_stack: Any, expect: Any) -> None:
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     try:
+        page.once("dialog", lambda dialog: dialog.accept())
         page.goto(f"{local_stack.api}/api/dashboard#token={token_for('staged')}")
         expect(page.locator("#connection")).to_have_text("Live", timeout=WAIT_MS)
         job = {"type": "demo/sleep", "input": {"seconds": 0}}
