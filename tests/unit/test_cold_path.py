@@ -88,13 +88,18 @@ def test_loading_the_app_loads_no_rest_edge_and_no_aws_client():
     ]
 
 
+BUILT_IN_TYPES = {
+    "demo/auto-vid",
+    "demo/sleep",
+    "image/blindwatermark",
+    "image/deblindwatermark",
+    "image/watermark",
+}
+
+
 def test_the_worker_imports_only_the_processor_it_runs():
     found = fresh_python(ONE_PROCESSOR)
-    assert found["loaded"] == ["chalicelib.processors.demo", "chalicelib.processors.sdk"]
-    assert found["types"] == [
-        "demo/auto-vid",
-        "demo/sleep",
-        "image/blindwatermark",
-        "image/deblindwatermark",
-        "image/watermark",
-    ]
+    assert "chalicelib.processors.demo" in found["loaded"]
+    others = {"chalicelib.processors.image", "chalicelib.processors.autovid_demo"}
+    assert others.isdisjoint(found["loaded"])
+    assert set(found["types"]) >= BUILT_IN_TYPES  # and yours, named in load_on_demand
