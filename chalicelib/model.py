@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 
 class Status(StrEnum):
@@ -120,8 +120,22 @@ def optional_number(value: Any, name: str) -> float | None:
     return value
 
 
+class Part:
+    """A part of a task stored as one JSON attribute: its fields as a dict, and back."""
+
+    __slots__ = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """A part as written by `as_dict`; a field it lacks takes its default."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
-class Progress:
+class Progress(Part):
     current: int
     total: int
     message: str = ""
@@ -135,31 +149,17 @@ class Progress:
         object.__setattr__(self, "total", total)
         object.__setattr__(self, "message", bounded(str(self.message), PROGRESS_MESSAGE_LIMIT))
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"current": self.current, "total": self.total, "message": self.message}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Progress:
-        return cls(data["current"], data["total"], data.get("message", ""))
-
 
 @dataclass(frozen=True, slots=True)
-class ObjectRef:
+class ObjectRef(Part):
     """An S3 object: checked at the edge (contracts/schemas.ObjectRef) before it gets here."""
 
     bucket: str
     key: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "key": self.key}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ObjectRef:
-        return cls(data["bucket"], data["key"])
-
 
 @dataclass(frozen=True, slots=True)
-class Output:
+class Output(Part):
     s3Uri: str | None = None
     duration: float | None = None
     size: int | None = None
@@ -170,13 +170,6 @@ class Output:
         object.__setattr__(self, "duration", optional_number(self.duration, "output duration"))
         if self.size is not None:
             object.__setattr__(self, "size", whole_number(self.size, "output size"))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"s3Uri": self.s3Uri, "duration": self.duration, "size": self.size}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Output:
-        return cls(data.get("s3Uri"), data.get("duration"), data.get("size"))
 
 
 # Headers a caller may not set on a webhook: the transport's and the signature's own.
@@ -199,7 +192,7 @@ WebhookFormat = Literal["standard", "transflow", "autovid"]
 
 
 @dataclass(frozen=True, slots=True)
-class Webhook:
+class Webhook(Part):
     """Where and how a task's webhook is sent; checked at the edge (contracts/schemas.Webhook).
 
     format: `standard` (the job document, Standard Webhooks signature), `transflow` (seed 003's
@@ -212,25 +205,6 @@ class Webhook:
     method: Literal["POST", "PUT"] = "POST"
     headers: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str | int | float | bool] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "format": self.format,
-            "method": self.method,
-            "headers": self.headers,
-            "metadata": self.metadata,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Webhook:
-        return cls(
-            data["url"],
-            data.get("format", "standard"),
-            data.get("method", "POST"),
-            data.get("headers") or {},
-            data.get("metadata") or {},
-        )
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -32,7 +32,19 @@ from chalicelib.errors import (
     TaskNotFound,
     TransitionRefused,
 )
-from chalicelib.model import ACTIVE, RUNNING, ObjectRef, Output, Progress, Status, Task, Webhook
+from chalicelib.model import (
+    ACTIVE,
+    RUNNING,
+    ObjectRef,
+    Output,
+    Part,
+    Progress,
+    Status,
+    Task,
+    Webhook,
+)
+
+P = TypeVar("P", bound=Part)
 
 BY_OWNER = "by_owner"
 BY_OWNER_TYPE = "by_owner_type"
@@ -92,7 +104,7 @@ def task_attributes(task: Task, timeout_seconds: int) -> dict[str, dict[str, str
     for name in _JSON_FIELDS:
         value = getattr(task, name)
         if value is not None and value != {}:
-            item[name] = {"S": _dumps(value.as_dict() if hasattr(value, "as_dict") else value)}
+            item[name] = {"S": _dumps(value.as_dict() if isinstance(value, Part) else value)}
     item["owner_type"] = {"S": owner_scoped(task.owner, task.type)}
     if task.status in ACTIVE:
         item["active_shard"] = {"S": task.id[0]}
@@ -137,11 +149,10 @@ def task_from_item(item: dict[str, dict[str, str]]) -> Task:
         value = item.get(name)
         return json.loads(value["S"]) if value is not None else None
 
-    def ref(name: str) -> ObjectRef | None:
+    def part(kind: type[P], name: str) -> P | None:
         value = document(name)
-        return ObjectRef.from_dict(value) if value is not None else None
+        return kind.from_dict(value) if value is not None else None
 
-    progress, output, webhook = document("progress"), document("output"), document("webhook")
     return Task(
         id=item["id"]["S"],
         owner=item["owner"]["S"],
@@ -150,16 +161,16 @@ def task_from_item(item: dict[str, dict[str, str]]) -> Task:
         created_at=datetime.fromisoformat(item["created_at"]["S"]),
         updated_at=datetime.fromisoformat(item["updated_at"]["S"]),
         expires_at=int(item["expires_at"]["N"]),
-        progress=Progress.from_dict(progress) if progress is not None else None,
+        progress=part(Progress, "progress"),
         input=document("input") or {},
-        source=ref("source"),
-        target=ref("target"),
+        source=part(ObjectRef, "source"),
+        target=part(ObjectRef, "target"),
         result=document("result"),
-        result_object=ref("result_object"),
+        result_object=part(ObjectRef, "result_object"),
         error=text("error"),
-        output=Output.from_dict(output) if output is not None else None,
+        output=part(Output, "output"),
         metadata=document("metadata") or {},
-        webhook=Webhook.from_dict(webhook) if webhook is not None else None,
+        webhook=part(Webhook, "webhook"),
         started_at=moment("started_at"),
         completed_at=moment("completed_at"),
         version=number("version") or 1,
