@@ -29,6 +29,21 @@ class TransitionRefused(DomainError):
         self.wanted = wanted
 
 
+class FieldError(ValueError):
+    """A value refused by a check of its own (a dataclass input's `__post_init__`, a
+    validator): the field at fault and why. The 422 names that field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def describe(errors: list[dict[str, Any]]) -> str:
+    """Field errors on one line: `field: why; field: why`."""
+    return "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+
+
 class SubmitRejected(DomainError):
     """The submission is well-formed JSON but not a runnable job; `errors` say why."""
 

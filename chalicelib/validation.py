@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from chalicelib.errors import FieldError
+
 
 class Schema(BaseModel):
     """Base of every schema: built on first use, not at import (cold start)."""
@@ -15,11 +17,13 @@ class Schema(BaseModel):
 
 
 def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
-    """A pydantic error as the `errors` list every 422 carries: the field path and why."""
-    return [
-        {
-            "field": ".".join([prefix, *(str(part) for part in error["loc"])]),
-            "message": error["msg"],
-        }
-        for error in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
+    """A pydantic error as the `errors` list every 422 carries: the field path and why.
+    A FieldError raised by a check names its own field, in its own words."""
+    found = []
+    for error in exc.errors(include_url=False, include_input=False):
+        cause = (error.get("ctx") or {}).get("error")
+        path, message = error["loc"], error["msg"]
+        if isinstance(cause, FieldError):
+            path, message = (*path, cause.field), cause.message
+        found.append({"field": ".".join([prefix, *(str(p) for p in path)]), "message": message})
+    return found

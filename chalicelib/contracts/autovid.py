@@ -17,7 +17,7 @@ from chalicelib import http
 from chalicelib.contracts import jobs
 from chalicelib.contracts.common import shown_error
 from chalicelib.contracts.status_maps import AUTOVID
-from chalicelib.errors import IdempotencyConflict, SubmitRejected
+from chalicelib.errors import IdempotencyConflict, SubmitRejected, describe
 from chalicelib.http_errors import ApiError, BadRequest, NotFound, Unprocessable
 from chalicelib.model import Task, is_task_id
 from chalicelib.service import SubmitJob, TaskService
@@ -80,8 +80,7 @@ def _from_spec(spec: dict[str, Any], task_type: str) -> SubmitJob:
             webhook = Webhook.model_validate({**hook, "format": "autovid"}).domain()
         except ValidationError as exc:
             errors = validation_errors(exc, "notifications.webhook")
-            explained = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-            raise BadRequest(f"{INVALID}: {explained}") from None
+            raise BadRequest(f"{INVALID}: {describe(errors)}") from None
     return SubmitJob(type=task_type, input=spec, webhook=webhook)
 
 
@@ -91,8 +90,7 @@ def submit(service: TaskService, request: Request) -> Response:
         try:
             job = jobs.parse_job_request(body)
         except Unprocessable as exc:
-            errors = exc.details.get("errors") or []
-            fields = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            fields = describe(exc.details.get("errors") or [])
             raise BadRequest(f"{INVALID}: {fields or exc.message}") from None
     else:
         job = _from_spec(body, service.settings.autovid_task_type)
@@ -100,7 +98,7 @@ def submit(service: TaskService, request: Request) -> Response:
     try:
         task, _ = service.submit(http.current_user(request), job, key)
     except SubmitRejected as exc:
-        fields = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
+        fields = describe(exc.errors)
         raise BadRequest(f"{INVALID}: {exc.message}" + (f" ({fields})" if fields else "")) from None
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc)) from None

@@ -4,9 +4,9 @@ Import your own processor modules here (they register on import), or name them i
 `load_on_demand` so that only the worker that runs them pays for their imports.
 """
 
+from chalicelib.errors import FieldError
 from chalicelib.processors.sdk import (
     Context,
-    FieldError,
     PermanentError,
     Processor,
     TransientError,

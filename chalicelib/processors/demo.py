@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.processors.sdk import Context, FieldError, PermanentError, processor
+from chalicelib.errors import FieldError
+from chalicelib.processors.sdk import Context, PermanentError, processor
 
 if TYPE_CHECKING:
     from chalicelib.model import Task

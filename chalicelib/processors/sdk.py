@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, is_dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chalicelib.errors import describe
+
 if TYPE_CHECKING:
     from chalicelib.model import Task
 
@@ -36,20 +38,11 @@ class PermanentError(Exception):
     """A failure no retry can fix (bad input, unsupported content)."""
 
 
-class FieldError(ValueError):
-    """Raised by a dataclass input's `__post_init__`: the field at fault and why."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 class InvalidInput(Exception):
     """An input its processor refuses; `errors` as every 422 carries them."""
 
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(describe(errors))
         self.errors = errors
 
 
@@ -123,17 +116,19 @@ class Processor:
 
     def validate_input(self, data: dict[str, Any]) -> dict[str, Any]:
         """At submit: the input as it is stored; InvalidInput says what is wrong with it."""
-        from pydantic import BaseModel, TypeAdapter, ValidationError
+        from pydantic import TypeAdapter, ValidationError
 
+        from chalicelib.validation import validation_errors
+
+        adapter = TypeAdapter(self.input_model)
         try:
-            if isinstance(self.input_model, type) and issubclass(self.input_model, BaseModel):
-                parsed = self.input_model.model_validate(data)
-                return parsed.model_dump(mode="json", exclude_unset=True)
-            adapter = TypeAdapter(self.input_model)
-            dumped = adapter.dump_python(adapter.validate_python(data), mode="json")
+            parsed = adapter.validate_python(data)
         except ValidationError as exc:
-            raise InvalidInput(_input_errors(exc)) from None
-        return {name: dumped[name] for name in data if name in dumped}  # what was given
+            raise InvalidInput(validation_errors(exc, "input")) from None
+        stored = adapter.dump_python(parsed, mode="json", exclude_unset=True)
+        if is_dataclass(self.input_model):  # which fields were set is not tracked: the given
+            stored = {name: value for name, value in stored.items() if name in data}
+        return stored
 
     def read_input(self, data: dict[str, Any]) -> Any:
         """In the worker: the stored input as `ctx.input`; PermanentError if it no longer fits."""
@@ -148,19 +143,6 @@ class Processor:
             return self.input_model.model_validate(data)
         except ValidationError as exc:
             raise PermanentError(f"input is not valid for {self.name}: {exc}") from None
-
-
-def _input_errors(exc: Any) -> list[dict[str, str]]:
-    """pydantic's errors as field paths under `input`; a FieldError names its own field."""
-    errors = []
-    for error in exc.errors(include_url=False, include_input=False):
-        cause = (error.get("ctx") or {}).get("error")
-        if isinstance(cause, FieldError):
-            errors.append({"field": f"input.{cause.field}", "message": cause.message})
-        else:
-            path = ".".join(["input", *(str(part) for part in error["loc"])])
-            errors.append({"field": path, "message": error["msg"]})
-    return errors
 
 
 _REGISTRY: dict[str, Processor] = {}
