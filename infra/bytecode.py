@@ -68,12 +68,11 @@ def _drop_stale_bytecode(package: Path) -> None:
     its source (it is compiled again)."""
     with zipfile.ZipFile(package) as archive:
         names = set(archive.namelist())
+        compiled = {pyc_name(n): n for n in names if n.endswith(".py") and pyc_name(n) in names}
         stale = {
-            pyc_name(source)
-            for source in names
-            if source.endswith(".py")
-            and pyc_name(source) in names
-            and not _current(archive.read(pyc_name(source)), archive.read(source))
+            name
+            for name, source in compiled.items()
+            if _stale(name, archive.read(name), source, archive.read(source))
         }
         if not stale:
             return
@@ -85,12 +84,15 @@ def _drop_stale_bytecode(package: Path) -> None:
     rewritten.replace(package)
 
 
-def _current(pyc: bytes, source: bytes) -> bool:
-    return (
-        pyc[:4] == importlib.util.MAGIC_NUMBER
-        and int.from_bytes(pyc[4:8], "little") == UNCHECKED_HASH_FLAGS
-        and pyc[8:16] == importlib.util.source_hash(source)
-    )
+def _stale(name: str, pyc: bytes, source_name: str, source: bytes) -> str | None:
+    """Why the .pyc `name` is not the current unchecked-hash bytecode of its source, or None."""
+    if pyc[:4] != importlib.util.MAGIC_NUMBER:
+        return f"{name} was compiled by another Python than {RUNTIME}"
+    if int.from_bytes(pyc[4:8], "little") != UNCHECKED_HASH_FLAGS:
+        return f"{name} is not unchecked-hash bytecode"
+    if pyc[8:16] != importlib.util.source_hash(source):
+        return f"{name} is not the bytecode of {source_name}"
+    return None
 
 
 def bytecode_problems(package: Path) -> list[str]:
@@ -104,13 +106,8 @@ def bytecode_problems(package: Path) -> list[str]:
                 if _compiles(archive.read(source)):
                     found.append(f"{source} has no {name}")
                 continue
-            header = archive.read(name)[:16]
-            if header[:4] != importlib.util.MAGIC_NUMBER:
-                found.append(f"{name} was compiled by another Python than {RUNTIME}")
-            elif int.from_bytes(header[4:8], "little") != UNCHECKED_HASH_FLAGS:
-                found.append(f"{name} is not unchecked-hash bytecode")
-            elif header[8:16] != importlib.util.source_hash(archive.read(source)):
-                found.append(f"{name} is not the bytecode of {source}")
+            if problem := _stale(name, archive.read(name)[:16], source, archive.read(source)):
+                found.append(problem)
     return found
 
 
