@@ -60,7 +60,7 @@ def encode(value: Any) -> str:
     (datetimes, timedeltas, Decimals, enums, sets, dataclasses, pydantic models...) is
     written as pydantic writes it, with NaN and Infinity as null."""
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         pass
     from pydantic_core import PydanticSerializationError, to_json

@@ -34,6 +34,11 @@ def test_plain_json_is_written_as_it_is():
     assert json.loads(encode({"a": [1, 2.5, "é", None, True]})) == {"a": [1, 2.5, "é", None, True]}
 
 
+def test_a_result_is_measured_as_the_item_stores_it_without_spaces():
+    # result_changes decides inline or object by this text's size.
+    assert encode({"a": [1, 2], "b": "é"}) == '{"a":[1,2],"b":"é"}'
+
+
 def test_other_python_values_are_written_as_pydantic_writes_them():
     when = datetime.datetime(2026, 11, 24, 5, 0, tzinfo=datetime.UTC)
     ident = uuid.UUID("0b5e8a2c-3d4f-4a6b-8c7d-9e0f1a2b3c4d")
