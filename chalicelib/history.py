@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chalicelib import jsonsafe
 from chalicelib.model import Task
 from chalicelib.records import RecordsTable
 
@@ -42,8 +43,7 @@ def entry_item(task: Task) -> dict[str, Any]:
         "expires_at": {"N": str(task.expires_at)},
     }
     if task.progress is not None:
-        progress = json.dumps(task.progress.as_dict(), separators=(",", ":"), ensure_ascii=False)
-        item["progress"] = {"S": progress}
+        item["progress"] = {"S": jsonsafe.compact(task.progress.as_dict())}
     if task.error:
         item["error"] = {"S": task.error}
     return item

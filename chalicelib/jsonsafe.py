@@ -51,6 +51,11 @@ def check(value: Any) -> None:
             raise UnsafeJson("NaN and Infinity are not valid JSON; send finite numbers")
 
 
+def compact(value: Any) -> str:
+    """JSON as the service stores it in an item: no spaces, non-ASCII kept as it is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 class UnencodableResult(TypeError):
     """A processor's result that has no JSON form; the message names what."""
 

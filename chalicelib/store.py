@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, scheduling
+from chalicelib import aws, jsonsafe, scheduling
 from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
@@ -72,10 +72,6 @@ _INT_FIELDS = ("version", "expires_at", "attempts", "lease_until", "retries")
 _STR_FIELDS = ("id", "owner", "type", "status", "error", "updated_by")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def owner_scoped(owner: str, *parts: str) -> str:
     """A key of an owner's item. The owner's length comes first, so that no owner value,
     whatever separators it holds, can produce another owner's key (`a#b` + `c` vs `a` + `b#c`)."""
@@ -104,7 +100,8 @@ def task_attributes(task: Task, timeout_seconds: int) -> dict[str, dict[str, str
     for name in _JSON_FIELDS:
         value = getattr(task, name)
         if value is not None and value != {}:
-            item[name] = {"S": _dumps(value.as_dict() if isinstance(value, Part) else value)}
+            document = value.as_dict() if isinstance(value, Part) else value
+            item[name] = {"S": jsonsafe.compact(document)}
     item["owner_type"] = {"S": owner_scoped(task.owner, task.type)}
     if task.status in ACTIVE:
         item["active_shard"] = {"S": task.id[0]}
