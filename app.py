@@ -209,7 +209,7 @@ def task_processor_without_id() -> Any:
 def task_processor_list() -> Any:
     from chalicelib.contracts import task_processor
 
-    user = http.current_user(app.current_request)
+    user = http.reader(app.current_request)
     operation = http.query(app.current_request).get("operations")
     return task_processor.list_tasks(_service(), user, operation)
 

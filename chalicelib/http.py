@@ -26,10 +26,17 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound="BaseModel")
 
-# Reads by task id that a stage may open to callers without credentials (PUBLIC_READ_BY_ID):
-# the origins of seeds 000/001 and 002 had no authentication, the id was the credential.
+# Reads that a stage may open to callers without credentials (PUBLIC_READ_BY_ID): the
+# origins of seeds 000/001 and 002 had no authentication, the id was the credential. The
+# 000/001 list is among them as its origin's callers use it, but stays owner-scoped: a
+# caller without credentials owns no task, so its list is empty (task_processor.list_tasks).
 PUBLIC_READ_ROUTES = frozenset(
-    {("GET", "/task/{task_id}"), ("GET", "/jobs/{jobId}"), ("GET", "/status/{jobId}")}
+    {
+        ("GET", "/task/{task_id}"),
+        ("GET", "/task/list"),
+        ("GET", "/jobs/{jobId}"),
+        ("GET", "/status/{jobId}"),
+    }
 )
 _STATE = "taskstatus"
 

@@ -205,8 +205,9 @@ OPERATIONS: list[Operation] = [
     Operation(
         "GET",
         "/task",
-        "Seeds 000/001 without a task id",
-        {400: m.TaskProcessorError, 401: m.TaskProcessorError},
+        "Seeds 000/001 without a task id: the origin's 400, to anyone",
+        {400: m.TaskProcessorError},
+        public=True,
         tag="task processor",
     ),
     Operation(

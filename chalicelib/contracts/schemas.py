@@ -262,7 +262,9 @@ class Health(Schema):
 
 
 class TaskProcessorTask(Schema):
-    """`GET /task/{task_id}`; absent fields are left out, as in the seeds."""
+    """`GET /task/{task_id}`: the object keys and buckets always (`""` without objects, and
+    no target on a deblindwatermark task), the rest left out when absent, as in the seeds.
+    Timestamps as the origin wrote them: `2025-01-21T13:44:58.159007+00:00`."""
 
     TaskId: str
     Status: Literal["processing", "completed", "failed"]

@@ -4,18 +4,24 @@ Field names, casing and error bodies are the seeds' own. A task with a target
 gets a presigned `TargetObjectURL` in every status, as the origin does (valid
 `PRESIGN_EXPIRES_SECONDS`, 24 h by default); `image/deblindwatermark` tasks
 answer in seed 001's deblindwatermark shape, with the extracted text as `Result`.
+
+Timestamps are written as the origin wrote them (`datetime.now(timezone.utc).isoformat()`:
+microseconds and `+00:00`), since its clients parse them. The origin's items always had
+`SourceKey`, `TargetKey` and their buckets, so a task without objects answers empty
+strings rather than leaving the keys out: its readers index them unguarded.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Response
 
 from chalicelib import http
-from chalicelib.contracts.common import iso_seconds, present, shown_error
+from chalicelib.contracts.common import present, shown_error
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.model import ObjectRef, Task, utcnow
 from chalicelib.objects import presign, result_url
@@ -34,9 +40,15 @@ def missing_id() -> Response:
     return http.json_response({"error": MISSING_ID}, 400)
 
 
+def origin_timestamp(moment: datetime) -> str:
+    """`2025-01-21T13:44:58.159007+00:00`, as seed 001's example and the origin's items."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def view(task: Task, presign_seconds: int) -> dict[str, Any]:
-    """The seeds' fields (schema: `TaskProcessorTask`); absent ones are left out.
-    Deblindwatermark tasks carry `Result`."""
+    """The seeds' fields (schema: `TaskProcessorTask`): the object keys and buckets always
+    (empty without objects), `TargetObjectURL` and `ErrorMessage` only when they apply.
+    Deblindwatermark tasks carry `Result` and no target, as seed 001's example."""
     status = TASK_PROCESSOR[task.status]
     deblind = task.type == DEBLIND
     target = None if deblind else task.target
@@ -49,14 +61,14 @@ def view(task: Task, presign_seconds: int) -> dict[str, Any]:
             "Status": status,
             "Result": task.result if deblind else None,
             "TargetObjectURL": signed[0] if signed else None,
-            "SourceKey": task.source.key if task.source else None,
-            "TargetKey": target.key if target else None,
-            "SourceBucket": task.source.bucket if task.source else None,
-            "TargetBucket": target.bucket if target else None,
+            "SourceKey": task.source.key if task.source else "",
+            "TargetKey": None if deblind else (target.key if target else ""),
+            "SourceBucket": task.source.bucket if task.source else "",
+            "TargetBucket": None if deblind else (target.bucket if target else ""),
             "ResultURL": result_url(task, utcnow()) if deblind else None,
             "TaskType": task.type,
-            "Created_at": iso_seconds(task.created_at),
-            "Updated_at": iso_seconds(task.updated_at),
+            "Created_at": origin_timestamp(task.created_at),
+            "Updated_at": origin_timestamp(task.updated_at),
             "ErrorMessage": (shown_error(task) or "task failed") if status == "failed" else None,
         }
     )
@@ -97,21 +109,26 @@ def list_item(task: Task) -> dict[str, Any]:
             "TaskId": task.id,
             "Status": TASK_PROCESSOR[task.status],
             "TaskType": task.type,
-            "Created_at": iso_seconds(task.created_at),
-            "Updated_at": iso_seconds(task.updated_at),
+            "Created_at": origin_timestamp(task.created_at),
+            "Updated_at": origin_timestamp(task.updated_at),
             "SourceFile": _s3_file(task.source),
             "TargetFile": _s3_file(task.target),
         }
     )
 
 
-def list_tasks(service: TaskService, user: str, operation: str | None) -> Response:
-    """The caller's tasks of one type, newest first (the origin's `?operations=` list)."""
+def list_tasks(service: TaskService, user: str | None, operation: str | None) -> Response:
+    """The caller's tasks of one type, newest first (the origin's `?operations=` list).
+
+    `user` None is a caller without credentials on a stage with PUBLIC_READ_BY_ID: the
+    list answers as at the origin, but owner-scoped like every list, and such a caller owns
+    nothing, so it is empty. Listing every owner's tasks would hand out their ids, and an id
+    is all a public read needs."""
     if not operation:
         return http.json_response({"error": MISSING_OPERATION}, 400)
     tasks: list[Task] = []
     after = None
-    if len(operation) <= MAX_ID_LENGTH:
+    if user is not None and len(operation) <= MAX_ID_LENGTH:
         while len(tasks) < MAX_LISTED:
             page = service.list_owned(
                 user, limit=MAX_LISTED - len(tasks), type=operation, after=after

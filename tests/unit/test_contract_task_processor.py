@@ -1,11 +1,14 @@
 """Seeds 000/001, Task Processor API: `GET /task/{task_id}` exactly as the seeds document it."""
 
+import re
+from datetime import UTC, datetime
+
 import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.model import Status
 from chalicelib.store import TaskStore
-from tests.conftest import auth
+from tests.conftest import auth, reset_caches
 from tests.unit.tasks import stored_task, with_objects
 
 # Seed 000 "Response Format" and seed 001's deblindwatermark example, verbatim.
@@ -63,7 +66,6 @@ def test_every_status_maps_to_the_seeds_three_values(client, service, status):
     assert_seed_shape(body, SEED_RESPONSE)
     assert body["TaskId"] == task.id and body["TaskType"] == "demo/sleep"
     assert (body["SourceBucket"], body["SourceKey"]) == (task.source.bucket, task.source.key)
-    assert body["Created_at"].endswith("Z")
 
 
 def test_a_failed_task_carries_its_error_message(client, service):
@@ -150,6 +152,72 @@ def test_a_missing_id_is_the_seeds_400(client, path):
     assert response.json_body == {"error": "task_id is required in path parameters"}
 
 
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-jwt"}])
+def test_a_missing_id_is_the_seeds_400_without_credentials_too(client, headers):
+    """Issue 31: '`GET /task` without a credential is 401 where the origin says 400 "task_id
+    is required in path parameters"'. The origin's handler, which had no authentication:
+    `if not task_id: return {'statusCode': 400, 'body': json.dumps({'error': 'task_id is
+    required in path parameters'})}`. The answer is fixed, so it tells nobody anything."""
+    response = client.http.get("/task", headers=headers)
+    assert response.status_code == 400
+    assert response.json_body == {"error": "task_id is required in path parameters"}
+
+
+# -- issue 31: timestamps and object keys as the origin writes them ---------------------------
+
+# The origin's writer (task-processor/ddb_operations.py, create_task_record and
+# update_task_status): `'Created_at': {'S': datetime.now(timezone.utc).isoformat()}`; seed 001
+# shows what that writes.
+ORIGIN_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
+
+
+@pytest.mark.parametrize("field", ["Created_at", "Updated_at"])
+def test_timestamps_have_microseconds_and_the_utc_offset_as_the_origin_writes(
+    client, service, field
+):
+    """Issue 31: 'timestamps have no microseconds and end in `Z` where the origin writes
+    `+00:00` with microseconds (its clients parse them)'; seed 001: "Created_at":
+    "2025-01-21T13:44:58.159007+00:00"."""
+    task = stored_task(service, Status.COMPLETED, **with_objects())
+    stamp = fetch(client, task.id).json_body[field]
+    assert ORIGIN_TIMESTAMP.match(stamp), stamp
+    assert ORIGIN_TIMESTAMP.match(SEED_DEBLIND[field])
+    expected = task.created_at if field == "Created_at" else task.updated_at
+    assert datetime.fromisoformat(stamp) == expected
+
+
+def test_a_timestamp_on_a_whole_second_keeps_its_microseconds(client, service):
+    """The origin's `isoformat()` drops `.000000` on a whole second; its clients parse both,
+    and one fixed width is the safer of the two."""
+    whole = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    task = stored_task(service, Status.COMPLETED, created_at=whole, updated_at=whole)
+    assert fetch(client, task.id).json_body["Created_at"] == "2026-01-02T03:04:05.000000+00:00"
+
+
+def test_list_timestamps_are_the_origins_too(client, service):
+    stored_task(service, Status.COMPLETED, **with_objects())
+    [item] = listing(client, "?operations=demo/sleep").json_body["tasks"]
+    assert ORIGIN_TIMESTAMP.match(item["Created_at"]) and ORIGIN_TIMESTAMP.match(item["Updated_at"])
+
+
+def test_a_task_without_objects_has_empty_object_keys(client, service):
+    """Issue 31: 'native tasks without objects omit `SourceKey`/`TargetKey` (the origin always
+    has them: empty strings are safer than absent keys for its readers)'. The origin's handler
+    reads `task_info['TargetKey']['S']` unguarded, and its create_task_record always writes
+    `SourceKey`, `TargetKey`, `SourceBucket`, `TargetBucket`."""
+    body = fetch(client, stored_task(service, Status.COMPLETED).id).json_body
+    assert body["SourceKey"] == "" and body["TargetKey"] == ""
+    assert body["SourceBucket"] == "" and body["TargetBucket"] == ""
+    assert "TargetObjectURL" not in body
+
+
+def test_a_task_with_a_source_only_has_an_empty_target_key(client, service):
+    task = stored_task(service, Status.PROCESSING, **with_objects(target=None))
+    body = fetch(client, task.id).json_body
+    assert body["SourceKey"] == task.source.key
+    assert body["TargetKey"] == "" and body["TargetBucket"] == ""
+
+
 def test_an_over_long_id_is_400(client):
     response = fetch(client, "x" * 300)
     assert response.status_code == 400
@@ -213,6 +281,52 @@ def test_the_list_of_an_operation_without_tasks_is_empty(client):
     assert listing(client, "?operations=video/transcode").json_body == {"tasks": []}
 
 
+def test_without_public_reads_the_list_needs_credentials(client, service):
+    stored_task(service, Status.COMPLETED, owner="alice")
+    assert client.http.get("/task/list?operations=demo/sleep").status_code == 401
+
+
+@pytest.fixture
+def public_reads(monkeypatch):
+    monkeypatch.setenv("PUBLIC_READ_BY_ID", "true")
+    reset_caches()
+    yield
+    monkeypatch.delenv("PUBLIC_READ_BY_ID")
+    reset_caches()
+
+
+def test_with_public_reads_the_list_answers_without_credentials(client, service, public_reads):
+    """Issue 31: '`GET /task/list?operations=` is never public, even with `PUBLIC_READ_BY_ID`
+    (the origin had no auth: make it follow the same opt-in, owner-scoped as documented)'.
+    The origin answered anyone: `if task_id == "list": ... tasks =
+    scan_tasks_by_operation(operation)`. Owner-scoped, a caller without credentials owns no
+    task: the origin's `{"tasks": [...]}` with none of anyone's ids in it."""
+    stored_task(service, Status.COMPLETED, owner="alice")
+    response = client.http.get("/task/list?operations=demo/sleep")
+    assert response.status_code == 200
+    assert response.json_body == {"tasks": []}
+
+
+def test_with_public_reads_a_caller_with_credentials_lists_their_own(client, service, public_reads):
+    mine = stored_task(service, Status.COMPLETED, owner="alice")
+    stored_task(service, Status.COMPLETED, owner="bob")
+    tasks = listing(client, "?operations=demo/sleep").json_body["tasks"]
+    assert [item["TaskId"] for item in tasks] == [mine.id]
+
+
+def test_with_public_reads_the_list_still_needs_its_operation(client, public_reads):
+    response = client.http.get("/task/list")
+    assert response.status_code == 400
+    assert response.json_body == {"error": "operation parameter is required for list operation"}
+
+
+def test_with_public_reads_bad_credentials_on_the_list_are_still_refused(client, public_reads):
+    response = client.http.get(
+        "/task/list?operations=demo/sleep", headers={"Authorization": "Bearer forged"}
+    )
+    assert response.status_code == 401
+
+
 def test_the_list_without_operations_is_the_origins_400(client):
     response = listing(client, "")
     assert response.status_code == 400
@@ -221,7 +335,7 @@ def test_the_list_without_operations_is_the_origins_400(client):
 
 @pytest.mark.parametrize(
     "path",
-    ["/task/00000000-0000-4000-8000-000000000000", "/task/list?operations=demo/sleep", "/task"],
+    ["/task/00000000-0000-4000-8000-000000000000", "/task/list?operations=demo/sleep"],
 )
 def test_auth_failures_take_the_surfaces_error_shape(client, path):
     """Issue 12: 'Auth failures on this surface use `{"error": "<message>"}`.'"""

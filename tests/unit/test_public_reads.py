@@ -75,10 +75,11 @@ def test_with_credentials_a_public_route_is_still_owner_only(client, public_read
     assert client.http.get(f"/task/{job_id}", headers=auth("bob")).status_code == 404
 
 
-def test_the_public_routes_are_the_reads_by_id_only():
+def test_the_public_routes_are_the_reads_by_id_and_the_owner_scoped_list():
     assert all(method == "GET" for method, _ in PUBLIC_READ_ROUTES)
     assert {path for _, path in PUBLIC_READ_ROUTES} == {
         "/task/{task_id}",
+        "/task/list",
         "/jobs/{jobId}",
         "/status/{jobId}",
     }
