@@ -45,6 +45,27 @@ def _cached_client(service: str, endpoint_url: str | None) -> Any:
         return _session().client(service, config=config, endpoint_url=endpoint_url or None)
 
 
+def signing_client(access_key_id: str, secret_access_key: str) -> Any:
+    """An S3 client that signs with these long-lived keys, not the function's role (for
+    presigned links that must outlive the role's session; see objects.Link)."""
+    with _lock:
+        return _cached_signing_client(access_key_id, secret_access_key)
+
+
+@cache
+def _cached_signing_client(access_key_id: str, secret_access_key: str) -> Any:
+    with _collector_paused():
+        from botocore.config import Config
+
+        return _session().client(
+            "s3",
+            config=Config(**_CONFIG, **_SERVICE_CONFIG["s3"]),
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            aws_session_token=None,
+        )
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Importing boto3 and building a client load its modules and service model: hundreds
@@ -70,6 +91,7 @@ def reset_clients() -> None:
     """Forget cached clients (tests switch between moto contexts), and give what was frozen
     with them back to the collector."""
     _cached_client.cache_clear()
+    _cached_signing_client.cache_clear()
     _session.cache_clear()
     gc.unfreeze()
 

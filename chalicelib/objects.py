@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -80,16 +81,40 @@ def write(bucket: str, key: str, data: bytes, content_type: str) -> None:
     aws.client("s3").put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 
 
+@dataclass(frozen=True)
+class Link:
+    """How long a surface's presigned GET links live, and whose keys sign them.
+
+    A presigned URL stops working when the credentials that signed it expire, whatever its
+    X-Amz-Expires says. The function's role has session credentials that last hours, so a
+    24 h or 7-day link needs a signer with long-lived keys: an IAM user allowed only
+    s3:GetObject on the bucket's `users/*` (PRESIGN_ACCESS_KEY_ID, PRESIGN_SECRET_ACCESS_KEY;
+    see docs/presigned-links.md). Without one, the role signs.
+    """
+
+    seconds: int = PRESIGN_SECONDS
+    access_key_id: str = ""
+    secret_access_key: str = field(default="", repr=False)
+
+    def signer(self) -> object:
+        if not self.access_key_id:
+            return aws.client("s3")
+        return aws.signing_client(self.access_key_id, self.secret_access_key)
+
+
+NATIVE_LINK = Link()
+
+
 def presign(
-    owner: str, bucket: str, key: str, now: datetime, seconds: int = PRESIGN_SECONDS
+    owner: str, bucket: str, key: str, now: datetime, link: Link = NATIVE_LINK
 ) -> tuple[str, datetime] | None:
     """A GET URL for an object of `owner` and when it stops working; None for anyone else's."""
     if not owns(owner, key):
         return None
-    url = aws.client("s3").generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds
+    url = link.signer().generate_presigned_url(  # type: ignore[attr-defined]
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=link.seconds
     )
-    return url, now + timedelta(seconds=seconds)
+    return url, now + timedelta(seconds=link.seconds)
 
 
 def result_url(task: Task, now: datetime) -> str | None:

@@ -7,6 +7,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chalicelib.objects import Link
 
 
 class ConfigurationError(RuntimeError):
@@ -43,6 +47,23 @@ def check_environment() -> None:
     (Secrets are absent when `chalice package` loads the app, so they are checked on first use.)
     """
     _check_jwks(os.environ.get("JWT_JWKS_URL", ""), os.environ.get("JWT_AUDIENCE", ""))
+
+
+MAX_LINK_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs: X-Amz-Expires of at most 7 days
+
+
+def _link_seconds(name: str, raw: str) -> int:
+    """A presigned link's lifetime: 1 s to 7 days, the most S3 accepts; else refused at start."""
+    try:
+        seconds = int(raw)
+    except ValueError:
+        seconds = 0
+    if not 1 <= seconds <= MAX_LINK_SECONDS:
+        raise ConfigurationError(
+            f"{name}={raw[:32]!r} is not a link lifetime S3 accepts: give whole seconds "
+            f"from 1 to {MAX_LINK_SECONDS} (7 days, SigV4's limit)"
+        )
+    return seconds
 
 
 def _flag(name: str) -> bool:
@@ -92,6 +113,10 @@ class Settings:
     max_subscriptions_per_connection: int = 100
     public_read_by_id: bool = False
     presign_expires_seconds: int = 86400  # 000/001's TargetObjectURL (the origin: 24 h)
+    autovid_url_expires_seconds: int = 86400  # 002's output.url (auto-vid: 24 h)
+    assembly_url_expires_seconds: int = 604800  # 003's ssl_url (transflow: no expiry; 7 d max)
+    presign_access_key_id: str = ""  # a dedicated signer, so links outlive the role's session
+    presign_secret_access_key: str = ""
     autovid_task_type: str = "video/auto-vid"  # the task type of 002's auto-vid job specs
     max_running_per_owner: int = 0  # fair concurrency (chalicelib/fairness.py); 0: no limit
 
@@ -99,6 +124,12 @@ class Settings:
         """Refuse, with a message an operator can act on, a configuration that is unsafe."""
         _check_jwks(self.jwt_jwks_url, self.jwt_audience)
         return self
+
+    def link(self, seconds: int) -> Link:
+        """Presigned links of this lifetime, signed by the dedicated signer when there is one."""
+        from chalicelib.objects import Link
+
+        return Link(seconds, self.presign_access_key_id, self.presign_secret_access_key)
 
     @property
     def task_ttl_seconds(self) -> int:
@@ -143,7 +174,17 @@ def get_settings() -> Settings:
         max_connections_per_owner=int(env("WS_MAX_CONNECTIONS_PER_OWNER", "100")),
         max_subscriptions_per_connection=int(env("WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", "100")),
         public_read_by_id=_flag("PUBLIC_READ_BY_ID"),
-        presign_expires_seconds=int(env("PRESIGN_EXPIRES_SECONDS", "86400")),
+        presign_expires_seconds=_link_seconds(
+            "PRESIGN_EXPIRES_SECONDS", env("PRESIGN_EXPIRES_SECONDS", "86400")
+        ),
+        autovid_url_expires_seconds=_link_seconds(
+            "AUTOVID_URL_EXPIRES_SECONDS", env("AUTOVID_URL_EXPIRES_SECONDS", "86400")
+        ),
+        assembly_url_expires_seconds=_link_seconds(
+            "ASSEMBLY_URL_EXPIRES_SECONDS", env("ASSEMBLY_URL_EXPIRES_SECONDS", "604800")
+        ),
+        presign_access_key_id=env("PRESIGN_ACCESS_KEY_ID", ""),
+        presign_secret_access_key=env("PRESIGN_SECRET_ACCESS_KEY", ""),
         autovid_task_type=env("AUTOVID_TASK_TYPE", "video/auto-vid"),
         max_running_per_owner=max(0, int(env("MAX_RUNNING_PER_OWNER", "0") or "0")),
     ).check()

@@ -51,7 +51,7 @@ class Rendering(Protocol):
     """How a webhook looks on the wire, by its format: the contract views' business
     (`chalicelib.contracts.payloads.RENDERING`), given to the dispatcher by bootstrap."""
 
-    def payload(self, task: Task, event_type: str) -> dict[str, Any]: ...
+    def payload(self, task: Task, event_type: str, settings: Settings) -> dict[str, Any]: ...
 
     def options(self, hook: Webhook | None) -> str: ...
 
@@ -322,7 +322,7 @@ class WebhookDispatcher:
         self.create_and_send(new)
 
     def create_and_send(self, task: Task, manual: str | None = None) -> str:
-        document = self.rendering.payload(task, event_type_for(task.status))
+        document = self.rendering.payload(task, event_type_for(task.status), self.settings)
         payload = json.dumps(document, ensure_ascii=False)
         options = self.rendering.options(task.webhook)
         existing = self.log.create_event(

@@ -80,8 +80,13 @@ OPTIONAL_VARIABLES = {
     "CORS_MAX_AGE_SECONDS",
     # the dashboard: browsers connect to WS_ENDPOINT_URL as wss:// unless a custom domain is set
     "WS_PUBLIC_URL",
-    # seed contracts: 24 h presigned URLs as 000/001's origin; auto-vid specs refused until set
+    # seed contracts: presigned links as long as each origin's (24 h, 24 h, 7 days), signed by
+    # the role unless a dedicated signer is set; auto-vid specs refused until set
     "PRESIGN_EXPIRES_SECONDS",
+    "AUTOVID_URL_EXPIRES_SECONDS",
+    "ASSEMBLY_URL_EXPIRES_SECONDS",
+    "PRESIGN_ACCESS_KEY_ID",
+    "PRESIGN_SECRET_ACCESS_KEY",
     "AUTOVID_TASK_TYPE",
     # fair concurrency: no per-owner limit unless set
     "MAX_RUNNING_PER_OWNER",

@@ -177,7 +177,7 @@ class AssemblyStatus(Model):
     """Seed 003's AssemblyStatus; optional fields that are unknown are left out, not null."""
 
     assembly_id: str
-    ok: Literal["ASSEMBLY_EXECUTING", "ASSEMBLY_COMPLETED", "ASSEMBLY_CANCELED"] | None = None
+    ok: Literal["ASSEMBLY_COMPLETED"] | None = None
     error: str | None = None
     message: str
     type: str
@@ -189,6 +189,11 @@ class AssemblyStatus(Model):
     execution_start: str | None = None
     execution_duration: float | None = None
     progress_combined: int
+    progress_pct: int
+    steps_total: int | None = None
+    steps_completed: int | None = None
+    current_step: int | None = None
+    current_step_name: str | None = None
     progress: JobProgress | None = None
     created_at: str
     updated_at: str

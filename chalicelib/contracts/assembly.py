@@ -28,7 +28,7 @@ from chalicelib import jsonsafe
 from chalicelib.contracts.common import iso_seconds, present, shown_progress
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
 from chalicelib.model import ObjectRef, Status, Task, utcnow
-from chalicelib.objects import head, presign, result_url
+from chalicelib.objects import Link, head, presign, result_url
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.contracts")
@@ -38,6 +38,9 @@ NOT_FOUND = "Assembly not found"
 FORBIDDEN = "Access denied: You don't own this assembly"
 FAILED_LOOKUP = "Failed to fetch assembly status"
 MAX_ID_ECHO = 128
+# transflow served `ssl_url` as a plain object URL that never expired (buildS3PublicUrl); a
+# presigned link lives at most 7 days, so that is the default (ASSEMBLY_URL_EXPIRES_SECONDS).
+ORIGIN_LINK = Link(604800)
 
 _RUNNING_MESSAGES = {
     Status.SCHEDULED: "The assembly is scheduled and has not started yet.",
@@ -83,9 +86,11 @@ def _duration(task: Task, now: datetime) -> float | None:
     return round((end - task.started_at).total_seconds(), 3)
 
 
-def file_object(owner: str, ref: ObjectRef, field: str, now: datetime) -> dict[str, Any] | None:
+def file_object(
+    owner: str, ref: ObjectRef, field: str, now: datetime, link: Link = ORIGIN_LINK
+) -> dict[str, Any] | None:
     """The origin's file object for an S3 object of `owner`; None when it is not there."""
-    signed = presign(owner, ref.bucket, ref.key, now)
+    signed = presign(owner, ref.bucket, ref.key, now, link)
     found = head(ref.bucket, ref.key) if signed else None
     if signed is None or found is None:
         return None
@@ -106,17 +111,19 @@ def file_object(owner: str, ref: ObjectRef, field: str, now: datetime) -> dict[s
     }
 
 
-def _files(task: Task, ref: ObjectRef | None, field: str, now: datetime) -> list[dict[str, Any]]:
-    found = file_object(task.owner, ref, field, now) if ref else None
+def _files(
+    task: Task, ref: ObjectRef | None, field: str, now: datetime, link: Link
+) -> list[dict[str, Any]]:
+    found = file_object(task.owner, ref, field, now, link) if ref else None
     return [found] if found else []
 
 
-def view(task: Task) -> dict[str, Any]:
-    """Seed 003's AssemblyStatus (schema: `AssemblyStatus`)."""
+def view(task: Task, link: Link = ORIGIN_LINK) -> dict[str, Any]:
+    """Seed 003's AssemblyStatus (schema: `AssemblyStatus`); `link`: how long `ssl_url` lives."""
     now = utcnow()
     finished = task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS)
     results: dict[str, list[dict[str, Any]]] = {}
-    target_files = _files(task, task.target, "target", now) if finished else []
+    target_files = _files(task, task.target, "target", now, link) if finished else []
     if target_files:
         results["target"] = target_files
     progress = shown_progress(task)
@@ -133,18 +140,43 @@ def view(task: Task) -> dict[str, Any]:
             "message": _message(task),
             "type": task.type,
             "user": {"userId": task.owner},
-            "uploads": _files(task, task.source, "source", now),
+            "uploads": _files(task, task.source, "source", now, link),
             "results": results,
             "result": task.result,
             "result_url": result_url(task, now),
             "execution_start": iso_seconds(task.started_at),
             "execution_duration": _duration(task, now),
             "progress_combined": combined,
+            **_steps(task, progress),
             "progress": progress,
             "created_at": iso_seconds(task.created_at),
             "updated_at": iso_seconds(task.updated_at),
         }
     )
+
+
+def _steps(task: Task, progress: dict[str, Any] | None) -> dict[str, Any]:
+    """transflow HEAD's step fields, which its example page shows while a task runs
+    ("Step {current_step} of {steps_total}: {current_step_name}", a bar at `progress_pct`).
+
+    The origin writes `progress_pct` as `Math.floor(done / total * 100)` and 100 once the
+    assembly completes or fails; our progress `current` is the step the processor reports
+    (done, or under way), so it is both `current_step` and `steps_completed`."""
+    if task.is_terminal:
+        pct = 100
+    elif progress and progress["total"]:
+        pct = min(100, max(0, 100 * progress["current"] // progress["total"]))
+    else:
+        pct = 0
+    steps: dict[str, Any] = {"progress_pct": pct}
+    if progress is not None:
+        steps |= {
+            "steps_total": progress["total"],
+            "steps_completed": progress["current"],
+            "current_step": progress["current"],
+            "current_step_name": progress["message"] or None,
+        }
+    return steps
 
 
 def _flag(value: Any) -> bool | None:
@@ -195,7 +227,8 @@ def handle(
     if user is not None and task.owner != user:
         return _error(403, request_id, FORBIDDEN)
     try:
-        body = view(task)
+        settings = service.settings
+        body = view(task, settings.link(settings.assembly_url_expires_seconds))
     except (ClientError, BotoCoreError) as exc:
         log.exception("assembly view failed", extra={"task_id": assembly_id})
         return _error(500, request_id, FAILED_LOOKUP, message=str(exc))

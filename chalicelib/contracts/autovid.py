@@ -20,17 +20,21 @@ from chalicelib.contracts.status_maps import AUTOVID
 from chalicelib.errors import IdempotencyConflict, SubmitRejected, describe
 from chalicelib.http_errors import ApiError, BadRequest, NotFound, Unprocessable
 from chalicelib.model import Task, is_task_id
+from chalicelib.objects import Link
 from chalicelib.service import SubmitJob, TaskService
 
 INVALID = "Invalid job specification"
+# auto-vid's output.url: `S3_PRESIGNED_URL_EXPIRATION`, "86400" by default (24 h).
+ORIGIN_LINK = Link(86400)
 SPEC_FIELDS = frozenset(
     {"jobInfo", "assets", "backgroundMusic", "timeline", "output", "notifications"}
 )
 
 
-def job_document(task: Task) -> dict[str, Any]:
-    """The origin's job document (and the native one's extras: type, progress, result)."""
-    document = jobs.job_document(task)
+def job_document(task: Task, link: Link = ORIGIN_LINK) -> dict[str, Any]:
+    """The origin's job document (and the native one's extras: type, progress, result);
+    `output.url` lives as long as the origin's (AUTOVID_URL_EXPIRES_SECONDS, 24 h)."""
+    document = jobs.job_document(task, link=link)
     document["status"] = AUTOVID[task.status]
     document["error"] = shown_error(task)
     info = task.input.get("jobInfo")
@@ -102,7 +106,12 @@ def submit(service: TaskService, request: Request) -> Response:
         raise BadRequest(f"{INVALID}: {exc.message}" + (f" ({fields})" if fields else "")) from None
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc)) from None
-    return http.json_response(job_document(task))
+    return http.json_response(job_document(task, _link(service)))
+
+
+def _link(service: TaskService) -> Link:
+    settings = service.settings
+    return settings.link(settings.autovid_url_expires_seconds)
 
 
 def status(service: TaskService, request: Request, job_id: str) -> Response:
@@ -110,4 +119,4 @@ def status(service: TaskService, request: Request, job_id: str) -> Response:
     task = service.find(job_id) if is_task_id(job_id) else None
     if task is None or (reader is not None and task.owner != reader):
         raise NotFound(f"Job {job_id[:128]} not found")
-    return http.json_response(job_document(task))
+    return http.json_response(job_document(task, _link(service)))

@@ -30,7 +30,7 @@ from chalicelib.http_errors import (
     Unprocessable,
 )
 from chalicelib.model import Output, Status, Task, utcnow
-from chalicelib.objects import presign, result_url, split_s3_uri
+from chalicelib.objects import NATIVE_LINK, Link, presign, result_url, split_s3_uri
 from chalicelib.observability import emit_metric
 from chalicelib.service import SubmitJob, TaskService
 
@@ -268,7 +268,7 @@ def parse_job_request(body: Any) -> SubmitJob:
     )
 
 
-def _output(task: Task) -> dict[str, Any]:
+def _output(task: Task, link: Link) -> dict[str, Any]:
     output = task.output or Output()
     document = {
         "url": None,
@@ -279,15 +279,16 @@ def _output(task: Task) -> dict[str, Any]:
     }
     located = split_s3_uri(output.s3Uri or "")
     if located and task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
-        signed = presign(task.owner, *located, utcnow())
+        signed = presign(task.owner, *located, utcnow(), link)
         if signed is not None:
             document["url"], document["urlExpiresAt"] = signed[0], iso_seconds(signed[1])
     return document
 
 
-def job_document(task: Task, with_input: bool = False) -> dict[str, Any]:
+def job_document(task: Task, with_input: bool = False, link: Link = NATIVE_LINK) -> dict[str, Any]:
     """The job (schema: `JobDocument`); `with_input` for a read by id only: a list page of 100
-    inputs of up to 256 KB each would pass Lambda's 6 MB response limit."""
+    inputs of up to 256 KB each would pass Lambda's 6 MB response limit. `link`: how long
+    `output.url` lives (the native surface's hour, or a contract's own)."""
     return {
         "jobId": task.id,
         "type": task.type,
@@ -299,7 +300,7 @@ def job_document(task: Task, with_input: bool = False) -> dict[str, Any]:
         "progress": shown_progress(task),
         "result": task.result,
         "resultUrl": result_url(task, utcnow()),
-        "output": _output(task),
+        "output": _output(task, link),
         "error": task.error,
         "metadata": task.metadata,
         "version": task.version,

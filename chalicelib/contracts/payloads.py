@@ -5,23 +5,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.model import Task, Webhook
 
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
 
-def webhook_payload(task: Task, event_type: str) -> dict[str, Any]:
-    """standard: the job document; autovid: seed 002's; transflow: seed 003's AssemblyStatus."""
+
+def webhook_payload(
+    task: Task, event_type: str, settings: Settings | None = None
+) -> dict[str, Any]:
+    """standard: the job document; autovid: seed 002's; transflow: seed 003's AssemblyStatus.
+    Their links live as long as on the contract's own surface (the origins' without settings)."""
     hook = task.webhook
     style = hook.format if hook else "standard"
     if style == "transflow":
         from chalicelib.contracts import assembly
 
-        return assembly.view(task)
+        if settings is None:
+            return assembly.view(task)
+        return assembly.view(task, settings.link(settings.assembly_url_expires_seconds))
     if style == "autovid":
         from chalicelib.contracts import autovid
 
-        document = autovid.job_document(task)
+        link = settings.link(settings.autovid_url_expires_seconds) if settings else None
+        document = autovid.job_document(task, link or autovid.ORIGIN_LINK)
     else:
         from chalicelib.contracts.jobs import job_document
 

@@ -32,18 +32,20 @@ TASK_STATUS: dict[Status, str] = {
     Status.CANCELLED: "failed",
 }
 
-# Seed 003, Status Lambda: the `ok` field of an AssemblyStatus (None: failed, `error` is set).
+# Seed 003, Status Lambda: the `ok` field of an AssemblyStatus. transflow's type is
+# `ok?: "ASSEMBLY_COMPLETED"`, and its consumers switch on `ok === "ASSEMBLY_COMPLETED"` or a
+# truthy `error`: any other state leaves `ok` out (a failed or cancelled one sets `error`).
 ASSEMBLY_OK: dict[Status, str | None] = {
-    Status.SCHEDULED: "ASSEMBLY_EXECUTING",
-    Status.SUBMITTED: "ASSEMBLY_EXECUTING",
-    Status.STARTED: "ASSEMBLY_EXECUTING",
-    Status.PROCESSING: "ASSEMBLY_EXECUTING",
-    Status.ERROR: "ASSEMBLY_EXECUTING",
-    Status.RETRYING: "ASSEMBLY_EXECUTING",
+    Status.SCHEDULED: None,
+    Status.SUBMITTED: None,
+    Status.STARTED: None,
+    Status.PROCESSING: None,
+    Status.ERROR: None,
+    Status.RETRYING: None,
     Status.COMPLETED: "ASSEMBLY_COMPLETED",
     Status.COMPLETED_WITH_ERRORS: "ASSEMBLY_COMPLETED",
     Status.FAILED: None,
-    Status.CANCELLED: "ASSEMBLY_CANCELED",
+    Status.CANCELLED: None,
 }
 
 # Seed 002, auto-vid: submitted | processing | completed | failed | retrying.

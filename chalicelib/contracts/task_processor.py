@@ -24,7 +24,7 @@ from chalicelib import http
 from chalicelib.contracts.common import present, shown_error
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.model import ObjectRef, Task, utcnow
-from chalicelib.objects import presign, result_url
+from chalicelib.objects import Link, presign, result_url
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.contracts")
@@ -45,7 +45,7 @@ def origin_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def view(task: Task, presign_seconds: int) -> dict[str, Any]:
+def view(task: Task, link: Link) -> dict[str, Any]:
     """The seeds' fields (schema: `TaskProcessorTask`): the object keys and buckets always
     (empty without objects), `TargetObjectURL` and `ErrorMessage` only when they apply.
     Deblindwatermark tasks carry `Result` and no target, as seed 001's example."""
@@ -54,7 +54,7 @@ def view(task: Task, presign_seconds: int) -> dict[str, Any]:
     target = None if deblind else task.target
     signed = None
     if target is not None:
-        signed = presign(task.owner, target.bucket, target.key, utcnow(), presign_seconds)
+        signed = presign(task.owner, target.bucket, target.key, utcnow(), link)
     return present(
         {
             "TaskId": task.id,
@@ -89,7 +89,8 @@ def get_task(service: TaskService, user: str | None, task_id: str) -> Response:
         return http.json_response({"error": f"Failed to get task status: {exc}"}, 500)
     if task is None or (user is not None and task.owner != user):
         return http.json_response({"error": f"Task not found: {task_id}"}, 404)
-    return http.json_response(view(task, service.settings.presign_expires_seconds), 200)
+    settings = service.settings
+    return http.json_response(view(task, settings.link(settings.presign_expires_seconds)), 200)
 
 
 def _looks_like_id(task_id: str) -> bool:

@@ -20,6 +20,7 @@ from chalicelib import history, stream, webhooks, worker
 from chalicelib.contracts import assembly, autovid, jobs, payloads, task_processor, task_status
 from chalicelib.messages import DeliveryMessage, TaskMessage
 from chalicelib.model import Progress, Status, Task, Webhook
+from chalicelib.objects import Link
 from chalicelib.processors import get_processor
 from chalicelib.store import task_attributes, task_from_item
 
@@ -28,7 +29,7 @@ task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=60, input={"second
 task = task.replace(status=Status.PROCESSING, progress=Progress(1, 2, "half"))
 read = task_from_item(task_attributes(task, 60))  # the read path: an item to a task
 for body in (jobs.job_document(read, with_input=True), autovid.job_document(read),
-             task_status.view(read), task_processor.view(read, 60), assembly.view(read)):
+             task_status.view(read), task_processor.view(read, Link(60)), assembly.view(read)):
     json.dumps(body)
 history.entry_item(read)  # the stream's history write
 from chalicelib import edge

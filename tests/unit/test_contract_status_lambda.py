@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.model import Status, Webhook
 from chalicelib.store import TaskStore
-from tests.conftest import auth
+from tests.conftest import auth, reset_caches
 from tests.unit.tasks import stored_task, with_objects
 
 # The seed's success body, verbatim where it is concrete.
@@ -21,16 +21,17 @@ SEED_ASSEMBLY_KEYS = {
     "created_at",
     "updated_at",
 }
+# transflow's type (src/core/types.ts, in every version that has it): `ok?: "ASSEMBLY_COMPLETED"`.
 EXPECTED_OK = {
-    Status.SCHEDULED: "ASSEMBLY_EXECUTING",
-    Status.SUBMITTED: "ASSEMBLY_EXECUTING",
-    Status.STARTED: "ASSEMBLY_EXECUTING",
-    Status.PROCESSING: "ASSEMBLY_EXECUTING",
-    Status.ERROR: "ASSEMBLY_EXECUTING",
-    Status.RETRYING: "ASSEMBLY_EXECUTING",
+    Status.SCHEDULED: None,
+    Status.SUBMITTED: None,
+    Status.STARTED: None,
+    Status.PROCESSING: None,
+    Status.ERROR: None,
+    Status.RETRYING: None,
     Status.COMPLETED: "ASSEMBLY_COMPLETED",
     Status.COMPLETED_WITH_ERRORS: "ASSEMBLY_COMPLETED",
-    Status.CANCELLED: "ASSEMBLY_CANCELED",
+    Status.CANCELLED: None,
     Status.FAILED: None,
 }
 
@@ -53,7 +54,7 @@ def test_every_status_maps_to_an_assembly_state(invoke, service, status):
     task = stored_task(service, status, **with_objects())
     code, body = invoke({"assemblyId": task.id, "userId": "alice"})
     assert code == 200
-    unknown = {"ok"} if status is Status.FAILED else set()  # omitted, not null
+    unknown = set() if EXPECTED_OK[status] else {"ok"}  # omitted, not null
     unknown |= {"execution_duration"} if status is Status.SUBMITTED else set()
     assert set(body) >= SEED_ASSEMBLY_KEYS - unknown
     assert body["assembly_id"] == task.id
@@ -258,10 +259,104 @@ def test_a_missing_object_is_left_out_rather_than_listed_without_a_size(invoke, 
 
 def test_a_cancelled_assembly_carries_a_truthy_error(invoke, service):
     """Issue 12: 'Polling clients stop on `ok === "ASSEMBLY_COMPLETED"` or a truthy `error`: a
-    cancelled assembly must carry a truthy `error` (e.g. `"ASSEMBLY_CANCELED"`) besides
-    `ok: "ASSEMBLY_CANCELED"`'."""
+    cancelled assembly must carry a truthy `error` (e.g. `"ASSEMBLY_CANCELED"`)'."""
     _, body = invoke({"assemblyId": stored_task(service, Status.CANCELLED).id})
-    assert body["ok"] == "ASSEMBLY_CANCELED" and body["error"] == "ASSEMBLY_CANCELED"
+    assert body["error"] == "ASSEMBLY_CANCELED"
+    assert body["message"] == "The assembly was cancelled."
+
+
+# -- issue 31: `ok` within the origin's type; transflow HEAD's step fields ---------------------
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_ok_never_takes_a_value_outside_the_origins_type(invoke, service, status):
+    """Issue 31: '`ok` takes values outside the origin's type for running and cancelled tasks:
+    check what its consumers switch on and serve a value they handle'. The type is
+    `ok?: "ASSEMBLY_COMPLETED"`; the Uploader polls `if (assembly.ok === "ASSEMBLY_COMPLETED" ||
+    assembly.error)`, the example page's StatusBadge shows Error on `error`, Completed on
+    `status === "ASSEMBLY_COMPLETED"`, Processing otherwise."""
+    _, body = invoke({"assemblyId": stored_task(service, status).id})
+    assert body.get("ok") in (None, "ASSEMBLY_COMPLETED")
+    assert "ok" in body or status not in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS)
+
+
+def test_a_cancelled_assembly_leaves_ok_out_and_stops_the_poller(invoke, service):
+    _, body = invoke({"assemblyId": stored_task(service, Status.CANCELLED).id})
+    assert "ok" not in body
+    assert body["error"]  # `assembly.ok === "ASSEMBLY_COMPLETED" || assembly.error` stops polling
+
+
+@pytest.mark.parametrize("status", [Status.SUBMITTED, Status.STARTED, Status.PROCESSING])
+def test_a_running_assembly_leaves_ok_out_and_keeps_the_poller_going(invoke, service, status):
+    _, body = invoke({"assemblyId": stored_task(service, status).id})
+    assert "ok" not in body and "error" not in body
+
+
+def test_a_running_assembly_has_the_origins_step_fields(invoke, service):
+    """Issue 31: '`progress_pct`, `current_step`, `steps_total` are missing, so the HEAD
+    example page shows 0 % while a task runs'. The page: `if (typeof a.progress_pct ===
+    "number") return a.progress_pct;` and `a.current_step && a.steps_total ? Step
+    ${a.current_step} of ${a.steps_total}: ${a.current_step_name || "Processing"}`; the
+    origin's handler writes `progress_pct` as `Math.floor((stepIndex / totalSteps) * 100)`."""
+    _, body = invoke({"assemblyId": stored_task(service, Status.PROCESSING).id})  # 2 of 5
+    assert body["progress_pct"] == 40
+    assert (body["current_step"], body["steps_total"]) == (2, 5)
+    assert body["steps_completed"] == 2 and body["current_step_name"] == "working"
+
+
+def test_progress_pct_is_floored_as_the_origin_computes_it(invoke, service):
+    from chalicelib.model import Progress
+
+    task = stored_task(service, Status.PROCESSING, progress=Progress(2, 3, "two of three"))
+    _, body = invoke({"assemblyId": task.id})
+    assert body["progress_pct"] == 66  # Math.floor(66.67); progress_combined rounds to 67
+
+
+def test_an_assembly_without_progress_is_at_zero_percent_without_step_fields(invoke, service):
+    """The origin writes `progress_pct: 0` when processing starts; the page then shows the
+    `message`, since `a.current_step && a.steps_total` is falsy."""
+    _, body = invoke({"assemblyId": stored_task(service, Status.SUBMITTED).id})
+    assert body["progress_pct"] == 0
+    assert not {"current_step", "steps_total", "steps_completed"} & set(body)
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.FAILED, Status.CANCELLED])
+def test_a_finished_assembly_is_at_100_percent(invoke, service, status):
+    """The origin sets `progress_pct: 100` on completion and on failure alike."""
+    _, body = invoke({"assemblyId": stored_task(service, status).id})
+    assert body["progress_pct"] == 100
+
+
+# -- issue 31: how long `ssl_url` lives ---------------------------------------------------------
+
+
+def completed_with_files(service, stack):
+    fields = with_objects()
+    put_objects(stack, fields)
+    return stored_task(service, Status.COMPLETED, **fields)
+
+
+def test_ssl_url_lives_as_long_as_presigning_allows(invoke, service, stack):
+    """Issue 31: '003's `ssl_url` lives 1 h where transflow served non-expiring object URLs.
+    Users store, mail and reopen these links.' The origin: `ssl_url: buildS3PublicUrl(bucket,
+    key, region, endpoint)`, an object URL with no expiry; SigV4 presigning allows 7 days."""
+    _, body = invoke({"assemblyId": completed_with_files(service, stack).id})
+    [target] = body["results"]["target"]
+    [upload] = body["uploads"]
+    assert "X-Amz-Expires=604800" in target["ssl_url"]
+    assert "X-Amz-Expires=604800" in upload["ssl_url"]
+
+
+def test_ssl_url_lifetime_is_configurable(invoke, service, stack, monkeypatch):
+    monkeypatch.setenv("ASSEMBLY_URL_EXPIRES_SECONDS", "7200")
+    reset_caches()
+    try:
+        _, body = invoke({"assemblyId": completed_with_files(service, stack).id})
+    finally:
+        monkeypatch.delenv("ASSEMBLY_URL_EXPIRES_SECONDS")
+        reset_caches()
+    [target] = body["results"]["target"]
+    assert "X-Amz-Expires=7200" in target["ssl_url"]
 
 
 @pytest.mark.parametrize("status", [Status.SUBMITTED, Status.PROCESSING, Status.FAILED])

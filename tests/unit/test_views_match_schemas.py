@@ -19,7 +19,7 @@ from chalicelib.contracts.schemas import (
     TaskStatus,
 )
 from chalicelib.model import ObjectRef, Output, Status, Task
-from chalicelib.objects import owner_prefix
+from chalicelib.objects import Link, owner_prefix
 from chalicelib.validation import Schema
 from tests.unit.tasks import BUCKET, stored_task, with_objects
 
@@ -62,7 +62,7 @@ def test_the_task_status_view_is_its_schema(service, status):
 @pytest.mark.parametrize("status", EVERY_STATUS)
 def test_the_task_processor_views_are_their_schemas(service, status):
     for task in (stored_task(service, status), full_task(service, status)):
-        body = task_processor.view(task, 60)
+        body = task_processor.view(task, Link(60))
         assert body == as_schema_dumps(TaskProcessorTask, body, leave_out_none=True)
         item = task_processor.list_item(task)
         assert item == as_schema_dumps(TaskProcessorListItem, item, leave_out_none=True)
