@@ -339,7 +339,11 @@ class TaskStatus(Schema):
         "started", "processing", "error", "completed", "completed_with_errors", "failed"
     ]
     progress: JobProgress | None = None
-    result: Any = None
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="the origin's TaskResult: `success`, `message` and the result's own fields "
+        "(a result that is not an object is under `value`)",
+    )
     resultUrl: str | None = None
     error: str | None = None
     created_at: int

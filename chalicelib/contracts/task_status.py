@@ -31,15 +31,39 @@ MAX_OPERATION_LENGTH = 128
 MAX_PAGES = 10  # Queries one answer may make; past that, the cursor carries on
 
 
+SUCCESSFUL = frozenset({"completed", "completed_with_errors"})
+DEFAULT_MESSAGE = "Operation completed"
+
+
+def origin_result(result: Any, status: str) -> dict[str, Any] | None:
+    """The result as the origin's dashboard reads it: `TaskResult {success, message, ...}`.
+
+    The origin standardised every result it pushed or stored (`_standardize_result_format`):
+    `success` from the status, `message` from the result's `summary` or "Operation
+    completed". Its result cards show `task.result.message`, so a result without one showed an
+    empty card. Here the result's own fields are all kept (the origin dropped those its
+    frontend did not name) and win over the two added; a result that is not an object is kept
+    as `value` (a text as the `message` too), since TaskResult is always an object."""
+    if result is None:
+        return None
+    success = status in SUCCESSFUL
+    if isinstance(result, dict):
+        message = result.get("summary", DEFAULT_MESSAGE)
+        return {"success": success, "message": message, **result}
+    message = result if isinstance(result, str) and result else DEFAULT_MESSAGE
+    return {"success": success, "message": message, "value": result}
+
+
 def view(task: Task, version: bool = False) -> dict[str, Any]:
     """Seed 004's TaskStatus (schema: `TaskStatus`); optional fields are left out when absent."""
+    status = TASK_STATUS[task.status]
     return present(
         {
             "task_id": task.id,
             "operation": task.type,
-            "status": TASK_STATUS[task.status],
+            "status": status,
             "progress": shown_progress(task),
-            "result": task.result,
+            "result": origin_result(task.result, status),
             "resultUrl": result_url(task, utcnow()),
             "error": shown_error(task),
             "created_at": unix_seconds(task.created_at),
