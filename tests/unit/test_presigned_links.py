@@ -65,9 +65,9 @@ def test_autovid_output_url_lives_24_hours_as_the_origin(client, service):
 
 
 def test_autovid_output_url_lifetime_is_configurable(client, service, env):
-    env(AUTOVID_URL_EXPIRES_SECONDS="3600")
+    env(AUTOVID_URL_EXPIRES_SECONDS="43200")
     output = client.http.get(f"/status/{rendered(service).id}", headers=auth()).json_body["output"]
-    assert query(output["url"])["X-Amz-Expires"] == "3600"
+    assert query(output["url"])["X-Amz-Expires"] == "43200"
 
 
 def test_the_native_output_url_keeps_its_hour(client, service):
