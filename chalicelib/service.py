@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 # The reaper stops this long before its Lambda's timeout: the rest is the next run's.
 REAPER_MARGIN_SECONDS = 10.0
+# Webhook formats whose origin checked the host only when it delivered: auto-vid accepted a
+# job whose webhook host did not resolve yet, and its delivery failed and logged. A host that
+# resolves to an address a webhook must not reach is refused at submit all the same.
+DNS_AT_DELIVERY_FORMATS = frozenset({"autovid"})
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ class TaskService:
         # Imported here: reads (GET, the status Lambda, the stream) never load the processors.
         from chalicelib.processors import get_processor, registered_types
         from chalicelib.processors.sdk import InvalidInput
-        from chalicelib.ssrf import UnsafeUrl, check_url, resolve
+        from chalicelib.ssrf import UnresolvableHost, UnsafeUrl, check_url, resolve
 
         found = get_processor(job.type)
         if found is None:
@@ -188,11 +192,11 @@ class TaskService:
         if job.webhook is not None:
             try:
                 check_url(job.webhook.url, self.settings, resolver or resolve)
+            except UnresolvableHost as exc:
+                if job.webhook.format not in DNS_AT_DELIVERY_FORMATS:
+                    raise _refused_webhook(exc) from None
             except UnsafeUrl as exc:
-                raise SubmitRejected(
-                    f"webhook.url is refused: {exc}",
-                    [{"field": "webhook.url", "message": str(exc)}],
-                ) from None
+                raise _refused_webhook(exc) from None
         return parsed_input
 
     def find(self, task_id: str) -> Task | None:
@@ -385,3 +389,9 @@ class TaskService:
             admitted.update(taken)
             holders.update(taken)
         return holders
+
+
+def _refused_webhook(exc: Exception) -> SubmitRejected:
+    return SubmitRejected(
+        f"webhook.url is refused: {exc}", [{"field": "webhook.url", "message": str(exc)}]
+    )

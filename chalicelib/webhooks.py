@@ -395,9 +395,10 @@ class WebhookDispatcher:
                 delay=delay,
             )
         log.info(
-            "webhook attempt %s: %s",
+            "webhook attempt %s: %s%s",
             message.attempt,
             state,
+            f" ({outcome.error})" if outcome.error else "",
             extra={"status_code": outcome.status_code, "latency_ms": outcome.latency_ms},
         )
 
@@ -429,15 +430,18 @@ class WebhookDispatcher:
             self.settings.webhook_previous_secret,
             self._owner_of(event),
         )
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
+        signature = {
             "webhook-id": event_id,
             "webhook-timestamp": str(int(timestamp.timestamp())),
             "webhook-signature": sign(secrets, event_id, timestamp, body),
         }
         options = json.loads(event.get("delivery", {}).get("S", "{}"))
-        headers = self.rendering.headers(options, body, secrets[0]) | headers
+        # The format may name its origin's User-Agent; callers cannot (a reserved header).
+        headers = (
+            {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+            | self.rendering.headers(options, body, secrets[0])
+            | signature
+        )
         return self.sender(
             destination,
             body.encode(),

@@ -48,11 +48,19 @@ def delivery_options(hook: Webhook | None) -> str:
     return json.dumps({"format": hook.format, "method": hook.method, "headers": hook.headers})
 
 
+# auto-vid's webhook_notifier: `headers.setdefault("User-Agent", "Auto-Vid/1.0")`; its
+# receivers may filter on it.
+AUTOVID_USER_AGENT = "Auto-Vid/1.0"
+
+
 def delivery_headers(options: dict[str, Any], body: str, owner_secret: str) -> dict[str, str]:
-    """The caller's own headers, and seed 003's signature (by the owner's secret) for transflow."""
+    """The caller's own headers, and each origin's own: seed 003's signature (by the owner's
+    secret) for transflow, seed 002's User-Agent for autovid."""
     headers = dict(options.get("headers") or {})
     if options.get("format") == "transflow":
         headers["X-Transflow-Signature"] = transflow_signature(owner_secret, body)
+    if options.get("format") == "autovid":
+        headers["User-Agent"] = AUTOVID_USER_AGENT
     return headers
 
 

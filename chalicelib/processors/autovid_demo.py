@@ -30,7 +30,9 @@ class AutoVidSpec(Schema):
     model_config = ConfigDict(extra="allow")
 
     assets: dict[str, Any]
-    timeline: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    # auto-vid's `timeline: List[TimelineEvent]` may be empty: its "Background Music Only"
+    # example sends `"timeline": []`.
+    timeline: list[dict[str, Any]] = Field(max_length=1000)
     output: AutoVidOutput
 
 

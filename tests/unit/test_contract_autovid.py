@@ -130,7 +130,6 @@ def test_unreadable_bodies_are_the_origins_400s(client, raw, message):
     "body",
     [
         [1, 2],
-        {**SPEC, "timeline": []},
         {**SPEC, "surprise": True},
         {"type": "demo/sleep", "input": {"seconds": -1}},
         {"type": "video/none"},
@@ -230,3 +229,140 @@ def test_an_api_key_authenticates_the_origins_curl_client(client, service):
     assert service.find(job_id).owner == "alice"
     status = client.http.get(f"/status/{job_id}", headers={"X-API-Key": created["key"]})
     assert status.status_code == 200 and status.json_body["jobInfo"] == SPEC["jobInfo"]
+
+
+# -- issue 31: what auto-vid accepts, and how its webhook looks --------------------------------
+
+# auto-vid's docs/SCHEMA.md, "Background Music Only Example" (the webhook left out).
+BACKGROUND_MUSIC_ONLY = {
+    "jobInfo": {"projectId": "simple_example", "title": "Background Music Only Example"},
+    "assets": {
+        "video": {"id": "main_video", "source": "s3://auto-vid-s3-bucket/assets/input.mp4"},
+        "audio": [{"id": "bgm_track", "source": "s3://auto-vid-s3-bucket/assets/background.mp3"}],
+    },
+    "backgroundMusic": {"playlist": ["bgm_track"], "volume": 0.4},
+    "timeline": [],
+    "output": {"filename": "video-with-music.mp4"},
+}
+
+
+def test_an_empty_timeline_is_accepted_as_auto_vid_accepts_it(client, stack):
+    """Issue 31: 'under `make dev` the auto-vid stand-in refuses `timeline: []`, which auto-vid
+    accepts (its README quick-start and the "Background Music Only" example then get 400)'.
+    auto-vid's model: `timeline: List[TimelineEvent]`, no minimum."""
+    response = post(client, BACKGROUND_MUSIC_ONLY)
+    assert response.status_code == 200
+    stack.settle()
+    job = client.http.get(f"/status/{response.json_body['jobId']}", headers=auth()).json_body
+    assert job["status"] == "completed"
+    assert job["result"] == {"events": 0, "filename": "video-with-music.mp4"}
+
+
+UNRESOLVABLE = "hooks.not-registered-yet.example"
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """Names resolve as the test says, never through a real resolver: `{host: [addresses]}`,
+    and any other host does not resolve."""
+    import socket
+
+    from chalicelib import ssrf
+
+    answers: dict[str, list[str]] = {}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]]
+
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", getaddrinfo)
+    return answers
+
+
+def hooked(url):
+    return {**SPEC, "notifications": {"webhook": {"url": url}}}
+
+
+def test_a_webhook_host_that_does_not_resolve_is_accepted_at_submit(client, stack, strict, dns):
+    """Issue 31: 'a webhook host that does not resolve at submit fails the whole submit, where
+    auto-vid defers delivery problems to delivery: accept it ... and let delivery fail and log'.
+    auto-vid validates `url: HttpUrl` at submit and resolves only in `requests.request(...)`."""
+    response = post(client, hooked(f"https://{UNRESOLVABLE}/video-complete"))
+    assert response.status_code == 200
+    assert stack.task_count() == 1
+
+
+def test_the_delivery_to_a_host_that_does_not_resolve_fails_and_logs(
+    client, stack, strict, dns, caplog
+):
+    """auto-vid: `except (..., requests.exceptions.ConnectionError, ...) as e:
+    logger.warning(f"Webhook attempt {attempt + 1} network error: {str(e)}")`."""
+    job_id = post(client, hooked(f"https://{UNRESOLVABLE}/video-complete")).json_body["jobId"]
+    with caplog.at_level("INFO", logger="taskstatus_svc.webhooks"):
+        stack.settle()
+    log = client.http.get(f"/jobs/{job_id}/deliveries", headers=auth()).json_body["deliveries"]
+    assert log and log[0]["statusCode"] is None
+    assert UNRESOLVABLE in log[0]["error"] and "does not resolve" in log[0]["error"]
+    assert log[0]["state"] == "retrying"  # DNS may be fixed: retried on the usual schedule
+    logged = [r.getMessage() for r in caplog.records if r.name == "taskstatus_svc.webhooks"]
+    assert any("retrying" in line and UNRESOLVABLE in line for line in logged), logged
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["10.1.2.3", "192.168.0.10", "127.0.0.1", "::1", "169.254.169.254", "fd00:ec2::254", "fe80::1"],
+)
+def test_a_webhook_host_that_resolves_to_a_forbidden_address_is_still_refused(
+    client, stack, strict, dns, address
+):
+    """'(still refusing private, loopback, link-local and metadata addresses that do
+    resolve)': the deferral is for a name that does not resolve, never for one that does."""
+    dns["hooks.inside.example"] = [address]
+    response = post(client, hooked("https://hooks.inside.example/video-complete"))
+    assert response.status_code == 400
+    assert "webhook" in response.json_body["error"] and "not public" in response.json_body["error"]
+    assert stack.task_count() == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["https://10.1.2.3/hook", "https://127.0.0.1/hook", "https://169.254.169.254/latest/"]
+)
+def test_a_webhook_url_naming_a_forbidden_address_is_still_refused(client, stack, strict, url):
+    response = post(client, hooked(url))
+    assert response.status_code == 400
+    assert stack.task_count() == 0
+
+
+def test_a_native_job_keeps_refusing_a_host_that_does_not_resolve(client, stack, strict, dns):
+    """Only auto-vid's format defers the lookup: the native API tells its caller at once."""
+    job = {"type": "demo/sleep", "webhook": {"url": f"https://{UNRESOLVABLE}/hook"}}
+    response = client.http.post("/jobs", headers=auth(), body=json.dumps(job))
+    assert response.status_code == 422
+    assert stack.task_count() == 0
+
+
+def test_the_auto_vid_webhook_sends_the_origins_user_agent(client, stack):
+    """Issue 31: 'the webhook `User-Agent` is ours, auto-vid's receivers may filter on
+    `Auto-Vid/1.0` (send the origin's on that format)'. auto-vid's webhook_notifier:
+    `headers.setdefault("User-Agent", "Auto-Vid/1.0")`."""
+    hook = Receiver([200])
+    try:
+        post(client, hooked(hook.url))
+        stack.settle()
+        [delivery] = hook.deliveries
+    finally:
+        hook.close()
+    assert delivery.headers["user-agent"] == "Auto-Vid/1.0"
+
+
+def test_other_formats_keep_the_services_user_agent(client, stack):
+    hook = Receiver([200])
+    try:
+        job = {"type": "demo/sleep", "input": {"seconds": 0}, "webhook": {"url": hook.url}}
+        client.http.post("/jobs", headers=auth(), body=json.dumps(job))
+        stack.settle()
+        [delivery] = hook.deliveries
+    finally:
+        hook.close()
+    assert delivery.headers["user-agent"].startswith("taskstatus-webhooks/")
