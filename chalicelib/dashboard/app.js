@@ -388,6 +388,12 @@
         row.querySelector(".duration").textContent = duration(job);
       }
     }
+    // A timeline still behind its job, with no push to come for that version (a resubscribe
+    // pushed it before the stream wrote its entry): read it again.
+    const open = state.detailId && state.tasks.get(state.detailId);
+    if (open && state.caps.events && timelineBehind(open.jobId, open.version)) {
+      loadTimeline(open.jobId);
+    }
   }
 
   // -- the overview strip ---------------------------------------------------------------
@@ -536,7 +542,12 @@
   function onPush(payload) {
     const id = payload.task_id;
     const known = state.tasks.get(id);
-    if (known && known.version >= payload.version) return;
+    if (known && known.version >= payload.version) {
+      // The job document may have this version already (a REST read ran ahead of the
+      // stream), but the history may not have had its entry then: see timelineBehind.
+      if (id === state.detailId && timelineBehind(id, payload.version)) loadTimeline(id);
+      return;
+    }
     if (known) {
       let status = payload.status;
       if (status === "failed" && payload.error === "task was cancelled") status = "cancelled";
@@ -569,6 +580,7 @@
   async function openDetail(id) {
     opener = document.activeElement;
     state.detailId = id;
+    timeline.shown = {id, version: 0, stuck: false};
     $("d-outcome").textContent = "";
     $("d-timeline").replaceChildren();
     $("d-deliveries").replaceChildren();
@@ -648,6 +660,20 @@
 
   const timelineLoads = new Map();
 
+  // The history is not the job document: the table's stream writes a version's entry just
+  // after the job is written, and just before that version is pushed. So the job document
+  // (from REST, or from an action's answer) can be at a version whose entry a history read
+  // made at the same moment did not have yet, and "the higher version wins" must not keep
+  // the timeline from being read again: it is read again when a push, or the job document,
+  // shows a version newer than the newest entry shown. (`stuck`: the last read stopped at a
+  // problem or at its page limit, so the newest entry shown says nothing.)
+  const timeline = {shown: {id: null, version: 0, stuck: false}};
+
+  function timelineBehind(id, version) {
+    const shown = timeline.shown;
+    return shown.id !== id || (!shown.stuck && version > shown.version);
+  }
+
   async function loadTimeline(id) {
     if (!state.caps.events) { renderSeenTimeline(id); return; }
     if (timelineLoads.get(id)) { timelineLoads.set(id, "again"); return; }
@@ -669,6 +695,8 @@
       events.sort((a, b) => a.version - b.version);
       $("d-timeline-note").textContent = problem ? `Could not load the history: ${problem}` : "";
       $("d-timeline").replaceChildren(...events.map(timelineItem));
+      const newest = events.length ? events[events.length - 1].version : 0;
+      timeline.shown = {id, version: newest, stuck: Boolean(problem || cursor)};
     }
     if (again) loadTimeline(id);
   }

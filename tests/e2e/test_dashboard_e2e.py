@@ -5,6 +5,7 @@ Screenshots go to build/test-artifacts/dashboard/ (ignored by git, like all of b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,20 @@ ARTIFACTS = ROOT / "build" / "test-artifacts" / "dashboard"
 WAIT_MS = 20000
 
 # Runs before the page's own script: keeps every WebSocket the page opens, and can make the
-# newest one deaf (its pushes are dropped), as a connection that silently died would be.
+# newest one deaf (its pushes are dropped), as a connection that silently died would be, or
+# hold its pushes back (`__hold`) until `__release()` hands them over, in order, as a slow
+# network would.
 SOCKET_SPY = """
 (() => {
   const Real = window.WebSocket;
   window.__sockets = [];
   window.__deaf = false;
+  window.__hold = false;
+  window.__held = [];
+  window.__release = () => {
+    window.__hold = false;
+    for (const [handler, event] of window.__held.splice(0)) handler(event);
+  };
   window.WebSocket = class extends Real {
     constructor(...args) {
       super(...args);
@@ -36,7 +45,11 @@ SOCKET_SPY = """
       });
     }
     set onmessage(handler) {
-      this.addEventListener("message", (event) => { if (!window.__deaf) handler(event); });
+      this.addEventListener("message", (event) => {
+        if (window.__deaf) return;
+        if (window.__hold) window.__held.push([handler, event]);
+        else handler(event);
+      });
     }
   };
 })();
@@ -208,6 +221,51 @@ def test_a_failed_job_is_retried_from_its_detail_view_and_its_history_shows_both
     assert both[len(first_run)] == "submitted" and both.count("failed") == 2
     assert dashboard.stack.get(job_id, user=dashboard.user)["retries"] == 1
     dashboard.screenshot("retried")
+    assert dashboard.problems == []
+
+
+def test_the_timeline_shows_a_change_whose_history_entry_was_written_after_the_page_read_it(
+    dashboard,
+):
+    """The table's stream writes a version's history entry just after the job, and pushes the
+    version just after that. The page's read of the history after an action can come before
+    the entry, and the push that follows it carries a version the page has already (from the
+    action's answer): the timeline must be read again all the same. Here the read comes too
+    early on purpose: it gets the history as it was before the cancel, and the pushes wait
+    until the stream has written the entry."""
+    page = dashboard.page
+    job_id = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 60, "steps": 60}})
+    dashboard.expect_status(job_id, "processing")
+    dashboard.row(job_id).get_by_role("button").click()
+    timeline = page.locator("#d-timeline li .badge")
+    dashboard.expect_text(timeline.last, "processing")
+    page.evaluate("window.__hold = true")
+    before_the_cancel = _history(dashboard, job_id)
+    reads: list[str] = []
+    cancels: list[int] = []
+    page.on(
+        "response", lambda r: cancels.append(len(reads)) if r.request.method == "DELETE" else None
+    )
+
+    def too_early(route: Any) -> None:
+        reads.append(route.request.url)
+        route.fulfill(json=before_the_cancel)
+
+    events = f"**/jobs/{job_id}/events*"
+    page.route(events, too_early)
+    page.click("#act-cancel")
+    page.click("#confirm-yes")
+    dashboard.expect_text(page.locator("#d-status"), "cancelled")
+    _wait_for(page, lambda: cancels and len(reads) > cancels[0], "the read after the cancel")
+    page.unroute(events)
+    _wait_for(
+        page,
+        lambda: _history(dashboard, job_id)["events"][-1]["status"] == "cancelled",
+        "the stream's entry of the cancel",
+    )
+    assert timeline.last.inner_text() == "processing"  # what the early read said
+    page.evaluate("window.__release()")
+    dashboard.expect_text(timeline.last, "cancelled")
     assert dashboard.problems == []
 
 
@@ -469,6 +527,25 @@ def _staged(context: Any, local_stack: Any, expect: Any) -> None:
         assert problems == []
     finally:
         context.close()
+
+
+def _history(dashboard: Dashboard, job_id: str) -> dict:
+    """The job's history as the server has it now (GET /jobs/{jobId}/events)."""
+    response = requests.get(
+        f"{dashboard.stack.api}/jobs/{job_id}/events",
+        headers=dashboard.stack.headers(dashboard.user),
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _wait_for(page: Any, condition: Any, what: str) -> None:
+    """Until `condition()` holds, letting the page's events in meanwhile; at most WAIT_MS."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not come in {WAIT_MS} ms"
+        page.wait_for_timeout(50)
 
 
 def _starts_with(prefix: str) -> Any:
