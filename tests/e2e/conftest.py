@@ -70,6 +70,14 @@ class LocalStack:
             time.sleep(0.05)
         raise AssertionError(f"job {job_id} did not finish in {timeout} s; last: {seen[-1:]}")
 
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        """Until the stack's log has `text`: how a test learns that a handler has been and
+        found nothing to do, where no state changes to poll for."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"{text!r} was not logged in {timeout} s"
+            time.sleep(0.1)
+
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:

@@ -131,7 +131,7 @@ def test_cli_unreachable_service_exits_3(local_stack):
 
 def test_cli_token_mints_a_token_the_stack_accepts(local_stack):
     out = io.StringIO()
-    assert main(["token", "gus"], out) == 0
+    assert main(["token", "token-minted-by-the-cli"], out) == 0  # a user with no task yet
     client = TaskStatusClient(local_stack.api, out.getvalue().strip(), ws_url=None)
     assert list(client.list()) == []
 
