@@ -106,7 +106,7 @@ async ({api, ws, token}) => {
           && message.payload.status === "completed") resolve();
     };
     socket.onerror = () => reject(new Error("websocket error"));
-    setTimeout(() => reject(new Error("no completed push in 20 s")), 20000);
+    setTimeout(() => reject(new Error("no completed push in 60 s")), 60000);
   });
   await new Promise((resolve, reject) => { socket.onopen = resolve; socket.onclose = reject; });
   const subscribed = new Promise((resolve) => {

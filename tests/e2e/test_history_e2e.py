@@ -21,7 +21,7 @@ def png() -> bytes:
 def history(local_stack, job_id: str, until, user: str = "alice") -> list[dict]:
     """The job's events once `until(events)` holds: the stream writes them just after the job."""
     events: list[dict] = []
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         events = requests.get(
             f"{local_stack.api}/jobs/{job_id}/events",
