@@ -30,13 +30,15 @@ class Endpoints:
 @contextmanager
 def local_stack(
     log: Path,
-    timeout: float = 60,
+    timeout: float = 180,
     data_dir: Path | None = None,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
 ) -> Iterator[Endpoints]:
     """`make dev` on free ports, its state in `data_dir` (by default beside the log, never
-    the checkout's), with `env` added to its environment."""
+    the checkout's), with `env` added to its environment. It is ready in about 15 s on a
+    busy 2-core machine; `timeout` leaves room for a much busier one (a stack that exits
+    fails at once)."""
     ports = {
         name: free_port()
         for name in ("PORT", "EMULATOR_PORT", "WS_PORT", "WS_MANAGEMENT_PORT", "LAMBDA_PORT")
