@@ -390,9 +390,9 @@
     }
     // A timeline still behind its job, with no push to come for that version (a resubscribe
     // pushed it before the stream wrote its entry): read it again.
-    const open = state.detailId && state.tasks.get(state.detailId);
-    if (open && state.caps.events && timelineBehind(open.jobId, open.version)) {
-      loadTimeline(open.jobId);
+    const shown = state.detailId && state.tasks.get(state.detailId);
+    if (shown && state.caps.events && timelineBehind(shown.jobId, shown.version)) {
+      loadTimeline(shown.jobId);
     }
   }
 
