@@ -36,6 +36,7 @@ from chalicelib.auth import API_KEY_PREFIX, InvalidToken, Principal
 from chalicelib.model import utcnow
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
+from chalicelib.validation import in_utc
 
 KEY_PATTERN = re.compile(r"^tsk_[A-Za-z0-9_-]{43}$")
 ID_PATTERN = re.compile(r"^ak_[0-9a-f]{32}$")
@@ -81,9 +82,10 @@ class NewApiKey(BaseModel):
             return None
         if value.tzinfo is None:
             raise ValueError("expiresAt needs a time zone, e.g. 2030-01-01T00:00:00Z")
+        value = in_utc(value)
         if value <= utcnow():
             raise ValueError("expiresAt must be in the future")
-        return value.astimezone(UTC)
+        return value
 
 
 class ApiKeyInfo(BaseModel):

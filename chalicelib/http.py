@@ -179,7 +179,10 @@ def limit_param(value: str | None, default: int = 20, maximum: int = 100) -> int
 
 def _cursor_mac(request: Request, scope: str, payload: str) -> str:
     secret = settings_of(request).cursor_secret.encode()
-    digest = hmac.new(secret, f"{scope}|{payload}".encode(), hashlib.sha256).digest()
+    # The scope carries the caller's filters and path, which may hold any text, lone
+    # surrogates included: "surrogatepass" gives every str one byte form instead of raising.
+    message = f"{scope}|{payload}".encode("utf-8", "surrogatepass")
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
 
 
@@ -198,8 +201,10 @@ def decode_cursor(request: Request, cursor: str | None, scope: str) -> tuple[str
         "with the same filters"
     )
     payload, _, mac = cursor.partition(".")
+    # Every cursor we give out is ASCII; compare_digest raises TypeError on anything else.
     if (
         len(cursor) > 512
+        or not cursor.isascii()
         or not payload
         or not hmac.compare_digest(mac, _cursor_mac(request, scope, payload))
     ):

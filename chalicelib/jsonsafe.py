@@ -1,9 +1,11 @@
-"""Strict JSON for untrusted input: bounded nesting, no NaN or Infinity.
+"""Strict JSON for untrusted input: bounded nesting, no NaN or Infinity, only Unicode text.
 
 Python's `json` accepts `NaN`/`Infinity` (which no other JSON reader does, and
-which DynamoDB and JSON responses cannot carry) and raises RecursionError on
-deep nesting. Every body, WebSocket message and Lambda event the service
-reads from a caller goes through here, so each of those is a clear 400.
+which DynamoDB and JSON responses cannot carry), raises RecursionError on
+deep nesting, and turns an escaped lone surrogate (`"\\ud800"`) into a str that
+cannot be encoded as UTF-8, so every later write or answer of it fails. Every
+body, WebSocket message and Lambda event the service reads from a caller goes
+through here, so each of those is a clear 400.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def loads(text: str | bytes) -> Any:
 
 
 def check(value: Any) -> None:
-    """Refuse an already parsed value that nests deeper than MAX_DEPTH or holds NaN/Infinity."""
+    """Refuse an already parsed value that nests deeper than MAX_DEPTH, holds NaN/Infinity,
+    or holds a string (value or key) that is not Unicode text."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         current, depth = stack.pop()
@@ -47,8 +50,25 @@ def check(value: Any) -> None:
                 raise UnsafeJson(f"JSON is nested too deeply (at most {MAX_DEPTH} levels)")
             children = current.values() if isinstance(current, dict) else current
             stack.extend((child, depth + 1) for child in children)
+            if isinstance(current, dict):
+                stack.extend((key, depth) for key in current)
+        elif isinstance(current, str):
+            _check_text(current)
         elif isinstance(current, float) and not math.isfinite(current):
             raise UnsafeJson("NaN and Infinity are not valid JSON; send finite numbers")
+
+
+def _check_text(text: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = f"\\u{ord(text[exc.start]):04x}"
+        raise UnsafeJson(
+            f"a string holds the lone surrogate {code}, which is not Unicode text; "
+            "send each character whole (a surrogate pair, or the character itself)"
+        ) from None
 
 
 def compact(value: Any) -> str:

@@ -285,6 +285,7 @@ OPERATIONS: list[Operation] = [
             200: m.AutoVidJob,
             400: m.AutoVidError,
             401: m.AutoVidError,
+            409: m.AutoVidError,
             413: m.AutoVidError,
             415: m.AutoVidError,
             422: m.AutoVidError,

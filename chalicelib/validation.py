@@ -3,9 +3,10 @@ refused body is reported. Only what validates outside input imports this (and py
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from chalicelib.errors import FieldError
 
@@ -27,3 +28,24 @@ def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]
             path, message = (*path, cause.field), cause.message
         found.append({"field": ".".join([prefix, *(str(p) for p in path)]), "message": message})
     return found
+
+
+def in_utc(value: datetime) -> datetime:
+    """An aware time as UTC, or a ValueError a person can act on.
+
+    A time at the edge of the calendar with an offset (0001-01-01T00:00:00+01:00,
+    9999-12-31T23:59:59-01:00) is valid ISO-8601, but in UTC it falls outside the years
+    Python's datetime can hold: converting, comparing or storing it would raise
+    OverflowError. Every time a request gives is converted here, once, when it is read.
+    """
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{value.isoformat()} is outside the years 0001 to 9999 once converted to UTC; "
+            "send a time within them"
+        ) from None
+
+
+# A time with its offset, taken as UTC (the form every stored time and comparison uses).
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(in_utc)]

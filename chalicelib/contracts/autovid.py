@@ -17,7 +17,13 @@ from chalicelib import http
 from chalicelib.contracts import jobs
 from chalicelib.contracts.common import shown_error
 from chalicelib.contracts.status_maps import AUTOVID
-from chalicelib.errors import IdempotencyConflict, SubmitRejected, describe
+from chalicelib.errors import (
+    IdempotencyConflict,
+    IdempotencyKeyInUse,
+    IdempotentJobGone,
+    SubmitRejected,
+    describe,
+)
 from chalicelib.http_errors import ApiError, BadRequest, NotFound, Unprocessable
 from chalicelib.model import Task, is_task_id
 from chalicelib.objects import Link
@@ -106,6 +112,10 @@ def submit(service: TaskService, request: Request) -> Response:
         raise BadRequest(f"{INVALID}: {exc.message}" + (f" ({fields})" if fields else "")) from None
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc)) from None
+    except IdempotencyKeyInUse:
+        raise jobs.key_in_use() from None
+    except IdempotentJobGone as exc:
+        raise jobs.job_gone(str(exc)) from None
     return http.json_response(job_document(task, _link(service)))
 
 

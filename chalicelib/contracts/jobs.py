@@ -64,10 +64,7 @@ def submit_job(service: TaskService, request: Request) -> Response:
     except IdempotencyKeyInUse:
         raise key_in_use() from None
     except IdempotentJobGone as exc:
-        raise Conflict(
-            f"the job this Idempotency-Key created ({exc}) has expired; "
-            "send a new Idempotency-Key to submit again"
-        ) from None
+        raise job_gone(str(exc)) from None
     if created:
         emit_metric("TasksSubmitted", 1, type=task.type)
     return accepted(task, key, replayed=not created)
@@ -78,6 +75,14 @@ def key_in_use() -> Conflict:
     return Conflict(
         "another request with this Idempotency-Key is being processed; retry shortly",
         headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def job_gone(job_id: str) -> Conflict:
+    """The Idempotency-Key outlived the job it created: only a new key can submit again."""
+    return Conflict(
+        f"the job this Idempotency-Key created ({job_id}) has expired; "
+        "send a new Idempotency-Key to submit again"
     )
 
 

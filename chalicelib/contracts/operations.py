@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.model import TERMINAL, Status
-from chalicelib.validation import Schema
+from chalicelib.validation import Schema, UtcDatetime
 
 TYPE_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 
@@ -43,10 +43,10 @@ class BulkFilter(Schema):
     model_config = ConfigDict(extra="forbid")
 
     type: str | None = Field(default=None, min_length=1, max_length=128, pattern=TYPE_PATTERN)
-    since: AwareDatetime | None = Field(
+    since: UtcDatetime | None = Field(
         default=None, description="submitted at or after (ISO-8601 with a zone, e.g. ...Z)"
     )
-    until: AwareDatetime | None = Field(default=None, description="submitted at or before")
+    until: UtcDatetime | None = Field(default=None, description="submitted at or before")
     dryRun: bool = Field(default=False, description="count and list, change nothing")
     cursor: str | None = Field(
         default=None, max_length=512, description="nextCursor of the previous call"

@@ -191,3 +191,105 @@ DEEPLY_NESTED = "[" * 2000 + "]" * 2000
 )
 def test_hostile_json_is_400(client, rejected, raw, phrase):
     rejected(submit(client, raw=raw), 400, phrase)
+
+
+# -- text a cursor or a store cannot take, times outside the calendar ------------------
+
+NON_ASCII_CURSOR = "ü.ü"
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/task-status"])
+def test_a_non_ascii_cursor_on_a_list_is_400(client, path):
+    response = get(client, f"{path}?cursor={NON_ASCII_CURSOR}")
+    assert response.status_code == 400, response.body
+    assert "cursor" in str(response.json_body["error"])
+
+
+def test_a_non_ascii_cursor_on_a_jobs_history_is_400(client):
+    job_id = submit(client).json_body["jobId"]
+    response = get(client, f"/jobs/{job_id}/events?cursor={NON_ASCII_CURSOR}")
+    assert response.status_code == 400, response.body
+    assert "cursor" in response.json_body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/jobs/redrive", {"status": "failed"}), ("/jobs/cancel", {})],
+    ids=["redrive", "bulk-cancel"],
+)
+def test_a_non_ascii_cursor_on_a_bulk_operation_is_400_and_changes_nothing(
+    client, stack, path, body
+):
+    job_id = submit(client).json_body["jobId"]
+    payload = json.dumps({**body, "cursor": NON_ASCII_CURSOR})
+    response = client.http.post(path, headers=auth(), body=payload)
+    assert response.status_code == 400, response.body
+    assert "cursor" in response.json_body["error"]["message"]
+    assert get(client, f"/jobs/{job_id}").json_body["status"] == "submitted"
+
+
+# Valid ISO-8601, but outside the years 1 to 9999 once converted to UTC.
+EDGE_OF_THE_CALENDAR = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+
+
+@pytest.mark.parametrize("when", EDGE_OF_THE_CALENDAR)
+@pytest.mark.parametrize("field", ["since", "until"])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/jobs/redrive", {"status": "failed"}), ("/jobs/cancel", {})],
+    ids=["redrive", "bulk-cancel"],
+)
+def test_a_bulk_filter_time_outside_the_calendar_in_utc_is_422_naming_it(
+    client, path, body, field, when
+):
+    response = client.http.post(path, headers=auth(), body=json.dumps({**body, field: when}))
+    assert response.status_code == 422, response.body
+    error = response.json_body["error"]
+    assert error["errors"][0]["field"] == f"body.{field}"
+    assert "0001 to 9999" in error["errors"][0]["message"]
+
+
+def test_an_api_key_expiring_after_year_9999_in_utc_is_422_and_creates_no_key(client):
+    body = {"name": "far", "scopes": ["jobs:read"], "expiresAt": "9999-12-31T23:59:59-01:00"}
+    response = client.http.post("/api-keys", headers=auth(), body=json.dumps(body))
+    assert response.status_code == 422, response.body
+    assert response.json_body["error"]["errors"][0]["field"] == "body.expiresAt"
+    assert client.http.get("/api-keys", headers=auth()).json_body["apiKeys"] == []
+
+
+# json.dumps writes a lone surrogate as the escape "\ud800", which json.loads reads back
+# as a str that no UTF-8 writer (DynamoDB, SQS, the response) can encode.
+LONE_SURROGATE = "\ud800"
+
+
+def test_a_lone_surrogate_in_a_job_is_400_and_stores_nothing(client, rejected):
+    job = {**sleep_job(), "metadata": {"note": LONE_SURROGATE}}
+    rejected(submit(client, job), 400, "lone surrogate", "\\ud800")
+
+
+def test_a_lone_surrogate_in_an_object_key_is_400_and_stores_nothing(client, rejected):
+    job = {**sleep_job(), "metadata": {LONE_SURROGATE: "x"}}
+    rejected(submit(client, job), 400, "lone surrogate")
+
+
+def test_a_lone_surrogate_in_an_auto_vid_submit_is_400_and_stores_nothing(client, stack):
+    job = {**sleep_job(), "metadata": {"note": LONE_SURROGATE}}
+    response = client.http.post("/submit", headers=auth(), body=json.dumps(job))
+    assert response.status_code == 400, response.body
+    assert response.json_body["error"]  # the origin's shape: {"error": "...", "timestamp"}
+    stack.run_stream()
+    assert stack.task_count() == 0
+
+
+def test_a_batch_with_one_lone_surrogate_stores_not_even_its_good_jobs(client, rejected):
+    bad = {**sleep_job(), "metadata": {"note": LONE_SURROGATE}}
+    response = client.http.post(
+        "/jobs/batch", headers=auth(), body=json.dumps({"jobs": [sleep_job(), bad]})
+    )
+    rejected(response, 400, "lone surrogate")
+
+
+def test_a_lone_surrogate_in_a_list_filter_with_a_cursor_is_400(client):
+    response = get(client, f"/jobs?type={LONE_SURROGATE}&cursor=x.y")
+    assert response.status_code == 400, response.body
+    assert "cursor" in response.json_body["error"]["message"]

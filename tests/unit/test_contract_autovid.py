@@ -366,3 +366,38 @@ def test_other_formats_keep_the_services_user_agent(client, stack):
     finally:
         hook.close()
     assert delivery.headers["user-agent"].startswith("taskstatus-webhooks/")
+
+
+def test_a_key_that_outlived_its_job_is_the_origins_409_saying_to_use_a_new_key(client, stack):
+    first = post(client, SPEC, headers={"Idempotency-Key": "old-render"}).json_body["jobId"]
+    stack.ddb.delete_item(
+        TableName=stack.outputs["TasksTableName"], Key={"id": {"S": first}}
+    )  # what TTL does once the job expires, while the key is still kept
+    response = post(client, SPEC, headers={"Idempotency-Key": "old-render"})
+    assert response.status_code == 409, response.body
+    assert set(response.json_body) == {"error", "timestamp"}
+    assert "new Idempotency-Key" in response.json_body["error"]
+
+
+def test_a_concurrent_submit_with_the_same_key_is_the_origins_409_with_retry_after(
+    client, stack, monkeypatch
+):
+    from botocore.exceptions import ClientError
+
+    from chalicelib import aws
+
+    def conflicting(**kwargs):
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+            },
+            "TransactWriteItems",
+        )
+
+    monkeypatch.setattr(aws.client("dynamodb"), "transact_write_items", conflicting)
+    response = post(client, SPEC, headers={"Idempotency-Key": "racing"})
+    assert response.status_code == 409, response.body
+    assert set(response.json_body) == {"error", "timestamp"}
+    assert response.headers["Retry-After"]
+    assert stack.task_count() == 0
