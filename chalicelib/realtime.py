@@ -7,6 +7,8 @@ Records table layout:
                                                   every subscription of the task's owner
   pk conn#<id>, sk v#<task id>               the last version of the task pushed to the connection
   pk subscribers#<owner>, sk marker          the owner may have subscribers until `expires_at`
+  pk places#<owner>, sk places               `conns`: the owner's connections that count
+                                             against WS_MAX_CONNECTIONS_PER_OWNER (a string set)
 
 Fan-out works per stream batch (`FanOut`): one consistent BatchGetItem reads the
 markers of the batch's owners, and only an owner whose marker is live costs a Query,
@@ -22,6 +24,14 @@ tasks, as seed 004's origin pushed to clients that never send a message); its
 first subscribe replaces it. A version goes to a connection at most once, and
 never after a newer one: the push, at subscribe time or from the stream, first
 raises the connection's `v#<task id>` marker, conditionally.
+
+The connection limit holds under concurrency: a connection takes its place in the owner's
+`places` set with a conditional update (the set is smaller than the limit, or already holds
+it) in the same transaction that writes the connection, so two connects can never both take
+the last place. A connection gives its place back when it closes, or when it drops its last
+subscription (it takes one again to subscribe). A place whose connection is gone without a
+$disconnect (API Gateway's is best effort; TTL removed the item) is taken back the first time
+the set looks full: the places are then checked against the connections that exist.
 
 Messages are seed 004's `{"type": "task_status", "payload": {...TaskStatus, "version": n}}`.
 """
@@ -55,6 +65,7 @@ MAX_FRAME_BYTES = 32 * 1024 - 512  # API Gateway's frame limit, with room for th
 DEFAULT = "default"  # the subscription a connection holds until it subscribes to something
 PUSHED = "v#"  # a connection's push marker for one task
 SUBSCRIBERS = "subscribers#"  # an owner's "may have subscribers" marker
+PLACES = "places#"  # an owner's connections that count against the connection limit
 
 
 @dataclass(frozen=True)
@@ -143,8 +154,12 @@ class Subscriptions(RecordsTable):
         owner: str,
         now: datetime,
         credential: Credential | None = None,
-    ) -> None:
-        """The connection, with the default subscription to every change of its owner's tasks."""
+        limit: int | None = None,
+    ) -> bool:
+        """The connection, with the default subscription to every change of its owner's tasks.
+
+        With a `limit`, the connection also takes one of the owner's places, in the same
+        transaction: False, and nothing written, when all `limit` places are taken."""
         expires = {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)}
         connection = {
             "pk": {"S": f"conn#{connection_id}"},
@@ -157,13 +172,107 @@ class Subscriptions(RecordsTable):
         connection.update(credential.attributes())
         default = self._subscription_item(connection_id, owner, DEFAULT, "*", expires, credential)
         items = (connection, default, _subscribers_marker(owner, expires))
-        request = {self.table: [{"PutRequest": {"Item": item}} for item in items]}
-        for attempt in range(5):  # all of them: a connection without its marker gets no pushes
-            request = self._ddb.batch_write_item(RequestItems=request).get("UnprocessedItems")
-            if not request:
-                return
-            time.sleep(0.05 * 2**attempt)
+        # All of them or none: a connection without its marker gets no pushes, and one
+        # without its place would not count.
+        actions: list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table, "Item": i}} for i in items
+        ]
+        if limit is not None:
+            actions.append({"Update": self._take_place(owner, connection_id, limit)})
+        return self._write_taking_place(actions, owner, now)
+
+    # -- the connection limit: the owner's places ---------------------------------------
+
+    def _take_place(self, owner: str, connection_id: str, limit: int) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Key": _places_key(owner),
+            "UpdateExpression": "ADD conns :ids",
+            "ConditionExpression": (
+                "attribute_not_exists(conns) OR size(conns) < :limit OR contains(conns, :id)"
+            ),
+            "ExpressionAttributeValues": {
+                ":ids": {"SS": [connection_id]},
+                ":id": {"S": connection_id},
+                ":limit": {"N": str(limit)},
+            },
+        }
+
+    def take_place(self, connection_id: str, owner: str, limit: int, now: datetime) -> bool:
+        """One of the owner's places for a connection that holds none (it subscribes again
+        after dropping every subscription); False when all are taken."""
+        return self._write_taking_place(
+            [{"Update": self._take_place(owner, connection_id, limit)}], owner, now
+        )
+
+    def _write_taking_place(self, actions: list[dict[str, Any]], owner: str, now: datetime) -> bool:
+        """Write `actions` (one of which takes a place, the only conditional one) in one
+        transaction: False when the places are full even after taking back the stale ones."""
+        took_back = False
+        for attempt in range(6):
+            try:
+                self._ddb.transact_write_items(TransactItems=actions)
+                return True
+            except ClientError as exc:
+                codes = _cancellation_codes(exc)
+                if "ConditionalCheckFailed" in codes:
+                    if took_back or not self._take_back_stale_places(owner, now):
+                        return False
+                    took_back = True
+                    continue
+                # Concurrent connects of one owner all write its marker and places items.
+                if not codes & {"TransactionConflict", "ThrottlingError"}:
+                    raise
+            time.sleep(0.02 * 2**attempt)
         raise RuntimeError("DynamoDB left the connection's items unwritten; reconnect")
+
+    def give_back_place(self, connection_id: str, owner: str) -> None:
+        try:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key=_places_key(owner),
+                UpdateExpression="DELETE conns :ids",
+                ConditionExpression="contains(conns, :id)",  # never creates the item
+                ExpressionAttributeValues={
+                    ":ids": {"SS": [connection_id]},
+                    ":id": {"S": connection_id},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def places_of(self, owner: str) -> set[str]:
+        item = self._ddb.get_item(
+            TableName=self.table, Key=_places_key(owner), ConsistentRead=True
+        ).get("Item", {})
+        return set(item.get("conns", {}).get("SS", []))
+
+    def _take_back_stale_places(self, owner: str, now: datetime) -> bool:
+        """Free the places of connections that no longer exist (or are past their TTL):
+        whether any was freed. Only places are read: at most the limit's worth."""
+        places = sorted(self.places_of(owner))
+        live: set[str] = set()
+        for start in range(0, len(places), 100):
+            keys = [
+                {"pk": {"S": f"conn#{c}"}, "sk": {"S": "conn"}} for c in places[start : start + 100]
+            ]
+            request = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = self._ddb.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    if int(item["expires_at"]["N"]) > now.timestamp():
+                        live.add(item["pk"]["S"].removeprefix("conn#"))
+                request = response.get("UnprocessedKeys") or {}
+        stale = set(places) - live
+        if stale:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key=_places_key(owner),
+                UpdateExpression="DELETE conns :ids",
+                ExpressionAttributeValues={":ids": {"SS": sorted(stale)}},
+            )
+        return bool(stale)
 
     def connection(self, connection_id: str) -> Connection | None:
         item = self._ddb.get_item(
@@ -286,13 +395,16 @@ class Subscriptions(RecordsTable):
         )
 
     def remove_connection(self, connection_id: str) -> None:
-        # The connection, its subscriptions and its push markers: nothing of it is left.
+        # The connection, its subscriptions and its push markers: nothing of it is left,
+        # and its place goes back to its owner.
         items = self._ddb.query(
             TableName=self.table,
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": f"conn#{connection_id}"}},
-            ProjectionExpression="pk, sk",
+            ProjectionExpression="pk, sk, #owner",
+            ExpressionAttributeNames={"#owner": "owner"},
         ).get("Items", [])
+        owners = {i["owner"]["S"] for i in items if i["sk"]["S"] == "conn" and "owner" in i}
         for start in range(0, len(items), 25):
             self._ddb.batch_write_item(
                 RequestItems={
@@ -302,6 +414,8 @@ class Subscriptions(RecordsTable):
                     ]
                 }
             )
+        for owner in owners:
+            self.give_back_place(connection_id, owner)
 
     def of_owner(self, owner: str) -> list[Subscription]:
         """Every live subscription of one owner: one Query on the by_target index."""
@@ -364,6 +478,18 @@ class Subscriptions(RecordsTable):
         return True
 
 
+def _places_key(owner: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"{PLACES}{owner}"}, "sk": {"S": "places"}}
+
+
+def _cancellation_codes(exc: ClientError) -> set[str]:
+    """The reasons a TransactWriteItems was cancelled (empty for any other failure)."""
+    if exc.response["Error"]["Code"] != "TransactionCanceledException":
+        return set()
+    reasons = exc.response.get("CancellationReasons") or []
+    return {r.get("Code") or "None" for r in reasons} - {"None"}
+
+
 def _subscribers_key(owner: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"{SUBSCRIBERS}{owner}"}, "sk": {"S": "marker"}}
 
@@ -424,20 +550,17 @@ class Realtime:
                 "statusCode": 401,
                 "body": "send ?token=<JWT or API key> or ?Authorization=Bearer%20<JWT>",
             }
-        if self._owner_at_connection_limit(principal.owner):
-            log.info("refused a WebSocket connection: the owner is at the limit")
-            return {"statusCode": 429, "body": self._connection_limit_message()}
-        self.subscriptions.add_connection(
+        added = self.subscriptions.add_connection(
             connection_id,
             principal.owner,
             utcnow(),
             Credential(principal.expires_at, principal.key_id),
+            limit=self.settings.max_connections_per_owner,
         )
+        if not added:
+            log.info("refused a WebSocket connection: the owner is at the limit")
+            return {"statusCode": 429, "body": self._connection_limit_message()}
         return {"statusCode": 200}
-
-    def _owner_at_connection_limit(self, owner: str) -> bool:
-        limit = self.settings.max_connections_per_owner
-        return len(self.subscriptions.connections_of(owner, at_most=limit)) >= limit
 
     def _connection_limit_message(self) -> str:
         limit = self.settings.max_connections_per_owner
@@ -504,6 +627,9 @@ class Realtime:
             return
         if action == "unsubscribe":
             self.subscriptions.unsubscribe(connection_id, kind, value)
+            if not self.subscriptions.subscriptions_of(connection_id):
+                # Holding nothing, it stops counting; it takes a place again to subscribe.
+                self.subscriptions.give_back_place(connection_id, owner)
             self._reply(connection_id, {"type": "unsubscribed", **_target(kind, value)})
             return
         current = None
@@ -513,7 +639,9 @@ class Realtime:
                 self._error(connection_id, f"task {value} was not found")
                 return
         held_any = self.subscriptions.subscriptions_of(connection_id)
-        if not held_any and self._owner_at_connection_limit(owner):
+        if not held_any and not self.subscriptions.take_place(
+            connection_id, owner, self.settings.max_connections_per_owner, utcnow()
+        ):
             # A connection that dropped all its subscriptions stopped counting: it counts again.
             self._error(connection_id, self._connection_limit_message())
             return

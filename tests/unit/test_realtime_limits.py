@@ -5,11 +5,13 @@ task, until every change of that owner fans out to thousands of targets.
 """
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from chalicelib.bootstrap import container
 from chalicelib.model import Status
+from local.moto_dynamodb import patch_dynamodb
 from tests.conftest import reset_caches, token_for
 from tests.unit.tasks import stored_task
 from tests.unit.test_realtime import sent
@@ -85,3 +87,38 @@ def test_dropping_every_subscription_does_not_make_room_for_more_connections(lim
     refused = [subscribe(limited, c) for c in ("a1", "a2")]
     assert [r["type"] for r in refused] == ["subscribed", "error"]
     assert len(limited.subscriptions.connections_of("alice")) == 2
+
+
+def test_concurrent_connects_never_take_more_than_the_limit(stack, monkeypatch):
+    """The attack: 130 connects at once against a limit of 100, each request atomic in
+    moto as in DynamoDB; a check then a write let 103 in."""
+    patch_dynamodb(monkeypatch.setattr)
+    monkeypatch.setenv("WS_MAX_CONNECTIONS_PER_OWNER", "100")
+    reset_caches()
+    realtime = container().realtime
+    token = token_for("alice")
+
+    def connect_one(n: int) -> int:
+        return realtime.connect(f"c{n}", {"token": token})["statusCode"]
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(connect_one, range(130)))
+    assert (answers.count(200), answers.count(429)) == (100, 30)
+    assert len(realtime.subscriptions.connections_of("alice")) == 100
+
+
+def test_a_place_whose_connection_vanished_without_a_disconnect_is_taken_back(limited, stack):
+    connect(limited, "a1"), connect(limited, "a2")
+    # What TTL does to a connection API Gateway never reported closed: its items go.
+    stack.ddb.delete_item(
+        TableName=limited.subscriptions.table,
+        Key={"pk": {"S": "conn#a1"}, "sk": {"S": "conn"}},
+    )
+    assert connect(limited, "a3")["statusCode"] == 200
+    assert limited.subscriptions.places_of("alice") == {"a2", "a3"}
+
+
+def test_a_closed_connection_gives_its_place_back(limited):
+    connect(limited, "a1"), connect(limited, "a2")
+    limited.disconnect("a1")
+    assert limited.subscriptions.places_of("alice") == {"a2"}
