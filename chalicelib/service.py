@@ -34,6 +34,10 @@ REAPER_MARGIN_SECONDS = 10.0
 # job whose webhook host did not resolve yet, and its delivery failed and logged. A host that
 # resolves to an address a webhook must not reach is refused at submit all the same.
 DNS_AT_DELIVERY_FORMATS = frozenset({"autovid"})
+# The sweep runs first in the reaper's invocation and stops with this much time left, so the
+# reaping after it always has some: a backlog of due runs cannot starve it, nor outrun
+# the function's timeout.
+SWEEP_MARGIN_SECONDS = REAPER_MARGIN_SECONDS + 30.0
 
 
 @dataclass(frozen=True)
@@ -311,11 +315,17 @@ class TaskService:
         ref = ObjectRef(self.settings.objects_bucket, key)
         return {"result": None, "result_object": ref}
 
-    def release_due(self) -> list[str]:
-        """The sweep: move every due scheduled task to `submitted` (the stream queues it)."""
+    def release_due(self, time_left: Callable[[], float] = lambda: float("inf")) -> list[str]:
+        """The sweep: move every due scheduled task to `submitted` (the stream queues it).
+
+        Stops when `time_left()` (seconds) falls under SWEEP_MARGIN_SECONDS: the tasks not
+        reached stay in the index, due, and the next run (a minute on) takes them.
+        """
         now = self.clock()
         released = []
         for due in self.store.due(now):
+            if time_left() < SWEEP_MARGIN_SECONDS:
+                break
             try:
                 self.store.release(due.id, now, timeout_seconds=self.store.timeout_for(due.type))
             except (TaskNotFound, TransitionRefused):

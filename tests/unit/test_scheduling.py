@@ -9,6 +9,7 @@ from chalicelib.errors import TransitionRefused
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.realtime import Realtime
 from chalicelib.scheduling import SWEEP_GRACE_SECONDS
+from chalicelib.service import SWEEP_MARGIN_SECONDS
 from chalicelib.worker import Worker
 from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit
@@ -197,6 +198,27 @@ def test_the_reaper_handler_releases_due_tasks(client, service, stack):
     at(service, utcnow() + timedelta(seconds=3601))
     answer = stack.app.reaper(scheduled_event("reaper"), LambdaContext("reaper"))
     assert answer == {"failed": [], "released": [job["jobId"]]}
+
+
+def test_the_sweep_stops_when_its_time_runs_out_and_the_next_run_takes_the_rest(client, service):
+    jobs = [delayed(client, delaySeconds=3600)["jobId"] for _ in range(4)]
+    at(service, utcnow() + timedelta(seconds=3601))
+    # The clock the sweep reads before each release: two fit, then it is out of time.
+    readings = iter([SWEEP_MARGIN_SECONDS + 2, SWEEP_MARGIN_SECONDS + 1, SWEEP_MARGIN_SECONDS - 1])
+    first = service.release_due(time_left=lambda: next(readings))
+    assert len(first) == 2
+    assert sorted(first + service.release_due()) == sorted(jobs)
+
+
+def test_the_reaper_with_no_time_left_releases_nothing_and_leaves_it_due(client, service, stack):
+    from local.events import LambdaContext, scheduled_event
+
+    job = delayed(client, delaySeconds=3600)
+    at(service, utcnow() + timedelta(seconds=3601))
+    answer = stack.app.reaper(scheduled_event("reaper"), LambdaContext("reaper", 1))
+    assert answer["released"] == []
+    assert service.find(job["jobId"]).status is Status.SCHEDULED
+    assert service.release_due() == [job["jobId"]]
 
 
 def test_the_reaper_does_not_fail_a_task_waiting_for_its_run_at(client, service):
