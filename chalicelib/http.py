@@ -174,6 +174,31 @@ def limit_param(value: str | None, default: int = 20, maximum: int = 100) -> int
     return int(value)
 
 
+# -- pages that fit a Lambda response ------------------------------------------------
+
+# Lambda returns at most 6 MB (6,291,456 bytes) of response, and API Gateway's body is a JSON
+# string inside it: a list page is cut where its items, encoded as they travel, reach this
+# (the rest of the 6 MB is the envelope's: headers, the cursor, the page's own fields).
+MAX_PAGE_BYTES = 5 * 1024 * 1024
+
+
+def encoded_size(value: Any) -> int:
+    """Bytes `value` takes in a Lambda response: JSON as Chalice writes a body (ASCII, so
+    each non-ASCII character is a 6- or 12-byte escape), then escaped again as a string."""
+    return len(json.dumps(json.dumps(value, separators=(",", ":")))) - 2
+
+
+def fitting(items: list[Any], budget: int = MAX_PAGE_BYTES) -> int:
+    """How many of `items`, from the first, fit in `budget` bytes; at least one, so that a
+    page always moves on (one item is far below the limit: an item is at most 400 KB)."""
+    used = 0
+    for count, item in enumerate(items):
+        used += encoded_size(item) + 1  # and its comma
+        if used > budget and count > 0:
+            return count
+    return len(items)
+
+
 # -- cursors: opaque, signed, bound to the caller and the query ----------------------
 
 

@@ -189,6 +189,11 @@ class Page:
     last_key: tuple[str, str] | None  # (created_at, id) of the last item read
 
 
+def page_key(task: Task) -> tuple[str, str]:
+    """Where a listing that ends at `task` goes on from: its key on the owner indexes."""
+    return (_iso(task.created_at), task.id)
+
+
 @dataclass(frozen=True)
 class OverdueTask:
     id: str

@@ -33,6 +33,7 @@ from chalicelib.model import Output, Status, Task, utcnow
 from chalicelib.objects import NATIVE_LINK, Link, presign, result_url, split_s3_uri
 from chalicelib.observability import emit_metric
 from chalicelib.service import SubmitJob, TaskService
+from chalicelib.store import page_key
 
 if TYPE_CHECKING:
     from chalicelib.webhooks import Delivery, WebhookDispatcher
@@ -148,12 +149,14 @@ def list_jobs(service: TaskService, request: Request) -> Response:
         status=status,
         after=http.decode_cursor(request, params.get("cursor"), scope),
     )
+    jobs = [job_document(task) for task in page.tasks]
+    # A page of large results could pass Lambda's response limit: it ends where it fits,
+    # and the cursor goes on from its last job.
+    kept = http.fitting(jobs)
+    last_key = page.last_key if kept == len(jobs) else page_key(page.tasks[kept - 1])
     # The shape of JobList; each item is already a dumped JobDocument.
     return http.json_response(
-        {
-            "jobs": [job_document(task) for task in page.tasks],
-            "nextCursor": http.encode_cursor(request, page.last_key, scope),
-        }
+        {"jobs": jobs[:kept], "nextCursor": http.encode_cursor(request, last_key, scope)}
     )
 
 

@@ -180,3 +180,36 @@ def test_a_record_that_keeps_failing_goes_to_the_failures_queue_and_fails_its_ta
     assert (failed["status"], failed["error"]) == ("failed", UNPROCESSED_REASON)
     stack.settle()
     assert get(client, f"/jobs/{other}", user="bob").json_body["status"] == "completed"
+
+
+LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
+
+
+def lambda_response_bytes(response) -> int:
+    """The size of the response Lambda returns to API Gateway: the body as a JSON string."""
+    envelope = {
+        "statusCode": response.status_code,
+        "headers": dict(response.headers),
+        "body": response.body.decode(),
+    }
+    return len(json.dumps(envelope))
+
+
+def test_a_list_page_of_large_jobs_fits_lambdas_response_and_its_cursor_goes_on(client):
+    """The attack: 25 jobs near the body limit, listed in one page, made 6.4 MB. Ten of
+    these (all non-ASCII: each character a 6-byte escape, 7 once in Lambda's string) make 7.7."""
+    big = {**sleep_job(), "metadata": {"notes": "ü" * 110_000}}
+    raw = json.dumps(big, ensure_ascii=False)  # 220 KB of UTF-8, under the body limit
+    submitted = [submit(client, raw=raw).json_body["jobId"] for _ in range(10)]
+    listed, cursor, pages = [], "", 0
+    while True:
+        response = get(client, f"/jobs?limit=10{cursor}")
+        assert response.status_code == 200
+        assert lambda_response_bytes(response) <= LAMBDA_RESPONSE_LIMIT
+        pages += 1
+        listed += [job["jobId"] for job in response.json_body["jobs"]]
+        if not response.json_body["nextCursor"]:
+            break
+        cursor = f"&cursor={response.json_body['nextCursor']}"
+    assert pages > 1
+    assert listed == list(reversed(submitted))  # newest first, each once, none left out
