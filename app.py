@@ -338,8 +338,9 @@ def stream(event: Any) -> dict[str, Any]:
     return handler.handle_batch(event.to_dict()["Records"])
 
 
-# Deliveries run one after another: 3 attempts of at most WEBHOOK_TIMEOUT_SECONDS (15 s)
-# fit the function's 60 s timeout with room to spare (tests/unit/test_limits.py).
+# Deliveries run one after another: 3 attempts of at most WEBHOOK_TIMEOUT_SECONDS (15 s,
+# the host's lookup included) fit the function's 60 s timeout with room to spare
+# (tests/unit/test_deployed_limits.py).
 @app.on_sqs_message(queue=STREAM_FAILURES_QUEUE, batch_size=10, name="stream_failures")
 @invocation
 def stream_failures(event: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,15 @@ from chalicelib.outbound import Outcome, post
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
 from chalicelib.signing import owner_secrets
-from chalicelib.ssrf import Destination, UnresolvableHost, UnsafeUrl, check_url
+from chalicelib.ssrf import (
+    DNS_TIMEOUT_SECONDS,
+    Destination,
+    Resolver,
+    UnresolvableHost,
+    UnsafeUrl,
+    check_url,
+    resolve,
+)
 
 log = logging.getLogger("taskstatus_svc.webhooks")
 
@@ -301,12 +310,14 @@ class WebhookDispatcher:
         rendering: Rendering,
         clock: Callable[[], datetime] = utcnow,
         sender: Sender = post,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.rendering = rendering
         self.log = WebhookLog(settings.records_table)
         self.clock = clock
         self.sender = sender
+        self.monotonic = monotonic  # measures an attempt's deadline, its lookup included
 
     def enqueue(self, message: DeliveryMessage, delay: float = 0) -> None:
         aws.client("sqs").send_message(
@@ -369,8 +380,11 @@ class WebhookDispatcher:
             return
         if int(event["attempts"]["N"]) >= message.attempt and not message.manual:
             return  # this attempt already happened (a duplicate SQS message)
+        # One deadline per attempt, the host's lookup included: a batch of deliveries
+        # must fit the function's timeout however slow each host's name server is.
+        started = self.monotonic()
         try:
-            destination = check_url(event["url"]["S"], self.settings)
+            destination = check_url(event["url"]["S"], self.settings, self._resolver(started))
         except UnresolvableHost as exc:
             outcome = Outcome(None, f"DNS: {exc}", 0)  # often passing: retried on schedule
         except UnsafeUrl as exc:
@@ -378,7 +392,7 @@ class WebhookDispatcher:
             self.log.record_attempt(event, message.attempt, outcome, "failed", now, message.manual)
             return
         else:
-            outcome = self._send(event, destination)
+            outcome = self._send(event, destination, self._time_left(started))
         state = self._state_after(message.attempt, outcome)
         if not self.log.record_attempt(event, message.attempt, outcome, state, now, message.manual):
             return
@@ -402,6 +416,16 @@ class WebhookDispatcher:
             extra={"status_code": outcome.status_code, "latency_ms": outcome.latency_ms},
         )
 
+    def _time_left(self, started: float) -> float:
+        """Seconds left of the attempt's WEBHOOK_TIMEOUT_SECONDS."""
+        return self.settings.webhook_timeout_seconds - (self.monotonic() - started)
+
+    def _resolver(self, started: float) -> Resolver:
+        def within_deadline(host: str, port: int) -> list[str]:
+            return resolve(host, port, timeout=min(DNS_TIMEOUT_SECONDS, self._time_left(started)))
+
+        return within_deadline
+
     def _payload(self, event: dict[str, Any]) -> str:
         if "payload" in event:
             return event["payload"]["S"]
@@ -421,7 +445,7 @@ class WebhookDispatcher:
         )
         return item["Item"]["owner"]["S"]
 
-    def _send(self, event: dict[str, Any], destination: Destination) -> Outcome:
+    def _send(self, event: dict[str, Any], destination: Destination, deadline: float) -> Outcome:
         body = self._payload(event)
         event_id = event["event_id"]["S"]
         timestamp = datetime.now(UTC)
@@ -446,7 +470,7 @@ class WebhookDispatcher:
             destination,
             body.encode(),
             headers,
-            self.settings.webhook_timeout_seconds,
+            deadline,
             options.get("method", "POST"),
         )
 

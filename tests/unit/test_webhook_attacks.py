@@ -440,3 +440,38 @@ def test_a_prompt_answer_is_returned():
     from chalicelib import ssrf
 
     assert ssrf.resolve("127.0.0.1", 80) == ["127.0.0.1"]
+
+
+def test_a_slow_host_lookup_is_spent_from_the_attempts_deadline(
+    client, stack, receiver, monkeypatch
+):
+    """The attack: a name server that takes its 5 s on every lookup. Outside the 15 s send
+    deadline, a batch of 3 deliveries took 59.7 s against the function's 60 s."""
+    from chalicelib.bootstrap import container
+
+    hook = receiver([200])
+    port = int(hook.url.rsplit(":", 1)[1].split("/")[0])
+    attempt_clock = {"now": 0.0}  # the dispatcher's monotonic clock: injected, not wall time
+    real = socket.getaddrinfo
+
+    def slow(host, *args, **kwargs):
+        if host == "slow.test":
+            attempt_clock["now"] += 5.0  # the name server's 5 s
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", args[0]))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    dispatcher = container().webhooks
+    deadlines = []
+
+    def recording(destination, body, headers, deadline, method):
+        deadlines.append(deadline)
+        return outbound.post(destination, body, headers, deadline, method)
+
+    monkeypatch.setattr(dispatcher, "monotonic", lambda: attempt_clock["now"], raising=False)
+    monkeypatch.setattr(dispatcher, "sender", recording)
+    url = f"http://slow.test:{port}/hook"
+    job_id = submit(client, {**sleep_job(), "webhook": {"url": url}}).json_body["jobId"]
+    stack.settle()
+    assert [attempt["state"] for attempt in deliveries(client, job_id)] == ["delivered"]
+    assert deadlines == [get_settings().webhook_timeout_seconds - 5.0]
