@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
 from chalicelib.errors import FieldError
 
@@ -41,9 +42,12 @@ def in_utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise ValueError(
-            f"{value.isoformat()} is outside the years 0001 to 9999 once converted to UTC; "
-            "send a time within them"
+        # A ValueError of its own kind: pydantic reports its message as written.
+        raise PydanticCustomError(
+            "time_out_of_range",
+            "{value} is outside the years 0001 to 9999 once converted to UTC; "
+            "send a time within them",
+            {"value": value.isoformat()},
         ) from None
 
 
