@@ -23,6 +23,7 @@ from chalicelib.http_errors import BadRequest, NotFound
 from chalicelib.model import Task, utcnow
 from chalicelib.objects import result_url
 from chalicelib.service import TaskService
+from chalicelib.store import page_key
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 1000  # the origin's client reads one answer and ignores paging headers
@@ -109,6 +110,12 @@ def list_tasks(service: TaskService, request: Request) -> Response:
         return http.json_response([])  # no task type is that long
     since = service.clock() - timedelta(hours=float(hours)) if hours else None
     tasks, last_key = _read(service, user, operation, limit, since, after)
+    views = [view(task) for task in tasks]
+    # Up to 1000 results could pass Lambda's 6 MB response: the answer ends where it fits,
+    # and the cursor goes on from its last task.
+    kept = http.fitting(views)
+    if kept < len(views):
+        views, last_key = views[:kept], page_key(tasks[kept - 1])
     headers = {}
     cursor = http.encode_cursor(request, last_key, scope)
     if cursor:
@@ -117,7 +124,7 @@ def list_tasks(service: TaskService, request: Request) -> Response:
         query = {k: v for k, v in query.items() if v}
         headers["X-Next-Cursor"] = cursor
         headers["Link"] = f'</task-status?{urlencode({**query, "cursor": cursor})}>; rel="next"'
-    return http.json_response([view(task) for task in tasks], headers=headers)
+    return http.json_response(views, headers=headers)
 
 
 def _read(

@@ -8,11 +8,12 @@ import requests
 from botocore.exceptions import ClientError
 
 from chalicelib import webhooks
-from chalicelib.model import TRUNCATED, Progress
+from chalicelib.model import TRUNCATED, Progress, Status
 from chalicelib.processors import processor
 from chalicelib.processors.sdk import _REGISTRY
 from chalicelib.store import item_size
 from tests.unit.helpers import get, sleep_job, submit
+from tests.unit.tasks import stored_task
 
 ITEM_LIMIT = 400 * 1024
 BIG_RESULT_BYTES = 300 * 1024
@@ -213,3 +214,22 @@ def test_a_list_page_of_large_jobs_fits_lambdas_response_and_its_cursor_goes_on(
         cursor = f"&cursor={response.json_body['nextCursor']}"
     assert pages > 1
     assert listed == list(reversed(submitted))  # newest first, each once, none left out
+
+
+def test_a_task_status_answer_of_large_results_fits_lambdas_response_and_pages_on(client, service):
+    """Seed 004's list answers up to 1,000 tasks, results included: ten results near the
+    item limit (all non-ASCII) would make 7.7 MB."""
+    big = {"notes": "ü" * 110_000}
+    stored = [stored_task(service, Status.COMPLETED, result=big).id for _ in range(10)]
+    listed, cursor, pages = [], "", 0
+    while True:
+        response = get(client, f"/task-status{cursor}")
+        assert response.status_code == 200
+        assert lambda_response_bytes(response) <= LAMBDA_RESPONSE_LIMIT
+        pages += 1
+        listed += [task["task_id"] for task in response.json_body]
+        if "X-Next-Cursor" not in response.headers:
+            break
+        cursor = f"?cursor={response.headers['X-Next-Cursor']}"
+    assert pages > 1
+    assert listed == list(reversed(stored))
