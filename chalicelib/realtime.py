@@ -25,13 +25,15 @@ first subscribe replaces it. A version goes to a connection at most once, and
 never after a newer one: the push, at subscribe time or from the stream, first
 raises the connection's `v#<task id>` marker, conditionally.
 
-The connection limit holds under concurrency: a connection takes its place in the owner's
-`places` set with a conditional update (the set is smaller than the limit, or already holds
-it) in the same transaction that writes the connection, so two connects can never both take
-the last place. A connection gives its place back when it closes, or when it drops its last
-subscription (it takes one again to subscribe). A place whose connection is gone without a
-$disconnect (API Gateway's is best effort; TTL removed the item) is taken back the first time
-the set looks full: the places are then checked against the connections that exist.
+The connection limit holds under concurrency: once its items are written, a connection
+takes its place in the owner's `places` set with one conditional update (the set is smaller
+than the limit, or already holds it), which DynamoDB applies one at a time, so two connects
+can never both take the last place; a connection refused a place is removed again. A
+connection gives its place back when it closes, or when it drops its last subscription (it
+takes one again to subscribe). A place whose connection is gone without a $disconnect (API
+Gateway's is best effort; TTL removed the item) is taken back the first time the set looks
+full: the places are then checked against the connections that exist (a connection's item
+is always written before it takes its place, so no connect in flight looks stale).
 
 Messages are seed 004's `{"type": "task_status", "payload": {...TaskStatus, "version": n}}`.
 """
@@ -158,8 +160,8 @@ class Subscriptions(RecordsTable):
     ) -> bool:
         """The connection, with the default subscription to every change of its owner's tasks.
 
-        With a `limit`, the connection also takes one of the owner's places, in the same
-        transaction: False, and nothing written, when all `limit` places are taken."""
+        With a `limit`, the connection then takes one of the owner's places: False, and the
+        connection removed again, when all `limit` places are taken."""
         expires = {"N": str(int(now.timestamp()) + CONNECTION_TTL_SECONDS)}
         connection = {
             "pk": {"S": f"conn#{connection_id}"},
@@ -172,59 +174,52 @@ class Subscriptions(RecordsTable):
         connection.update(credential.attributes())
         default = self._subscription_item(connection_id, owner, DEFAULT, "*", expires, credential)
         items = (connection, default, _subscribers_marker(owner, expires))
-        # All of them or none: a connection without its marker gets no pushes, and one
-        # without its place would not count.
-        actions: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.table, "Item": i}} for i in items
-        ]
-        if limit is not None:
-            actions.append({"Update": self._take_place(owner, connection_id, limit)})
-        return self._write_taking_place(actions, owner, now)
+        request = {self.table: [{"PutRequest": {"Item": item}} for item in items]}
+        for attempt in range(5):  # all of them: a connection without its marker gets no pushes
+            request = self._ddb.batch_write_item(RequestItems=request).get("UnprocessedItems")
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise RuntimeError("DynamoDB left the connection's items unwritten; reconnect")
+        # The place after the connection: a place whose connection item is missing is stale.
+        if limit is None or self.take_place(connection_id, owner, limit, now):
+            return True
+        self.remove_connection(connection_id)
+        return False
 
     # -- the connection limit: the owner's places ---------------------------------------
 
-    def _take_place(self, owner: str, connection_id: str, limit: int) -> dict[str, Any]:
-        return {
-            "TableName": self.table,
-            "Key": _places_key(owner),
-            "UpdateExpression": "ADD conns :ids",
-            "ConditionExpression": (
-                "attribute_not_exists(conns) OR size(conns) < :limit OR contains(conns, :id)"
-            ),
-            "ExpressionAttributeValues": {
-                ":ids": {"SS": [connection_id]},
-                ":id": {"S": connection_id},
-                ":limit": {"N": str(limit)},
-            },
-        }
-
     def take_place(self, connection_id: str, owner: str, limit: int, now: datetime) -> bool:
-        """One of the owner's places for a connection that holds none (it subscribes again
-        after dropping every subscription); False when all are taken."""
-        return self._write_taking_place(
-            [{"Update": self._take_place(owner, connection_id, limit)}], owner, now
-        )
+        """One of the owner's places for a connection (written already) that holds none:
+        False when all are taken, even after taking back the stale ones.
 
-    def _write_taking_place(self, actions: list[dict[str, Any]], owner: str, now: datetime) -> bool:
-        """Write `actions` (one of which takes a place, the only conditional one) in one
-        transaction: False when the places are full even after taking back the stale ones."""
-        took_back = False
-        for attempt in range(6):
+        One conditional UpdateItem on one item: DynamoDB applies them one at a time, so
+        concurrent connects cannot both take the last place (nor conflict, as transactions
+        on one item would)."""
+        for attempt in range(2):
             try:
-                self._ddb.transact_write_items(TransactItems=actions)
+                self._ddb.update_item(
+                    TableName=self.table,
+                    Key=_places_key(owner),
+                    UpdateExpression="ADD conns :ids",
+                    ConditionExpression=(
+                        "attribute_not_exists(conns) OR size(conns) < :limit "
+                        "OR contains(conns, :id)"
+                    ),
+                    ExpressionAttributeValues={
+                        ":ids": {"SS": [connection_id]},
+                        ":id": {"S": connection_id},
+                        ":limit": {"N": str(limit)},
+                    },
+                )
                 return True
             except ClientError as exc:
-                codes = _cancellation_codes(exc)
-                if "ConditionalCheckFailed" in codes:
-                    if took_back or not self._take_back_stale_places(owner, now):
-                        return False
-                    took_back = True
-                    continue
-                # Concurrent connects of one owner all write its marker and places items.
-                if not codes & {"TransactionConflict", "ThrottlingError"}:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
-            time.sleep(0.02 * 2**attempt)
-        raise RuntimeError("DynamoDB left the connection's items unwritten; reconnect")
+            if attempt or not self._take_back_stale_places(owner, now):
+                return False
+        return False
 
     def give_back_place(self, connection_id: str, owner: str) -> None:
         try:
@@ -480,14 +475,6 @@ class Subscriptions(RecordsTable):
 
 def _places_key(owner: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"{PLACES}{owner}"}, "sk": {"S": "places"}}
-
-
-def _cancellation_codes(exc: ClientError) -> set[str]:
-    """The reasons a TransactWriteItems was cancelled (empty for any other failure)."""
-    if exc.response["Error"]["Code"] != "TransactionCanceledException":
-        return set()
-    reasons = exc.response.get("CancellationReasons") or []
-    return {r.get("Code") or "None" for r in reasons} - {"None"}
 
 
 def _subscribers_key(owner: str) -> dict[str, dict[str, str]]:
