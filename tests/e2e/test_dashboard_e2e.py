@@ -20,7 +20,8 @@ from tests.receiver import Receiver
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "dashboard"
 # How long a wait for something that must happen may take: it returns as soon as it happens,
-# and `make test` runs these beside the CPU-bound unit tests on 2 cores (a push took 20 s at load 17).
+# and `make test` runs these beside the CPU-bound unit tests on 2 cores (a push took over
+# 20 s at load 17).
 WAIT_MS = 60000
 
 # Runs before the page's own script: keeps every WebSocket the page opens, and can make the
