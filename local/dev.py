@@ -25,7 +25,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +35,7 @@ from typing import Any
 
 import boto3
 
-from infra.ports import wait_for
+from infra.ports import in_use, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
@@ -206,14 +205,7 @@ class DevSettings:
 
 def busy_ports(settings: DevSettings) -> list[str]:
     """The settings whose port something else is listening on."""
-    busy = []
-    for name, port in settings.ports().items():
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                busy.append(name)
-    return busy
+    return [name for name, port in settings.ports().items() if in_use(port)]
 
 
 class DevStack:
