@@ -5,6 +5,7 @@ The one token minter of the repository (the dev runner and the tests use it too)
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -28,10 +29,26 @@ def local_secret() -> str:
     return stage["environment_variables"]["JWT_SECRET"]
 
 
+def parser() -> argparse.ArgumentParser:
+    """Options are parsed, never taken for a user name: `--help` prints the usage, not a token."""
+    parser = argparse.ArgumentParser(
+        prog="python -m local.token",
+        description="Mint an HS256 token the local stage (`make dev`) accepts.",
+    )
+    parser.add_argument("user", nargs="?", default="dev-user", help="the token's subject")
+    parser.add_argument(
+        "ttl_seconds",
+        nargs="?",
+        type=int,
+        default=7 * 86400,
+        help="how long the token is valid (default: 7 days)",
+    )
+    return parser
+
+
 def main(argv: list[str]) -> None:
-    user = argv[0] if argv else "dev-user"
-    ttl = int(argv[1]) if len(argv) > 1 else 7 * 86400
-    print(mint_token(user, local_secret(), ttl))
+    args = parser().parse_args(argv)
+    print(mint_token(args.user, local_secret(), args.ttl_seconds))
 
 
 if __name__ == "__main__":
