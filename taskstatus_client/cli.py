@@ -230,11 +230,20 @@ def _get(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int
 
 
 def _list(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
-    for count, job in enumerate(client.list(status=args.status, type=args.type), start=1):
+    """A line per job; a person is told when there is none (`--json` stays empty, one per line)."""
+    shown = 0
+    for shown, job in enumerate(client.list(status=args.status, type=args.type), start=1):
         _show(job, args, out)
-        if count >= args.limit:
+        if shown >= args.limit:
             break
+    if shown == 0 and not args.json:
+        print(_no_jobs(args), file=out)
     return EXIT_OK
+
+
+def _no_jobs(args: argparse.Namespace) -> str:
+    filters = [f"{name}={value}" for name in ("status", "type") if (value := getattr(args, name))]
+    return f"no jobs ({', '.join(filters)})" if filters else "no jobs"
 
 
 def _cancel(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:

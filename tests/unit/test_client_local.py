@@ -65,3 +65,34 @@ def test_a_watch_that_times_out_has_its_own_exit_code(tmp_path, monkeypatch):
     finally:
         server.close()
     assert code == EXIT_TIMEOUT != 2
+
+
+def _list_output(*args: str, jobs: list) -> str:
+    server = ScriptedServer([Reply(200, {"jobs": jobs, "nextCursor": None})])
+    out = io.StringIO()
+    try:
+        code = main(["--url", server.url, "--token", "t", "list", *args], out)
+    finally:
+        server.close()
+    assert code == 0
+    return out.getvalue()
+
+
+def test_list_says_there_are_no_jobs_rather_than_printing_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _list_output(jobs=[]) == "no jobs\n"
+
+
+def test_list_with_a_filter_names_it_when_nothing_matches(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _list_output("--status", "failed", jobs=[]) == "no jobs (status=failed)\n"
+
+
+def test_list_in_json_prints_no_line_for_no_jobs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _list_output("--json", jobs=[]) == ""
+
+
+def test_list_prints_a_line_per_job_and_no_note(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "no jobs" not in _list_output(jobs=[job()])
