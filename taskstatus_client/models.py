@@ -67,6 +67,7 @@ class JobDocument(Model):
     input: Any = None  # on GET /jobs/{jobId} only
     retries: int = 0
     runAt: str | None = None  # a delayed job's start time
+    hasWebhook: bool = False  # POST /jobs/{jobId}/webhook sends it again
 
 
 class JobList(Model):

@@ -315,6 +315,7 @@ def job_document(task: Task, with_input: bool = False, link: Link = NATIVE_LINK)
         "input": task.input if with_input else None,
         "retries": task.retries,
         "runAt": iso_seconds(task.run_at),
+        "hasWebhook": task.webhook is not None,
     }
 
 

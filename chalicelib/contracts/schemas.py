@@ -165,6 +165,10 @@ class JobDocument(Schema):
     input: Any = Field(default=None, description="the job's input; on GET /jobs/{jobId} only")
     retries: int = Field(default=0, description="times the job was run again by a retry")
     runAt: str | None = Field(default=None, description="a delayed job's start time")
+    hasWebhook: bool = Field(
+        default=False,
+        description="the job sends a webhook (POST /jobs/{jobId}/webhook sends it again)",
+    )
 
 
 class JobList(Schema):

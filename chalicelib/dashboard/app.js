@@ -340,6 +340,10 @@
       cell("Duration", el("span", {class: "duration"})));
     row.cells[4].className = "num";
     row.cells[5].className = "num";
+    // The whole row opens the task (the id's button stays for the keyboard and screen readers).
+    row.addEventListener("click", (event) => {
+      if (!event.target.closest("button, a")) openDetail(id);
+    });
     return row;
   }
 
@@ -637,6 +641,8 @@
     $("act-cancel").disabled = TERMINAL.has(job.status);
     $("act-retry").hidden = !state.caps.retry;
     $("act-retry").disabled = !(job.status === "failed" || job.status === "cancelled");
+    // Only a job with a webhook has one to send again (the server answers 409 otherwise).
+    $("act-redeliver").hidden = !job.hasWebhook;
     if (!state.caps.events) renderSeenTimeline(job.jobId);
   }
 

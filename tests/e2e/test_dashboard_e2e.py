@@ -306,6 +306,26 @@ def test_webhook_deliveries_show_their_responses_and_one_is_sent_again(dashboard
     assert dashboard.problems == []
 
 
+def test_a_click_anywhere_on_a_row_opens_its_task(dashboard):
+    page = dashboard.page
+    job_id = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}})
+    dashboard.expect_status(job_id, "completed")
+    dashboard.row(job_id).locator(".type").click()  # the type cell, not the id's button
+    dashboard.expect_text(page.locator("#detail #d-id"), job_id)
+    assert dashboard.problems == []
+
+
+def test_a_job_without_a_webhook_offers_none_to_send_again(dashboard):
+    page = dashboard.page
+    job_id = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}})
+    dashboard.expect_status(job_id, "completed")
+    dashboard.row(job_id).get_by_role("button").click()
+    dashboard.expect_text(page.locator("#detail #d-id"), job_id)
+    assert page.locator("#act-redeliver").is_hidden()
+    assert page.locator("#act-retry").is_visible()  # the other actions are still offered
+    assert dashboard.problems == []
+
+
 def test_the_status_filter_lists_only_that_status(dashboard):
     page = dashboard.page
     done = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}})

@@ -21,6 +21,7 @@ JOB_FIELDS = {
     "input",
     "retries",
     "runAt",
+    "hasWebhook",
 }
 
 
@@ -181,3 +182,13 @@ def test_every_response_carries_a_request_id(client):
     assert submit(client).headers["X-Request-Id"]
     assert get(client, "/jobs").headers["X-Request-Id"]
     assert get(client, "/jobs/not-a-uuid").headers["X-Request-Id"]
+
+
+def test_a_job_document_says_whether_the_job_sends_a_webhook(client, receiver):
+    hooked = {**sleep_job(), "webhook": {"url": receiver([200]).url}}
+    with_hook = submit(client, hooked).json_body
+    without = submit(client).json_body
+    assert (with_hook["hasWebhook"], without["hasWebhook"]) == (True, False)
+    assert get(client, f"/jobs/{with_hook['jobId']}").json_body["hasWebhook"] is True
+    listed = {job["jobId"]: job["hasWebhook"] for job in get(client, "/jobs").json_body["jobs"]}
+    assert listed == {with_hook["jobId"]: True, without["jobId"]: False}
