@@ -25,6 +25,7 @@ import boto3
 from infra.bytecode import add_bytecode, bytecode_problems
 from infra.package import EVENT_SOURCES
 from infra.stage import resolve, set_websocket_endpoint, stack_outputs, websocket_endpoint
+from infra.target import check_target
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING_TYPES = {"sqs_event", "dynamodb_event"}
@@ -115,6 +116,7 @@ def chalice_deploy(stage: str, root: Path = ROOT) -> None:
 
 
 def main(stage: str, root: Path = ROOT) -> None:
+    check_target(stage)
     chalice_deploy(stage, root)
     # The WebSocket API's endpoint exists only now: write it into the stage and deploy again.
     config = root / ".chalice" / "config.json"

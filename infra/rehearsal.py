@@ -489,6 +489,7 @@ def rehearse(work: Path) -> list[str]:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
+            "DEPLOY_TO_EMULATOR": "1",  # a stage other than `local`, on purpose
         }
         env.pop("AWS_PROFILE", None)
         project = copy_project(work / "project")

@@ -22,6 +22,7 @@ import boto3
 
 from infra.package import RESOURCE_VARIABLES, policy
 from infra.resources import create_stack, template_body
+from infra.target import check_target
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"
@@ -120,6 +121,7 @@ def write_stage_config(stage: str, outputs: dict[str, str], config_path: Path = 
 def main(stage: str) -> None:
     if stage == "local":
         raise SystemExit("the local stage runs on the emulator: use `make dev`")
+    check_target(stage)
     outputs = deploy_stack(boto3.client("cloudformation"), f"taskstatus-{stage}")
     policy_path = write_stage_config(stage, outputs)
     print(f"stack taskstatus-{stage} is ready; wrote stage {stage!r} in {CONFIG} and {policy_path}")
