@@ -53,15 +53,71 @@ def test_verify_alone_does_not_mark_a_delivery_as_handled():
     assert verifier.handle(BODY, signed("msg_10"), lambda job: job["status"]) == "completed"
 
 
-def test_a_wrong_signature_is_invalid():
-    other = "whsec_" + "c29tZW9uZS1lbHNlcy1zZWNyZXQtMzItYnl0ZXM="
-    with pytest.raises(InvalidDelivery):
-        DeliveryVerifier(SECRET).verify(BODY, signed(secret=other))
+OTHER_USERS_SECRET = "whsec_" + "c29tZW9uZS1lbHNlcy1zZWNyZXQtMzItYnl0ZXM="
 
 
-def test_an_old_timestamp_is_refused():
-    with pytest.raises(InvalidDelivery, match="too old"):
-        DeliveryVerifier(SECRET).verify(BODY, signed(at=datetime.now(UTC) - timedelta(minutes=10)))
+def refusal(body=BODY, headers=None) -> InvalidDelivery:
+    with pytest.raises(InvalidDelivery) as refused:
+        DeliveryVerifier(SECRET).verify(body, signed() if headers is None else headers)
+    return refused.value
+
+
+def test_a_delivery_signed_with_another_users_secret_is_refused_as_the_wrong_secret():
+    refused = refusal(headers=signed(secret=OTHER_USERS_SECRET))
+    assert refused.reason == "wrong_secret"
+    assert "each user has their own" in str(refused)
+    assert "taskstatus --token $TOKEN webhook-secret" in str(refused)
+
+
+def test_a_body_changed_after_signing_is_refused_as_the_wrong_secret_with_a_raw_bytes_hint():
+    refused = refusal(body=BODY.replace("completed", "failed"))
+    assert refused.reason == "wrong_secret"
+    assert "raw bytes" in str(refused)
+
+
+def test_an_old_timestamp_is_refused_as_stale_with_its_age():
+    refused = refusal(headers=signed(at=datetime.now(UTC) - timedelta(minutes=10)))
+    assert refused.reason == "stale"
+    assert "is 600 s old" in str(refused) or "is 601 s old" in str(refused)
+    assert "clock" in str(refused)
+
+
+def test_a_timestamp_in_the_future_is_refused_as_stale():
+    refused = refusal(headers=signed(at=datetime.now(UTC) + timedelta(minutes=10)))
+    assert refused.reason == "stale"
+    assert "in the future" in str(refused)
+
+
+def test_an_old_delivery_signed_with_another_secret_is_reported_as_the_wrong_secret():
+    old = datetime.now(UTC) - timedelta(hours=1)
+    assert refusal(headers=signed(at=old, secret=OTHER_USERS_SECRET)).reason == "wrong_secret"
+
+
+def test_a_missing_header_is_refused_as_malformed_and_named():
+    headers = {k: v for k, v in signed().items() if k != "webhook-signature"}
+    refused = refusal(headers=headers)
+    assert refused.reason == "malformed"
+    assert "missing header(s) webhook-signature" in str(refused)
+
+
+@pytest.mark.parametrize("signature", ["no-comma", "v1,not base64!", "v2,c2lnbmF0dXJl", "", "v1"])
+def test_an_unreadable_signature_header_is_refused_as_malformed_not_raised_as_another_error(
+    signature,
+):
+    refused = refusal(headers={**signed(), "webhook-signature": signature})
+    assert refused.reason == "malformed"
+
+
+def test_a_timestamp_that_is_not_a_number_is_refused_as_malformed():
+    refused = refusal(headers={**signed(), "webhook-timestamp": "yesterday"})
+    assert refused.reason == "malformed"
+    assert "'yesterday' is not a Unix time" in str(refused)
+
+
+def test_a_signed_body_that_is_not_json_is_refused_as_malformed():
+    refused = refusal(body="not json", headers=signed(body="not json"))
+    assert refused.reason == "malformed"
+    assert "not JSON" in str(refused)
 
 
 def test_headers_are_matched_case_insensitively():

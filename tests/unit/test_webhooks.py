@@ -242,3 +242,17 @@ def test_a_host_that_later_resolves_privately_is_refused_at_delivery(
 def test_check_url_explains_the_refusal(strict):
     with pytest.raises(UnsafeUrl, match="not public"):
         check_url("https://169.254.169.254/", strict)
+
+
+def test_a_delivery_checked_with_another_users_secret_is_refused_as_the_wrong_secret(
+    client, stack, receiver
+):
+    from taskstatus_client.webhooks import DeliveryVerifier, InvalidDelivery
+
+    hook = receiver([200])
+    job_with_webhook(client, stack, hook.url, user="alice")
+    delivery = hook.deliveries[0]
+    with pytest.raises(InvalidDelivery) as refused:
+        DeliveryVerifier(webhook_secret(client, "dev-user")).verify(delivery.body, delivery.headers)
+    assert refused.value.reason == "wrong_secret"
+    assert DeliveryVerifier(webhook_secret(client, "alice")).verify(delivery.body, delivery.headers)
