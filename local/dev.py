@@ -229,10 +229,12 @@ class DevStack:
     def start(self) -> None:
         from chalice.local import LocalDevServer
 
+        from local import freeze
         from local.app_pool import PooledGateway
         from local.pumps import event_sources, every
         from local.resources import create_stack
 
+        freeze.install()
         state = self.settings.state_dir
         self.emulator = start_emulator(
             self.emulator_port, state / "emulator.pickle" if state else None
@@ -313,7 +315,12 @@ class DevStack:
         path.write_text(json.dumps(endpoints(self, token), indent=2) + "\n")
 
     def shutdown(self) -> None:
+        """In order: no new work, the running invocations frozen (local/freeze.py), their
+        messages released, the servers stopped, and the emulator last."""
+        from local import freeze
+
         self.stop.set()
+        freeze.freeze_all_but_this_thread()
         released = 0
         for pump in self.pumps:
             if isinstance(pump, type(self.worker_pump)):
@@ -458,6 +465,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         print("stopping taskstatus...", flush=True)
         stack.shutdown()
+        print("stopped.", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,11 +35,12 @@ def local_stack(
     data_dir: Path | None = None,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
+    stop_signal: int = signal.SIGTERM,
 ) -> Iterator[Endpoints]:
     """`make dev` on free ports, its state in `data_dir` (by default beside the log, never
-    the checkout's), with `env` added to its environment. It is ready in about 15 s on a
-    busy 2-core machine; `timeout` leaves room for a much busier one (a stack that exits
-    fails at once)."""
+    the checkout's), with `env` added to its environment; stopped by `stop_signal` (SIGINT:
+    as Ctrl-C stops it). It is ready in about 15 s on a busy 2-core machine; `timeout`
+    leaves room for a much busier one (a stack that exits fails at once)."""
     ports = {
         name: free_port()
         for name in ("PORT", "EMULATOR_PORT", "WS_PORT", "WS_MANAGEMENT_PORT", "LAMBDA_PORT")
@@ -84,7 +86,7 @@ def local_stack(
             time.sleep(0.2)
         yield endpoints
     finally:
-        process.terminate()
+        process.send_signal(stop_signal)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -121,4 +122,22 @@ def test_a_typical_session_leaves_no_traceback_in_the_log(tmp_path):
     finally:
         receiver.close()
     assert "Traceback" not in log, log[-4000:]
+    assert " ERROR " not in log, [line for line in log.splitlines() if " ERROR " in line]
+
+
+@pytest.mark.own_stack
+def test_ctrl_c_with_tasks_in_flight_stops_without_a_traceback(tmp_path):
+    with launch(tmp_path / "dev.log", stop_signal=signal.SIGINT) as endpoints:
+        stack = stack_of(endpoints)
+        running = [
+            stack.submit({"type": "demo/sleep", "input": {"seconds": 30, "steps": 30}})
+            for _ in range(3)
+        ]
+        for job in running:
+            wait_for_status(stack, job["jobId"], {"processing"})
+        queued = stack.submit({"type": "demo/sleep", "input": {"seconds": 0.1, "steps": 1}})
+        assert queued["jobId"]
+    log = endpoints.log.read_text()
+    assert "stopped." in log.splitlines()  # the shutdown ran to its end
+    assert "Traceback" not in log, log[-6000:]
     assert " ERROR " not in log, [line for line in log.splitlines() if " ERROR " in line]
