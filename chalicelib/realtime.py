@@ -35,7 +35,10 @@ Gateway's is best effort; TTL removed the item) is taken back the first time the
 full: the places are then checked against the connections that exist (a connection's item
 is always written before it takes its place, so no connect in flight looks stale).
 
-Messages are seed 004's `{"type": "task_status", "payload": {...TaskStatus, "version": n}}`.
+Messages are seed 004's `{"type": "task_status", "payload": {...TaskStatus, "version": n}}`,
+with the native change beside the payload: `"job": {jobId, status, version, progress,
+updatedAt, completedAt, error}` in the job document's words (004's clients read only the
+payload).
 """
 
 from __future__ import annotations
@@ -120,14 +123,21 @@ class Subscription:
 
 
 def status_message(task: Task) -> str:
+    """Seed 004's message, unchanged for its clients, with the native change beside it
+    (`job`: canonical status and version), which the dashboard, the client and the CLI read.
+    """
     from chalicelib.contracts import task_status  # loaded by the first push, not at cold start
+    from chalicelib.contracts.jobs import job_change
 
     payload = task_status.view(task, version=True)
-    message = json.dumps({"type": "task_status", "payload": payload})
+    job = job_change(task)
+    message = json.dumps({"type": "task_status", "payload": payload, "job": job})
     if len(message.encode()) > MAX_FRAME_BYTES:
         payload.pop("result", None)
         payload["truncated"] = True  # too large to push: GET /task-status/{id} for the result
-        message = json.dumps({"type": "task_status", "payload": payload})
+        job.pop("error", None)
+        job["truncated"] = True  # GET /jobs/{jobId} for the rest
+        message = json.dumps({"type": "task_status", "payload": payload, "job": job})
     return message
 
 

@@ -245,10 +245,10 @@ class TaskStatusClient:
         """Wait until the job finishes: WebSocket pushes, or polling if they are unavailable.
 
         `on_update` gets every state seen as a job document (a dict, `JobDocument`'s
-        JSON), whichever way it arrived. A push updates the last document seen with its
-        status, progress, result, error and time; pushes carry seed 004's statuses, so
-        over the WebSocket a submitted job shows as `started` and a retrying one as
-        `processing` until it finishes. The final document is always read from the API.
+        JSON), whichever way it arrived. A push updates the last document seen with the
+        push's native change (canonical status, version, progress, times), so a document
+        from a push reads as one from the API would. The final document is always read
+        from the API.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if use_websocket and self.ws_url:
@@ -290,12 +290,12 @@ class TaskStatusClient:
                     raise error_for(404, {"error": message.get("message")}, None)
                 if message.get("type") != "task_status":
                     continue
-                payload = message["payload"]
-                if payload.get("task_id") != job_id or payload.get("version", 0) <= last_version:
+                change = pushed_change(message)
+                if change.get("jobId") != job_id or change.get("version", 0) <= last_version:
                     continue
-                last_version = payload["version"]
-                final = payload["status"] in {"completed", "completed_with_errors", "failed"}
-                job = self.get(job_id) if final else merge_push(seen, payload)
+                last_version = change["version"]
+                final = change["status"] in TERMINAL
+                job = self.get(job_id) if final else merge_push(seen, change)
                 if job != seen and on_update:
                     on_update(job.model_dump(mode="json"))
                 seen = job
@@ -361,18 +361,28 @@ def _bulk_filter(
     return {k: v for k, v in given.items() if v is not None} | {"dryRun": dry_run}
 
 
-def merge_push(job: JobDocument, payload: dict[str, Any]) -> JobDocument:
-    """The job document `job` as a WebSocket push (seed 004's TaskStatus) says it now is."""
-    changes: dict[str, Any] = {
-        "status": payload["status"],
+def pushed_change(message: dict[str, Any]) -> dict[str, Any]:
+    """A push's native change (`job`: canonical status and version). From a server that
+    sends only seed 004's payload, that payload in the job document's names: its statuses
+    are 004's (`started` for submitted, `failed` for cancelled) until the final read."""
+    if isinstance(message.get("job"), dict):
+        return message["job"]
+    payload = message.get("payload") or {}
+    return {
+        "jobId": payload.get("task_id"),
+        "status": payload.get("status"),
+        "version": payload.get("version", 0),
         "progress": payload.get("progress"),
-        "updatedAt": datetime.fromtimestamp(payload["updated_at"], UTC).strftime(
+        "updatedAt": datetime.fromtimestamp(payload.get("updated_at", 0), UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ"
         ),
     }
-    for name in ("result", "resultUrl", "error"):
-        if name in payload:
-            changes[name] = payload[name]
+
+
+def merge_push(job: JobDocument, change: dict[str, Any]) -> JobDocument:
+    """The job document `job` as a push's native change says it now is."""
+    fields = ("status", "version", "progress", "updatedAt", "completedAt", "error")
+    changes = {name: change[name] for name in fields if name in change}
     return JobDocument.model_validate(job.model_dump(mode="json") | changes)
 
 

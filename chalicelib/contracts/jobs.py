@@ -319,6 +319,21 @@ def job_document(task: Task, with_input: bool = False, link: Link = NATIVE_LINK)
     }
 
 
+def job_change(task: Task) -> dict[str, Any]:
+    """A change as native subscribers see it (the `job` of a WebSocket push): the job
+    document's own names, canonical status and current version, for the fields a push
+    changes. Seed 004's payload beside it keeps that contract's words for its clients."""
+    return {
+        "jobId": task.id,
+        "status": task.status.value,
+        "version": task.version,
+        "progress": shown_progress(task),
+        "updatedAt": iso_seconds(task.updated_at),
+        "completedAt": iso_seconds(task.completed_at),
+        "error": task.error,  # bounded (ERROR_MESSAGE_LIMIT): the frame has room for it
+    }
+
+
 def delivery_document(delivery: Delivery) -> dict[str, Any]:
     """One attempt as `GET /jobs/{jobId}/deliveries` lists it."""
     return {

@@ -525,7 +525,7 @@
     socket.onmessage = (event) => {
       let message;
       try { message = JSON.parse(event.data); } catch (error) { return; }
-      if (message.type === "task_status" && message.payload) onPush(message.payload);
+      if (message.type === "task_status" && message.job) onPush(message.job);
       else if (message.type === "error" && /expired/.test(String(message.message))) {
         signOut("Your session has expired: sign in again.");
       }
@@ -540,24 +540,22 @@
     };
   }
 
-  // A push is seed 004's TaskStatus: its status words differ (a submitted task shows as
-  // `started`, a cancelled one as `failed` with "task was cancelled"), so it is shown at once
-  // and the job document, read right after, has the last word.
-  function onPush(payload) {
-    const id = payload.task_id;
+  // A push carries seed 004's payload for its clients and, beside it, the change in the job
+  // document's own words (`job`: canonical status, version): shown at once, and the job
+  // document, read right after, has the last word.
+  function onPush(change) {
+    const id = change.jobId;
     const known = state.tasks.get(id);
-    if (known && known.version >= payload.version) {
+    if (known && known.version >= change.version) {
       // The job document may have this version already (a REST read ran ahead of the
       // stream), but the history may not have had its entry then: see timelineBehind.
-      if (id === state.detailId && timelineBehind(id, payload.version)) loadTimeline(id);
+      if (id === state.detailId && timelineBehind(id, change.version)) loadTimeline(id);
       return;
     }
     if (known) {
-      let status = payload.status;
-      if (status === "failed" && payload.error === "task was cancelled") status = "cancelled";
-      if (status === "started" && known.status === "submitted") status = "submitted";
-      merge({...known, status, progress: payload.progress || known.progress, version: payload.version,
-        updatedAt: new Date(payload.updated_at * 1000).toISOString()});
+      merge({...known, status: change.status, progress: change.progress || known.progress,
+        version: change.version, updatedAt: change.updatedAt,
+        completedAt: change.completedAt || known.completedAt});
       render();
     }
     refreshTask(id, !known);

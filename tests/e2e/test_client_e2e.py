@@ -56,6 +56,23 @@ def test_wait_follows_websocket_pushes(client, monkeypatch):
     assert progress == sorted(progress) and updates[-1]["status"] == "completed"
 
 
+def test_wait_over_the_websocket_shows_each_state_as_the_jobs_history_records_it(
+    client, monkeypatch
+):
+    def no_polling(*args):
+        raise AssertionError("polled")
+
+    monkeypatch.setattr(client, "_wait_polling", no_polling)
+    job = client.submit("demo/sleep", {"seconds": 1, "steps": 3})
+    updates = []
+    client.wait(job.jobId, timeout=20, on_update=updates.append)
+    recorded = {event.version: event.status.value for event in client.events(job.jobId)}
+    seen = [(update["version"], update["status"]) for update in updates]
+    assert [version for version, _ in seen] == sorted({version for version, _ in seen})
+    assert seen[-1] == (max(recorded), "completed")
+    assert all(recorded[version] == status for version, status in seen), (seen, recorded)
+
+
 def test_wait_falls_back_to_polling_without_a_websocket(local_stack):
     client = TaskStatusClient(local_stack.api, token_for("dora"), ws_url="ws://127.0.0.1:9")
     job = client.submit("demo/sleep", {"seconds": 0.5, "steps": 2})

@@ -6,6 +6,7 @@ import time
 import boto3
 import jwt
 import pytest
+import requests
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import JWT_SECRET
@@ -42,6 +43,31 @@ def test_a_subscriber_sees_every_status_from_started_to_completed_in_version_ord
     assert statuses[0] == "started" and statuses[-1] == "completed" and "processing" in statuses
     progress = [p["progress"]["current"] for p in payloads if "progress" in p]
     assert progress == sorted(progress) and progress[-1] == 3
+
+
+def history(local_stack, job_id):
+    """The job's status at each version, as `GET /jobs/{jobId}/events` records it."""
+    response = requests.get(
+        f"{local_stack.api}/jobs/{job_id}/events", headers=local_stack.headers(), timeout=10
+    )
+    assert response.status_code == 200, response.text
+    return {event["version"]: event["status"] for event in response.json()["events"]}
+
+
+def test_a_native_subscriber_reads_each_change_in_canonical_words_beside_seed_004s(local_stack):
+    with local_stack.websocket() as ws:
+        send(ws, action="subscribe", operation="demo/sleep")
+        assert next_message(ws) == {"type": "subscribed", "operation": "demo/sleep"}
+        job = local_stack.submit({"type": "demo/sleep", "input": {"seconds": 1, "steps": 2}})
+        messages, deadline = [], time.monotonic() + 20
+        while not messages or messages[-1]["job"]["status"] != "completed":
+            message = next_message(ws, timeout=deadline - time.monotonic())
+            if message["type"] == "task_status" and message["payload"]["task_id"] == job["jobId"]:
+                messages.append(message)
+    recorded = history(local_stack, job["jobId"])
+    assert [m["job"]["version"] for m in messages] == [m["payload"]["version"] for m in messages]
+    assert {m["job"]["version"]: m["job"]["status"] for m in messages} == recorded
+    assert messages[0]["job"]["status"] == "submitted" != messages[0]["payload"]["status"]
 
 
 def test_a_bad_token_is_refused_at_connect(local_stack):

@@ -52,6 +52,70 @@ def test_a_change_is_pushed_as_seed_004s_message_with_its_version(realtime, serv
     assert payload["progress"] == {"current": 2, "total": 5, "message": "working"}
 
 
+def native_changes(connection_id):
+    return [m["job"] for m in sent(connection_id) if m["type"] == "task_status"]
+
+
+@pytest.mark.parametrize(
+    ("status", "seed_004s_word"),
+    [
+        (Status.SUBMITTED, "started"),
+        (Status.RETRYING, "processing"),
+        (Status.CANCELLED, "failed"),
+        (Status.COMPLETED, "completed"),
+    ],
+)
+def test_a_push_carries_the_canonical_status_beside_seed_004s_word(
+    realtime, service, status, seed_004s_word
+):
+    connected(realtime, "c30", "alice")
+    task = stored_task(service, status)
+    realtime.on_task_change(task)
+    [message] = [m for m in sent("c30") if m["type"] == "task_status"]
+    assert message["payload"]["status"] == seed_004s_word
+    assert message["job"]["jobId"] == task.id
+    assert message["job"]["status"] == status.value
+
+
+def test_a_pushs_native_change_has_the_current_version_and_the_job_documents_fields(
+    realtime, service
+):
+    connected(realtime, "c31", "alice")
+    task = stored_task(service, Status.PROCESSING)
+    task = service.store.save(task, task.replace(version=task.version + 1))
+    realtime.on_task_change(task)
+    [change] = native_changes("c31")
+    assert task.version > 1
+    assert change["version"] == task.version
+    assert set(change) == {
+        "jobId",
+        "status",
+        "version",
+        "progress",
+        "updatedAt",
+        "completedAt",
+        "error",
+    }
+    assert change["progress"] == {"current": 2, "total": 5, "message": "working"}
+
+
+def test_seed_004s_message_is_unchanged_beside_the_native_change(realtime, service):
+    connected(realtime, "c32", "alice")
+    task = stored_task(service, Status.PROCESSING)
+    realtime.on_task_change(task)
+    [message] = [m for m in sent("c32") if m["type"] == "task_status"]
+    assert set(message) == {"type", "payload", "job"}
+    assert set(message["payload"]) == {
+        "task_id",
+        "operation",
+        "status",
+        "progress",
+        "created_at",
+        "updated_at",
+        "version",
+    }
+
+
 def test_a_duplicate_stream_record_pushes_at_most_once_per_connection_and_version(
     client, stack, realtime
 ):
@@ -146,6 +210,7 @@ def test_a_large_result_is_left_out_of_the_push(service):
     assert len(message.encode()) <= MAX_FRAME_BYTES
     payload = json.loads(message)["payload"]
     assert payload["truncated"] is True and "result" not in payload
+    assert json.loads(message)["job"]["truncated"] is True
 
 
 def test_fan_out_is_one_query_per_change(realtime, service, stack):
