@@ -14,6 +14,8 @@ in up to `WORKER_CONCURRENCY` invocations at once.
 State (tables, queues, objects, the stream's checkpoint) is kept in `LOCAL_DATA_DIR`
 (default `.taskstatus/` in the checkout) across restarts; `--reset` starts empty.
 `.taskstatus/local.json` tells the CLI and the Python client where the stack is.
+By default the stack runs in a child process that local/reloader.py restarts when the
+app's code changes (the emulator stays in this one); `RELOAD=0` runs it here.
 Ctrl-C stops everything.
 """
 
@@ -41,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 DATA_DIR = ROOT / ".taskstatus"
 DEV_USER = "dev-user"
+# A reload lets the running invocations finish for this long before it stops them.
+RELOAD_GRACE_SECONDS = float(os.environ.get("RELOAD_GRACE_SECONDS", "10"))
 
 
 def start_emulator(port: int, state: Path | None) -> subprocess.Popen[bytes]:
@@ -209,8 +213,10 @@ def busy_ports(settings: DevSettings) -> list[str]:
 
 
 class DevStack:
-    def __init__(self, settings: DevSettings) -> None:
+    def __init__(self, settings: DevSettings, own_emulator: bool = True) -> None:
+        """`own_emulator`: start the emulator and stop it last (else it is the reloader's)."""
         self.settings = settings
+        self.own_emulator = own_emulator
         self.port = settings.port
         self.emulator_port = settings.emulator_port
         self.ws_port = settings.ws_port
@@ -236,9 +242,10 @@ class DevStack:
 
         freeze.install()
         state = self.settings.state_dir
-        self.emulator = start_emulator(
-            self.emulator_port, state / "emulator.pickle" if state else None
-        )
+        if self.own_emulator:
+            self.emulator = start_emulator(
+                self.emulator_port, state / "emulator.pickle" if state else None
+            )
         from local.ws_gateway import WebSocketGateway
 
         app_module, config = load_app(self.emulator_port, self.ws_management_port, self.ws_port)
@@ -307,6 +314,13 @@ class DevStack:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(self.stream_pump.positions))
 
+    def _let_invocations_finish(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and any(
+            getattr(pump, "in_flight", 0) for pump in self.pumps
+        ):
+            time.sleep(0.1)
+
     def write_endpoints(self, token: str) -> None:
         path = self.settings.endpoints_file
         if path is None:
@@ -314,12 +328,14 @@ class DevStack:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(endpoints(self, token), indent=2) + "\n")
 
-    def shutdown(self) -> None:
-        """In order: no new work, the running invocations frozen (local/freeze.py), their
-        messages released, the servers stopped, and the emulator last."""
+    def shutdown(self, grace_seconds: float = 0) -> None:
+        """In order: no new work, `grace_seconds` for the running invocations to finish (a
+        reload's), the rest frozen (local/freeze.py) and their messages released, the
+        servers stopped, and the emulator last."""
         from local import freeze
 
         self.stop.set()
+        self._let_invocations_finish(grace_seconds)
         freeze.freeze_all_but_this_thread()
         released = 0
         for pump in self.pumps:
@@ -348,11 +364,16 @@ class DevStack:
         if self.settings.endpoints_file is not None:
             self.settings.endpoints_file.unlink(missing_ok=True)
         if self.emulator is not None:
-            self.emulator.terminate()
-            try:
-                self.emulator.wait(30)
-            except subprocess.TimeoutExpired:
-                self.emulator.kill()
+            stop_emulator(self.emulator)
+
+
+def stop_emulator(emulator: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: the emulator writes its state back, then exits."""
+    emulator.terminate()
+    try:
+        emulator.wait(30)
+    except subprocess.TimeoutExpired:
+        emulator.kill()
 
 
 def endpoints(stack: DevStack, token: str) -> dict[str, Any]:
@@ -382,7 +403,7 @@ def dashboard_url(stack: DevStack, token: str) -> str:
     return f"http://127.0.0.1:{stack.port}/dashboard#token={token}"
 
 
-def banner(stack: DevStack, token: str) -> str:
+def banner(stack: DevStack, token: str, reloading: bool = False) -> str:
     api = f"http://127.0.0.1:{stack.port}"
     aws = " ".join(f"{k}={v}" for k, v in aws_env(stack).items())
     state = stack.settings.state_dir
@@ -395,6 +416,11 @@ def banner(stack: DevStack, token: str) -> str:
         f"  (written to {stack.settings.endpoints_file}: `./taskstatus` and the Python\n"
         "   client find the stack and the token there when run in this checkout)\n"
         if stack.settings.endpoints_file
+        else ""
+    )
+    reload_line = (
+        "Saving app.py, chalicelib/ or .chalice/config.json reloads the app (RELOAD=0: off).\n"
+        if reloading
         else ""
     )
     return f"""
@@ -421,7 +447,7 @@ Try:
   curl -s {api}/jobs -H "Authorization: Bearer $TOKEN"
   ./taskstatus submit demo/sleep --input '{{"seconds":3}}' --watch
 
-Ctrl-C stops everything.
+{reload_line}Ctrl-C stops everything.
 """
 
 
@@ -439,6 +465,9 @@ def main(argv: list[str] | None = None) -> None:
     # where a container runs one at a time); a full pool only means a connection is not kept.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     settings = DevSettings.from_env()
+    if "--serve" in argv:  # the reloader's child: its parent runs the emulator
+        serve(DevStack(settings, own_emulator=False), reloaded="--reloaded" in argv)
+        return
     busy = busy_ports(settings)
     if busy:
         for name in busy:
@@ -448,24 +477,58 @@ def main(argv: list[str] | None = None) -> None:
     if "--reset" in argv and settings.state_dir is not None:
         shutil.rmtree(settings.state_dir, ignore_errors=True)
         print(f"starting empty: removed {settings.state_dir}", flush=True)
-    stack = DevStack(settings)
-    stopped = threading.Event()
+    from local import reloader
+
+    if not reloader.enabled(argv):
+        serve(DevStack(settings))
+        return
+    supervise(settings)
+
+
+def _stop_on_signals(stopped: threading.Event, reload: threading.Event | None = None) -> None:
     # Set explicitly: a process started in the background may inherit SIGINT as ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
+    if reload is not None:
+        signal.signal(signal.SIGUSR1, lambda *_: (reload.set(), stopped.set()))
+
+
+def serve(stack: DevStack, reloaded: bool = False) -> None:
+    """Run the stack until SIGINT or SIGTERM (or SIGUSR1: the reloader's, with a grace)."""
+    stopped, reload = threading.Event(), threading.Event()
+    _stop_on_signals(stopped, reload)
     try:
         stack.start()
         token = dev_token()
         stack.write_endpoints(token)
-        print(banner(stack, token), flush=True)
+        if reloaded:
+            print("reloaded: the app runs the new code", flush=True)
+        else:
+            print(banner(stack, token, reloading=not stack.own_emulator), flush=True)
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
     finally:
-        print("stopping taskstatus...", flush=True)
-        stack.shutdown()
-        print("stopped.", flush=True)
+        if not reload.is_set():
+            print("stopping taskstatus...", flush=True)
+        stack.shutdown(grace_seconds=RELOAD_GRACE_SECONDS if reload.is_set() else 0)
+        if not reload.is_set():
+            print("stopped.", flush=True)
+
+
+def supervise(settings: DevSettings) -> None:
+    """The emulator here, the stack in a child process that a change of the code restarts."""
+    from local.reloader import Supervisor
+
+    stopped = threading.Event()
+    _stop_on_signals(stopped)
+    state = settings.state_dir
+    emulator = start_emulator(settings.emulator_port, state / "emulator.pickle" if state else None)
+    try:
+        Supervisor(stopped).run()
+    finally:
+        stop_emulator(emulator)
 
 
 if __name__ == "__main__":

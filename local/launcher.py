@@ -36,11 +36,16 @@ def local_stack(
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
     stop_signal: int = signal.SIGTERM,
+    root: Path = ROOT,
 ) -> Iterator[Endpoints]:
     """`make dev` on free ports, its state in `data_dir` (by default beside the log, never
     the checkout's), with `env` added to its environment; stopped by `stop_signal` (SIGINT:
     as Ctrl-C stops it). It is ready in about 15 s on a busy 2-core machine; `timeout`
-    leaves room for a much busier one (a stack that exits fails at once)."""
+    leaves room for a much busier one (a stack that exits fails at once). `root`: the
+    checkout to run (a copy a test may edit).
+
+    Without reload (`RELOAD=0`) unless `env` asks for it: a file saved in the checkout
+    while the tests run must not restart their stacks."""
     ports = {
         name: free_port()
         for name in ("PORT", "EMULATOR_PORT", "WS_PORT", "WS_MANAGEMENT_PORT", "LAMBDA_PORT")
@@ -50,13 +55,14 @@ def local_stack(
         **os.environ,
         **{k: str(v) for k, v in ports.items()},
         "LOCAL_DATA_DIR": str(data_dir),
+        "RELOAD": "0",
         **(env or {}),
     }
     env.pop("AWS_ENDPOINT_URL", None)
     with log.open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "local.dev", *args],
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,

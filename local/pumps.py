@@ -54,6 +54,12 @@ class SqsPump:
         self._lock = threading.Lock()
         self.stopping = False
 
+    @property
+    def in_flight(self) -> int:
+        """Messages received whose invocation has not ended."""
+        with self._lock:
+            return len(self._in_flight)
+
     def _receive(self, wait_seconds: int, free: int = 0) -> list[dict[str, Any]]:
         wanted = self.batch_size
         if free:

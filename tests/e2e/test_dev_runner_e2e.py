@@ -127,7 +127,8 @@ def test_a_typical_session_leaves_no_traceback_in_the_log(tmp_path):
 
 @pytest.mark.own_stack
 def test_ctrl_c_with_tasks_in_flight_stops_without_a_traceback(tmp_path):
-    with launch(tmp_path / "dev.log", stop_signal=signal.SIGINT) as endpoints:
+    # As `make dev` runs by default: the reloader's process, the stack in its child.
+    with launch(tmp_path / "dev.log", stop_signal=signal.SIGINT, env={"RELOAD": "1"}) as endpoints:
         stack = stack_of(endpoints)
         running = [
             stack.submit({"type": "demo/sleep", "input": {"seconds": 30, "steps": 30}})
