@@ -140,6 +140,27 @@ def redeliver_webhook(jobId: str) -> Any:
     )
 
 
+# -- producers: external jobs report and heartbeat (chalicelib/contracts/reports.py) ----------
+
+
+@app.route(
+    "/jobs/{jobId}/report", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES)
+)
+def report_job(jobId: str) -> Any:
+    from chalicelib.contracts import reports
+
+    return reports.report_job(_service(), app.current_request, jobId)
+
+
+@app.route(
+    "/jobs/{jobId}/heartbeat", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES)
+)
+def heartbeat_job(jobId: str) -> Any:
+    from chalicelib.contracts import reports
+
+    return reports.heartbeat_job(_service(), app.current_request, jobId)
+
+
 # -- operations: history, retry, bulk redrive and cancel (chalicelib/ops_api.py) -------------
 
 

@@ -58,7 +58,9 @@ class NewApiKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[Literal["jobs:read", "jobs:write"]] = Field(min_length=1, max_length=2)
+    scopes: list[Literal["jobs:read", "jobs:write", "jobs:report"]] = Field(
+        min_length=1, max_length=3
+    )
     expiresAt: datetime | None = None
 
     @field_validator("name")

@@ -26,8 +26,9 @@ from chalicelib.settings import Settings
 MAX_TOKEN_LENGTH = 8192
 MAX_OWNER_LENGTH = 256
 API_KEY_PREFIX = "tsk_"
-READ, WRITE = "jobs:read", "jobs:write"
-ALL_SCOPES = frozenset({READ, WRITE})
+READ, WRITE, REPORT = "jobs:read", "jobs:write", "jobs:report"
+# A user's JWT does all of it: reports included, on the user's own external jobs.
+ALL_SCOPES = frozenset({READ, WRITE, REPORT})
 JWKS_MIN_REFRESH_SECONDS = 10.0
 KIND_NAMES = {"jwt": "token", "api_key": "API key"}
 

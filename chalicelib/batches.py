@@ -23,11 +23,17 @@ from botocore.exceptions import ClientError
 from chalice.app import Request, Response
 
 from chalicelib import aws, http
-from chalicelib.contracts.jobs import IDEMPOTENCY_KEY_PATTERN, job_document, parse_job_request
+from chalicelib.contracts.jobs import (
+    IDEMPOTENCY_KEY_PATTERN,
+    job_document,
+    job_id_taken,
+    parse_job_request,
+)
 from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
     IdempotentJobGone,
+    JobIdTaken,
     SubmitRejected,
 )
 from chalicelib.http_errors import ApiError, BadRequest, Conflict, Unprocessable
@@ -149,13 +155,16 @@ class BatchWriter:
         contested: list[Entry] = []
         first: list[Entry] = []
         keys: set[str] = set()
+        ids: set[str] = set()
         for entry in entries:
-            # The same key twice in one transaction is refused as a whole: a repeat waits.
-            if entry.key is not None and entry.key in keys:
+            # The same key (or a producer's jobId) twice in one transaction is refused as a
+            # whole: a repeat waits.
+            if (entry.key is not None and entry.key in keys) or entry.task.id in ids:
                 contested.append(entry)
                 continue
             if entry.key is not None:
                 keys.add(entry.key)
+            ids.add(entry.task.id)
             first.append(entry)
         for chunk in _chunks(first):
             written, refused, unavailable = self._transact(chunk)
@@ -270,6 +279,8 @@ class BatchWriter:
                 entry.index,
                 Conflict(f"the job this idempotencyKey created ({exc}) has expired; use a new key"),
             )
+        except JobIdTaken as exc:
+            return _error(entry.index, job_id_taken(exc.task_id))
         return _accepted(entry.index, task, entry.key, created)
 
 

@@ -16,7 +16,14 @@ from typing import Any
 from chalice.app import Request, Response
 
 from chalicelib import cors, http
-from chalicelib.auth import READ, WRITE, InsufficientScope, InvalidToken, credential_from_headers
+from chalicelib.auth import (
+    READ,
+    REPORT,
+    WRITE,
+    InsufficientScope,
+    InvalidToken,
+    credential_from_headers,
+)
 from chalicelib.contracts import errors as contract_errors
 from chalicelib.credentials import authenticate
 from chalicelib.http_errors import ApiError
@@ -30,6 +37,8 @@ from chalicelib.settings import Settings
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/dashboard", "/task"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECRET_ROUTES = frozenset({"/webhooks/secret"})
+# A producer's routes (chalicelib/reports.py): their own scope, neither read nor write.
+REPORT_ROUTES = frozenset({"/jobs/{jobId}/report", "/jobs/{jobId}/heartbeat"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CHALICE_STATUS_CODES = {
     400: "bad_request",
@@ -150,8 +159,11 @@ def _authorize(request: Request) -> None:
 
 
 def required_scope(request: Request) -> str:
-    """jobs:write for anything that changes state (003's triggerWebhook too) or reads a
-    secret that could sign on the owner's behalf; else jobs:read."""
+    """jobs:report for a producer's reports and heartbeats; jobs:write for anything else that
+    changes state (003's triggerWebhook too) or reads a secret that could sign on the owner's
+    behalf; else jobs:read."""
+    if request.path in REPORT_ROUTES:
+        return REPORT
     params = request.query_params or {}
     if request.method in WRITE_METHODS or "triggerWebhook" in params:
         return WRITE

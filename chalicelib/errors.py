@@ -29,6 +29,14 @@ class TransitionRefused(DomainError):
         self.wanted = wanted
 
 
+class JobIdTaken(DomainError):
+    """A producer chose a task id that is already in use (by anyone: it says no more)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"jobId {task_id} is already taken")
+        self.task_id = task_id
+
+
 class FieldError(ValueError):
     """A value refused by a check of its own (a dataclass input's `__post_init__`, a
     validator): the field at fault and why. The 422 names that field."""

@@ -152,11 +152,12 @@ def body_model(body: Any, model: type[M], what: str, not_an_object: str) -> M:
 
 
 def task_id_param(value: str, name: str = "jobId") -> str:
-    from chalicelib.model import is_task_id
+    from chalicelib.model import JOB_ID_RULE, is_task_id
 
     if not is_task_id(value):
         raise BadRequest(
-            f"{name} must be a lowercase UUID such as 0f8b7d8e-...; got {value[:64]!r}"
+            f"{name} must be a job's id: a UUID such as 0f8b7d8e-..., or a producer's own id "
+            f"of {JOB_ID_RULE}; got {value[:64]!r}"
         )
     return value
 

@@ -52,6 +52,11 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class PreconditionFailed(ApiError):
+    status_code = 412
+    code = "precondition_failed"
+
+
 class TooManyRequests(ApiError):
     status_code = 429
     code = "too_many_requests"
@@ -65,6 +70,11 @@ class PayloadTooLarge(ApiError):
 class UnsupportedMediaType(ApiError):
     status_code = 415
     code = "unsupported_media_type"
+
+
+class ServiceUnavailable(ApiError):
+    status_code = 503
+    code = "unavailable"
 
 
 class Unprocessable(ApiError):

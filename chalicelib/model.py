@@ -81,12 +81,31 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-# A task id is what `new_task_id` makes: a lowercase UUID, version 4.
+# A task id the service makes (`new_task_id`): a lowercase UUID, version 4.
 TASK_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# A task id a producer may choose for a task it runs itself (chalicelib/reports.py): UUIDs,
+# Lambda request ids, `local-<uuid>`. Every service-made id is one of these too.
+JOB_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+JOB_ID_RULE = "1 to 128 letters, digits or -._:"
 
 
 def is_task_id(value: str | None) -> bool:
-    return bool(value) and bool(TASK_ID.match(value or ""))
+    """Whether `value` can name a task: a service-made UUID or a producer's own id."""
+    return bool(value) and bool(JOB_ID.match(value or ""))
+
+
+# Who runs a task: the service's worker (queued), or a producer elsewhere that reports.
+SERVICE, EXTERNAL = "service", "external"
+Runner = Literal["service", "external"]
+# The heartbeat window of an external task: no report or heartbeat for this long fails it.
+MIN_HEARTBEAT_SECONDS, MAX_HEARTBEAT_SECONDS = 5, 86400
+
+
+def heartbeat_window(asked: int | None, default: int) -> int:
+    """The heartbeat window a new external task gets: as asked (checked at the edge), else
+    the stage's default, kept within the bounds."""
+    window = asked if asked is not None else default
+    return max(MIN_HEARTBEAT_SECONDS, min(MAX_HEARTBEAT_SECONDS, window))
 
 
 TRUNCATED = "…[truncated]"
@@ -234,6 +253,17 @@ class Task:
     retries: int = 0  # times a user ran the task again after it failed or was cancelled
     updated_by: str | None = None  # who wrote this version: api, worker, reaper, ...
     run_at: datetime | None = None  # a delayed run: not started before this time
+    runner: Runner = SERVICE  # external: a producer runs it and reports (chalicelib/reports.py)
+    heartbeat_seconds: int | None = None  # an external task's window between reports
+
+    @property
+    def is_external(self) -> bool:
+        return self.runner == EXTERNAL
+
+    @property
+    def silence_limit(self) -> int | None:
+        """Seconds an external task may go without a report or heartbeat; None otherwise."""
+        return self.heartbeat_seconds if self.is_external else None
 
     def __post_init__(self) -> None:
         if self.error is not None:
@@ -268,6 +298,9 @@ class Task:
         now: datetime | None = None,
         by: str = "api",
         run_at: datetime | None = None,
+        id: str | None = None,
+        runner: Runner = SERVICE,
+        heartbeat_seconds: int | None = None,
     ) -> Task:
         """A new task; with a `run_at` in the future it is `scheduled`, and kept a full TTL
         after that time (a run next week must not expire the day after it ran)."""
@@ -275,7 +308,7 @@ class Task:
         delayed = run_at is not None and run_at > now
         starts = run_at if delayed and run_at is not None else now
         return cls(
-            id=new_task_id(),
+            id=id or new_task_id(),
             owner=owner,
             type=type,
             input=input or {},
@@ -289,4 +322,6 @@ class Task:
             run_at=run_at if delayed else None,
             expires_at=int(starts.timestamp()) + ttl_seconds,
             updated_by=by,
+            runner=runner,
+            heartbeat_seconds=heartbeat_seconds,
         )

@@ -45,7 +45,11 @@ class Operation:
 
 
 JOB_ID = Param(
-    "jobId", "path", {"type": "string", "format": "uuid", "maxLength": 36}, required=True
+    "jobId",
+    "path",
+    {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$", "maxLength": 128},
+    "a UUID the service gave, or an external job's own id",
+    required=True,
 )
 TASK_ID = Param("task_id", "path", {"type": "string", "maxLength": 128}, required=True)
 LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100})
@@ -151,6 +155,37 @@ OPERATIONS: list[Operation] = [
         {202: m.JobDocument, **AUTH_ERRORS, 404: ERRORS, 409: ERRORS, 422: ERRORS},
         params=[JOB_ID, IDEMPOTENCY_KEY],
         tag="operations",
+    ),
+    Operation(
+        "POST",
+        "/jobs/{jobId}/report",
+        "A producer reports on its external job: status, progress, result, error, output "
+        "(needs jobs:report; a repeat writes nothing)",
+        {
+            200: m.JobDocument,
+            **AUTH_ERRORS,
+            403: ERRORS,
+            404: ERRORS,
+            409: ERRORS,
+            412: ERRORS,
+            415: ERRORS,
+            422: ERRORS,
+        },
+        request=m.ReportRequest,
+        params=[
+            JOB_ID,
+            Param("If-Match", "header", {"type": "string"}, "report only if still this ETag"),
+        ],
+        tag="producers",
+    ),
+    Operation(
+        "POST",
+        "/jobs/{jobId}/heartbeat",
+        "A producer's external job is alive: moves its deadline, answers whether it was "
+        "cancelled (needs jobs:report)",
+        {200: m.HeartbeatAnswer, **AUTH_ERRORS, 403: ERRORS, 404: ERRORS, 409: ERRORS},
+        params=[JOB_ID],
+        tag="producers",
     ),
     Operation(
         "POST",

@@ -13,12 +13,15 @@ from chalicelib import aws, jsonsafe, objects, scheduling
 from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
 from chalicelib.messages import TaskMessage
 from chalicelib.model import (
+    SERVICE,
     ObjectRef,
     Progress,
+    Runner,
     Status,
     Task,
     Webhook,
     can_transition,
+    heartbeat_window,
     utcnow,
 )
 from chalicelib.settings import Settings
@@ -50,6 +53,9 @@ class SubmitJob:
     webhook: Webhook | None = None
     run_at: datetime | None = None
     delay_seconds: int | None = None
+    runner: Runner = SERVICE
+    job_id: str | None = None  # an external task's own id
+    heartbeat_seconds: int | None = None
 
     def fingerprint(self) -> str:
         """A digest of what was asked, to tell a replay from a different request."""
@@ -66,6 +72,10 @@ class SubmitJob:
             canonical["runAt"] = self.run_at.isoformat()
         if self.delay_seconds is not None:
             canonical["delaySeconds"] = self.delay_seconds
+        if self.runner != SERVICE:
+            canonical.update(
+                runner=self.runner, jobId=self.job_id, heartbeatSeconds=self.heartbeat_seconds
+            )
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -123,6 +133,8 @@ class TaskService:
     ) -> Task:
         """The task `job` asks for, validated (SubmitRejected says why not); not yet stored.
         `resolver` looks the webhook host up (a batch's shares one time budget)."""
+        if job.runner != SERVICE:
+            return self.external_task(owner, job, now, resolver)
         parsed_input = self.check_runnable(owner, job, resolver)
         task = Task.new(
             run_at=self.run_at(job, now),
@@ -144,6 +156,30 @@ class TaskService:
             task = task.replace(target=ObjectRef(self.settings.objects_bucket, key))
         return task
 
+    def external_task(
+        self, owner: str, job: SubmitJob, now: datetime, resolver: Resolver | None = None
+    ) -> Task:
+        """A task a producer runs (chalicelib/reports.py): any well-formed type (no processor
+        is needed), objects recorded as the producer names them (it reads and writes them,
+        never the service), the webhook checked like any other; never queued."""
+        self.check_webhook(job, resolver)
+        return Task.new(
+            id=job.job_id,
+            owner=owner,
+            type=job.type,
+            ttl_seconds=self.settings.task_ttl_seconds,
+            input=job.input,
+            source=job.source,
+            target=job.target,
+            metadata=job.metadata,
+            webhook=job.webhook,
+            now=now,
+            runner=job.runner,
+            heartbeat_seconds=heartbeat_window(
+                job.heartbeat_seconds, self.settings.external_heartbeat_seconds
+            ),
+        )
+
     def run_at(self, job: SubmitJob, now: datetime) -> datetime | None:
         try:
             return scheduling.run_at_for(
@@ -154,6 +190,21 @@ class TaskService:
                 exc.message, [{"field": exc.field, "message": exc.message}]
             ) from None
 
+    def check_webhook(self, job: SubmitJob, resolver: Resolver | None = None) -> None:
+        """A webhook URL that resolves to a private address is refused (SubmitRejected); one
+        that does not resolve yet only for formats that look it up at delivery."""
+        from chalicelib.ssrf import UnresolvableHost, UnsafeUrl, check_url, resolve
+
+        if job.webhook is None:
+            return
+        try:
+            check_url(job.webhook.url, self.settings, resolver or resolve)
+        except UnresolvableHost as exc:
+            if job.webhook.format not in DNS_AT_DELIVERY_FORMATS:
+                raise _refused_webhook(exc) from None
+        except UnsafeUrl as exc:
+            raise _refused_webhook(exc) from None
+
     def check_runnable(
         self, owner: str, job: SubmitJob, resolver: Resolver | None = None
     ) -> dict[str, Any]:
@@ -161,7 +212,6 @@ class TaskService:
         # Imported here: reads (GET, the status Lambda, the stream) never load the processors.
         from chalicelib.processors import get_processor, registered_types
         from chalicelib.processors.sdk import InvalidInput
-        from chalicelib.ssrf import UnresolvableHost, UnsafeUrl, check_url, resolve
 
         found = get_processor(job.type)
         if found is None:
@@ -193,14 +243,7 @@ class TaskService:
                 errors.append({"field": f"{name}.key", "message": problem})
         if errors:
             raise SubmitRejected(f"{job.type} cannot run with these objects", errors)
-        if job.webhook is not None:
-            try:
-                check_url(job.webhook.url, self.settings, resolver or resolve)
-            except UnresolvableHost as exc:
-                if job.webhook.format not in DNS_AT_DELIVERY_FORMATS:
-                    raise _refused_webhook(exc) from None
-            except UnsafeUrl as exc:
-                raise _refused_webhook(exc) from None
+        self.check_webhook(job, resolver)
         return parsed_input
 
     def find(self, task_id: str) -> Task | None:
@@ -352,6 +395,14 @@ class TaskService:
             if task is None or task.is_terminal or task.version != overdue.version:
                 continue
             limit = self.store.timeout_for(task.type)
+            if task.silence_limit is not None:
+                reason = (
+                    f"timed out: no report or heartbeat from its producer for "
+                    f"{task.silence_limit} s while {task.status.value}"
+                )
+                if self._fail_overdue(task, reason):
+                    failed.append(task.id)
+                continue
             if task.status is Status.SUBMITTED and (
                 self._waits_for_a_slot(task.owner, full, admitted) or task.id in admitted
             ):
@@ -368,6 +419,13 @@ class TaskService:
                 continue
             failed.append(task.id)
         return failed
+
+    def _fail_overdue(self, task: Task, reason: str) -> bool:
+        try:
+            self.transition(task, Status.FAILED, by="reaper", error=reason)
+        except TransitionRefused:
+            return False
+        return True
 
     def _waits_for_a_slot(self, owner: str, full: dict[str, bool], admitted: set[str]) -> bool:
         """A submitted task of an owner at MAX_RUNNING_PER_OWNER is waiting its turn, not lost."""

@@ -119,6 +119,8 @@ class Settings:
     presign_secret_access_key: str = ""
     autovid_task_type: str = "video/auto-vid"  # the task type of 002's auto-vid job specs
     max_running_per_owner: int = 0  # fair concurrency (chalicelib/fairness.py); 0: no limit
+    # An external task's default heartbeat window (chalicelib/reports.py): a Lambda's longest run.
+    external_heartbeat_seconds: int = 900
 
     def check(self) -> Settings:
         """Refuse, with a message an operator can act on, a configuration that is unsafe."""
@@ -187,4 +189,5 @@ def get_settings() -> Settings:
         presign_secret_access_key=env("PRESIGN_SECRET_ACCESS_KEY", ""),
         autovid_task_type=env("AUTOVID_TASK_TYPE", "video/auto-vid"),
         max_running_per_owner=max(0, int(env("MAX_RUNNING_PER_OWNER", "0") or "0")),
+        external_heartbeat_seconds=int(env("EXTERNAL_HEARTBEAT_SECONDS", "900") or "900"),
     ).check()

@@ -16,6 +16,7 @@ Derived attributes drive the indexes:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,12 +30,15 @@ from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
     IdempotentJobGone,
+    JobIdTaken,
     TaskNotFound,
     TransitionRefused,
 )
 from chalicelib.model import (
     ACTIVE,
+    EXTERNAL,
     RUNNING,
+    SERVICE,
     ObjectRef,
     Output,
     Part,
@@ -68,7 +72,7 @@ _JSON_FIELDS = (
     "webhook",
 )
 _TIME_FIELDS = ("created_at", "updated_at", "started_at", "completed_at", "run_at")
-_INT_FIELDS = ("version", "expires_at", "attempts", "lease_until", "retries")
+_INT_FIELDS = ("version", "expires_at", "attempts", "lease_until", "retries", "heartbeat_seconds")
 _STR_FIELDS = ("id", "owner", "type", "status", "error", "updated_by")
 
 
@@ -76,6 +80,16 @@ def owner_scoped(owner: str, *parts: str) -> str:
     """A key of an owner's item. The owner's length comes first, so that no owner value,
     whatever separators it holds, can produce another owner's key (`a#b` + `c` vs `a` + `b#c`)."""
     return "#".join([f"{len(owner)}:{owner}", *parts])
+
+
+def shard_of(task_id: str) -> str:
+    """The task's shard of the sparse indexes: one of DEADLINE_SHARDS, which the reaper and
+    the sweep query. A service-made id (a UUID) starts with one; a producer's own id (any
+    letters: `local-...`) is hashed to one, else the reaper would never see it."""
+    first = task_id[0]
+    if first in DEADLINE_SHARDS:
+        return first
+    return hashlib.sha256(task_id.encode()).hexdigest()[0]
 
 
 def _iso(value: datetime) -> str:
@@ -102,15 +116,19 @@ def task_attributes(task: Task, timeout_seconds: int) -> dict[str, dict[str, str
         if value is not None and value != {}:
             document = value.as_dict() if isinstance(value, Part) else value
             item[name] = {"S": jsonsafe.compact(document)}
+    if task.runner != SERVICE:  # absent on the service's own tasks: their items stay as they were
+        item["runner"] = {"S": task.runner}
     item["owner_type"] = {"S": owner_scoped(task.owner, task.type)}
     if task.status in ACTIVE:
-        item["active_shard"] = {"S": task.id[0]}
+        item["active_shard"] = {"S": shard_of(task.id)}
         # A scheduled task's clock starts at its run_at: the reaper leaves it to the sweep.
         since = max(task.updated_at, task.run_at or task.updated_at)
-        item["deadline"] = {"N": str(int(since.timestamp()) + timeout_seconds)}
+        # An external task's producer must report or heartbeat within its own window.
+        window = task.silence_limit or timeout_seconds
+        item["deadline"] = {"N": str(int(since.timestamp()) + window)}
     due = scheduling.due_at(task)
     if due is not None:
-        item["due_shard"] = {"S": task.id[0]}
+        item["due_shard"] = {"S": shard_of(task.id)}
         item["due_at"] = {"N": str(due)}
     return item
 
@@ -176,6 +194,8 @@ def task_from_item(item: dict[str, dict[str, str]]) -> Task:
         retries=number("retries") or 0,
         updated_by=text("updated_by"),
         run_at=moment("run_at"),
+        runner=EXTERNAL if text("runner") == EXTERNAL else SERVICE,
+        heartbeat_seconds=number("heartbeat_seconds"),
     )
 
 
@@ -228,11 +248,17 @@ class TaskStore:
     # -- create -----------------------------------------------------------------
 
     def create(self, task: Task) -> None:
-        self._ddb.put_item(
-            TableName=self.table,
-            Item=self.attributes(task),
-            ConditionExpression="attribute_not_exists(id)",
-        )
+        """Store a new task; JobIdTaken if its id is (a producer chose an id in use)."""
+        try:
+            self._ddb.put_item(
+                TableName=self.table,
+                Item=self.attributes(task),
+                ConditionExpression="attribute_not_exists(id)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise JobIdTaken(task.id) from None
 
     def create_idempotent(
         self, task: Task, key: str, fingerprint: str, key_expires_at: int, now: datetime
@@ -257,6 +283,9 @@ class TaskStore:
             reasons = exc.response.get("CancellationReasons") or []
             if any(reason.get("Code") == "TransactionConflict" for reason in reasons):
                 raise IdempotencyKeyInUse(key) from None
+            refused = [reason.get("Code") not in (None, "None") for reason in reasons]
+            if refused[1:2] == [True] and not refused[0]:
+                raise JobIdTaken(task.id) from None  # a new key, but the chosen id is in use
             existing = reasons[0].get("Item") if reasons else None
             if existing is None:
                 existing = self._get_key_item(task.owner, key)
@@ -585,7 +614,7 @@ class TaskStore:
                 "updated_at": {"S": _iso(now)},
                 "lease_until": {"N": str(epoch + lease_seconds)},
                 "attempts": {"N": str(attempt)},
-                "active_shard": {"S": task_id[0]},
+                "active_shard": {"S": shard_of(task_id)},
                 "updated_by": {"S": "worker"},
             },
             set_expressions=[

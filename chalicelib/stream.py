@@ -54,6 +54,14 @@ def _owner(record: dict[str, Any]) -> str:
     return record.get("dynamodb", {}).get("NewImage", {}).get("owner", {}).get("S", "")
 
 
+def _keeps_version(record: dict[str, Any]) -> bool:
+    """A change that keeps the version moved only the reaper's deadline (a producer's
+    heartbeat, a waiting task postponed): no news for history, pushes or webhooks."""
+    images = record.get("dynamodb", {})
+    old = images.get("OldImage", {}).get("version", {}).get("N")
+    return old is not None and old == images.get("NewImage", {}).get("version", {}).get("N")
+
+
 def _was_terminal(record: dict[str, Any]) -> bool:
     """Whether the task was already terminal before this change (no need to parse the image)."""
     old_status = _old_status(record)
@@ -63,8 +71,8 @@ def _was_terminal(record: dict[str, Any]) -> bool:
 def needs_queueing(record: dict[str, Any], new: Task) -> bool:
     """A task just submitted, a scheduled one now due, or one a retry brought back from
     failed or cancelled."""
-    if new.status is not Status.SUBMITTED:
-        return False
+    if new.status is not Status.SUBMITTED or new.is_external:
+        return False  # an external task's producer runs it: never queued
     old = _old_status(record)
     return record.get("eventName") == "INSERT" or old is Status.SCHEDULED or _was_terminal(record)
 
@@ -139,7 +147,7 @@ class StreamHandler:
 
     def handle_record(self, record: dict[str, Any], fan_out: FanOut) -> None:
         new = _image(record, "NewImage")
-        if new is None:
+        if new is None or _keeps_version(record):
             return
         with task_context(new.id):
             self.history.record(new)

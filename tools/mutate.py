@@ -53,6 +53,15 @@ GUARDS = [
     "chalicelib.signing.x__key_bytes__*",
     "chalicelib.signing.x_owner_secret__*",
     "chalicelib.signing.x_owner_secrets__*",
+    # producers: reports and heartbeats only on an external job of an owner the caller acts for
+    "chalicelib.reports.xǁActingForǁallows__*",
+    "chalicelib.reports.xǁActingForǁcondition__*",
+    "chalicelib.reports.x__check_reportable__*",
+    "chalicelib.reports.x_matches_etag__*",
+    "chalicelib.reports.x_report__*",
+    "chalicelib.reports.x_heartbeat__*",
+    "chalicelib.edge.x_required_scope__*",
+    "chalicelib.store.x_shard_of__*",
 ]
 
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")

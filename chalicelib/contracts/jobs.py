@@ -16,6 +16,7 @@ from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
     IdempotentJobGone,
+    JobIdTaken,
     NoWebhook,
     RedeliveryTooSoon,
     SubmitRejected,
@@ -64,11 +65,18 @@ def submit_job(service: TaskService, request: Request) -> Response:
         raise Unprocessable(str(exc), headers={}) from None
     except IdempotencyKeyInUse:
         raise key_in_use() from None
+    except JobIdTaken as exc:
+        raise job_id_taken(exc.task_id) from None
     except IdempotentJobGone as exc:
         raise job_gone(str(exc)) from None
     if created:
         emit_metric("TasksSubmitted", 1, type=task.type)
     return accepted(task, key, replayed=not created)
+
+
+def job_id_taken(job_id: str) -> Conflict:
+    """A producer's chosen jobId in use: the same answer whoever holds it, and nothing of it."""
+    return Conflict(f"jobId {job_id} is already taken; choose another")
 
 
 def key_in_use() -> Conflict:
@@ -273,6 +281,9 @@ def parse_job_request(body: Any) -> SubmitJob:
         webhook=request.webhook.domain() if request.webhook else None,
         run_at=request.runAt,
         delay_seconds=request.delaySeconds,
+        runner=request.runner,
+        job_id=request.jobId,
+        heartbeat_seconds=request.heartbeatSeconds,
     )
 
 

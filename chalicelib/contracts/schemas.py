@@ -10,9 +10,9 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
 
-from chalicelib import model
+from chalicelib import errors, model
 from chalicelib.model import MAX_WEBHOOK_EXTRAS_BYTES, RESERVED_WEBHOOK_HEADERS, Status
 from chalicelib.validation import Schema
 
@@ -100,6 +100,80 @@ class JobRequest(Schema):
     delaySeconds: int | None = Field(
         default=None, ge=0, description="start the job no earlier than this many seconds from now"
     )
+    runner: Literal["service", "external"] = Field(
+        default="service",
+        description="external: a producer elsewhere runs the job and reports on it "
+        "(POST /jobs/{jobId}/report); it is never queued to the service's worker",
+    )
+    jobId: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=model.JOB_ID.pattern,
+        description="an external job's own id (" + model.JOB_ID_RULE + "); one in use is a 409",
+    )
+    heartbeatSeconds: int | None = Field(
+        default=None,
+        strict=True,
+        ge=model.MIN_HEARTBEAT_SECONDS,
+        le=model.MAX_HEARTBEAT_SECONDS,
+        description="an external job with no report or heartbeat for this long is failed",
+    )
+
+    @model_validator(mode="after")
+    def _external_only(self) -> JobRequest:
+        """jobId and heartbeatSeconds belong to external jobs; a producer starts its own job
+        when it starts, so runAt and delaySeconds do not apply to one."""
+        if self.runner == "external":
+            for name in ("runAt", "delaySeconds"):
+                if getattr(self, name) is not None:
+                    raise errors.FieldError(name, "does not apply to a job with runner external")
+        else:
+            for name in ("jobId", "heartbeatSeconds"):
+                if getattr(self, name) is not None:
+                    raise errors.FieldError(name, 'is only for a job with "runner": "external"')
+        return self
+
+
+# -- producers: reports and heartbeats of external jobs (chalicelib/reports.py) -----------------
+
+
+class ReportProgress(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    current: int = Field(ge=0)
+    total: int = Field(ge=0)
+    message: str = Field(default="", max_length=model.PROGRESS_MESSAGE_LIMIT)
+
+
+class ReportOutput(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    s3Uri: str | None = Field(default=None, max_length=2048)
+    duration: float | None = Field(default=None, ge=0)
+    size: int | None = Field(default=None, ge=0)
+
+
+class ReportRequest(Schema):
+    """Body of `POST /jobs/{jobId}/report`: the status, and what else changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status = Field(examples=["processing"])
+    progress: ReportProgress | None = None
+    result: Any = Field(default=None, description="any JSON; a large one is kept as an object")
+    error: str | None = Field(default=None, min_length=1, max_length=model.ERROR_MESSAGE_LIMIT)
+    output: ReportOutput | None = None
+
+
+class HeartbeatAnswer(Schema):
+    """`POST /jobs/{jobId}/heartbeat`: the job's state; a producer stops on cancelRequested."""
+
+    jobId: str
+    status: Status
+    cancelRequested: bool
+    version: int
+    heartbeatSeconds: int = Field(description="the job is failed after this long without a word")
 
 
 MIME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$"

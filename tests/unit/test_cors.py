@@ -107,7 +107,7 @@ def test_a_not_modified_answer_carries_the_grant(client):
     [
         ("/jobs", {}, 401),
         ("/jobs/0f8b7d8e-0000-4000-8000-000000000000", auth("alice"), 404),
-        ("/jobs/not-a-uuid", auth("alice"), 400),
+        ("/jobs/not~a~uuid", auth("alice"), 400),
         ("/jobs?limit=0", auth("alice"), 400),
         ("/task/0f8b7d8e-0000-4000-8000-000000000000", {}, 401),
         ("/nowhere-at-all/x", auth("alice"), 403),

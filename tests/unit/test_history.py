@@ -138,7 +138,7 @@ def test_a_cursor_of_another_job_is_refused(client, stack):
 
 
 def test_a_malformed_job_id_is_a_400(client):
-    response = get(client, "/jobs/not-a-uuid/events")
+    response = get(client, "/jobs/not~a~uuid/events")
     assert response.status_code == 400
 
 

@@ -171,7 +171,7 @@ def test_subscribing_to_another_users_task_is_an_error_and_pushes_nothing(realti
         ("not json", "JSON object"),
         ("[1]", "JSON object"),
         ('{"action": "dance"}', "action must be"),
-        ('{"action": "subscribe", "taskId": "nope"}', "taskId"),
+        ('{"action": "subscribe", "taskId": "no~pe"}', "taskId"),
         ('{"action": "subscribe", "operation": "video/x"}', "operation must be"),
         ('{"action": "subscribe", "sinceVersion": "3"}', "sinceVersion"),
         ("[" * 2000 + "]" * 2000, "JSON object"),

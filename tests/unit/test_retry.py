@@ -107,7 +107,7 @@ def test_a_retry_of_a_missing_job_is_a_404(client):
 
 
 def test_a_malformed_job_id_is_a_400(client):
-    assert retry(client, "not-a-job").status_code == 400
+    assert retry(client, "not~a~job").status_code == 400
 
 
 def test_the_same_idempotency_key_retries_once(client, service):

@@ -1,0 +1,122 @@
+"""The REST half of producers: `POST /jobs/{jobId}/report` and `POST /jobs/{jobId}/heartbeat`.
+
+Each handler reads the request, calls chalicelib/reports.py and answers in the native shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import Request, Response
+
+from chalicelib import http
+from chalicelib.contracts.jobs import job_document
+from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.http_errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ServiceUnavailable,
+)
+from chalicelib.model import Output, Progress, Status
+from chalicelib.reports import (
+    ActingFor,
+    NotExternal,
+    Report,
+    ReportRefused,
+    StaleVersion,
+    heartbeat,
+    report,
+)
+from chalicelib.service import TaskService
+
+
+class JobCancelled(Conflict):
+    """A report on a cancelled job: the code tells a producer to stop (the SDK's Cancelled)."""
+
+    code = "cancelled"
+
+
+def acting_for(request: Request) -> ActingFor:
+    """The owners the caller may report for (a service key's patterns, else its own id)."""
+    principal = http.current_principal(request)
+    owners = getattr(principal, "acts_for", ())
+    return ActingFor.patterns(owners) if owners else ActingFor(frozenset({principal.owner}))
+
+
+def parse_report(body: Any) -> Report:
+    from chalicelib.contracts.schemas import ReportRequest
+
+    asked = http.body_model(
+        body,
+        ReportRequest,
+        "the report",
+        'request body must be a JSON object such as {"status": "processing"}',
+    )
+    progress = None
+    if asked.progress is not None:
+        p = asked.progress
+        progress = Progress(p.current, max(p.total, p.current), p.message)
+    output = Output(**asked.output.model_dump()) if asked.output is not None else None
+    return Report(
+        status=asked.status,
+        progress=progress,
+        result=asked.result,
+        error=asked.error,
+        output=output,
+        given=frozenset(asked.model_fields_set),
+    )
+
+
+def _not_found(job_id: str) -> NotFound:
+    return NotFound(f"job {job_id} was not found")
+
+
+def report_job(service: TaskService, request: Request, job_id: str) -> Response:
+    http.task_id_param(job_id)
+    said = parse_report(http.json_body(request))
+    try:
+        task, _written = report(
+            service, acting_for(request), job_id, said, request.headers.get("if-match")
+        )
+    except TaskNotFound:
+        raise _not_found(job_id) from None
+    except NotExternal as exc:
+        raise Conflict(str(exc)) from None
+    except StaleVersion as exc:
+        tag = http.etag(exc.task.id, exc.task.version)
+        raise PreconditionFailed(str(exc), headers={"ETag": tag}) from None
+    except ReportRefused as exc:
+        kind = JobCancelled if exc.current is Status.CANCELLED else Conflict
+        raise kind(str(exc)) from None
+    except TransitionRefused:
+        raise ServiceUnavailable(
+            f"job {job_id} is being written by others right now; send the report again",
+            headers={"Retry-After": "1"},
+        ) from None
+    return http.json_response(
+        job_document(task), headers={"ETag": http.etag(task.id, task.version)}
+    )
+
+
+def heartbeat_job(service: TaskService, request: Request, job_id: str) -> Response:
+    from chalicelib.contracts.schemas import HeartbeatAnswer
+
+    http.task_id_param(job_id)
+    try:
+        beat = heartbeat(service, acting_for(request), job_id)
+    except TaskNotFound:
+        raise _not_found(job_id) from None
+    except NotExternal as exc:
+        raise Conflict(str(exc)) from None
+    task = beat.task
+    answer = HeartbeatAnswer(
+        jobId=task.id,
+        status=task.status,
+        cancelRequested=beat.cancel_requested,
+        version=task.version,
+        heartbeatSeconds=task.heartbeat_seconds or 0,
+    )
+    return http.json_response(
+        answer.model_dump(mode="json"), headers={"ETag": http.etag(task.id, task.version)}
+    )
