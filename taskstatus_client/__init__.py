@@ -14,22 +14,27 @@ from taskstatus_client.errors import (
     Unprocessable,
     WaitTimeout,
 )
+from taskstatus_client.reporter import Cancelled, Reporter, TrackedTask, current_task
 from taskstatus_client.status_lambda import StatusLambdaClient, StatusResult
 
 __all__ = [
     "BadRequest",
+    "Cancelled",
     "Conflict",
     "ConnectionFailed",
     "Forbidden",
     "Job",
     "NotFound",
     "RateLimited",
+    "Reporter",
     "ServerError",
     "StatusLambdaClient",
     "StatusResult",
     "TaskStatusClient",
     "TaskStatusError",
+    "TrackedTask",
     "Unauthorized",
     "Unprocessable",
     "WaitTimeout",
+    "current_task",
 ]
