@@ -176,6 +176,10 @@ class Reporter:
                     return state  # an earlier attempt was written, its answer lost: not doubled
             raise
 
+    def read(self, path: str) -> Any:
+        """A GET of any route, its JSON (retried like the rest)."""
+        return self._request("GET", path, None, {}).json()
+
     def heartbeat(self, job_id: str) -> dict[str, Any]:
         """`{jobId, status, cancelRequested, version, heartbeatSeconds}`; moves the deadline."""
         return self._request("POST", f"/jobs/{job_id}/heartbeat", None, {}).json()
