@@ -9,7 +9,7 @@ NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install install-browser dev dev-reset test unit unit-fast e2e doc-test lint format bench package token infra deploy deploy-rehearsal mutate clean
+.PHONY: help install install-browser dev dev-reset test unit unit-fast e2e doc-test lint format bench package token service-key service-key-list service-key-revoke infra deploy deploy-rehearsal mutate clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
@@ -18,6 +18,8 @@ help:
 	@echo "make unit-fast  the unit tests that need no AWS (seconds)"
 	@echo "make bench    calls per request, cold start, worker throughput"
 	@echo "make token NAME=alice   mint a local token"
+	@echo "make service-key NAME=n OWNERS='tenant-a* u-1' [SCOPES=...]   issue a producer's service key"
+	@echo "make service-key-list | service-key-revoke ID=ak_...   (STAGE=<stage> for a deployed one)"
 	@echo "make package  chalice package (prod) merged with infra/, checked by cfn-lint"
 
 # A line per package while it installs: the first `make dev` or `make test` usually takes 1-2 minutes.
@@ -45,6 +47,16 @@ dev-reset: install
 
 token: install
 	@$(PY) -m local.token $(NAME)
+
+# Service keys (chalicelib/service_keys.py): issued by the operator, never over the REST API.
+service-key: install
+	@NAME="$(NAME)" OWNERS="$(OWNERS)" SCOPES="$(SCOPES)" $(PY) -m tools.service_key create
+
+service-key-list: install
+	@$(PY) -m tools.service_key list
+
+service-key-revoke: install
+	@ID="$(ID)" $(PY) -m tools.service_key revoke
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -121,6 +121,7 @@ class ApiKey:
     expires_at: datetime | None
     last_used_at: datetime | None
     digest: str
+    acts_for: tuple[str, ...] = ()  # a service key's owner patterns (chalicelib/service_keys.py)
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -221,7 +222,9 @@ class ApiKeyStore(RecordsTable):
                         "Delete": {
                             "TableName": self.table,
                             "Key": _key_key(key_id),
-                            "ConditionExpression": "#owner = :owner",
+                            # A service key is the operator's: no user revokes it.
+                            "ConditionExpression": "#owner = :owner "
+                            "AND attribute_not_exists(acts_for)",
                             "ExpressionAttributeNames": {"#owner": "owner"},
                             "ExpressionAttributeValues": {":owner": {"S": owner}},
                         }
@@ -282,6 +285,8 @@ def _item(key: ApiKey) -> dict[str, Any]:
         "scopes": {"L": [{"S": scope} for scope in key.scopes]},
         "created_at": {"S": _iso(key.created_at)},
     }
+    if key.acts_for:
+        item["acts_for"] = {"L": [{"S": pattern} for pattern in key.acts_for]}
     if key.expires_at is not None:
         # Not `expires_at`: the table's TTL would delete the key behind the counter's back.
         item["key_expires_at"] = {"S": _iso(key.expires_at)}
@@ -305,6 +310,7 @@ def _key(item: dict[str, Any]) -> ApiKey:
         expires_at=_parse(item.get("key_expires_at")),
         last_used_at=_parse(item.get("last_used_at")),
         digest=item["digest"]["S"],
+        acts_for=tuple(pattern["S"] for pattern in item.get("acts_for", {}).get("L", [])),
     )
 
 
@@ -388,9 +394,10 @@ def authenticate_key(secret: str, settings: Settings) -> Principal:
     return Principal(
         owner=key.owner,
         scopes=frozenset(key.scopes),
-        kind="api_key",
+        kind="service_key" if key.acts_for else "api_key",
         key_id=key.id,
         expires_at=int(key.expires_at.timestamp()) if key.expires_at else None,
+        acts_for=key.acts_for,
     )
 
 

@@ -30,7 +30,7 @@ READ, WRITE, REPORT = "jobs:read", "jobs:write", "jobs:report"
 # A user's JWT does all of it: reports included, on the user's own external jobs.
 ALL_SCOPES = frozenset({READ, WRITE, REPORT})
 JWKS_MIN_REFRESH_SECONDS = 10.0
-KIND_NAMES = {"jwt": "token", "api_key": "API key"}
+KIND_NAMES = {"jwt": "token", "api_key": "API key", "service_key": "service key"}
 
 
 class InvalidToken(Exception):
@@ -47,9 +47,11 @@ class Principal:
 
     owner: str
     scopes: frozenset[str]
-    kind: str  # "jwt" or "api_key"
+    kind: str  # "jwt", "api_key" or "service_key"
     key_id: str | None = None
     expires_at: int | None = None  # epoch seconds the credential stops being valid
+    # A service key's owners (exact ids, or prefixes ending `*`): it acts for them, not itself.
+    acts_for: tuple[str, ...] = ()
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:

@@ -27,6 +27,7 @@ from chalicelib.contracts.jobs import (
     IDEMPOTENCY_KEY_PATTERN,
     job_document,
     job_id_taken,
+    job_owner,
     parse_job_request,
 )
 from chalicelib.errors import (
@@ -105,7 +106,12 @@ def _item_key(item: dict[str, Any]) -> str | None:
 
 
 def _prepare(
-    service: TaskService, owner: str, index: int, item: Any, now: datetime, lookups: LookupBudget
+    service: TaskService,
+    request: Request,
+    index: int,
+    item: Any,
+    now: datetime,
+    lookups: LookupBudget,
 ) -> Entry | dict[str, Any]:
     """The item as an Entry, or its error result."""
     try:
@@ -116,6 +122,7 @@ def _prepare(
         item = dict(item)
         key = _item_key(item)
         job = parse_job_request(item)
+        owner = job_owner(request, job)
         try:
             task = service.new_task(owner, job, now, lookups)
         except SubmitRejected as exc:
@@ -295,10 +302,9 @@ def submit_batch(service: TaskService, request: Request) -> Response:
             "POST /jobs/batch takes an idempotencyKey per job, not an Idempotency-Key header"
         )
     jobs = _jobs(http.json_body(request))
-    owner = http.current_user(request)
     now = service.clock()
     lookups = LookupBudget(BATCH_LOOKUP_SECONDS)
-    prepared = [_prepare(service, owner, i, item, now, lookups) for i, item in enumerate(jobs)]
+    prepared = [_prepare(service, request, i, item, now, lookups) for i, item in enumerate(jobs)]
     entries = [p for p in prepared if isinstance(p, Entry)]
     results = {p["index"]: p for p in prepared if isinstance(p, dict)}
     results.update(BatchWriter(service, now).write(entries))

@@ -36,6 +36,7 @@ from chalicelib.model import (
 from chalicelib.store import task_from_item
 
 if TYPE_CHECKING:
+    from chalicelib.auth import Principal
     from chalicelib.service import TaskService
 
 PRODUCER = "producer"  # the writer the history names for a report
@@ -71,6 +72,28 @@ class ReportRefused(DomainError):
         self.task = task
         self.current = task.status
         self.wanted = wanted
+
+
+class OwnerRefused(DomainError):
+    """A credential named an owner it may not act for."""
+
+
+class OwnerMissing(DomainError):
+    """A service key submitted a job without naming its owner."""
+
+
+def owner_for(principal: Principal, asked: str | None) -> str:
+    """The owner of a job a caller submits: a service key's must be named and be one it acts
+    for; any other credential owns its jobs and may not name an owner."""
+    if principal.acts_for:
+        if asked is None:
+            raise OwnerMissing('a service key acts for others: name the job\'s "owner"')
+        if not ActingFor.patterns(principal.acts_for).allows(asked):
+            raise OwnerRefused(f"this service key may not act for owner {asked!r}")
+        return asked
+    if asked is not None:
+        raise OwnerRefused('only a service key may set "owner"; leave it out to own the job')
+    return principal.owner
 
 
 @dataclass(frozen=True)

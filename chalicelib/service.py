@@ -56,6 +56,7 @@ class SubmitJob:
     runner: Runner = SERVICE
     job_id: str | None = None  # an external task's own id
     heartbeat_seconds: int | None = None
+    owner: str | None = None  # asked by a service key (chalicelib/service_keys.py)
 
     def fingerprint(self) -> str:
         """A digest of what was asked, to tell a replay from a different request."""

@@ -62,6 +62,9 @@ GUARDS = [
     "chalicelib.reports.x_heartbeat__*",
     "chalicelib.edge.x_required_scope__*",
     "chalicelib.store.x_shard_of__*",
+    # service keys: only they name an owner, and only one they act for
+    "chalicelib.reports.x_owner_for__*",
+    "chalicelib.service_keys.x_check__*",
 ]
 
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")

@@ -26,6 +26,7 @@ from chalicelib.errors import (
 from chalicelib.http_errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     TooManyRequests,
     Unprocessable,
@@ -57,8 +58,9 @@ def idempotency_key(request: Request) -> str | None:
 def submit_job(service: TaskService, request: Request) -> Response:
     job = parse_job_request(http.json_body(request))
     key = idempotency_key(request)
+    owner = job_owner(request, job)
     try:
-        task, created = service.submit(http.current_user(request), job, key)
+        task, created = service.submit(owner, job, key)
     except SubmitRejected as exc:
         raise Unprocessable(exc.message, errors=exc.errors) from None
     except IdempotencyConflict as exc:
@@ -72,6 +74,18 @@ def submit_job(service: TaskService, request: Request) -> Response:
     if created:
         emit_metric("TasksSubmitted", 1, type=task.type)
     return accepted(task, key, replayed=not created)
+
+
+def job_owner(request: Request, job: SubmitJob) -> str:
+    """Whose job this is: the caller's, or the owner a service key names for it."""
+    from chalicelib.reports import OwnerMissing, OwnerRefused, owner_for
+
+    try:
+        return owner_for(http.current_principal(request), job.owner)
+    except OwnerMissing as exc:
+        raise Unprocessable(str(exc), errors=[{"field": "owner", "message": str(exc)}]) from None
+    except OwnerRefused as exc:
+        raise Forbidden(str(exc)) from None
 
 
 def job_id_taken(job_id: str) -> Conflict:
@@ -284,6 +298,7 @@ def parse_job_request(body: Any) -> SubmitJob:
         runner=request.runner,
         job_id=request.jobId,
         heartbeat_seconds=request.heartbeatSeconds,
+        owner=request.owner,
     )
 
 

@@ -40,8 +40,9 @@ class JobCancelled(Conflict):
 def acting_for(request: Request) -> ActingFor:
     """The owners the caller may report for (a service key's patterns, else its own id)."""
     principal = http.current_principal(request)
-    owners = getattr(principal, "acts_for", ())
-    return ActingFor.patterns(owners) if owners else ActingFor(frozenset({principal.owner}))
+    if principal.acts_for:
+        return ActingFor.patterns(principal.acts_for)
+    return ActingFor(frozenset({principal.owner}))
 
 
 def parse_report(body: Any) -> Report:

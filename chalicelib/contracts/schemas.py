@@ -100,6 +100,12 @@ class JobRequest(Schema):
     delaySeconds: int | None = Field(
         default=None, ge=0, description="start the job no earlier than this many seconds from now"
     )
+    owner: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="the owner a service key submits for; any other credential is refused it",
+    )
     runner: Literal["service", "external"] = Field(
         default="service",
         description="external: a producer elsewhere runs the job and reports on it "

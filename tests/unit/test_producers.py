@@ -363,5 +363,5 @@ def test_a_users_token_reporting_on_another_users_job_is_404(client):
 
 def test_a_user_setting_owner_is_refused_and_nothing_is_stored_for_that_owner(client, stack):
     response = submit(client, external(owner="bob"), user="alice")
-    assert response.status_code == 422
+    assert response.status_code == 403
     assert stack.task_count() == 0

@@ -1,0 +1,136 @@
+"""Service keys: issued by the operator, acting for the owners they name. Each rule is
+written as the attack on it."""
+
+import json
+
+import pytest
+
+from chalicelib.model import utcnow
+from chalicelib.service_keys import ServiceKeys
+from tests.conftest import auth
+from tests.unit.helpers import get
+from tools import service_key as tool
+
+SCOPES = ["jobs:write", "jobs:report"]
+
+
+@pytest.fixture
+def service_key(service):
+    def issue(owners, name="transcoder", scopes=SCOPES):
+        keys = ServiceKeys(service.settings.records_table)
+        return keys.create(name, owners, scopes, utcnow())[1]
+
+    return issue
+
+
+def headers(key):
+    return {"X-API-Key": key, "Content-Type": "application/json"}
+
+
+def submit_for(client, key, owner, **extra):
+    body = {"type": "media/convert", "runner": "external", **extra}
+    if owner is not None:
+        body["owner"] = owner
+    return client.http.post("/jobs", headers=headers(key), body=json.dumps(body))
+
+
+def test_a_service_key_submits_a_job_its_owner_reads_as_their_own(client, service_key):
+    key = service_key(["tenant-a*", "user-42"])
+    job = submit_for(client, key, "tenant-a-7").json_body
+    assert get(client, f"/jobs/{job['jobId']}", user="tenant-a-7").status_code == 200
+    assert submit_for(client, key, "user-42").status_code == 202
+
+
+def test_a_service_key_reports_on_its_owners_job(client, service_key):
+    key = service_key(["tenant-a*"])
+    job_id = submit_for(client, key, "tenant-a-7").json_body["jobId"]
+    for path, body in (("report", {"status": "started"}), ("heartbeat", None)):
+        response = client.http.post(
+            f"/jobs/{job_id}/{path}", headers=headers(key), body=json.dumps(body) if body else ""
+        )
+        assert response.status_code == 200, response.json_body
+
+
+def test_a_key_for_tenant_a_cannot_submit_for_tenant_b(client, stack, service_key):
+    key = service_key(["tenant-a*"])
+    response = submit_for(client, key, "tenant-b")
+    assert response.status_code == 403
+    assert stack.task_count() == 0
+
+
+def test_an_exact_owner_is_not_a_prefix(client, stack, service_key):
+    key = service_key(["user-42"])
+    assert submit_for(client, key, "user-420").status_code == 403
+    assert stack.task_count() == 0
+
+
+def test_a_key_for_tenant_a_cannot_report_or_heartbeat_on_tenant_bs_job(client, service_key):
+    job = client.http.post(
+        "/jobs",
+        headers={**auth("tenant-b"), "Content-Type": "application/json"},
+        body=json.dumps({"type": "media/convert", "runner": "external"}),
+    ).json_body
+    key = service_key(["tenant-a*"])
+    for path in ("report", "heartbeat"):
+        response = client.http.post(
+            f"/jobs/{job['jobId']}/{path}", headers=headers(key), body='{"status": "failed"}'
+        )
+        assert response.status_code == 404
+    assert get(client, f"/jobs/{job['jobId']}", user="tenant-b").json_body["version"] == 1
+
+
+def test_a_service_key_must_name_the_owner(client, stack, service_key):
+    response = submit_for(client, service_key(["tenant-a*"]), None)
+    assert response.status_code == 422
+    assert stack.task_count() == 0
+
+
+def test_a_user_whose_id_is_the_keys_name_cannot_revoke_it(client, service, service_key):
+    service_key(["tenant-a*"], name="transcoder")
+    (key,) = ServiceKeys(service.settings.records_table).all()
+    response = client.http.delete(f"/api-keys/{key.id}", headers=auth("service:transcoder"))
+    assert response.status_code == 404
+    assert ServiceKeys(service.settings.records_table).all() == [key]
+
+
+# -- make service-key ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_env(monkeypatch, service):
+    monkeypatch.setenv("STAGE", "unit")
+    monkeypatch.setenv("RECORDS_TABLE", service.settings.records_table)
+    return monkeypatch
+
+
+def test_make_service_key_prints_a_working_key_on_its_last_line(client, make_env, capsys):
+    make_env.setenv("NAME", "transcoder")
+    make_env.setenv("OWNERS", "tenant-a* user-42")
+    assert tool.main(["create"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert submit_for(client, key, "tenant-a-1").status_code == 202
+
+
+def test_make_service_key_lists_and_revokes(client, make_env, capsys):
+    make_env.setenv("NAME", "transcoder")
+    make_env.setenv("OWNERS", "tenant-a*")
+    tool.main(["create"])
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    tool.main(["list"])
+    key_id = capsys.readouterr().out.split()[0]
+    make_env.setenv("ID", key_id)
+    assert tool.main(["revoke"]) == 0
+    from chalicelib.api_keys import CACHE
+
+    CACHE.clear()
+    assert submit_for(client, key, "tenant-a-1").status_code == 401
+
+
+@pytest.mark.parametrize("owners", ["*", "tenant*a", "", "a b*c"])
+def test_make_service_key_refuses_an_owner_pattern_that_is_not_exact_or_prefix(
+    make_env, owners, capsys
+):
+    make_env.setenv("NAME", "transcoder")
+    make_env.setenv("OWNERS", owners)
+    assert tool.main(["create"]) == 2
+    assert "owner" in capsys.readouterr().err.lower()
