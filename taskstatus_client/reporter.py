@@ -196,6 +196,7 @@ class Reporter:
         input: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         heartbeat_seconds: int | None = None,
+        webhook: str | None = None,
     ) -> Iterator[TrackedTask]:
         """A job for the block: created and `started` on entry, heartbeated in the background,
         ended on exit (`completed`, or `failed` with an exception's message, re-raised)."""
@@ -206,6 +207,7 @@ class Reporter:
             input=input,
             metadata=metadata,
             heartbeat_seconds=heartbeat_seconds,
+            webhook=webhook,
         )
         task = TrackedTask(self, job["jobId"], heartbeat_seconds)
         task.start()
