@@ -432,6 +432,9 @@ def main() -> None:
             from bench import operations
 
             operations.batch_calls(client, counter)
+            from bench.producers import producer_calls
+
+            producer_calls(client, counter, stack)
             operations.sweep_calls(counter)
             worker_throughput(counter, stack)
             fan_out_calls(counter)
