@@ -182,10 +182,13 @@ class Output(Part):
     s3Uri: str | None = None
     duration: float | None = None
     size: int | None = None
+    url: str | None = None  # an external job's own link to its output, as its producer reported
 
     def __post_init__(self) -> None:
-        if self.s3Uri is not None and not isinstance(self.s3Uri, str):
-            raise ValueError(f"output s3Uri must be a text, not {self.s3Uri!r}")
+        for name in ("s3Uri", "url"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"output {name} must be a text, not {value!r}")
         object.__setattr__(self, "duration", optional_number(self.duration, "output duration"))
         if self.size is not None:
             object.__setattr__(self, "size", whole_number(self.size, "output size"))

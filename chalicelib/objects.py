@@ -9,6 +9,7 @@ presigned URLs are only ever issued for keys under the task owner's prefix.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -105,11 +106,19 @@ class Link:
 NATIVE_LINK = Link()
 
 
+def own_bucket() -> str:
+    """The service's bucket (OBJECTS_BUCKET, as the settings read it): the only one it signs
+    for. Read here, not from the container, so that every view may ask without wiring."""
+    return os.environ.get("OBJECTS_BUCKET", "")
+
+
 def presign(
     owner: str, bucket: str, key: str, now: datetime, link: Link = NATIVE_LINK
 ) -> tuple[str, datetime] | None:
-    """A GET URL for an object of `owner` and when it stops working; None for anyone else's."""
-    if not owns(owner, key):
+    """A GET URL for an object of `owner` in the service's bucket and when it stops working;
+    None for anyone else's, and for any other bucket (an external job's producer names its
+    own objects: the service never signs for them)."""
+    if bucket != own_bucket() or not owns(owner, key):
         return None
     url = link.signer().generate_presigned_url(  # type: ignore[attr-defined]
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=link.seconds

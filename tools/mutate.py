@@ -65,6 +65,8 @@ GUARDS = [
     # service keys: only they name an owner, and only one they act for
     "chalicelib.reports.x_owner_for__*",
     "chalicelib.service_keys.x_check__*",
+    # an external job's objects: the service signs only its own bucket
+    "chalicelib.objects.x_presign__*",
 ]
 
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")

@@ -316,6 +316,8 @@ def _output(task: Task, link: Link) -> dict[str, Any]:
         signed = presign(task.owner, *located, utcnow(), link)
         if signed is not None:
             document["url"], document["urlExpiresAt"] = signed[0], iso_seconds(signed[1])
+    if document["url"] is None and output.url is not None:
+        document["url"] = output.url  # an external job's link, as its producer reported it
     return document
 
 

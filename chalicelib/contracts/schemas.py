@@ -158,6 +158,12 @@ class ReportOutput(Schema):
     s3Uri: str | None = Field(default=None, max_length=2048)
     duration: float | None = Field(default=None, ge=0)
     size: int | None = Field(default=None, ge=0)
+    url: str | None = Field(
+        default=None,
+        max_length=4096,
+        pattern=r"^https?://\S+$",
+        description="the producer's own link to the output (kept as given, never signed here)",
+    )
 
 
 class ReportRequest(Schema):

@@ -40,6 +40,11 @@ def missing_id() -> Response:
     return http.json_response({"error": MISSING_ID}, 400)
 
 
+def reported_url(task: Task) -> str | None:
+    """An external job's output link as its producer reported it (it names its own objects)."""
+    return task.output.url if task.is_external and task.output is not None else None
+
+
 def origin_timestamp(moment: datetime) -> str:
     """`2025-01-21T13:44:58.159007+00:00`, as seed 001's example and the origin's items."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
@@ -60,7 +65,7 @@ def view(task: Task, link: Link) -> dict[str, Any]:
             "TaskId": task.id,
             "Status": status,
             "Result": task.result if deblind else None,
-            "TargetObjectURL": signed[0] if signed else None,
+            "TargetObjectURL": signed[0] if signed else reported_url(task),
             "SourceKey": task.source.key if task.source else "",
             "TargetKey": None if deblind else (target.key if target else ""),
             "SourceBucket": task.source.bucket if task.source else "",

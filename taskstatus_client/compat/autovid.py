@@ -21,10 +21,11 @@ DEFAULT_TASK_TYPE = "video/auto-vid"
 
 
 def _output(output: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The parts of auto-vid's output taskstatus records (it presigns its own URLs)."""
+    """The parts of auto-vid's output taskstatus records: its own presigned `url` as given,
+    `s3Uri`, `duration` and `size` (its `urlExpiresAt` is the URL's own business)."""
     if not output:
         return None
-    kept = {name: output.get(name) for name in ("s3Uri", "duration", "size")}
+    kept = {name: output.get(name) for name in ("url", "s3Uri", "duration", "size")}
     return {name: value for name, value in kept.items() if value is not None} or None
 
 

@@ -111,7 +111,7 @@ def test_autovid_success_replay_reads_as_the_origin(client, stack, producer):
     manager.update_job_completion(job_id, "completed", 8.25, output)
     read = get(client, f"/status/{job_id}").json_body
     assert (read["status"], read["jobInfo"]) == ("completed", {"project": "demo"})
-    assert read["output"]["s3Uri"] == output["s3Uri"]
+    assert (read["output"]["s3Uri"], read["output"]["url"]) == (output["s3Uri"], output["url"])
     assert (read["output"]["duration"], read["output"]["size"]) == (12.5, 1048576)
     assert read["completedAt"] and read["processingTime"] is not None
 

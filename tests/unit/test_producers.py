@@ -365,3 +365,44 @@ def test_a_user_setting_owner_is_refused_and_nothing_is_stored_for_that_owner(cl
     response = submit(client, external(owner="bob"), user="alice")
     assert response.status_code == 403
     assert stack.task_count() == 0
+
+
+# -- objects of external jobs -----------------------------------------------------------------
+
+
+def test_an_external_job_records_its_producers_objects_as_named(client):
+    objects = {
+        "source": {"bucket": "media-in", "key": "photo.png"},
+        "target": {"bucket": "media-out", "key": "watermark/photo.png"},
+    }
+    job_id = create(client, **objects)["jobId"]
+    read = get(client, f"/task/{job_id}").json_body
+    assert (read["SourceBucket"], read["SourceKey"]) == ("media-in", "photo.png")
+    assert (read["TargetBucket"], read["TargetKey"]) == ("media-out", "watermark/photo.png")
+
+
+def test_an_object_in_a_producers_bucket_is_never_signed_even_under_the_owners_prefix(client):
+    from chalicelib.objects import owner_prefix
+
+    target = {"bucket": "producers-bucket", "key": f"{owner_prefix('alice')}out.png"}
+    job_id = create(client, target=target)["jobId"]
+    report(client, job_id, status="started")
+    report(client, job_id, status="completed", output={"s3Uri": f"s3://{target['bucket']}/x"})
+    assert "TargetObjectURL" not in get(client, f"/task/{job_id}").json_body
+    assert get(client, f"/jobs/{job_id}").json_body["output"]["url"] is None
+
+
+def test_the_reported_output_url_is_the_jobs_and_the_000_001_target_url(client):
+    job_id = create(client, target={"bucket": "media-out", "key": "out.mp4"})["jobId"]
+    report(client, job_id, status="started")
+    url = "https://media-out.s3.amazonaws.com/out.mp4?X-Amz-Signature=abc"
+    report(client, job_id, status="completed", output={"url": url, "size": 10})
+    assert get(client, f"/jobs/{job_id}").json_body["output"]["url"] == url
+    assert get(client, f"/task/{job_id}").json_body["TargetObjectURL"] == url
+
+
+def test_an_output_url_that_is_not_http_is_422(client):
+    job_id = create(client)["jobId"]
+    report(client, job_id, status="started")
+    response = report(client, job_id, status="completed", output={"url": "javascript:alert(1)"})
+    assert response.status_code == 422
