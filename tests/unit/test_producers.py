@@ -406,3 +406,22 @@ def test_an_output_url_that_is_not_http_is_422(client):
     report(client, job_id, status="started")
     response = report(client, job_id, status="completed", output={"url": "javascript:alert(1)"})
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize("route", ["report", "heartbeat"])
+@pytest.mark.parametrize("job_id", ["not~an~id", "x" * 129])
+def test_a_malformed_job_id_on_a_producer_route_is_400(client, route, job_id):
+    response = post(client, f"/jobs/{job_id}/{route}", {"status": "started"})
+    assert response.status_code == 400
+    assert "jobId" in response.json_body["error"]["message"]
+
+
+def test_a_report_that_is_not_json_is_a_4xx_and_changes_nothing(client):
+    job_id = create(client)["jobId"]
+    response = client.http.post(
+        f"/jobs/{job_id}/report",
+        headers={**auth(), "Content-Type": "application/json"},
+        body="{not json",
+    )
+    assert response.status_code == 400
+    assert get(client, f"/jobs/{job_id}").json_body["version"] == 1
