@@ -3,13 +3,19 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+# Two sets: what `make dev` runs (requirements-local.txt, which includes the Lambda package's
+# requirements.txt) and, for `make test` and the tools, everything (requirements-dev.txt).
+# Each installed set leaves a stamp named after a hash of its files.
+LOCAL_REQUIREMENTS := requirements.txt requirements-local.txt
+ALL_REQUIREMENTS := $(LOCAL_REQUIREMENTS) requirements-dev.txt
+LOCAL_STAMP := $(VENV)/.installed-local-$(shell cat $(LOCAL_REQUIREMENTS) | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat $(ALL_REQUIREMENTS) | sha1sum | cut -c1-12)
 # `make token NAME=alice`, or `make token USER=alice` (USER only when given on the command line).
 NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install install-browser dev dev-reset test unit unit-fast e2e doc-test lint format bench package token service-key service-key-list service-key-revoke infra deploy deploy-rehearsal mutate clean
+.PHONY: help install install-local install-browser dev dev-reset test unit unit-fast e2e doc-test lint format bench package token service-key service-key-list service-key-revoke infra deploy deploy-rehearsal mutate clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
@@ -22,16 +28,27 @@ help:
 	@echo "make service-key-list | service-key-revoke ID=ak_...   (STAGE=<stage> for a deployed one)"
 	@echo "make package  chalice package (prod) merged with infra/, checked by cfn-lint"
 
-# A line per package while it installs: the first `make dev` or `make test` usually takes 1-2 minutes.
-$(STAMP): requirements.txt requirements-dev.txt
-	@echo "installing the pinned requirements into $(VENV)/ (the first time usually takes 1-2 minutes)..."
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check 'pip>=23,<26.3'  # chalice 1.34 requires pip<26.3
-	set -o pipefail; $(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt \
-	    | { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; } | sed -u 's/^Collecting /  collecting /'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
-	@echo "installed."
+# tools/install.py says what pip does as it goes (to stderr, so `$(make -s token)` stays the
+# token) and gives pip's silent phases a line every 10 s.
+define venv
+	@test -x $(PY) || { echo "creating $(VENV)/" >&2; $(PYTHON) -m venv $(VENV); }
+	@$(PY) -m pip install --quiet --disable-pip-version-check 'pip>=23,<26.3'  # chalice 1.34 requires pip<26.3
+endef
+
+$(LOCAL_STAMP): $(LOCAL_REQUIREMENTS)
+	$(venv)
+	@$(PY) -m tools.install requirements-local.txt
+	@rm -f $(VENV)/.installed-local-*
+	@touch $(LOCAL_STAMP)
+
+# Everything; it includes the local set, so it leaves both stamps.
+$(STAMP): $(ALL_REQUIREMENTS)
+	$(venv)
+	@$(PY) -m tools.install requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP) $(LOCAL_STAMP)
+
+install-local: $(LOCAL_STAMP)
 
 install: $(STAMP)
 
@@ -39,23 +56,23 @@ install: $(STAMP)
 install-browser:
 	command -v chromium >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
-dev: install
+dev: install-local
 	$(PY) -m local.dev
 
-dev-reset: install
+dev-reset: install-local
 	$(PY) -m local.dev --reset
 
-token: install
+token: install-local
 	@$(PY) -m local.token $(NAME)
 
 # Service keys (chalicelib/service_keys.py): issued by the operator, never over the REST API.
-service-key: install
+service-key: install-local
 	@NAME="$(NAME)" OWNERS="$(OWNERS)" SCOPES="$(SCOPES)" $(PY) -m tools.service_key create
 
-service-key-list: install
+service-key-list: install-local
 	@$(PY) -m tools.service_key list
 
-service-key-revoke: install
+service-key-revoke: install-local
 	@ID="$(ID)" $(PY) -m tools.service_key revoke
 
 lint: install

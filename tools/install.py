@@ -1,0 +1,108 @@
+"""Install a requirements file into the venv, saying what it does all the way through.
+
+`make dev` and `make test` run it (`python -m tools.install requirements-local.txt`). pip is
+quiet for long stretches: resolving, and above all "Installing collected packages", where it
+unpacks and byte-compiles every package without a word for a minute or more. So this prints
+what pip starts (each package collected, each download with its size, the install) and,
+whenever pip has said nothing for a while, a line with the time so far and what it is doing.
+
+Everything goes to stderr: `TOKEN=$(make -s token)` on a fresh clone installs first, and its
+output must still be the token alone.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+COLLECTING = re.compile(r"^Collecting (\S+)")
+DOWNLOADING = re.compile(r"^\s*Downloading (\S+) \(([^)]+)\)")
+INSTALLING = re.compile(r"^Installing collected packages: (.*)")
+INSTALLED = re.compile(r"^Successfully installed (.*)")
+PROBLEM = re.compile(r"^(ERROR|WARNING): (.*)")
+QUIET_SECONDS = 10.0
+
+
+@dataclass
+class Progress:
+    """What pip is doing, as far as its output tells, and when it last said anything."""
+
+    started: float = field(default_factory=time.monotonic)
+    last_output: float = field(default_factory=time.monotonic)
+    phase: str = "resolving"
+    collected: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def say(self, line: str) -> None:
+        with self.lock:
+            self.last_output = time.monotonic()
+            print(line, file=sys.stderr, flush=True)
+
+    def elapsed(self) -> int:
+        return int(time.monotonic() - self.started)
+
+
+def translate(line: str, progress: Progress) -> str | None:
+    """pip's line as we show it (and what it tells of pip's phase), or None to leave it out."""
+    if match := COLLECTING.match(line):
+        progress.collected += 1
+        progress.phase = f"resolving ({progress.collected} packages collected)"
+        return f"  collecting {match.group(1)}"
+    if match := DOWNLOADING.match(line):
+        progress.phase = "downloading"
+        return f"  downloading {match.group(1)} ({match.group(2)})"
+    if match := INSTALLING.match(line):
+        count = len(match.group(1).split(", "))
+        progress.phase = f"unpacking and compiling {count} packages"
+        return f"  installing {count} packages..."
+    if match := INSTALLED.match(line):
+        return f"  installed {len(match.group(1).split())} packages"
+    if match := PROBLEM.match(line):
+        return f"  {match.group(1)}: {match.group(2)}"
+    return None
+
+
+def heartbeat(progress: Progress, done: threading.Event) -> None:
+    """A line whenever pip has been silent for QUIET_SECONDS, until it ends."""
+    while not done.wait(1.0):
+        if time.monotonic() - progress.last_output >= QUIET_SECONDS:
+            progress.say(f"  ... {progress.phase}, {progress.elapsed()} s so far")
+
+
+def install(requirements: str, extra: list[str]) -> int:
+    progress = Progress()
+    progress.say(f"installing {requirements} into {sys.prefix}/ (first time: a minute or two)")
+    command = [
+        sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
+        "--progress-bar", "off", "-r", requirements, *extra,
+    ]  # fmt: skip
+    pip = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    done = threading.Event()
+    beat = threading.Thread(target=heartbeat, args=(progress, done), daemon=True)
+    beat.start()
+    assert pip.stdout is not None
+    tail: list[str] = []
+    for line in pip.stdout:
+        tail = [*tail[-30:], line.rstrip()]
+        shown = translate(line.rstrip(), progress)
+        if shown is not None:
+            progress.say(shown)
+    status = pip.wait()
+    done.set()
+    if status != 0:
+        progress.say("pip failed; its last lines:\n" + "\n".join(tail))
+    else:
+        progress.say(f"done in {progress.elapsed()} s")
+    return status
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m tools.install REQUIREMENTS_FILE [pip install options...]")
+    sys.exit(install(sys.argv[1], sys.argv[2:]))
