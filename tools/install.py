@@ -6,6 +6,10 @@ unpacks and byte-compiles every package without a word for a minute or more. So 
 what pip starts (each package collected, each download with its size, the install) and,
 whenever pip has said nothing for a while, a line with the time so far and what it is doing.
 
+`--no-compile`: pip would byte-compile every module of every package (botocore and moto are
+tens of MB of source) before `make dev` can start; Python compiles what is imported, once, on
+first use, and that is a fraction of it.
+
 Everything goes to stderr: `TOKEN=$(make -s token)` on a fresh clone installs first, and its
 output must still be the token alone.
 """
@@ -24,6 +28,8 @@ DOWNLOADING = re.compile(r"^\s*Downloading (\S+) \(([^)]+)\)")
 INSTALLING = re.compile(r"^Installing collected packages: (.*)")
 INSTALLED = re.compile(r"^Successfully installed (.*)")
 PROBLEM = re.compile(r"^(ERROR|WARNING): (.*)")
+# A machine's pip configuration may name local indexes that lack a package: not news.
+IGNORED_INDEX = re.compile(r"Location '.*' is ignored: it is neither a file nor a directory")
 QUIET_SECONDS = 10.0
 
 
@@ -61,7 +67,7 @@ def translate(line: str, progress: Progress) -> str | None:
         return f"  installing {count} packages..."
     if match := INSTALLED.match(line):
         return f"  installed {len(match.group(1).split())} packages"
-    if match := PROBLEM.match(line):
+    if (match := PROBLEM.match(line)) and not IGNORED_INDEX.search(line):
         return f"  {match.group(1)}: {match.group(2)}"
     return None
 
@@ -78,7 +84,7 @@ def install(requirements: str, extra: list[str]) -> int:
     progress.say(f"installing {requirements} into {sys.prefix}/ (first time: a minute or two)")
     command = [
         sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
-        "--progress-bar", "off", "-r", requirements, *extra,
+        "--progress-bar", "off", "--no-compile", "-r", requirements, *extra,
     ]  # fmt: skip
     pip = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
