@@ -28,23 +28,16 @@ help:
 	@echo "make service-key-list | service-key-revoke ID=ak_...   (STAGE=<stage> for a deployed one)"
 	@echo "make package  chalice package (prod) merged with infra/, checked by cfn-lint"
 
-# tools/install.py says what pip does as it goes (to stderr, so `$(make -s token)` stays the
-# token) and gives pip's silent phases a line every 10 s.
-define venv
-	@test -x $(PY) || { echo "creating $(VENV)/" >&2; $(PYTHON) -m venv $(VENV); }
-	@$(PY) -m pip install --quiet --disable-pip-version-check 'pip>=23,<26.3'  # chalice 1.34 requires pip<26.3
-endef
-
+# tools/install.py creates the venv if needed and says what pip does as it goes (to stderr, so
+# `$(make -s token)` stays the token), with a line every 10 s through pip's silent phases.
 $(LOCAL_STAMP): $(LOCAL_REQUIREMENTS)
-	$(venv)
-	@$(PY) -m tools.install requirements-local.txt
+	@$(PYTHON) -m tools.install $(VENV) requirements-local.txt
 	@rm -f $(VENV)/.installed-local-*
 	@touch $(LOCAL_STAMP)
 
 # Everything; it includes the local set, so it leaves both stamps.
 $(STAMP): $(ALL_REQUIREMENTS)
-	$(venv)
-	@$(PY) -m tools.install requirements-dev.txt
+	@$(PYTHON) -m tools.install $(VENV) requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP) $(LOCAL_STAMP)
 

@@ -1,6 +1,7 @@
 """Install a requirements file into the venv, saying what it does all the way through.
 
-`make dev` and `make test` run it (`python -m tools.install requirements-local.txt`). pip is
+`make dev` and `make test` run it with the machine's Python (`python3 -m tools.install .venv
+requirements-local.txt`), creating the venv first if there is none. pip is
 quiet for long stretches: resolving, and above all "Installing collected packages", where it
 unpacks and byte-compiles every package without a word for a minute or more. So this prints
 what pip starts (each package collected, each download with its size, the install) and,
@@ -21,8 +22,12 @@ import subprocess
 import sys
 import threading
 import time
+import venv as venv_module
 from dataclasses import dataclass, field
+from pathlib import Path
 
+# chalice 1.34 requires pip<26.3 (its packager runs the venv's pip).
+PIP = "pip>=23,<26.3"
 COLLECTING = re.compile(r"^Collecting (\S+)")
 DOWNLOADING = re.compile(r"^\s*Downloading (\S+) \(([^)]+)\)")
 INSTALLING = re.compile(r"^Installing collected packages: (.*)")
@@ -79,11 +84,31 @@ def heartbeat(progress: Progress, done: threading.Event) -> None:
             progress.say(f"  ... {progress.phase}, {progress.elapsed()} s so far")
 
 
-def install(requirements: str, extra: list[str]) -> int:
+def create_venv(venv: Path, progress: Progress) -> None:
+    """A venv with a pip that chalice accepts, without `ensurepip`'s byte-compiling of pip.
+
+    `python -m venv` runs ensurepip, which installs and compiles all of pip: about 8 s of CPU,
+    half a minute on a busy machine. This pip (the running Python's) installs a pip into the
+    new venv instead, uncompiled; ensurepip is the fallback where this Python has no pip.
+    """
+    progress.say(f"creating {venv}/")
+    venv_module.create(venv, with_pip=False)
+    python = str(venv / "bin" / "python")
+    ours = [sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-compile"]
+    if subprocess.run([*ours, PIP], stdout=subprocess.DEVNULL).returncode != 0:
+        progress.say("  (no usable pip here: ensurepip)")
+        quiet = {"check": True, "stdout": subprocess.DEVNULL}
+        subprocess.run([python, "-m", "ensurepip", "--upgrade"], **quiet)
+        subprocess.run([python, "-m", "pip", "install", "--quiet", PIP], **quiet)
+
+
+def install(venv: Path, requirements: str, extra: list[str]) -> int:
     progress = Progress()
-    progress.say(f"installing {requirements} into {sys.prefix}/ (first time: a minute or two)")
+    if not (venv / "bin" / "python").exists():
+        create_venv(venv, progress)
+    progress.say(f"installing {requirements} into {venv}/ (the first time: a minute or two)")
     command = [
-        sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
+        str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
         "--progress-bar", "off", "--no-compile", "-r", requirements, *extra,
     ]  # fmt: skip
     pip = subprocess.Popen(
@@ -109,6 +134,6 @@ def install(requirements: str, extra: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit("usage: python -m tools.install REQUIREMENTS_FILE [pip install options...]")
-    sys.exit(install(sys.argv[1], sys.argv[2:]))
+    if len(sys.argv) < 3:
+        sys.exit("usage: python3 -m tools.install VENV REQUIREMENTS_FILE [pip install options...]")
+    sys.exit(install(Path(sys.argv[1]), sys.argv[2], sys.argv[3:]))
