@@ -3,7 +3,7 @@
 `make dev` and `make test` run it with the machine's Python (`python3 -m tools.install .venv
 requirements-local.txt`), creating the venv first if there is none. pip is
 quiet for long stretches: resolving, and above all "Installing collected packages", where it
-unpacks and byte-compiles every package without a word for a minute or more. So this prints
+unpacks (and would byte-compile) every package without a word for a minute or more. So this prints
 what pip starts (each package collected, each download with its size, the install) and,
 whenever pip has said nothing for a while, a line with the time so far and what it is doing.
 
@@ -68,7 +68,7 @@ def translate(line: str, progress: Progress) -> str | None:
         return f"  downloading {match.group(1)} ({match.group(2)})"
     if match := INSTALLING.match(line):
         count = len(match.group(1).split(", "))
-        progress.phase = f"unpacking and compiling {count} packages"
+        progress.phase = f"unpacking {count} packages"
         return f"  installing {count} packages..."
     if match := INSTALLED.match(line):
         return f"  installed {len(match.group(1).split())} packages"
@@ -95,8 +95,9 @@ def create_venv(venv: Path, progress: Progress) -> None:
     venv_module.create(venv, with_pip=False)
     python = str(venv / "bin" / "python")
     ours = [sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-compile"]
-    if subprocess.run([*ours, PIP], stdout=subprocess.DEVNULL).returncode != 0:
-        progress.say("  (no usable pip here: ensurepip)")
+    bootstrap = subprocess.run([*ours, PIP], capture_output=True, text=True)
+    if bootstrap.returncode != 0:
+        progress.say(f"  ({bootstrap.stderr.strip()[-300:]}: ensurepip instead)")
         quiet = {"check": True, "stdout": subprocess.DEVNULL}
         subprocess.run([python, "-m", "ensurepip", "--upgrade"], **quiet)
         subprocess.run([python, "-m", "pip", "install", "--quiet", PIP], **quiet)
