@@ -20,13 +20,16 @@ class Schema(BaseModel):
 
 def validation_errors(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
     """A pydantic error as the `errors` list every 422 carries: the field path and why.
-    A FieldError raised by a check names its own field, in its own words."""
+    A FieldError raised by a check names its own field, in its own words; any other ValueError
+    of a check is its own words too, without the "Value error, " pydantic puts before them."""
     found = []
     for error in exc.errors(include_url=False, include_input=False):
         cause = (error.get("ctx") or {}).get("error")
         path, message = error["loc"], error["msg"]
         if isinstance(cause, FieldError):
             path, message = (*path, cause.field), cause.message
+        elif isinstance(cause, ValueError):
+            message = str(cause)
         found.append({"field": ".".join([prefix, *(str(p) for p in path)]), "message": message})
     return found
 
