@@ -32,4 +32,6 @@ def test_a_check_that_raises_value_error_is_reported_in_its_own_words():
 
 
 def test_pydantic_own_messages_are_kept():
-    assert refusal(since=3) == [{"field": "body.since", "message": "Input should be a valid string"}]
+    assert refusal(since=3) == [
+        {"field": "body.since", "message": "Input should be a valid string"}
+    ]
