@@ -22,8 +22,8 @@ help:
 	@echo "make dev-reset  the same, starting from empty local state"
 	@echo "make test     lint, unit and end-to-end tests, package + cfn-lint, the deploy rehearsal"
 	@echo "make unit-fast  the unit tests that need no AWS (seconds)"
-	@echo "make bench    calls per request, cold start, worker throughput"
-	@echo "make token NAME=alice   mint a local token"
+	@echo "make bench    calls per request, cold start, worker throughput (quick; FULL=1: all of it)"
+	@echo "make token NAME=alice   mint a local token (CLAIMS='{\"tid\": \"acme\"}' adds claims)"
 	@echo "make service-key NAME=n OWNERS='tenant-a* u-1' [SCOPES=...]   issue a producer's service key"
 	@echo "make service-key-list | service-key-revoke ID=ak_...   (STAGE=<stage> for a deployed one)"
 	@echo "make package  chalice package (prod) merged with infra/, checked by cfn-lint"
@@ -104,8 +104,10 @@ mutate: install
 	rm -rf mutants
 	$(PY) -m tools.mutate
 
+# Quick by default (every measurement at a smaller scale, a couple of minutes); FULL=1 for the
+# full run behind docs/performance.md (about 12 minutes). A line per step as it goes.
 bench: install
-	$(PY) -m bench.bench
+	BENCH_FULL=$(FULL) $(PY) -m bench.bench
 
 package: install
 	rm -rf build/package

@@ -2,7 +2,9 @@
 
 Prints cold start per function kind as Lambda runs it (bench/cold.py), DynamoDB and SQS
 calls per request (counted on the app's own boto3 clients against moto), and worker
-throughput. BENCH_COLD_RUNS=3 BENCH_ONLY=cold runs a short cold-start check only.
+throughput, WebSocket push latency and fairness under `make dev`. Quick by default,
+`make bench FULL=1` for the figures of docs/performance.md (bench/scale.py);
+BENCH_ONLY=cold stops after the cold starts, BENCH_COLD_RUNS and BENCH_WORKER_RUNS set those counts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import local.stack as fixtures  # noqa: E402
+from bench import scale  # noqa: E402
 
 fixtures.use_in_process_env()  # the in-process moto environment the unit tests use too
 
@@ -207,7 +210,7 @@ def worker_throughput(counter: CallCounter, stack: Any) -> None:
     service = container().service
     worker = Worker(service)
     ddb = aws_client("dynamodb")
-    runs = int(os.environ.get("BENCH_WORKER_RUNS", "5"))
+    runs = int(os.environ.get("BENCH_WORKER_RUNS", str(scale.chosen().worker_runs)))
     batches, per_batch = 5, 10
 
     def messages(tasks: list[Task]) -> list[dict[str, Any]]:
@@ -259,7 +262,8 @@ def worker_throughput(counter: CallCounter, stack: Any) -> None:
     rates: dict[str, list[float]] = {label: [] for label in variants}
     cpu_rates: dict[str, list[float]] = {label: [] for label in variants}
     per_task: dict[str, Counter[str]] = {label: Counter() for label in variants}
-    for _ in range(runs):
+    for run_number in range(1, runs + 1):
+        scale.step(f"worker throughput: run {run_number} of {runs}")
         for label, (task_type, task_input, run) in variants.items():
             elapsed = cpu = 0.0
             with counter.measure() as calls:
@@ -356,7 +360,7 @@ def aws_client(service: str, endpoint_url: str | None = None) -> Any:
     return aws.client(service, endpoint_url)
 
 
-def websocket_latency(changes: int = 100) -> None:
+def websocket_latency(changes: int) -> None:
     import tempfile
 
     from websockets.sync.client import connect
@@ -403,12 +407,16 @@ def main() -> None:
     from chalice.test import Client
     from moto import mock_aws
 
-    print("taskstatus bench: figures from this run on this machine.")
-    print("DynamoDB and SQS are moto in-process, so times are relative (moto is slower than AWS);")
-    print("call counts are what AWS would bill.")
+    size = scale.chosen()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  # piped too
+    more = "" if size is scale.FULL else "; `make bench FULL=1` for the full one"
+    print(f"taskstatus bench, {size.name} run{more}:")
+    print("figures from this run on this machine. DynamoDB and SQS are moto, so times are relative")
+    print("(moto is slower than AWS); call counts are what AWS would bill.")
     from bench import cold
     from infra import package
 
+    scale.step("building the Lambda package (make package's zip)")
     package.main("prod", str(ROOT / "build" / "bench" / "package"))
     cold.sizing(*cold.measure(ROOT / "build" / "bench" / "package" / "deployment.zip"))
     if os.environ.get("BENCH_ONLY") == "cold":
@@ -421,6 +429,7 @@ def main() -> None:
         from chalicelib import aws
         from local.resources import create_stack
 
+        scale.step("calls per request: the stack in an in-process moto")
         outputs = create_stack(boto3.client("cloudformation"))
         stack = fixtures.Stack(outputs)
         counter = CallCounter()
@@ -431,18 +440,22 @@ def main() -> None:
             operations_calls(client, counter, stack)
             from bench import operations
 
+            scale.step("calls per batch and per delayed-run sweep")
             operations.batch_calls(client, counter)
             from bench.producers import producer_calls
 
             producer_calls(client, counter, stack)
             operations.sweep_calls(counter)
             worker_throughput(counter, stack)
+            scale.step("WebSocket fan-out calls")
             fan_out_calls(counter)
     set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115
-    websocket_latency()
+    scale.step(f"WebSocket push latency: make dev, {size.push_changes} status writes")
+    websocket_latency(size.push_changes)
     from bench import operations as issue16
 
-    issue16.fairness()
+    issue16.fairness(backlog=size.fairness_backlog)
+    scale.step("done")
 
 
 if __name__ == "__main__":

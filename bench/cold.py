@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench import scale
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_PACKAGES = ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py"]
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/taskstatus-local-tasks/stream/bench"
@@ -184,10 +186,11 @@ def cold_start(
     """`events`: per kind, a fresh (app's (module, handler, event), baseline's) each run.
 
     Returns the package's median cold CPU ms per kind."""
-    runs = int(os.environ.get("BENCH_COLD_RUNS", "7"))
+    runs = int(os.environ.get("BENCH_COLD_RUNS", str(scale.chosen().cold_runs)))
     samples: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     with layout(package) as paths:
-        for _ in range(runs):
+        for round_number in range(1, runs + 1):
+            scale.step(f"cold start: round {round_number} of {runs} ({len(events)} functions)")
             for kind, fresh in events.items():
                 app_target, baseline_target = fresh()
                 base = run(paths["baseline"], paths["runtime"], env, baseline_target)
@@ -196,6 +199,7 @@ def cold_start(
                     seconds = run(paths[variant], paths["runtime"], env, app_target)
                     samples[(kind, variant)].append(seconds)
         breakdown = {}
+        scale.step("cold start: what each function imports (-X importtime)")
         for kind, fresh in events.items():
             app_target, baseline_target = fresh()
             breakdown[kind] = added_imports(
@@ -280,11 +284,17 @@ def measure(package: Path) -> tuple[dict[str, float], float]:
         saved = dict(os.environ)
         os.environ.update(env)
         try:
+            scale.step("cold start: the stack on a moto server")
             create_stack(boto3.client("cloudformation", endpoint_url=url))
             fixtures.reset_caches()
             events = _events(env, fixtures.token_for("bench-cold"), sqs_event, stream_event)
             cold_cpu = cold_start(env, events, package)
-            return cold_cpu, warm_get_cpu(fixtures.token_for("bench-cold"))
+            size = scale.chosen()
+            scale.step(f"warm GET /jobs/{{id}}: {size.warm_rounds} rounds of {size.warm_requests}")
+            warm = warm_get_cpu(
+                fixtures.token_for("bench-cold"), size.warm_requests, size.warm_rounds
+            )
+            return cold_cpu, warm
         finally:
             os.environ.clear()
             os.environ.update(saved)

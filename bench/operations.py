@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import local.stack as fixtures
+from bench import scale
 from bench.bench import CallCounter, row, summarize
 
 
@@ -70,6 +71,7 @@ def fairness(backlog: int = 300, limit: int = 2, task_seconds: float = 1.0) -> N
         f"{task_seconds:g} s, then owner B submits one"
     )
     for setting in (str(limit), "0"):
+        scale.step(f"fair concurrency: {backlog} tasks ahead, MAX_RUNNING_PER_OWNER={setting}")
         env = {"MAX_RUNNING_PER_OWNER": setting, "WORKER_CONCURRENCY": "4"}
         with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp) / "dev.log", env=env) as s:
 
