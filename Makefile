@@ -55,8 +55,9 @@ dev: install-local
 dev-reset: install-local
 	$(PY) -m local.dev --reset
 
+# CLAIMS='{"tid": "acme"}' adds claims to the token (local/token.py).
 token: install-local
-	@$(PY) -m local.token $(NAME)
+	@$(PY) -m local.token $(NAME) $(if $(CLAIMS),--claims '$(CLAIMS)')
 
 # Service keys (chalicelib/service_keys.py): issued by the operator, never over the REST API.
 service-key: install-local
