@@ -91,7 +91,8 @@ unit: install
 e2e: install
 	$(PY) -m pytest tests/e2e
 
-# The README's "Try it", run as typed against a local stack (tests/e2e/test_readme_try_it.py).
+# Every bash block of the README a user runs, as typed, against local stacks
+# (tests/e2e/test_readme_try_it.py).
 doc-test: install
 	$(PY) -m pytest tests/e2e/test_readme_try_it.py
 
