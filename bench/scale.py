@@ -27,7 +27,7 @@ class Scale:
     fairness_backlog: int  # owner A's tasks queued ahead of owner B's one
 
 
-QUICK = Scale("quick", cold_runs=3, warm_rounds=5, warm_requests=50, worker_runs=2,
+QUICK = Scale("quick", cold_runs=1, warm_rounds=3, warm_requests=50, worker_runs=1,
               push_changes=20, fairness_backlog=40)  # fmt: skip
 FULL = Scale("full", cold_runs=7, warm_rounds=15, warm_requests=100, worker_runs=5,
              push_changes=100, fairness_backlog=300)  # fmt: skip
