@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Rate
 
-from chalicelib import bootstrap, cors, http
+from chalicelib import bootstrap, cors, http, overload
 from chalicelib.observability import invocation
 from chalicelib.settings import check_environment
 
@@ -391,5 +391,7 @@ def reaper(event: Any) -> dict[str, Any]:
     return {"failed": service.reap(time_left), "released": released}
 
 
-# Last: every route above answers its CORS preflight (chalicelib/cors.py).
+# Last: every route above answers its CORS preflight (chalicelib/cors.py), and a throttled
+# or unavailable AWS with 503 and Retry-After, never a 500 (chalicelib/overload.py).
 cors.register_preflights(app)
+overload.guard_routes(app)

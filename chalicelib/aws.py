@@ -112,6 +112,10 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+# Why DynamoDB cancels a transaction, item by item, when it throttles rather than refuses.
+_THROTTLED_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a failure of an AWS call (or the network under it) may pass on retry."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -119,8 +123,20 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError | ConnectionError | BotoCoreError):
         return True
     if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_CODES
+        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_CODES or (
+            throttled_transaction(exc)
+        )
     return False
+
+
+def throttled_transaction(exc: Any) -> bool:
+    """A TransactWriteItems cancelled because an item was throttled: no condition failed,
+    nothing was written, and the same transaction may pass later."""
+    response = getattr(exc, "response", {})
+    if response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = response.get("CancellationReasons") or []
+    return any(reason.get("Code") in _THROTTLED_REASONS for reason in reasons)
 
 
 def query_items(ddb: Any, request: dict[str, Any]) -> Iterator[dict[str, Any]]:

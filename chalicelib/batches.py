@@ -40,6 +40,7 @@ from chalicelib.errors import (
 from chalicelib.http_errors import ApiError, BadRequest, Conflict, Unprocessable
 from chalicelib.model import Task
 from chalicelib.observability import emit_metric
+from chalicelib.overload import RETRY_AFTER_SECONDS
 from chalicelib.service import SubmitJob, TaskService
 from chalicelib.ssrf import LookupBudget, LookupTimeSpent
 from chalicelib.store import TaskStore
@@ -179,12 +180,13 @@ class BatchWriter:
                 results[entry.index] = _accepted(entry.index, entry.task, entry.key, True)
             contested += refused
             for entry in unavailable:
-                results[entry.index] = _error(
-                    entry.index,
-                    _Unavailable("the store is unavailable; retry this job (with its key)"),
-                )
+                results[entry.index] = _error(entry.index, _UNAVAILABLE)
         replays = [e for e in contested if id(e) in self.earlier]
-        results.update(self._replays(replays))
+        try:
+            results.update(self._replays(replays))
+        except Exception as exc:
+            if not aws.is_transient(exc):
+                raise  # a throttled read leaves each replay to the single-job path below
         for entry in sorted(contested, key=lambda e: e.index):
             if entry.index not in results:
                 results[entry.index] = self._one(entry)
@@ -245,9 +247,9 @@ class BatchWriter:
                 aws.client("dynamodb").transact_write_items(TransactItems=actions)
                 return remaining, refused, []
             except ClientError as exc:
+                if aws.is_transient(exc):  # throttled transactions included: none written
+                    return [], refused, remaining
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                    if aws.is_transient(exc):
-                        return [], refused, remaining
                     raise
                 reasons = exc.response.get("CancellationReasons") or []
                 failed = {
@@ -288,12 +290,20 @@ class BatchWriter:
             )
         except JobIdTaken as exc:
             return _error(entry.index, job_id_taken(exc.task_id))
+        except Exception as exc:
+            if not aws.is_transient(exc):
+                raise
+            return _error(entry.index, _UNAVAILABLE)
         return _accepted(entry.index, task, entry.key, created)
 
 
 class _Unavailable(ApiError):
     status_code = 503
     code = "unavailable"
+
+
+# An item AWS throttled or could not take: not stored, and the same item sent again may pass.
+_UNAVAILABLE = _Unavailable("the store is unavailable; retry this job (with its key)")
 
 
 def submit_batch(service: TaskService, request: Request) -> Response:
@@ -314,4 +324,6 @@ def submit_batch(service: TaskService, request: Request) -> Response:
     for task_type, count in created.items():
         emit_metric("TasksSubmitted", count, type=task_type)
     body = {"results": [results[i] for i in range(len(jobs))]}
-    return http.json_response(body, 207)
+    unavailable = any(r["status"] == 503 for r in body["results"])
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if unavailable else None
+    return http.json_response(body, 207, headers)

@@ -280,6 +280,8 @@ class TaskStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
+            if aws.throttled_transaction(exc):
+                raise  # nothing was written: the caller answers "retry later"
             reasons = exc.response.get("CancellationReasons") or []
             if any(reason.get("Code") == "TransactionConflict" for reason in reasons):
                 raise IdempotencyKeyInUse(key) from None
@@ -588,6 +590,8 @@ class TaskStore:
                 )
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
+            if aws.throttled_transaction(exc):
+                raise  # nothing was written: the caller answers "retry later"
             if code == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons") or []
                 if reasons and reasons[0].get("Code") not in (None, "None"):

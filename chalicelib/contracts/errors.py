@@ -25,7 +25,7 @@ def _plain(status: int, message: str, timestamp: str) -> dict[str, Any]:
 
 
 def _autovid(status: int, message: str, timestamp: str) -> dict[str, Any]:
-    return {"error": "Internal server error" if status >= 500 else message, "timestamp": timestamp}
+    return {"error": "Internal server error" if status == 500 else message, "timestamp": timestamp}
 
 
 _ASSEMBLY_AUTH_CODES = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}  # as chalicelib/http.py answers

@@ -85,6 +85,7 @@ def test_loading_the_app_loads_no_rest_edge_and_no_aws_client():
         "chalicelib.http_errors",
         "chalicelib.jsonsafe",
         "chalicelib.observability",
+        "chalicelib.overload",
         "chalicelib.settings",
     ]
 

@@ -1,0 +1,70 @@
+"""AWS answering with an error on a named call: a botocore `before-call` hook returns the
+answer AWS gives when it throttles or is unavailable (after botocore's own retries), so
+the client raises exactly what it would raise against AWS. The service itself stays moto."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
+
+from chalicelib import aws
+
+# What AWS answers when it throttles or fails, with the HTTP status it answers it with.
+OVERLOAD_ANSWERS = {
+    "ProvisionedThroughputExceededException": 400,
+    "ThrottlingException": 400,
+    "RequestLimitExceeded": 400,
+    "InternalServerError": 500,
+    "ServiceUnavailable": 503,
+}
+CONNECTION_LOST = "connection-lost"  # no answer at all: botocore gave up connecting
+EVERY_FAULT = [*OVERLOAD_ANSWERS, CONNECTION_LOST]
+
+
+def error_answer(code: str, status: int = 400, **extra: Any) -> tuple[AWSResponse, dict]:
+    parsed = {
+        "Error": {"Code": code, "Message": f"injected {code}"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+        **extra,
+    }
+    return AWSResponse("https://aws.invalid/", status, {}, None), parsed
+
+
+def throttled_transaction_answer() -> tuple[AWSResponse, dict]:
+    """DynamoDB cancels a transaction whose item was throttled (no condition failed)."""
+    return error_answer(
+        "TransactionCanceledException",
+        CancellationReasons=[{"Code": "ThrottlingError", "Message": "Throughput exceeds"}],
+    )
+
+
+@contextmanager
+def aws_fails(
+    service: str, operation: str, fault: str, times: int | None = None
+) -> Iterator[list[str]]:
+    """`operation` of `service` fails with `fault` (an error code such as those of
+    OVERLOAD_ANSWERS, CONNECTION_LOST, or "TransactionCanceledException": throttled),
+    `times` times or for as long as the block runs. Yields the list of calls it failed."""
+    failed: list[str] = []
+
+    def answer(model: Any, **_: Any) -> Any:
+        if times is not None and len(failed) >= times:
+            return None
+        failed.append(model.name)
+        if fault == CONNECTION_LOST:
+            raise EndpointConnectionError(endpoint_url="https://aws.invalid/")
+        if fault == "TransactionCanceledException":
+            return throttled_transaction_answer()
+        return error_answer(fault, OVERLOAD_ANSWERS.get(fault, 400))
+
+    events = aws.client(service).meta.events
+    event = f"before-call.{service}.{operation}"
+    events.register(event, answer, unique_id=f"aws-fails-{id(answer)}")
+    try:
+        yield failed
+    finally:
+        events.unregister(event, unique_id=f"aws-fails-{id(answer)}")

@@ -1,0 +1,104 @@
+"""Overload delays work, it never fails it: when AWS throttles or is unavailable, every
+write route answers 503 with Retry-After and writes nothing; the request sent again passes."""
+
+import json
+
+import pytest
+
+from chalicelib.model import Status
+from tests.conftest import auth
+from tests.unit.aws_faults import EVERY_FAULT, aws_fails
+from tests.unit.helpers import sleep_job, submit
+from tests.unit.tasks import stored_task
+
+
+def assert_retry_later(response) -> None:
+    assert response.status_code == 503, response.json_body
+    assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("fault", EVERY_FAULT)
+def test_a_throttled_submit_is_a_503_with_retry_after_and_stores_nothing(client, stack, fault):
+    with aws_fails("dynamodb", "PutItem", fault):
+        response = submit(client)
+    assert_retry_later(response)
+    assert response.json_body["error"]["code"] == "unavailable"
+    assert stack.task_count() == 0
+    assert submit(client).status_code == 202  # the same request, sent again, passes
+
+
+def test_a_submit_with_an_idempotency_key_whose_transaction_is_throttled_is_a_503(client, stack):
+    headers = {"Idempotency-Key": "k-1"}
+    with aws_fails("dynamodb", "TransactWriteItems", "TransactionCanceledException"):
+        response = submit(client, headers=headers)
+    assert_retry_later(response)
+    assert stack.task_count() == 0
+    again = submit(client, headers=headers)
+    assert again.status_code == 202 and again.headers.get("Idempotent-Replayed") != "true"
+
+
+def test_a_throttled_auto_vid_submit_is_a_503_in_the_origins_error_shape(client, stack):
+    with aws_fails("dynamodb", "PutItem", "ProvisionedThroughputExceededException"):
+        response = client.http.post("/submit", headers=auth("alice"), body=json.dumps(sleep_job()))
+    assert_retry_later(response)
+    assert set(response.json_body) == {"error", "timestamp"}
+    assert "retry" in response.json_body["error"]
+    assert stack.task_count() == 0
+
+
+def test_a_batch_whose_writes_are_throttled_answers_each_job_503_and_stores_none(client, stack):
+    body = json.dumps({"jobs": [sleep_job(), sleep_job()]})
+    with aws_fails("dynamodb", "TransactWriteItems", "TransactionCanceledException"):
+        response = client.http.post("/jobs/batch", headers=auth("alice"), body=body)
+    assert response.status_code == 207
+    assert [r["status"] for r in response.json_body["results"]] == [503, 503]
+    assert int(response.headers["Retry-After"]) > 0
+    assert stack.task_count() == 0
+
+
+def test_a_batch_item_throttled_on_its_own_path_is_a_503_for_that_item_alone(client, stack):
+    """A replayed item is read back after the others are written: a throttle there fails
+    that item, not the batch whose other items are already stored."""
+    replayed = {**sleep_job(), "idempotencyKey": "used"}
+    client.http.post("/jobs/batch", headers=auth("alice"), body=json.dumps({"jobs": [replayed]}))
+    body = json.dumps({"jobs": [sleep_job(), replayed]})
+    with (
+        aws_fails("dynamodb", "GetItem", "ThrottlingException"),
+        aws_fails("dynamodb", "BatchGetItem", "ThrottlingException"),
+    ):
+        response = client.http.post("/jobs/batch", headers=auth("alice"), body=body)
+    assert response.status_code == 207
+    assert [r["status"] for r in response.json_body["results"]] == [202, 503]
+    assert stack.task_count() == 2
+
+
+@pytest.mark.parametrize("fault", EVERY_FAULT)
+def test_a_throttled_cancel_is_a_503_and_the_job_runs_on(client, service, fault):
+    task = stored_task(service, Status.SUBMITTED)
+    with aws_fails("dynamodb", "UpdateItem", fault):
+        response = client.http.delete(f"/jobs/{task.id}", headers=auth("alice"))
+    assert_retry_later(response)
+    assert service.find(task.id).status is Status.SUBMITTED
+
+
+def test_a_throttled_retry_is_a_503_and_the_job_stays_failed(client, service):
+    task = stored_task(service, Status.FAILED)
+    with aws_fails("dynamodb", "PutItem", "ThrottlingException"):
+        response = client.http.post(f"/jobs/{task.id}/retry", headers=auth("alice"), body="")
+    assert_retry_later(response)
+    assert service.find(task.id).status is Status.FAILED
+    assert client.http.post(f"/jobs/{task.id}/retry", headers=auth("alice")).status_code == 202
+
+
+def test_a_throttled_read_is_a_503_too(client, service):
+    task = stored_task(service, Status.SUBMITTED)
+    with aws_fails("dynamodb", "GetItem", "ThrottlingException"):
+        response = client.http.get(f"/jobs/{task.id}", headers=auth("alice"))
+    assert_retry_later(response)
+
+
+def test_an_error_that_is_not_overload_is_still_a_500(client):
+    with aws_fails("dynamodb", "PutItem", "ValidationException"):
+        response = submit(client)
+    assert response.status_code == 500
+    assert "Retry-After" not in response.headers
