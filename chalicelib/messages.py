@@ -60,6 +60,8 @@ class TaskMessage:
     # earlier messages made, and how often it has waited.
     priorAttempts: int = 0
     deferrals: int = 0
+    # How often AWS throttled this task's claim in a row (the worker's backoff grows with it).
+    throttled: int = 0
 
     @classmethod
     def from_json(cls, body: str) -> TaskMessage:
@@ -70,6 +72,7 @@ class TaskMessage:
             owner=_optional_text(data, "owner"),
             priorAttempts=_count(data, "priorAttempts", 0),
             deferrals=_count(data, "deferrals", 0),
+            throttled=_count(data, "throttled", 0),
         )
 
     def to_json(self) -> str:

@@ -10,6 +10,7 @@ message cannot claim a task that is finished or held by a live lease.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -29,6 +30,9 @@ from chalicelib.service import TaskService
 log = logging.getLogger("taskstatus_svc.worker")
 
 MAX_BACKOFF_SECONDS = 900
+# A throttled claim asks again within a minute: throttling passes in seconds, and the wait
+# delays the task, it costs it nothing (no attempt, no delivery counted).
+MAX_CLAIM_BACKOFF_SECONDS = 60
 MAX_SOURCE_BYTES = 100 * 1024 * 1024  # read whole into the worker's memory (1 GB)
 # At most one progress write per task per this many seconds (TaskReporter).
 PROGRESS_MIN_INTERVAL_SECONDS = 1.0
@@ -48,6 +52,12 @@ def is_transient(exc: BaseException) -> bool:
 
 def backoff_seconds(attempt: int) -> int:
     return min(MAX_BACKOFF_SECONDS, 2 ** min(attempt, 10))
+
+
+def claim_backoff_seconds(throttled: int) -> int:
+    """How long a task whose claim AWS throttled waits before it asks again (with jitter)."""
+    base = min(MAX_CLAIM_BACKOFF_SECONDS, 2 ** min(throttled, 10))
+    return max(1, round(base * random.uniform(0.75, 1.25)))
 
 
 class TaskReporter:
@@ -155,10 +165,15 @@ class Worker:
         receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
         attempt = message.priorAttempts + receives
         with task_context(message.taskId):
+            handle = record.get("receiptHandle")
             try:
                 took_slot = self._take_slot(message)
             except OverLimit:
                 return self._defer(message, attempt - 1)
+            except Exception as exc:
+                if not aws.is_transient(exc):
+                    raise
+                return self._claim_later(message, attempt - 1, handle, exc)
             try:
                 task = self.service.claim(message.taskId, message.type, attempt)
             except (TaskNotFound, TransitionRefused) as exc:
@@ -167,7 +182,45 @@ class Worker:
                     self.slots.release(message.owner, message.taskId)
                     self.slots.admit_next(message.owner, self.service.send)
                 return True
-            return self._run(task, attempt, record.get("receiptHandle"))
+            except Exception as exc:
+                if not aws.is_transient(exc):
+                    raise
+                return self._claim_later(message, attempt - 1, handle, exc)
+            return self._run(task, attempt, handle)
+
+    def _claim_later(
+        self,
+        message: TaskMessage,
+        attempts_made: int,
+        receipt_handle: str | None,
+        exc: Exception,
+    ) -> bool:
+        """AWS throttled the claim (or its slot): nothing ran, so nothing may count.
+
+        SQS counts a message's receives, not its failures: every receive of this message
+        moves it toward the queue's maxReceiveCount (MAX_ATTEMPTS), past which it goes to the
+        dead-letter queue and its task is failed, and ChangeMessageVisibility does not reset
+        the count. So the task asks again on a new message, after a short growing backoff,
+        carrying the attempts made so far, and this one is deleted (True). Only if SQS
+        refuses that send too is this message kept, back in view after the backoff: one
+        receive counted, the least left to do.
+        """
+        delay = claim_backoff_seconds(message.throttled)
+        later = replace(message, priorAttempts=attempts_made, throttled=message.throttled + 1)
+        log.warning("claim throttled, asking again in %s s: %s", delay, exc)
+        emit_metric("ClaimsThrottled", 1)
+        sqs = aws.client("sqs")
+        queue_url = self.service.settings.tasks_queue_url
+        try:
+            sqs.send_message(QueueUrl=queue_url, MessageBody=later.to_json(), DelaySeconds=delay)
+            return True
+        except Exception as send_exc:
+            if not aws.is_transient(send_exc) or not receipt_handle:
+                raise
+        sqs.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+        )
+        return False
 
     def _take_slot(self, message: TaskMessage) -> bool:
         """A running slot of the task's owner (fair concurrency); True if newly taken."""

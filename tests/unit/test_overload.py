@@ -102,3 +102,76 @@ def test_an_error_that_is_not_overload_is_still_a_500(client):
         response = submit(client)
     assert response.status_code == 500
     assert "Retry-After" not in response.headers
+
+
+# -- the worker: a throttled claim is no delivery ------------------------------------------
+
+
+@pytest.fixture
+def no_claim_backoff(monkeypatch):
+    """A throttled claim asks again at once (the backoff itself is tested on its own)."""
+    from chalicelib import worker
+
+    monkeypatch.setattr(worker, "claim_backoff_seconds", lambda throttled: 0)
+
+
+def queued_task(client, stack) -> str:
+    job_id = submit(client).json_body["jobId"]
+    stack.run_stream()
+    return job_id
+
+
+def dead_letters(stack) -> int:
+    attributes = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def test_throttled_claims_never_count_as_deliveries(client, stack, service, no_claim_backoff):
+    job_id = queued_task(client, stack)
+    max_attempts = service.settings.max_attempts
+    with aws_fails("dynamodb", "UpdateItem", "ProvisionedThroughputExceededException") as failed:
+        for _ in range(max_attempts * 2):
+            assert stack.worker_pump.run_once() == 1
+    assert len(failed) >= max_attempts * 2
+    assert dead_letters(stack) == 0
+    assert service.find(job_id).status is Status.SUBMITTED
+    stack.settle()
+    done = service.find(job_id)
+    assert (done.status, done.attempts) == (Status.COMPLETED, 1)
+
+
+def test_a_throttled_claim_keeps_the_attempts_its_task_already_made(
+    client, stack, service, no_claim_backoff
+):
+    """A task on its second delivery (the first one's worker died) stays on attempt 2."""
+    job_id = queued_task(client, stack)
+    stack.sqs.receive_message(QueueUrl=stack.queue_url, VisibilityTimeout=0)  # a lost delivery
+    with aws_fails("dynamodb", "UpdateItem", "ThrottlingException", times=1):
+        stack.worker_pump.run_once()
+    stack.settle()
+    assert service.find(job_id).attempts == 2
+
+
+def test_when_sqs_refuses_the_new_message_too_the_message_is_kept_for_later(
+    client, stack, service, no_claim_backoff
+):
+    job_id = queued_task(client, stack)
+    with (
+        aws_fails("dynamodb", "UpdateItem", "ThrottlingException"),
+        aws_fails("sqs", "SendMessage", "ServiceUnavailable"),
+    ):
+        assert stack.worker_pump.run_once() == 1
+    assert stack.queued_messages() == 1
+    assert service.find(job_id).status is Status.SUBMITTED
+    stack.settle()
+    assert service.find(job_id).status is Status.COMPLETED
+
+
+def test_a_throttled_claims_backoff_grows_to_a_minute_at_most():
+    from chalicelib.worker import MAX_CLAIM_BACKOFF_SECONDS, claim_backoff_seconds
+
+    assert claim_backoff_seconds(0) <= 2
+    assert all(claim_backoff_seconds(n) <= MAX_CLAIM_BACKOFF_SECONDS * 1.25 for n in range(30))
+    assert claim_backoff_seconds(20) >= MAX_CLAIM_BACKOFF_SECONDS * 0.75
