@@ -24,6 +24,7 @@ from chalicelib.model import (
     heartbeat_window,
     utcnow,
 )
+from chalicelib.observability import emit_metric
 from chalicelib.settings import Settings
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
 
@@ -409,6 +410,9 @@ class TaskService:
             ):
                 self.store.postpone_deadline(task, now + timedelta(seconds=limit))
                 continue
+            if task.status is Status.SUBMITTED and not task.is_external:
+                self._queue_again(task, now + timedelta(seconds=limit))
+                continue
             try:
                 self.transition(
                     task,
@@ -427,6 +431,15 @@ class TaskService:
         except TransitionRefused:
             return False
         return True
+
+    def _queue_again(self, task: Task, until: datetime) -> None:
+        """A submitted task past its deadline was never claimed: its queueing is late (the
+        stream lags behind, or its record was set aside) or its message was lost. That is
+        no fault of its own, so it is not failed: it is queued (again) and its deadline moved
+        on by its timeout. A message sent twice is harmless: one claim wins."""
+        self.enqueue(task)
+        self.store.postpone_deadline(task, until)
+        emit_metric("TasksRequeued", 1)
 
     def _waits_for_a_slot(self, owner: str, full: dict[str, bool], admitted: set[str]) -> bool:
         """A submitted task of an owner at MAX_RUNNING_PER_OWNER is waiting its turn, not lost."""

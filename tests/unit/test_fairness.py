@@ -47,6 +47,13 @@ def message_for(task: Task, **extra) -> dict:
     return record({"taskId": task.id, "type": task.type, "owner": task.owner, **extra})
 
 
+def crashed_task(service, owner: str = "alice") -> Task:
+    """A task a worker claimed, then died without a word (no slot involved)."""
+    task = new_task(service, owner)
+    service.claim(task.id, task.type, 1)
+    return task
+
+
 def crash_while_running(service, slots, task: Task) -> None:
     """A worker took the slot and claimed the task, then died."""
     slots.acquire(task.owner, task.id)
@@ -197,11 +204,12 @@ def test_the_reaper_leaves_a_task_waiting_for_a_slot(service, slots, stack):
     assert service.find(waiting.id).status is Status.SUBMITTED
 
 
-def test_the_reaper_fails_a_lost_submitted_task_of_an_owner_with_free_slots(service, slots):
+def test_the_reaper_queues_a_lost_submitted_task_of_an_owner_with_free_slots(service, slots, stack):
     lost = new_task(service)
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
-    assert service.reap() == [lost.id]
+    assert service.reap() == []
+    assert queued_ids(stack) == [lost.id]
 
 
 # -- admission: a backlog waits in the table, not in the queue --------------------------------
@@ -302,17 +310,17 @@ def test_another_owners_lost_task_is_reaped_behind_a_waiting_backlog(service, sl
     for _ in range(5):
         new_task(service)
     stack.run_stream()
-    lost = new_task(service, owner="bob")
+    lost = crashed_task(service, owner="bob")
     service.clock = lambda: later
     assert service.reap() == [lost.id]
 
 
 def test_the_reaper_stops_when_its_time_is_up_and_changes_nothing(service):
-    lost = new_task(service)
+    lost = crashed_task(service)
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
     assert service.reap(time_left=lambda: 1.0) == []
-    assert service.find(lost.id).status is Status.SUBMITTED
+    assert service.find(lost.id).status is Status.STARTED
     assert service.reap() == [lost.id]
 
 

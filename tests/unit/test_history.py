@@ -63,6 +63,7 @@ def test_a_cancel_is_written_by_the_api(client, stack):
 
 def test_a_timeout_is_written_by_the_reaper(client, stack, service):
     job_id = submit(client, sleep_job()).json_body["jobId"]
+    service.claim(job_id, "demo/sleep", 1)  # then its worker died
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
     assert service.reap() == [job_id]

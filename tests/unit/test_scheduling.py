@@ -228,13 +228,15 @@ def test_the_reaper_does_not_fail_a_task_waiting_for_its_run_at(client, service)
     assert service.reap() == []
 
 
-def test_the_reaper_fails_a_released_task_no_worker_picked_up(client, service):
+def test_the_reaper_queues_a_released_task_no_worker_picked_up(client, service, stack):
     job = delayed(client, delaySeconds=3600)
     at(service, utcnow() + timedelta(seconds=3601))
     service.release_due()
     timeout = service.settings.default_task_timeout_seconds
     at(service, utcnow() + timedelta(seconds=3601 + timeout + 60))
-    assert service.reap() == [job["jobId"]]
+    assert service.reap() == []
+    assert service.find(job["jobId"]).status is Status.SUBMITTED
+    assert stack.queued_messages() == 1
 
 
 # -- cancelling ----------------------------------------------------------------------------

@@ -245,11 +245,16 @@ def test_the_reaper_fails_a_task_stuck_past_its_timeout(service):
     assert service.find(done.id).status is Status.COMPLETED
 
 
-def test_the_reaper_fails_a_task_never_picked_up(service):
+def test_the_reaper_queues_a_task_never_picked_up_instead_of_failing_it(service, stack):
     never_queued = submitted(service)
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
-    assert service.reap() == [never_queued.id]
+    assert service.reap() == []
+    assert service.find(never_queued.id).status is Status.SUBMITTED
+    assert stack.queued_messages() == 1
+    service.clock = utcnow
+    stack.run_worker()
+    assert service.find(never_queued.id).status is Status.COMPLETED
 
 
 def test_the_reaper_handler_runs_from_the_schedule(stack):
