@@ -362,12 +362,15 @@ def stream(event: Any) -> dict[str, Any]:
 # Deliveries run one after another: 3 attempts of at most WEBHOOK_TIMEOUT_SECONDS (15 s,
 # the host's lookup included) fit the function's 60 s timeout with room to spare
 # (tests/unit/test_deployed_limits.py).
-@app.on_sqs_message(queue=STREAM_FAILURES_QUEUE, batch_size=10, name="stream_failures")
+# One message is one range of the stream's records, as much work as a stream invocation.
+@app.on_sqs_message(queue=STREAM_FAILURES_QUEUE, batch_size=1, name="stream_failures")
 @invocation
 def stream_failures(event: Any) -> dict[str, Any]:
-    from chalicelib.stream import fail_unprocessed
+    from chalicelib.stream import StreamHandler, replay_unprocessed
 
-    return fail_unprocessed(_service(), event.to_dict()["Records"])
+    c = bootstrap.container()
+    handler = StreamHandler(c.service, c.realtime, lambda: c.webhooks)
+    return replay_unprocessed(handler, event.to_dict()["Records"])
 
 
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=3, name="webhooks")

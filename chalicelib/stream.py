@@ -101,8 +101,9 @@ class StreamHandler:
 
         A record that fails for good (a value DynamoDB or SQS refuses, a broken image)
         fails its task with the reason and the batch goes on. A record that may pass on
-        retry is reported, and Lambda resumes there (bounded retries, then the
-        on-failure destination, whose handler fails the task: see `fail_unprocessed`).
+        retry (AWS throttling or unavailable) is reported, and Lambda resumes there
+        (bounded retries, then the on-failure destination, whose handler replays it until
+        it passes: see `replay_unprocessed`). Throttling delays a task, never fails it.
         """
         records = list(records)
         fan_out = self.realtime.batch(owner for owner in map(_owner, records) if owner)
@@ -198,36 +199,50 @@ class StreamHandler:
             log.exception("WebSocket fan-out failed for version %s", task.version)
 
 
-UNPROCESSED_REASON = (
-    "the service could not handle a change of this task after repeated attempts; "
-    "it was set aside for an operator (the stream failures queue)"
-)
+# What the stream could not read back to replay: records older than the stream keeps (24 h).
+_RECORDS_GONE = frozenset({"TrimmedDataAccessException", "ExpiredIteratorException"})
 
 
-def fail_unprocessed(
-    service: TaskService, messages: Iterable[dict[str, Any]], streams: Any = None
+def replay_unprocessed(
+    handler: StreamHandler, messages: Iterable[dict[str, Any]], streams: Any = None
 ) -> dict[str, Any]:
-    """The stream's on-failure destination: fail the tasks of records Lambda gave up on.
+    """The stream's on-failure destination: handle again the records Lambda gave up on.
 
-    Lambda sends where the records were (DDBStreamBatchInfo), not the records, so they
-    are read back from the stream (kept 24 h). A message that cannot be handled stays
-    in the queue for an operator (reported as failed).
+    Only records that kept failing for a reason that may pass get here (handle_batch fails
+    the task of a record that fails for good, and moves on), so their tasks are not failed:
+    the records are read back from the stream (Lambda sends where they were,
+    DDBStreamBatchInfo, not the records) and handled again, in order. A message whose
+    records still fail is reported, and SQS hands it over again after the queue's
+    visibility timeout; so throttling delays these tasks, however long it lasts. Records
+    older than the stream keeps are gone: the message is dropped, and a task whose
+    queueing they held is queued by the reaper once its deadline passes.
     """
     failures = []
     for message in messages:
         try:
-            for task_id in _unprocessed_task_ids(message["body"], streams):
-                with task_context(task_id):
-                    if service.fail(task_id, UNPROCESSED_REASON, by="stream-failures"):
-                        log.error("failed a task whose stream record could not be handled")
+            records = _unprocessed_records(message["body"], streams)
+            if handler.handle_batch(records)["batchItemFailures"]:
+                failures.append({"itemIdentifier": message["messageId"]})
         except Exception:
-            log.exception("could not read back the records of a stream failure")
+            log.exception("could not replay the records of a stream failure")
             failures.append({"itemIdentifier": message["messageId"]})
     return {"batchItemFailures": failures}
 
 
-def _unprocessed_task_ids(body: str, streams: Any) -> list[str]:
-    info = json.loads(body)["DDBStreamBatchInfo"]
+def _unprocessed_records(body: str, streams: Any) -> list[dict[str, Any]]:
+    from botocore.exceptions import ClientError
+
+    try:
+        return _read_records(json.loads(body)["DDBStreamBatchInfo"], streams)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in _RECORDS_GONE:
+            raise
+        log.error("the records of a stream failure are no longer in the stream: %s", exc)
+        return []
+
+
+def _read_records(info: dict[str, Any], streams: Any) -> list[dict[str, Any]]:
+    """The records from startSequenceNumber to endSequenceNumber of one shard."""
     client = streams or aws.client("dynamodbstreams")
     iterator = client.get_shard_iterator(
         StreamArn=info["streamArn"],
@@ -236,16 +251,14 @@ def _unprocessed_task_ids(body: str, streams: Any) -> list[str]:
         SequenceNumber=info["startSequenceNumber"],
     )["ShardIterator"]
     end = int(info["endSequenceNumber"])
-    task_ids: list[str] = []
+    records: list[dict[str, Any]] = []
     while iterator:
         response = client.get_records(ShardIterator=iterator, Limit=100)
         for record in response.get("Records", []):
             if int(record["dynamodb"]["SequenceNumber"]) > end:
-                return task_ids
-            task_id = record["dynamodb"].get("Keys", {}).get("id", {}).get("S")
-            if task_id and task_id not in task_ids:
-                task_ids.append(task_id)
+                return records
+            records.append(record)
         if not response.get("Records"):
-            return task_ids
+            return records
         iterator = response.get("NextShardIterator")
-    return task_ids
+    return records

@@ -141,7 +141,7 @@ QUEUES = [
 DEAD_LETTER_QUEUES = {
     "TasksDeadLetterQueue": "Task messages reached the dead-letter queue",
     "WebhooksDeadLetterQueue": "Webhook delivery messages reached the dead-letter queue",
-    "StreamFailuresQueue": "Stream records failed every retry (their tasks are not queued)",
+    "StreamFailuresQueue": "Stream records failed every retry (replayed until they pass)",
 }
 
 

@@ -2,10 +2,11 @@
 write route answers 503 with Retry-After and writes nothing; the request sent again passes."""
 
 import json
+from datetime import timedelta
 
 import pytest
 
-from chalicelib.model import Status
+from chalicelib.model import Status, utcnow
 from tests.conftest import auth
 from tests.unit.aws_faults import EVERY_FAULT, aws_fails
 from tests.unit.helpers import sleep_job, submit
@@ -175,3 +176,94 @@ def test_a_throttled_claims_backoff_grows_to_a_minute_at_most():
     assert claim_backoff_seconds(0) <= 2
     assert all(claim_backoff_seconds(n) <= MAX_CLAIM_BACKOFF_SECONDS * 1.25 for n in range(30))
     assert claim_backoff_seconds(20) >= MAX_CLAIM_BACKOFF_SECONDS * 0.75
+
+
+# -- the stream: a throttled record delays its task, never fails it ---------------------------
+
+
+def exhaust_stream_retries(stack) -> None:
+    """Lambda's retries of the stream's batch, then its record set aside (the on-failure
+    destination: the stream failures queue)."""
+    from infra.package import EVENT_SOURCES
+
+    for _ in range(EVENT_SOURCES["stream"].settings["MaximumRetryAttempts"]):
+        assert stack.run_stream() == 0
+    assert stack.run_stream() >= 1
+
+
+def messages_in(stack, queue_url: str) -> int:
+    attributes = stack.sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def test_a_throttled_stream_record_set_aside_does_not_fail_its_task(client, stack, service):
+    job_id = submit(client).json_body["jobId"]
+    with aws_fails("sqs", "SendMessage", "ThrottlingException"):
+        exhaust_stream_retries(stack)
+        assert stack.stream_failures_pump.drain() == 1  # replayed, still throttled
+    assert service.find(job_id).status is Status.SUBMITTED
+    assert messages_in(stack, stack.stream_failures_url) == 1  # kept, to be replayed again
+
+
+def test_a_set_aside_record_is_replayed_once_aws_recovers_and_its_task_runs(client, stack, service):
+    job_id = submit(client).json_body["jobId"]
+    with aws_fails("sqs", "SendMessage", "ProvisionedThroughputExceededException"):
+        exhaust_stream_retries(stack)
+    assert stack.stream_failures_pump.drain() == 1
+    assert messages_in(stack, stack.stream_failures_url) == 0
+    stack.settle()
+    assert service.find(job_id).status is Status.COMPLETED
+
+
+def test_a_set_aside_record_that_fails_for_good_still_fails_its_task(client, stack, service):
+    job_id = submit(client).json_body["jobId"]
+    with aws_fails("sqs", "SendMessage", "ThrottlingException"):
+        exhaust_stream_retries(stack)
+    with aws_fails("sqs", "SendMessage", "InvalidParameterValue"):
+        assert stack.stream_failures_pump.drain() == 1
+    failed = service.find(job_id)
+    assert failed.status is Status.FAILED and "InvalidParameterValue" in failed.error
+    assert messages_in(stack, stack.stream_failures_url) == 0
+
+
+# -- the reaper: a stream that lags never fails a task ----------------------------------------
+
+
+def past_deadline(service):
+    later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
+    service.clock = lambda: later
+
+
+def test_a_task_the_lagging_stream_has_not_queued_is_queued_by_the_reaper_not_failed(
+    client, stack, service
+):
+    job_id = submit(client).json_body["jobId"]  # its stream record is not handled yet
+    past_deadline(service)
+    assert service.reap() == []
+    assert service.find(job_id).status is Status.SUBMITTED
+    assert stack.queued_messages() == 1
+
+
+def test_a_queued_again_task_waits_a_whole_timeout_before_the_reaper_looks_again(
+    client, stack, service
+):
+    submit(client)
+    past_deadline(service)
+    service.reap()
+    service.reap()
+    assert stack.queued_messages() == 1
+
+
+def test_a_task_queued_by_the_reaper_and_then_by_the_stream_runs_once(client, stack, service):
+    job_id = submit(client).json_body["jobId"]
+    past_deadline(service)
+    service.reap()
+    service.clock = utcnow
+    stack.settle()  # the stream catches up: a second message for the same task
+    done = service.find(job_id)
+    assert (done.status, done.attempts) == (Status.COMPLETED, 1)
+    history = client.http.get(f"/jobs/{job_id}/events", headers=auth("alice")).json_body
+    assert "failed" not in [event["status"] for event in history["events"]]
