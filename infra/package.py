@@ -22,6 +22,36 @@ from infra.bytecode import add_bytecode, bytecode_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = ROOT / "infra" / "resources.json"
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+
+
+def reserved_concurrency(config: Path = CHALICE_CONFIG) -> dict[str, int]:
+    """Each function's reserved concurrency, by its Chalice name: the executions it is sure
+    to have, and the most it may take (docs/capacity.md). .chalice/config.json is the one
+    source: `chalice deploy` applies it, `make package` makes each a template parameter
+    with it as the default, and a queue's poller is held to its function's (queue_scaling)."""
+    functions = json.loads(config.read_text())["lambda_functions"]
+    return {
+        name: settings["reserved_concurrency"]
+        for name, settings in functions.items()
+        if "reserved_concurrency" in settings
+    }
+
+
+def logical_id(function: str) -> str:
+    """Chalice's logical id of a function in `chalice package` output (api_handler: APIHandler)."""
+    if function == "api_handler":
+        return "APIHandler"
+    return "".join(part.capitalize() for part in function.split("_"))
+
+
+def queue_scaling(function: str) -> dict[str, Any]:
+    """A queue's poller invokes its function at most as often at once as the function's
+    reserved concurrency: more would be throttled, and a throttled SQS invocation returns its
+    messages with their receive counted, toward the dead-letter queue (Lambda's ScalingConfig,
+    at least 2)."""
+    return {"ScalingConfig": {"MaximumConcurrency": max(2, reserved_concurrency()[function])}}
+
 
 REPORT_FAILURES = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
 # One bad stream record must not hold its shard: split the batch on error, give up after a
@@ -54,11 +84,23 @@ class EventSource:
 EVENT_SOURCES = {
     source.function: source
     for source in (
-        EventSource("worker", "Worker", "TasksQueue", REPORT_FAILURES),
-        EventSource("dead_letters", "DeadLetters", "TasksDeadLetterQueue", REPORT_FAILURES),
-        EventSource("webhooks", "Webhooks", "WebhooksQueue", REPORT_FAILURES),
+        EventSource("worker", "Worker", "TasksQueue", REPORT_FAILURES | queue_scaling("worker")),
+        EventSource(
+            "dead_letters",
+            "DeadLetters",
+            "TasksDeadLetterQueue",
+            REPORT_FAILURES | queue_scaling("dead_letters"),
+        ),
+        EventSource(
+            "webhooks", "Webhooks", "WebhooksQueue", REPORT_FAILURES | queue_scaling("webhooks")
+        ),
         EventSource("stream", "Stream", "TasksTable", REPORT_FAILURES | STREAM_FAILURE_HANDLING),
-        EventSource("stream_failures", "StreamFailures", "StreamFailuresQueue", REPORT_FAILURES),
+        EventSource(
+            "stream_failures",
+            "StreamFailures",
+            "StreamFailuresQueue",
+            REPORT_FAILURES | queue_scaling("stream_failures"),
+        ),
     )
 }
 
@@ -74,7 +116,63 @@ def sam_event_properties(source: EventSource) -> dict[str, Any]:
     else:
         # Chalice deep-merges: overriding its own Fn::Sub key replaces the literal ARN.
         properties["Queue"] = {"Fn::Sub": f"${{{source.source}.Arn}}"}
+        if "ScalingConfig" in properties:  # held to the function's reservation, as deployed
+            name = concurrency_parameter(source.logical_id)
+            properties["ScalingConfig"] = if_reserved(
+                source.logical_id, {"MaximumConcurrency": {"Ref": name}}
+            )
     return properties
+
+
+def concurrency_parameter(logical: str) -> str:
+    return f"{logical}ReservedConcurrency"
+
+
+def if_reserved(logical: str, value: Any) -> dict[str, Any]:
+    """`value` where the function's reservation parameter is not 0 (0: no reservation)."""
+    return {"Fn::If": [f"{logical}Reserved", value, {"Ref": "AWS::NoValue"}]}
+
+
+def concurrency_rules() -> dict[str, Any]:
+    """A queue's poller needs at least 2 executions (Lambda's least MaximumConcurrency): a
+    queue-fed function reserves 0 (none) or at least 2, refused at the template, not halfway
+    through a deployment."""
+    rules = {}
+    for source in EVENT_SOURCES.values():
+        if source.is_stream:
+            continue
+        name = concurrency_parameter(source.logical_id)
+        rules[f"{name}NotOne"] = {
+            "Assertions": [
+                {
+                    "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": name}, "1"]}]},
+                    "AssertDescription": f"{name}: 0 (none reserved) or at least 2, the "
+                    "fewest executions a queue's poller runs",
+                }
+            ]
+        }
+    return rules
+
+
+def concurrency_settings() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The template's reserved concurrency: (parameters, conditions, function properties).
+    A parameter per function, defaulting to .chalice/config.json; 0 reserves nothing (an
+    account below the default quota of 1,000 cannot reserve these), where a literal 0 would
+    stop the function altogether."""
+    parameters, conditions, properties = {}, {}, {}
+    for function, executions in reserved_concurrency().items():
+        logical = logical_id(function)
+        name = concurrency_parameter(logical)
+        parameters[name] = {
+            "Type": "Number",
+            "Default": executions,
+            "MinValue": 0,
+            "Description": f"executions reserved for {function} (and its most at once; "
+            "0: none reserved, no cap)",
+        }
+        conditions[f"{logical}Reserved"] = {"Fn::Not": [{"Fn::Equals": [{"Ref": name}, 0]}]}
+        properties[logical] = {"ReservedConcurrentExecutions": if_reserved(logical, ref(name))}
+    return parameters, conditions, properties
 
 
 ALL_FUNCTIONS = [
@@ -289,8 +387,10 @@ def merge_template() -> dict[str, Any]:
     data = json.loads(RESOURCES.read_text())
     resources: dict[str, Any] = dict(data["Resources"])
     resources["DefaultRole"] = {"Properties": {"Policies": [policy()]}}
+    concurrency, conditions, reservations = concurrency_settings()
     for function in ALL_FUNCTIONS:
-        resources[function] = {"Properties": {"Environment": environment()}}
+        properties = {"Environment": environment(), **reservations.get(function, {})}
+        resources[function] = {"Properties": properties}
     for source in EVENT_SOURCES.values():
         kind = "Dynamodb" if source.is_stream else "Sqs"
         resources[source.logical_id]["Properties"]["Events"] = {
@@ -308,9 +408,11 @@ def merge_template() -> dict[str, Any]:
         }
     )
     parameters["PublicReadById"]["AllowedValues"] = ["", "false", "true"]
+    parameters.update(concurrency)
     return {
         "Parameters": parameters,
-        "Rules": RULES,
+        "Conditions": conditions,
+        "Rules": RULES | concurrency_rules(),
         "Resources": resources,
         "Outputs": data["Outputs"],
     }

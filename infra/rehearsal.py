@@ -4,10 +4,12 @@ In a scratch copy of the project (the checkout is left as it is) against a moto 
 free port (infra/emulator.py): `make infra`'s step, the stage secrets, `make deploy`'s step
 (`chalice deploy`, the WebSocket second pass, the event source settings). Then it reads
 back what was deployed and checks it against what the code needs:
-  - every function: memory and timeout as .chalice/config.json says, every environment
+  - every function: memory, timeout and reserved concurrency as .chalice/config.json says,
+    every environment
     variable the code reads, a role granting every action of the least-privilege policy;
-  - every event source mapping: ReportBatchItemFailures, and the stream's bisect, bounded
-    retries and on-failure queue (infra.package.EVENT_SOURCES);
+  - every event source mapping: ReportBatchItemFailures, each queue's maximum concurrency,
+    and the stream's bisect, bounded retries and on-failure queue
+    (infra.package.EVENT_SOURCES);
   - the REST API has every route of app.py, the WebSocket API its three routes, and the
     functions know the WebSocket endpoint (the second pass ran);
   - the deployment package holds only wheels that run on Lambda's python3.11 (glibc 2.26),
@@ -160,7 +162,11 @@ def expectations(outputs: dict[str, str], root: Path = ROOT) -> dict[str, Any]:
     stage_config = factory.create_config_obj(chalice_stage_name=STAGE)
     for name in names:
         config = stage_config.scope(chalice_stage=STAGE, function_name=name)
-        functions[name] = {"memory": config.lambda_memory_size, "timeout": config.lambda_timeout}
+        functions[name] = {
+            "memory": config.lambda_memory_size,
+            "timeout": config.lambda_timeout,
+            "reserved": config.reserved_concurrency,
+        }
     sources = {
         source.function: outputs["TasksStreamArn" if source.is_stream else f"{source.source}Arn"]
         for source in EVENT_SOURCES.values()
@@ -210,9 +216,11 @@ def describe(aws: Callable[[str], Any], project: Path) -> dict[str, Any]:
             grants: set[tuple[str, str]] = set()
             for document in documents:
                 grants |= policy_grants(document)
+            concurrency = lam.get_function_concurrency(FunctionName=function["FunctionName"])
             functions[name] = {
                 "memory": function["MemorySize"],
                 "timeout": function["Timeout"],
+                "reserved": concurrency.get("ReservedConcurrentExecutions"),
                 "environment": function.get("Environment", {}).get("Variables", {}),
                 "grants": sorted(grants),
             }
@@ -231,6 +239,7 @@ def describe(aws: Callable[[str], Any], project: Path) -> dict[str, Any]:
                         "BisectBatchOnFunctionError",
                         "MaximumRetryAttempts",
                         "DestinationConfig",
+                        "ScalingConfig",
                     )
                     if key in mapping
                 },
@@ -343,7 +352,7 @@ def _function_problems(deployed: dict[str, Any], expected: dict[str, Any]) -> li
         if function is None:
             found.append(f"function {name} was not deployed")
             continue
-        for key in ("memory", "timeout"):
+        for key in ("memory", "timeout", "reserved"):
             if function[key] != want[key]:
                 found.append(f"{name}: {key} is {function[key]}, the config says {want[key]}")
         environment = function["environment"]
@@ -412,8 +421,23 @@ def _without_action(description: dict[str, Any]) -> dict[str, Any]:
     return damaged
 
 
+def _without_reservation(description: dict[str, Any]) -> dict[str, Any]:
+    damaged = copy.deepcopy(description)
+    next(iter(damaged["functions"].values()))["reserved"] = None
+    return damaged
+
+
+def _without_queue_scaling(description: dict[str, Any]) -> dict[str, Any]:
+    damaged = copy.deepcopy(description)
+    for mapping in damaged["mappings"]:
+        mapping["settings"].pop("ScalingConfig", None)
+    return damaged
+
+
 DAMAGES = {
     "a mapping without ReportBatchItemFailures": _without_report_failures,
+    "a function without its reserved concurrency": _without_reservation,
+    "queue mappings without their maximum concurrency": _without_queue_scaling,
     "a function without TASKS_TABLE": _without_variable,
     "a role without dynamodb:BatchWriteItem": _without_action,
 }

@@ -198,3 +198,22 @@ def test_the_stream_mapping_sends_failures_to_the_stacks_queue(outputs):
 def test_an_event_source_without_settings_stops_the_deploy(outputs):
     with pytest.raises(SystemExit, match="EVENT_SOURCES"):
         mapping_settings("a_handler_nobody_listed", outputs)
+
+
+def test_a_function_without_its_reserved_concurrency_fails(healthy, expected):
+    damaged = copy.deepcopy(healthy)
+    damaged["functions"]["webhooks"]["reserved"] = None
+    want = expected["functions"]["webhooks"]["reserved"]
+    assert rehearsal.problems(damaged, expected) == [
+        f"webhooks: reserved is None, the config says {want}"
+    ]
+
+
+def test_a_queue_mapping_without_its_maximum_concurrency_fails(healthy, expected):
+    damaged = copy.deepcopy(healthy)
+    webhooks = next(m for m in damaged["mappings"] if m["function"] == "webhooks")
+    webhooks["settings"].pop("ScalingConfig")
+    assert any(
+        p.startswith("the event source of webhooks: ScalingConfig is None")
+        for p in rehearsal.problems(damaged, expected)
+    )
