@@ -389,6 +389,18 @@ def _content(body: Any, refs: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
+# Any route that reaches AWS, when AWS throttles or is unavailable (chalicelib/overload.py):
+# in the route's own error shape, and nothing was changed.
+OVERLOADED = {
+    "description": "AWS is throttling or unavailable; nothing was changed: send the same "
+    "request again after Retry-After seconds",
+    "headers": {
+        "X-Request-Id": {"schema": {"type": "string"}},
+        "Retry-After": {"schema": {"type": "integer", "minimum": 1}},
+    },
+}
+
+
 def _operation(operation: Operation, refs: dict[str, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, body in operation.responses.items():
@@ -399,6 +411,8 @@ def _operation(operation: Operation, refs: dict[str, Any]) -> dict[str, Any]:
         if body is not None:
             response["content"] = _content(body, refs)
         responses[str(status)] = response
+    if not operation.public:
+        responses["503"] = OVERLOADED
     document: dict[str, Any] = {
         "operationId": operation.method.lower()
         + "_"

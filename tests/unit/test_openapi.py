@@ -42,3 +42,14 @@ def test_a_submitted_job_validates_against_the_documented_schema(client):
     jsonschema.validate(job, {"$ref": "#/components/schemas/JobDocument", "components": components})
     listing = get(client, "/jobs").json_body
     jsonschema.validate(listing, {"$ref": "#/components/schemas/JobList", "components": components})
+
+
+def test_every_route_with_credentials_documents_its_503_with_retry_after(client):
+    document = client.http.get("/openapi.json").json_body
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("security") == []:
+                continue  # public: answers without AWS (health, this document, the page)
+            overloaded = operation["responses"].get("503")
+            assert overloaded is not None, (method, path)
+            assert "Retry-After" in overloaded["headers"]
