@@ -5,8 +5,10 @@ Chalice turns any exception a view raises into its own 500 before the edge middl
 sees it, so the mapping wraps each route's view: a transient AWS error (chalicelib.aws
 `is_transient`) becomes `ServiceUnavailable`, which the edge answers in the route's
 error shape. Every write route makes one conditional write or one transaction (a batch
-answers per item: chalicelib/batches.py), so a request refused here has written nothing
-and can be sent again as it was.
+answers per item: chalicelib/batches.py), so a request AWS throttled or could not be sent
+has written nothing and can be sent again as it was. One whose answer was lost (a read
+timeout) may have been written: its 503 says so, and an Idempotency-Key makes the same
+request safe to send again.
 """
 
 from __future__ import annotations
@@ -24,10 +26,26 @@ log = logging.getLogger("taskstatus_svc.overload")
 # short enough that a client's retry is not what delays the work.
 RETRY_AFTER_SECONDS = 5
 MESSAGE = "the service is overloaded or briefly unavailable; nothing was changed: retry later"
+# A request sent whose answer never came: AWS may have made the change.
+UNCERTAIN = (
+    "the service is overloaded or briefly unavailable and did not hear whether the change "
+    "was made: send the same request again (with the same Idempotency-Key, if it had one)"
+)
 
 
-def unavailable(retry_after: int = RETRY_AFTER_SECONDS) -> ServiceUnavailable:
-    return ServiceUnavailable(MESSAGE, headers={"Retry-After": str(retry_after)})
+def unavailable(
+    retry_after: int = RETRY_AFTER_SECONDS, *, uncertain: bool = False
+) -> ServiceUnavailable:
+    message = UNCERTAIN if uncertain else MESSAGE
+    return ServiceUnavailable(message, headers={"Retry-After": str(retry_after)})
+
+
+def sent_without_answer(exc: BaseException) -> bool:
+    """A call that reached AWS and timed out or lost its connection while AWS answered:
+    unlike a throttle or a refused connection, the write may have been made."""
+    from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+
+    return isinstance(exc, ReadTimeoutError | ConnectionClosedError)
 
 
 def answers_overload(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,7 +61,7 @@ def answers_overload(view: Callable[..., Any]) -> Callable[..., Any]:
             if not aws.is_transient(exc):
                 raise
             log.warning("AWS is throttling or unavailable: %s", exc)
-            raise unavailable() from None
+            raise unavailable(uncertain=sent_without_answer(exc)) from None
 
     return guarded
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from chalicelib import aws
 
@@ -22,6 +22,7 @@ OVERLOAD_ANSWERS = {
     "ServiceUnavailable": 503,
 }
 CONNECTION_LOST = "connection-lost"  # no answer at all: botocore gave up connecting
+ANSWER_LOST = "answer-lost"  # the request went out, its answer never came (a read timeout)
 EVERY_FAULT = [*OVERLOAD_ANSWERS, CONNECTION_LOST]
 
 
@@ -57,6 +58,8 @@ def aws_fails(
         failed.append(model.name)
         if fault == CONNECTION_LOST:
             raise EndpointConnectionError(endpoint_url="https://aws.invalid/")
+        if fault == ANSWER_LOST:
+            raise ReadTimeoutError(endpoint_url="https://aws.invalid/")
         if fault == "TransactionCanceledException":
             return throttled_transaction_answer()
         return error_answer(fault, OVERLOAD_ANSWERS.get(fault, 400))

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.model import Status, utcnow
 from tests.conftest import auth
-from tests.unit.aws_faults import EVERY_FAULT, aws_fails
+from tests.unit.aws_faults import ANSWER_LOST, EVERY_FAULT, aws_fails
 from tests.unit.helpers import sleep_job, submit
 from tests.unit.tasks import stored_task
 
@@ -96,6 +96,19 @@ def test_a_throttled_read_is_a_503_too(client, service):
     with aws_fails("dynamodb", "GetItem", "ThrottlingException"):
         response = client.http.get(f"/jobs/{task.id}", headers=auth("alice"))
     assert_retry_later(response)
+
+
+def test_a_submit_whose_answer_was_lost_is_a_503_that_says_it_may_have_been_made(client):
+    with aws_fails("dynamodb", "PutItem", ANSWER_LOST):
+        response = submit(client)
+    assert_retry_later(response)
+    assert "did not hear whether the change was made" in response.json_body["error"]["message"]
+
+
+def test_a_refused_submit_says_nothing_was_changed(client):
+    with aws_fails("dynamodb", "PutItem", "ThrottlingException"):
+        response = submit(client)
+    assert "nothing was changed" in response.json_body["error"]["message"]
 
 
 def test_an_error_that_is_not_overload_is_still_a_500(client):
