@@ -211,7 +211,9 @@ def replay_unprocessed(
     Only records that kept failing for a reason that may pass get here (handle_batch fails
     the task of a record that fails for good, and moves on), so their tasks are not failed:
     the records are read back from the stream (Lambda sends where they were,
-    DDBStreamBatchInfo, not the records) and handled again, in order. A message whose
+    DDBStreamBatchInfo, not the records) and handled again, in order; records of the range
+    that had passed are handled twice, which each step bears (one history entry and one
+    webhook event per version; a second message loses its claim). A message whose
     records still fail is reported, and SQS hands it over again after the queue's
     visibility timeout; so throttling delays these tasks, however long it lasts. Records
     older than the stream keeps are gone: the message is dropped, and a task whose
