@@ -80,11 +80,3 @@ class ServiceUnavailable(ApiError):
 class Unprocessable(ApiError):
     status_code = 422
     code = "validation_failed"
-
-
-class ServiceUnavailable(ApiError):
-    """AWS is throttling or unavailable: nothing was written, and the same request sent
-    again after `Retry-After` seconds may pass."""
-
-    status_code = 503
-    code = "unavailable"
