@@ -111,7 +111,7 @@ def test_a_typical_session_leaves_no_traceback_in_the_log(tmp_path):
             assert requests.get(f"{stack.api}/jobs", timeout=5).status_code == 401
             assert (
                 requests.get(
-                    f"{stack.api}/jobs/nope", headers=stack.headers(), timeout=5
+                    f"{stack.api}/jobs/not~a~job~id", headers=stack.headers(), timeout=5
                 ).status_code
                 == 400
             )
