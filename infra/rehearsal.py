@@ -92,6 +92,8 @@ OPTIONAL_VARIABLES = {
     "AUTOVID_TASK_TYPE",
     # fair concurrency: no per-owner limit unless set
     "MAX_RUNNING_PER_OWNER",
+    # producers: how long an external task may go without a report or heartbeat (900 s)
+    "EXTERNAL_HEARTBEAT_SECONDS",
 }
 WEBSOCKET_ROUTES = {
     "$connect": "websocket_connect",

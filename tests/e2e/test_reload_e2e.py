@@ -72,7 +72,7 @@ def accepted_once_reloaded(stack: LocalStack, timeout: float = 90) -> dict:
     while time.monotonic() < deadline:
         try:
             response = greet(stack)
-        except requests.ConnectionError:  # between the old process and the new one
+        except (requests.ConnectionError, requests.Timeout):  # the old process winds down
             response = None
         if response is not None and response.status_code == 202:
             return response.json()
