@@ -360,6 +360,13 @@ class TaskService:
         ref = ObjectRef(self.settings.objects_bucket, key)
         return {"result": None, "result_object": ref}
 
+    def release_one(self, task_id: str, task_type: str) -> Task:
+        """Move one due scheduled task to `submitted` (the stream queues or parks it).
+
+        Raises TaskNotFound, or TransitionRefused if it is not scheduled or not yet due."""
+        timeout = self.store.timeout_for(task_type)
+        return self.store.release(task_id, self.clock(), timeout_seconds=timeout)
+
     def release_due(self, time_left: Callable[[], float] = lambda: float("inf")) -> list[str]:
         """The sweep: move every due scheduled task to `submitted` (the stream queues it).
 

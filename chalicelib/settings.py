@@ -12,6 +12,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chalicelib.objects import Link
 
+# Fair by default: at most this many running tasks per owner (MAX_RUNNING_PER_OWNER; 0 turns
+# the limit off). It is below the smallest pool the workers share: `make dev`'s 4
+# (WORKER_CONCURRENCY) and the 5 concurrent invocations Lambda's SQS poller starts a queue
+# with, so one owner's backlog always leaves a worker for everyone else (docs/fairness.md).
+DEFAULT_MAX_RUNNING_PER_OWNER = 3
+
 
 class ConfigurationError(RuntimeError):
     """The deployment's configuration cannot work; the message says what to set."""
@@ -76,6 +82,19 @@ def _list(name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(raw))
 
 
+def _max_running_per_owner(raw: str) -> int:
+    """MAX_RUNNING_PER_OWNER: a whole number, 0 for no limit; unset or empty, the default."""
+    if not raw.strip():
+        return DEFAULT_MAX_RUNNING_PER_OWNER
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"MAX_RUNNING_PER_OWNER must be a whole number (0: no limit); got {raw!r}"
+        ) from None
+    return max(0, value)
+
+
 @dataclass(frozen=True)
 class Settings:
     tasks_table: str
@@ -118,7 +137,8 @@ class Settings:
     presign_access_key_id: str = ""  # a dedicated signer, so links outlive the role's session
     presign_secret_access_key: str = ""
     autovid_task_type: str = "video/auto-vid"  # the task type of 002's auto-vid job specs
-    max_running_per_owner: int = 0  # fair concurrency (chalicelib/fairness.py); 0: no limit
+    # fair concurrency (chalicelib/fairness.py); 0: no limit
+    max_running_per_owner: int = DEFAULT_MAX_RUNNING_PER_OWNER
     # An external task's default heartbeat window (chalicelib/reports.py): a Lambda's longest run.
     external_heartbeat_seconds: int = 900
 
@@ -188,6 +208,6 @@ def get_settings() -> Settings:
         presign_access_key_id=env("PRESIGN_ACCESS_KEY_ID", ""),
         presign_secret_access_key=env("PRESIGN_SECRET_ACCESS_KEY", ""),
         autovid_task_type=env("AUTOVID_TASK_TYPE", "video/auto-vid"),
-        max_running_per_owner=max(0, int(env("MAX_RUNNING_PER_OWNER", "0") or "0")),
+        max_running_per_owner=_max_running_per_owner(env("MAX_RUNNING_PER_OWNER", "")),
         external_heartbeat_seconds=int(env("EXTERNAL_HEARTBEAT_SECONDS", "900") or "900"),
     ).check()

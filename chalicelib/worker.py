@@ -169,6 +169,8 @@ class Worker:
             try:
                 took_slot = self._take_slot(message)
             except OverLimit:
+                if self._park_due_run(message):
+                    return True
                 return self._defer(message, attempt - 1)
             except Exception as exc:
                 if not aws.is_transient(exc):
@@ -232,6 +234,22 @@ class Worker:
                 return False
             message.owner = task.owner
         return self.slots.acquire(message.owner, message.taskId)
+
+    def _park_due_run(self, message: TaskMessage) -> bool:
+        """A delayed run that comes due while its owner is at the limit joins the owner's
+        waiting line like any new task: it is moved to `submitted` (the sweep's guarded
+        write) and the stream parks it, so it waits in the table, not in the shared queue,
+        and its message is done. False if the task is not a due scheduled one (a retry's
+        message, or a task another writer moved): that message waits by deferral."""
+        if message.priorAttempts or message.deferrals:
+            return False  # a message of a task that has run, or that waits already
+        try:
+            self.service.release_one(message.taskId, message.type)
+        except (TaskNotFound, TransitionRefused):
+            return False
+        emit_metric("TasksParked", 1)
+        log.info("owner at MAX_RUNNING_PER_OWNER: the due delayed run joins the waiting line")
+        return True
 
     def _defer(self, message: TaskMessage, attempts_made: int) -> bool:
         """Over the owner's limit: ask again later on a new message, so that waiting

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.settings import DEFAULT_MAX_RUNNING_PER_OWNER
 from infra.bytecode import add_bytecode, bytecode_problems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,6 +211,11 @@ PLAIN_PARAMETERS = {
     "JwtRequiredScopes": ("JWT_REQUIRED_SCOPES", "scopes every token must carry, or empty"),
     "CorsAllowOrigins": ("CORS_ALLOW_ORIGINS", "browser origins allowed, comma-separated"),
     "PublicReadById": ("PUBLIC_READ_BY_ID", "true: GET a task by id without credentials"),
+    "MaxRunningPerOwner": (
+        "MAX_RUNNING_PER_OWNER",
+        "running tasks per owner at once, so one owner's backlog cannot take every worker "
+        "(fair concurrency); 0: no limit",
+    ),
 }
 # Template rules: CloudFormation refuses a stack whose parameters would be unsafe.
 RULES = {
@@ -408,6 +414,9 @@ def merge_template() -> dict[str, Any]:
         }
     )
     parameters["PublicReadById"]["AllowedValues"] = ["", "false", "true"]
+    parameters["MaxRunningPerOwner"].update(
+        Default=str(DEFAULT_MAX_RUNNING_PER_OWNER), AllowedPattern="[0-9]{1,4}"
+    )
     parameters.update(concurrency)
     return {
         "Parameters": parameters,

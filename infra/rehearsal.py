@@ -90,7 +90,7 @@ OPTIONAL_VARIABLES = {
     "PRESIGN_ACCESS_KEY_ID",
     "PRESIGN_SECRET_ACCESS_KEY",
     "AUTOVID_TASK_TYPE",
-    # fair concurrency: no per-owner limit unless set
+    # fair concurrency: DEFAULT_MAX_RUNNING_PER_OWNER unless set
     "MAX_RUNNING_PER_OWNER",
     # producers: how long an external task may go without a report or heartbeat (900 s)
     "EXTERNAL_HEARTBEAT_SECONDS",

@@ -339,3 +339,116 @@ def test_a_slot_whose_release_was_lost_is_given_back_by_the_reaper(service, slot
     assert slots.holders("alice") == {waiting.id}
     assert waiting.id in queued_ids(stack)
     assert service.find(waiting.id).status is Status.SUBMITTED
+
+
+# -- delayed runs: a due run over the limit waits in the line, not in the shared queue ---------
+
+
+def due_delayed_run(service, owner: str = "alice") -> Task:
+    """A delayed run (a short delay: its message is queued with it) whose time has come."""
+    created = utcnow() - timedelta(seconds=5)
+    task = Task.new(
+        owner=owner,
+        type="demo/sleep",
+        ttl_seconds=3600,
+        input={"seconds": 0},
+        now=created,
+        run_at=created + timedelta(seconds=2),
+    )
+    service.store.create(task)
+    return task
+
+
+def parked_ids(service, owner: str = "alice") -> list[str]:
+    from chalicelib import aws
+    from chalicelib.store import owner_scoped
+
+    found = aws.client("dynamodb").query(
+        TableName=service.settings.records_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "waiting#" + owner_scoped(owner)}},
+    )
+    return [item["task_id"]["S"] for item in found["Items"]]
+
+
+def test_due_delayed_runs_over_the_limit_are_parked_not_bounced_through_the_queue(
+    service, slots, stack
+):
+    """The attack: an owner at the limit schedules many short delayed runs; each one's message,
+    when due, must not keep coming back to the shared workers (others' tasks wait behind)."""
+    for _ in range(LIMIT):
+        crash_while_running(service, slots, new_task(service))
+    runs = [due_delayed_run(service) for _ in range(3)]
+    stack.run_stream()  # the runs' own delayed messages are queued with the runs
+    for run in runs:
+        assert Worker(service).handle_message(message_for(run)) is True
+    assert deferred_bodies(stack) == []
+    stack.run_stream()
+    assert sorted(parked_ids(service)) == sorted(r.id for r in runs)
+    assert {service.find(r.id).status for r in runs} == {Status.SUBMITTED}
+
+
+def test_a_parked_delayed_run_runs_when_a_slot_frees(service, slots, stack):
+    holders = [new_task(service) for _ in range(LIMIT)]
+    for task in holders:
+        crash_while_running(service, slots, task)
+    run = due_delayed_run(service)
+    stack.run_stream()
+    Worker(service).handle_message(message_for(run))
+    stack.run_stream()  # parked
+    service.cancel("alice", holders[0].id)
+    stack.settle()
+    task = service.find(run.id)
+    assert task.status is Status.COMPLETED and task.attempts == 1
+
+
+def test_a_retrys_message_over_the_limit_still_waits_by_deferral(service, slots, stack):
+    for _ in range(LIMIT):
+        crash_while_running(service, slots, new_task(service))
+    retried = new_task(service)
+    Worker(service).handle_message(message_for(retried, priorAttempts=1))
+    assert [body["taskId"] for body in deferred_bodies(stack)] == [retried.id]
+    assert parked_ids(service) == []
+
+
+# -- fair by default -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def default_service(stack, monkeypatch):
+    """The service as deployed with no MAX_RUNNING_PER_OWNER set."""
+    monkeypatch.delenv("MAX_RUNNING_PER_OWNER", raising=False)
+    reset_caches()
+    from chalicelib.bootstrap import container
+
+    return container().service
+
+
+def test_one_owners_backlog_leaves_room_for_others_with_nothing_configured(default_service, stack):
+    """The attack: one owner submits far more tasks than there are workers."""
+    from chalicelib.settings import DEFAULT_MAX_RUNNING_PER_OWNER
+
+    for _ in range(DEFAULT_MAX_RUNNING_PER_OWNER + 5):
+        new_task(default_service)
+    stack.run_stream()
+    assert stack.queued_messages() == DEFAULT_MAX_RUNNING_PER_OWNER
+    assert 0 < DEFAULT_MAX_RUNNING_PER_OWNER < 4  # below `make dev`'s 4 workers
+
+
+@pytest.mark.parametrize(("raw", "limit"), [("0", 0), ("7", 7), ("", None)])
+def test_max_running_per_owner_reads_a_number_zero_turns_it_off(monkeypatch, raw, limit):
+    from chalicelib.settings import DEFAULT_MAX_RUNNING_PER_OWNER, get_settings
+
+    monkeypatch.setenv("MAX_RUNNING_PER_OWNER", raw)
+    reset_caches()
+    expected = DEFAULT_MAX_RUNNING_PER_OWNER if limit is None else limit
+    assert get_settings().max_running_per_owner == expected
+
+
+def test_a_max_running_per_owner_that_is_not_a_number_is_refused_with_what_to_set(monkeypatch):
+    from chalicelib.settings import ConfigurationError, get_settings
+
+    monkeypatch.setenv("MAX_RUNNING_PER_OWNER", "two")
+    reset_caches()
+    with pytest.raises(ConfigurationError, match="MAX_RUNNING_PER_OWNER must be a whole number"):
+        get_settings()

@@ -1,6 +1,7 @@
 """The deploy tooling: the merge template and `make infra`'s stage configuration."""
 
 import json
+import re
 
 import boto3
 import pytest
@@ -117,6 +118,19 @@ def test_a_jwks_without_an_audience_is_refused_by_the_template():
     assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtJwksUrl"}, ""]}]}
     (assertion,) = rule["Assertions"]
     assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtAudience"}, ""]}]}
+
+
+def test_the_per_owner_running_limit_is_a_template_parameter_fair_by_default():
+    from chalicelib.settings import DEFAULT_MAX_RUNNING_PER_OWNER
+
+    template = merge_template()
+    parameter = template["Parameters"]["MaxRunningPerOwner"]
+    assert parameter["Default"] == str(DEFAULT_MAX_RUNNING_PER_OWNER) != "0"
+    assert re.fullmatch(parameter["AllowedPattern"], "0")  # an operator may turn it off
+    assert not re.fullmatch(parameter["AllowedPattern"], "")
+    for function in ("Worker", "Stream", "Reaper"):
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["MAX_RUNNING_PER_OWNER"] == {"Ref": "MaxRunningPerOwner"}
 
 
 def test_credentials_and_browser_settings_are_template_parameters():

@@ -9,9 +9,9 @@ from tests.unit.helpers import get, submit
 
 
 def test_submit_makes_no_sqs_call(client, stack):
-    with mock.patch.object(TaskService, "enqueue") as enqueue:
+    with mock.patch.object(TaskService, "send") as send:
         assert submit(client).status_code == 202
-    enqueue.assert_not_called()
+    send.assert_not_called()
 
 
 def test_the_stream_queues_each_new_task_once(client, stack):
@@ -25,7 +25,7 @@ def test_a_failed_send_is_retried_from_the_stream_until_it_succeeds(client, stac
     failure = ClientError(
         {"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage"
     )
-    with mock.patch.object(TaskService, "enqueue", side_effect=failure):
+    with mock.patch.object(TaskService, "send", side_effect=failure):
         stack.run_stream()
     assert stack.queued_messages() == 0
     # The record was reported as failed, so the next poll delivers it again.
