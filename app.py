@@ -391,7 +391,13 @@ def reaper(event: Any) -> dict[str, Any]:
     # Scheduled tasks first: however long the reaping takes, nobody's due run waits on it.
     # Each part stops in time; what it leaves is the next minute's.
     released = service.release_due(time_left)
-    return {"failed": service.reap(time_left), "released": released}
+    # Then parked tasks the limit allows now (one raised or removed), before any is reaped.
+    admitted = service.admit_parked(time_left)
+    return {
+        "failed": service.reap(time_left, admitted),
+        "released": released,
+        "admitted": admitted,
+    }
 
 
 # Last: every route above answers its CORS preflight (chalicelib/cors.py), and a throttled

@@ -15,6 +15,12 @@ record or a second message can never make the count drift.
   wrote it: the worker, the reaper (a crashed worker's task, once past its deadline), the
   dead-letter handler or a cancel; then the owner's oldest parked tasks take the free
   slots. A worker that cannot claim a task that has ended does the same.
+- An owner with parked tasks is listed (one `parked` item per owner, written once per
+  stream batch that parks, not per task): the reaper's minute admits each listed owner's
+  parked tasks whenever the limit allows, so that raising, lowering or removing the limit
+  on a running stage never strands them (without it only a task's end admits the next,
+  and with no limit nothing does). An owner whose line is empty is unlisted, on the
+  condition that no park came meanwhile.
 - The worker takes the slot again before it claims (a no-op for an admitted task). A
   message with no slot free (a retry, a delayed run's message) waits: it is sent again
   with a delay (DEFER_SECONDS, doubling per wait up to MAX_DEFER_SECONDS) and the original
@@ -35,6 +41,10 @@ from chalicelib.store import owner_scoped
 
 DEFER_SECONDS = 1
 MAX_DEFER_SECONDS = 16
+# With no limit, the reaper queues at most this many of an owner's parked tasks per run
+# (the rest the next minute), so that its run stays within its time.
+UNLIMITED_ADMIT_PER_RUN = 500
+PARKED_OWNERS = {"S": "parked"}
 
 
 class OverLimit(Exception):
@@ -47,6 +57,10 @@ def _key(owner: str) -> dict[str, Any]:
 
 def _waiting_key(owner: str, created_at: str, task_id: str) -> dict[str, Any]:
     return {"pk": {"S": "waiting#" + owner_scoped(owner)}, "sk": {"S": f"{created_at}#{task_id}"}}
+
+
+def _parked_owner_key(owner: str) -> dict[str, Any]:
+    return {"pk": PARKED_OWNERS, "sk": {"S": owner_scoped(owner)}}
 
 
 # Sends a task's message: (task id, type, owner).
@@ -130,34 +144,88 @@ class Slots:
                 return True
             except OverLimit:
                 full.add(owner)
-        key = _waiting_key(owner, created_at, task_id)
+                self._park(owner, created_at, task_id, type, expires_at)
+                self._list_parked_owner(owner)
+                return False
+        self._park(owner, created_at, task_id, type, expires_at)
+        return False
+
+    def _park(self, owner: str, created_at: str, task_id: str, type: str, expires_at: int) -> None:
         aws.client("dynamodb").put_item(
             TableName=self.records_table,
             Item={
-                **key,
+                **_waiting_key(owner, created_at, task_id),
                 "task_id": {"S": task_id},
                 "type": {"S": type},
                 "expires_at": {"N": str(expires_at)},  # the task's own TTL
             },
         )
-        return False
 
-    def admit_next(self, owner: str, enqueue: Enqueue) -> list[str]:
-        """Queue the owner's oldest parked tasks while slots are free; the ids queued."""
+    def _list_parked_owner(self, owner: str) -> None:
+        """After the owner's first park of a batch: the reaper looks at the owner's line.
+        `parks` counts the listings, so that unlisting never undoes a listing it did not see."""
+        aws.client("dynamodb").update_item(
+            TableName=self.records_table,
+            Key=_parked_owner_key(owner),
+            UpdateExpression="SET #owner = :owner ADD parks :one",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":owner": {"S": owner}, ":one": {"N": "1"}},
+        )
+
+    def parked_owners(self) -> list[tuple[str, int]]:
+        """The owners listed as having parked tasks, each with its listing count."""
+        request: dict[str, Any] = {
+            "TableName": self.records_table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": PARKED_OWNERS},
+            "ConsistentRead": True,
+        }
+        return [
+            (item["owner"]["S"], int(item["parks"]["N"]))
+            for item in aws.query_items(aws.client("dynamodb"), request)
+        ]
+
+    def unlist_if_idle(self, owner: str, parks: int) -> bool:
+        """Unlist an owner whose line is empty, unless it parked again since `parks` was read."""
+        if self._first_parked(owner, 1):
+            return False
+        try:
+            aws.client("dynamodb").delete_item(
+                TableName=self.records_table,
+                Key=_parked_owner_key(owner),
+                ConditionExpression="parks = :parks",
+                ExpressionAttributeValues={":parks": {"N": str(parks)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _first_parked(self, owner: str, count: int) -> list[dict[str, Any]]:
         found = aws.client("dynamodb").query(
             TableName=self.records_table,
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": "waiting#" + owner_scoped(owner)}},
             ConsistentRead=True,
-            Limit=self.limit,
+            Limit=count,
         )
+        items: list[dict[str, Any]] = found.get("Items", [])
+        return items
+
+    def admit_next(self, owner: str, enqueue: Enqueue) -> list[str]:
+        """Queue the owner's oldest parked tasks while slots are free; the ids queued.
+
+        With no limit (0) every parked task may go: up to UNLIMITED_ADMIT_PER_RUN of them."""
+        count = self.limit if self.enabled else UNLIMITED_ADMIT_PER_RUN
         queued = []
-        for item in found.get("Items", []):
+        for item in self._first_parked(owner, count):
             task_id = item["task_id"]["S"]
-            try:
-                self.acquire(owner, task_id)
-            except OverLimit:
-                break
+            if self.enabled:
+                try:
+                    self.acquire(owner, task_id)
+                except OverLimit:
+                    break
             enqueue(task_id, item["type"]["S"], owner)
             key = {"pk": item["pk"], "sk": item["sk"]}
             aws.client("dynamodb").delete_item(TableName=self.records_table, Key=key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -385,18 +385,42 @@ class TaskService:
             released.append(due.id)
         return released
 
-    def reap(self, time_left: Callable[[], float] = lambda: float("inf")) -> list[str]:
+    def admit_parked(self, time_left: Callable[[], float] = lambda: float("inf")) -> list[str]:
+        """Queue the parked tasks of every owner listed as having some, as far as the limit
+        allows now; the ids queued (chalicelib/fairness.py).
+
+        A task's end admits its owner's next; this is for what that cannot see: a limit
+        raised, lowered or removed (0) while tasks were parked, or a slot whose release was
+        lost. One Query of the list per run, and per listed owner a GetItem of its slots
+        (and of each holder when they are all held) and a Query of its line."""
+        from chalicelib.fairness import Slots
+
+        slots = Slots(self.settings.records_table, self.settings.max_running_per_owner)
+        admitted: set[str] = set()
+        for owner, parks in slots.parked_owners():
+            if time_left() < REAPER_MARGIN_SECONDS:
+                break
+            if slots.enabled:
+                self._live_holders(slots, owner, admitted)
+            admitted.update(slots.admit_next(owner, self.send))
+            slots.unlist_if_idle(owner, parks)
+        return sorted(admitted)
+
+    def reap(
+        self, time_left: Callable[[], float] = lambda: float("inf"), admitted: Iterable[str] = ()
+    ) -> list[str]:
         """Fail every non-terminal task past its deadline; returns the ids failed.
 
         Stops when `time_left()` (seconds) runs out: the rest, oldest deadlines first, is
         the next run's. A task waiting for its owner's slot is not failed; its deadline
         moves on by its timeout, so a backlog of them is read once per timeout, not once
-        a minute ahead of everyone else's overdue tasks.
+        a minute ahead of everyone else's overdue tasks. Nor is a parked task `admitted`
+        (queued) just before.
         """
         now = self.clock()
         failed = []
         full: dict[str, bool] = {}
-        admitted: set[str] = set()  # waiting tasks this run gave a freed slot to
+        admitted = set(admitted)  # waiting tasks this run gave a freed slot to
         for overdue in self.store.overdue(now):
             if time_left() < REAPER_MARGIN_SECONDS:
                 break

@@ -452,3 +452,75 @@ def test_a_max_running_per_owner_that_is_not_a_number_is_refused_with_what_to_se
     reset_caches()
     with pytest.raises(ConfigurationError, match="MAX_RUNNING_PER_OWNER must be a whole number"):
         get_settings()
+
+
+# -- a limit changed on a running stage: parked work goes as soon as the limit allows -------------
+
+
+def with_limit(monkeypatch, limit: int):
+    """The service after the operator set MAX_RUNNING_PER_OWNER to `limit` (new containers)."""
+    monkeypatch.setenv("MAX_RUNNING_PER_OWNER", str(limit))
+    reset_caches()
+    from chalicelib.bootstrap import container
+
+    return container().service
+
+
+def park_behind_running(service, slots, stack, parked: int) -> list[Task]:
+    """LIMIT running tasks that live on, and `parked` tasks of the same owner in the line."""
+    for task in [new_task(service) for _ in range(LIMIT)]:
+        crash_while_running(service, slots, task)
+    waiting = [new_task(service) for _ in range(parked)]
+    stack.run_stream()
+    assert sorted(parked_ids(service)) == sorted(t.id for t in waiting)
+    return waiting
+
+
+def test_parked_tasks_are_queued_by_the_reaper_once_the_limit_is_removed(
+    service, slots, stack, monkeypatch
+):
+    waiting = park_behind_running(service, slots, stack, 3)
+    unlimited = with_limit(monkeypatch, 0)
+    assert unlimited.admit_parked() == sorted(t.id for t in waiting)
+    assert {t.id for t in waiting} <= set(queued_ids(stack))
+    assert parked_ids(unlimited) == []
+
+
+def test_parked_tasks_are_queued_by_the_reaper_once_the_limit_is_raised(
+    service, slots, stack, monkeypatch
+):
+    waiting = park_behind_running(service, slots, stack, 3)
+    raised = with_limit(monkeypatch, LIMIT + 2)
+    assert raised.admit_parked() == sorted(t.id for t in waiting[:2])
+    assert parked_ids(raised) == [waiting[2].id]
+
+
+def test_parked_tasks_past_their_deadline_are_queued_not_failed_once_the_limit_is_removed(
+    service, slots, stack, monkeypatch
+):
+    """They waited longer than their timeout for a slot; with the limit gone they run."""
+    waiting = park_behind_running(service, slots, stack, 2)
+    unlimited = with_limit(monkeypatch, 0)
+    later = utcnow() + timedelta(seconds=unlimited.settings.default_task_timeout_seconds + 60)
+    unlimited.clock = lambda: later
+    admitted = unlimited.admit_parked()
+    assert not set(unlimited.reap(admitted=admitted)) & {t.id for t in waiting}
+    assert {unlimited.find(t.id).status for t in waiting} == {Status.SUBMITTED}
+
+
+def test_an_owner_whose_line_emptied_is_no_longer_looked_at(service, slots, stack, monkeypatch):
+    park_behind_running(service, slots, stack, 1)
+    unlimited = with_limit(monkeypatch, 0)
+    unlimited.admit_parked()
+    assert slots.parked_owners() == []
+
+
+def test_an_owner_who_parked_again_meanwhile_stays_listed(service, slots, stack):
+    park_behind_running(service, slots, stack, 1)
+    [(owner, parks)] = slots.parked_owners()
+    new_task(service)
+    stack.run_stream()  # parks once more: the listing count moves on
+    for task_id in parked_ids(service):
+        slots.forget("alice", service.find(task_id).created_at.isoformat(), task_id)
+    assert slots.unlist_if_idle(owner, parks) is False
+    assert [o for o, _ in slots.parked_owners()] == ["alice"]

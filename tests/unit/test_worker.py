@@ -263,6 +263,7 @@ def test_the_reaper_handler_runs_from_the_schedule(stack):
     assert stack.app.reaper(scheduled_event("reaper"), LambdaContext("reaper")) == {
         "failed": [],
         "released": [],
+        "admitted": [],
     }
 
 
