@@ -393,10 +393,12 @@ def reaper(event: Any) -> dict[str, Any]:
     released = service.release_due(time_left)
     # Then parked tasks the limit allows now (one raised or removed), before any is reaped.
     admitted = service.admit_parked(time_left)
+    resumed: list[str] = []  # running tasks whose worker stopped: they run again
     return {
-        "failed": service.reap(time_left, admitted),
+        "failed": service.reap(time_left, admitted, resumed),
         "released": released,
         "admitted": admitted,
+        "resumed": resumed,
     }
 
 

@@ -13,6 +13,7 @@ from chalicelib import aws, jsonsafe, objects, scheduling
 from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
 from chalicelib.messages import TaskMessage
 from chalicelib.model import (
+    RUNNING,
     SERVICE,
     ObjectRef,
     Progress,
@@ -285,10 +286,13 @@ class TaskService:
     def enqueue(self, task: Task, delay_seconds: int = 0) -> None:
         self.send(task.id, task.type, task.owner, delay_seconds)
 
-    def send(self, task_id: str, type: str, owner: str, delay_seconds: int = 0) -> None:
+    def send(
+        self, task_id: str, type: str, owner: str, delay_seconds: int = 0, prior_attempts: int = 0
+    ) -> None:
+        message = TaskMessage(taskId=task_id, type=type, owner=owner, priorAttempts=prior_attempts)
         aws.client("sqs").send_message(
             QueueUrl=self.settings.tasks_queue_url,
-            MessageBody=TaskMessage(taskId=task_id, type=type, owner=owner).to_json(),
+            MessageBody=message.to_json(),
             DelaySeconds=delay_seconds,
         )
 
@@ -407,9 +411,18 @@ class TaskService:
         return sorted(admitted)
 
     def reap(
-        self, time_left: Callable[[], float] = lambda: float("inf"), admitted: Iterable[str] = ()
+        self,
+        time_left: Callable[[], float] = lambda: float("inf"),
+        admitted: Iterable[str] = (),
+        resumed: list[str] | None = None,
     ) -> list[str]:
         """Fail every non-terminal task past its deadline; returns the ids failed.
+
+        A running task whose worker's lease ran out before its timeout is not failed: its
+        worker stopped (a Lambda timeout, a crash), and the task runs again (`retrying`, a new
+        message; its id is added to `resumed`) within the lease and a reaper minute, not after
+        the queue's visibility timeout (720 s: AWS wants it at least the function's timeout,
+        and six times it lets Lambda retry a throttled batch without counting a delivery).
 
         Stops when `time_left()` (seconds) runs out: the rest, oldest deadlines first, is
         the next run's. A task waiting for its owner's slot is not failed; its deadline
@@ -435,6 +448,10 @@ class TaskService:
                 )
                 if self._fail_overdue(task, reason):
                     failed.append(task.id)
+                continue
+            if self._worker_stopped(task, now, limit):
+                if self.resume(task, by="reaper") and resumed is not None:
+                    resumed.append(task.id)
                 continue
             if task.status is Status.SUBMITTED and (
                 self._waits_for_a_slot(task.owner, full, admitted) or task.id in admitted
@@ -471,6 +488,49 @@ class TaskService:
         self.enqueue(task)
         self.store.postpone_deadline(task, until)
         emit_metric("TasksRequeued", 1)
+
+    @staticmethod
+    def _worker_stopped(task: Task, now: datetime, timeout_seconds: int) -> bool:
+        """A running task whose worker's lease has run out, short of the task's timeout (a
+        worker that is alive writes within its lease; one past its timeout is failed)."""
+        if task.status not in RUNNING or task.lease_until is None or task.is_external:
+            return False
+        timed_out = task.updated_at + timedelta(seconds=timeout_seconds) <= now
+        return task.lease_until < now.timestamp() and not timed_out
+
+    def resume(self, task: Task, by: str) -> bool:
+        """Run again a task whose worker stopped: `retrying` (the attempt counts) and a new
+        message, as a transient failure would; failed if it has no attempt left. The stream
+        gives its slot back on the way to `retrying`; the message takes one, or waits.
+
+        True if it was resumed; False if another writer moved it first, or it failed."""
+        reason = "its worker stopped before it finished (no word within its lease)"
+        attempts = task.attempts or 0
+        try:
+            if attempts >= self.settings.max_attempts:
+                self.transition(
+                    task, Status.FAILED, by=by, error=f"gave up after {attempts} attempts: {reason}"
+                )
+                return False
+            retrying = self.transition(task, Status.RETRYING, by=by, error=reason)
+        except TransitionRefused:
+            return False
+        self.send(retrying.id, retrying.type, retrying.owner, prior_attempts=attempts)
+        return True
+
+    def resume_all_running(self, by: str) -> list[str]:
+        """Resume every running task, whatever its lease: for a runner that knows every worker
+        that held one has stopped (`make dev` starting again after a stop or a crash)."""
+        resumed = []
+        for active in self.store.active():
+            if active.status not in RUNNING:
+                continue
+            task = self.find(active.id)
+            if task is None or task.status not in RUNNING or task.is_external:
+                continue  # an external task's producer is not one of the runner's workers
+            if self.resume(task, by=by):
+                resumed.append(task.id)
+        return resumed
 
     def _waits_for_a_slot(self, owner: str, full: dict[str, bool], admitted: set[str]) -> bool:
         """A submitted task of an owner at MAX_RUNNING_PER_OWNER is waiting its turn, not lost."""

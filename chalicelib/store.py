@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -125,7 +125,13 @@ def task_attributes(task: Task, timeout_seconds: int) -> dict[str, dict[str, str
         since = max(task.updated_at, task.run_at or task.updated_at)
         # An external task's producer must report or heartbeat within its own window.
         window = task.silence_limit or timeout_seconds
-        item["deadline"] = {"N": str(int(since.timestamp()) + window)}
+        deadline = int(since.timestamp()) + window
+        if task.status in RUNNING and task.lease_until is not None:
+            # A running task is looked at when its worker's lease runs out: a worker that
+            # died leaves its task to be taken over then (TaskService.reap), not after the
+            # queue's visibility timeout.
+            deadline = min(deadline, task.lease_until)
+        item["deadline"] = {"N": str(deadline)}
     due = scheduling.due_at(task)
     if due is not None:
         item["due_shard"] = {"S": shard_of(task.id)}
@@ -456,6 +462,10 @@ class TaskStore:
                     version=int(item["version"]["N"]),
                 )
 
+    def active(self) -> Iterable[OverdueTask]:
+        """Every non-terminal task, whatever its deadline (one Query per shard)."""
+        return self.overdue(datetime(9000, 1, 1, tzinfo=UTC))
+
     def due(self, now: datetime) -> Iterable[DueTask]:
         """Scheduled tasks whose due time has passed (one Query per shard of by_due)."""
         for shard in DEADLINE_SHARDS:
@@ -636,7 +646,7 @@ class TaskStore:
             condition_values={
                 ":one": {"N": "1"},
                 ":now_iso": {"S": _iso(now)},
-                ":deadline": {"N": str(epoch + timeout_seconds)},
+                ":deadline": {"N": str(epoch + min(lease_seconds, timeout_seconds))},
                 ":epoch": {"N": str(epoch)},
                 ":submitted": {"S": Status.SUBMITTED.value},
                 ":retrying": {"S": Status.RETRYING.value},

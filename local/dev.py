@@ -251,6 +251,7 @@ class DevStack:
         app_module, config = load_app(self.emulator_port, self.ws_management_port, self.ws_port)
         self.worker_lease_seconds = int(os.environ.get("WORKER_LEASE_SECONDS", "120"))
         outputs = create_stack(boto3.client("cloudformation"))
+        self.resume_interrupted(app_module)
         sources = event_sources(
             app_module,
             outputs,
@@ -290,6 +291,17 @@ class DevStack:
         )
         self._spawn(lambda stop: self.server.serve_forever(), "api")
         wait_for(f"http://127.0.0.1:{self.port}/health")
+
+    @staticmethod
+    def resume_interrupted(app_module: Any) -> list[str]:
+        """Before any worker runs: the tasks the last run was running have no worker left
+        (it stopped with that run, or crashed), so they run again now, each as a retry,
+        rather than once their leases and the queue's visibility timeout run out. Their
+        slots are given back, so the last run's work never holds up new work."""
+        resumed: list[str] = app_module._service().resume_all_running(by="restart")
+        if resumed:
+            print(f"{len(resumed)} task(s) the last run left running start again", flush=True)
+        return resumed
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)

@@ -170,10 +170,10 @@ def test_a_change_the_stream_cannot_handle_is_failed_by_the_stream(client, stack
 
     job_id = submit(client, sleep_job()).json_body["jobId"]
 
-    def refused(task):
+    def refused(*message, **options):
         raise ClientError({"Error": {"Code": "ValidationException", "Message": "no"}}, "Send")
 
-    monkeypatch.setattr(stack.app._service(), "enqueue", refused)
+    monkeypatch.setattr(stack.app._service(), "send", refused)
     stack.run_stream()
     stack.run_stream()
     last = events(client, job_id)[-1]

@@ -30,7 +30,12 @@ def test_the_dev_runners_schedule_runs_the_reaper(stack):
         seen.append(event)
         return original(event, context)
 
-    assert dev.fire_schedule(reaper, "reaper") == {"failed": [], "released": [], "admitted": []}
+    assert dev.fire_schedule(reaper, "reaper") == {
+        "failed": [],
+        "released": [],
+        "admitted": [],
+        "resumed": [],
+    }
     assert set(seen[0]) == EVENTBRIDGE_FIELDS
     assert seen[0]["resources"] == [
         "arn:aws:events:us-east-1:123456789012:rule/taskstatus-local-reaper"

@@ -264,6 +264,7 @@ def test_the_reaper_handler_runs_from_the_schedule(stack):
         "failed": [],
         "released": [],
         "admitted": [],
+        "resumed": [],
     }
 
 
