@@ -1,4 +1,5 @@
-"""Fair concurrency: at most MAX_RUNNING_PER_OWNER running tasks per owner (0: no limit).
+"""Fair concurrency: at most MAX_RUNNING_PER_OWNER running tasks per owner (0: no limit;
+the default and why: docs/fairness.md).
 
 The owner's slots are one item of the records table whose `holders` is the string set of
 the ids of the tasks that hold one. Taking a slot is one conditional UpdateItem:
@@ -22,7 +23,9 @@ record or a second message can never make the count drift.
   and with no limit nothing does). An owner whose line is empty is unlisted, on the
   condition that no park came meanwhile.
 - The worker takes the slot again before it claims (a no-op for an admitted task). A
-  message with no slot free (a retry, a delayed run's message) waits: it is sent again
+  delayed run's message that comes due with no slot free moves the task to `submitted`,
+  and the stream parks it (the worker's `_park_due_run`). A retry's message with no slot
+  free waits: it is sent again
   with a delay (DEFER_SECONDS, doubling per wait up to MAX_DEFER_SECONDS) and the original
   deleted, so waiting never counts as a delivery (SQS's receive count, the dead-letter
   queue's trigger) nor as an attempt (the new message carries the attempts already made).
