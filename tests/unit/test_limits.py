@@ -105,17 +105,17 @@ def test_progress_messages_and_errors_are_cut_with_a_marker(client, stack):
 def test_one_bad_stream_record_fails_its_task_and_the_batch_goes_on(client, stack, monkeypatch):
     bad = submit(client, {**sleep_job(), "metadata": {"poison": True}}).json_body["jobId"]
     good = submit(client, sleep_job(), user="bob").json_body["jobId"]
-    real = stack.app._service().enqueue
+    real = stack.app._service().send
 
-    def refuse_poison(task):
-        if task.metadata.get("poison"):
+    def refuse_poison(task_id, *message, **options):
+        if task_id == bad:
             raise ClientError(
                 {"Error": {"Code": "ValidationException", "Message": "Item size exceeded"}},
                 "PutItem",
             )
-        return real(task)
+        return real(task_id, *message, **options)
 
-    monkeypatch.setattr(stack.app._service(), "enqueue", refuse_poison)
+    monkeypatch.setattr(stack.app._service(), "send", refuse_poison)
     stack.settle()
     assert get(client, f"/jobs/{good}", user="bob").json_body["status"] == "completed"
     failed = get(client, f"/jobs/{bad}").json_body
@@ -125,16 +125,16 @@ def test_one_bad_stream_record_fails_its_task_and_the_batch_goes_on(client, stac
 
 def test_a_transient_stream_failure_is_retried_not_failed(client, stack, monkeypatch):
     job_id = submit(client).json_body["jobId"]
-    real = stack.app._service().enqueue
+    real = stack.app._service().send
     faults = {"left": 1}
 
-    def throttled_once(task):
+    def throttled_once(*message, **options):
         if faults["left"]:
             faults["left"] -= 1
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Send")
-        return real(task)
+        return real(*message, **options)
 
-    monkeypatch.setattr(stack.app._service(), "enqueue", throttled_once)
+    monkeypatch.setattr(stack.app._service(), "send", throttled_once)
     assert stack.run_stream() == 0  # reported as failed: Lambda resumes at this record
     assert faults["left"] == 0
     stack.settle()
@@ -163,14 +163,14 @@ def test_a_record_that_keeps_failing_goes_to_the_failures_queue_and_is_replayed_
 
     job_id = submit(client).json_body["jobId"]
     other = submit(client, user="bob").json_body["jobId"]
-    real = stack.app._service().enqueue
+    real = stack.app._service().send
 
-    def always_throttled(task):
-        if task.id == job_id:
+    def always_throttled(task_id, *message, **options):
+        if task_id == job_id:
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Send")
-        return real(task)
+        return real(task_id, *message, **options)
 
-    monkeypatch.setattr(stack.app._service(), "enqueue", always_throttled)
+    monkeypatch.setattr(stack.app._service(), "send", always_throttled)
     retries = EVENT_SOURCES["stream"].settings["MaximumRetryAttempts"]
     for _ in range(retries):
         assert stack.run_stream() == 0  # the mapping retries the record, holding the shard
