@@ -177,7 +177,7 @@ def test_a_record_that_keeps_failing_goes_to_the_failures_queue_and_is_replayed_
     assert stack.run_stream() >= 1  # retries exhausted: set aside, the shard moves on
     stack.settle()
     assert get(client, f"/jobs/{other}", user="bob").json_body["status"] == "completed"
-    monkeypatch.setattr(stack.app._service(), "enqueue", real)  # the throttling passes
+    monkeypatch.setattr(stack.app._service(), "send", real)  # the throttling passes
     assert stack.stream_failures_pump.drain() == 1
     stack.settle()
     assert get(client, f"/jobs/{job_id}").json_body["status"] == "completed"
