@@ -441,7 +441,7 @@ taskstatus is running (stage: local)
   REST API   {api}
   WebSocket  ws://127.0.0.1:{stack.ws_port}/?token=$TOKEN
   (the management API the app pushes through: http://127.0.0.1:{stack.ws_management_port})
-  Lambda     http://127.0.0.1:{stack.lambda_port} (the Invoke API for every function of the app)
+  Lambda     http://127.0.0.1:{stack.lambda_port} (dev only: the Invoke API for 003's `status`)
              aws lambda invoke --endpoint-url http://127.0.0.1:{stack.lambda_port} \\
                --function-name taskstatus-local-status --payload '{{"assemblyId":"..."}}' out.json
              (AWS CLI v2: add --cli-binary-format raw-in-base64-out)

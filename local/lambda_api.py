@@ -1,23 +1,36 @@
-"""The Lambda Invoke API for `make dev`: every function of the app, on 127.0.0.1:$LAMBDA_PORT.
+"""The Lambda Invoke API for `make dev`: the functions clients invoke, on 127.0.0.1:$LAMBDA_PORT.
 
-`POST /2015-03-31/functions/{FunctionName}/invocations` runs the function's
-handler in this process, as Lambda would: the payload is the event (`{}` when
-empty), the context carries the function's name, ARN and a request id. So the
-AWS CLI and SDKs reach it with only an endpoint URL:
+A development surface, never deployed: it stands in for `lambda:InvokeFunction`, which
+IAM guards in AWS. Only the functions a client invokes are served: seed 003's `status`
+(its `StatusLambdaClient` calls it through the AWS SDK). The others (worker, stream,
+webhooks, reaper, WebSocket handlers, the REST handler) trust their events, because in
+AWS only their event sources can call them: served here, any local caller could forge a
+stream record and have a webhook signed with another owner's secret.
+
+`POST /2015-03-31/functions/{FunctionName}/invocations` runs the handler in this
+process, as Lambda would: the payload is the event (`{}` when empty), the context
+carries the function's name, ARN and a request id. So the AWS CLI and SDKs reach it
+with only an endpoint URL:
 
     aws lambda invoke --endpoint-url http://127.0.0.1:8003 \\
         --function-name taskstatus-local-status --payload '{"assemblyId": "..."}' out.json
     (AWS CLI v2 also needs --cli-binary-format raw-in-base64-out)
 
-Names are Chalice's: `taskstatus-local-<name>` for each function (`status`,
-`worker`, `stream`, `ws_connect`, ...) and `taskstatus-local` for the REST API
-handler; a function ARN or `name:$LATEST` works too. Like Lambda: a handler
-that raises answers 200 with `X-Amz-Function-Error: Unhandled` and the error as
-the payload; `InvocationType: Event` answers 202 and runs in the background,
-`DryRun` 204; `X-Amz-Log-Type: Tail` returns the invocation's log lines
-(base64, last 4 KB) in `X-Amz-Log-Result`; an unknown function is a 404
+What it refuses, before reading the payload (docs/local-lambda-api.md says why):
+  - a request a browser sent (an `Origin` or a `Sec-Fetch-*` header): 403;
+  - a `Host` that is not 127.0.0.1, localhost or [::1] (DNS rebinding): 403;
+  - a request that is not SigV4-signed (no `Authorization: AWS4-HMAC-SHA256 ...`): 403
+    `MissingAuthenticationTokenException`; the signature itself is not verified;
+  - a content type other than what the SDKs send (none, `application/octet-stream`,
+    `application/json`): 415 `UnsupportedMediaTypeException`. Browsers post forms and
+    `text/plain` without asking first; those are exactly what this refuses.
+
+Like Lambda: a handler that raises answers 200 with `X-Amz-Function-Error: Unhandled`
+and the error as the payload; `InvocationType: Event` answers 202 and runs in the
+background, `DryRun` 204; `X-Amz-Log-Type: Tail` returns the invocation's log lines
+(base64, last 4 KB) in `X-Amz-Log-Result`; a function that is not served is a 404
 `ResourceNotFoundException`, a payload that is not JSON a 400
-`InvalidRequestContentException`. Signatures are not checked (local only).
+`InvalidRequestContentException`. A function ARN or `name:$LATEST` works too.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ import re
 import threading
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -43,24 +57,84 @@ _PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 _ARN = re.compile(r"^arn:aws:lambda:[^:]*:[^:]*:function:(?P<name>[^:]+)(?::.+)?$")
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's limit for a synchronous invocation
 LOG_TAIL_BYTES = 4096
+# The functions a client invokes by name: seed 003's Status Lambda. Every other function
+# is called only by its event source in AWS, and trusts what that source sends.
+CLIENT_FUNCTIONS = ("status",)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+# What the SDKs send: botocore none, the JavaScript SDK v3 application/octet-stream.
+SDK_CONTENT_TYPES = frozenset({"", "application/octet-stream", "application/json"})
+SIGV4 = "AWS4-HMAC-SHA256 "
 
 
 def functions(app_module: Any, app_name: str, stage: str) -> dict[str, Handler]:
-    """Every Lambda function of the Chalice app, by its deployed name."""
-    app = app_module.app
-    configs = [*app.pure_lambda_functions, *app.event_sources]
-    configs += list({id(c): c for c in app.websocket_handlers.values()}.values())
-    lock = threading.Lock()
+    """The functions a client invokes (CLIENT_FUNCTIONS), by their deployed names."""
+    configs = {config.name: config for config in app_module.app.pure_lambda_functions}
+    return {
+        f"{app_name}-{stage}-{name}": getattr(
+            app_module, configs[name].handler_string.rsplit(".", 1)[-1]
+        )
+        for name in CLIENT_FUNCTIONS
+    }
 
-    def rest_api(event: Any, context: Any) -> Any:
-        with lock:  # one app object, whose current request is not per thread
-            return app(event, context)
 
-    found: dict[str, Handler] = {f"{app_name}-{stage}": rest_api}
-    for config in configs:
-        attribute = config.handler_string.rsplit(".", 1)[-1]
-        found[f"{app_name}-{stage}-{config.name}"] = getattr(app_module, attribute)
-    return found
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is not run: an HTTP status, Lambda's error type, and what to do."""
+
+    status: int
+    kind: str
+    message: str
+
+
+def host_name(host: str) -> str:
+    """`Host` without its port, lowercased: `LocalHost:8003` -> `localhost`."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def refusal(headers: Any) -> Refusal | None:
+    """The reason to refuse a request from its headers, or None: it is an SDK's, on this machine.
+
+    A browser on any web page can send a POST to 127.0.0.1 (a form, or a `fetch` that
+    needs no preflight), and a page whose name re-resolves to 127.0.0.1 can read the
+    answers (DNS rebinding). Browsers always add `Origin` to a POST, and `Sec-Fetch-*` to
+    every request; a rebound page's requests carry its own name as `Host`.
+    """
+    if headers.get("Origin") is not None or any(
+        name.lower().startswith("sec-fetch-") for name in headers
+    ):
+        return Refusal(
+            403,
+            "AccessDeniedException",
+            "browsers may not call the local Lambda API (the request has an Origin or "
+            "Sec-Fetch header); invoke it with the AWS CLI or an SDK",
+        )
+    host = headers.get("Host") or ""
+    if host_name(host) not in LOOPBACK_HOSTS:
+        return Refusal(
+            403,
+            "AccessDeniedException",
+            f"the local Lambda API answers only requests addressed to 127.0.0.1 or "
+            f"localhost, not {host[:100]!r}",
+        )
+    if not (headers.get("Authorization") or "").startswith(SIGV4):
+        return Refusal(
+            403,
+            "MissingAuthenticationTokenException",
+            "the request is not signed: invoke it with the AWS CLI or an SDK (any "
+            "credentials, e.g. AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing)",
+        )
+    content_type = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if content_type not in SDK_CONTENT_TYPES:
+        return Refusal(
+            415,
+            "UnsupportedMediaTypeException",
+            f"Content-Type {content_type!r} is not accepted: send the payload as the SDKs "
+            "do (application/octet-stream, application/json or none)",
+        )
+    return None
 
 
 def function_name(raw: str) -> str:
@@ -133,6 +207,10 @@ class LambdaApi:
                 if not match:
                     self._error(404, "UnknownOperationException", f"no route for {self.path}")
                     return
+                refused = refusal(self.headers)
+                if refused is not None:
+                    self._error(refused.status, refused.kind, refused.message)
+                    return
                 name = function_name(match["name"])
                 length = int(self.headers.get("Content-Length", "0"))
                 if length > MAX_PAYLOAD_BYTES:
@@ -188,6 +266,12 @@ class LambdaApi:
                 pass
 
         return ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+
+    @property
+    def url(self) -> str:
+        """Where it listens (its port is known once started, when it was asked for port 0)."""
+        port = self.server.server_address[1] if self.server else self.port
+        return f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
         self.server = self._server()

@@ -7,6 +7,7 @@
 
 import json
 import time
+import uuid
 from urllib.parse import quote
 
 import boto3
@@ -15,6 +16,7 @@ import requests
 
 from tests.conftest import token_for
 from tests.e2e.test_websocket_e2e import statuses_until_finished
+from tests.receiver import Receiver
 
 SLEEP = {"type": "demo/sleep", "input": {"seconds": 0.5, "steps": 2}}
 
@@ -64,9 +66,8 @@ def finished_job(local_stack, user="alice"):
 
 
 def test_the_sdk_invokes_the_status_lambda_locally(local_stack):
-    """Issue 12: 'make dev serves the Lambda Invoke API (`POST
-    /2015-03-31/functions/{name}/invocations`) on 127.0.0.1:8003 (`LAMBDA_PORT`) for every
-    function of the app, so ... an SDK client with that endpoint reach[es] the same handler.'"""
+    """`make dev` serves the Lambda Invoke API on 127.0.0.1:$LAMBDA_PORT for the function a
+    client invokes: an SDK client with that endpoint reaches the same handler as in AWS."""
     job_id = finished_job(local_stack)
     response = lambda_client(local_stack).invoke(
         FunctionName="taskstatus-local-status",
@@ -79,50 +80,89 @@ def test_the_sdk_invokes_the_status_lambda_locally(local_stack):
 
 
 @pytest.mark.parametrize(
-    "name", ["taskstatus-local-worker", "taskstatus-local-ws_connect", "taskstatus-local"]
+    "name",
+    [
+        "taskstatus-local-worker",
+        "taskstatus-local-stream",
+        "taskstatus-local-webhooks",
+        "taskstatus-local-reaper",
+        "taskstatus-local-ws_connect",
+        "taskstatus-local",  # the REST handler: an API Gateway event names its own caller
+        "arn:aws:lambda:us-east-1:123456789012:function:taskstatus-local-worker:$LATEST",
+    ],
 )
-def test_every_function_of_the_app_is_invocable(local_stack, name):
+def test_an_internal_function_cannot_be_invoked(local_stack, name):
+    """The attack: invoke a function that in AWS only its event source may call."""
+    client = lambda_client(local_stack)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName=name, Payload=b"{}")
+
+
+def tasks_table(local_stack) -> str:
+    names = local_stack.aws("dynamodb").list_tables()["TableNames"]
+    return next(name for name in names if "-tasks" in name)
+
+
+def test_a_forged_stream_record_delivers_no_webhook(local_stack):
+    """The attack: a stream record for a task that never existed, owned by a victim, with the
+    attacker's receiver as its webhook. Were the stream function served, the stack would sign
+    a delivery with the victim's secret and send it."""
+    receiver = Receiver([200])
+    try:
+        webhook = {"webhook": {"url": receiver.url}}
+        genuine = local_stack.submit({**SLEEP, **webhook}, user="forgery-victim")["jobId"]
+        local_stack.wait_until_finished(genuine, user="forgery-victim")
+        item = local_stack.aws("dynamodb").get_item(
+            TableName=tasks_table(local_stack), Key={"id": {"S": genuine}}
+        )["Item"]
+        forged_id = str(uuid.uuid4())
+        new = {**item, "id": {"S": forged_id}}
+        old = {**new, "status": {"S": "processing"}}
+        record = {
+            "eventID": uuid.uuid4().hex,
+            "eventName": "MODIFY",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {
+                "Keys": {"id": {"S": forged_id}},
+                "NewImage": new,
+                "OldImage": old,
+                "SequenceNumber": "1",
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            },
+        }
+        client = lambda_client(local_stack)
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.invoke(
+                FunctionName="taskstatus-local-stream",
+                Payload=json.dumps({"Records": [record]}),
+            )
+        # A delivery queued by the forgery would be sent before this later job's.
+        later = local_stack.submit({**SLEEP, **webhook}, user="forgery-victim")["jobId"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not delivered_for(receiver, later):
+            time.sleep(0.05)
+        assert delivered_for(receiver, later)
+        assert {json.loads(d.body)["jobId"] for d in receiver.deliveries} == {genuine, later}
+    finally:
+        receiver.close()
+
+
+def delivered_for(receiver: Receiver, job_id: str) -> bool:
+    return any(json.loads(d.body).get("jobId") == job_id for d in receiver.deliveries)
+
+
+def test_the_status_lambda_answers_a_dry_run(local_stack):
     response = lambda_client(local_stack).invoke(
-        FunctionName=name, InvocationType="DryRun", Payload=b"{}"
+        FunctionName="taskstatus-local-status", InvocationType="DryRun", Payload=b"{}"
     )
     assert response["StatusCode"] == 204
-
-
-def test_the_rest_handler_answers_an_api_gateway_event(local_stack):
-    event = {
-        "resource": "/health",
-        "path": "/health",
-        "httpMethod": "GET",
-        "headers": {},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {"resourcePath": "/health", "httpMethod": "GET", "stage": "api"},
-        "body": None,
-        "isBase64Encoded": False,
-    }
-    response = lambda_client(local_stack).invoke(
-        FunctionName="taskstatus-local", Payload=json.dumps(event)
-    )
-    answer = json.loads(response["Payload"].read())
-    assert answer["statusCode"] == 200 and json.loads(answer["body"]) == {"status": "ok"}
 
 
 def test_an_unknown_function_is_resource_not_found(local_stack):
     client = lambda_client(local_stack)
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.invoke(FunctionName="taskstatus-local-nope", Payload=b"{}")
-
-
-def test_a_handler_that_raises_is_a_function_error(local_stack):
-    # The reaper's handler reads a scheduled event's fields; `{}` has none of them.
-    response = lambda_client(local_stack).invoke(
-        FunctionName="taskstatus-local-reaper", Payload=b"{}"
-    )
-    assert response["FunctionError"] == "Unhandled"
-    assert json.loads(response["Payload"].read())["errorType"]
 
 
 def test_an_auto_vid_client_submits_a_spec_and_polls_its_status(local_stack):
