@@ -9,6 +9,12 @@ Records table layout:
       gpk apikeys#<owner>, gsk <created>#<id>   -> GSI by_target: the owner's keys, oldest first
   pk apikeys#<owner>, sk count       how many keys the owner has (the per-user limit)
 
+Every key expires: `expiresAt` is at most `API_KEY_MAX_DAYS` (90) away, and a key asked
+for without one gets that far. A key outlives the JWT that created it (that is what keys
+are for: CI and services have no login session), so without a cap a token stolen minutes
+before it expires would buy access for ever; with it, at most 90 days, and revocation.
+Binding a key to its token's expiry was rejected: tokens last an hour, keys would too.
+
 Every warm function keeps what it looked up for `API_KEY_CACHE_SECONDS` (a
 bounded LRU): a revoked key stops working within that time, an expired one at
 once (the expiry travels with the cached record).
@@ -25,7 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -46,6 +52,10 @@ CACHE_ENTRIES = 1024
 
 class TooManyKeys(Exception):
     pass
+
+
+class TooLongLived(Exception):
+    """`expiresAt` is further away than API_KEY_MAX_DAYS allows."""
 
 
 class KeyNotFound(Exception):
@@ -142,6 +152,19 @@ def _iso(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
+def key_expiry(asked: datetime | None, now: datetime, max_days: int) -> datetime:
+    """When a new key expires: as asked, or at the cap when not asked; TooLongLived past it."""
+    latest = now.replace(microsecond=0) + timedelta(days=max_days)
+    if asked is None:
+        return latest
+    if asked > latest:
+        raise TooLongLived(
+            f"an API key lives at most {max_days} days: expiresAt must be no later than "
+            f"{_iso(latest)}; create a new key before this one expires"
+        )
+    return asked
+
+
 def digest_of(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -156,9 +179,10 @@ def new_secret() -> str:
 
 class ApiKeyStore(RecordsTable):
     def create(
-        self, owner: str, request: NewApiKey, limit: int, now: datetime
+        self, owner: str, request: NewApiKey, limit: int, now: datetime, expires_at: datetime
     ) -> tuple[ApiKey, str]:
-        """Store a new key for `owner`; return it and its secret (never stored)."""
+        """Store a new key for `owner`, expiring at `expires_at`; return it and its secret
+        (never stored)."""
         secret = new_secret()
         digest = digest_of(secret)
         key = ApiKey(
@@ -168,7 +192,7 @@ class ApiKeyStore(RecordsTable):
             prefix=secret[:SHOWN_PREFIX_LENGTH],
             scopes=tuple(request.scopes),
             created_at=now.replace(microsecond=0),
-            expires_at=request.expiresAt,
+            expires_at=expires_at,
             last_used_at=None,
             digest=digest,
         )
@@ -431,8 +455,16 @@ def create(request: Any) -> Any:
         "the API key request",
         'send a JSON object such as {"name": "ci", "scopes": ["jobs:read"]}',
     )
+    now = utcnow()
     try:
-        key, secret = _store(settings).create(owner, spec, settings.max_api_keys_per_user, utcnow())
+        expires_at = key_expiry(spec.expiresAt, now, settings.api_key_max_days)
+    except TooLongLived as exc:
+        errors = [{"field": "body.expiresAt", "message": str(exc)}]
+        raise Unprocessable(f"expiresAt: {exc}", errors=errors) from None
+    try:
+        key, secret = _store(settings).create(
+            owner, spec, settings.max_api_keys_per_user, now, expires_at
+        )
     except TooManyKeys as exc:
         raise Unprocessable(str(exc)) from None
     return http.json_response(

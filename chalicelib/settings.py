@@ -128,6 +128,7 @@ class Settings:
     jwks_cache_seconds: int = 300
     api_key_cache_seconds: float = 5.0
     max_api_keys_per_user: int = 20
+    api_key_max_days: int = 90  # every API key expires within this (chalicelib/api_keys.py)
     max_connections_per_owner: int = 100  # WebSocket connections holding a subscription
     max_subscriptions_per_connection: int = 100
     public_read_by_id: bool = False
@@ -193,6 +194,7 @@ def get_settings() -> Settings:
         jwks_cache_seconds=int(env("JWKS_CACHE_SECONDS", "300")),
         api_key_cache_seconds=float(env("API_KEY_CACHE_SECONDS", "5")),
         max_api_keys_per_user=int(env("MAX_API_KEYS_PER_USER", "20")),
+        api_key_max_days=max(1, int(env("API_KEY_MAX_DAYS", "90") or "90")),
         max_connections_per_owner=int(env("WS_MAX_CONNECTIONS_PER_OWNER", "100")),
         max_subscriptions_per_connection=int(env("WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", "100")),
         public_read_by_id=_flag("PUBLIC_READ_BY_ID"),

@@ -11,7 +11,7 @@ from chalicelib.api_keys import ApiKeyStore
 from chalicelib.bootstrap import container
 from chalicelib.realtime import Realtime
 from chalicelib.settings import get_settings
-from tests.conftest import auth, reset_caches
+from tests.conftest import auth, reset_caches, token_for
 from tests.unit.helpers import sleep_job
 
 BOTH = ["jobs:read", "jobs:write"]
@@ -317,3 +317,45 @@ def test_revoking_a_key_ends_the_websocket_connections_it_opened(client, service
     assert realtime.on_task_change(changed) == 0
     assert realtime.subscriptions.connection("leaked") is None
     assert "leaked" not in apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections
+
+
+# -- every key expires --------------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_token_about_to_expire_cannot_mint_a_key_that_never_expires(client):
+    """The attack: a JWT stolen seconds before it expires asks for a key without expiresAt."""
+    dying = {"Authorization": f"Bearer {token_for('alice', ttl=30)}"}
+    response = client.http.post(
+        "/api-keys", headers=dying, body=json.dumps({"name": "forever", "scopes": BOTH})
+    )
+    assert response.status_code == 201
+    expires = datetime.strptime(response.json_body["expiresAt"], "%Y-%m-%dT%H:%M:%SZ")
+    cap = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=90)
+    assert cap - timedelta(minutes=5) <= expires <= cap
+
+
+def test_a_key_asked_to_live_past_the_cap_is_422_and_stores_nothing(client):
+    too_late = datetime.now(UTC) + timedelta(days=90, hours=1)
+    response = create(client, expiresAt=iso(too_late))
+    assert response.status_code == 422
+    assert "at most 90 days" in response.json_body["error"]["message"]
+    assert response.json_body["error"]["errors"][0]["field"] == "body.expiresAt"
+    assert client.http.get("/api-keys", headers=auth("alice")).json_body["apiKeys"] == []
+
+
+def test_a_key_may_live_exactly_as_long_as_the_cap(client):
+    at_cap = datetime.now(UTC) + timedelta(days=90) - timedelta(seconds=5)
+    assert create(client, expiresAt=iso(at_cap)).json_body["expiresAt"] == iso(at_cap)
+
+
+def test_the_cap_is_a_setting(client, monkeypatch):
+    monkeypatch.setenv("API_KEY_MAX_DAYS", "1")
+    get_settings.cache_clear()
+    assert create(client, expiresAt=iso(datetime.now(UTC) + timedelta(days=2))).status_code == 422
+    expires = create(client).json_body["expiresAt"]
+    day = datetime.now(UTC) + timedelta(days=1)
+    assert iso(day - timedelta(minutes=5)) <= expires <= iso(day)
