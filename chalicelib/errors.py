@@ -80,6 +80,20 @@ class NoWebhook(DomainError):
         super().__init__("no webhook is configured for this job")
 
 
+class JobNotFinished(DomainError):
+    """A webhook resend was asked for a job that has not finished.
+
+    A webhook is the event of a finished job (`job.completed`, `job.failed`, ...): before
+    then there is nothing to send again, and a resend would invent an event (`job.submitted`)
+    that receivers were never told about.
+    """
+
+    def __init__(self, status: str) -> None:
+        super().__init__(
+            f"the job is {status}: its webhook is sent when it finishes; ask again after that"
+        )
+
+
 class RedeliveryTooSoon(DomainError):
     """A manual redelivery of this task was asked for moments ago."""
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from chalicelib import aws, objects
-from chalicelib.errors import NoWebhook, RedeliveryTooSoon
+from chalicelib.errors import JobNotFinished, NoWebhook, RedeliveryTooSoon
 from chalicelib.messages import DeliveryMessage
 from chalicelib.model import Status, Task, Webhook, utcnow
 from chalicelib.observability import emit_metric, task_context
@@ -487,10 +487,13 @@ class WebhookDispatcher:
 
         Returns the event id. At most one manual redelivery per task every
         REDELIVERY_INTERVAL_SECONDS (raises RedeliveryTooSoon); each is logged as an
-        attempt of its own. A task without a webhook raises NoWebhook.
+        attempt of its own. A task without a webhook raises NoWebhook, an unfinished one
+        JobNotFinished.
         """
         if task.webhook is None:
             raise NoWebhook()
+        if not task.is_terminal:
+            raise JobNotFinished(task.status.value)
         self.log.claim_redelivery(task.id, self.clock(), REDELIVERY_INTERVAL_SECONDS)
         manual = uuid.uuid4().hex[:12]
         latest = self.log.latest_event(task.id)

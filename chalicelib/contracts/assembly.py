@@ -244,11 +244,11 @@ def _is_ours(assembly_id: str) -> bool:
 
 
 def trigger_webhook(redeliver: Redeliver, task: Task) -> dict[str, Any]:
-    from chalicelib.errors import NoWebhook, RedeliveryTooSoon
+    from chalicelib.errors import JobNotFinished, NoWebhook, RedeliveryTooSoon
 
     try:
         return {"triggered": True, "eventId": redeliver(task)}
-    except (NoWebhook, RedeliveryTooSoon) as exc:
+    except (NoWebhook, JobNotFinished, RedeliveryTooSoon) as exc:
         return {"triggered": False, "message": str(exc)}
 
 

@@ -17,6 +17,7 @@ from chalicelib.errors import (
     IdempotencyKeyInUse,
     IdempotentJobGone,
     JobIdTaken,
+    JobNotFinished,
     NoWebhook,
     RedeliveryTooSoon,
     SubmitRejected,
@@ -227,7 +228,7 @@ def redeliver_webhook(
         event_id = webhooks.redeliver(task)
     except RedeliveryTooSoon as exc:
         raise TooManyRequests(str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-    except NoWebhook as exc:
+    except (NoWebhook, JobNotFinished) as exc:
         raise Conflict(str(exc)) from None
     redelivery = Redelivery(triggered=True, eventId=event_id)
     return http.json_response(redelivery.model_dump(mode="json", exclude_none=True), 202)

@@ -166,6 +166,16 @@ def test_trigger_webhook_without_a_webhook_says_so(invoke, service):
     }
 
 
+def test_trigger_webhook_of_an_unfinished_assembly_says_it_has_not_finished(invoke, service):
+    task = stored_task(service, Status.PROCESSING, webhook=Webhook(url="http://127.0.0.1:9/hook"))
+    _, body = invoke({"assemblyId": task.id, "triggerWebhook": True})
+    assert body["webhook"] == {
+        "triggered": False,
+        "message": "the job is processing: its webhook is sent when it finishes; "
+        "ask again after that",
+    }
+
+
 def test_trigger_webhook_queues_a_delivery(invoke, service, stack):
     task = stored_task(service, Status.COMPLETED, webhook=Webhook(url="http://127.0.0.1:9/hook"))
     _, body = invoke({"assemblyId": task.id, "triggerWebhook": True})

@@ -133,6 +133,33 @@ def test_manual_redelivery_without_a_webhook_is_409(client, stack):
     assert "no webhook" in response.json_body["error"]["message"]
 
 
+def test_resending_the_webhook_of_an_unfinished_job_is_409_and_sends_nothing(
+    client, stack, receiver
+):
+    """Its only event is sent when it finishes; a resend before then would invent one."""
+    hook = receiver([200])
+    job_id = submit(client, {**sleep_job(), "webhook": {"url": hook.url}}).json_body["jobId"]
+    stack.run_stream()  # queued, not yet run: `submitted`
+    response = client.http.post(f"/jobs/{job_id}/webhook", headers=auth())
+    assert response.status_code == 409
+    assert (
+        "the job is submitted: its webhook is sent when it finishes"
+        in (response.json_body["error"]["message"])
+    )
+    stack.run_webhooks()
+    assert hook.deliveries == []
+
+
+def test_an_unfinished_jobs_refused_resend_does_not_hold_back_the_next(client, stack, receiver):
+    hook = receiver([200])
+    job_id = submit(client, {**sleep_job(), "webhook": {"url": hook.url}}).json_body["jobId"]
+    assert client.http.post(f"/jobs/{job_id}/webhook", headers=auth()).status_code == 409
+    stack.settle()
+    assert client.http.post(f"/jobs/{job_id}/webhook", headers=auth()).status_code == 202
+    stack.run_webhooks()
+    assert [json.loads(d.body)["event"] for d in hook.deliveries] == ["job.completed"] * 2
+
+
 def test_manual_redelivery_of_another_users_job_is_404(client, stack, receiver):
     job_id = job_with_webhook(client, stack, receiver([200]).url)
     assert client.http.post(f"/jobs/{job_id}/webhook", headers=auth("bob")).status_code == 404
