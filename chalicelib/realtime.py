@@ -400,27 +400,36 @@ class Subscriptions(RecordsTable):
         )
 
     def remove_connection(self, connection_id: str) -> None:
-        # The connection, its subscriptions and its push markers: nothing of it is left,
-        # and its place goes back to its owner.
-        items = self._ddb.query(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"conn#{connection_id}"}},
-            ProjectionExpression="pk, sk, #owner",
-            ExpressionAttributeNames={"#owner": "owner"},
-        ).get("Items", [])
+        """The connection, its subscriptions and its push markers: nothing of it is left,
+        and its place goes back to its owner.
+
+        Every page of them: a connection keeps a push marker per task it was sent, so one
+        that watched a busy owner for hours holds more than a Query's 1 MB page.
+        """
+        request = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"conn#{connection_id}"}},
+            "ProjectionExpression": "pk, sk, #owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+        }
+        items = list(aws.query_items(self._ddb, request))
         owners = {i["owner"]["S"] for i in items if i["sk"]["S"] == "conn" and "owner" in i}
-        for start in range(0, len(items), 25):
-            self._ddb.batch_write_item(
-                RequestItems={
-                    self.table: [
-                        {"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}}
-                        for i in items[start : start + 25]
-                    ]
-                }
-            )
+        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in items]
+        for start in range(0, len(keys), 25):
+            self._delete(keys[start : start + 25])
         for owner in owners:
             self.give_back_place(connection_id, owner)
+
+    def _delete(self, keys: list[dict[str, Any]]) -> None:
+        """Delete up to 25 items, retrying what DynamoDB leaves unprocessed."""
+        request = {self.table: [{"DeleteRequest": {"Key": key}} for key in keys]}
+        for attempt in range(5):
+            request = self._ddb.batch_write_item(RequestItems=request).get("UnprocessedItems")
+            if not request:
+                return
+            time.sleep(0.05 * 2**attempt)
+        raise RuntimeError("DynamoDB left a closed connection's items undeleted")
 
     def of_owner(self, owner: str) -> list[Subscription]:
         """Every live subscription of one owner: one Query on the by_target index."""
