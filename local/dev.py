@@ -138,6 +138,20 @@ def _gateway_like_handler() -> type:
             self.end_headers()
             self.wfile.write(body)
 
+        def _send_http_response_with_body(
+            self, code: int, headers: dict[str, Any], body: str | bytes
+        ) -> None:
+            """A HEAD answer is its headers only (RFC 9110, 9.3.2): a body after them would be
+            read as the start of the next response on a kept-alive connection."""
+            if self.command != "HEAD":
+                super()._send_http_response_with_body(code, headers, body)
+                return
+            self.send_response(code)
+            length = len(body.encode() if isinstance(body, str) else body)
+            self.send_header("Content-Length", str(length))
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+            self._send_headers(headers)
+
         def __getattr__(self, name: str) -> Any:
             if name.startswith("do_"):  # TRACE, CONNECT, QUERY, ...
                 return self._unsupported
