@@ -352,6 +352,9 @@ class DevStack:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
+        # It holds a token: this user's alone (the client ignores one others may write).
+        path.touch(mode=0o600)
+        path.chmod(0o600)
         path.write_text(json.dumps(endpoints(self, token), indent=2) + "\n")
 
     def shutdown(self, grace_seconds: float = 0) -> None:

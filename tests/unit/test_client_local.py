@@ -2,11 +2,14 @@
 
 import io
 import json
+import os
 
 import pytest
 
 from taskstatus_client import TaskStatusClient
 from taskstatus_client.cli import EXIT_TIMEOUT, main, parser
+from taskstatus_client.errors import TaskStatusError
+from taskstatus_client.local import UntrustedLocalFile, find_local
 from tests.scripted_server import Reply, ScriptedServer
 from tests.unit.test_client import job
 
@@ -96,3 +99,88 @@ def test_list_in_json_prints_no_line_for_no_jobs(tmp_path, monkeypatch):
 def test_list_prints_a_line_per_job_and_no_note(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert "no jobs" not in _list_output(jobs=[job()])
+
+
+# -- whose endpoints file: the checkout's own, pointing at this machine ------------------------
+
+
+def plant(folder, local):
+    (folder / ".taskstatus").mkdir(parents=True, exist_ok=True)
+    (folder / ".taskstatus" / "local.json").write_text(json.dumps(local))
+    return folder / ".taskstatus" / "local.json"
+
+
+@pytest.fixture
+def no_taskstatus_env(monkeypatch):
+    for name in ("TASKSTATUS_URL", "TASKSTATUS_TOKEN", "TASKSTATUS_WS_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_file_planted_above_the_checkout_does_not_collect_the_token(
+    tmp_path, monkeypatch, no_taskstatus_env
+):
+    """The attack: someone with write access to a parent folder (a shared /tmp, /srv) plants
+    `.taskstatus/local.json` there, naming their server; the user's TASKSTATUS_TOKEN goes
+    wherever the file says."""
+    collector = ScriptedServer([Reply(200, {"jobs": [], "nextCursor": None})])
+    try:
+        plant(tmp_path, {"api": collector.url})
+        checkout = tmp_path / "checkout"
+        (checkout / ".git").mkdir(parents=True)
+        (checkout / "scripts").mkdir()
+        monkeypatch.chdir(checkout / "scripts")
+        monkeypatch.setenv("TASKSTATUS_TOKEN", "the-users-own-token")
+        client = TaskStatusClient(max_retries=0, timeout=2)
+        assert client.url == "http://127.0.0.1:8000"
+        with pytest.raises(TaskStatusError):
+            list(client.list())  # nothing serves the default port here
+        assert collector.requests == []
+    finally:
+        collector.close()
+
+
+def test_the_checkouts_own_file_at_its_root_is_read(tmp_path, monkeypatch, no_taskstatus_env):
+    plant(tmp_path, LOCAL)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "deep" / "below").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "deep" / "below")
+    assert TaskStatusClient().url == LOCAL["api"]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://collector.example", "http://127.0.0.1@collector.example:8000", "file:///x"]
+)
+def test_a_file_whose_url_is_off_this_machine_is_ignored(
+    checkout, url, monkeypatch, no_taskstatus_env
+):
+    plant(checkout, {**LOCAL, "api": url})
+    monkeypatch.setenv("TASKSTATUS_TOKEN", "the-users-own-token")
+    with pytest.warns(UntrustedLocalFile, match="not on this machine"):
+        client = TaskStatusClient()
+    assert client.url == "http://127.0.0.1:8000"
+
+
+def test_a_file_whose_websocket_is_off_this_machine_is_ignored(checkout, no_taskstatus_env):
+    plant(checkout, {**LOCAL, "ws": "wss://collector.example"})
+    with pytest.warns(UntrustedLocalFile, match="ws URL"):
+        assert find_local() is None
+
+
+def test_a_file_other_users_can_write_is_ignored(checkout, no_taskstatus_env):
+    (checkout / ".taskstatus" / "local.json").chmod(0o666)
+    with pytest.warns(UntrustedLocalFile, match="can be written by other users"):
+        assert find_local() is None
+
+
+def test_a_file_in_a_folder_other_users_can_write_is_ignored(checkout, no_taskstatus_env):
+    (checkout / ".taskstatus").chmod(0o777)
+    with pytest.warns(UntrustedLocalFile, match="can be written by other users"):
+        assert find_local() is None
+
+
+def test_a_file_of_another_user_is_ignored(checkout, monkeypatch, no_taskstatus_env):
+    """The client runs as someone other than the file's owner."""
+    owner = (checkout / ".taskstatus" / "local.json").stat().st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    with pytest.warns(UntrustedLocalFile, match="belongs to another user"):
+        assert find_local() is None
