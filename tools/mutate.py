@@ -10,6 +10,7 @@ must fail for every mutant. Messages and log lines are not mutated (their wordin
 is not a guard); see `do_not_mutate_patterns` in pyproject.toml.
 
     python -m tools.mutate            # run, then print the score and every survivor
+    python -m tools.mutate cors http  # only the guards whose pattern names one of these
 """
 
 from __future__ import annotations
@@ -67,6 +68,52 @@ GUARDS = [
     "chalicelib.service_keys.x_check__*",
     # an external job's objects: the service signs only its own bucket
     "chalicelib.objects.x_presign__*",
+    # owner checks on every surface: REST, 000/001/002/003's contracts, redrive, WebSocket
+    "chalicelib.service.xǁTaskServiceǁget_owned__*",
+    "chalicelib.contracts.jobs.x__owned_job__*",
+    "chalicelib.contracts.assembly.x_handle__*",
+    "chalicelib.contracts.autovid.x_status__*",
+    "chalicelib.contracts.task_processor.x_get_task__*",
+    "chalicelib.contracts.task_status.x_get_task__*",
+    "chalicelib.redrive.x__replayed__*",
+    "chalicelib.realtime.xǁRealtimeǁ_subscription__*",
+    "chalicelib.api_keys.xǁApiKeyStoreǁrevoke__*",
+    "chalicelib.api_keys.xǁApiKeyStoreǁuse__*",
+    # scopes, and which credential a request carries
+    "chalicelib.edge.x__authorize__*",
+    "chalicelib.auth.xǁPrincipalǁrequire__*",
+    # expiry: API keys (and their cap), a WebSocket connection's credential
+    "chalicelib.api_keys.xǁApiKeyǁexpired__*",
+    "chalicelib.api_keys.x_authenticate_key__*",
+    "chalicelib.api_keys.x_key_expiry__*",
+    "chalicelib.realtime.xǁCredentialǁended__*",
+    # CORS
+    "chalicelib.cors.x_allowed_origin__*",
+    "chalicelib.cors.x_decorate__*",
+    "chalicelib.cors.x_preflight__*",
+    # public reads by id
+    "chalicelib.http.x_public_read__*",
+    "chalicelib.http.x_reader__*",
+    # presigned URLs: the owner's own keys, their life
+    "chalicelib.objects.x_presign_upload__*",
+    "chalicelib.objects.x_result_url__*",
+    # list cursors: signed, bound to the caller and the query
+    "chalicelib.http.x__cursor_mac__*",
+    "chalicelib.http.x_encode_cursor__*",
+    "chalicelib.http.x_decode_cursor__*",
+    # the worker's lease
+    "chalicelib.store.xǁTaskStoreǁclaim__*",
+    "chalicelib.service.xǁTaskServiceǁclaim__*",
+    # fair concurrency: per-owner slots
+    "chalicelib.fairness.xǁSlotsǁacquire__*",
+    "chalicelib.fairness.xǁSlotsǁrelease__*",
+    "chalicelib.fairness.xǁSlotsǁadmit__*",
+    "chalicelib.fairness.xǁSlotsǁadmit_next__*",
+    # the delayed-run sweep
+    "chalicelib.store.xǁTaskStoreǁrelease__*",
+    "chalicelib.service.xǁTaskServiceǁrelease_due__*",
+    # webhooks connect to the address the SSRF check pinned, never a fresh lookup
+    "chalicelib.outbound.x__connect__*",
 ]
 
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")
@@ -84,13 +131,22 @@ def results() -> dict[str, str]:
     return found
 
 
-def main() -> int:
-    subprocess.run([MUTMUT, "run", *GUARDS], cwd=ROOT, check=False)
+def chosen(words: list[str]) -> list[str]:
+    """The guards whose pattern contains one of `words`; every guard when there are none."""
+    return [g for g in GUARDS if not words or any(word in g for word in words)]
+
+
+def main(words: list[str]) -> int:
+    guards = chosen(words)
+    if not guards:
+        print(f"no guard matches {' '.join(words)}; see GUARDS in tools/mutate.py")
+        return 2
+    subprocess.run([MUTMUT, "run", *guards], cwd=ROOT, check=False)
     # mutmut lists every mutant of the files; the score is that of the guards run above.
     outcome = {
         name: status
         for name, status in results().items()
-        if any(fnmatch.fnmatch(name, pattern) for pattern in GUARDS)
+        if any(fnmatch.fnmatch(name, pattern) for pattern in guards)
     }
     counts = Counter(outcome.values())
     killed = counts.get("killed", 0)
@@ -106,4 +162,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
