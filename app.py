@@ -73,6 +73,20 @@ def dashboard() -> Any:
     return dashboard.page(_service().settings)
 
 
+@app.route("/dashboard/links", methods=["POST"])
+def create_dashboard_link() -> Any:
+    from chalicelib.dashboard import links
+
+    return links.create(app.current_request)
+
+
+@app.route("/dashboard/sign-in", methods=["POST"])
+def dashboard_sign_in() -> Any:
+    from chalicelib.dashboard import links
+
+    return links.sign_in(app.current_request)
+
+
 @app.route("/jobs", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def submit_job() -> Any:
     from chalicelib.contracts import jobs

@@ -33,8 +33,9 @@ from chalicelib.settings import Settings
 # The dashboard's page is a shell without data: the token stays in the browser, and every
 # call the page makes for data carries it.
 # Routes that answer anyone: 000/001's `GET /task` is the origin's fixed 400 (no id, so
-# nothing to read), which its callers got without credentials.
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/dashboard", "/task"})
+# nothing to read), which its callers got without credentials; /dashboard/sign-in's one-time
+# code is its credential (chalicelib/dashboard/links.py).
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/dashboard", "/dashboard/sign-in", "/task"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECRET_ROUTES = frozenset({"/webhooks/secret"})
 # A producer's routes (chalicelib/reports.py): their own scope, neither read nor write.

@@ -77,6 +77,21 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "POST",
+        "/dashboard/links",
+        "A one-time dashboard sign-in link for your credential: open /dashboard<fragment>",
+        {201: dict, **AUTH_ERRORS},
+        tag="service",
+    ),
+    Operation(
+        "POST",
+        "/dashboard/sign-in",
+        "Redeem a sign-in link's code, once, for the credential it was made with",
+        {200: dict, 404: ERRORS, 422: ERRORS},
+        public=True,
+        tag="service",
+    ),
+    Operation(
+        "POST",
         "/jobs",
         "Submit a job",
         {

@@ -427,12 +427,23 @@ def aws_env(stack: DevStack) -> dict[str, str]:
     }
 
 
-def dashboard_url(stack: DevStack, token: str) -> str:
-    """The dashboard, signed in: the token is in the fragment, which browsers never send."""
-    return f"http://127.0.0.1:{stack.port}/dashboard#token={token}"
+def sign_in_link(stack: DevStack, token: str) -> str:
+    """A one-time sign-in link to the dashboard (POST /dashboard/links), not `#token=`:
+    browsers keep every address they open in their history database, and a used or expired
+    code opens nothing."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.port}/dashboard/links",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        fragment = json.loads(answer.read())["fragment"]
+    return f"http://127.0.0.1:{stack.port}/dashboard{fragment}"
 
 
-def banner(stack: DevStack, token: str, reloading: bool = False) -> str:
+def banner(stack: DevStack, token: str, dashboard: str, reloading: bool = False) -> str:
     api = f"http://127.0.0.1:{stack.port}"
     aws = " ".join(f"{k}={v}" for k, v in aws_env(stack).items())
     state = stack.settings.state_dir
@@ -454,7 +465,8 @@ def banner(stack: DevStack, token: str, reloading: bool = False) -> str:
     )
     return f"""
 taskstatus is running (stage: local)
-  Dashboard  {dashboard_url(stack, token)}
+  Dashboard  {dashboard}
+             (signs you in once, within 10 minutes; then paste $TOKEN at /dashboard)
   REST API   {api}
   WebSocket  ws://127.0.0.1:{stack.ws_port}/?token=$TOKEN
   (the management API the app pushes through: http://127.0.0.1:{stack.ws_management_port})
@@ -533,7 +545,8 @@ def serve(stack: DevStack, reloaded: bool = False) -> None:
         if reloaded:
             print("reloaded: the app runs the new code", flush=True)
         else:
-            print(banner(stack, token, reloading=not stack.own_emulator), flush=True)
+            link = sign_in_link(stack, token)
+            print(banner(stack, token, link, reloading=not stack.own_emulator), flush=True)
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -2,6 +2,11 @@
 // taskstatus dashboard. Plain JavaScript, no build step, no library.
 // Every task field reaches the page through textContent or a property, never as HTML.
 (() => {
+  // A credential in the address (#token=, #code=) leaves it before anything else runs: out of
+  // the address bar, this tab's history and any screenshot. The browser's history database
+  // has recorded the address already, before any script could run; that is why `make dev`'s
+  // links carry a one-time #code=, worthless once used (chalicelib/dashboard/links.py).
+  const linked = takeFragment();
   const TOKEN_KEY = "taskstatus.token";
   const TERMINAL = new Set(["completed", "completed_with_errors", "failed", "cancelled"]);
   const DEFAULT_STATUSES = ["submitted", "started", "processing", "error", "retrying",
@@ -23,6 +28,7 @@
 
   const state = {
     token: null,
+    linkProblem: "",      // why a sign-in link could not be used, shown on the sign-in form
     statuses: DEFAULT_STATUSES.slice(),
     caps: {events: false, retry: false},
     tasks: new Map(),        // id -> the newest job document seen (by version)
@@ -159,12 +165,26 @@
 
   // -- sign-in ------------------------------------------------------------------------
 
-  function tokenFromFragment() {
+  function takeFragment() {
     const params = new URLSearchParams(location.hash.slice(1));
-    const token = params.get("token");
-    if (!token) return false;
-    // Out of the address bar, the history and any screenshot at once.
+    if (!params.has("token") && !params.has("code")) return null;
     history.replaceState(null, "", location.pathname + location.search);
+    return params;
+  }
+
+  async function credentialFromLink(params) {
+    if (!params) return false;
+    let token = params.get("token");
+    const code = params.get("code");
+    if (!token && code) {
+      const redeemed = await redeem(code);
+      if (!redeemed.ok) {
+        state.linkProblem = `This sign-in link cannot be used: ${redeemed.message}`;
+        return false;
+      }
+      token = redeemed.token;
+    }
+    if (!token) return false;
     const current = sessionStorage.getItem(TOKEN_KEY);
     if (current === token) return true;  // the same link opened again
     // A link can carry someone else's credential (login CSRF): what you submit next would
@@ -175,6 +195,24 @@
     if (!confirm(question)) return false;
     sessionStorage.setItem(TOKEN_KEY, token);
     return true;
+  }
+
+  async function redeem(code) {
+    // The code is the credential here: the route needs no token, and answers once.
+    try {
+      const response = await fetch(`${base}/dashboard/sign-in`, {
+        method: "POST", headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({code}), cache: "no-store", credentials: "omit",
+        referrerPolicy: "no-referrer",
+      });
+      let data = null;
+      try { data = await response.json(); } catch (error) { data = null; }
+      if (response.ok && data && typeof data.token === "string") return {ok: true, token: data.token};
+      const message = (data && data.error && data.error.message) || `HTTP ${response.status}`;
+      return {ok: false, message: String(message)};
+    } catch (error) {
+      return {ok: false, message: "the service cannot be reached"};
+    }
   }
 
   function who(token) {
@@ -833,15 +871,16 @@
   }
 
   async function main() {
-    window.addEventListener("hashchange", () => {
-      if (tokenFromFragment()) signIn(sessionStorage.getItem(TOKEN_KEY));
+    window.addEventListener("hashchange", async () => {
+      if (await credentialFromLink(takeFragment())) signIn(sessionStorage.getItem(TOKEN_KEY));
     });
-    tokenFromFragment();
+    const fromLink = credentialFromLink(linked);
     wire();
     await discover();
+    await fromLink;
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) signIn(token);
-    else showSignIn("");
+    else showSignIn(state.linkProblem || "");
   }
 
   main();

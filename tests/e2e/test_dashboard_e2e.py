@@ -5,6 +5,7 @@ Screenshots go to build/test-artifacts/dashboard/ (ignored by git, like all of b
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,6 +152,72 @@ def test_the_token_leaves_the_address_bar_for_session_storage(dashboard):
     assert "token" not in page.url
     assert page.evaluate("sessionStorage.getItem('taskstatus.token')") == dashboard.token
     assert dashboard.problems == []
+
+
+def history_database_urls(profile: Path) -> list[str]:
+    """Every address in Chromium's history database (`History`, SQLite) of a closed profile."""
+    connection = sqlite3.connect(profile / "Default" / "History")
+    try:
+        return [row[0] for row in connection.execute("SELECT url FROM urls")]
+    finally:
+        connection.close()
+
+
+def test_a_sign_in_link_leaves_no_working_credential_in_the_browsers_history(
+    playwright, local_stack, tmp_path
+):
+    """The attack: someone who reads the browser's history database later (a shared machine,
+    a synced profile, a backup) opens the sign-in link they find there. `#token=` links put
+    the token itself there, whatever the page does once it runs; `make dev` prints a
+    one-time `#code=` link instead."""
+    token = token_for("history-reader-victim")
+    fragment = requests.post(
+        f"{local_stack.api}/dashboard/links",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ).json()["fragment"]
+    profile = tmp_path / "profile"
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
+    )
+    try:
+        page = context.new_page()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.goto(f"{local_stack.api}/dashboard{fragment}")
+        page.locator("#connection").wait_for(state="visible", timeout=WAIT_MS)
+        assert page.evaluate("location.hash") == ""
+        assert page.evaluate("sessionStorage.getItem('taskstatus.token')") == token
+    finally:
+        context.close()  # Chromium writes its history database out
+    recorded = history_database_urls(profile)
+    assert any(fragment in url for url in recorded)  # the browser did record the link
+    assert not any(token in url for url in recorded)
+    found = next(url for url in recorded if fragment in url).split("#code=", 1)[1]
+    replay = requests.post(f"{local_stack.api}/dashboard/sign-in", json={"code": found}, timeout=10)
+    assert replay.status_code == 404
+    assert "token" not in replay.json()
+
+
+def test_a_used_sign_in_link_says_so_on_the_sign_in_form(browser, local_stack):
+    fragment = requests.post(
+        f"{local_stack.api}/dashboard/links", headers=local_stack.headers("used-link"), timeout=10
+    ).json()["fragment"]
+    code = fragment.split("#code=", 1)[1]
+    assert (
+        requests.post(f"{local_stack.api}/dashboard/sign-in", json={"code": code}, timeout=10)
+    ).status_code == 200
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{local_stack.api}/dashboard{fragment}")
+        page.locator("#signin").wait_for(state="visible", timeout=WAIT_MS)
+        expect_error = page.locator("#signin-error")
+        from playwright.sync_api import expect
+
+        expect(expect_error).to_contain_text("used already or has expired", timeout=WAIT_MS)
+        assert page.evaluate("location.hash") == ""
+    finally:
+        context.close()
 
 
 def test_a_job_submitted_from_the_page_progresses_live_to_completed(dashboard):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.dashboard.links import LINK_SECONDS, SignInLinks
 from chalicelib.settings import get_settings
+from tests.conftest import auth, token_for
 from tests.unit.helpers import submit
 
 
@@ -126,9 +130,79 @@ def test_a_websocket_url_that_is_not_one_is_left_out(client, settings_env):
     assert csp(response)["connect-src"] == ["'self'"]
 
 
-def test_make_dev_prints_the_dashboard_with_the_token_in_the_fragment():
+def test_make_dev_prints_a_one_time_sign_in_link_never_the_token_in_an_address():
     from local.dev import DevSettings, DevStack, banner
 
-    text = banner(DevStack(DevSettings(port=8123)), "tok.en.value")
-    assert "http://127.0.0.1:8123/dashboard#token=tok.en.value" in text
-    assert "dashboard?" not in text
+    link = "http://127.0.0.1:8123/dashboard#code=" + "c" * 43
+    text = banner(DevStack(DevSettings(port=8123)), "tok.en.value", link)
+    assert f"Dashboard  {link}" in text
+    assert "#token=" not in text and "dashboard?" not in text
+
+
+# -- one-time sign-in links -----------------------------------------------------------------
+
+
+def new_link(client, headers):
+    response = client.http.post("/dashboard/links", headers=headers)
+    assert response.status_code == 201, response.json_body
+    return response.json_body
+
+
+def redeem(client, code):
+    return client.http.post(
+        "/dashboard/sign-in",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"code": code}),
+    )
+
+
+def code_of(link):
+    return link["fragment"].removeprefix("#code=")
+
+
+def test_a_sign_in_link_gives_its_credential_once(client):
+    token = token_for("alice")
+    link = new_link(client, {"Authorization": f"Bearer {token}"})
+    assert link["fragment"].startswith("#code=") and token not in link["fragment"]
+    first = redeem(client, code_of(link))
+    assert (first.status_code, first.json_body) == (200, {"token": token})
+    again = redeem(client, code_of(link))
+    assert again.status_code == 404
+    assert "used already or has expired" in again.json_body["error"]["message"]
+
+
+def test_a_link_found_in_a_browsers_history_after_ten_minutes_opens_nothing(client, stack):
+    link = new_link(client, auth("alice"))
+    later = datetime.now(UTC) + timedelta(seconds=LINK_SECONDS + 1)
+    links = SignInLinks(stack.outputs["RecordsTableName"])
+    assert links.redeem(code_of(link), later) is None
+    assert links.redeem(code_of(link), datetime.now(UTC)) is not None  # refused, not consumed
+
+
+def test_a_link_expires_with_its_credential(client):
+    link = new_link(client, {"Authorization": f"Bearer {token_for('alice', ttl=60)}"})
+    expires = datetime.strptime(link["expiresAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert expires <= datetime.now(UTC) + timedelta(seconds=60)
+
+
+def test_the_stored_link_does_not_hold_the_credential_in_the_clear(client, stack):
+    token = token_for("alice")
+    new_link(client, {"Authorization": f"Bearer {token}"})
+    items = stack.ddb.scan(TableName=stack.outputs["RecordsTableName"])["Items"]
+    assert token not in json.dumps(items)
+
+
+def test_a_guessed_code_opens_nothing(client):
+    assert redeem(client, "A" * 43).status_code == 404
+
+
+@pytest.mark.parametrize("body", [{}, {"code": 7}, {"code": "short"}, {"code": "x" * 44}])
+def test_a_malformed_code_is_422(client, body):
+    response = client.http.post(
+        "/dashboard/sign-in", headers={"Content-Type": "application/json"}, body=json.dumps(body)
+    )
+    assert response.status_code == 422
+
+
+def test_making_a_link_needs_credentials(client):
+    assert client.http.post("/dashboard/links").status_code == 401
