@@ -66,6 +66,18 @@ def test_a_preflight_from_a_disallowed_origin_gets_no_cors_headers(client):
     response = preflight(client, "/jobs", origin="https://evil.example", method="POST")
     assert response.status_code == 204
     assert_no_grant(response)
+    assert response.headers["Allow"] == "GET, POST, OPTIONS"
+    assert response.headers["Vary"] == "Origin"  # the answer depends on it: caches must know
+
+
+def test_a_preflight_grants_exactly_the_routes_methods_headers_and_max_age(client):
+    response = preflight(client, "/jobs", method="POST")
+    assert response.headers["Allow"] == "GET, POST, OPTIONS"
+    assert response.headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
+    assert response.headers["Access-Control-Allow-Headers"] == ", ".join(ALLOWED_HEADERS)
+    assert response.headers["Access-Control-Max-Age"] == str(get_settings().cors_max_age_seconds)
+    assert response.headers["Vary"] == "Origin"
+    assert not response.body
 
 
 @pytest.mark.parametrize(
