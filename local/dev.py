@@ -438,9 +438,12 @@ def sign_in_link(stack: DevStack, token: str) -> str:
         method="POST",
         headers={"Authorization": f"Bearer {token}"},
     )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        fragment = json.loads(answer.read())["fragment"]
-    return f"http://127.0.0.1:{stack.port}/dashboard{fragment}"
+    dashboard = f"http://127.0.0.1:{stack.port}/dashboard"
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return dashboard + json.loads(answer.read())["fragment"]
+    except (OSError, ValueError, KeyError) as exc:  # the stack runs; the link is a nicety
+        return f"{dashboard} (no sign-in link: {exc}; paste $TOKEN there)"
 
 
 def banner(stack: DevStack, token: str, dashboard: str, reloading: bool = False) -> str:
