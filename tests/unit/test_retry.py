@@ -120,6 +120,16 @@ def test_the_same_idempotency_key_retries_once(client, service):
     assert service.find(task.id).version == task.version + 1
 
 
+def test_replaying_a_retry_whose_job_is_gone_is_a_404(client, service, stack):
+    """The key outlives the job (the table's TTL removed it): the replay has nothing to show."""
+    task = failed_job(service)
+    assert retry(client, task.id, key="retry-gone").status_code == 202
+    stack.ddb.delete_item(TableName=stack.outputs["TasksTableName"], Key={"id": {"S": task.id}})
+    replay = retry(client, task.id, key="retry-gone")
+    assert replay.status_code == 404
+    assert replay.json_body["error"]["message"] == f"job {task.id} was not found"
+
+
 def test_a_key_used_for_another_job_is_a_422_and_changes_nothing(client, service):
     task, other = failed_job(service), failed_job(service)
     retry(client, task.id, key="retry-1")
