@@ -359,3 +359,34 @@ def test_the_cap_is_a_setting(client, monkeypatch):
     expires = create(client).json_body["expiresAt"]
     day = datetime.now(UTC) + timedelta(days=1)
     assert iso(day - timedelta(minutes=5)) <= expires <= iso(day)
+
+
+def test_a_keys_principal_carries_its_expiry_so_its_websockets_end_with_it(client):
+    expiry = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    key = new_key(client, expiresAt=iso(expiry))
+    principal = api_keys.authenticate_key(key, get_settings())
+    assert principal.expires_at == int(expiry.timestamp())
+
+
+def test_a_key_is_expired_from_the_instant_of_its_expiry():
+    moment = datetime(2030, 1, 1, tzinfo=UTC)
+    key = api_keys.ApiKey(
+        id="ak_" + "0" * 32,
+        owner="alice",
+        name="ci",
+        prefix="tsk_00000000",
+        scopes=("jobs:read",),
+        created_at=moment - timedelta(days=1),
+        expires_at=moment,
+        last_used_at=None,
+        digest="0" * 64,
+    )
+    assert key.expired(moment) and not key.expired(moment - timedelta(seconds=1))
+
+
+def test_an_expiry_exactly_at_the_cap_is_allowed_and_a_second_later_is_not():
+    now = datetime(2030, 1, 1, 12, 0, 0, 500, tzinfo=UTC)
+    cap = datetime(2030, 1, 4, 12, 0, 0, tzinfo=UTC)
+    assert api_keys.key_expiry(cap, now, 3) == cap
+    with pytest.raises(api_keys.TooLongLived):
+        api_keys.key_expiry(cap + timedelta(seconds=1), now, 3)
