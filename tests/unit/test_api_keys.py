@@ -390,3 +390,12 @@ def test_an_expiry_exactly_at_the_cap_is_allowed_and_a_second_later_is_not():
     assert api_keys.key_expiry(cap, now, 3) == cap
     with pytest.raises(api_keys.TooLongLived):
         api_keys.key_expiry(cap + timedelta(seconds=1), now, 3)
+
+
+def test_a_key_stored_before_keys_expired_still_authenticates(client, stack):
+    """Keys created before API_KEY_MAX_DAYS have no expiry in the table."""
+    request = api_keys.NewApiKey(name="old", scopes=["jobs:read"])
+    store = ApiKeyStore(stack.outputs["RecordsTableName"])
+    _, secret = store.create("alice", request, 20, datetime.now(UTC), None)
+    principal = api_keys.authenticate_key(secret, get_settings())
+    assert (principal.owner, principal.expires_at) == ("alice", None)
