@@ -206,6 +206,46 @@ def cancel_jobs() -> Any:
     return ops_api.cancel_jobs(_service(), app.current_request)
 
 
+# -- schedules: cron or rate, one task per fire (chalicelib/schedules_api.py) --------------
+
+
+@app.route("/schedules", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def create_schedule() -> Any:
+    from chalicelib import schedules_api
+
+    return schedules_api.create_schedule(_service(), app.current_request)
+
+
+@app.route("/schedules", methods=["GET"])
+def list_schedules() -> Any:
+    from chalicelib import schedules_api
+
+    return schedules_api.list_schedules(_service(), app.current_request)
+
+
+@app.route("/schedules/{scheduleId}", methods=["GET"])
+def get_schedule(scheduleId: str) -> Any:
+    from chalicelib import schedules_api
+
+    return schedules_api.get_schedule(_service(), app.current_request, scheduleId)
+
+
+@app.route(
+    "/schedules/{scheduleId}", methods=["PATCH"], content_types=list(http.ACCEPTED_CONTENT_TYPES)
+)
+def patch_schedule(scheduleId: str) -> Any:
+    from chalicelib import schedules_api
+
+    return schedules_api.patch_schedule(_service(), app.current_request, scheduleId)
+
+
+@app.route("/schedules/{scheduleId}", methods=["DELETE"])
+def delete_schedule(scheduleId: str) -> Any:
+    from chalicelib import schedules_api
+
+    return schedules_api.delete_schedule(_service(), app.current_request, scheduleId)
+
+
 # -- API keys (JWT only: keys cannot manage keys) ------------------------------------------
 
 
@@ -393,7 +433,8 @@ def webhooks(event: Any) -> dict[str, Any]:
     return bootstrap.container().webhooks.handle_batch(event.to_dict()["Records"])
 
 
-# Once a minute: fail the tasks past their deadline, and start the scheduled tasks now due.
+# Once a minute: fail the tasks past their deadline, start the scheduled tasks now due, and
+# fire the schedules now due (chalicelib/schedules.py).
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")
 @invocation
 def reaper(event: Any) -> dict[str, Any]:
@@ -407,12 +448,16 @@ def reaper(event: Any) -> dict[str, Any]:
     released = service.release_due(time_left)
     # Then parked tasks the limit allows now (one raised or removed), before any is reaped.
     admitted = service.admit_parked(time_left)
+    from chalicelib.schedules import fire_due
+
+    fired = fire_due(service, time_left)
     resumed: list[str] = []  # running tasks whose worker stopped: they run again
     return {
         "failed": service.reap(time_left, admitted, resumed),
         "released": released,
         "admitted": admitted,
         "resumed": resumed,
+        "fired": fired,
     }
 
 

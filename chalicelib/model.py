@@ -258,6 +258,8 @@ class Task:
     run_at: datetime | None = None  # a delayed run: not started before this time
     runner: Runner = SERVICE  # external: a producer runs it and reports (chalicelib/reports.py)
     heartbeat_seconds: int | None = None  # an external task's window between reports
+    schedule_id: str | None = None  # the schedule that fired it (chalicelib/schedules.py)
+    scheduled_for: datetime | None = None  # the fire time it was created for
 
     @property
     def is_external(self) -> bool:

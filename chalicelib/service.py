@@ -132,14 +132,21 @@ class TaskService:
         return int(now.timestamp()) + key_lifetime
 
     def new_task(
-        self, owner: str, job: SubmitJob, now: datetime, resolver: Resolver | None = None
+        self,
+        owner: str,
+        job: SubmitJob,
+        now: datetime,
+        resolver: Resolver | None = None,
+        task_id: str | None = None,
     ) -> Task:
         """The task `job` asks for, validated (SubmitRejected says why not); not yet stored.
-        `resolver` looks the webhook host up (a batch's shares one time budget)."""
+        `resolver` looks the webhook host up (a batch's shares one time budget). `task_id`: an
+        id the caller derived (a schedule's fire: one id per fire time, chalicelib/schedules.py)."""
         if job.runner != SERVICE:
             return self.external_task(owner, job, now, resolver)
         parsed_input = self.check_runnable(owner, job, resolver)
         task = Task.new(
+            id=task_id,
             run_at=self.run_at(job, now),
             owner=owner,
             type=job.type,

@@ -142,6 +142,7 @@ class Settings:
     max_running_per_owner: int = DEFAULT_MAX_RUNNING_PER_OWNER
     # An external task's default heartbeat window (chalicelib/reports.py): a Lambda's longest run.
     external_heartbeat_seconds: int = 900
+    max_schedules_per_owner: int = 100  # chalicelib/schedules.py
 
     def check(self) -> Settings:
         """Refuse, with a message an operator can act on, a configuration that is unsafe."""
@@ -211,5 +212,6 @@ def get_settings() -> Settings:
         presign_secret_access_key=env("PRESIGN_SECRET_ACCESS_KEY", ""),
         autovid_task_type=env("AUTOVID_TASK_TYPE", "video/auto-vid"),
         max_running_per_owner=_max_running_per_owner(env("MAX_RUNNING_PER_OWNER", "")),
+        max_schedules_per_owner=max(0, int(env("MAX_SCHEDULES_PER_OWNER", "100") or "100")),
         external_heartbeat_seconds=int(env("EXTERNAL_HEARTBEAT_SECONDS", "900") or "900"),
     ).check()

@@ -71,9 +71,16 @@ _JSON_FIELDS = (
     "metadata",
     "webhook",
 )
-_TIME_FIELDS = ("created_at", "updated_at", "started_at", "completed_at", "run_at")
+_TIME_FIELDS = (
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "run_at",
+    "scheduled_for",
+)
 _INT_FIELDS = ("version", "expires_at", "attempts", "lease_until", "retries", "heartbeat_seconds")
-_STR_FIELDS = ("id", "owner", "type", "status", "error", "updated_by")
+_STR_FIELDS = ("id", "owner", "type", "status", "error", "updated_by", "schedule_id")
 
 
 def owner_scoped(owner: str, *parts: str) -> str:
@@ -202,6 +209,8 @@ def task_from_item(item: dict[str, dict[str, str]]) -> Task:
         run_at=moment("run_at"),
         runner=EXTERNAL if text("runner") == EXTERNAL else SERVICE,
         heartbeat_seconds=number("heartbeat_seconds"),
+        schedule_id=text("schedule_id"),
+        scheduled_for=moment("scheduled_for"),
     )
 
 

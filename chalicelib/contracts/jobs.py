@@ -345,6 +345,8 @@ def job_document(task: Task, with_input: bool = False, link: Link = NATIVE_LINK)
         "retries": task.retries,
         "runAt": iso_seconds(task.run_at),
         "hasWebhook": task.webhook is not None,
+        "scheduleId": task.schedule_id,
+        "scheduledFor": iso_seconds(task.scheduled_for),
     }
 
 

@@ -255,6 +255,12 @@ class JobDocument(Schema):
         default=False,
         description="the job sends a webhook (POST /jobs/{jobId}/webhook sends it again)",
     )
+    scheduleId: str | None = Field(
+        default=None, description="the schedule that created the job (POST /schedules)"
+    )
+    scheduledFor: str | None = Field(
+        default=None, description="the schedule's fire time the job was created for"
+    )
 
 
 class JobList(Schema):

@@ -1,0 +1,248 @@
+"""REST handlers of /schedules: create, list, read, change, delete an owner's schedules.
+
+Owner-scoped like the jobs: another user's schedule is a 404 like a missing one. A schedule's
+task is checked as `POST /jobs` would check it (type, input) when the schedule is stored, so a
+schedule that could never create its task is a 422 at once, not a silent failure each fire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Literal
+
+from chalice.app import Request, Response
+from pydantic import ConfigDict, Field
+
+from chalicelib import http
+from chalicelib.contracts.jobs import iso_seconds
+from chalicelib.contracts.schemas import TYPE_PATTERN
+from chalicelib.errors import SubmitRejected
+from chalicelib.http_errors import BadRequest, Conflict, NotFound, Unprocessable
+from chalicelib.schedules import (
+    Schedule,
+    ScheduleChanged,
+    ScheduleNotFound,
+    ScheduleRejected,
+    ScheduleStore,
+    TooManySchedules,
+    check_spec,
+    new_schedule_id,
+)
+from chalicelib.service import SubmitJob, TaskService
+from chalicelib.validation import Schema
+
+SCHEDULE_ID_LENGTH = len(new_schedule_id())
+PATCH_ATTEMPTS = 3
+
+
+class ScheduleRequest(Schema):
+    """Body of `POST /schedules`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cron: str | None = Field(default=None, max_length=256, examples=["30 2 * * *"])
+    rate: str | None = Field(default=None, max_length=32, examples=["5 minutes"])
+    timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Berlin"])
+    type: str = Field(min_length=1, max_length=128, pattern=TYPE_PATTERN)
+    input: dict[str, Any] = Field(default_factory=dict)
+    overlap: Literal["skip", "queue", "allow"] = "skip"
+    catchUp: Literal["none", "latest", "all"] = "none"
+    paused: bool = False
+
+
+class SchedulePatch(Schema):
+    """Body of `PATCH /schedules/{id}`: the fields to change (cron or rate replaces both)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cron: str | None = Field(default=None, max_length=256)
+    rate: str | None = Field(default=None, max_length=32)
+    timezone: str | None = Field(default=None, max_length=64)
+    type: str | None = Field(default=None, min_length=1, max_length=128, pattern=TYPE_PATTERN)
+    input: dict[str, Any] | None = None
+    overlap: Literal["skip", "queue", "allow"] | None = None
+    catchUp: Literal["none", "latest", "all"] | None = None
+    paused: bool | None = None
+
+
+def _store(service: TaskService) -> ScheduleStore:
+    return ScheduleStore(service.settings.records_table)
+
+
+def schedule_document(schedule: Schedule, now: datetime) -> dict[str, Any]:
+    """A schedule as the API shows it, with its next fire times and its last outcome."""
+    last = None
+    if schedule.last_fire is not None:
+        last = {
+            "scheduledFor": iso_seconds(schedule.last_fire),
+            "jobId": schedule.last_task_id,
+            "outcome": schedule.last_outcome,
+        }
+    return {
+        "scheduleId": schedule.id,
+        "cron": schedule.cron,
+        "rate": schedule.rate,
+        "timezone": schedule.timezone,
+        "type": schedule.type,
+        "input": schedule.input,
+        "overlap": schedule.overlap,
+        "catchUp": schedule.catch_up,
+        "paused": schedule.paused,
+        "nextRuns": [iso_seconds(t) for t in schedule.next_runs(now)],
+        "lastRun": last,
+        "fired": schedule.fired,
+        "skipped": schedule.skipped,
+        "createdAt": iso_seconds(schedule.created_at),
+        "updatedAt": iso_seconds(schedule.updated_at),
+        "version": schedule.version,
+    }
+
+
+def _rejected(exc: ScheduleRejected) -> Unprocessable:
+    errors = [{"field": "body." + e["field"], "message": e["message"]} for e in exc.errors]
+    return Unprocessable(f"the schedule is not valid: {exc}", errors=errors)
+
+
+def _check_task(service: TaskService, owner: str, schedule: Schedule, now: datetime) -> None:
+    """Refuse a schedule whose task `POST /jobs` would refuse (unknown type, bad input)."""
+    try:
+        service.new_task(owner, SubmitJob(type=schedule.type, input=schedule.input), now)
+    except SubmitRejected as exc:
+        raise Unprocessable(exc.message, errors=exc.errors) from None
+
+
+def _first_fire(schedule: Schedule, now: datetime) -> datetime:
+    try:
+        return check_spec(
+            cron_text=schedule.cron,
+            rate=schedule.rate,
+            timezone=schedule.timezone,
+            anchor=schedule.anchor,
+            now=now,
+        )
+    except ScheduleRejected as exc:
+        raise _rejected(exc) from None
+
+
+def create_schedule(service: TaskService, request: Request) -> Response:
+    body = http.body_model(
+        http.json_body(request),
+        ScheduleRequest,
+        "the schedule",
+        "request body must be a JSON object with a `type` and a `cron` or a `rate`",
+    )
+    owner = http.current_user(request)
+    now = service.clock()
+    schedule = Schedule(
+        id=new_schedule_id(),
+        owner=owner,
+        type=body.type,
+        timezone=body.timezone,
+        created_at=now,
+        updated_at=now,
+        anchor=now,
+        cron=body.cron,
+        rate=body.rate,
+        input=body.input,
+        overlap=body.overlap,
+        catch_up=body.catchUp,
+        paused=body.paused,
+    )
+    schedule = replace(schedule, next_fire=_first_fire(schedule, now))
+    _check_task(service, owner, schedule, now)
+    limit = service.settings.max_schedules_per_owner
+    try:
+        _store(service).create(schedule, limit)
+    except TooManySchedules as exc:
+        raise Conflict(str(exc), limit=limit) from None
+    return http.json_response(
+        schedule_document(schedule, now),
+        201,
+        headers={"Location": f"/schedules/{schedule.id}"},
+    )
+
+
+def list_schedules(service: TaskService, request: Request) -> Response:
+    owner = http.current_user(request)
+    now = service.clock()
+    schedules = sorted(_store(service).list(owner), key=lambda s: (s.created_at, s.id))
+    return http.json_response({"schedules": [schedule_document(s, now) for s in schedules]})
+
+
+def _schedule_id(value: str) -> str:
+    if not (value.startswith("sch_") and len(value) == SCHEDULE_ID_LENGTH and value.isascii()):
+        raise BadRequest(
+            f"scheduleId must be a schedule's id, sch_ and 32 hex digits; got {value[:64]!r}"
+        )
+    return value
+
+
+def _owned(service: TaskService, request: Request, schedule_id: str) -> Schedule:
+    try:
+        return _store(service).get(http.current_user(request), _schedule_id(schedule_id))
+    except ScheduleNotFound:
+        raise NotFound(f"schedule {schedule_id} was not found") from None
+
+
+def get_schedule(service: TaskService, request: Request, schedule_id: str) -> Response:
+    schedule = _owned(service, request, schedule_id)
+    return http.json_response(schedule_document(schedule, service.clock()))
+
+
+def delete_schedule(service: TaskService, request: Request, schedule_id: str) -> Response:
+    """Delete it: no fire after this; the tasks it created stay."""
+    owner = http.current_user(request)
+    try:
+        _store(service).delete(owner, _schedule_id(schedule_id))
+    except ScheduleNotFound:
+        raise NotFound(f"schedule {schedule_id} was not found") from None
+    return Response(body="", status_code=204)
+
+
+def patch_schedule(service: TaskService, request: Request, schedule_id: str) -> Response:
+    patch = http.body_model(
+        http.json_body(request), SchedulePatch, "the change", "request body must be a JSON object"
+    )
+    for _ in range(PATCH_ATTEMPTS):  # a sweep's fire may move the version between read and write
+        current = _owned(service, request, schedule_id)
+        now = service.clock()
+        changed = changed_schedule(current, patch, now)
+        if changed.type != current.type or changed.input != current.input:
+            _check_task(service, current.owner, changed, now)
+        try:
+            _store(service).replace(changed, current.version)
+        except ScheduleChanged:
+            continue
+        return http.json_response(schedule_document(changed, now))
+    raise Conflict("the schedule kept changing while this change was written; try again")
+
+
+def changed_schedule(current: Schedule, patch: SchedulePatch, now: datetime) -> Schedule:
+    """`current` with `patch` applied. A new recurrence or zone, or a resume, starts from now:
+    fires missed while paused are not caught up (pausing means: not those)."""
+    asked = patch.model_dump(exclude_unset=True)
+    if "cron" in asked and "rate" in asked:
+        raise _rejected(
+            ScheduleRejected([{"field": "cron", "message": "give cron or rate, not both"}])
+        )
+    new_recurrence = "cron" in asked or "rate" in asked or "timezone" in asked
+    resumed = current.paused and asked.get("paused") is False
+    changed = replace(
+        current,
+        cron=asked.get("cron", None if "rate" in asked else current.cron),
+        rate=asked.get("rate", None if "cron" in asked else current.rate),
+        timezone=asked.get("timezone") or current.timezone,
+        type=asked.get("type") or current.type,
+        input=asked["input"] if asked.get("input") is not None else current.input,
+        overlap=asked.get("overlap") or current.overlap,
+        catch_up=asked.get("catchUp") or current.catch_up,
+        paused=asked["paused"] if asked.get("paused") is not None else current.paused,
+        updated_at=now,
+        version=current.version + 1,
+    )
+    if "rate" in asked:
+        changed = replace(changed, anchor=now)
+    if new_recurrence or resumed:
+        changed = replace(changed, next_fire=_first_fire(changed, now), held=False)
+    return changed
