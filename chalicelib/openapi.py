@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import api_keys as k
+from chalicelib import schedules_api as sc
 from chalicelib.contracts import operations as o
 from chalicelib.contracts import schemas as m
 from chalicelib.model import Status
@@ -57,6 +58,9 @@ CURSOR = Param(
     "cursor", "query", {"type": "string", "maxLength": 512}, "nextCursor of the previous page"
 )
 AUTH_ERRORS = {400: ERRORS, 401: ERRORS}
+SCHEDULE_ID = Param(
+    "scheduleId", "path", {"type": "string", "pattern": "^sch_[0-9a-f]{32}$"}, required=True
+)
 IDEMPOTENCY_KEY = Param(
     "Idempotency-Key",
     "header",
@@ -232,6 +236,53 @@ OPERATIONS: list[Operation] = [
         "Your webhook signing secret (needs jobs:write): verify your deliveries with it",
         {200: m.WebhookSecrets, **AUTH_ERRORS, 403: ERRORS},
         tag="webhooks",
+    ),
+    Operation(
+        "POST",
+        "/schedules",
+        "Create a schedule: a cron or rate that creates one job per fire time",
+        {201: sc.ScheduleDocument, **AUTH_ERRORS, 403: ERRORS, 409: ERRORS, 422: ERRORS},
+        request=sc.ScheduleRequest,
+        tag="schedules",
+    ),
+    Operation(
+        "GET",
+        "/schedules",
+        "Your schedules, with their next runs and last outcomes",
+        {200: sc.ScheduleList, **AUTH_ERRORS, 403: ERRORS},
+        tag="schedules",
+    ),
+    Operation(
+        "GET",
+        "/schedules/{scheduleId}",
+        "One of your schedules",
+        {200: sc.ScheduleDocument, **AUTH_ERRORS, 403: ERRORS, 404: ERRORS},
+        params=[SCHEDULE_ID],
+        tag="schedules",
+    ),
+    Operation(
+        "PATCH",
+        "/schedules/{scheduleId}",
+        "Change a schedule (pause, resume, new cron or rate, ...); a resume does not catch up",
+        {
+            200: sc.ScheduleDocument,
+            **AUTH_ERRORS,
+            403: ERRORS,
+            404: ERRORS,
+            409: ERRORS,
+            422: ERRORS,
+        },
+        request=sc.SchedulePatch,
+        params=[SCHEDULE_ID],
+        tag="schedules",
+    ),
+    Operation(
+        "DELETE",
+        "/schedules/{scheduleId}",
+        "Delete a schedule; the jobs it created stay",
+        {204: None, **AUTH_ERRORS, 403: ERRORS, 404: ERRORS},
+        params=[SCHEDULE_ID],
+        tag="schedules",
     ),
     Operation(
         "POST",

@@ -66,6 +66,39 @@ class SchedulePatch(Schema):
     paused: bool | None = None
 
 
+class LastRun(Schema):
+    scheduledFor: str = Field(description="the fire time")
+    jobId: str | None = Field(description="the job it created (none if skipped or refused)")
+    outcome: Literal["fired", "skipped", "missed", "refused"] | None = Field(
+        description="fired; skipped (overlap); missed (catchUp); refused (the job was not valid)"
+    )
+
+
+class ScheduleDocument(Schema):
+    """A schedule (`POST /schedules`, `GET /schedules/{scheduleId}`)."""
+
+    scheduleId: str
+    cron: str | None
+    rate: str | None
+    timezone: str
+    type: str
+    input: dict[str, Any]
+    overlap: Literal["skip", "queue", "allow"]
+    catchUp: Literal["none", "latest", "all"]
+    paused: bool
+    nextRuns: list[str] = Field(description="the next fire times (UTC), none while paused")
+    lastRun: LastRun | None
+    fired: int = Field(description="jobs created so far")
+    skipped: int = Field(description="fire times skipped by overlap or catchUp")
+    createdAt: str
+    updatedAt: str
+    version: int
+
+
+class ScheduleList(Schema):
+    schedules: list[ScheduleDocument]
+
+
 def _store(service: TaskService) -> ScheduleStore:
     return ScheduleStore(service.settings.records_table)
 

@@ -68,6 +68,8 @@ class JobDocument(Model):
     retries: int = 0
     runAt: str | None = None  # a delayed job's start time
     hasWebhook: bool = False  # POST /jobs/{jobId}/webhook sends it again
+    scheduleId: str | None = None  # the schedule that created the job
+    scheduledFor: str | None = None  # that schedule's fire time
 
 
 class JobList(Model):

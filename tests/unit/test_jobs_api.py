@@ -22,6 +22,8 @@ JOB_FIELDS = {
     "retries",
     "runAt",
     "hasWebhook",
+    "scheduleId",
+    "scheduledFor",
 }
 
 
