@@ -124,6 +124,24 @@ def parser() -> argparse.ArgumentParser:
         help="print your webhook signing secret (verify deliveries with it)",
     )
 
+    schedules = commands.add_parser(
+        "schedules", parents=[output], help="create, list, pause, resume, delete schedules"
+    )
+    actions = schedules.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", parents=[output], help="create a schedule")
+    create.add_argument("type")
+    when = create.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", help="5 fields, e.g. '30 2 * * *'")
+    when.add_argument("--rate", help="e.g. '5 minutes'")
+    create.add_argument("--input", type=_json_arg, default={})
+    create.add_argument("--timezone", default="UTC")
+    create.add_argument("--overlap", choices=["skip", "queue", "allow"], default="skip")
+    create.add_argument("--catch-up", choices=["none", "latest", "all"], default="none")
+    create.add_argument("--paused", action="store_true")
+    actions.add_parser("list", parents=[output], help="your schedules and their next runs")
+    for action in ("get", "pause", "resume", "delete"):
+        actions.add_parser(action, parents=[output]).add_argument("schedule_id")
+
     token = commands.add_parser(
         "token", parents=[output], help="mint a token for the local stage (make dev)"
     )
@@ -388,7 +406,54 @@ def _webhook_secret(client: TaskStatusClient, args: argparse.Namespace, out: Tex
     return EXIT_OK
 
 
+def _show_schedule(schedule: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
+    if args.json:
+        print(json.dumps(schedule), file=out)
+        return
+    when = schedule["cron"] or schedule["rate"]
+    state = "paused" if schedule["paused"] else f"next {', '.join(schedule['nextRuns'][:3])}"
+    print(
+        f"{schedule['scheduleId']}  {schedule['type']}  {when} ({schedule['timezone']})  {state}",
+        file=out,
+    )
+    if schedule.get("lastRun"):
+        last = schedule["lastRun"]
+        print(f"  last: {last['scheduledFor']} {last['outcome']} {last['jobId'] or ''}", file=out)
+
+
+def _schedules(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "create":
+        created = client.create_schedule(
+            args.type,
+            args.input,
+            cron=args.cron,
+            rate=args.rate,
+            timezone=args.timezone,
+            overlap=args.overlap,
+            catch_up=args.catch_up,
+            paused=args.paused,
+        )
+        _show_schedule(created, args, out)
+    elif args.action == "list":
+        found = client.schedules()
+        for schedule in found:
+            _show_schedule(schedule, args, out)
+        if not found and not args.json:
+            print("no schedules", file=out)
+    elif args.action == "delete":
+        client.delete_schedule(args.schedule_id)
+        if not args.json:
+            print(f"deleted {args.schedule_id}", file=out)
+    elif args.action == "get":
+        _show_schedule(client.get_schedule(args.schedule_id), args, out)
+    else:
+        paused = args.action == "pause"
+        _show_schedule(client.update_schedule(args.schedule_id, paused=paused), args, out)
+    return EXIT_OK
+
+
 COMMANDS = {
+    "schedules": _schedules,
     "submit": _submit,
     "batch": _batch,
     "get": _get,
