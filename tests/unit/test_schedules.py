@@ -313,3 +313,14 @@ def test_after_catching_up_the_schedule_fires_on_its_next_time(client, service):
     schedule = down_an_hour(client, service, "all")
     shown = client.http.get(f"/schedules/{schedule['scheduleId']}", headers=auth("alice"))
     assert shown.json_body["nextRuns"][0] == "2026-12-07T11:01:00Z"
+
+
+def test_a_schedule_with_a_last_run_matches_its_documented_schema(client, service):
+    from chalicelib.schedules_api import ScheduleDocument
+
+    schedule = created(client, service, every_minute())
+    sweep(service, START + timedelta(minutes=1, seconds=1))
+    shown = client.http.get(f"/schedules/{schedule['scheduleId']}", headers=auth("alice"))
+    document = ScheduleDocument.model_validate(shown.json_body)
+    assert document.lastRun is not None and document.lastRun.outcome == "fired"
+    assert document.model_dump(mode="json") == shown.json_body
