@@ -446,6 +446,9 @@ def main() -> None:
 
             producer_calls(client, counter, stack)
             operations.sweep_calls(counter)
+            from bench.schedules import schedule_calls
+
+            schedule_calls(client, counter)
             worker_throughput(counter, stack)
             scale.step("WebSocket fan-out calls")
             fan_out_calls(counter)
