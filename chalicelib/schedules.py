@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,8 @@ from chalicelib.store import DEADLINE_SHARDS, owner_scoped
 
 if TYPE_CHECKING:
     from chalicelib.service import TaskService
+
+log = logging.getLogger(__name__)
 
 Overlap = Literal["skip", "queue", "allow"]
 CatchUp = Literal["none", "latest", "all"]
@@ -409,7 +412,12 @@ class Sweeper:
         for schedule in self.store.due(now):
             if time_left() < margin:
                 break
-            created += len(self.fire(schedule, now).fired)
+            try:
+                created += len(self.fire(schedule, now).fired)
+            except cron.BadRecurrence:
+                # Stored valid, unreadable now (a zone dropped from the system's tz data):
+                # the others still fire; this one stays due, in the log until it is fixed.
+                log.exception("schedule %s cannot be read", schedule.id)
         return created
 
     def fire(self, schedule: Schedule, now: datetime) -> Outcome:

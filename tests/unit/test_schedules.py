@@ -324,3 +324,18 @@ def test_a_schedule_with_a_last_run_matches_its_documented_schema(client, servic
     document = ScheduleDocument.model_validate(shown.json_body)
     assert document.lastRun is not None and document.lastRun.outcome == "fired"
     assert document.model_dump(mode="json") == shown.json_body
+
+
+def test_a_schedule_that_can_no_longer_be_read_does_not_stop_the_others(client, service, stack):
+    broken = created(client, service, every_minute())
+    working = created(client, service, every_minute())
+    key = {"pk": {"S": "schedule#5:alice"}, "sk": {"S": broken["scheduleId"]}}
+    stack.ddb.update_item(
+        TableName=service.settings.records_table,
+        Key=key,
+        UpdateExpression="SET #zone = :gone",
+        ExpressionAttributeNames={"#zone": "timezone"},
+        ExpressionAttributeValues={":gone": {"S": "Atlantis/Capital"}},
+    )
+    assert sweep(service, START + timedelta(minutes=1, seconds=1)) == 1
+    assert fired_times(service, working) == [START + timedelta(minutes=1)]
