@@ -421,6 +421,8 @@ class Sweeper:
         return created
 
     def fire(self, schedule: Schedule, now: datetime) -> Outcome:
+        """Fire `schedule`'s due times as catchUp and overlap decide, then advance it to its
+        next fire after `now` (or hold it at a queued fire): one conditional write."""
         outcome = Outcome()
         times, dropped = fire_times(schedule, now)
         outcome.skipped += dropped
