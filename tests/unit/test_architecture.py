@@ -39,3 +39,14 @@ def test_every_handler_that_is_not_a_rest_route_is_wrapped_by_invocation():
         and not any(getattr(d, "id", None) == "invocation" for d in node.decorator_list)
     ]
     assert unwrapped == []
+
+
+def test_chalice_package_s_policy_analyzer_reads_app_py():
+    """`chalice package` analyses app.py to write the IAM policy and stops on what it cannot
+    read (an annotated local such as `x: list[str] = []`): found here in a second, not minutes
+    into the package build."""
+    from chalice.analyzer import get_client_calls_for_app
+
+    from tests.conftest import ROOT
+
+    get_client_calls_for_app((ROOT / "app.py").read_text())
