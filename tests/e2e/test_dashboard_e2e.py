@@ -228,7 +228,9 @@ def test_a_job_submitted_from_the_page_progresses_live_to_completed(dashboard):
     dashboard.expect_status(done, "completed")
     dashboard.expect_status(failed, "failed")
     page.fill("#new-type", "demo/sleep")
-    page.fill("#new-input", '{"seconds": 2.5, "steps": 5}')
+    # Long enough to be seen running: the page shows the job as of its last read, and on a
+    # busy machine pushes can trail a short run's end (seen: submitted, then completed).
+    page.fill("#new-input", '{"seconds": 15, "steps": 5}')
     page.click("#new-form button[type=submit]")
     dashboard.expect_text(page.locator("#new-outcome"), _starts_with("Submitted "))
     job_id = page.locator("#new-outcome").inner_text().removeprefix("Submitted ").strip()
