@@ -224,6 +224,15 @@ def test_a_patch_with_a_bad_cron_is_a_422_and_changes_nothing(client, service):
     assert client.http.get(path, headers=auth("alice")).json_body["rate"] == "1 minute"
 
 
+@pytest.mark.parametrize("body", [{"cron": None}, {"rate": None}, {"cron": None, "rate": None}])
+def test_a_patch_that_leaves_no_recurrence_is_a_422_and_changes_nothing(client, service, body):
+    schedule = created(client, service, every_minute())
+    path = f"/schedules/{schedule['scheduleId']}"
+    response = client.http.patch(path, headers=auth("alice"), body=json.dumps(body))
+    assert response.status_code == 422, response.json_body
+    assert client.http.get(path, headers=auth("alice")).json_body["rate"] == "1 minute"
+
+
 def test_a_patch_to_a_cron_replaces_the_rate(client, service):
     schedule = created(client, service, every_minute())
     path = f"/schedules/{schedule['scheduleId']}"
