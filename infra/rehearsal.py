@@ -95,6 +95,8 @@ OPTIONAL_VARIABLES = {
     "MAX_RUNNING_PER_OWNER",
     # producers: how long an external task may go without a report or heartbeat (900 s)
     "EXTERNAL_HEARTBEAT_SECONDS",
+    # schedules: how many one owner may keep (100)
+    "MAX_SCHEDULES_PER_OWNER",
 }
 WEBSOCKET_ROUTES = {
     "$connect": "websocket_connect",

@@ -35,6 +35,7 @@ def test_the_dev_runners_schedule_runs_the_reaper(stack):
         "released": [],
         "admitted": [],
         "resumed": [],
+        "fired": 0,
     }
     assert set(seen[0]) == EVENTBRIDGE_FIELDS
     assert seen[0]["resources"] == [

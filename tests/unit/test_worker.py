@@ -265,6 +265,7 @@ def test_the_reaper_handler_runs_from_the_schedule(stack):
         "released": [],
         "admitted": [],
         "resumed": [],
+        "fired": 0,
     }
 
 
