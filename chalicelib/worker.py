@@ -24,7 +24,8 @@ from chalicelib.fairness import OverLimit, Slots, defer_seconds
 from chalicelib.messages import TaskMessage
 from chalicelib.model import Output, Progress, Status, Task, utcnow
 from chalicelib.observability import emit_metric, task_context
-from chalicelib.processors import Context, PermanentError, TransientError, get_processor
+from chalicelib.processors import Context, PermanentError, get_processor
+from chalicelib.processors.sdk import is_permanent, is_transient_failure
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.worker")
@@ -47,7 +48,7 @@ class LeaseLost(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TransientError) or aws.is_transient(exc)
+    return is_transient_failure(exc) or aws.is_transient(exc)
 
 
 def backoff_seconds(attempt: int) -> int:
@@ -287,9 +288,9 @@ class Worker:
         except (TaskCancelled, LeaseLost) as exc:
             log.info("stopped %s: %s", task.id, type(exc).__name__)
             return True
-        except PermanentError as exc:
-            return self._fail(reporter, str(exc))
         except Exception as exc:
+            if is_permanent(exc):  # this SDK's, or taskstatus_client.worker's in a user package
+                return self._fail(reporter, str(exc))
             if attempt >= self.service.settings.max_attempts:
                 return self._fail(reporter, f"gave up after {attempt} attempts: {exc}")
             log.warning(

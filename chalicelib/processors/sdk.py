@@ -18,6 +18,7 @@ def resize(task, ctx):
 from __future__ import annotations
 
 import importlib
+import os
 import types
 import typing
 from collections.abc import Callable
@@ -33,9 +34,23 @@ if TYPE_CHECKING:
 class TransientError(Exception):
     """A failure worth retrying (throttling, a timeout, a dependency down)."""
 
+    taskstatus_failure = "transient"
+
 
 class PermanentError(Exception):
     """A failure no retry can fix (bad input, unsupported content)."""
+
+    taskstatus_failure = "permanent"
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """A PermanentError of this SDK or of `taskstatus_client.worker` (the user's package):
+    told apart by the `taskstatus_failure` both carry, as the service never imports the client."""
+    return getattr(exc, "taskstatus_failure", None) == "permanent"
+
+
+def is_transient_failure(exc: BaseException) -> bool:
+    return getattr(exc, "taskstatus_failure", None) == "transient"
 
 
 class InvalidInput(Exception):
@@ -108,7 +123,7 @@ class Processor:
 
     name: str
     func: ProcessorFunc
-    input_model: type[Any]
+    input_model: type[Any] | None  # None: `ctx.input` is the stored dict as submitted
     timeout_seconds: int | None
     max_runtime_seconds: int
     needs_source: bool
@@ -116,6 +131,8 @@ class Processor:
 
     def validate_input(self, data: dict[str, Any]) -> dict[str, Any]:
         """At submit: the input as it is stored; InvalidInput says what is wrong with it."""
+        if self.input_model is None:
+            return data
         from pydantic import TypeAdapter, ValidationError
 
         from chalicelib.validation import validation_errors
@@ -132,6 +149,8 @@ class Processor:
 
     def read_input(self, data: dict[str, Any]) -> Any:
         """In the worker: the stored input as `ctx.input`; PermanentError if it no longer fits."""
+        if self.input_model is None:
+            return data
         if is_dataclass(self.input_model):
             try:
                 return self.input_model(**data)
@@ -159,12 +178,59 @@ def _load(name: str) -> None:
     module = _ON_DEMAND.get(name)
     if module is not None and name not in _REGISTRY:
         importlib.import_module(module)
+    if name not in _REGISTRY:
+        load_user_modules()
+
+
+# The attribute `taskstatus_client.worker.processor` marks a function with (a dict of its
+# options): the user's processors are found by it, so the service never imports the client.
+PROCESSOR_ATTRIBUTE = "__taskstatus_processor__"
+_USER_MODULES: dict[str, types.ModuleType] = {}
+
+
+def user_module_names() -> tuple[str, ...]:
+    """PROCESSOR_MODULES: comma-separated importable modules of the user's processors."""
+    return tuple(os.environ.get("PROCESSOR_MODULES", "").replace(",", " ").split())
+
+
+def load_user_modules() -> None:
+    """Import the modules PROCESSOR_MODULES names (once each) and register the processors
+    `taskstatus_client.worker.processor` marked in them. A module that does not import is an
+    error naming it: a worker without its processor would fail every task of its type."""
+    for module_name in user_module_names():
+        if module_name in _USER_MODULES:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ImportError(
+                f"PROCESSOR_MODULES names {module_name!r}, which does not import: {exc}"
+            ) from exc
+        for value in list(vars(module).values()):
+            options = getattr(value, PROCESSOR_ATTRIBUTE, None)
+            if callable(value) and isinstance(options, dict):
+                _register_marked(value, options)
+        _USER_MODULES[module_name] = module
+
+
+def _register_marked(func: ProcessorFunc, options: dict[str, Any]) -> None:
+    name = options["name"]
+    if _REGISTRY.get(name) is not None and _REGISTRY[name].func is func:
+        return
+    processor(
+        name,
+        input=options.get("input"),  # type: ignore[arg-type]
+        timeout_seconds=options.get("timeout_seconds"),
+        max_runtime_seconds=options.get("max_runtime_seconds", 60),
+        needs_source=options.get("needs_source", False),
+        needs_target=options.get("needs_target", False),
+    )(func)
 
 
 def processor(
     name: str,
     *,
-    input: type[Any] = NoInput,
+    input: type[Any] | None = NoInput,
     timeout_seconds: int | None = None,
     max_runtime_seconds: int = 60,
     needs_source: bool = False,
@@ -223,4 +289,5 @@ def get_processor(name: str) -> Processor | None:
 def registered_types() -> list[str]:
     for name in list(_ON_DEMAND):
         _load(name)
+    load_user_modules()
     return sorted(_REGISTRY)
