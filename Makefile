@@ -61,7 +61,7 @@ token: install-local
 
 # Service keys (chalicelib/service_keys.py): issued by the operator, never over the REST API.
 service-key: install-local
-	@NAME="$(NAME)" OWNERS="$(OWNERS)" SCOPES="$(SCOPES)" $(PY) -m tools.service_key create
+	@NAME="$(NAME)" OWNERS="$(OWNERS)" SCOPES="$(SCOPES)" POOLS="$(POOLS)" $(PY) -m tools.service_key create
 
 service-key-list: install-local
 	@$(PY) -m tools.service_key list

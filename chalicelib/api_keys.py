@@ -132,6 +132,7 @@ class ApiKey:
     last_used_at: datetime | None
     digest: str
     acts_for: tuple[str, ...] = ()  # a service key's owner patterns (chalicelib/service_keys.py)
+    pools: tuple[str, ...] = ()  # the worker pools a service key may claim from (chalicelib/claims.py)
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -311,6 +312,8 @@ def _item(key: ApiKey) -> dict[str, Any]:
     }
     if key.acts_for:
         item["acts_for"] = {"L": [{"S": pattern} for pattern in key.acts_for]}
+    if key.pools:
+        item["pools"] = {"L": [{"S": pool} for pool in key.pools]}
     if key.expires_at is not None:
         # Not `expires_at`: the table's TTL would delete the key behind the counter's back.
         item["key_expires_at"] = {"S": _iso(key.expires_at)}
@@ -335,6 +338,7 @@ def _key(item: dict[str, Any]) -> ApiKey:
         last_used_at=_parse(item.get("last_used_at")),
         digest=item["digest"]["S"],
         acts_for=tuple(pattern["S"] for pattern in item.get("acts_for", {}).get("L", [])),
+        pools=tuple(pool["S"] for pool in item.get("pools", {}).get("L", [])),
     )
 
 
@@ -422,6 +426,7 @@ def authenticate_key(secret: str, settings: Settings) -> Principal:
         key_id=key.id,
         expires_at=int(key.expires_at.timestamp()) if key.expires_at else None,
         acts_for=key.acts_for,
+        pools=key.pools,
     )
 
 

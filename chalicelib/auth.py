@@ -52,6 +52,7 @@ class Principal:
     expires_at: int | None = None  # epoch seconds the credential stops being valid
     # A service key's owners (exact ids, or prefixes ending `*`): it acts for them, not itself.
     acts_for: tuple[str, ...] = ()
+    pools: tuple[str, ...] = ()  # the worker pools a service key may claim from
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:

@@ -260,6 +260,7 @@ class Task:
     heartbeat_seconds: int | None = None  # an external task's window between reports
     schedule_id: str | None = None  # the schedule that fired it (chalicelib/schedules.py)
     scheduled_for: datetime | None = None  # the fire time it was created for
+    pool: str | None = None  # a worker pool's remote workers run it (chalicelib/pools.py)
 
     @property
     def is_external(self) -> bool:
@@ -306,6 +307,7 @@ class Task:
         id: str | None = None,
         runner: Runner = SERVICE,
         heartbeat_seconds: int | None = None,
+        pool: str | None = None,
     ) -> Task:
         """A new task; with a `run_at` in the future it is `scheduled`, and kept a full TTL
         after that time (a run next week must not expire the day after it ran)."""
@@ -329,4 +331,5 @@ class Task:
             updated_by=by,
             runner=runner,
             heartbeat_seconds=heartbeat_seconds,
+            pool=pool,
         )

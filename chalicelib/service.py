@@ -59,6 +59,7 @@ class SubmitJob:
     job_id: str | None = None  # an external task's own id
     heartbeat_seconds: int | None = None
     owner: str | None = None  # asked by a service key (chalicelib/service_keys.py)
+    pool: str | None = None  # asked for; POOL_TYPES may route a type to one too
 
     def fingerprint(self) -> str:
         """A digest of what was asked, to tell a replay from a different request."""
@@ -75,6 +76,8 @@ class SubmitJob:
             canonical["runAt"] = self.run_at.isoformat()
         if self.delay_seconds is not None:
             canonical["delaySeconds"] = self.delay_seconds
+        if self.pool is not None:
+            canonical["pool"] = self.pool
         if self.runner != SERVICE:
             canonical.update(
                 runner=self.runner, jobId=self.job_id, heartbeatSeconds=self.heartbeat_seconds
@@ -144,6 +147,9 @@ class TaskService:
         id the caller derived (a schedule's fire: one id per fire time, chalicelib/schedules.py)."""
         if job.runner != SERVICE:
             return self.external_task(owner, job, now, resolver)
+        pool = self.pool_for(job)
+        if pool is not None:
+            return self.pool_task(owner, job, now, pool, resolver)
         parsed_input = self.check_runnable(owner, job, resolver)
         task = Task.new(
             id=task_id,
@@ -165,6 +171,41 @@ class TaskService:
             key = objects.output_key(owner, task.id, "output")
             task = task.replace(target=ObjectRef(self.settings.objects_bucket, key))
         return task
+
+    def pool_for(self, job: SubmitJob) -> str | None:
+        from chalicelib.pools import Pools, UnknownPool
+
+        try:
+            return Pools.from_environment().pool_for(job.type, job.pool)
+        except UnknownPool as exc:
+            raise SubmitRejected(str(exc), [{"field": "pool", "message": str(exc)}]) from None
+
+    def pool_task(
+        self, owner: str, job: SubmitJob, now: datetime, pool: str, resolver: Resolver | None
+    ) -> Task:
+        """A task a pool's remote workers run: checked like any other when this service
+        knows its processor too; otherwise any well-formed type, its input kept as given
+        (the processor lives in the remote worker's package)."""
+        from chalicelib.processors import get_processor
+
+        if get_processor(job.type) is not None:
+            parsed_input = self.check_runnable(owner, job, resolver)
+        else:
+            self.check_webhook(job, resolver)
+            parsed_input = job.input
+        return Task.new(
+            run_at=self.run_at(job, now),
+            owner=owner,
+            type=job.type,
+            ttl_seconds=self.settings.task_ttl_seconds,
+            input=parsed_input,
+            source=job.source,
+            target=job.target,
+            metadata=job.metadata,
+            webhook=job.webhook,
+            now=now,
+            pool=pool,
+        )
 
     def external_task(
         self, owner: str, job: SubmitJob, now: datetime, resolver: Resolver | None = None
@@ -291,14 +332,26 @@ class TaskService:
     # -- queue -------------------------------------------------------------------
 
     def enqueue(self, task: Task, delay_seconds: int = 0) -> None:
-        self.send(task.id, task.type, task.owner, delay_seconds)
+        self.send(task.id, task.type, task.owner, delay_seconds, pool=task.pool)
 
     def send(
-        self, task_id: str, type: str, owner: str, delay_seconds: int = 0, prior_attempts: int = 0
+        self,
+        task_id: str,
+        type: str,
+        owner: str,
+        delay_seconds: int = 0,
+        prior_attempts: int = 0,
+        pool: str | None = None,
     ) -> None:
+        """Queue a task's message: on the tasks queue (the worker Lambda), or on its pool's."""
+        from chalicelib.pools import pool_queue_url
+
+        queue_url = self.settings.tasks_queue_url
+        if pool is not None:
+            queue_url = pool_queue_url(queue_url, pool)
         message = TaskMessage(taskId=task_id, type=type, owner=owner, priorAttempts=prior_attempts)
         aws.client("sqs").send_message(
-            QueueUrl=self.settings.tasks_queue_url,
+            QueueUrl=queue_url,
             MessageBody=message.to_json(),
             DelaySeconds=delay_seconds,
         )

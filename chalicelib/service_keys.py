@@ -62,12 +62,27 @@ def check(name: str, owners: list[str], scopes: list[str]) -> None:
         raise BadServiceKey(f"SCOPES must be some of {', '.join(SCOPES)}; got {unknown or scopes}")
 
 
+def check_pools(pools: tuple[str, ...]) -> None:
+    from chalicelib.pools import POOL_NAME, POOL_NAME_RULE
+
+    for pool in pools:
+        if not POOL_NAME.match(pool):
+            raise BadServiceKey(f"POOLS: {pool!r} is not a pool name ({POOL_NAME_RULE})")
+
+
 class ServiceKeys(ApiKeyStore):
     def create(  # type: ignore[override]
-        self, name: str, owners: list[str], scopes: list[str], now: datetime
+        self,
+        name: str,
+        owners: list[str],
+        scopes: list[str],
+        now: datetime,
+        pools: tuple[str, ...] = (),
     ) -> tuple[ApiKey, str]:
-        """A new service key and its secret (shown once, never stored)."""
+        """A new service key and its secret (shown once, never stored). `pools`: the worker
+        pools it may claim tasks from (a remote worker's credential)."""
         check(name, owners, scopes)
+        check_pools(pools)
         secret = new_secret()
         digest = digest_of(secret)
         key = ApiKey(
@@ -81,6 +96,7 @@ class ServiceKeys(ApiKeyStore):
             last_used_at=None,
             digest=digest,
             acts_for=tuple(dict.fromkeys(owners)),
+            pools=tuple(dict.fromkeys(pools)),
         )
         item = {**_item(key), "gpk": {"S": GPK}}
         self._ddb.put_item(

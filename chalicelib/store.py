@@ -80,7 +80,16 @@ _TIME_FIELDS = (
     "scheduled_for",
 )
 _INT_FIELDS = ("version", "expires_at", "attempts", "lease_until", "retries", "heartbeat_seconds")
-_STR_FIELDS = ("id", "owner", "type", "status", "error", "updated_by", "schedule_id")
+_STR_FIELDS = (
+    "id",
+    "owner",
+    "type",
+    "status",
+    "error",
+    "updated_by",
+    "schedule_id",
+    "pool",
+)
 
 
 def owner_scoped(owner: str, *parts: str) -> str:
@@ -211,6 +220,7 @@ def task_from_item(item: dict[str, dict[str, str]]) -> Task:
         heartbeat_seconds=number("heartbeat_seconds"),
         schedule_id=text("schedule_id"),
         scheduled_for=moment("scheduled_for"),
+        pool=text("pool"),
     )
 
 

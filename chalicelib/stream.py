@@ -161,7 +161,7 @@ class StreamHandler:
     def _queue(self, record: dict[str, Any], new: Task) -> None:
         inserted = record.get("eventName") == "INSERT"
         if needs_queueing(record, new):
-            if self.slots.enabled:
+            if self.slots.enabled and new.pool is None:  # a pool's workers set its pace
                 created = new.created_at.isoformat()
                 self.slots.admit(
                     new.id,

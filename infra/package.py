@@ -240,6 +240,8 @@ QUEUES = [
     "WebhooksQueue",
     "WebhooksDeadLetterQueue",
     "StreamFailuresQueue",
+    "RemotePoolQueue",  # worker pools (chalicelib/pools.py): one queue and DLQ per pool
+    "RemotePoolDeadLetterQueue",
 ]
 # Queues that hold what failed for good: an alarm on each (see alarms()).
 DEAD_LETTER_QUEUES = {

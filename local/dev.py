@@ -68,6 +68,8 @@ def start_emulator(port: int, state: Path | None) -> subprocess.Popen[bytes]:
 # the stage's configuration would otherwise overwrite them.
 TUNABLE = (
     "WORKER_LEASE_SECONDS",
+    "WORKER_POOLS",
+    "POOL_TYPES",
     "TASK_TIMEOUT_SECONDS",
     "MAX_ATTEMPTS",
     "WEBHOOK_TIMEOUT_SECONDS",

@@ -1,6 +1,7 @@
 """`make service-key`: issue, list and revoke service keys (never over the REST API).
 
     make service-key NAME=transcoder OWNERS='tenant-a* user-42' [SCOPES='jobs:write jobs:report']
+    make service-key NAME=gpu-box OWNERS='*' POOLS=remote     (a remote worker's credential)
     make service-key-list
     make service-key-revoke ID=ak_...
 
@@ -57,12 +58,20 @@ def main(argv: list[str]) -> int:
     scopes = _words(os.environ.get("SCOPES", "")) or list(DEFAULT_SCOPES)
     try:
         key, secret = keys.create(
-            os.environ.get("NAME", ""), _words(os.environ.get("OWNERS", "")), scopes, utcnow()
+            os.environ.get("NAME", ""),
+            _words(os.environ.get("OWNERS", "")),
+            scopes,
+            utcnow(),
+            pools=tuple(_words(os.environ.get("POOLS", ""))),
         )
     except BadServiceKey as exc:
         print(f"service-key: {exc}", file=sys.stderr)
         return 2
-    print(f"service key {key.id} ({key.name}) for {' '.join(key.acts_for)}: {' '.join(key.scopes)}")
+    pools = f"; pools: {' '.join(key.pools)}" if key.pools else ""
+    print(
+        f"service key {key.id} ({key.name}) for {' '.join(key.acts_for)}: "
+        f"{' '.join(key.scopes)}{pools}"
+    )
     print(secret)
     return 0
 

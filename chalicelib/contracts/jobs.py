@@ -300,6 +300,7 @@ def parse_job_request(body: Any) -> SubmitJob:
         job_id=request.jobId,
         heartbeat_seconds=request.heartbeatSeconds,
         owner=request.owner,
+        pool=request.pool,
     )
 
 

@@ -126,12 +126,22 @@ class JobRequest(Schema):
         description="an external job with no report or heartbeat for this long is failed",
     )
 
+    pool: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="the worker pool whose remote workers run the job (WORKER_POOLS); "
+        "one this service does not declare is a 422",
+        examples=["remote"],
+    )
+
     @model_validator(mode="after")
     def _external_only(self) -> JobRequest:
         """jobId and heartbeatSeconds belong to external jobs; a producer starts its own job
         when it starts, so runAt and delaySeconds do not apply to one."""
         if self.runner == "external":
-            for name in ("runAt", "delaySeconds"):
+            for name in ("runAt", "delaySeconds", "pool"):
                 if getattr(self, name) is not None:
                     raise errors.FieldError(name, "does not apply to a job with runner external")
         else:
