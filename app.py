@@ -175,6 +175,26 @@ def heartbeat_job(jobId: str) -> Any:
     return reports.heartbeat_job(_service(), app.current_request, jobId)
 
 
+# -- worker pools: remote workers claim under a lease (chalicelib/contracts/claims.py) ---------
+
+
+@app.route("/pools/{pool}/claim", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
+def claim_from_pool(pool: str) -> Any:
+    from chalicelib.contracts import claims
+
+    return claims.claim_job(_service(), app.current_request, pool)
+
+
+@app.route(
+    "/jobs/{jobId}/release", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES)
+)
+def release_job(jobId: str) -> Any:
+    from chalicelib.contracts import claims, reports
+
+    request = app.current_request
+    return claims.release_job(_service(), request, jobId, reports.acting_for(request).allows)
+
+
 # -- operations: history, retry, bulk redrive and cancel (chalicelib/ops_api.py) -------------
 
 

@@ -132,7 +132,9 @@ class ApiKey:
     last_used_at: datetime | None
     digest: str
     acts_for: tuple[str, ...] = ()  # a service key's owner patterns (chalicelib/service_keys.py)
-    pools: tuple[str, ...] = ()  # the worker pools a service key may claim from (chalicelib/claims.py)
+    pools: tuple[
+        str, ...
+    ] = ()  # the worker pools a service key may claim from (chalicelib/claims.py)
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at

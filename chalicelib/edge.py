@@ -39,7 +39,14 @@ PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/dashboard", "/dashboard/
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECRET_ROUTES = frozenset({"/webhooks/secret"})
 # A producer's routes (chalicelib/reports.py): their own scope, neither read nor write.
-REPORT_ROUTES = frozenset({"/jobs/{jobId}/report", "/jobs/{jobId}/heartbeat"})
+REPORT_ROUTES = frozenset(
+    {
+        "/jobs/{jobId}/report",
+        "/jobs/{jobId}/heartbeat",
+        "/jobs/{jobId}/release",
+        "/pools/{pool}/claim",
+    }
+)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CHALICE_STATUS_CODES = {
     400: "bad_request",

@@ -261,6 +261,8 @@ class Task:
     schedule_id: str | None = None  # the schedule that fired it (chalicelib/schedules.py)
     scheduled_for: datetime | None = None  # the fire time it was created for
     pool: str | None = None  # a worker pool's remote workers run it (chalicelib/pools.py)
+    lease_token: str | None = None  # the remote worker holding it (chalicelib/claims.py)
+    lease_receipt: str | None = None  # its pool message, invisible while the lease lasts
 
     @property
     def is_external(self) -> bool:

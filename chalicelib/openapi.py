@@ -216,6 +216,45 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "POST",
+        "/pools/{pool}/claim",
+        "A remote worker takes its pool's next job under a lease, or 204 after waitSeconds "
+        "(a service key issued with that pool only)",
+        {200: m.ClaimAnswer, 204: None, **AUTH_ERRORS, 403: ERRORS, 404: ERRORS, 422: ERRORS},
+        params=[
+            Param(
+                "pool",
+                "path",
+                {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,31}$"},
+                required=True,
+            ),
+            Param(
+                "waitSeconds",
+                "query",
+                {"type": "number", "minimum": 0, "maximum": 20},
+                "how long to wait for a job (default and most: 20)",
+            ),
+        ],
+        tag="workers",
+    ),
+    Operation(
+        "POST",
+        "/jobs/{jobId}/release",
+        "A remote worker hands a pool job back under its lease: retrying, claimable at once",
+        {
+            200: m.JobDocument,
+            **AUTH_ERRORS,
+            403: ERRORS,
+            404: ERRORS,
+            409: ERRORS,
+            415: ERRORS,
+            422: ERRORS,
+        },
+        request=m.LeaseRequest,
+        params=[JOB_ID],
+        tag="workers",
+    ),
+    Operation(
+        "POST",
         "/jobs/redrive",
         "Retry your failed or cancelled jobs in bulk (at most 1,000 a call; dryRun counts)",
         {200: o.BulkResult, 202: o.BulkResult, **AUTH_ERRORS, 415: ERRORS, 422: ERRORS},

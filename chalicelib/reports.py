@@ -18,6 +18,7 @@ reaper (`TaskService.reap`) with a reason saying so: never stranded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -32,6 +33,7 @@ from chalicelib.model import (
     Status,
     Task,
     can_transition,
+    utcnow,
 )
 from chalicelib.store import task_from_item
 
@@ -167,9 +169,21 @@ class Report:
         return changes
 
 
-def _check_reportable(task: Task | None, task_id: str, acting: ActingFor) -> Task:
+def _check_reportable(
+    task: Task | None,
+    task_id: str,
+    acting: ActingFor,
+    lease_token: str | None = None,
+    now: datetime | None = None,
+) -> Task:
     if task is None or not acting.allows(task.owner):
         raise TaskNotFound(task_id)  # another's task answers exactly like a missing one
+    if task.pool is not None:  # a remote worker's: only under its live lease (claims.py)
+        from chalicelib.claims import check_lease
+
+        if not task.is_terminal:
+            check_lease(task, lease_token, int((now or utcnow()).timestamp()))
+        return task
     if not task.is_external:
         raise NotExternal(task_id)
     return task
@@ -192,6 +206,7 @@ def report(
     task_id: str,
     said: Report,
     if_match: str | None = None,
+    lease_token: str | None = None,
 ) -> tuple[Task, bool]:
     """Record `said` on the task; returns (task, written). A repeat writes nothing.
 
@@ -199,7 +214,9 @@ def report(
     is decided again on what that writer left; with it, the race is the caller's: 412.
     """
     for _ in range(MAX_RACES):
-        task = _check_reportable(service.find(task_id), task_id, acting)
+        task = _check_reportable(
+            service.find(task_id), task_id, acting, lease_token, service.clock()
+        )
         if if_match is not None and not matches_etag(if_match, task):
             raise StaleVersion(task)
         if said.repeats(task):
@@ -208,13 +225,22 @@ def report(
             raise ReportRefused(task, said.status)
         try:
             changes = said.changes(service, task)
-            return service.transition(task, said.status, by=PRODUCER, **changes), True
+            written = service.transition(task, said.status, by=_writer(task), **changes)
+            if task.pool is not None:
+                from chalicelib.claims import settle_message
+
+                settle_message(service, task, written)
+            return written, True
         except TransitionRefused:
             if if_match is not None:
                 current = service.find(task_id)
                 raise StaleVersion(current or task) from None
             continue
     raise TransitionRefused(task_id, None, said.status.value)
+
+
+def _writer(task: Task) -> str:
+    return f"worker:{task.pool}" if task.pool is not None else PRODUCER
 
 
 @dataclass(frozen=True)

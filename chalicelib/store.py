@@ -89,6 +89,8 @@ _STR_FIELDS = (
     "updated_by",
     "schedule_id",
     "pool",
+    "lease_token",
+    "lease_receipt",
 )
 
 
@@ -221,6 +223,8 @@ def task_from_item(item: dict[str, dict[str, str]]) -> Task:
         schedule_id=text("schedule_id"),
         scheduled_for=moment("scheduled_for"),
         pool=text("pool"),
+        lease_token=text("lease_token"),
+        lease_receipt=text("lease_receipt"),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from chalice.app import Request, Response
 
 from chalicelib import http
+from chalicelib.claims import LeaseRefused
 from chalicelib.contracts.jobs import job_document
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.http_errors import (
@@ -75,13 +76,21 @@ def _not_found(job_id: str) -> NotFound:
 
 def report_job(service: TaskService, request: Request, job_id: str) -> Response:
     http.task_id_param(job_id)
-    said = parse_report(http.json_body(request))
+    body = http.json_body(request)
+    said = parse_report(body)
     try:
         task, _written = report(
-            service, acting_for(request), job_id, said, request.headers.get("if-match")
+            service,
+            acting_for(request),
+            job_id,
+            said,
+            request.headers.get("if-match"),
+            lease_token=body.get("leaseToken"),
         )
     except TaskNotFound:
         raise _not_found(job_id) from None
+    except LeaseRefused as exc:
+        raise Conflict(str(exc)) from None
     except NotExternal as exc:
         raise Conflict(str(exc)) from None
     except StaleVersion as exc:
@@ -104,6 +113,11 @@ def heartbeat_job(service: TaskService, request: Request, job_id: str) -> Respon
     from chalicelib.contracts.schemas import HeartbeatAnswer
 
     http.task_id_param(job_id)
+    if b"leaseToken" in (request.raw_body or b""):  # a pool job's worker sends its lease
+        from chalicelib.contracts.claims import lease_heartbeat, lease_token
+
+        token = lease_token(http.json_body(request))
+        return lease_heartbeat(service, request, job_id, token, acting_for(request).allows)
     try:
         beat = heartbeat(service, acting_for(request), job_id)
     except TaskNotFound:

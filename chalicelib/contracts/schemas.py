@@ -186,6 +186,30 @@ class ReportRequest(Schema):
     result: Any = Field(default=None, description="any JSON; a large one is kept as an object")
     error: str | None = Field(default=None, min_length=1, max_length=model.ERROR_MESSAGE_LIMIT)
     output: ReportOutput | None = None
+    leaseToken: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="a pool job's lease (POST /pools/{pool}/claim): required on those, "
+        "an expired or superseded one is a 409",
+    )
+
+
+class LeaseRequest(Schema):
+    """Body of a pool job's `POST /jobs/{jobId}/heartbeat` and `POST /jobs/{jobId}/release`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    leaseToken: str = Field(min_length=1, max_length=64)
+
+
+class ClaimAnswer(Schema):
+    """`POST /pools/{pool}/claim`: a job under a new lease."""
+
+    job: dict[str, Any]
+    leaseToken: str
+    leaseSeconds: int
+    attempt: int
 
 
 class HeartbeatAnswer(Schema):

@@ -1,0 +1,99 @@
+"""The REST half of worker pools: `POST /pools/{pool}/claim`, a pool job's lease heartbeat
+(`POST /jobs/{jobId}/heartbeat` with `leaseToken`) and `POST /jobs/{jobId}/release`.
+
+Each handler reads the request, calls chalicelib/claims.py and answers in the native shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import Request, Response
+
+from chalicelib import claims, http
+from chalicelib.contracts.jobs import job_document
+from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.http_errors import Conflict, Forbidden, NotFound, Unprocessable
+from chalicelib.service import TaskService
+
+
+def _wait_seconds(request: Request) -> float:
+    raw = (request.query_params or {}).get("waitSeconds", str(claims.MAX_WAIT_SECONDS))
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= claims.MAX_WAIT_SECONDS:
+        raise Unprocessable(
+            f"waitSeconds must be a number from 0 to {claims.MAX_WAIT_SECONDS}; got {raw[:32]!r}"
+        )
+    return wait
+
+
+def claim_job(service: TaskService, request: Request, pool: str) -> Response:
+    principal = http.current_principal(request)
+    wait = _wait_seconds(request)
+    try:
+        claims.authorize(principal, pool)
+    except claims.UnknownPoolName as exc:
+        raise NotFound(str(exc)) from None
+    except claims.PoolForbidden as exc:
+        raise Forbidden(str(exc)) from None
+    claimed = claims.claim(service, pool, wait)
+    if claimed is None:
+        return Response(body="", status_code=204)
+    from chalicelib.contracts.schemas import ClaimAnswer
+
+    answer = ClaimAnswer(
+        job=job_document(claimed.task, with_input=True),
+        leaseToken=claimed.lease_token,
+        leaseSeconds=claimed.lease_seconds,
+        attempt=claimed.task.attempts,
+    )
+    return http.json_response(answer.model_dump(mode="json"))
+
+
+def lease_token(body: Any) -> str:
+    from chalicelib.contracts.schemas import LeaseRequest
+
+    asked = http.body_model(
+        body, LeaseRequest, "the lease", 'request body must be {"leaseToken": "..."}'
+    )
+    return asked.leaseToken
+
+
+def lease_heartbeat(
+    service: TaskService, request: Request, job_id: str, token: str, allows: Any
+) -> Response:
+    from chalicelib.contracts.schemas import HeartbeatAnswer
+
+    try:
+        task = claims.extend(service, job_id, token, allows)
+    except TaskNotFound:
+        raise NotFound(f"job {job_id} was not found") from None
+    except claims.LeaseRefused as exc:
+        raise Conflict(str(exc)) from None
+    answer = HeartbeatAnswer(
+        jobId=task.id,
+        status=task.status,
+        cancelRequested=task.status.value == "cancelled",
+        version=task.version,
+        heartbeatSeconds=service.settings.worker_lease_seconds,
+    )
+    return http.json_response(
+        answer.model_dump(mode="json"), headers={"ETag": http.etag(task.id, task.version)}
+    )
+
+
+def release_job(service: TaskService, request: Request, job_id: str, allows: Any) -> Response:
+    http.task_id_param(job_id)
+    token = lease_token(http.json_body(request))
+    try:
+        task = claims.release(service, job_id, token, allows)
+    except TaskNotFound:
+        raise NotFound(f"job {job_id} was not found") from None
+    except (claims.LeaseRefused, TransitionRefused) as exc:
+        raise Conflict(str(exc)) from None
+    return http.json_response(
+        job_document(task), headers={"ETag": http.etag(task.id, task.version)}
+    )

@@ -1,0 +1,255 @@
+"""Claims with leases: remote workers take a pool's jobs over HTTPS; every guard is written
+as the attack it stops."""
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.model import utcnow
+from chalicelib.service_keys import ServiceKeys
+from tests.conftest import auth
+from tests.unit.helpers import get, submit
+
+POOL_JOB = {"type": "video/render", "input": {"frames": 3}, "pool": "remote"}
+
+
+def service_key(stack, pools=("remote",), owners=("alice", "bob"), name="worker") -> dict:
+    table = stack.outputs["RecordsTableName"]
+    _key, secret = ServiceKeys(table).create(
+        name, list(owners), ["jobs:report"], utcnow(), pools=tuple(pools)
+    )
+    return {"X-API-Key": secret, "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def worker(stack):
+    return service_key(stack)
+
+
+def queue_job(client, stack, body=POOL_JOB, user="alice") -> str:
+    response = submit(client, body, user=user)
+    assert response.status_code == 202, response.json_body
+    stack.settle()
+    return response.json_body["jobId"]
+
+
+def claim(client, headers, pool="remote", wait=0):
+    return client.http.post(f"/pools/{pool}/claim?waitSeconds={wait}", headers=headers, body="")
+
+
+def post(client, path, headers, body):
+    return client.http.post(path, headers=headers, body=json.dumps(body))
+
+
+def at(monkeypatch, service, seconds):
+    """Move the service's clock: a lease runs out without waiting for it."""
+    later = utcnow() + timedelta(seconds=seconds)
+    monkeypatch.setattr(service, "clock", lambda: later)
+
+
+def test_a_claim_answers_the_job_with_a_lease(client, stack, worker):
+    job_id = queue_job(client, stack)
+    response = claim(client, worker)
+    assert response.status_code == 200, response.json_body
+    body = response.json_body
+    assert body["job"]["jobId"] == job_id
+    assert body["job"]["status"] == "started"
+    assert body["job"]["input"] == {"frames": 3}
+    assert body["leaseToken"] and body["leaseSeconds"] > 0
+    assert body["attempt"] == 1
+
+
+def test_a_claim_with_nothing_queued_is_204(client, stack, worker):
+    assert claim(client, worker).status_code == 204
+
+
+def test_a_claimed_job_is_not_claimed_again_while_its_lease_lives(client, stack, worker):
+    queue_job(client, stack)
+    assert claim(client, worker).status_code == 200
+    assert claim(client, worker).status_code == 204
+
+
+def test_reports_under_the_lease_complete_the_job_once(client, stack, worker):
+    job_id = queue_job(client, stack)
+    token = claim(client, worker).json_body["leaseToken"]
+    progress = {"status": "processing", "progress": {"current": 1, "total": 2}}
+    assert (
+        post(
+            client, f"/jobs/{job_id}/report", worker, {**progress, "leaseToken": token}
+        ).status_code
+        == 200
+    )
+    done = {"status": "completed", "result": {"frames": 3}, "leaseToken": token}
+    response = post(client, f"/jobs/{job_id}/report", worker, done)
+    assert response.status_code == 200, response.json_body
+    stack.settle()
+    assert get(client, f"/jobs/{job_id}").json_body["result"] == {"frames": 3}
+    assert claim(client, worker).status_code == 204
+
+
+def test_a_heartbeat_with_the_lease_extends_it(client, stack, service, worker, monkeypatch):
+    job_id = queue_job(client, stack)
+    answer = claim(client, worker).json_body
+    lease = answer["leaseSeconds"]
+    at(monkeypatch, service, lease - 5)
+    beat = post(client, f"/jobs/{job_id}/heartbeat", worker, {"leaseToken": answer["leaseToken"]})
+    assert beat.status_code == 200, beat.json_body
+    assert beat.json_body["cancelRequested"] is False
+    at(monkeypatch, service, lease + 10)  # past the first lease, inside the extended one
+    report = {"status": "completed", "leaseToken": answer["leaseToken"]}
+    assert post(client, f"/jobs/{job_id}/report", worker, report).status_code == 200
+
+
+def test_a_heartbeat_brings_a_cancel(client, stack, worker):
+    job_id = queue_job(client, stack)
+    token = claim(client, worker).json_body["leaseToken"]
+    assert client.http.delete(f"/jobs/{job_id}", headers=auth("alice")).status_code in (200, 202)
+    beat = post(client, f"/jobs/{job_id}/heartbeat", worker, {"leaseToken": token})
+    assert beat.status_code == 200
+    assert beat.json_body["cancelRequested"] is True
+
+
+def test_a_lease_that_ran_out_lets_another_worker_take_the_job_as_a_new_attempt(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    first = claim(client, worker).json_body
+    at(monkeypatch, service, first["leaseSeconds"] + 1)
+    _make_visible(stack, job_id, service)
+    second = claim(client, worker)
+    assert second.status_code == 200, second.json_body
+    assert second.json_body["attempt"] == 2
+    assert second.json_body["leaseToken"] != first["leaseToken"]
+
+
+def test_a_report_under_an_expired_lease_is_409_and_changes_nothing(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    answer = claim(client, worker).json_body
+    at(monkeypatch, service, answer["leaseSeconds"] + 1)
+    report = {"status": "completed", "leaseToken": answer["leaseToken"]}
+    response = post(client, f"/jobs/{job_id}/report", worker, report)
+    assert response.status_code == 409
+    assert service.find(job_id).status.value == "started"
+
+
+def test_the_worker_that_lost_its_lease_cannot_overwrite_the_one_that_took_over(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    first = claim(client, worker).json_body
+    at(monkeypatch, service, first["leaseSeconds"] + 1)
+    _make_visible(stack, job_id, service)
+    second = claim(client, worker).json_body
+    stale = {"status": "completed", "result": "stale", "leaseToken": first["leaseToken"]}
+    assert post(client, f"/jobs/{job_id}/report", worker, stale).status_code == 409
+    beat = post(client, f"/jobs/{job_id}/heartbeat", worker, {"leaseToken": first["leaseToken"]})
+    assert beat.status_code == 409
+    fresh = {"status": "completed", "result": "fresh", "leaseToken": second["leaseToken"]}
+    assert post(client, f"/jobs/{job_id}/report", worker, fresh).status_code == 200
+    assert service.find(job_id).result == "fresh"
+
+
+def test_a_report_on_a_pool_job_without_a_lease_token_is_409(client, stack, worker):
+    job_id = queue_job(client, stack)
+    claim(client, worker)
+    response = post(client, f"/jobs/{job_id}/report", worker, {"status": "completed"})
+    assert response.status_code == 409
+
+
+def test_a_made_up_lease_token_is_409(client, stack, worker):
+    job_id = queue_job(client, stack)
+    claim(client, worker)
+    report = {"status": "completed", "leaseToken": "0" * 32}
+    assert post(client, f"/jobs/{job_id}/report", worker, report).status_code == 409
+
+
+def test_a_release_hands_the_job_back_to_be_claimed_at_once(client, stack, service, worker):
+    job_id = queue_job(client, stack)
+    token = claim(client, worker).json_body["leaseToken"]
+    response = post(client, f"/jobs/{job_id}/release", worker, {"leaseToken": token})
+    assert response.status_code == 200, response.json_body
+    assert response.json_body["status"] == "retrying"
+    again = claim(client, worker)
+    assert again.status_code == 200
+    assert again.json_body["attempt"] == 2
+
+
+def test_a_release_under_another_lease_is_409(client, stack, worker):
+    job_id = queue_job(client, stack)
+    claim(client, worker)
+    response = post(client, f"/jobs/{job_id}/release", worker, {"leaseToken": "f" * 32})
+    assert response.status_code == 409
+
+
+def test_after_max_attempts_of_lost_leases_the_job_fails(
+    client, stack, service, worker, monkeypatch
+):
+    monkeypatch.setattr(service, "settings", replace(service.settings, max_attempts=2))
+    job_id = queue_job(client, stack)
+    seconds = 0
+    for _ in range(2):
+        answer = claim(client, worker).json_body
+        seconds += answer["leaseSeconds"] + 1
+        at(monkeypatch, service, seconds)
+        _make_visible(stack, job_id, service)
+    assert claim(client, worker).status_code == 204
+    task = service.find(job_id)
+    assert task.status.value == "failed"
+    assert "gave up after 2 attempts" in task.error
+
+
+def test_a_users_jwt_cannot_claim(client, stack):
+    queue_job(client, stack)
+    response = claim(client, auth("alice"))
+    assert response.status_code == 403
+
+
+def test_a_users_api_key_cannot_claim(client, stack):
+    queue_job(client, stack)
+    body = {"name": "sneaky", "scopes": ["jobs:report", "jobs:write", "jobs:read"]}
+    key = client.http.post("/api-keys", headers=auth("alice"), body=json.dumps(body))
+    headers = {"X-API-Key": key.json_body["key"], "Content-Type": "application/json"}
+    assert claim(client, headers).status_code == 403
+
+
+def test_a_service_key_without_the_pool_cannot_claim_it(client, stack):
+    queue_job(client, stack)
+    producer = service_key(stack, pools=(), name="producer")
+    assert claim(client, producer).status_code == 403
+
+
+def test_a_service_key_for_another_pool_cannot_claim_this_one(client, stack):
+    queue_job(client, stack)
+    other = service_key(stack, pools=("gpu",), name="gpu-worker")
+    assert claim(client, other).status_code == 403
+
+
+def test_a_claim_on_an_undeclared_pool_is_404(client, stack, worker):
+    assert claim(client, worker, pool="nowhere").status_code == 404
+
+
+def test_a_claim_waiting_longer_than_twenty_seconds_is_422(client, stack, worker):
+    assert claim(client, worker, wait=60).status_code == 422
+
+
+def test_a_service_key_cannot_report_on_a_pool_job_of_an_owner_it_does_not_act_for(
+    client, stack, worker
+):
+    job_id = queue_job(client, stack, user="bob")
+    token = claim(client, worker).json_body["leaseToken"]
+    alices = service_key(stack, owners=("alice",), name="alices-worker")
+    report = {"status": "completed", "leaseToken": token}
+    assert post(client, f"/jobs/{job_id}/report", alices, report).status_code == 404
+
+
+def _make_visible(stack, job_id, service):
+    """The pool message reappears when the lease it was hidden for ends (SQS's clock is
+    the real one, so the test brings it back itself)."""
+    receipt = service.find(job_id).lease_receipt
+    stack.sqs.change_message_visibility(
+        QueueUrl=stack.outputs["RemotePoolQueueUrl"], ReceiptHandle=receipt, VisibilityTimeout=0
+    )
