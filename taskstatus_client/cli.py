@@ -142,6 +142,26 @@ def parser() -> argparse.ArgumentParser:
     for action in ("get", "pause", "resume", "delete"):
         actions.add_parser(action, parents=[output]).add_argument("schedule_id")
 
+    worker = commands.add_parser(
+        "worker",
+        help="work a pool: claim its jobs and run them with your processors "
+        "(TASKSTATUS_API_KEY: a service key issued with the pool)",
+    )
+    worker.add_argument("--pool", required=True, help="the pool to work (WORKER_POOLS)")
+    worker.add_argument(
+        "--processors",
+        required=True,
+        help="comma-separated modules of processors (taskstatus_client.worker.processor)",
+    )
+    worker.add_argument("--concurrency", type=int, default=4, help="jobs run at once")
+    worker.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=30,
+        help="on SIGTERM: how long running jobs may finish before they are handed back",
+    )
+    worker.add_argument("--api-key", default=os.environ.get("TASKSTATUS_API_KEY"))
+
     token = commands.add_parser(
         "token", parents=[output], help="mint a token for the local stage (make dev)"
     )
@@ -161,6 +181,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "token":
             print(_local_token(args), file=out)
             return EXIT_OK
+        if args.command == "worker":
+            return _work_pool(args, out)
         try:
             ws_url = args.ws_url or AUTO
             client = TaskStatusClient(args.url, args.token, ws_url=ws_url)
@@ -177,6 +199,45 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except TaskStatusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+
+
+def _work_pool(args: argparse.Namespace, out: TextIO) -> int:
+    """`taskstatus worker`: runs until SIGTERM or Ctrl-C, then winds down (remote.py)."""
+    import signal
+
+    from taskstatus_client.remote import RemoteWorker
+    from taskstatus_client.reporter import Reporter
+    from taskstatus_client.worker import load_processors
+
+    if not args.api_key:
+        print(
+            "worker: set TASKSTATUS_API_KEY to a service key issued with the pool "
+            f"(make service-key NAME=<n> OWNERS=<owners> POOLS={args.pool})",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    try:
+        processors = load_processors(args.processors.replace(",", " ").split())
+    except (ImportError, ValueError) as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    reporter = Reporter(args.url, api_key=args.api_key)
+    worker = RemoteWorker(
+        reporter,
+        args.pool,
+        processors,
+        concurrency=max(1, args.concurrency),
+        grace_seconds=max(0.0, args.grace_seconds),
+        out=out,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    types = ", ".join(sorted(processors)) or "none"
+    print(f"working pool {args.pool} with {worker.concurrency} threads: {types}", file=out)
+    out.flush()
+    worker.run()
+    print(f"stopped: {worker.completed} jobs completed", file=out)
+    return EXIT_OK
 
 
 def _show(job: Any, args: argparse.Namespace, out: TextIO) -> None:

@@ -19,9 +19,7 @@ def test_the_pool_queue_is_where_the_service_sends_a_pools_tasks(stack):
     assert pool_queue_url(stack.queue_url, "remote") == remote_queue(stack)
 
 
-def test_a_job_naming_a_pool_waits_on_its_queue_and_the_worker_lambda_never_runs_it(
-    client, stack
-):
+def test_a_job_naming_a_pool_waits_on_its_queue_and_the_worker_lambda_never_runs_it(client, stack):
     response = submit(client, {**sleep_job(), "pool": "remote"})
     assert response.status_code == 202, response.json_body
     stack.settle()

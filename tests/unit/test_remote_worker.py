@@ -1,0 +1,142 @@
+"""The remote worker (`taskstatus worker`) against the app in-process: its own HTTP code runs
+through the app (tests/app_transport.py), the processors come from a module outside the
+repository."""
+
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+from chalicelib.model import utcnow
+from chalicelib.service_keys import ServiceKeys
+from taskstatus_client import Reporter
+from taskstatus_client.remote import RemoteWorker
+from taskstatus_client.worker import load_processors
+from tests.app_transport import APP_URL, AppTransport
+from tests.conftest import auth
+from tests.unit.helpers import get, submit
+
+TASKS = """
+import threading
+
+from taskstatus_client.worker import PermanentError, processor
+
+GATE = threading.Event()  # a test opens it to let `acme/wait` finish
+
+
+@processor("acme/count")
+def count(task, ctx):
+    for i in range(1, ctx.input["upto"] + 1):
+        ctx.progress(i, ctx.input["upto"], f"counted {i}")
+    return {"counted": ctx.input["upto"]}
+
+
+@processor("acme/refuse")
+def refuse(task, ctx):
+    raise PermanentError("never")
+
+
+@processor("acme/wait")
+def wait(task, ctx):
+    while not GATE.wait(0.05):
+        ctx.progress(0, 1, "waiting")
+    return {"waited": True}
+"""
+
+
+@pytest.fixture
+def tasks_module(tmp_path, monkeypatch):
+    name = f"remote_tasks_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(TASKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def make_worker(client, stack, tasks_module):
+    secret = ServiceKeys(stack.outputs["RecordsTableName"]).create(
+        "remote", ["alice"], ["jobs:report"], utcnow(), pools=("remote",)
+    )[1]
+    reporter = Reporter(
+        APP_URL, api_key=secret, transport=AppTransport(client), sleep=lambda s: None
+    )
+
+    def make(**options):
+        options = {"concurrency": 2, "claim_wait": 0, **options}
+        return RemoteWorker(reporter, "remote", load_processors([tasks_module]), **options)
+
+    return make
+
+
+def pool_job(client, stack, type, input):
+    response = submit(client, {"type": type, "input": input, "pool": "remote"})
+    assert response.status_code == 202, response.json_body
+    stack.settle()
+    return response.json_body["jobId"]
+
+
+def run_until(worker, condition, deadline=30.0):
+    ends = time.monotonic() + deadline
+    worker.run(until=lambda: condition() or time.monotonic() > ends)
+
+
+def status(client, job_id):
+    return get(client, f"/jobs/{job_id}").json_body["status"]
+
+
+def test_a_remote_worker_runs_pool_jobs_with_the_users_processors(client, stack, make_worker):
+    ids = [pool_job(client, stack, "acme/count", {"upto": n}) for n in (1, 2, 3)]
+    worker = make_worker()
+    run_until(worker, lambda: worker.completed == 3)
+    for n, job_id in zip((1, 2, 3), ids, strict=True):
+        job = get(client, f"/jobs/{job_id}").json_body
+        assert job["status"] == "completed", job
+        assert job["result"] == {"counted": n}
+
+
+def test_a_permanent_error_on_a_remote_worker_fails_the_job(client, stack, make_worker):
+    job_id = pool_job(client, stack, "acme/refuse", {})
+    worker = make_worker()
+    run_until(worker, lambda: status(client, job_id) == "failed")
+    assert get(client, f"/jobs/{job_id}").json_body["error"] == "never"
+
+
+def test_stopping_hands_running_jobs_back_after_the_grace(client, stack, make_worker, tasks_module):
+    job_id = pool_job(client, stack, "acme/wait", {})
+    worker = make_worker(grace_seconds=0.2)
+    run_until(worker, lambda: job_id in worker.running)  # stop() as SIGTERM does, mid-job
+    assert status(client, job_id) == "retrying"
+    assert "handed back" in get(client, f"/jobs/{job_id}").json_body["error"]
+    sys.modules[tasks_module].GATE.set()
+    again = make_worker()
+    run_until(again, lambda: again.completed == 1)
+    assert status(client, job_id) == "completed"
+
+
+def test_a_job_that_finishes_within_the_grace_completes(client, stack, make_worker, tasks_module):
+    job_id = pool_job(client, stack, "acme/wait", {})
+    worker = make_worker(grace_seconds=10)
+    opener = threading.Timer(0.5, sys.modules[tasks_module].GATE.set)
+    opener.start()
+    run_until(worker, lambda: job_id in worker.running)
+    assert status(client, job_id) == "completed"
+
+
+def test_a_cancel_stops_a_running_remote_job_at_its_next_report(
+    client, stack, make_worker, tasks_module
+):
+    job_id = pool_job(client, stack, "acme/wait", {})
+    worker = make_worker()
+    cancelled = []
+
+    def cancel_once_running() -> bool:
+        if job_id in worker.running and not cancelled:
+            cancelled.append(client.http.delete(f"/jobs/{job_id}", headers=auth("alice")))
+        return bool(cancelled) and job_id not in worker.running
+
+    run_until(worker, cancel_once_running)
+    assert status(client, job_id) == "cancelled"
+    assert worker.completed == 0
