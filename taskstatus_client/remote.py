@@ -32,6 +32,7 @@ log = logging.getLogger("taskstatus_client.remote")
 
 HEARTBEATS_PER_LEASE = 3  # a lost heartbeat or two never lets the lease lapse
 PROGRESS_MIN_INTERVAL_SECONDS = 1.0
+CLAIM_TIMEOUT_MARGIN_SECONDS = 10.0
 
 
 class Stopped(Exception):
@@ -193,7 +194,10 @@ class RemoteWorker:
 
     def _claim(self) -> dict[str, Any] | None:
         path = f"/pools/{self.pool}/claim?waitSeconds={self.claim_wait:g}"
-        response = self.reporter._request("POST", path, {}, {})
+        # The read waits out the long poll: a claim given up on early would leave the server
+        # taking a job for nobody (it comes back only when that lease ends).
+        timeout = self.claim_wait + CLAIM_TIMEOUT_MARGIN_SECONDS
+        response = self.reporter._request("POST", path, {}, {}, timeout=timeout)
         return response.json() if response.status_code == 200 else None
 
     # -- one job ----------------------------------------------------------------------------

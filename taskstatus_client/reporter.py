@@ -262,9 +262,15 @@ class Reporter:
         return session
 
     def _request(
-        self, method: str, path: str, body: Any, headers: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        headers: dict[str, str],
+        timeout: float | None = None,
     ) -> requests.Response:
-        """One call, retried on connection errors, 5xx and 429 with backoff and jitter."""
+        """One call, retried on connection errors, 5xx and 429 with backoff and jitter.
+        `timeout`: this call's own (a long-polled claim waits longer than a report)."""
         attempt = 0
         while True:
             try:
@@ -273,7 +279,7 @@ class Reporter:
                     self.url + path,
                     json=body,
                     headers={"Content-Type": "application/json", **headers},
-                    timeout=self.timeout,
+                    timeout=timeout or self.timeout,
                 )
             except requests.RequestException as exc:
                 if attempt >= self.max_retries:

@@ -1,0 +1,179 @@
+"""Remote workers against `make dev`: real `taskstatus worker` processes, with a processor
+module outside the repository, work the `remote` pool over HTTP. A job that outlives a
+Lambda worker's timeout-sized lease completes while it heartbeats; `kill -9` of its worker
+hands it to the other after the lease; SIGTERM hands a running job back within seconds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from local.launcher import local_stack as launch
+from tests.conftest import token_for
+from tests.e2e.conftest import ROOT
+
+LEASE_SECONDS = 4
+DEADLINE_SECONDS = 90
+TASKS = """
+import time
+from taskstatus_client.worker import processor
+
+
+@processor("e2e/steps")
+def steps(task, ctx):
+    for step in range(1, ctx.input["steps"] + 1):
+        time.sleep(ctx.input["pause"])
+        ctx.progress(step, ctx.input["steps"], f"step {step}")
+    return {"steps": ctx.input["steps"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[dict]:
+    log = tmp_path_factory.mktemp("workers") / "dev.log"
+    env = {"WORKER_LEASE_SECONDS": str(LEASE_SECONDS), "WORKER_POOLS": "remote"}
+    with launch(log, env=env) as endpoints:
+        key = _service_key(endpoints.emulator)
+        package = log.parent / "userpkg"
+        package.mkdir()
+        (package / "e2e_tasks.py").write_text(TASKS)
+        yield {"api": endpoints.api, "key": key, "package": package, "log": log.parent}
+
+
+def _service_key(emulator: str) -> str:
+    """`make service-key ... POOLS=remote`, against this stack's emulator."""
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": emulator,
+        "NAME": "e2e-worker",
+        "OWNERS": "alice",
+        "POOLS": "remote",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.service_key", "create"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def start_worker(stack: dict, name: str, grace: float = 30) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "TASKSTATUS_URL": stack["api"],
+        "TASKSTATUS_API_KEY": stack["key"],
+        "PYTHONPATH": f"{stack['package']}{os.pathsep}{ROOT}",
+    }
+    out = open(stack["log"] / f"{name}.log", "w")  # noqa: SIM115 (the process holds it)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "taskstatus_client.cli",
+            "worker",
+            "--pool",
+            "remote",
+            "--processors",
+            "e2e_tasks",
+            "--concurrency",
+            "2",
+            "--grace-seconds",
+            str(grace),
+        ],
+        cwd=stack["package"],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for('alice')}"}
+
+
+def submit(stack: dict, steps: int, pause: float) -> str:
+    body = {"type": "e2e/steps", "input": {"steps": steps, "pause": pause}, "pool": "remote"}
+    response = requests.post(f"{stack['api']}/jobs", json=body, headers=headers(), timeout=10)
+    assert response.status_code == 202, response.text
+    return response.json()["jobId"]
+
+
+def job(stack: dict, job_id: str) -> dict:
+    return requests.get(f"{stack['api']}/jobs/{job_id}", headers=headers(), timeout=10).json()
+
+
+def events(stack: dict, job_id: str) -> list[dict]:
+    url = f"{stack['api']}/jobs/{job_id}/events?limit=100"
+    return requests.get(url, headers=headers(), timeout=10).json()["events"]
+
+
+def wait_for(condition: Callable[[], bool], deadline: float = DEADLINE_SECONDS) -> None:
+    ends = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < ends, "the condition did not hold before the deadline"
+        time.sleep(0.3)
+
+
+def running_on(stack: dict, name: str, job_id: str) -> bool:
+    """Whether worker `name` says it started the job (a claim a killed worker left
+    long-polling in the server may take a job too, for nobody, until its lease ends)."""
+    return f"started e2e/steps {job_id}" in (stack["log"] / f"{name}.log").read_text()
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=30)
+
+
+def test_a_job_longer_than_its_lease_completes_on_a_remote_worker(stack):
+    worker = start_worker(stack, "long")
+    try:
+        job_id = submit(stack, steps=4, pause=LEASE_SECONDS / 2)  # twice the lease in all
+        wait_for(lambda: job(stack, job_id)["status"] == "completed")
+        assert job(stack, job_id)["result"] == {"steps": 4}
+    finally:
+        stop(worker)
+
+
+def test_kill_9_of_the_worker_lets_the_other_take_over_and_complete_once(stack):
+    first = start_worker(stack, "first")
+    second = None
+    try:
+        job_id = submit(stack, steps=6, pause=1)
+        wait_for(lambda: running_on(stack, "first", job_id))
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        second = start_worker(stack, "second")
+        wait_for(lambda: job(stack, job_id)["status"] == "completed")
+        history = events(stack, job_id)
+        statuses = [e.get("status") for e in history]
+        assert statuses.count("completed") == 1
+        assert statuses.count("started") >= 2  # the first attempt, and the takeover
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+
+
+def test_sigterm_hands_a_running_job_back_within_seconds(stack):
+    worker = start_worker(stack, "term", grace=1)
+    try:
+        job_id = submit(stack, steps=60, pause=1)
+        wait_for(lambda: running_on(stack, "term", job_id))
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=15) == 0
+        handed_back = [e for e in events(stack, job_id) if "handed back" in (e.get("error") or "")]
+        assert [e["status"] for e in handed_back][:1] == ["retrying"]
+    finally:
+        stop(worker)
