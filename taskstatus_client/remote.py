@@ -175,6 +175,12 @@ class RemoteWorker:
             leased.stop_reason = "the worker stopped"
             leased.release()
             self._say(f"released {leased.type} {leased.id} (the worker stopped)")
+        # Claims still long-polling are waited out, so a job one takes is handed straight
+        # back: a claim abandoned in the service would hold its job for nobody for a lease,
+        # and burn one of its attempts.
+        claims_end = time.monotonic() + self.claim_wait + CLAIM_TIMEOUT_MARGIN_SECONDS
+        for thread in threads:
+            thread.join(max(0.0, claims_end - time.monotonic()))
 
     def _work(self) -> None:
         while not self.stopping.is_set():
@@ -189,6 +195,7 @@ class RemoteWorker:
             leased = LeasedJob(self.reporter, claim)
             if self.stopping.is_set():  # claimed while stopping: hand it straight back
                 leased.release()
+                self._say(f"released {leased.type} {leased.id} (claimed while stopping)")
                 return
             self._run(leased)
 
