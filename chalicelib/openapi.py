@@ -90,7 +90,7 @@ OPERATIONS: list[Operation] = [
         "POST",
         "/dashboard/sign-in",
         "Redeem a sign-in link's code, once, for the credential it was made with",
-        {200: dict, 404: ERRORS, 422: ERRORS},
+        {200: dict, 400: ERRORS, 404: ERRORS, 413: ERRORS, 415: ERRORS, 422: ERRORS},
         public=True,
         tag="service",
     ),

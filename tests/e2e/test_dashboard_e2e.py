@@ -186,7 +186,12 @@ def test_a_sign_in_link_leaves_no_working_credential_in_the_browsers_history(
         page.goto(f"{local_stack.api}/dashboard{fragment}")
         page.locator("#connection").wait_for(state="visible", timeout=WAIT_MS)
         assert page.evaluate("location.hash") == ""
-        assert page.evaluate("sessionStorage.getItem('taskstatus.token')") == token
+        # the code is redeemed by a request of the page's: wait for its answer to be kept
+        page.wait_for_function(
+            "token => sessionStorage.getItem('taskstatus.token') === token",
+            arg=token,
+            timeout=WAIT_MS,
+        )
     finally:
         context.close()  # Chromium writes its history database out
     recorded = history_database_urls(profile)
