@@ -101,22 +101,27 @@ def owner_for(principal: Principal, asked: str | None) -> str:
 @dataclass(frozen=True)
 class ActingFor:
     """The owners a caller may report for: its own id, or a service key's patterns
-    (exact ids, or a prefix ending `*`)."""
+    (exact ids, a prefix ending `*`, or `*` alone for every owner: a worker key that serves
+    a pool for all users, issued by the operator)."""
 
     exact: frozenset[str]
     prefixes: tuple[str, ...] = ()
+    every: bool = False
 
     @classmethod
     def patterns(cls, patterns: tuple[str, ...] | list[str]) -> ActingFor:
-        prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
-        return cls(frozenset(p for p in patterns if not p.endswith("*")), prefixes)
+        prefixes = tuple(p[:-1] for p in patterns if p.endswith("*") and p != "*")
+        exact = frozenset(p for p in patterns if not p.endswith("*"))
+        return cls(exact, prefixes, every="*" in patterns)
 
     def allows(self, owner: str) -> bool:
-        return owner in self.exact or any(owner.startswith(p) for p in self.prefixes)
+        return self.every or owner in self.exact or any(owner.startswith(p) for p in self.prefixes)
 
     def condition(self, names: dict[str, str], values: dict[str, Any]) -> str:
         """The same rule as a DynamoDB condition on the item's owner."""
         names["#owner"] = "owner"
+        if self.every:
+            return "attribute_exists(#owner)"
         terms = []
         for i, owner in enumerate(sorted(self.exact)):
             values[f":owner{i}"] = {"S": owner}

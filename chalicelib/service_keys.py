@@ -39,7 +39,8 @@ GPK = "servicekeys"
 SCOPES = ("jobs:read", "jobs:write", "jobs:report")
 DEFAULT_SCOPES = ("jobs:write", "jobs:report")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-OWNER_PATTERN = re.compile(r"^[^*\s]{1,256}\*?$")
+# An exact id, a non-empty prefix ending `*`, or `*` alone: every owner.
+OWNER_PATTERN = re.compile(r"^(\*|[^*\s]{1,256}\*?)$")
 
 
 class BadServiceKey(ValueError):
@@ -54,8 +55,8 @@ def check(name: str, owners: list[str], scopes: list[str]) -> None:
     for owner in owners:
         if not OWNER_PATTERN.match(owner):
             raise BadServiceKey(
-                f"owner pattern {owner!r} must be an exact id or a non-empty prefix ending *, "
-                "with no other * and no spaces"
+                f"owner pattern {owner!r} must be an exact id, a non-empty prefix ending *, "
+                "or * alone for every owner, with no other * and no spaces"
             )
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:

@@ -2,6 +2,7 @@
 written as the attack on it."""
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -9,6 +10,7 @@ from chalicelib.model import utcnow
 from chalicelib.service_keys import ServiceKeys
 from tests.conftest import auth
 from tests.unit.helpers import get
+from tests.unit.test_producers import deadline
 from tools import service_key as tool
 
 SCOPES = ["jobs:write", "jobs:report"]
@@ -79,6 +81,38 @@ def test_a_key_for_tenant_a_cannot_report_or_heartbeat_on_tenant_bs_job(client, 
     assert get(client, f"/jobs/{job['jobId']}", user="tenant-b").json_body["version"] == 1
 
 
+def test_a_key_for_every_owner_submits_and_reports_for_any_owner(client, service_key):
+    """`OWNERS='*'`: the operator's key for a worker or producer that serves all users."""
+    key = service_key(["*"])
+    for owner in ("tenant-b", "user-420"):
+        job_id = submit_for(client, key, owner).json_body["jobId"]
+        for path, body in (("report", '{"status": "started"}'), ("heartbeat", "")):
+            response = client.http.post(f"/jobs/{job_id}/{path}", headers=headers(key), body=body)
+            assert response.status_code == 200, response.json_body
+        assert get(client, f"/jobs/{job_id}", user=owner).json_body["status"] == "started"
+
+
+def test_a_key_for_every_owner_moves_the_deadline_of_any_owners_job(
+    client, stack, service, service_key, monkeypatch
+):
+    key = service_key(["*"])
+    job_id = submit_for(client, key, "tenant-b", heartbeatSeconds=60).json_body["jobId"]
+    before = deadline(stack, job_id)
+    later = utcnow() + timedelta(seconds=30)
+    monkeypatch.setattr(service, "clock", lambda: later)
+    response = client.http.post(f"/jobs/{job_id}/heartbeat", headers=headers(key), body="")
+    assert response.status_code == 200, response.json_body
+    assert deadline(stack, job_id) >= before + 29
+
+
+def test_a_key_for_every_owner_still_reports_only_on_jobs_that_exist(client, service_key):
+    key = service_key(["*"])
+    response = client.http.post(
+        "/jobs/no-such-job/report", headers=headers(key), body='{"status": "started"}'
+    )
+    assert response.status_code == 404
+
+
 def test_a_service_key_must_name_the_owner(client, stack, service_key):
     response = submit_for(client, service_key(["tenant-a*"]), None)
     assert response.status_code == 422
@@ -126,7 +160,7 @@ def test_make_service_key_lists_and_revokes(client, make_env, capsys):
     assert submit_for(client, key, "tenant-a-1").status_code == 401
 
 
-@pytest.mark.parametrize("owners", ["*", "tenant*a", "", "a b*c"])
+@pytest.mark.parametrize("owners", ["**", "*a", "tenant*a", "", "a b*c"])
 def test_make_service_key_refuses_an_owner_pattern_that_is_not_exact_or_prefix(
     make_env, owners, capsys
 ):
