@@ -97,6 +97,10 @@ OPTIONAL_VARIABLES = {
     "EXTERNAL_HEARTBEAT_SECONDS",
     # schedules: how many one owner may keep (100)
     "MAX_SCHEDULES_PER_OWNER",
+    # workers anywhere: no pools and only the built-in processors unless set
+    "WORKER_POOLS",
+    "POOL_TYPES",
+    "PROCESSOR_MODULES",
 }
 WEBSOCKET_ROUTES = {
     "$connect": "websocket_connect",

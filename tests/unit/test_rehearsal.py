@@ -219,33 +219,18 @@ def test_a_queue_mapping_without_its_maximum_concurrency_fails(healthy, expected
     )
 
 
-def _defaulted_variables() -> set[str]:
-    """Variables the code reads with a default: `env("NAME", default)` in app.py and chalicelib."""
-    import ast
-
-    names: set[str] = set()
-    for path in [rehearsal.ROOT / "app.py", *sorted((rehearsal.ROOT / "chalicelib").rglob("*.py"))]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Call)
-                and ast.unparse(node.func) == "env"
-                and len(node.args) > 1
-            ):
-                first = node.args[0]
-                if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                    names.add(first.value)
-    return names
-
-
-def test_every_setting_with_a_default_is_set_by_the_deployment_or_named_optional():
-    """A new setting read with a default must be set by the config or the template, or be listed
+def test_every_variable_the_code_needs_is_set_by_the_deployment_or_named_optional():
+    """A new setting must be set by the config, the template or a stage secret, or be listed
     as optional: otherwise the rehearsal's deploy, minutes into `make test`, finds it missing."""
     from infra import package
 
     config = json.loads((rehearsal.ROOT / ".chalice" / "config.json").read_text())
-    templated = set(package.environment()["Variables"])
-    configured = set(config["environment_variables"]) | templated
-    missing = _defaulted_variables() - configured - rehearsal.OPTIONAL_VARIABLES
+    deployed = (
+        set(config["environment_variables"])
+        | set(package.environment()["Variables"])
+        | set(rehearsal.REHEARSAL_SECRETS)
+    )
+    missing = rehearsal.required_variables() - deployed
     assert not missing, (
         f"add to .chalice/config.json or infra/rehearsal.OPTIONAL_VARIABLES: {missing}"
     )
