@@ -12,13 +12,18 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 APP_URL = "http://taskstatus.test"
+# The app serves one request at a time, as a Lambda does: Chalice keeps the request being
+# handled in one place (`app.current_request`), so two threads in it at once would mix their
+# requests. Every transport, and a test that calls the client while a worker's threads run,
+# holds this lock.
+APP_LOCK = threading.Lock()
 
 
 class AppTransport(BaseAdapter):
     def __init__(self, client: Any) -> None:
         super().__init__()
         self.client = client
-        self.lock = threading.Lock()  # the app runs one request at a time, as a Lambda does
+        self.lock = APP_LOCK
         self.sent: list[tuple[str, str]] = []
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:

@@ -14,7 +14,7 @@ from chalicelib.service_keys import ServiceKeys
 from taskstatus_client import Reporter
 from taskstatus_client.remote import RemoteWorker
 from taskstatus_client.worker import load_processors
-from tests.app_transport import APP_URL, AppTransport
+from tests.app_transport import APP_LOCK, APP_URL, AppTransport
 from tests.conftest import auth
 from tests.unit.helpers import get, submit
 
@@ -84,7 +84,8 @@ def run_until(worker, condition, deadline=30.0):
 
 
 def status(client, job_id):
-    return get(client, f"/jobs/{job_id}").json_body["status"]
+    with APP_LOCK:  # the worker's threads may be in the app now
+        return get(client, f"/jobs/{job_id}").json_body["status"]
 
 
 def test_a_remote_worker_runs_pool_jobs_with_the_users_processors(client, stack, make_worker):
@@ -134,7 +135,8 @@ def test_a_cancel_stops_a_running_remote_job_at_its_next_report(
 
     def cancel_once_running() -> bool:
         if job_id in worker.running and not cancelled:
-            cancelled.append(client.http.delete(f"/jobs/{job_id}", headers=auth("alice")))
+            with APP_LOCK:
+                cancelled.append(client.http.delete(f"/jobs/{job_id}", headers=auth("alice")))
         return bool(cancelled) and job_id not in worker.running
 
     run_until(worker, cancel_once_running)
