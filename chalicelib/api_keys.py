@@ -199,36 +199,8 @@ class ApiKeyStore(RecordsTable):
             last_used_at=None,
             digest=digest,
         )
-        try:
-            self._ddb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": _counter_key(owner),
-                            "UpdateExpression": "ADD n :one",
-                            "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
-                            "ExpressionAttributeValues": {
-                                ":one": {"N": "1"},
-                                ":limit": {"N": str(limit)},
-                            },
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": _item(key),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "TransactionCanceledException":
-                raise TooManyKeys(
-                    f"you already have {limit} API keys; delete one you no longer use"
-                ) from None
-            raise
+        if not RecordsTable(self.table).put_counted(_item(key), _counter_key(owner), limit):
+            raise TooManyKeys(f"you already have {limit} API keys; delete one you no longer use")
         return key, secret
 
     def of_owner(self, owner: str) -> list[ApiKey]:

@@ -28,3 +28,37 @@ class RecordsTable:
                 return False
             raise
         return True
+
+    def put_counted(self, item: dict[str, Any], counter: dict[str, Any], limit: int) -> bool:
+        """Write a new item and add one to its owner's `counter` item in one transaction,
+        unless the count has reached `limit`: two writes at once cannot both take the last
+        place. False if refused (the count is at the limit)."""
+        try:
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": counter,
+                            "UpdateExpression": "ADD n :one",
+                            "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
+                            "ExpressionAttributeValues": {
+                                ":one": {"N": "1"},
+                                ":limit": {"N": str(limit)},
+                            },
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                return False
+            raise
+        return True

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, cron, jsonsafe
 from chalicelib.errors import JobIdTaken, SubmitRejected
+from chalicelib.records import RecordsTable
 from chalicelib.store import DEADLINE_SHARDS, owner_scoped
 
 if TYPE_CHECKING:
@@ -257,34 +258,9 @@ class ScheduleStore:
     def create(self, schedule: Schedule, limit: int) -> None:
         """Store a new schedule, counted against the owner's `limit` in the same transaction:
         two creates at once cannot both take the last place."""
-        try:
-            self._ddb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": _count_key(schedule.owner),
-                            "UpdateExpression": "ADD n :one",
-                            "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
-                            "ExpressionAttributeValues": {
-                                ":one": {"N": "1"},
-                                ":limit": {"N": str(limit)},
-                            },
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item(schedule),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "TransactionCanceledException":
-                raise TooManySchedules(limit) from None
-            raise
+        counter = _count_key(schedule.owner)
+        if not RecordsTable(self.table).put_counted(to_item(schedule), counter, limit):
+            raise TooManySchedules(limit)
 
     def get(self, owner: str, schedule_id: str) -> Schedule:
         found = self._ddb.get_item(
