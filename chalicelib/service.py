@@ -148,9 +148,10 @@ class TaskService:
         if job.runner != SERVICE:
             return self.external_task(owner, job, now, resolver)
         pool = self.pool_for(job)
-        if pool is not None:
-            return self.pool_task(owner, job, now, pool, resolver)
-        parsed_input = self.check_runnable(owner, job, resolver)
+        if pool is None:
+            parsed_input = self.check_runnable(owner, job, resolver)
+        else:
+            parsed_input = self.pool_input(owner, job, resolver)
         task = Task.new(
             id=task_id,
             run_at=self.run_at(job, now),
@@ -163,7 +164,10 @@ class TaskService:
             metadata=job.metadata,
             webhook=job.webhook,
             now=now,
+            pool=pool,
         )
+        if pool is not None:
+            return task
         from chalicelib.processors import get_processor
 
         found = get_processor(job.type)
@@ -180,32 +184,16 @@ class TaskService:
         except UnknownPool as exc:
             raise SubmitRejected(str(exc), [{"field": "pool", "message": str(exc)}]) from None
 
-    def pool_task(
-        self, owner: str, job: SubmitJob, now: datetime, pool: str, resolver: Resolver | None
-    ) -> Task:
-        """A task a pool's remote workers run: checked like any other when this service
-        knows its processor too; otherwise any well-formed type, its input kept as given
-        (the processor lives in the remote worker's package)."""
+    def pool_input(self, owner: str, job: SubmitJob, resolver: Resolver | None) -> Any:
+        """The input of a task a pool's remote workers run: checked like any other when this
+        service knows its processor too; otherwise any well-formed type, its input kept as
+        given (the processor lives in the remote worker's package)."""
         from chalicelib.processors import get_processor
 
         if get_processor(job.type) is not None:
-            parsed_input = self.check_runnable(owner, job, resolver)
-        else:
-            self.check_webhook(job, resolver)
-            parsed_input = job.input
-        return Task.new(
-            run_at=self.run_at(job, now),
-            owner=owner,
-            type=job.type,
-            ttl_seconds=self.settings.task_ttl_seconds,
-            input=parsed_input,
-            source=job.source,
-            target=job.target,
-            metadata=job.metadata,
-            webhook=job.webhook,
-            now=now,
-            pool=pool,
-        )
+            return self.check_runnable(owner, job, resolver)
+        self.check_webhook(job, resolver)
+        return job.input
 
     def external_task(
         self, owner: str, job: SubmitJob, now: datetime, resolver: Resolver | None = None
