@@ -59,7 +59,7 @@ dev-reset: install-local
 token: install-local
 	@$(PY) -m local.token $(NAME) $(if $(CLAIMS),--claims '$(CLAIMS)')
 
-# Service keys (chalicelib/service_keys.py): issued by the operator, never over the REST API.
+# Service keys (chalicelib/edge/service_keys.py): issued by the operator, never over the REST API.
 service-key: install-local
 	@NAME="$(NAME)" OWNERS="$(OWNERS)" SCOPES="$(SCOPES)" POOLS="$(POOLS)" $(PY) -m tools.service_key create
 

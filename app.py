@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Rate
 
-from chalicelib import bootstrap, cors, http, overload
+from chalicelib import bootstrap
+from chalicelib.edge import cors, http, overload
 from chalicelib.observability import invocation
 from chalicelib.settings import check_environment
 
@@ -31,11 +32,11 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])
 
 @app.middleware("http")
 def rest_edge(request: Request, get_response: Callable[[Request], Response]) -> Response:
-    """Every REST route: request ids, credentials, the error shapes, CORS (chalicelib/edge.py).
+    """Every REST route: request ids, credentials, error shapes, CORS (edge/middleware.py).
     Loaded on the first request, so the other functions never import it."""
-    from chalicelib import edge
+    from chalicelib.edge import middleware
 
-    return edge.serve(request, get_response, bootstrap.settings())
+    return middleware.serve(request, get_response, bootstrap.settings())
 
 
 # Event sources are named at deploy time from the stage's environment variables;
@@ -61,28 +62,28 @@ def health() -> dict[str, str]:
 
 @app.route("/openapi.json", methods=["GET"])
 def openapi() -> dict[str, Any]:
-    from chalicelib.openapi import document
+    from chalicelib.contracts.openapi import document
 
     return document()
 
 
 @app.route("/dashboard", methods=["GET"])
 def dashboard() -> Any:
-    from chalicelib import dashboard
+    from chalicelib.contracts import dashboard
 
     return dashboard.page(_service().settings)
 
 
 @app.route("/dashboard/links", methods=["POST"])
 def create_dashboard_link() -> Any:
-    from chalicelib.dashboard import links
+    from chalicelib.contracts.dashboard import links
 
     return links.create(app.current_request)
 
 
 @app.route("/dashboard/sign-in", methods=["POST"])
 def dashboard_sign_in() -> Any:
-    from chalicelib.dashboard import links
+    from chalicelib.contracts.dashboard import links
 
     return links.sign_in(app.current_request)
 
@@ -96,7 +97,7 @@ def submit_job() -> Any:
 
 @app.route("/jobs/batch", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def submit_jobs() -> Any:
-    from chalicelib import batches
+    from chalicelib.contracts import batches
 
     return batches.submit_batch(_service(), app.current_request)
 
@@ -195,75 +196,75 @@ def release_job(jobId: str) -> Any:
     return claims.release_job(_service(), request, jobId, reports.acting_for(request).allows)
 
 
-# -- operations: history, retry, bulk redrive and cancel (chalicelib/ops_api.py) -------------
+# -- operations: history, retry, bulk redrive and cancel (chalicelib/operations.py) -------------
 
 
 @app.route("/jobs/{jobId}/events", methods=["GET"])
 def list_job_events(jobId: str) -> Any:
-    from chalicelib import ops_api
+    from chalicelib.contracts import operations
 
-    return ops_api.list_events(_service(), app.current_request, jobId)
+    return operations.list_events(_service(), app.current_request, jobId)
 
 
 @app.route("/jobs/{jobId}/retry", methods=["POST"])
 def retry_job(jobId: str) -> Any:
-    from chalicelib import ops_api
+    from chalicelib.contracts import operations
 
-    return ops_api.retry_job(_service(), app.current_request, jobId)
+    return operations.retry_job(_service(), app.current_request, jobId)
 
 
 @app.route("/jobs/redrive", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def redrive_jobs() -> Any:
-    from chalicelib import ops_api
+    from chalicelib.contracts import operations
 
-    return ops_api.redrive_jobs(_service(), app.current_request)
+    return operations.redrive_jobs(_service(), app.current_request)
 
 
 @app.route("/jobs/cancel", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def cancel_jobs() -> Any:
-    from chalicelib import ops_api
+    from chalicelib.contracts import operations
 
-    return ops_api.cancel_jobs(_service(), app.current_request)
+    return operations.cancel_jobs(_service(), app.current_request)
 
 
-# -- schedules: cron or rate, one task per fire (chalicelib/schedules_api.py) --------------
+# -- schedules: cron or rate, one task per fire (chalicelib/contracts/schedules.py) --------------
 
 
 @app.route("/schedules", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def create_schedule() -> Any:
-    from chalicelib import schedules_api
+    from chalicelib.contracts import schedules
 
-    return schedules_api.create_schedule(_service(), app.current_request)
+    return schedules.create_schedule(_service(), app.current_request)
 
 
 @app.route("/schedules", methods=["GET"])
 def list_schedules() -> Any:
-    from chalicelib import schedules_api
+    from chalicelib.contracts import schedules
 
-    return schedules_api.list_schedules(_service(), app.current_request)
+    return schedules.list_schedules(_service(), app.current_request)
 
 
 @app.route("/schedules/{scheduleId}", methods=["GET"])
 def get_schedule(scheduleId: str) -> Any:
-    from chalicelib import schedules_api
+    from chalicelib.contracts import schedules
 
-    return schedules_api.get_schedule(_service(), app.current_request, scheduleId)
+    return schedules.get_schedule(_service(), app.current_request, scheduleId)
 
 
 @app.route(
     "/schedules/{scheduleId}", methods=["PATCH"], content_types=list(http.ACCEPTED_CONTENT_TYPES)
 )
 def patch_schedule(scheduleId: str) -> Any:
-    from chalicelib import schedules_api
+    from chalicelib.contracts import schedules
 
-    return schedules_api.patch_schedule(_service(), app.current_request, scheduleId)
+    return schedules.patch_schedule(_service(), app.current_request, scheduleId)
 
 
 @app.route("/schedules/{scheduleId}", methods=["DELETE"])
 def delete_schedule(scheduleId: str) -> Any:
-    from chalicelib import schedules_api
+    from chalicelib.contracts import schedules
 
-    return schedules_api.delete_schedule(_service(), app.current_request, scheduleId)
+    return schedules.delete_schedule(_service(), app.current_request, scheduleId)
 
 
 # -- API keys (JWT only: keys cannot manage keys) ------------------------------------------
@@ -271,21 +272,21 @@ def delete_schedule(scheduleId: str) -> Any:
 
 @app.route("/api-keys", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def create_api_key() -> Any:
-    from chalicelib import api_keys
+    from chalicelib.contracts import api_keys
 
     return api_keys.create(app.current_request)
 
 
 @app.route("/api-keys", methods=["GET"])
 def list_api_keys() -> Any:
-    from chalicelib import api_keys
+    from chalicelib.contracts import api_keys
 
     return api_keys.list_keys(app.current_request)
 
 
 @app.route("/api-keys/{keyId}", methods=["DELETE"])
 def revoke_api_key(keyId: str) -> Any:
-    from chalicelib import api_keys
+    from chalicelib.contracts import api_keys
 
     return api_keys.revoke(app.current_request, keyId)
 
@@ -380,7 +381,7 @@ def autovid_status(jobId: str) -> Any:
     return autovid.status(_service(), app.current_request, jobId)
 
 
-# -- WebSocket (chalicelib/realtime.py) ------------------------------------------------------
+# -- WebSocket (chalicelib/realtime/) -------------------------------------------------------------
 
 
 @app.on_ws_connect(name="ws_connect")
@@ -483,7 +484,7 @@ def reaper(event: Any) -> dict[str, Any]:
     }
 
 
-# Last: every route above answers its CORS preflight (chalicelib/cors.py), and a throttled
-# or unavailable AWS with 503 and Retry-After, never a 500 (chalicelib/overload.py).
+# Last: every route above answers its CORS preflight (chalicelib/edge/cors.py), and a throttled
+# or unavailable AWS with 503 and Retry-After, never a 500 (chalicelib/edge/overload.py).
 cors.register_preflights(app)
 overload.guard_routes(app)

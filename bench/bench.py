@@ -313,13 +313,14 @@ def fan_out_calls(counter: CallCounter) -> None:
     The per-record lookup this replaced made one Query per record: 20 for such a task.
     """
     from chalicelib.bootstrap import container
+    from chalicelib.contracts.task_status import push_message
     from chalicelib.model import Status, Task, utcnow
     from chalicelib.realtime import Realtime
     from chalicelib.stream import StreamHandler
     from local.events import progress_records
 
     service = container().service
-    realtime = Realtime(service)
+    realtime = Realtime(service, push_message)
     handler = StreamHandler(service, realtime, lambda: container().webhooks)
     counter.attach(aws_client("apigatewaymanagementapi", service.settings.ws_endpoint_url))
     reports = 20

@@ -27,12 +27,12 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws
 from chalicelib.errors import DomainError, TaskNotFound, TransitionRefused
-from chalicelib.messages import TaskMessage
 from chalicelib.model import RUNNING, Status, Task
 from chalicelib.pools import Pools, pool_queue_url
+from chalicelib.queues import TaskMessage
 
 if TYPE_CHECKING:
-    from chalicelib.auth import Principal
+    from chalicelib.edge.auth import Principal
     from chalicelib.service import TaskService
 
 MAX_WAIT_SECONDS = 20  # a claim answers within API Gateway's 29 s

@@ -1,7 +1,7 @@
 """Domain errors: what the service, store and webhooks refuse, in their own words.
 
 They know nothing of HTTP; each entry point maps them to its contract
-(`chalicelib.http_errors` for the native API, the seed views to their own shapes).
+(`chalicelib.edge.http_errors` for the native API, the seed views to their own shapes).
 """
 
 from __future__ import annotations

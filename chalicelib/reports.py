@@ -38,7 +38,7 @@ from chalicelib.model import (
 from chalicelib.store import task_from_item
 
 if TYPE_CHECKING:
-    from chalicelib.auth import Principal
+    from chalicelib.edge.auth import Principal
     from chalicelib.service import TaskService
 
 PRODUCER = "producer"  # the writer the history names for a report
@@ -196,7 +196,7 @@ def _check_reportable(
 
 def matches_etag(if_match: str, task: Task) -> bool:
     """If-Match as sent (a list, weak or strong tags, or `*`) against the task's version."""
-    from chalicelib.http import etag
+    from chalicelib.edge.http import etag
 
     current = etag(task.id, task.version)
     for candidate in (c.strip() for c in if_match.split(",")):

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, jsonsafe, objects, scheduling
 from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
-from chalicelib.messages import TaskMessage
 from chalicelib.model import (
     RUNNING,
     SERVICE,
@@ -26,12 +25,13 @@ from chalicelib.model import (
     utcnow,
 )
 from chalicelib.observability import emit_metric
+from chalicelib.queues import TaskMessage
 from chalicelib.settings import Settings
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
 
 if TYPE_CHECKING:
     from chalicelib.fairness import Slots
-    from chalicelib.ssrf import Resolver
+    from chalicelib.webhooks.ssrf import Resolver
 
 # The reaper stops this long before its Lambda's timeout: the rest is the next run's.
 REAPER_MARGIN_SECONDS = 10.0
@@ -58,7 +58,7 @@ class SubmitJob:
     runner: Runner = SERVICE
     job_id: str | None = None  # an external task's own id
     heartbeat_seconds: int | None = None
-    owner: str | None = None  # asked by a service key (chalicelib/service_keys.py)
+    owner: str | None = None  # asked by a service key (chalicelib/edge/service_keys.py)
     pool: str | None = None  # asked for; POOL_TYPES may route a type to one too
 
     def fingerprint(self) -> str:
@@ -232,7 +232,7 @@ class TaskService:
     def check_webhook(self, job: SubmitJob, resolver: Resolver | None = None) -> None:
         """A webhook URL that resolves to a private address is refused (SubmitRejected); one
         that does not resolve yet only for formats that look it up at delivery."""
-        from chalicelib.ssrf import UnresolvableHost, UnsafeUrl, check_url, resolve
+        from chalicelib.webhooks.ssrf import UnresolvableHost, UnsafeUrl, check_url, resolve
 
         if job.webhook is None:
             return

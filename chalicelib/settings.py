@@ -128,7 +128,7 @@ class Settings:
     jwks_cache_seconds: int = 300
     api_key_cache_seconds: float = 5.0
     max_api_keys_per_user: int = 20
-    api_key_max_days: int = 90  # every API key expires within this (chalicelib/api_keys.py)
+    api_key_max_days: int = 90  # every API key expires within this (chalicelib/edge/api_keys.py)
     max_connections_per_owner: int = 100  # WebSocket connections holding a subscription
     max_subscriptions_per_connection: int = 100
     public_read_by_id: bool = False

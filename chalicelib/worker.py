@@ -21,11 +21,11 @@ from botocore.exceptions import ClientError
 from chalicelib import aws, jsonsafe, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.fairness import OverLimit, Slots, defer_seconds
-from chalicelib.messages import TaskMessage
 from chalicelib.model import Output, Progress, Status, Task, utcnow
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.processors import Context, PermanentError, get_processor
 from chalicelib.processors.sdk import is_permanent, is_transient_failure
+from chalicelib.queues import TaskMessage
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.worker")

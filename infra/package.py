@@ -301,7 +301,7 @@ def policy(websocket_connections: Any = WEBSOCKET_CONNECTIONS) -> dict[str, Any]
                 "dynamodb:Query",
                 "dynamodb:ConditionCheckItem",
                 "dynamodb:BatchWriteItem",
-                "dynamodb:BatchGetItem",  # a batch's replayed jobs (chalicelib/batches.py)
+                "dynamodb:BatchGetItem",  # replayed jobs of a batch (contracts/batches.py)
             ],
             "Resource": table_arns + records_arns,
         },

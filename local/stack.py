@@ -60,7 +60,8 @@ def share_botocore_models() -> None:
 
 def reset_caches() -> None:
     """Forget settings, clients and caches the app built (after the environment changed)."""
-    from chalicelib import api_keys, auth, aws, bootstrap, settings
+    from chalicelib import aws, bootstrap, settings
+    from chalicelib.edge import api_keys, auth
 
     settings.get_settings.cache_clear()
     bootstrap.reset()

@@ -30,30 +30,30 @@ GUARDS = [
     "chalicelib.store.xǁTaskStoreǁsave__*",
     "chalicelib.store.x_owner_scoped__*",
     # token checks: algorithm pinning, expiry, issuer, audience, owner claim, JWKS freshness
-    "chalicelib.auth.x__verify_hs256__*",
-    "chalicelib.auth.x__verify_rs256__*",
-    "chalicelib.hs256.x_decode__*",
-    "chalicelib.hs256.x__number__*",
-    "chalicelib.hs256.x__check_claims__*",
-    "chalicelib.auth.x_verify_claims__*",
-    "chalicelib.auth.x_jwt_principal__*",
-    "chalicelib.auth.xǁJwksCacheǁkey__*",
+    "chalicelib.edge.auth.x__verify_hs256__*",
+    "chalicelib.edge.auth.x__verify_rs256__*",
+    "chalicelib.edge.hs256.x_decode__*",
+    "chalicelib.edge.hs256.x__number__*",
+    "chalicelib.edge.hs256.x__check_claims__*",
+    "chalicelib.edge.auth.x_verify_claims__*",
+    "chalicelib.edge.auth.x_jwt_principal__*",
+    "chalicelib.edge.auth.xǁJwksCacheǁkey__*",
     # SSRF
-    "chalicelib.ssrf.x_forbidden__*",
-    "chalicelib.ssrf.x__addresses__*",
-    "chalicelib.ssrf.x__refused__*",
-    "chalicelib.ssrf.x_check_url__*",
+    "chalicelib.webhooks.ssrf.x_forbidden__*",
+    "chalicelib.webhooks.ssrf.x__addresses__*",
+    "chalicelib.webhooks.ssrf.x__refused__*",
+    "chalicelib.webhooks.ssrf.x_check_url__*",
     # one time budget for a batch's webhook lookups
-    "chalicelib.ssrf.xǁLookupBudgetǁ__call____*",
-    "chalicelib.ssrf.xǁLookupBudgetǁ_look_up__*",
+    "chalicelib.webhooks.ssrf.xǁLookupBudgetǁ__call____*",
+    "chalicelib.webhooks.ssrf.xǁLookupBudgetǁ_look_up__*",
     # objects: each owner's own prefix
     "chalicelib.objects.x_owner_prefix__*",
     "chalicelib.objects.x_key_problem__*",
     "chalicelib.objects.x__outside_prefix__*",
     # webhook signing: each owner's own secret
-    "chalicelib.signing.x__key_bytes__*",
-    "chalicelib.signing.x_owner_secret__*",
-    "chalicelib.signing.x_owner_secrets__*",
+    "chalicelib.webhooks.signing.x__key_bytes__*",
+    "chalicelib.webhooks.signing.x_owner_secret__*",
+    "chalicelib.webhooks.signing.x_owner_secrets__*",
     # producers: reports and heartbeats only on an external job of an owner the caller acts for
     "chalicelib.reports.xǁActingForǁallows__*",
     "chalicelib.reports.xǁActingForǁcondition__*",
@@ -61,11 +61,11 @@ GUARDS = [
     "chalicelib.reports.x_matches_etag__*",
     "chalicelib.reports.x_report__*",
     "chalicelib.reports.x_heartbeat__*",
-    "chalicelib.edge.x_required_scope__*",
+    "chalicelib.edge.middleware.x_required_scope__*",
     "chalicelib.store.x_shard_of__*",
     # service keys: only they name an owner, and only one they act for
     "chalicelib.reports.x_owner_for__*",
-    "chalicelib.service_keys.x_check__*",
+    "chalicelib.edge.service_keys.x_check__*",
     # an external job's objects: the service signs only its own bucket
     "chalicelib.objects.x_presign__*",
     # owner checks on every surface: REST, 000/001/002/003's contracts, redrive, WebSocket
@@ -75,32 +75,32 @@ GUARDS = [
     "chalicelib.contracts.autovid.x_status__*",
     "chalicelib.contracts.task_processor.x_get_task__*",
     "chalicelib.contracts.task_status.x_get_task__*",
-    "chalicelib.redrive.x__replayed__*",
+    "chalicelib.reruns.x__replayed__*",
     "chalicelib.realtime.xǁRealtimeǁ_subscription__*",
-    "chalicelib.api_keys.xǁApiKeyStoreǁrevoke__*",
-    "chalicelib.api_keys.xǁApiKeyStoreǁuse__*",
+    "chalicelib.edge.api_keys.xǁApiKeyStoreǁrevoke__*",
+    "chalicelib.edge.api_keys.xǁApiKeyStoreǁuse__*",
     # scopes, and which credential a request carries
     "chalicelib.edge.x__authorize__*",
-    "chalicelib.auth.xǁPrincipalǁrequire__*",
+    "chalicelib.edge.auth.xǁPrincipalǁrequire__*",
     # expiry: API keys (and their cap), a WebSocket connection's credential
-    "chalicelib.api_keys.xǁApiKeyǁexpired__*",
-    "chalicelib.api_keys.x_authenticate_key__*",
-    "chalicelib.api_keys.x_key_expiry__*",
+    "chalicelib.edge.api_keys.xǁApiKeyǁexpired__*",
+    "chalicelib.edge.api_keys.x_authenticate_key__*",
+    "chalicelib.edge.api_keys.x_key_expiry__*",
     "chalicelib.realtime.xǁCredentialǁended__*",
     # CORS
-    "chalicelib.cors.x_allowed_origin__*",
-    "chalicelib.cors.x_decorate__*",
-    "chalicelib.cors.x_preflight__*",
+    "chalicelib.edge.cors.x_allowed_origin__*",
+    "chalicelib.edge.cors.x_decorate__*",
+    "chalicelib.edge.cors.x_preflight__*",
     # public reads by id
-    "chalicelib.http.x_public_read__*",
-    "chalicelib.http.x_reader__*",
+    "chalicelib.edge.http.x_public_read__*",
+    "chalicelib.edge.http.x_reader__*",
     # presigned URLs: the owner's own keys, their life
     "chalicelib.objects.x_presign_upload__*",
     "chalicelib.objects.x_result_url__*",
     # list cursors: signed, bound to the caller and the query
-    "chalicelib.http.x__cursor_mac__*",
-    "chalicelib.http.x_encode_cursor__*",
-    "chalicelib.http.x_decode_cursor__*",
+    "chalicelib.edge.http.x__cursor_mac__*",
+    "chalicelib.edge.http.x_encode_cursor__*",
+    "chalicelib.edge.http.x_decode_cursor__*",
     # the worker's lease
     "chalicelib.store.xǁTaskStoreǁclaim__*",
     "chalicelib.service.xǁTaskServiceǁclaim__*",
@@ -113,7 +113,7 @@ GUARDS = [
     "chalicelib.store.xǁTaskStoreǁrelease__*",
     "chalicelib.service.xǁTaskServiceǁrelease_due__*",
     # webhooks connect to the address the SSRF check pinned, never a fresh lookup
-    "chalicelib.outbound.x__connect__*",
+    "chalicelib.webhooks.outbound.x__connect__*",
 ]
 
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")

@@ -36,9 +36,9 @@ def _words(value: str) -> list[str]:
 def main(argv: list[str]) -> int:
     use_stage(os.environ.get("STAGE", "local"))
     sys.path.insert(0, str(ROOT))
-    from chalicelib.api_keys import KeyNotFound
+    from chalicelib.edge.api_keys import KeyNotFound
+    from chalicelib.edge.service_keys import DEFAULT_SCOPES, BadServiceKey, ServiceKeys
     from chalicelib.model import utcnow
-    from chalicelib.service_keys import DEFAULT_SCOPES, BadServiceKey, ServiceKeys
 
     keys = ServiceKeys(os.environ.get("RECORDS_TABLE", "taskstatus-records"))
     command = argv[0] if argv else "create"

@@ -256,7 +256,7 @@ def rest(service: TaskService, redeliver: Redeliver, request: Any, assembly_id: 
     """`GET /assemblies/{assemblyId}` and `GET /assemblies?assemblyId=`: the token's user."""
     from chalice.app import Response
 
-    from chalicelib import http
+    from chalicelib.edge import http
 
     params = http.query(request)
     if assembly_id is None:

@@ -13,10 +13,11 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import http
 from chalicelib.contracts import jobs
 from chalicelib.contracts.common import shown_error
 from chalicelib.contracts.status_maps import AUTOVID
+from chalicelib.edge import http
+from chalicelib.edge.http_errors import ApiError, BadRequest, NotFound, Unprocessable
 from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
@@ -24,7 +25,6 @@ from chalicelib.errors import (
     SubmitRejected,
     describe,
 )
-from chalicelib.http_errors import ApiError, BadRequest, NotFound, Unprocessable
 from chalicelib.model import Task, is_task_id
 from chalicelib.objects import Link
 from chalicelib.service import SubmitJob, TaskService

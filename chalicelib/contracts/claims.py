@@ -10,10 +10,11 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import claims, http
+from chalicelib import claims
 from chalicelib.contracts.jobs import job_document
+from chalicelib.edge import http
+from chalicelib.edge.http_errors import Conflict, Forbidden, NotFound, Unprocessable
 from chalicelib.errors import TaskNotFound, TransitionRefused
-from chalicelib.http_errors import Conflict, Forbidden, NotFound, Unprocessable
 from chalicelib.service import TaskService
 
 

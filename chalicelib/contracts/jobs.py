@@ -10,8 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request, Response
 
-from chalicelib import http, objects
+from chalicelib import objects
 from chalicelib.contracts.common import iso_seconds, shown_progress
+from chalicelib.edge import http
+from chalicelib.edge.http_errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unprocessable,
+)
 from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
@@ -23,14 +32,6 @@ from chalicelib.errors import (
     SubmitRejected,
     TaskNotFound,
     TransitionRefused,
-)
-from chalicelib.http_errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    TooManyRequests,
-    Unprocessable,
 )
 from chalicelib.model import Output, Status, Task, utcnow
 from chalicelib.objects import NATIVE_LINK, Link, presign, result_url, split_s3_uri
@@ -263,7 +264,7 @@ def create_upload(service: TaskService, request: Request) -> Response:
 def webhook_secret(service: TaskService, request: Request) -> Response:
     """The caller's own signing secrets: what their receiver verifies deliveries with."""
     from chalicelib.contracts.schemas import WebhookSecrets
-    from chalicelib.signing import owner_secrets
+    from chalicelib.webhooks.signing import owner_secrets
 
     settings = service.settings
     current, *previous = owner_secrets(

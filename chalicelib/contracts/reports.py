@@ -9,16 +9,16 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import http
 from chalicelib.claims import LeaseRefused
 from chalicelib.contracts.jobs import job_document
-from chalicelib.errors import TaskNotFound, TransitionRefused
-from chalicelib.http_errors import (
+from chalicelib.edge import http
+from chalicelib.edge.http_errors import (
     Conflict,
     NotFound,
     PreconditionFailed,
     ServiceUnavailable,
 )
+from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.model import Output, Progress, Status
 from chalicelib.reports import (
     ActingFor,

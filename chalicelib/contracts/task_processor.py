@@ -20,9 +20,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Response
 
-from chalicelib import http
 from chalicelib.contracts.common import present, shown_error
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
+from chalicelib.edge import http
 from chalicelib.model import ObjectRef, Task, utcnow
 from chalicelib.objects import Link, presign, result_url
 from chalicelib.service import TaskService

@@ -10,18 +10,20 @@ the `X-Next-Cursor` header (and `Link: rel="next"`) for clients that page.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from chalice.app import Request, Response
 
-from chalicelib import http
 from chalicelib.contracts.common import present, shown_error, shown_progress, unix_seconds
 from chalicelib.contracts.status_maps import TASK_STATUS
-from chalicelib.http_errors import BadRequest, NotFound
+from chalicelib.edge import http
+from chalicelib.edge.http_errors import BadRequest, NotFound
 from chalicelib.model import Task, utcnow
 from chalicelib.objects import result_url
+from chalicelib.realtime import MAX_FRAME_BYTES
 from chalicelib.service import TaskService
 from chalicelib.store import page_key
 
@@ -146,3 +148,21 @@ def _read(
         if after is None or len(tasks) >= limit:
             break
     return tasks, after
+
+
+def push_message(task: Task) -> str:
+    """Seed 004's message, unchanged for its clients, with the native change beside it
+    (`job`: canonical status and version), which the dashboard, the client and the CLI read.
+    """
+    from chalicelib.contracts.jobs import job_change
+
+    payload = view(task, version=True)
+    job = job_change(task)
+    message = json.dumps({"type": "task_status", "payload": payload, "job": job})
+    if len(message.encode()) > MAX_FRAME_BYTES:
+        payload.pop("result", None)
+        payload["truncated"] = True  # too large to push: GET /task-status/{id} for the result
+        job.pop("error", None)
+        job["truncated"] = True  # GET /jobs/{jobId} for the rest
+        message = json.dumps({"type": "task_status", "payload": payload, "job": job})
+    return message

@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import api_keys, aws
-from chalicelib.api_keys import ApiKeyStore
+from chalicelib import aws
 from chalicelib.bootstrap import container
+from chalicelib.contracts.task_status import push_message
+from chalicelib.edge import api_keys
+from chalicelib.edge.api_keys import ApiKeyStore
 from chalicelib.realtime import Realtime
 from chalicelib.settings import get_settings
 from tests.conftest import auth, reset_caches, token_for
@@ -270,14 +272,14 @@ def test_a_malformed_key_id_is_400(client):
 
 def test_a_key_opens_a_websocket_as_its_owner(client, service):
     key = new_key(client)
-    realtime = Realtime(service)
+    realtime = Realtime(service, push_message)
     assert realtime.connect("key-conn", {"token": key}) == {"statusCode": 200}
     assert realtime.subscriptions.connection("key-conn").owner == "alice"
 
 
 def test_a_key_without_read_scope_cannot_open_a_websocket(client, service):
     key = new_key(client, scopes=["jobs:write"])
-    realtime = Realtime(service)
+    realtime = Realtime(service, push_message)
     assert realtime.connect("key-conn", {"token": key})["statusCode"] == 403
     assert realtime.subscriptions.connection("key-conn") is None
 
@@ -285,7 +287,7 @@ def test_a_key_without_read_scope_cannot_open_a_websocket(client, service):
 def test_a_revoked_key_cannot_open_a_websocket(client, service):
     created = create(client).json_body
     client.http.delete(f"/api-keys/{created['id']}", headers=auth("alice"))
-    realtime = Realtime(service)
+    realtime = Realtime(service, push_message)
     assert realtime.connect("key-conn", {"token": created["key"]})["statusCode"] == 401
 
 
@@ -307,7 +309,7 @@ def test_revoking_a_key_ends_the_websocket_connections_it_opened(client, service
     monkeypatch.setenv("API_KEY_CACHE_SECONDS", "0")
     reset_caches()
     created = create(client).json_body
-    realtime = Realtime(container().service)  # built with the settings set above
+    realtime = container().realtime  # built with the settings set above
     assert realtime.connect("leaked", {"token": created["key"]}) == {"statusCode": 200}
     realtime.pusher.send("leaked", '{"type": "hello"}')
     task = stored_task(service, Status.PROCESSING)
@@ -394,8 +396,7 @@ def test_an_expiry_exactly_at_the_cap_is_allowed_and_a_second_later_is_not():
 
 def test_a_key_stored_before_keys_expired_still_authenticates(client, stack):
     """Keys created before API_KEY_MAX_DAYS have no expiry in the table."""
-    request = api_keys.NewApiKey(name="old", scopes=["jobs:read"])
     store = ApiKeyStore(stack.outputs["RecordsTableName"])
-    _, secret = store.create("alice", request, 20, datetime.now(UTC), None)
+    _, secret = store.create("alice", "old", ["jobs:read"], 20, datetime.now(UTC), None)
     principal = api_keys.authenticate_key(secret, get_settings())
     assert (principal.owner, principal.expires_at) == ("alice", None)

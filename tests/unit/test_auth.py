@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from chalicelib.auth import InvalidToken, JwksCache, verify_token
+from chalicelib.edge.auth import InvalidToken, JwksCache, verify_token
 from chalicelib.settings import ConfigurationError, get_settings
 from tests.conftest import JWT_SECRET, reset_caches, token_for
 from tests.scripted_server import SHUTDOWN_POLL_SECONDS
@@ -391,9 +391,8 @@ def test_required_scopes_are_read_from_a_scp_string(client, required_scopes):
 
 def test_a_websocket_needs_the_required_scopes_too(service, required_scopes):
     from chalicelib.bootstrap import container
-    from chalicelib.realtime import Realtime
 
-    realtime = Realtime(container().service)  # with the required scopes set above
+    realtime = container().realtime  # with the required scopes set above
     assert realtime.connect("c1", {"token": hs256(sub="alice")})["statusCode"] == 403
     assert realtime.connect(
         "c2", {"token": hs256(sub="alice", scope="api.access taskstatus/jobs")}
@@ -458,7 +457,7 @@ class FakeClock:
 @pytest.fixture
 def fetches(monkeypatch):
     """Counts JWKS fetches; `fetches.down = True` makes the issuer unreachable."""
-    from chalicelib import auth
+    from chalicelib.edge import auth
 
     class Fetches:
         count = 0
@@ -556,7 +555,7 @@ def test_a_token_whose_owner_claim_is_not_a_usable_name_is_refused(sub):
 
 
 def test_a_principal_carries_its_tokens_expiry():
-    from chalicelib.credentials import authenticate
+    from chalicelib.edge.credentials import authenticate
 
     exp = int(time.time()) + 90
     assert (

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from chalicelib import aws, batches, ssrf
+from chalicelib import aws
+from chalicelib.contracts import batches
+from chalicelib.webhooks import ssrf
 from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit
 

@@ -20,7 +20,7 @@ from infra.bytecode import add_bytecode, bytecode_problems, pyc_name
 
 pytestmark = pytest.mark.slow  # builds the deployment package (`make unit-fast` leaves it out)
 
-MODULES = ["app.py", "chalicelib/auth.py", "pydantic/main.py", "jwt/api_jws.py"]
+MODULES = ["app.py", "chalicelib/edge/auth.py", "pydantic/main.py", "jwt/api_jws.py"]
 
 
 @pytest.fixture(scope="module")

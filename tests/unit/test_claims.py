@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.edge.service_keys import ServiceKeys
 from chalicelib.model import utcnow
-from chalicelib.service_keys import ServiceKeys
 from tests.conftest import auth
 from tests.unit.helpers import get, submit
 

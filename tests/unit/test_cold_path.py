@@ -18,7 +18,7 @@ import json, sys
 import app  # the handlers' module, as Lambda imports it
 from chalicelib import history, stream, webhooks, worker
 from chalicelib.contracts import assembly, autovid, jobs, payloads, task_processor, task_status
-from chalicelib.messages import DeliveryMessage, TaskMessage
+from chalicelib.queues import DeliveryMessage, TaskMessage
 from chalicelib.model import Progress, Status, Task, Webhook
 from chalicelib.objects import Link
 from chalicelib.processors import get_processor
@@ -32,7 +32,7 @@ for body in (jobs.job_document(read, with_input=True), autovid.job_document(read
              task_status.view(read), task_processor.view(read, Link(60)), assembly.view(read)):
     json.dumps(body)
 history.entry_item(read)  # the stream's history write
-from chalicelib import edge
+from chalicelib.edge import middleware as edge
 edge.error_body("not_found", "no such job", "rid", errors=[{"field": "f", "message": "m"}])
 for style in ("standard", "autovid", "transflow"):  # the stream's webhook event
     json.dumps(payloads.webhook_payload(read.replace(webhook=Webhook("https://e.com", style)), "x"))
@@ -80,12 +80,13 @@ def test_loading_the_app_loads_no_rest_edge_and_no_aws_client():
     # Every function loads app.py; the worker, stream and status Lambda never use the edge.
     assert fresh_python(LOAD_ONLY) == [
         "chalicelib.bootstrap",
-        "chalicelib.cors",
-        "chalicelib.http",
-        "chalicelib.http_errors",
+        "chalicelib.edge",  # the package's docstring only
+        "chalicelib.edge.cors",
+        "chalicelib.edge.http",
+        "chalicelib.edge.http_errors",
+        "chalicelib.edge.overload",
         "chalicelib.jsonsafe",
         "chalicelib.observability",
-        "chalicelib.overload",
         "chalicelib.settings",
     ]
 

@@ -267,7 +267,7 @@ def dns(monkeypatch):
     and any other host does not resolve."""
     import socket
 
-    from chalicelib import ssrf
+    from chalicelib.webhooks import ssrf
 
     answers: dict[str, list[str]] = {}
 

@@ -133,10 +133,10 @@ def test_the_websocket_push_carries_the_standardised_result(service):
     """The origin's push and its stored item carried the same standardised result."""
     import json
 
-    from chalicelib.realtime import status_message
+    from chalicelib.contracts.task_status import push_message
 
     task = stored_task(service, Status.COMPLETED, result={"pages": 3})
-    payload = json.loads(status_message(task))["payload"]
+    payload = json.loads(push_message(task))["payload"]
     assert payload["result"] == {"success": True, "message": "Operation completed", "pages": 3}
 
 

@@ -3,7 +3,7 @@ and only to the origins of CORS_ALLOW_ORIGINS (the unit tests run the local stag
 
 import pytest
 
-from chalicelib.cors import ALLOWED_HEADERS, EXPOSED_HEADERS, allowed_origin
+from chalicelib.edge.cors import ALLOWED_HEADERS, EXPOSED_HEADERS, allowed_origin
 from chalicelib.settings import get_settings
 from tests.conftest import auth
 from tests.unit.helpers import get, submit

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.dashboard.links import LINK_SECONDS, SignInLinks
+from chalicelib.contracts.dashboard.links import LINK_SECONDS, SignInLinks
 from chalicelib.settings import get_settings
 from tests.conftest import auth, token_for
 from tests.unit.helpers import submit

@@ -8,6 +8,7 @@ import pytest
 
 from chalicelib import aws
 from chalicelib.bootstrap import container
+from chalicelib.contracts.task_status import push_message
 from chalicelib.model import Status
 from chalicelib.realtime import Realtime
 from chalicelib.stream import StreamHandler
@@ -18,7 +19,7 @@ from tests.unit.test_realtime import connected, pushes, realtime_now
 
 @pytest.fixture
 def realtime(service):
-    return Realtime(service)
+    return Realtime(service, push_message)
 
 
 @pytest.fixture

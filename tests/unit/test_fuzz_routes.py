@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 
 import app as app_module
-from chalicelib.openapi import OPERATIONS, document
+from chalicelib.contracts.openapi import OPERATIONS, document
 from tests.conftest import auth
 from tests.unit.helpers import sleep_job, submit
 

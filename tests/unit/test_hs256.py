@@ -17,7 +17,7 @@ import time
 import jwt
 import pytest
 
-from chalicelib import hs256
+from chalicelib.edge import hs256
 from tests.conftest import JWT_SECRET
 
 NOW = 1_800_000_000
@@ -143,7 +143,7 @@ def test_verifying_an_hs256_token_never_imports_cryptography():
     # A fresh process, as a cold Lambda: the REST handler's auth path only.
     script = (
         "import sys\n"
-        "from chalicelib.auth import verify_token\n"
+        "from chalicelib.edge.auth import verify_token\n"
         "from chalicelib.settings import get_settings\n"
         f"assert verify_token({token(exp=int(time.time()) + 600)!r}, get_settings()) == 'alice'\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in {'cryptography', 'jwt'})\n"

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from chalicelib import hs256
+from chalicelib.edge import hs256
 from local.token import mint_token
 
 SECRET = "cache-test-secret-of-enough-length-0123456789"

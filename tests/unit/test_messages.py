@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chalicelib.messages import DeliveryMessage, TaskMessage
+from chalicelib.queues import DeliveryMessage, TaskMessage
 
 TASK_ID = "0b5e8a2c-3d4f-4a6b-8c7d-9e0f1a2b3c4d"
 

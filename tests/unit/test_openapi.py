@@ -1,11 +1,11 @@
 """The OpenAPI document: served, generated from the handlers' models, and true to the routes."""
 
-from chalicelib.openapi import routes
+from chalicelib.contracts.openapi import routes
 from tests.unit.helpers import get, submit
 
 
 def app_routes(app):
-    # OPTIONS is every route's CORS preflight (chalicelib/cors.py), not an operation.
+    # OPTIONS is every route's CORS preflight (chalicelib/edge/cors.py), not an operation.
     return {
         (path, method)
         for path, methods in app.routes.items()

@@ -4,7 +4,7 @@ Also: the edge's 401/403 on a seed contract's route keep that contract's error b
 
 import pytest
 
-from chalicelib.http import PUBLIC_READ_ROUTES
+from chalicelib.edge.http import PUBLIC_READ_ROUTES
 from chalicelib.settings import get_settings
 from tests.conftest import auth
 from tests.unit.helpers import submit

@@ -7,15 +7,16 @@ import pytest
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.dynamodb.models import dynamodb_backends
 
+from chalicelib.contracts.task_status import push_message
 from chalicelib.model import Status
-from chalicelib.realtime import MAX_FRAME_BYTES, PUSHED, Realtime, status_message
+from chalicelib.realtime import MAX_FRAME_BYTES, PUSHED, Realtime
 from tests.unit.helpers import sleep_job, submit
 from tests.unit.tasks import stored_task
 
 
 @pytest.fixture
 def realtime(service):
-    return Realtime(service)
+    return Realtime(service, push_message)
 
 
 def sent(connection_id):
@@ -208,7 +209,7 @@ def test_a_bad_token_is_refused_at_connect(realtime):
 
 def test_a_large_result_is_left_out_of_the_push(service):
     task = stored_task(service, Status.COMPLETED, result={"blob": "x" * 40000})
-    message = status_message(task)
+    message = push_message(task)
     assert len(message.encode()) <= MAX_FRAME_BYTES
     payload = json.loads(message)["payload"]
     assert payload["truncated"] is True and "result" not in payload

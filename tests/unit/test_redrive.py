@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib import redrive
+from chalicelib import reruns
 from chalicelib.model import Status, utcnow
 from tests.conftest import auth
 from tests.unit.tasks import stored_task
@@ -85,7 +85,7 @@ def test_a_redrive_filters_by_submission_time(client, service):
 
 
 def test_a_redrive_is_bounded_per_call_and_the_cursor_goes_on(client, service, monkeypatch):
-    monkeypatch.setattr(redrive, "MAX_PER_CALL", 2)
+    monkeypatch.setattr(reruns, "MAX_PER_CALL", 2)
     failed = [stored_task(service, Status.FAILED) for _ in range(5)]
     moved: list[str] = []
     body: dict = {"status": "failed"}
@@ -104,11 +104,11 @@ def test_a_redrive_is_bounded_per_call_and_the_cursor_goes_on(client, service, m
 
 def test_a_redrive_skips_a_job_that_moved_since_the_index_was_read(service, monkeypatch):
     task = stored_task(service, Status.FAILED)
-    selection = redrive.Selection(owner="alice", statuses=frozenset({Status.FAILED}))
-    stale = redrive.select(service, selection, None)
-    service.store.replace(task, redrive.retried(task, utcnow(), "api", 3600))  # retried meanwhile
-    monkeypatch.setattr(redrive, "select", lambda *args: stale)  # the index's copy lags
-    outcome = redrive.redrive(service, selection, None, dry_run=False)
+    selection = reruns.Selection(owner="alice", statuses=frozenset({Status.FAILED}))
+    stale = reruns.select(service, selection, None)
+    service.store.replace(task, reruns.retried(task, utcnow(), "api", 3600))  # retried meanwhile
+    monkeypatch.setattr(reruns, "select", lambda *args: stale)  # the index's copy lags
+    outcome = reruns.redrive(service, selection, None, dry_run=False)
     assert (outcome.job_ids, outcome.skipped) == ([], 1)
     assert service.find(task.id).retries == 1
 
@@ -129,7 +129,7 @@ def test_bob_redriving_moves_nothing_of_alices(client, service):
 
 
 def test_bob_cannot_continue_alices_redrive_with_her_cursor(client, service, monkeypatch):
-    monkeypatch.setattr(redrive, "MAX_PER_CALL", 1)
+    monkeypatch.setattr(reruns, "MAX_PER_CALL", 1)
     alices = [stored_task(service, Status.FAILED, owner="alice") for _ in range(3)]
     cursor = post(client, "/jobs/redrive", {"status": "failed", "dryRun": True}).json_body[
         "nextCursor"
@@ -232,7 +232,7 @@ def test_bad_bulk_input_is_a_4xx_naming_the_problem(client, untouched, path, bod
 
 
 def test_a_cursor_of_another_filter_is_refused(client, service, monkeypatch, untouched):
-    monkeypatch.setattr(redrive, "MAX_PER_CALL", 1)
+    monkeypatch.setattr(reruns, "MAX_PER_CALL", 1)
     stored_task(service, Status.FAILED)
     cursor = post(client, "/jobs/redrive", {"status": "failed", "dryRun": True}).json_body[
         "nextCursor"

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
+from chalicelib.edge.service_keys import ServiceKeys
 from chalicelib.model import utcnow
-from chalicelib.service_keys import ServiceKeys
 from taskstatus_client import Reporter
 from taskstatus_client.remote import RemoteWorker
 from taskstatus_client.worker import load_processors

@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib.errors import TransitionRefused
 from chalicelib.model import RETRYABLE, Status, utcnow
-from chalicelib.redrive import retried
+from chalicelib.reruns import retried
 from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit
 from tests.unit.tasks import stored_task

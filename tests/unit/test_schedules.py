@@ -325,7 +325,7 @@ def test_after_catching_up_the_schedule_fires_on_its_next_time(client, service):
 
 
 def test_a_schedule_with_a_last_run_matches_its_documented_schema(client, service):
-    from chalicelib.schedules_api import ScheduleDocument
+    from chalicelib.contracts.schedules import ScheduleDocument
 
     schedule = created(client, service, every_minute())
     sweep(service, START + timedelta(minutes=1, seconds=1))

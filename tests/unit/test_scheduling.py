@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.contracts.task_status import push_message
 from chalicelib.errors import TransitionRefused
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.realtime import Realtime
@@ -333,7 +334,7 @@ def test_both_run_at_and_delay_seconds_is_422(refused):
 def test_a_scheduled_job_and_its_start_are_pushed_to_its_owner(client, stack, service):
     from tests.unit.test_realtime import connected, pushes
 
-    realtime = Realtime(service)
+    realtime = Realtime(service, push_message)
     connected(realtime, "c-sched", "alice")
     job = delayed(client, delaySeconds=3600)
     stack.run_stream()

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.edge.service_keys import ServiceKeys
 from chalicelib.model import utcnow
-from chalicelib.service_keys import ServiceKeys
 from tests.conftest import auth
 from tests.unit.helpers import get
 from tests.unit.test_producers import deadline
@@ -154,7 +154,7 @@ def test_make_service_key_lists_and_revokes(client, make_env, capsys):
     key_id = capsys.readouterr().out.split()[0]
     make_env.setenv("ID", key_id)
     assert tool.main(["revoke"]) == 0
-    from chalicelib.api_keys import CACHE
+    from chalicelib.edge.api_keys import CACHE
 
     CACHE.clear()
     assert submit_for(client, key, "tenant-a-1").status_code == 401

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from chalicelib import edge
 from chalicelib.contracts import assembly, autovid, jobs, task_processor, task_status
 from chalicelib.contracts.schemas import (
     AssemblyStatus,
@@ -18,6 +17,7 @@ from chalicelib.contracts.schemas import (
     TaskProcessorTask,
     TaskStatus,
 )
+from chalicelib.edge import middleware as edge
 from chalicelib.model import ObjectRef, Output, Status, Task
 from chalicelib.objects import Link, owner_prefix
 from chalicelib.validation import Schema

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from chalicelib import outbound, webhooks
+from chalicelib import webhooks
 from chalicelib.settings import get_settings
-from chalicelib.ssrf import Destination, UnsafeUrl, check_url
+from chalicelib.webhooks import outbound
+from chalicelib.webhooks.ssrf import Destination, UnsafeUrl, check_url
 from tests.conftest import auth, reset_caches
 from tests.unit.helpers import get, sleep_job, submit
 
@@ -319,7 +320,7 @@ def test_urls_without_a_host_with_credentials_or_a_bad_port_are_refused(strict, 
 
 
 def test_a_host_that_resolves_to_nothing_is_unresolvable_not_forbidden(strict):
-    from chalicelib.ssrf import UnresolvableHost
+    from chalicelib.webhooks.ssrf import UnresolvableHost
 
     with pytest.raises(UnresolvableHost):
         check_url("https://hooks.example/", strict, resolver=lambda h, p: [])
@@ -409,7 +410,7 @@ def test_web_and_unprivileged_ports_are_accepted(strict, port):
 
 def test_a_name_server_that_never_answers_is_given_up_on(monkeypatch):
     """An attacker's slow name server must not hold the delivery for the resolver's retries."""
-    from chalicelib import ssrf
+    from chalicelib.webhooks import ssrf
 
     release = threading.Event()
 
@@ -426,7 +427,7 @@ def test_a_name_server_that_never_answers_is_given_up_on(monkeypatch):
 
 
 def test_a_lookup_failure_reaches_the_caller(monkeypatch):
-    from chalicelib import ssrf
+    from chalicelib.webhooks import ssrf
 
     def fails(*args, **kwargs):
         raise socket.gaierror("Name or service not known")
@@ -437,7 +438,7 @@ def test_a_lookup_failure_reaches_the_caller(monkeypatch):
 
 
 def test_a_prompt_answer_is_returned():
-    from chalicelib import ssrf
+    from chalicelib.webhooks import ssrf
 
     assert ssrf.resolve("127.0.0.1", 80) == ["127.0.0.1"]
 

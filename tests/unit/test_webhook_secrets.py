@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from chalicelib import signing
 from chalicelib.settings import get_settings
+from chalicelib.webhooks import signing
 from tests.conftest import UNIT_ENV
 from tests.unit.helpers import get, sleep_job, submit, webhook_secret
 from tests.unit.test_api_keys import new_key, with_key

@@ -6,7 +6,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from chalicelib import webhooks
-from chalicelib.ssrf import UnsafeUrl, check_url
+from chalicelib.webhooks.ssrf import UnsafeUrl, check_url
 from tests.conftest import auth, reset_caches
 from tests.unit.helpers import get, sleep_job, submit, webhook_secret
 

@@ -5,7 +5,7 @@
   // A credential in the address (#token=, #code=) leaves it before anything else runs: out of
   // the address bar, this tab's history and any screenshot. The browser's history database
   // has recorded the address already, before any script could run; that is why `make dev`'s
-  // links carry a one-time #code=, worthless once used (chalicelib/dashboard/links.py).
+  // links carry a one-time #code=, worthless once used (chalicelib/contracts/dashboard/links.py).
   const linked = takeFragment();
   const TOKEN_KEY = "taskstatus.token";
   const TERMINAL = new Set(["completed", "completed_with_errors", "failed", "cancelled"]);

@@ -91,8 +91,8 @@ class SignInLinks(RecordsTable):
 
 
 def create(request: Any) -> Any:
-    from chalicelib import http
-    from chalicelib.auth import credential_from_headers
+    from chalicelib.edge import http
+    from chalicelib.edge.auth import credential_from_headers
     from chalicelib.model import utcnow
 
     principal = http.current_principal(request)
@@ -107,8 +107,8 @@ def create(request: Any) -> Any:
 
 
 def sign_in(request: Any) -> Any:
-    from chalicelib import http
-    from chalicelib.http_errors import NotFound, Unprocessable
+    from chalicelib.edge import http
+    from chalicelib.edge.http_errors import NotFound, Unprocessable
     from chalicelib.model import utcnow
 
     body = http.json_body(request)

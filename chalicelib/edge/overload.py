@@ -5,7 +5,7 @@ Chalice turns any exception a view raises into its own 500 before the edge middl
 sees it, so the mapping wraps each route's view: a transient AWS error (chalicelib.aws
 `is_transient`) becomes `ServiceUnavailable`, which the edge answers in the route's
 error shape. Every write route makes one conditional write or one transaction (a batch
-answers per item: chalicelib/batches.py), so a request AWS throttled or could not be sent
+answers per item: chalicelib/contracts/batches.py), so a request AWS throttled or could not be sent
 has written nothing and can be sent again as it was. One whose answer was lost (a read
 timeout) may have been written: its 503 says so, and an Idempotency-Key makes the same
 request safe to send again.
@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.http_errors import ServiceUnavailable
+from chalicelib.edge.http_errors import ServiceUnavailable
 
 log = logging.getLogger("taskstatus_svc.overload")
 

@@ -14,11 +14,11 @@ from typing import Any, Literal
 from chalice.app import Request, Response
 from pydantic import ConfigDict, Field
 
-from chalicelib import http
 from chalicelib.contracts.jobs import iso_seconds
 from chalicelib.contracts.schemas import TYPE_PATTERN
+from chalicelib.edge import http
+from chalicelib.edge.http_errors import BadRequest, Conflict, NotFound, Unprocessable
 from chalicelib.errors import SubmitRejected
-from chalicelib.http_errors import BadRequest, Conflict, NotFound, Unprocessable
 from chalicelib.schedules import (
     Schedule,
     ScheduleChanged,

@@ -1,7 +1,7 @@
 """HTTP errors: what the edge answers, each with its status and a stable code.
 
 Raised by the REST handlers (and mapped there from `chalicelib.errors`);
-`chalicelib.edge` turns them into the native error shape.
+`chalicelib.edge.middleware` turns them into the native error shape.
 """
 
 from __future__ import annotations

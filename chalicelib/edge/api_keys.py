@@ -15,6 +15,10 @@ are for: CI and services have no login session), so without a cap a token stolen
 before it expires would buy access for ever; with it, at most 90 days, and revocation.
 Binding a key to its token's expiry was rejected: tokens last an hour, keys would too.
 
+Authentication only: no pydantic and no REST helpers, since every request and WebSocket
+connect made with a key comes through here (cold start). The `/api-keys` routes and their
+wire models are a contract, `chalicelib/contracts/api_keys.py`.
+
 Every warm function keeps what it looked up for `API_KEY_CACHE_SECONDS` (a
 bounded LRU): a revoked key stops working within that time, an expired one at
 once (the expiry travels with the cached record).
@@ -30,19 +34,18 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib import aws
-from chalicelib.auth import API_KEY_PREFIX, InvalidToken, Principal
+from chalicelib.edge.auth import API_KEY_PREFIX, InvalidToken, Principal
 from chalicelib.model import utcnow
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
-from chalicelib.validation import in_utc
 
 KEY_PATTERN = re.compile(r"^tsk_[A-Za-z0-9_-]{43}$")
 ID_PATTERN = re.compile(r"^ak_[0-9a-f]{32}$")
@@ -62,64 +65,6 @@ class KeyNotFound(Exception):
     pass
 
 
-class NewApiKey(BaseModel):
-    """`POST /api-keys` body."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=100)
-    scopes: list[Literal["jobs:read", "jobs:write", "jobs:report"]] = Field(
-        min_length=1, max_length=3
-    )
-    expiresAt: datetime | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        if not value.strip() or not value.isprintable():
-            raise ValueError("name must be printable text, not blank")
-        return value.strip()
-
-    @field_validator("scopes")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("scopes must not repeat")
-        return sorted(value)
-
-    @field_validator("expiresAt")
-    @classmethod
-    def _future(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("expiresAt needs a time zone, e.g. 2030-01-01T00:00:00Z")
-        value = in_utc(value)
-        if value <= utcnow():
-            raise ValueError("expiresAt must be in the future")
-        return value
-
-
-class ApiKeyInfo(BaseModel):
-    """An API key as listed: never the key itself."""
-
-    id: str
-    name: str
-    prefix: str
-    scopes: list[str]
-    createdAt: str
-    expiresAt: str | None
-    lastUsedAt: str | None
-
-
-class CreatedApiKey(ApiKeyInfo):
-    key: str = Field(description="the key; shown once, never again")
-
-
-class ApiKeyList(BaseModel):
-    apiKeys: list[ApiKeyInfo]
-
-
 @dataclass(frozen=True)
 class ApiKey:
     id: str
@@ -131,7 +76,7 @@ class ApiKey:
     expires_at: datetime | None
     last_used_at: datetime | None
     digest: str
-    acts_for: tuple[str, ...] = ()  # a service key's owner patterns (chalicelib/service_keys.py)
+    acts_for: tuple[str, ...] = ()  # a service key's owner patterns (edge/service_keys.py)
     pools: tuple[
         str, ...
     ] = ()  # the worker pools a service key may claim from (chalicelib/claims.py)
@@ -139,19 +84,8 @@ class ApiKey:
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 
-    def info(self) -> ApiKeyInfo:
-        return ApiKeyInfo(
-            id=self.id,
-            name=self.name,
-            prefix=self.prefix,
-            scopes=list(self.scopes),
-            createdAt=_iso(self.created_at) or "",
-            expiresAt=_iso(self.expires_at),
-            lastUsedAt=_iso(self.last_used_at),
-        )
 
-
-def _iso(value: datetime | None) -> str | None:
+def iso_seconds(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
@@ -163,7 +97,7 @@ def key_expiry(asked: datetime | None, now: datetime, max_days: int) -> datetime
     if asked > latest:
         raise TooLongLived(
             f"an API key lives at most {max_days} days: expiresAt must be no later than "
-            f"{_iso(latest)}; create a new key before this one expires"
+            f"{iso_seconds(latest)}; create a new key before this one expires"
         )
     return asked
 
@@ -182,7 +116,13 @@ def new_secret() -> str:
 
 class ApiKeyStore(RecordsTable):
     def create(
-        self, owner: str, request: NewApiKey, limit: int, now: datetime, expires_at: datetime
+        self,
+        owner: str,
+        name: str,
+        scopes: Sequence[str],
+        limit: int,
+        now: datetime,
+        expires_at: datetime,
     ) -> tuple[ApiKey, str]:
         """Store a new key for `owner`, expiring at `expires_at`; return it and its secret
         (never stored)."""
@@ -191,9 +131,9 @@ class ApiKeyStore(RecordsTable):
         key = ApiKey(
             id=id_of(digest),
             owner=owner,
-            name=request.name,
+            name=name,
             prefix=secret[:SHOWN_PREFIX_LENGTH],
-            scopes=tuple(request.scopes),
+            scopes=tuple(scopes),
             created_at=now.replace(microsecond=0),
             expires_at=expires_at,
             last_used_at=None,
@@ -252,7 +192,7 @@ class ApiKeyStore(RecordsTable):
                 Key=_key_key(id_of(digest)),
                 UpdateExpression="SET last_used_at = :now",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":now": {"S": _iso(now) or ""}},
+                ExpressionAttributeValues={":now": {"S": iso_seconds(now) or ""}},
                 ReturnValues="ALL_NEW",
             )["Attributes"]
         except ClientError as exc:
@@ -276,13 +216,13 @@ def _item(key: ApiKey) -> dict[str, Any]:
     item: dict[str, Any] = {
         **_key_key(key.id),
         "gpk": {"S": f"apikeys#{key.owner}"},
-        "gsk": {"S": f"{_iso(key.created_at)}#{key.id}"},
+        "gsk": {"S": f"{iso_seconds(key.created_at)}#{key.id}"},
         "digest": {"S": key.digest},
         "owner": {"S": key.owner},
         "name": {"S": key.name},
         "prefix": {"S": key.prefix},
         "scopes": {"L": [{"S": scope} for scope in key.scopes]},
-        "created_at": {"S": _iso(key.created_at)},
+        "created_at": {"S": iso_seconds(key.created_at)},
     }
     if key.acts_for:
         item["acts_for"] = {"L": [{"S": pattern} for pattern in key.acts_for]}
@@ -290,7 +230,7 @@ def _item(key: ApiKey) -> dict[str, Any]:
         item["pools"] = {"L": [{"S": pool} for pool in key.pools]}
     if key.expires_at is not None:
         # Not `expires_at`: the table's TTL would delete the key behind the counter's back.
-        item["key_expires_at"] = {"S": _iso(key.expires_at)}
+        item["key_expires_at"] = {"S": iso_seconds(key.expires_at)}
     return item
 
 
@@ -392,7 +332,7 @@ def authenticate_key(secret: str, settings: Settings) -> Principal:
     if key is None:
         raise InvalidToken("API key is not valid (unknown or revoked)")
     if key.expired(utcnow()):
-        raise InvalidToken(f"API key {key.prefix}... expired at {_iso(key.expires_at)}")
+        raise InvalidToken(f"API key {key.prefix}... expired at {iso_seconds(key.expires_at)}")
     return Principal(
         owner=key.owner,
         scopes=frozenset(key.scopes),
@@ -402,77 +342,3 @@ def authenticate_key(secret: str, settings: Settings) -> Principal:
         acts_for=key.acts_for,
         pools=key.pools,
     )
-
-
-# -- REST: POST/GET/DELETE /api-keys (JWT only: keys cannot manage keys) -------------------
-
-
-def _store(settings: Settings) -> ApiKeyStore:
-    return ApiKeyStore(settings.records_table)
-
-
-def _user(request: Any) -> str:
-    from chalicelib import http
-    from chalicelib.http_errors import Forbidden
-
-    principal = http.current_principal(request)
-    if principal.kind != "jwt":
-        raise Forbidden("API keys cannot create, list or revoke API keys; use a user's JWT")
-    return principal.owner
-
-
-def create(request: Any) -> Any:
-
-    from chalicelib import http
-    from chalicelib.http_errors import Unprocessable
-
-    owner = _user(request)
-    settings = http.settings_of(request)
-    spec = http.body_model(
-        http.json_body(request),
-        NewApiKey,
-        "the API key request",
-        'send a JSON object such as {"name": "ci", "scopes": ["jobs:read"]}',
-    )
-    now = utcnow()
-    try:
-        expires_at = key_expiry(spec.expiresAt, now, settings.api_key_max_days)
-    except TooLongLived as exc:
-        errors = [{"field": "body.expiresAt", "message": str(exc)}]
-        raise Unprocessable(f"expiresAt: {exc}", errors=errors) from None
-    try:
-        key, secret = _store(settings).create(
-            owner, spec, settings.max_api_keys_per_user, now, expires_at
-        )
-    except TooManyKeys as exc:
-        raise Unprocessable(str(exc)) from None
-    return http.json_response(
-        CreatedApiKey(**key.info().model_dump(), key=secret).model_dump(mode="json"),
-        201,
-        {"Location": f"/api-keys/{key.id}"},
-    )
-
-
-def list_keys(request: Any) -> Any:
-    from chalicelib import http
-
-    owner = _user(request)
-    keys = _store(http.settings_of(request)).of_owner(owner)
-    return ApiKeyList(apiKeys=[key.info() for key in keys]).model_dump(mode="json")
-
-
-def revoke(request: Any, key_id: str) -> Any:
-    from chalice.app import Response
-
-    from chalicelib import http
-    from chalicelib.http_errors import BadRequest, NotFound
-
-    owner = _user(request)
-    if not ID_PATTERN.match(key_id or ""):
-        raise BadRequest(f"API key id must look like ak_ and 32 hex digits; got {key_id[:64]!r}")
-    try:
-        _store(http.settings_of(request)).revoke(owner, key_id)
-    except KeyNotFound:
-        raise NotFound(f"API key {key_id} was not found") from None
-    CACHE.forget(key_id)
-    return Response(body="", status_code=204, headers={})

@@ -46,7 +46,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from chalicelib import aws, jsonsafe
-from chalicelib.auth import READ, InsufficientScope, InvalidToken
-from chalicelib.credentials import authenticate
+from chalicelib.edge.auth import READ, InsufficientScope, InvalidToken
+from chalicelib.edge.credentials import authenticate
 from chalicelib.model import Task, utcnow
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
@@ -85,7 +85,7 @@ class Credential:
         if self.expires_at is not None and self.expires_at <= now.timestamp():
             return True
         if self.key_id is not None:
-            from chalicelib.api_keys import key_is_live
+            from chalicelib.edge.api_keys import key_is_live
 
             return not key_is_live(self.key_id, settings)
         return False
@@ -120,25 +120,6 @@ class Subscription:
             or (self.kind == "task" and self.value == task.id)
             or (self.kind == "op" and self.value == task.type)
         )
-
-
-def status_message(task: Task) -> str:
-    """Seed 004's message, unchanged for its clients, with the native change beside it
-    (`job`: canonical status and version), which the dashboard, the client and the CLI read.
-    """
-    from chalicelib.contracts import task_status  # loaded by the first push, not at cold start
-    from chalicelib.contracts.jobs import job_change
-
-    payload = task_status.view(task, version=True)
-    job = job_change(task)
-    message = json.dumps({"type": "task_status", "payload": payload, "job": job})
-    if len(message.encode()) > MAX_FRAME_BYTES:
-        payload.pop("result", None)
-        payload["truncated"] = True  # too large to push: GET /task-status/{id} for the result
-        job.pop("error", None)
-        job["truncated"] = True  # GET /jobs/{jobId} for the rest
-        message = json.dumps({"type": "task_status", "payload": payload, "job": job})
-    return message
 
 
 def connect_token(query: dict[str, str] | None) -> str:
@@ -532,9 +513,11 @@ class Pusher:
 
 
 class Realtime:
-    def __init__(self, service: TaskService) -> None:
+    def __init__(self, service: TaskService, render: Callable[[Task], str]) -> None:
+        """`render` is a task's push message (the container gives 004's, with the native change)."""
         settings = service.settings
         self.service = service
+        self.render = render
         self.settings = settings
         self.subscriptions = Subscriptions(settings.records_table)
         self.pusher = Pusher(settings.ws_endpoint_url)
@@ -667,7 +650,7 @@ class Realtime:
             and (since is None or current.version > since)
             and self.subscriptions.claim_push(connection_id, current, utcnow())
         ):
-            self.pusher.send(connection_id, status_message(current))
+            self.pusher.send(connection_id, self.render(current))
 
     def _reply(self, connection_id: str, message: dict[str, Any]) -> None:
         if not self.pusher.send(connection_id, json.dumps(message)):
@@ -746,7 +729,7 @@ class FanOut:
         targets = {s.connection_id for s in matching} - expired
         if not targets:
             return 0
-        message = status_message(task)
+        message = self.realtime.render(task)
         pushed = 0
         for connection_id in sorted(targets):
             if not realtime.subscriptions.claim_push(connection_id, task, now):

@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from chalicelib import api_keys as k
-from chalicelib import schedules_api as sc
+from chalicelib.contracts import api_keys as k
 from chalicelib.contracts import operations as o
+from chalicelib.contracts import schedules as sc
 from chalicelib.contracts import schemas as m
 from chalicelib.model import Status
 
@@ -494,7 +494,7 @@ def _content(body: Any, refs: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-# Any route that reaches AWS, when AWS throttles or is unavailable (chalicelib/overload.py):
+# Any route that reaches AWS, when AWS throttles or is unavailable (chalicelib/edge/overload.py):
 # in the route's own error shape, and nothing was changed.
 OVERLOADED = {
     "description": "AWS is throttling or unavailable; nothing was changed: send the same "

@@ -107,7 +107,7 @@ def _vary(response: Response) -> None:
 
 
 def _preflight_view() -> None:
-    """CORS preflight, answered by the app's edge middleware (chalicelib/cors.py)."""
+    """CORS preflight, answered by the app's edge middleware (chalicelib/edge/cors.py)."""
 
 
 def register_preflights(app: Any) -> None:

@@ -14,7 +14,7 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from chalicelib.ssrf import Destination
+from chalicelib.webhooks.ssrf import Destination
 
 MAX_HEAD_BYTES = 16 * 1024
 _UNSAFE_HEADER = frozenset("\r\n\x00")

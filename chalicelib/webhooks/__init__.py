@@ -27,14 +27,14 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, objects
 from chalicelib.errors import JobNotFinished, NoWebhook, RedeliveryTooSoon
-from chalicelib.messages import DeliveryMessage
 from chalicelib.model import Status, Task, Webhook, utcnow
 from chalicelib.observability import emit_metric, task_context
-from chalicelib.outbound import Outcome, post
+from chalicelib.queues import DeliveryMessage
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
-from chalicelib.signing import owner_secrets
-from chalicelib.ssrf import (
+from chalicelib.webhooks.outbound import Outcome, post
+from chalicelib.webhooks.signing import owner_secrets
+from chalicelib.webhooks.ssrf import (
     DNS_TIMEOUT_SECONDS,
     Destination,
     Resolver,

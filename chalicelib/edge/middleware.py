@@ -15,8 +15,8 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import cors, http
-from chalicelib.auth import (
+from chalicelib.edge import contract_errors, cors, http
+from chalicelib.edge.auth import (
     READ,
     REPORT,
     WRITE,
@@ -24,9 +24,8 @@ from chalicelib.auth import (
     InvalidToken,
     credential_from_headers,
 )
-from chalicelib.contracts import errors as contract_errors
-from chalicelib.credentials import authenticate
-from chalicelib.http_errors import ApiError
+from chalicelib.edge.credentials import authenticate
+from chalicelib.edge.http_errors import ApiError
 from chalicelib.observability import configure_logging, request_id_var
 from chalicelib.settings import Settings
 
@@ -34,7 +33,7 @@ from chalicelib.settings import Settings
 # call the page makes for data carries it.
 # Routes that answer anyone: 000/001's `GET /task` is the origin's fixed 400 (no id, so
 # nothing to read), which its callers got without credentials; /dashboard/sign-in's one-time
-# code is its credential (chalicelib/dashboard/links.py).
+# code is its credential (chalicelib/contracts/dashboard/links.py).
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/dashboard", "/dashboard/sign-in", "/task"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECRET_ROUTES = frozenset({"/webhooks/secret"})
@@ -181,6 +180,6 @@ def required_scope(request: Request) -> str:
 
 
 def _forbidden(message: str) -> ApiError:
-    from chalicelib.http_errors import Forbidden
+    from chalicelib.edge.http_errors import Forbidden
 
     return Forbidden(message, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})

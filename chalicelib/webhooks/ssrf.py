@@ -1,7 +1,7 @@
 """The SSRF guard for webhook URLs: checked at submit and again at every delivery.
 
 `check_url` resolves the host once and returns the addresses it checked; the
-delivery connects to one of those very addresses (chalicelib/outbound.py), so a
+delivery connects to one of those very addresses (chalicelib/webhooks/outbound.py), so a
 resolver that answers differently on a second lookup (DNS rebinding) gains nothing.
 """
 

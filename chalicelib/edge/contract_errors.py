@@ -1,6 +1,6 @@
 """Each seed contract's own error shape, for errors raised on its routes in the native shape.
 
-The edge middleware (chalicelib/http.py) answers a bad token, a bad content type
+The edge middleware (chalicelib/edge/middleware.py) answers a bad token, a bad content type
 or an unexpected failure in the native shape `{"error": {"code", "message"}, ...}`;
 on a contract's routes the origin's clients read their own shape instead:
 
@@ -28,7 +28,7 @@ def _autovid(status: int, message: str, timestamp: str) -> dict[str, Any]:
     return {"error": "Internal server error" if status == 500 else message, "timestamp": timestamp}
 
 
-_ASSEMBLY_AUTH_CODES = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}  # as chalicelib/http.py answers
+_ASSEMBLY_AUTH_CODES = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}  # as edge/middleware.py answers
 
 
 def _assembly(status: int, message: str, timestamp: str) -> dict[str, Any]:

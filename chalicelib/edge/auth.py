@@ -5,7 +5,7 @@ One JWT algorithm is accepted per deployment: RS256 against a JWKS when
 `alg: none`, expired, wrongly signed and malformed tokens, tokens without `exp`,
 for another issuer or audience, and tokens without the owner claim
 (`OWNER_CLAIM`, default `sub`) are all refused. A credential starting `tsk_` is
-an API key (`chalicelib/api_keys.py`), never a JWT.
+an API key (`chalicelib/edge/api_keys.py`), never a JWT.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from chalicelib.settings import Settings
 
-# HS256 tokens are verified with the standard library (chalicelib/hs256.py); PyJWT, and
+# HS256 tokens are verified with the standard library (chalicelib/edge/hs256.py); PyJWT, and
 # through it `cryptography`, is imported only to verify RS256 against a JWKS.
 
 MAX_TOKEN_LENGTH = 8192
@@ -165,7 +165,7 @@ def verify_claims(token: str, settings: Settings) -> dict[str, Any]:
 
 
 def _verify_hs256(token: str, settings: Settings) -> dict[str, Any]:
-    from chalicelib import hs256
+    from chalicelib.edge import hs256
 
     try:
         return hs256.decode(

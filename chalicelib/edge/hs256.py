@@ -2,7 +2,7 @@
 
 PyJWT imports `cryptography` (about 8 MiB of native code and a large share of a cold start)
 whatever the algorithm, so the HS256 deployment verifies its tokens here and imports PyJWT
-only for RS256 against a JWKS (chalicelib/auth.py). The checks are PyJWT's for the options
+only for RS256 against a JWKS (chalicelib/edge/auth.py). The checks are PyJWT's for the options
 auth.py uses: the algorithm pinned to HS256 (`none` and every other `alg` refused), the
 signature compared in constant time, `exp` required, `nbf`, `iat`, `iss` and `aud` checked
 with a leeway, and a `crit` header refused (no extension is understood).

@@ -1,6 +1,6 @@
 """What REST handlers read from a request: the caller, the body, cursors, ETags.
 
-`chalicelib.edge` runs around every route and puts the request id, the settings and
+`chalicelib.edge.middleware` runs around every route and puts the request id, the settings and
 the caller's principal in the request's context, where these helpers read them.
 """
 
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from chalice.app import Request, Response
 
 from chalicelib import jsonsafe
-from chalicelib.http_errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from chalicelib.edge.http_errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from chalicelib.auth import Principal
+    from chalicelib.edge.auth import Principal
     from chalicelib.settings import Settings
 
 M = TypeVar("M", bound="BaseModel")
@@ -95,7 +95,7 @@ def public_read(request: Request) -> bool:
 
 
 def unauthorized(message: str) -> ApiError:
-    from chalicelib.http_errors import Unauthorized
+    from chalicelib.edge.http_errors import Unauthorized
 
     return Unauthorized(message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
@@ -138,7 +138,7 @@ def body_model(body: Any, model: type[M], what: str, not_an_object: str) -> M:
     """A JSON object body validated by `model`; a 422 naming the wrong fields otherwise."""
     from pydantic import ValidationError
 
-    from chalicelib.http_errors import Unprocessable
+    from chalicelib.edge.http_errors import Unprocessable
     from chalicelib.validation import validation_errors
 
     if not isinstance(body, dict):

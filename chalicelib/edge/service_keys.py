@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
-from chalicelib.api_keys import (
+from chalicelib.edge.api_keys import (
     SHOWN_PREFIX_LENGTH,
     ApiKey,
     ApiKeyStore,

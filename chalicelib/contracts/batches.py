@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from chalice.app import Request, Response
 
-from chalicelib import aws, http
+from chalicelib import aws
 from chalicelib.contracts.jobs import (
     IDEMPOTENCY_KEY_PATTERN,
     job_document,
@@ -30,6 +30,9 @@ from chalicelib.contracts.jobs import (
     job_owner,
     parse_job_request,
 )
+from chalicelib.edge import http
+from chalicelib.edge.http_errors import ApiError, BadRequest, Conflict, Unprocessable
+from chalicelib.edge.overload import RETRY_AFTER_SECONDS
 from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
@@ -37,13 +40,11 @@ from chalicelib.errors import (
     JobIdTaken,
     SubmitRejected,
 )
-from chalicelib.http_errors import ApiError, BadRequest, Conflict, Unprocessable
 from chalicelib.model import Task
 from chalicelib.observability import emit_metric
-from chalicelib.overload import RETRY_AFTER_SECONDS
 from chalicelib.service import SubmitJob, TaskService
-from chalicelib.ssrf import LookupBudget, LookupTimeSpent
 from chalicelib.store import TaskStore
+from chalicelib.webhooks.ssrf import LookupBudget, LookupTimeSpent
 
 MAX_BATCH_JOBS = 100
 # The webhook lookups of one batch, all together: the rest of API Gateway's 29 s is the
