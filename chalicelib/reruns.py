@@ -16,22 +16,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from chalicelib import aws
-from chalicelib.errors import (
-    IdempotencyConflict,
-    IdempotentJobGone,
-    TaskNotFound,
-    TransitionRefused,
-)
+from chalicelib.errors import IdempotentJobGone, TaskNotFound, TransitionRefused
 from chalicelib.model import ACTIVE, RETRYABLE, Status, Task
 from chalicelib.service import TaskService
-from chalicelib.store import BY_OWNER, BY_OWNER_TYPE, owner_scoped, task_from_item
+from chalicelib.store import KeyRecord
+from chalicelib.store.keys import key_expires_at
 
 MAX_PER_CALL = 1000
-MAX_QUERIES_PER_CALL = 10
 
 
 def retried(task: Task, now: datetime, by: str, ttl_seconds: int) -> Task:
@@ -74,27 +67,20 @@ def retry(
     """
     store = service.store
     now = service.clock()
+    fingerprint = _fingerprint(task_id)
     if idempotency_key is not None:
-        used = store.live_key_item(owner, idempotency_key, now)
+        used = store.keys.live(owner, idempotency_key, now)
         if used is not None:
-            if used["fingerprint"]["S"] != _fingerprint(task_id):
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was already used for another request"
-                )
-            return _replayed(service, owner, task_id), False
+            return _replayed(service, owner, used.replay_or_conflict(fingerprint)), False
     before = service.get_owned(owner, task_id)
     if before.status not in RETRYABLE:
         raise TransitionRefused(task_id, before.status.value, Status.SUBMITTED.value)
     after = retried(before, now, "api", service.settings.task_ttl_seconds)
-    key_item = None
+    key = None
     if idempotency_key is not None:
-        lifetime = max(
-            service.settings.idempotency_ttl_hours * 3600, service.settings.task_ttl_seconds
-        )
-        key_item = store.key_item(
-            owner, idempotency_key, task_id, _fingerprint(task_id), int(now.timestamp()) + lifetime
-        )
-    return store.replace(before, after, key_item), True
+        expires_at = key_expires_at(now, service.settings)
+        key = (idempotency_key, KeyRecord(task_id, fingerprint, expires_at))
+    return store.replace(before, after, key), True
 
 
 def _replayed(service: TaskService, owner: str, task_id: str) -> Task:
@@ -136,68 +122,18 @@ def select(
     selection: Selection,
     after: tuple[str, str] | None,
 ) -> tuple[list[Task], tuple[str, str] | None]:
-    """Up to MAX_PER_CALL matching tasks, oldest first, and where to go on from (None: no more).
-
-    Each Query reads at most what is still wanted, so the key where it stops is exactly
-    after the last task returned; at most MAX_QUERIES_PER_CALL Queries per call.
-    """
-    limit = MAX_PER_CALL
-    if selection.type is None:
-        index, key_name, key_value = BY_OWNER, "owner", selection.owner
-    else:
-        index, key_name = BY_OWNER_TYPE, "owner_type"
-        key_value = owner_scoped(selection.owner, selection.type)
-    names = {"#k": key_name, "#s": "status"}
-    values: dict[str, Any] = {
-        ":k": {"S": key_value},
-        ":now": {"N": str(int(service.clock().timestamp()))},
-    }
-    key_condition = "#k = :k"
-    if selection.since is not None:
-        values[":since"] = {"S": _utc_iso(selection.since)}
-    if selection.until is not None:
-        values[":until"] = {"S": _utc_iso(selection.until)}
-    if selection.since is not None and selection.until is not None:
-        key_condition += " AND created_at BETWEEN :since AND :until"
-    elif selection.since is not None:
-        key_condition += " AND created_at >= :since"
-    elif selection.until is not None:
-        key_condition += " AND created_at <= :until"
-    statuses = sorted(selection.statuses)
-    for i, status in enumerate(statuses):
-        values[f":s{i}"] = {"S": status.value}
-    placeholders = ", ".join(f":s{i}" for i in range(len(statuses)))
-    request: dict[str, Any] = {
-        "TableName": service.store.table,
-        "IndexName": index,
-        "KeyConditionExpression": key_condition,
-        "FilterExpression": f"expires_at > :now AND #s IN ({placeholders})",
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
-        "ScanIndexForward": True,
-    }
-    tasks: list[Task] = []
-    last_key = after
-    for _ in range(MAX_QUERIES_PER_CALL):
-        if last_key is not None:
-            request["ExclusiveStartKey"] = {
-                "id": {"S": last_key[1]},
-                "created_at": {"S": last_key[0]},
-                key_name: {"S": key_value},
-            }
-        request["Limit"] = limit - len(tasks)
-        response = aws.client("dynamodb").query(**request)
-        tasks += [task_from_item(item) for item in response.get("Items", [])]
-        last = response.get("LastEvaluatedKey")
-        last_key = (last["created_at"]["S"], last["id"]["S"]) if last else None
-        if last_key is None or len(tasks) >= limit:
-            break
-    return tasks, last_key
-
-
-def _utc_iso(value: datetime) -> str:
-    """The store's format of created_at, so that a key condition compares like with like."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Up to MAX_PER_CALL matching tasks, oldest first, and where to go on from (None: no more)."""
+    page = service.store.query_owned(
+        selection.owner,
+        service.clock(),
+        limit=MAX_PER_CALL,
+        statuses=selection.statuses,
+        type=selection.type,
+        created_between=(selection.since, selection.until),
+        order="oldest",
+        after=after,
+    )
+    return page.tasks, page.last_key
 
 
 def redrive(

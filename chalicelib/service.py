@@ -28,6 +28,7 @@ from chalicelib.observability import emit_metric
 from chalicelib.queues import TaskMessage
 from chalicelib.settings import Settings
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
+from chalicelib.store.keys import key_expires_at
 
 if TYPE_CHECKING:
     from chalicelib.fairness import Slots
@@ -124,15 +125,9 @@ class TaskService:
             task,
             idempotency_key,
             job.fingerprint(),
-            key_expires_at=self.key_expires_at(now),
+            key_expires_at=key_expires_at(now, self.settings),
             now=now,
         )
-
-    def key_expires_at(self, now: datetime) -> int:
-        key_lifetime = max(
-            self.settings.idempotency_ttl_hours * 3600, self.settings.task_ttl_seconds
-        )
-        return int(now.timestamp()) + key_lifetime
 
     def new_task(
         self,
@@ -304,12 +299,12 @@ class TaskService:
         after: tuple[str, str] | None = None,
         updated_since: datetime | None = None,
     ) -> Page:
-        return self.store.list_for_owner(
+        return self.store.query_owned(
             owner,
             self.clock(),
             limit=limit,
             type=type,
-            status=status,
+            statuses=None if status is None else {status},
             after=after,
             updated_since=updated_since,
         )

@@ -28,7 +28,10 @@ MUTMUT = str(Path(sys.executable).parent / "mutmut")
 GUARDS = [
     # the version guard: every status write is conditional on the status and version read
     "chalicelib.store.xǁTaskStoreǁsave__*",
-    "chalicelib.store.x_owner_scoped__*",
+    "chalicelib.store.items.x_owner_scoped__*",
+    # idempotency keys: a key replays only its own request, and only while it lives
+    "chalicelib.store.keys.xǁKeyRecordǁreplay_or_conflict__*",
+    "chalicelib.store.keys.xǁKeyRecordǁis_live__*",
     # token checks: algorithm pinning, expiry, issuer, audience, owner claim, JWKS freshness
     "chalicelib.edge.auth.x__verify_hs256__*",
     "chalicelib.edge.auth.x__verify_rs256__*",
@@ -62,7 +65,7 @@ GUARDS = [
     "chalicelib.reports.x_report__*",
     "chalicelib.reports.x_heartbeat__*",
     "chalicelib.edge.middleware.x_required_scope__*",
-    "chalicelib.store.x_shard_of__*",
+    "chalicelib.store.items.x_shard_of__*",
     # service keys: only they name an owner, and only one they act for
     "chalicelib.reports.x_owner_for__*",
     "chalicelib.edge.service_keys.x_check__*",

@@ -43,7 +43,8 @@ from chalicelib.errors import (
 from chalicelib.model import Task
 from chalicelib.observability import emit_metric
 from chalicelib.service import SubmitJob, TaskService
-from chalicelib.store import TaskStore
+from chalicelib.store import KeyRecord, TaskStore
+from chalicelib.store.keys import key_expires_at
 from chalicelib.webhooks.ssrf import LookupBudget, LookupTimeSpent
 
 MAX_BATCH_JOBS = 100
@@ -63,11 +64,10 @@ class Entry:
     key: str | None
 
     def actions(self, store: TaskStore, key_expires_at: int, now: datetime) -> list[dict[str, Any]]:
-        if self.key is None:
-            return [store.task_put(self.task)]
-        fingerprint = self.job.fingerprint()
-        key_put = store.key_put(self.task, self.key, fingerprint, key_expires_at, now)
-        return [key_put, store.task_put(self.task)]
+        record = None
+        if self.key is not None:
+            record = KeyRecord(self.task.id, self.job.fingerprint(), key_expires_at)
+        return store.put_actions(self.task, self.key, record, now)
 
 
 def _error(index: int, exc: ApiError) -> dict[str, Any]:
@@ -153,10 +153,10 @@ class BatchWriter:
     def __init__(self, service: TaskService, now: datetime) -> None:
         self.service = service
         self.now = now
-        self.expires = service.key_expires_at(now)
+        self.expires = key_expires_at(now, service.settings)
         self.calls = 0
-        # The key item a refused entry's condition found (the transaction returns it).
-        self.earlier: dict[int, dict[str, Any]] = {}
+        # The key a refused entry's condition found (the transaction returns it).
+        self.earlier: dict[int, KeyRecord] = {}
 
     def write(self, entries: list[Entry]) -> dict[int, dict[str, Any]]:
         """Store every entry; the result of each by index."""
@@ -194,44 +194,23 @@ class BatchWriter:
         return results
 
     def _replays(self, entries: list[Entry]) -> dict[int, dict[str, Any]]:
-        """Items whose key was used before, answered from the key items the transactions
-        returned and one BatchGetItem of their jobs per 100 (not one call each)."""
+        """Items whose key was used before, answered from the keys the transactions
+        returned and the store's batched read of their jobs (not one call each)."""
         results: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(entries), 100):
-            chunk = entries[start : start + 100]
-            found = self._get_tasks({self.earlier[id(e)]["task_id"]["S"] for e in chunk})
-            for entry in chunk:
-                key_item = self.earlier[id(entry)]
-                if key_item["fingerprint"]["S"] != entry.job.fingerprint():
-                    results[entry.index] = _error(
-                        entry.index,
-                        Unprocessable(
-                            "this idempotencyKey was already used with a different request body"
-                        ),
-                    )
-                    continue
-                task = found.get(key_item["task_id"]["S"])
-                if task is not None:
-                    results[entry.index] = _accepted(entry.index, task, entry.key, False)
-                # else: gone or not read: the single-job path answers it
+        found = self.service.store.get_many(
+            {self.earlier[id(e)].task_id for e in entries}, self.now
+        )
+        for entry in entries:
+            try:
+                task_id = self.earlier[id(entry)].replay_or_conflict(entry.job.fingerprint())
+            except IdempotencyConflict as exc:
+                results[entry.index] = _error(entry.index, Unprocessable(str(exc)))
+                continue
+            task = found.get(task_id)
+            if task is not None:
+                results[entry.index] = _accepted(entry.index, task, entry.key, False)
+            # else: gone or not read: the single-job path answers it
         return results
-
-    def _get_tasks(self, task_ids: set[str]) -> dict[str, Task]:
-        from chalicelib.store import task_from_item
-
-        table = self.service.store.table
-        request = {table: {"Keys": [{"id": {"S": task_id}} for task_id in sorted(task_ids)]}}
-        tasks: dict[str, Task] = {}
-        for _ in range(3):
-            response = aws.client("dynamodb").batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                task = task_from_item(item)
-                if task.expires_at > self.now.timestamp():
-                    tasks[task.id] = task
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-        return tasks
 
     def _transact(self, chunk: list[Entry]) -> tuple[list[Entry], list[Entry], list[Entry]]:
         """(written, refused by a condition, not written for a transient failure)."""
@@ -245,27 +224,21 @@ class BatchWriter:
                     owners.append(entry)
             try:
                 self.calls += 1
-                aws.client("dynamodb").transact_write_items(TransactItems=actions)
-                return remaining, refused, []
+                refusals = self.service.store.write_many(actions)
             except ClientError as exc:
                 if aws.is_transient(exc):  # throttled transactions included: none written
                     return [], refused, remaining
-                if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-                reasons = exc.response.get("CancellationReasons") or []
-                failed = {
-                    id(owners[i])
-                    for i, reason in enumerate(reasons)
-                    if i < len(owners) and reason.get("Code") not in (None, "None")
-                }
-                for i, reason in enumerate(reasons[: len(owners)]):
-                    item = reason.get("Item") or {}
-                    if reason.get("Code") == "ConditionalCheckFailed" and "fingerprint" in item:
-                        self.earlier[id(owners[i])] = item
-                if not failed:  # no reason given: let the single-job path sort each out
-                    return [], refused + remaining, []
-                refused += [e for e in remaining if id(e) in failed]
-                remaining = [e for e in remaining if id(e) not in failed]
+                raise
+            if refusals is None:
+                return remaining, refused, []
+            failed = {id(owners[i]) for i, refusal in enumerate(refusals) if refusal.refused}
+            for i, refusal in enumerate(refusals):
+                if refusal.condition_failed and refusal.key is not None:
+                    self.earlier[id(owners[i])] = refusal.key
+            if not failed:  # no reason given: let the single-job path sort each out
+                return [], refused + remaining, []
+            refused += [e for e in remaining if id(e) in failed]
+            remaining = [e for e in remaining if id(e) not in failed]
         return [], refused, []
 
     def _one(self, entry: Entry) -> dict[str, Any]:

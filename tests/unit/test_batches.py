@@ -99,7 +99,7 @@ def test_an_item_reusing_a_key_with_another_body_is_422_alone(client, stack):
     batch(client, [{**sleep_job(), "idempotencyKey": "k2"}])
     response = batch(client, [{**sleep_job(seconds=1), "idempotencyKey": "k2"}, sleep_job()])
     assert statuses(response) == [422, 202]
-    assert "different request body" in response.json_body["results"][0]["error"]["message"]
+    assert "with a different request" in response.json_body["results"][0]["error"]["message"]
     assert stack.task_count() == 2
 
 

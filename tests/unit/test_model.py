@@ -1,6 +1,10 @@
 """The canonical model: the status machine, and the Task as its item stores it."""
 
-from datetime import timedelta
+import dataclasses
+import typing
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
 
 import pytest
 
@@ -107,6 +111,48 @@ def test_a_task_with_every_part_reads_back_from_its_item_unchanged():
 def test_a_new_task_reads_back_from_its_item_unchanged():
     task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=60)
     assert task_from_item(task_attributes(task, 60)) == task
+
+
+# A value of each type a Task field may have, unlike any default: a field of a new type
+# fails here (KeyError) until it has one, so the round trip below covers every field.
+_PARTS = {
+    Progress: Progress(3, 7, "halfway"),
+    ObjectRef: ObjectRef("bucket-b", "bob/object.bin"),
+    Output: Output(s3Uri="s3://bucket-b/bob/out", duration=2.5, size=11, url="https://x.test/o"),
+    Webhook: Webhook("https://example.com/h", "autovid", "PUT", {"X-B": "2"}, {"m": True}),
+}
+
+
+def _unlike_the_default(name: str, hint: Any) -> Any:
+    if typing.get_origin(hint) in (typing.Union, type(int | None)):
+        [hint] = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint)[-1]
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return list(hint)[-1]
+    samples = {
+        str: f"{name}-value",
+        int: 1_700_000_000 + len(name),
+        datetime: datetime(2031, 2, 3, 4, 5, 6, 789_012, tzinfo=utcnow().tzinfo),
+        Any: {"any": [1, 2.5, "three", None, {"deep": True}]},
+    }
+    if typing.get_origin(hint) is dict:
+        return {"field": name, "n": 1.5}
+    return _PARTS.get(hint) or samples[hint]
+
+
+def test_every_field_of_a_task_survives_its_item_with_a_value_unlike_its_default():
+    hints = typing.get_type_hints(Task)
+    values = {f.name: _unlike_the_default(f.name, hints[f.name]) for f in dataclasses.fields(Task)}
+    task = Task(**values)
+    for f in dataclasses.fields(Task):
+        if f.default is not dataclasses.MISSING:
+            assert getattr(task, f.name) != f.default, f.name
+        if f.default_factory is not dataclasses.MISSING:
+            assert getattr(task, f.name) != f.default_factory(), f.name
+    read = task_from_item(task_attributes(task, 60))
+    lost = {f.name for f in dataclasses.fields(Task) if getattr(read, f.name) != values[f.name]}
+    assert lost == set()
 
 
 def test_replace_leaves_the_task_it_copies_as_it_was():

@@ -183,7 +183,7 @@ def test_two_retries_racing_with_one_key_one_wins_the_other_is_told_to_retry(
     task, other = failed_job(service), failed_job(service)
     retry(client, task.id, key="raced")
     # The second request read the key before the first stored it.
-    monkeypatch.setattr(service.store, "live_key_item", lambda *args: None)
+    monkeypatch.setattr(service.store.keys, "live", lambda *args: None)
     response = retry(client, other.id, key="raced")
     assert response.status_code == 409
     assert response.headers["Retry-After"] == "1"

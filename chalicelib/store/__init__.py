@@ -1,235 +1,78 @@
-"""DynamoDB repository for tasks and idempotency keys.
+"""The tasks table's one door: every read and write of a task item goes through TaskStore.
 
 Every write that changes a task's status is conditional on the status and the
 version the writer expects, so a refused transition or a lost race surfaces as
 `TransitionRefused` instead of silently overwriting another writer.
 
-Layout of a task item: scalar attributes are native DynamoDB types; nested or
-free-form values (input, result, progress, ...) are stored as JSON strings so
-that any JSON survives the round trip (floats, empty strings, deep nesting).
-Derived attributes drive the indexes:
-  owner + created_at        -> GSI by_owner (a user's tasks, newest first)
-  owner_type + created_at   -> GSI by_owner_type (a user's tasks of one type)
-  active_shard + deadline   -> sparse GSI by_deadline (non-terminal tasks, for the reaper)
-  due_shard + due_at        -> sparse GSI by_due (scheduled tasks, for the sweep: scheduling.py)
+The package:
+  items.py   a task as an item and back (the codec, derived from the Task dataclass),
+             with the derived attributes of the indexes
+  keys.py    idempotency keys (records table), written in one transaction with their task
+  here       TaskStore: conditional writes, transactions of many tasks, the index queries
+
+Indexes (items.py derives their attributes):
+  by_owner       owner + created_at        a user's tasks, by creation time
+  by_owner_type  owner_type + created_at   a user's tasks of one type
+  by_deadline    active_shard + deadline   sparse: non-terminal tasks, for the reaper
+  by_due         due_shard + due_at        sparse: scheduled tasks, for the sweep
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, jsonsafe, scheduling
+from chalicelib import aws
 from chalicelib.errors import (
-    IdempotencyConflict,
     IdempotencyKeyInUse,
     IdempotentJobGone,
     JobIdTaken,
     TaskNotFound,
     TransitionRefused,
 )
-from chalicelib.model import (
-    ACTIVE,
-    EXTERNAL,
-    RUNNING,
-    SERVICE,
-    ObjectRef,
-    Output,
-    Part,
-    Progress,
-    Status,
-    Task,
-    Webhook,
+from chalicelib.model import ACTIVE, RUNNING, Status, Task
+from chalicelib.store.items import (
+    DEADLINE_SHARDS,
+    ITEM_BUDGET_BYTES,
+    is_task_item,
+    iso,
+    item_size,
+    owner_scoped,
+    shard_of,
+    task_attributes,
+    task_from_item,
 )
+from chalicelib.store.keys import IdempotencyKeys, KeyRecord, is_key_item
 
-P = TypeVar("P", bound=Part)
+__all__ = [
+    "DEADLINE_SHARDS",
+    "ITEM_BUDGET_BYTES",
+    "DueTask",
+    "KeyRecord",
+    "OverdueTask",
+    "Page",
+    "Refusal",
+    "TaskStore",
+    "is_task_item",
+    "item_size",
+    "owner_scoped",
+    "page_key",
+    "shard_of",
+    "task_attributes",
+    "task_from_item",
+]
 
 BY_OWNER = "by_owner"
 BY_OWNER_TYPE = "by_owner_type"
 BY_DEADLINE = "by_deadline"
 BY_DUE = "by_due"
-DEADLINE_SHARDS = "0123456789abcdef"
 MAX_QUERIES_PER_PAGE = 10
-# What a task's item may grow to (DynamoDB's limit is 400 KB), with room for the
-# attributes a later write adds (progress, error, lease, timestamps).
-ITEM_BUDGET_BYTES = 380 * 1024
-
-_JSON_FIELDS = (
-    "progress",
-    "input",
-    "source",
-    "target",
-    "result",
-    "result_object",
-    "output",
-    "metadata",
-    "webhook",
-)
-_TIME_FIELDS = (
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "run_at",
-    "scheduled_for",
-)
-_INT_FIELDS = ("version", "expires_at", "attempts", "lease_until", "retries", "heartbeat_seconds")
-_STR_FIELDS = (
-    "id",
-    "owner",
-    "type",
-    "status",
-    "error",
-    "updated_by",
-    "schedule_id",
-    "pool",
-    "lease_token",
-    "lease_receipt",
-)
-
-
-def owner_scoped(owner: str, *parts: str) -> str:
-    """A key of an owner's item. The owner's length comes first, so that no owner value,
-    whatever separators it holds, can produce another owner's key (`a#b` + `c` vs `a` + `b#c`)."""
-    return "#".join([f"{len(owner)}:{owner}", *parts])
-
-
-def shard_of(task_id: str) -> str:
-    """The task's shard of the sparse indexes: one of DEADLINE_SHARDS, which the reaper and
-    the sweep query. A service-made id (a UUID) starts with one; a producer's own id (any
-    letters: `local-...`) is hashed to one, else the reaper would never see it."""
-    first = task_id[0]
-    if first in DEADLINE_SHARDS:
-        return first
-    return hashlib.sha256(task_id.encode()).hexdigest()[0]
-
-
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def task_attributes(task: Task, timeout_seconds: int) -> dict[str, dict[str, str]]:
-    """The DynamoDB attribute values of a task, derived index keys included."""
-    item: dict[str, dict[str, str]] = {}
-    for name in _STR_FIELDS:
-        value = getattr(task, name)
-        if value is not None:
-            item[name] = {"S": str(value)}
-    for name in _INT_FIELDS:
-        value = getattr(task, name)
-        if value is not None:
-            item[name] = {"N": str(int(value))}
-    for name in _TIME_FIELDS:
-        value = getattr(task, name)
-        if value is not None:
-            item[name] = {"S": _iso(value)}
-    for name in _JSON_FIELDS:
-        value = getattr(task, name)
-        if value is not None and value != {}:
-            document = value.as_dict() if isinstance(value, Part) else value
-            item[name] = {"S": jsonsafe.compact(document)}
-    if task.runner != SERVICE:  # absent on the service's own tasks: their items stay as they were
-        item["runner"] = {"S": task.runner}
-    item["owner_type"] = {"S": owner_scoped(task.owner, task.type)}
-    if task.status in ACTIVE:
-        item["active_shard"] = {"S": shard_of(task.id)}
-        # A scheduled task's clock starts at its run_at: the reaper leaves it to the sweep.
-        since = max(task.updated_at, task.run_at or task.updated_at)
-        # An external task's producer must report or heartbeat within its own window.
-        window = task.silence_limit or timeout_seconds
-        deadline = int(since.timestamp()) + window
-        if task.status in RUNNING and task.lease_until is not None:
-            # A running task is looked at when its worker's lease runs out: a worker that
-            # died leaves its task to be taken over then (TaskService.reap), not after the
-            # queue's visibility timeout.
-            deadline = min(deadline, task.lease_until)
-        item["deadline"] = {"N": str(deadline)}
-    due = scheduling.due_at(task)
-    if due is not None:
-        item["due_shard"] = {"S": shard_of(task.id)}
-        item["due_at"] = {"N": str(due)}
-    return item
-
-
-def _idempotency_pk(owner: str, key: str) -> str:
-    return "idem#" + owner_scoped(owner, key)
-
-
-def item_size(item: dict[str, dict[str, str]]) -> int:
-    """Bytes DynamoDB counts for an item: attribute names plus values (UTF-8)."""
-    return sum(
-        len(name.encode()) + len(next(iter(value.values())).encode())
-        for name, value in item.items()
-    )
-
-
-def task_from_item(item: dict[str, dict[str, str]]) -> Task:
-    """The task an item holds; the item was checked when it was written (no validation)."""
-
-    def text(name: str) -> str | None:
-        value = item.get(name)
-        return value["S"] if value is not None else None
-
-    def number(name: str) -> int | None:
-        value = item.get(name)
-        return int(value["N"]) if value is not None else None
-
-    def moment(name: str) -> datetime | None:
-        value = item.get(name)
-        return datetime.fromisoformat(value["S"]) if value is not None else None
-
-    def document(name: str) -> Any:
-        value = item.get(name)
-        return json.loads(value["S"]) if value is not None else None
-
-    def part(kind: type[P], name: str) -> P | None:
-        value = document(name)
-        return kind.from_dict(value) if value is not None else None
-
-    return Task(
-        id=item["id"]["S"],
-        owner=item["owner"]["S"],
-        type=item["type"]["S"],
-        status=Status(item["status"]["S"]),
-        created_at=datetime.fromisoformat(item["created_at"]["S"]),
-        updated_at=datetime.fromisoformat(item["updated_at"]["S"]),
-        expires_at=int(item["expires_at"]["N"]),
-        progress=part(Progress, "progress"),
-        input=document("input") or {},
-        source=part(ObjectRef, "source"),
-        target=part(ObjectRef, "target"),
-        result=document("result"),
-        result_object=part(ObjectRef, "result_object"),
-        error=text("error"),
-        output=part(Output, "output"),
-        metadata=document("metadata") or {},
-        webhook=part(Webhook, "webhook"),
-        started_at=moment("started_at"),
-        completed_at=moment("completed_at"),
-        version=number("version") or 1,
-        attempts=number("attempts") or 0,
-        lease_until=number("lease_until"),
-        retries=number("retries") or 0,
-        updated_by=text("updated_by"),
-        run_at=moment("run_at"),
-        runner=EXTERNAL if text("runner") == EXTERNAL else SERVICE,
-        heartbeat_seconds=number("heartbeat_seconds"),
-        schedule_id=text("schedule_id"),
-        scheduled_for=moment("scheduled_for"),
-        pool=text("pool"),
-        lease_token=text("lease_token"),
-        lease_receipt=text("lease_receipt"),
-    )
-
-
-def is_task_item(item: dict[str, Any]) -> bool:
-    return "id" in item and "owner" in item and "status" in item
+MAX_READS_PER_QUERY = 1000
+MAX_KEYS_PER_READ = 100  # BatchGetItem's limit
 
 
 @dataclass(frozen=True)
@@ -240,7 +83,7 @@ class Page:
 
 def page_key(task: Task) -> tuple[str, str]:
     """Where a listing that ends at `task` goes on from: its key on the owner indexes."""
-    return (_iso(task.created_at), task.id)
+    return (iso(task.created_at), task.id)
 
 
 @dataclass(frozen=True)
@@ -256,6 +99,48 @@ class DueTask:
     type: str
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a transaction refused one of its actions (`TaskStore.write_many`)."""
+
+    refused: bool  # this action's condition failed, or it conflicted with another write
+    code: str | None
+    key: KeyRecord | None  # the live idempotency key a key's Put found
+
+    @property
+    def condition_failed(self) -> bool:
+        return self.code == "ConditionalCheckFailed"
+
+
+def _refusal(reason: dict[str, Any]) -> Refusal:
+    code = reason.get("Code")
+    item = reason.get("Item") or {}
+    return Refusal(
+        refused=code not in (None, "None"),
+        code=code,
+        key=KeyRecord.from_item(item) if is_key_item(item) else None,
+    )
+
+
+def _created_condition(
+    between: tuple[datetime | None, datetime | None], values: dict[str, Any]
+) -> str:
+    """The key condition's part on created_at (the owner indexes' range key), if any.
+    Times are compared in the stored form, in UTC, so that like is compared with like."""
+    since, until = between
+    if since is not None:
+        values[":created_since"] = {"S": iso(since.astimezone(UTC))}
+    if until is not None:
+        values[":created_until"] = {"S": iso(until.astimezone(UTC))}
+    if since is not None and until is not None:
+        return " AND created_at BETWEEN :created_since AND :created_until"
+    if since is not None:
+        return " AND created_at >= :created_since"
+    if until is not None:
+        return " AND created_at <= :created_until"
+    return ""
+
+
 class TaskStore:
     def __init__(
         self,
@@ -266,6 +151,7 @@ class TaskStore:
         self.table = table
         self.records_table = records_table
         self.timeout_for = timeout_for  # seconds a task of a type may go without a write
+        self.keys = IdempotencyKeys(records_table)
 
     @property
     def _ddb(self) -> Any:
@@ -298,13 +184,9 @@ class TaskStore:
         raises IdempotencyConflict. One transaction, so a task never exists
         without its key nor a key without its task.
         """
+        record = KeyRecord(task.id, fingerprint, key_expires_at)
         try:
-            self._ddb.transact_write_items(
-                TransactItems=[
-                    self.key_put(task, key, fingerprint, key_expires_at, now),
-                    self.task_put(task),
-                ]
-            )
+            self._ddb.transact_write_items(TransactItems=self.put_actions(task, key, record, now))
             return task, True
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
@@ -317,75 +199,67 @@ class TaskStore:
             refused = [reason.get("Code") not in (None, "None") for reason in reasons]
             if refused[1:2] == [True] and not refused[0]:
                 raise JobIdTaken(task.id) from None  # a new key, but the chosen id is in use
-            existing = reasons[0].get("Item") if reasons else None
-            if existing is None:
-                existing = self._get_key_item(task.owner, key)
+            found = reasons[0].get("Item") if reasons else None
+            existing = KeyRecord.from_item(found) if found else self.keys.read(task.owner, key)
             if existing is None:
                 raise IdempotencyKeyInUse(key) from None
-        if existing["fingerprint"]["S"] != fingerprint:
-            raise IdempotencyConflict(
-                "this Idempotency-Key was already used with a different request body"
-            )
-        earlier = self.get(existing["task_id"]["S"], now)
+        earlier_id = existing.replay_or_conflict(fingerprint)
+        earlier = self.get(earlier_id, now)
         if earlier is None:
-            raise IdempotentJobGone(existing["task_id"]["S"])
+            raise IdempotentJobGone(earlier_id)
         return earlier, False
 
-    def task_put(self, task: Task) -> dict[str, Any]:
-        """A transaction's Put of a new task (never over an existing id)."""
-        return {
+    def put_actions(
+        self, task: Task, key: str | None, record: KeyRecord | None, now: datetime
+    ) -> list[dict[str, Any]]:
+        """A transaction's actions that store a new task: its Put (never over an existing
+        id), after the Put of its idempotency key when it has one (the key first: a refused
+        key's reason comes first)."""
+        task_put = {
             "Put": {
                 "TableName": self.table,
                 "Item": self.attributes(task),
                 "ConditionExpression": "attribute_not_exists(id)",
             }
         }
+        if key is None or record is None:
+            return [task_put]
+        return [self.keys.put_action(task.owner, key, record, now), task_put]
 
-    def key_put(
-        self, task: Task, key: str, fingerprint: str, key_expires_at: int, now: datetime
-    ) -> dict[str, Any]:
-        """A transaction's Put of an idempotency key for `task`, unless the key is live."""
-        return {
-            "Put": {
-                "TableName": self.records_table,
-                "Item": {
-                    "pk": {"S": _idempotency_pk(task.owner, key)},
-                    "sk": {"S": "idem"},
-                    "task_id": {"S": task.id},
-                    "fingerprint": {"S": fingerprint},
-                    "expires_at": {"N": str(key_expires_at)},
-                },
-                "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
-                "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}},
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-        }
-
-    def key_item(
-        self, owner: str, key: str, task_id: str, fingerprint: str, expires_at: int
-    ) -> dict[str, Any]:
-        """An idempotency key's item, as `create_idempotent` and `replace` store it."""
-        return {
-            "pk": {"S": _idempotency_pk(owner, key)},
-            "sk": {"S": "idem"},
-            "task_id": {"S": task_id},
-            "fingerprint": {"S": fingerprint},
-            "expires_at": {"N": str(expires_at)},
-        }
-
-    def live_key_item(self, owner: str, key: str, now: datetime) -> dict[str, Any] | None:
-        item = self._get_key_item(owner, key)
-        if item is None or int(item["expires_at"]["N"]) < now.timestamp():
+    def write_many(self, actions: list[dict[str, Any]]) -> list[Refusal] | None:
+        """Write `actions` in one transaction: None if all were written; if a condition
+        refused it (nothing was written), each action's Refusal, in order (an empty list
+        when DynamoDB named no reason). Throttling and other errors are raised."""
+        try:
+            self._ddb.transact_write_items(TransactItems=actions)
             return None
-        return item
+        except ClientError as exc:
+            if aws.is_transient(exc):  # throttled transactions included: none written
+                raise
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            return [_refusal(reason) for reason in reasons[: len(actions)]]
 
-    def _get_key_item(self, owner: str, key: str) -> dict[str, Any] | None:
-        response = self._ddb.get_item(
-            TableName=self.records_table,
-            Key={"pk": {"S": _idempotency_pk(owner, key)}, "sk": {"S": "idem"}},
-            ConsistentRead=True,
-        )
-        return response.get("Item")
+    def get_many(self, task_ids: Collection[str], now: datetime) -> dict[str, Task]:
+        """The live tasks among `task_ids`, by id: one BatchGetItem per MAX_KEYS_PER_READ ids,
+        each read again (at most twice) for the keys DynamoDB left unprocessed. A task not
+        read is absent: the caller reads it alone."""
+        tasks: dict[str, Task] = {}
+        ordered = sorted(task_ids)
+        for start in range(0, len(ordered), MAX_KEYS_PER_READ):
+            chunk = ordered[start : start + MAX_KEYS_PER_READ]
+            request = {self.table: {"Keys": [{"id": {"S": task_id}} for task_id in chunk]}}
+            for _ in range(3):
+                response = self._ddb.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    task = task_from_item(item)
+                    if task.expires_at > now.timestamp():
+                        tasks[task.id] = task
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+        return tasks
 
     # -- read -------------------------------------------------------------------
 
@@ -399,18 +273,25 @@ class TaskStore:
             return None
         return task
 
-    def list_for_owner(
+    def query_owned(
         self,
         owner: str,
         now: datetime,
         *,
         limit: int,
+        statuses: Collection[Status] | None = None,
         type: str | None = None,
-        status: Status | None = None,
-        after: tuple[str, str] | None = None,
+        created_between: tuple[datetime | None, datetime | None] = (None, None),
         updated_since: datetime | None = None,
+        order: Literal["newest", "oldest"] = "newest",
+        after: tuple[str, str] | None = None,
     ) -> Page:
-        """One Query on an index, newest first; never a Scan."""
+        """Up to `limit` of the owner's live tasks that match, in creation order, and where
+        to go on from (`after`): one Query on an owner index per call, never a Scan.
+
+        The index: by_owner_type with a type, else by_owner. Creation times narrow the key
+        condition; statuses and `updated_since` are filters.
+        """
         if type is None:
             index, key_name, key_value = BY_OWNER, "owner", owner
         else:
@@ -420,30 +301,33 @@ class TaskStore:
             ":k": {"S": key_value},
             ":now": {"N": str(int(now.timestamp()))},
         }
+        key_condition = "#k = :k" + _created_condition(created_between, values)
         filters = ["expires_at > :now"]
-        if status is not None:
+        if statuses:
             names["#s"] = "status"
-            values[":s"] = {"S": status.value}
-            filters.append("#s = :s")
+            for i, status in enumerate(sorted(statuses)):
+                values[f":s{i}"] = {"S": status.value}
+            filters.append(f"#s IN ({', '.join(f':s{i}' for i in range(len(statuses)))})")
         if updated_since is not None:
-            values[":since"] = {"S": _iso(updated_since)}
+            values[":since"] = {"S": iso(updated_since)}
             filters.append("updated_at >= :since")
         request: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": index,
-            "KeyConditionExpression": "#k = :k",
+            "KeyConditionExpression": key_condition,
             "FilterExpression": " AND ".join(filters),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
-            "ScanIndexForward": False,
+            "ScanIndexForward": order == "oldest",
         }
         # A filter drops items after DynamoDB has counted them against Limit, so one Query
         # can return a short (even empty) page while matches remain: read on until the
         # page is full or the index is exhausted, at most MAX_QUERIES_PER_PAGE calls.
-        # Each further Query reads more items, and the page is cut at `limit`.
+        # Each further Query reads more items, and the page is cut at `limit`: the key it
+        # goes on from is then the last task returned.
         items: list[dict[str, Any]] = []
         last_key = after
-        read = limit
+        read = min(MAX_READS_PER_QUERY, limit)
         for _ in range(MAX_QUERIES_PER_PAGE):
             if last_key is not None:
                 request["ExclusiveStartKey"] = {
@@ -463,7 +347,7 @@ class TaskStore:
             last_key = (last["created_at"]["S"], last["id"]["S"]) if last else None
             if last_key is None or len(items) >= limit:
                 break
-            read = min(1000, read * 4)
+            read = min(MAX_READS_PER_QUERY, read * 4)
         return Page(tasks=[task_from_item(item) for item in items], last_key=last_key)
 
     def overdue(self, now: datetime) -> Iterable[OverdueTask]:
@@ -518,7 +402,7 @@ class TaskStore:
             task_id,
             set_values={
                 "status": {"S": Status.SUBMITTED.value},
-                "updated_at": {"S": _iso(now)},
+                "updated_at": {"S": iso(now)},
                 "deadline": {"N": str(epoch + timeout_seconds)},
                 "updated_by": {"S": "scheduler"},
             },
@@ -528,7 +412,7 @@ class TaskStore:
             condition_values={
                 ":one": {"N": "1"},
                 ":scheduled": {"S": Status.SCHEDULED.value},
-                ":now_iso": {"S": _iso(now)},
+                ":now_iso": {"S": iso(now)},
                 ":epoch": {"N": str(epoch)},
             },
             wanted=Status.SUBMITTED,
@@ -582,9 +466,10 @@ class TaskStore:
             now=after.updated_at,
         )
 
-    def replace(self, before: Task, after: Task, key_item: dict[str, Any] | None = None) -> Task:
+    def replace(self, before: Task, after: Task, key: tuple[str, KeyRecord] | None = None) -> Task:
         """Write `after` whole over `before`, only if the stored task is still `before`
-        (status and version); with `key_item`, in one transaction with that idempotency key.
+        (status and version); with `key` (its name
+        and record), in one transaction with that idempotency key.
 
         For a change that resets many attributes at once (a retry): a whole item leaves no
         attribute of the earlier run behind.
@@ -602,25 +487,12 @@ class TaskStore:
             },
         }
         try:
-            if key_item is None:
+            if key is None:
                 self._ddb.put_item(**put)
             else:
-                self._ddb.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Put": {
-                                "TableName": self.records_table,
-                                "Item": key_item,
-                                "ConditionExpression": "attribute_not_exists(pk) "
-                                "OR expires_at < :now",
-                                "ExpressionAttributeValues": {
-                                    ":now": {"N": str(int(after.updated_at.timestamp()))}
-                                },
-                            }
-                        },
-                        {"Put": put},
-                    ]
-                )
+                name, record = key
+                key_put = self.keys.put_action(after.owner, name, record, after.updated_at)
+                self._ddb.transact_write_items(TransactItems=[key_put, {"Put": put}])
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
             if aws.throttled_transaction(exc):
@@ -628,7 +500,7 @@ class TaskStore:
             if code == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons") or []
                 if reasons and reasons[0].get("Code") not in (None, "None"):
-                    raise IdempotencyKeyInUse(key_item["pk"]["S"] if key_item else "") from None
+                    raise IdempotencyKeyInUse(key[0] if key else "") from None
             elif code != "ConditionalCheckFailedException":
                 raise
             raise TransitionRefused(before.id, before.status.value, after.status.value) from None
@@ -648,7 +520,7 @@ class TaskStore:
             task_id,
             set_values={
                 "status": {"S": Status.STARTED.value},
-                "updated_at": {"S": _iso(now)},
+                "updated_at": {"S": iso(now)},
                 "lease_until": {"N": str(epoch + lease_seconds)},
                 "attempts": {"N": str(attempt)},
                 "active_shard": {"S": shard_of(task_id)},
@@ -668,7 +540,7 @@ class TaskStore:
             ),
             condition_values={
                 ":one": {"N": "1"},
-                ":now_iso": {"S": _iso(now)},
+                ":now_iso": {"S": iso(now)},
                 ":deadline": {"N": str(epoch + min(lease_seconds, timeout_seconds))},
                 ":epoch": {"N": str(epoch)},
                 ":submitted": {"S": Status.SUBMITTED.value},
@@ -688,8 +560,8 @@ class TaskStore:
             task_id,
             set_values={
                 "status": {"S": Status.CANCELLED.value},
-                "updated_at": {"S": _iso(now)},
-                "completed_at": {"S": _iso(now)},
+                "updated_at": {"S": iso(now)},
+                "completed_at": {"S": iso(now)},
                 "updated_by": {"S": by},
             },
             set_expressions=["version = version + :one"],
