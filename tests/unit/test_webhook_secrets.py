@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from chalicelib.settings import get_settings
 from chalicelib.webhooks import signing
 from tests.conftest import UNIT_ENV
 from tests.unit.helpers import get, sleep_job, submit, webhook_secret
@@ -100,29 +99,6 @@ def test_the_secret_needs_credentials(client):
 
 def test_no_previous_secret_is_shown_outside_a_rotation(client):
     assert "previousSecret" not in get(client, "/webhooks/secret").json_body
-
-
-def test_an_event_stored_without_its_owner_is_signed_for_the_tasks_owner(client, stack, receiver):
-    """Events queued before owners were recorded on them are still signed for their owner."""
-    hook = receiver([200])
-    submit(client, {**sleep_job(), "webhook": {"url": hook.url}})
-    stack.run_stream(), stack.run_worker(), stack.run_stream()
-    records = get_settings().records_table
-    ddb = stack.ddb  # the test's own client: the app's calls are checked against its policy
-    [event] = [
-        item
-        for item in ddb.scan(TableName=records)["Items"]
-        if item["sk"]["S"].startswith("event#")
-    ]
-    ddb.update_item(
-        TableName=records,
-        Key={"pk": event["pk"], "sk": event["sk"]},
-        UpdateExpression="REMOVE #owner",
-        ExpressionAttributeNames={"#owner": "owner"},
-    )
-    stack.settle()
-    [delivery] = hook.deliveries
-    Webhook(webhook_secret(client)).verify(delivery.body, delivery.headers)
 
 
 def test_a_stage_without_a_secret_signs_nothing():
