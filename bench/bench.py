@@ -218,7 +218,7 @@ def worker_throughput(counter: CallCounter, stack: Any) -> None:
             {
                 "messageId": t.id,
                 "receiptHandle": "",
-                "body": json.dumps({"taskId": t.id, "type": t.type}),
+                "body": json.dumps({"taskId": t.id, "type": t.type, "owner": t.owner}),
                 "attributes": {"ApproximateReceiveCount": "1"},
             }
             for t in tasks

@@ -330,7 +330,7 @@ def _events(env: dict[str, str], token: str, sqs_event: Any, stream_event: Any) 
         message = {
             "MessageId": task.id,
             "ReceiptHandle": "bench",
-            "Body": json.dumps({"taskId": task.id, "type": task.type}),
+            "Body": json.dumps({"taskId": task.id, "type": task.type, "owner": task.owner}),
             "Attributes": {"ApproximateReceiveCount": "1"},
         }
         event = sqs_event([message], env["TASKS_QUEUE_URL"])

@@ -21,7 +21,6 @@ from chalicelib.model import Task
 from chalicelib.records import RecordsTable
 
 PREFIX = "history#"
-UNKNOWN_WRITER = "unknown"  # a version written before writers were recorded
 
 
 def entry_sk(version: int) -> str:
@@ -39,7 +38,7 @@ def entry_item(task: Task) -> dict[str, Any]:
         "version": {"N": str(task.version)},
         "status": {"S": task.status.value},
         "at": {"S": _iso_ms(task.updated_at)},
-        "by": {"S": task.updated_by or UNKNOWN_WRITER},
+        "by": {"S": task.updated_by},
         "expires_at": {"N": str(task.expires_at)},
     }
     if task.progress is not None:

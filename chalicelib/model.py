@@ -254,7 +254,7 @@ class Task:
     attempts: int = 0
     lease_until: int | None = None
     retries: int = 0  # times a user ran the task again after it failed or was cancelled
-    updated_by: str | None = None  # who wrote this version: api, worker, reaper, ...
+    updated_by: str = "api"  # who wrote this version: api, worker, reaper, ...
     run_at: datetime | None = None  # a delayed run: not started before this time
     runner: Runner = SERVICE  # external: a producer runs it and reports (chalicelib/reports.py)
     heartbeat_seconds: int | None = None  # an external task's window between reports

@@ -13,6 +13,7 @@ from typing import Any
 from chalicelib import jsonsafe
 
 TASK_ID_LENGTH = 36
+OWNER_LENGTH = 256  # the longest owner a credential may name (edge.auth.MAX_OWNER_LENGTH)
 
 
 def _object(body: str) -> dict[str, Any]:
@@ -55,7 +56,7 @@ class TaskMessage:
 
     taskId: str
     type: str
-    owner: str | None = None  # for fair concurrency's slots, without a read of the task
+    owner: str  # for fair concurrency's slots, without a read of the task
     # A task waiting for a slot is sent again (chalicelib/fairness.py): the attempts its
     # earlier messages made, and how often it has waited.
     priorAttempts: int = 0
@@ -69,7 +70,7 @@ class TaskMessage:
         return cls(
             taskId=_text(data, "taskId", TASK_ID_LENGTH, TASK_ID_LENGTH),
             type=_text(data, "type", 1, 128),
-            owner=_optional_text(data, "owner"),
+            owner=_text(data, "owner", 1, OWNER_LENGTH),
             priorAttempts=_count(data, "priorAttempts", 0),
             deferrals=_count(data, "deferrals", 0),
             throttled=_count(data, "throttled", 0),

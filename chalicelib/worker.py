@@ -181,7 +181,7 @@ class Worker:
                 task = self.service.claim(message.taskId, message.type, attempt)
             except (TaskNotFound, TransitionRefused) as exc:
                 log.info("nothing to run: %s", exc, extra={"attempt": attempt})
-                if self.slots.enabled and message.owner and _frees_its_slot(exc, took_slot):
+                if self.slots.enabled and _frees_its_slot(exc, took_slot):
                     self.slots.release(message.owner, message.taskId)
                     self.slots.admit_next(message.owner, self.service.send)
                 return True
@@ -229,11 +229,6 @@ class Worker:
         """A running slot of the task's owner (fair concurrency); True if newly taken."""
         if not self.slots.enabled:
             return False
-        if message.owner is None:  # a message from before owners were carried
-            task = self.service.find(message.taskId)
-            if task is None:
-                return False
-            message.owner = task.owner
         return self.slots.acquire(message.owner, message.taskId)
 
     def _park_due_run(self, message: TaskMessage) -> bool:

@@ -36,7 +36,7 @@ from chalicelib.edge import middleware as edge
 edge.error_body("not_found", "no such job", "rid", errors=[{"field": "f", "message": "m"}])
 for style in ("standard", "autovid", "transflow"):  # the stream's webhook event
     json.dumps(payloads.webhook_payload(read.replace(webhook=Webhook("https://e.com", style)), "x"))
-TaskMessage.from_json(TaskMessage(read.id, read.type).to_json())  # the worker's message
+TaskMessage.from_json(TaskMessage(read.id, read.type, read.owner).to_json())  # the worker's message
 DeliveryMessage.from_json(DeliveryMessage(read.id, 1, 1).to_json())
 get_processor("demo/sleep").read_input(read.input)  # the worker's input for demo/sleep
 print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in

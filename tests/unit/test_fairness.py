@@ -168,14 +168,6 @@ def test_a_crashed_workers_slots_are_freed_by_the_reaper(service, slots, stack):
     assert service.find(task.id).status is Status.COMPLETED
 
 
-def test_a_message_without_an_owner_is_limited_too(service, slots):
-    for _ in range(LIMIT):
-        crash_while_running(service, slots, new_task(service))
-    old_style = new_task(service)
-    Worker(service).handle_message(record({"taskId": old_style.id, "type": "demo/sleep"}))
-    assert service.find(old_style.id).status is Status.SUBMITTED
-
-
 def test_slots_never_exceed_the_limit(slots):
     from chalicelib.fairness import OverLimit
 

@@ -77,7 +77,7 @@ def test_a_timeout_is_written_by_the_reaper(client, stack, service):
 def test_a_dead_letter_is_written_by_its_handler(client, stack, service):
     job_id = submit(client, sleep_job()).json_body["jobId"]
     Worker(service).handle_dead_letters(
-        [{"body": f'{{"taskId": "{job_id}", "type": "demo/sleep"}}'}]
+        [{"body": f'{{"taskId": "{job_id}", "type": "demo/sleep", "owner": "alice"}}'}]
     )
     stack.run_stream()
     assert events(client, job_id)[-1]["by"] == "dead-letters"

@@ -15,20 +15,16 @@ def test_a_task_message_round_trips():
 
 
 def test_a_task_message_leaves_its_defaults_out():
-    assert json.loads(TaskMessage(TASK_ID, "demo/sleep").to_json()) == {
+    assert json.loads(TaskMessage(TASK_ID, "demo/sleep", "alice").to_json()) == {
         "taskId": TASK_ID,
         "type": "demo/sleep",
+        "owner": "alice",
     }
 
 
-def test_a_task_message_from_before_owners_were_carried_is_read():
-    message = TaskMessage.from_json(json.dumps({"taskId": TASK_ID, "type": "demo/sleep"}))
-    assert (message.owner, message.priorAttempts, message.deferrals) == (None, 0, 0)
-
-
 def test_a_task_message_ignores_fields_it_does_not_know():
-    body = json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "later": True})
-    assert TaskMessage.from_json(body) == TaskMessage(TASK_ID, "demo/sleep")
+    body = json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "owner": "alice", "later": True})
+    assert TaskMessage.from_json(body) == TaskMessage(TASK_ID, "demo/sleep", "alice")
 
 
 @pytest.mark.parametrize(
@@ -40,10 +36,12 @@ def test_a_task_message_ignores_fields_it_does_not_know():
         json.dumps({"taskId": "short", "type": "demo/sleep"}),
         json.dumps({"taskId": TASK_ID, "type": ""}),
         json.dumps({"taskId": TASK_ID, "type": "x" * 129}),
+        json.dumps({"taskId": TASK_ID, "type": "demo/sleep"}),
         json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "owner": 7}),
-        json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "priorAttempts": -1}),
-        json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "deferrals": True}),
-        json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "deferrals": "2"}),
+        json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "owner": ""}),
+        json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "owner": "a", "priorAttempts": -1}),
+        json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "owner": "a", "deferrals": True}),
+        json.dumps({"taskId": TASK_ID, "type": "demo/sleep", "owner": "a", "deferrals": "2"}),
         '{"taskId": ' + "[" * 100_000 + "]" * 100_000 + "}",
         '{"taskId": "' + TASK_ID + '", "type": "demo/sleep", "deferrals": NaN}',
     ],

@@ -26,7 +26,7 @@ def message(job_id: str) -> dict:
     return {
         "messageId": "m1",
         "receiptHandle": "",
-        "body": f'{{"taskId": "{job_id}", "type": "demo/sleep"}}',
+        "body": f'{{"taskId": "{job_id}", "type": "demo/sleep", "owner": "alice"}}',
         "attributes": {"ApproximateReceiveCount": "1"},
     }
 

@@ -75,7 +75,7 @@ def message(task: Task, message_id: str = "m1", receive_count: int = 1) -> dict:
     return {
         "messageId": message_id,
         "receiptHandle": "",
-        "body": json.dumps({"taskId": task.id, "type": task.type}),
+        "body": json.dumps({"taskId": task.id, "type": task.type, "owner": task.owner}),
         "attributes": {"ApproximateReceiveCount": str(receive_count)},
     }
 
@@ -199,7 +199,8 @@ def test_a_dead_letter_fails_its_task(stack, service):
     task = submitted(service)
     service.claim(task.id, task.type, attempt=1)
     stack.sqs.send_message(
-        QueueUrl=stack.dlq_url, MessageBody=json.dumps({"taskId": task.id, "type": task.type})
+        QueueUrl=stack.dlq_url,
+        MessageBody=json.dumps({"taskId": task.id, "type": task.type, "owner": task.owner}),
     )
     stack.dlq_pump.drain()
     stored = service.find(task.id)
@@ -212,7 +213,8 @@ def test_a_dead_letter_for_a_finished_task_changes_nothing(stack, service):
     worker_module.Worker(service).handle_batch([message(task)])
     before = service.find(task.id)
     stack.sqs.send_message(
-        QueueUrl=stack.dlq_url, MessageBody=json.dumps({"taskId": task.id, "type": task.type})
+        QueueUrl=stack.dlq_url,
+        MessageBody=json.dumps({"taskId": task.id, "type": task.type, "owner": task.owner}),
     )
     stack.dlq_pump.drain()
     assert service.find(task.id) == before
@@ -277,7 +279,7 @@ def test_worker_log_lines_carry_the_lambda_request_id_and_the_task_id(stack, ser
     message = {
         "MessageId": "m1",
         "ReceiptHandle": "",
-        "Body": json.dumps({"taskId": task.id, "type": task.type}),
+        "Body": json.dumps({"taskId": task.id, "type": task.type, "owner": task.owner}),
         "Attributes": {"ApproximateReceiveCount": str(service.settings.max_attempts)},
     }
     stack.app.worker(sqs_event([message], stack.queue_url), context)
