@@ -103,9 +103,13 @@ class DueTask:
 class Refusal:
     """Why a transaction refused one of its actions (`TaskStore.write_many`)."""
 
-    refused: bool  # this action's condition failed, or it conflicted with another write
-    code: str | None
+    code: str | None  # DynamoDB's: None or "None" for an action that was not refused
     key: KeyRecord | None  # the live idempotency key a key's Put found
+
+    @property
+    def refused(self) -> bool:
+        """This action's condition failed, or it conflicted with another write."""
+        return self.code not in (None, "None")
 
     @property
     def condition_failed(self) -> bool:
@@ -115,11 +119,7 @@ class Refusal:
 def _refusal(reason: dict[str, Any]) -> Refusal:
     code = reason.get("Code")
     item = reason.get("Item") or {}
-    return Refusal(
-        refused=code not in (None, "None"),
-        code=code,
-        key=KeyRecord.from_item(item) if is_key_item(item) else None,
-    )
+    return Refusal(code=code, key=KeyRecord.from_item(item) if is_key_item(item) else None)
 
 
 def _created_condition(
@@ -149,7 +149,6 @@ class TaskStore:
         timeout_for: Callable[[str], int],
     ) -> None:
         self.table = table
-        self.records_table = records_table
         self.timeout_for = timeout_for  # seconds a task of a type may go without a write
         self.keys = IdempotencyKeys(records_table)
 
