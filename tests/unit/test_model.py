@@ -22,6 +22,7 @@ from chalicelib.model import (
     utcnow,
 )
 from chalicelib.store import task_attributes, task_from_item
+from chalicelib.store.items import codec_for
 
 
 @pytest.mark.parametrize("terminal", sorted(TERMINAL - RETRYABLE))
@@ -153,6 +154,16 @@ def test_every_field_of_a_task_survives_its_item_with_a_value_unlike_its_default
     read = task_from_item(task_attributes(task, 60))
     lost = {f.name for f in dataclasses.fields(Task) if getattr(read, f.name) != values[f.name]}
     assert lost == set()
+
+
+def test_a_task_field_of_a_type_no_item_codec_takes_is_refused_not_dropped():
+    @dataclasses.dataclass
+    class WithTags:
+        tags: set[str]
+
+    [tags] = dataclasses.fields(WithTags)
+    with pytest.raises(TypeError, match="tags"):
+        codec_for(tags, set[str])
 
 
 def test_replace_leaves_the_task_it_copies_as_it_was():
