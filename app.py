@@ -413,7 +413,9 @@ def ws_disconnect(event: Any) -> None:
 def worker(event: Any) -> dict[str, Any]:
     from chalicelib.worker import Worker
 
-    return Worker(_service()).handle_batch(event.to_dict()["Records"])
+    return Worker(_service(), retry=bootstrap.container().retry_policy).handle_batch(
+        event.to_dict()["Records"]
+    )
 
 
 @app.on_sqs_message(queue=TASKS_DLQ, batch_size=10, name="dead_letters")

@@ -16,6 +16,7 @@ from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from chalicelib.model import Task
+    from chalicelib.queues import RetryPolicy
     from chalicelib.realtime import Realtime
     from chalicelib.service import TaskService
     from chalicelib.store import TaskStore
@@ -33,6 +34,13 @@ class Container:
 
         s = self.settings
         return TaskStore(s.tasks_table, s.records_table, timeout_for(s))
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        """The tasks' retry policy: MAX_ATTEMPTS runs, with the worker's backoff between them."""
+        from chalicelib.queues import RetryPolicy
+
+        return RetryPolicy(self.settings.max_attempts)
 
     @cached_property
     def service(self) -> TaskService:

@@ -1,7 +1,8 @@
-"""The bodies of the service's own queue messages: the tasks queue's and the webhooks queue's.
+"""The service's queues: their one delay limit, the tasks' retry policy, and the bodies of the
+service's own messages (the tasks queue's and the webhooks queue's).
 
-Only this service writes them, so they are read with plain checks, not pydantic (the worker
-reads one on its first event). A body that is not one of them raises ValueError.
+Only this service writes the messages, so they are read with plain checks, not pydantic (the
+worker reads one on its first event). A body that is not one of them raises ValueError.
 """
 
 from __future__ import annotations
@@ -14,6 +15,31 @@ from chalicelib import jsonsafe
 
 TASK_ID_LENGTH = 36
 OWNER_LENGTH = 256  # the longest owner a credential may name (edge.auth.MAX_OWNER_LENGTH)
+SQS_MAX_DELAY_SECONDS = 900
+"""SQS's limit on a message's DelaySeconds and on a visibility timeout used as a backoff."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a task that failed for a passing reason is run again: at most `max_attempts` runs,
+    the next one after `backoff(attempt)` seconds (2, 4, 8... up to `max_backoff_seconds`).
+
+    `max_attempts` is the setting MAX_ATTEMPTS, which must equal the tasks queue's
+    `maxReceiveCount` (infra/resources.json): SQS counts each delivery of the message, and past
+    that count the message goes to the dead-letter queue and its task is failed. The backoff is
+    the message's visibility timeout, so it is capped at SQS's limit.
+    """
+
+    max_attempts: int
+    max_backoff_seconds: int = SQS_MAX_DELAY_SECONDS
+
+    def backoff(self, attempt: int) -> int:
+        """Seconds before the run after attempt `attempt` (1 for the first run)."""
+        return min(self.max_backoff_seconds, 2 ** min(attempt, 10))
+
+    def exhausted(self, attempt: int) -> bool:
+        """Whether attempt `attempt` was the last one allowed."""
+        return attempt >= self.max_attempts
 
 
 def _object(body: str) -> dict[str, Any]:

@@ -18,8 +18,8 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.model import Status, Task
+from chalicelib.queues import SQS_MAX_DELAY_SECONDS
 
-SQS_MAX_DELAY_SECONDS = 900
 SWEEP_GRACE_SECONDS = 120
 # A runAt this little in the past is "now" seen through a skewed clock: it runs at once.
 PAST_TOLERANCE_SECONDS = 30

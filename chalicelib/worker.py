@@ -25,12 +25,11 @@ from chalicelib.model import Output, Progress, Status, Task, utcnow
 from chalicelib.observability import emit_metric, task_context
 from chalicelib.processors import Context, PermanentError, get_processor
 from chalicelib.processors.sdk import is_permanent, is_transient_failure
-from chalicelib.queues import TaskMessage
+from chalicelib.queues import RetryPolicy, TaskMessage
 from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.worker")
 
-MAX_BACKOFF_SECONDS = 900
 # A throttled claim asks again within a minute: throttling passes in seconds, and the wait
 # delays the task, it costs it nothing (no attempt, no delivery counted).
 MAX_CLAIM_BACKOFF_SECONDS = 60
@@ -49,10 +48,6 @@ class LeaseLost(Exception):
 
 def is_transient(exc: BaseException) -> bool:
     return is_transient_failure(exc) or aws.is_transient(exc)
-
-
-def backoff_seconds(attempt: int) -> int:
-    return min(MAX_BACKOFF_SECONDS, 2 ** min(attempt, 10))
 
 
 def claim_backoff_seconds(throttled: int) -> int:
@@ -138,10 +133,16 @@ def _frees_its_slot(refused: Exception, took_slot: bool) -> bool:
 
 class Worker:
     def __init__(
-        self, service: TaskService, progress_interval: float = PROGRESS_MIN_INTERVAL_SECONDS
+        self,
+        service: TaskService,
+        progress_interval: float = PROGRESS_MIN_INTERVAL_SECONDS,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        """`retry` is the container's policy; without one, the settings' MAX_ATTEMPTS and
+        the default backoff."""
         self.service = service
         self.progress_interval = progress_interval
+        self.retry = retry or RetryPolicy(service.settings.max_attempts)
         self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -286,7 +287,7 @@ class Worker:
         except Exception as exc:
             if is_permanent(exc):  # this SDK's, or taskstatus_client.worker's in a user package
                 return self._fail(reporter, str(exc))
-            if attempt >= self.service.settings.max_attempts:
+            if self.retry.exhausted(attempt):
                 return self._fail(reporter, f"gave up after {attempt} attempts: {exc}")
             log.warning(
                 "attempt %s of %s failed: %s", attempt, task.id, exc, exc_info=not is_transient(exc)
@@ -320,7 +321,7 @@ class Worker:
             aws.client("sqs").change_message_visibility(
                 QueueUrl=self.service.settings.tasks_queue_url,
                 ReceiptHandle=receipt_handle,
-                VisibilityTimeout=backoff_seconds(attempt),
+                VisibilityTimeout=self.retry.backoff(attempt),
             )
         return False
 

@@ -24,7 +24,7 @@ from chalicelib import aws
 from chalicelib.errors import JobNotFinished, NoWebhook
 from chalicelib.model import Task, Webhook, utcnow
 from chalicelib.observability import emit_metric, task_context
-from chalicelib.queues import DeliveryMessage
+from chalicelib.queues import SQS_MAX_DELAY_SECONDS, DeliveryMessage
 from chalicelib.settings import Settings
 from chalicelib.webhooks.events import (
     INLINE_PAYLOAD_BYTES,
@@ -61,7 +61,6 @@ log = logging.getLogger("taskstatus_svc.webhooks")
 # Delay before attempt n+1 (index n): immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 SCHEDULE_SECONDS = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_ATTEMPTS = len(SCHEDULE_SECONDS)
-MAX_SQS_DELAY = 900
 USER_AGENT = "taskstatus-webhooks/1"
 REDELIVERY_INTERVAL_SECONDS = 10
 
@@ -121,7 +120,7 @@ class WebhookDispatcher:
         aws.client("sqs").send_message(
             QueueUrl=self.settings.webhooks_queue_url,
             MessageBody=message.to_json(),
-            DelaySeconds=max(0, min(MAX_SQS_DELAY, int(delay))),
+            DelaySeconds=max(0, min(SQS_MAX_DELAY_SECONDS, int(delay))),
         )
 
     def on_task_change(self, was_terminal: bool, new: Task) -> None:

@@ -68,10 +68,9 @@ def test_a_concurrent_request_with_the_same_key_is_a_409_with_retry_after(
 # -- state ---------------------------------------------------------------------------------
 
 
-def test_a_job_that_succeeds_on_retry_does_not_keep_the_old_error(client, stack, monkeypatch):
-    from tests.unit import test_worker  # registers test/flaky
+def test_a_job_that_succeeds_on_retry_does_not_keep_the_old_error(client, stack, no_backoff):
+    from tests.unit import test_worker  # noqa: F401  (registers test/flaky)
 
-    monkeypatch.setattr(test_worker.worker_module, "backoff_seconds", lambda attempt: 0)
     job_id = submit(client, {"type": "test/flaky"}).json_body["jobId"]
     stack.run_stream()
     stack.worker_pump.run_once()

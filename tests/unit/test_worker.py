@@ -3,8 +3,6 @@
 import json
 from datetime import timedelta
 
-import pytest
-
 from chalicelib import worker as worker_module
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.processors import TransientError, processor
@@ -58,11 +56,6 @@ if "test/flaky" not in _REGISTRY:
         ctx.progress(1, 2, "should notice the cancellation here")
         CALLS[f"{task.id}:after"] = 1
         return "never recorded"
-
-
-@pytest.fixture
-def no_backoff(monkeypatch):
-    monkeypatch.setattr(worker_module, "backoff_seconds", lambda attempt: 0)
 
 
 def submitted(service: TaskService, type: str = "test/counted", owner: str = "alice") -> Task:
