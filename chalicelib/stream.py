@@ -26,7 +26,7 @@ from chalicelib import aws, scheduling
 from chalicelib.fairness import Slots
 from chalicelib.history import History
 from chalicelib.model import Status, Task
-from chalicelib.observability import emit_metric, task_context
+from chalicelib.observability import emit_metric, sqs_partial, task_context
 from chalicelib.service import TaskService
 from chalicelib.store import is_task_item, task_from_item
 
@@ -219,16 +219,12 @@ def replay_unprocessed(
     older than the stream keeps are gone: the message is dropped, and a task whose
     queueing they held is queued by the reaper once its deadline passes.
     """
-    failures = []
-    for message in messages:
-        try:
-            records = _unprocessed_records(message["body"], streams)
-            if handler.handle_batch(records)["batchItemFailures"]:
-                failures.append({"itemIdentifier": message["messageId"]})
-        except Exception:
-            log.exception("could not replay the records of a stream failure")
-            failures.append({"itemIdentifier": message["messageId"]})
-    return {"batchItemFailures": failures}
+
+    def replay(message: dict[str, Any]) -> bool:
+        records = _unprocessed_records(message["body"], streams)
+        return not handler.handle_batch(records)["batchItemFailures"]
+
+    return sqs_partial(messages, replay)
 
 
 def _unprocessed_records(body: str, streams: Any) -> list[dict[str, Any]]:

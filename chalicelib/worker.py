@@ -22,7 +22,7 @@ from chalicelib import aws, jsonsafe, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.fairness import OverLimit, Slots, defer_seconds
 from chalicelib.model import Output, Progress, Status, Task, utcnow
-from chalicelib.observability import emit_metric, task_context
+from chalicelib.observability import emit_metric, sqs_partial, task_context
 from chalicelib.processors import Context, PermanentError, get_processor
 from chalicelib.processors.sdk import is_permanent, is_transient_failure
 from chalicelib.queues import RetryPolicy, TaskMessage
@@ -147,16 +147,7 @@ class Worker:
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Process an SQS batch; return the failed message ids for ReportBatchItemFailures."""
-        failures = []
-        for record in records:
-            try:
-                done = self.handle_message(record)
-            except Exception:
-                log.exception("unexpected failure on message %s", record.get("messageId"))
-                done = False
-            if not done:
-                failures.append({"itemIdentifier": record["messageId"]})
-        return {"batchItemFailures": failures}
+        return sqs_partial(records, self.handle_message)
 
     def handle_message(self, record: dict[str, Any]) -> bool:
         try:

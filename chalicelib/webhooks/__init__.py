@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from chalicelib import aws
 from chalicelib.errors import JobNotFinished, NoWebhook
 from chalicelib.model import Task, Webhook, utcnow
-from chalicelib.observability import emit_metric, task_context
+from chalicelib.observability import emit_metric, sqs_partial, task_context
 from chalicelib.queues import SQS_MAX_DELAY_SECONDS, DeliveryMessage
 from chalicelib.settings import Settings
 from chalicelib.webhooks.events import (
@@ -147,20 +147,23 @@ class WebhookDispatcher:
 
     def handle_batch(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Deliver each message on its own; a failure is retried by SQS, never the batch."""
-        failures = []
-        for record in records:
+        return sqs_partial(records, self._deliver_record)
+
+    def _deliver_record(self, record: dict[str, Any]) -> bool:
+        """One message of the webhooks queue: True when it is done with (delivered,
+        rescheduled, or not a delivery at all), False to have SQS hand it over again."""
+        try:
+            message = DeliveryMessage.from_json(record["body"])
+        except ValueError:
+            log.error("dropping a message that is not a delivery: %.200s", record["body"])
+            return True
+        with task_context(message.taskId):
             try:
-                message = DeliveryMessage.from_json(record["body"])
-            except ValueError:
-                log.error("dropping a message that is not a delivery: %.200s", record["body"])
-                continue
-            with task_context(message.taskId):
-                try:
-                    self.deliver(message)
-                except Exception:
-                    log.exception("webhook delivery of version %s failed", message.version)
-                    failures.append({"itemIdentifier": record["messageId"]})
-        return {"batchItemFailures": failures}
+                self.deliver(message)
+            except Exception:
+                log.exception("webhook delivery of version %s failed", message.version)
+                return False
+        return True
 
     def deliver(self, message: DeliveryMessage) -> None:
         now = self.clock()
