@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
-from chalicelib.errors import DomainError, TaskNotFound, TransitionRefused
+from chalicelib.errors import (
+    DomainError,
+    NotAllowed,
+    StateConflict,
+    TaskNotFound,
+    TransitionRefused,
+)
 from chalicelib.model import RUNNING, Status, Task
 from chalicelib.pools import Pools, pool_queue_url
 from chalicelib.queues import TaskMessage
@@ -39,7 +45,7 @@ MAX_WAIT_SECONDS = 20  # a claim answers within API Gateway's 29 s
 WORKER = "worker:"  # the history names a remote writer `worker:<pool>`
 
 
-class PoolForbidden(DomainError):
+class PoolForbidden(NotAllowed):
     """The credential may not work this pool: 403."""
 
 
@@ -47,7 +53,7 @@ class UnknownPoolName(DomainError):
     """The service declares no such pool: 404."""
 
 
-class LeaseRefused(DomainError):
+class LeaseRefused(StateConflict):
     """A lease token that is not the task's live lease (expired, or superseded by a takeover):
     409, so a worker that lost its task never writes over the one that has it now."""
 

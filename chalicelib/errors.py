@@ -13,6 +13,15 @@ class DomainError(Exception):
     """Raised by the service layer; entry points map it to their own contract."""
 
 
+class StateConflict(DomainError):
+    """A request the task's present state refuses, said in the error's own words: every
+    native route answers it 409 with that message (`edge.http_errors.NATIVE_ANSWERS`)."""
+
+
+class NotAllowed(DomainError):
+    """A credential asked for what it may not do, said in the error's own words: 403."""
+
+
 class TaskNotFound(DomainError):
     def __init__(self, task_id: str) -> None:
         super().__init__(f"Task not found: {task_id}")
@@ -73,14 +82,14 @@ class IdempotentJobGone(DomainError):
     """The Idempotency-Key is still kept, but the job it created has expired."""
 
 
-class NoWebhook(DomainError):
+class NoWebhook(StateConflict):
     """A redelivery was asked for a task that has no webhook."""
 
     def __init__(self) -> None:
         super().__init__("no webhook is configured for this job")
 
 
-class JobNotFinished(DomainError):
+class JobNotFinished(StateConflict):
     """A webhook resend was asked for a job that has not finished.
 
     A webhook is the event of a finished job (`job.completed`, `job.failed`, ...): before

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib import jsonsafe
+from chalicelib import jsonsafe, timefmt
 from chalicelib.model import Task
 from chalicelib.records import RecordsTable
 
@@ -27,17 +27,13 @@ def entry_sk(version: int) -> str:
     return f"{PREFIX}{version:010d}"
 
 
-def _iso_ms(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def entry_item(task: Task) -> dict[str, Any]:
     item: dict[str, Any] = {
         "pk": {"S": f"task#{task.id}"},
         "sk": {"S": entry_sk(task.version)},
         "version": {"N": str(task.version)},
         "status": {"S": task.status.value},
-        "at": {"S": _iso_ms(task.updated_at)},
+        "at": {"S": timefmt.history(task.updated_at)},
         "by": {"S": task.updated_by},
         "expires_at": {"N": str(task.expires_at)},
     }

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
-from chalicelib.errors import DomainError, TaskNotFound, TransitionRefused
+from chalicelib.errors import (
+    DomainError,
+    NotAllowed,
+    StateConflict,
+    TaskNotFound,
+    TransitionRefused,
+)
 from chalicelib.model import (
     ACTIVE,
     EXTERNAL,
@@ -45,7 +51,7 @@ PRODUCER = "producer"  # the writer the history names for a report
 MAX_RACES = 3  # a report re-read after losing a race with another writer this many times
 
 
-class NotExternal(DomainError):
+class NotExternal(StateConflict):
     """A report or heartbeat on a task the service runs itself."""
 
     def __init__(self, task_id: str) -> None:
@@ -76,7 +82,7 @@ class ReportRefused(DomainError):
         self.wanted = wanted
 
 
-class OwnerRefused(DomainError):
+class OwnerRefused(NotAllowed):
     """A credential named an owner it may not act for."""
 
 

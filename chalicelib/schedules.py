@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, cron, jsonsafe
+from chalicelib import aws, cron, jsonsafe, timefmt
 from chalicelib.errors import JobIdTaken, SubmitRejected
 from chalicelib.records import RecordsTable
 from chalicelib.store import DEADLINE_SHARDS, owner_scoped
@@ -170,10 +170,6 @@ def _due_key(epoch: int, schedule_id: str) -> str:
     return f"{epoch:012d}#{schedule_id}"
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def to_item(s: Schedule) -> dict[str, Any]:
     item: dict[str, Any] = {
         "pk": {"S": _pk(s.owner)},
@@ -188,9 +184,9 @@ def to_item(s: Schedule) -> dict[str, Any]:
         "catch_up": {"S": s.catch_up},
         "paused": {"BOOL": s.paused},
         "held": {"BOOL": s.held},
-        "created_at": {"S": _iso(s.created_at)},
-        "updated_at": {"S": _iso(s.updated_at)},
-        "anchor": {"S": _iso(s.anchor)},
+        "created_at": {"S": timefmt.item(s.created_at)},
+        "updated_at": {"S": timefmt.item(s.updated_at)},
+        "anchor": {"S": timefmt.item(s.anchor)},
         "version": {"N": str(s.version)},
         "fired": {"N": str(s.fired)},
         "skipped": {"N": str(s.skipped)},
@@ -200,7 +196,7 @@ def to_item(s: Schedule) -> dict[str, Any]:
         if value is not None:
             item[name] = {"S": value}
     if s.last_fire is not None:
-        item["last_fire"] = {"S": _iso(s.last_fire)}
+        item["last_fire"] = {"S": timefmt.item(s.last_fire)}
     if s.next_fire is not None:
         epoch = int(s.next_fire.timestamp())
         item["next_fire"] = {"N": str(epoch)}

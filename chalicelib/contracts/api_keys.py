@@ -12,6 +12,7 @@ from typing import Any, Literal
 from chalice.app import Response
 from pydantic import ConfigDict, Field, field_validator
 
+from chalicelib import timefmt
 from chalicelib.edge import http
 from chalicelib.edge.api_keys import (
     CACHE,
@@ -21,7 +22,6 @@ from chalicelib.edge.api_keys import (
     KeyNotFound,
     TooLongLived,
     TooManyKeys,
-    iso_seconds,
     key_expiry,
 )
 from chalicelib.edge.http_errors import BadRequest, Forbidden, NotFound, Unprocessable
@@ -95,9 +95,9 @@ def key_info(key: ApiKey) -> dict[str, Any]:
         "name": key.name,
         "prefix": key.prefix,
         "scopes": list(key.scopes),
-        "createdAt": iso_seconds(key.created_at) or "",
-        "expiresAt": iso_seconds(key.expires_at),
-        "lastUsedAt": iso_seconds(key.last_used_at),
+        "createdAt": timefmt.wire(key.created_at) or "",
+        "expiresAt": timefmt.wire(key.expires_at),
+        "lastUsedAt": timefmt.wire(key.last_used_at),
     }
 
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import jsonsafe
-from chalicelib.contracts.common import iso_seconds, present, shown_progress
+from chalicelib import jsonsafe, timefmt
+from chalicelib.contracts.common import present, shown_progress
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
 from chalicelib.model import ObjectRef, Status, Task, utcnow
 from chalicelib.objects import Link, head, presign, result_url
@@ -144,13 +144,13 @@ def view(task: Task, link: Link = ORIGIN_LINK) -> dict[str, Any]:
             "results": results,
             "result": task.result,
             "result_url": result_url(task, now),
-            "execution_start": iso_seconds(task.started_at),
+            "execution_start": timefmt.wire(task.started_at),
             "execution_duration": _duration(task, now),
             "progress_combined": combined,
             **_steps(task, progress),
             "progress": progress,
-            "created_at": iso_seconds(task.created_at),
-            "updated_at": iso_seconds(task.updated_at),
+            "created_at": timefmt.wire(task.created_at),
+            "updated_at": timefmt.wire(task.updated_at),
         }
     )
 

@@ -17,7 +17,14 @@ from chalicelib.contracts import jobs
 from chalicelib.contracts.common import shown_error
 from chalicelib.contracts.status_maps import AUTOVID
 from chalicelib.edge import http
-from chalicelib.edge.http_errors import ApiError, BadRequest, NotFound, Unprocessable
+from chalicelib.edge.http_errors import (
+    ApiError,
+    BadRequest,
+    NotFound,
+    Unprocessable,
+    job_gone,
+    key_in_use,
+)
 from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
@@ -113,9 +120,9 @@ def submit(service: TaskService, request: Request) -> Response:
     except IdempotencyConflict as exc:
         raise Unprocessable(str(exc)) from None
     except IdempotencyKeyInUse:
-        raise jobs.key_in_use() from None
+        raise key_in_use() from None
     except IdempotentJobGone as exc:
-        raise jobs.job_gone(str(exc)) from None
+        raise job_gone(str(exc)) from None
     return http.json_response(job_document(task, _link(service)))
 
 

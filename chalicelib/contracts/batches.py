@@ -26,19 +26,24 @@ from chalicelib import aws
 from chalicelib.contracts.jobs import (
     IDEMPOTENCY_KEY_PATTERN,
     job_document,
-    job_id_taken,
     job_owner,
     parse_job_request,
 )
 from chalicelib.edge import http
-from chalicelib.edge.http_errors import ApiError, BadRequest, Conflict, Unprocessable
+from chalicelib.edge.http_errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Unprocessable,
+    native_answer,
+    native_errors,
+)
 from chalicelib.edge.overload import RETRY_AFTER_SECONDS
 from chalicelib.errors import (
     IdempotencyConflict,
     IdempotencyKeyInUse,
     IdempotentJobGone,
     JobIdTaken,
-    SubmitRejected,
 )
 from chalicelib.model import Task
 from chalicelib.observability import emit_metric
@@ -126,9 +131,8 @@ def _prepare(
         job = parse_job_request(item)
         owner = job_owner(request, job)
         try:
-            task = service.new_task(owner, job, now, lookups)
-        except SubmitRejected as exc:
-            raise Unprocessable(exc.message, errors=exc.errors) from None
+            with native_errors():
+                task = service.new_task(owner, job, now, lookups)
         except LookupTimeSpent as exc:
             raise _Unavailable(str(exc)) from None
     except ApiError as exc:
@@ -250,8 +254,8 @@ class BatchWriter:
             task, created = self.service.store.create_idempotent(
                 entry.task, entry.key, entry.job.fingerprint(), self.expires, self.now
             )
-        except IdempotencyConflict as exc:
-            return _error(entry.index, Unprocessable(str(exc)))
+        except (IdempotencyConflict, JobIdTaken) as exc:  # as `POST /jobs` answers them
+            return _error(entry.index, native_answer(exc))
         except IdempotencyKeyInUse:
             return _error(
                 entry.index,
@@ -262,8 +266,6 @@ class BatchWriter:
                 entry.index,
                 Conflict(f"the job this idempotencyKey created ({exc}) has expired; use a new key"),
             )
-        except JobIdTaken as exc:
-            return _error(entry.index, job_id_taken(exc.task_id))
         except Exception as exc:
             if not aws.is_transient(exc):
                 raise

@@ -13,8 +13,8 @@ from chalice.app import Request, Response
 from chalicelib import claims
 from chalicelib.contracts.jobs import job_document
 from chalicelib.edge import http
-from chalicelib.edge.http_errors import Conflict, Forbidden, NotFound, Unprocessable
-from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.edge.http_errors import Conflict, NotFound, Unprocessable, native_errors
+from chalicelib.errors import TransitionRefused
 from chalicelib.service import TaskService
 
 
@@ -34,12 +34,11 @@ def _wait_seconds(request: Request) -> float:
 def claim_job(service: TaskService, request: Request, pool: str) -> Response:
     principal = http.current_principal(request)
     wait = _wait_seconds(request)
-    try:
-        claims.authorize(principal, pool)
-    except claims.UnknownPoolName as exc:
-        raise NotFound(str(exc)) from None
-    except claims.PoolForbidden as exc:
-        raise Forbidden(str(exc)) from None
+    with native_errors():
+        try:
+            claims.authorize(principal, pool)
+        except claims.UnknownPoolName as exc:
+            raise NotFound(str(exc)) from None
     claimed = claims.claim(service, pool, wait)
     if claimed is None:
         return Response(body="", status_code=204)
@@ -68,12 +67,8 @@ def lease_heartbeat(
 ) -> Response:
     from chalicelib.contracts.schemas import HeartbeatAnswer
 
-    try:
+    with native_errors():
         task = claims.extend(service, job_id, token, allows)
-    except TaskNotFound:
-        raise NotFound(f"job {job_id} was not found") from None
-    except claims.LeaseRefused as exc:
-        raise Conflict(str(exc)) from None
     answer = HeartbeatAnswer(
         jobId=task.id,
         status=task.status,
@@ -89,12 +84,11 @@ def lease_heartbeat(
 def release_job(service: TaskService, request: Request, job_id: str, allows: Any) -> Response:
     http.task_id_param(job_id)
     token = lease_token(http.json_body(request))
-    try:
-        task = claims.release(service, job_id, token, allows)
-    except TaskNotFound:
-        raise NotFound(f"job {job_id} was not found") from None
-    except (claims.LeaseRefused, TransitionRefused) as exc:
-        raise Conflict(str(exc)) from None
+    with native_errors():
+        try:
+            task = claims.release(service, job_id, token, allows)
+        except TransitionRefused as exc:
+            raise Conflict(str(exc)) from None
     return http.json_response(
         job_document(task), headers={"ETag": http.etag(task.id, task.version)}
     )

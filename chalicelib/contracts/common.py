@@ -16,10 +16,6 @@ def present(document: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in document.items() if value is not None}
 
 
-def iso_seconds(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
 def unix_seconds(moment: datetime) -> int:
     return int(moment.timestamp())
 

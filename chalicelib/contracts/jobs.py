@@ -10,29 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request, Response
 
-from chalicelib import objects
-from chalicelib.contracts.common import iso_seconds, shown_progress
+from chalicelib import objects, timefmt
+from chalicelib.contracts.common import shown_progress
 from chalicelib.edge import http
 from chalicelib.edge.http_errors import (
+    RETRY_AFTER_SECONDS,
     BadRequest,
     Conflict,
-    Forbidden,
     NotFound,
-    TooManyRequests,
     Unprocessable,
+    native_errors,
 )
-from chalicelib.errors import (
-    IdempotencyConflict,
-    IdempotencyKeyInUse,
-    IdempotentJobGone,
-    JobIdTaken,
-    JobNotFinished,
-    NoWebhook,
-    RedeliveryTooSoon,
-    SubmitRejected,
-    TaskNotFound,
-    TransitionRefused,
-)
+from chalicelib.errors import TransitionRefused
 from chalicelib.model import Output, Status, Task, utcnow
 from chalicelib.objects import NATIVE_LINK, Link, presign, result_url, split_s3_uri
 from chalicelib.observability import emit_metric
@@ -42,7 +31,6 @@ from chalicelib.store import page_key
 if TYPE_CHECKING:
     from chalicelib.webhooks import Delivery, WebhookDispatcher
 
-RETRY_AFTER_SECONDS = "1"
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -61,18 +49,8 @@ def submit_job(service: TaskService, request: Request) -> Response:
     job = parse_job_request(http.json_body(request))
     key = idempotency_key(request)
     owner = job_owner(request, job)
-    try:
+    with native_errors():
         task, created = service.submit(owner, job, key)
-    except SubmitRejected as exc:
-        raise Unprocessable(exc.message, errors=exc.errors) from None
-    except IdempotencyConflict as exc:
-        raise Unprocessable(str(exc), headers={}) from None
-    except IdempotencyKeyInUse:
-        raise key_in_use() from None
-    except JobIdTaken as exc:
-        raise job_id_taken(exc.task_id) from None
-    except IdempotentJobGone as exc:
-        raise job_gone(str(exc)) from None
     if created:
         emit_metric("TasksSubmitted", 1, type=task.type)
     return accepted(task, key, replayed=not created)
@@ -80,35 +58,14 @@ def submit_job(service: TaskService, request: Request) -> Response:
 
 def job_owner(request: Request, job: SubmitJob) -> str:
     """Whose job this is: the caller's, or the owner a service key names for it."""
-    from chalicelib.reports import OwnerMissing, OwnerRefused, owner_for
+    from chalicelib.reports import OwnerMissing, owner_for
 
-    try:
-        return owner_for(http.current_principal(request), job.owner)
-    except OwnerMissing as exc:
-        raise Unprocessable(str(exc), errors=[{"field": "owner", "message": str(exc)}]) from None
-    except OwnerRefused as exc:
-        raise Forbidden(str(exc)) from None
-
-
-def job_id_taken(job_id: str) -> Conflict:
-    """A producer's chosen jobId in use: the same answer whoever holds it, and nothing of it."""
-    return Conflict(f"jobId {job_id} is already taken; choose another")
-
-
-def key_in_use() -> Conflict:
-    """Another request holding the same Idempotency-Key is still being processed."""
-    return Conflict(
-        "another request with this Idempotency-Key is being processed; retry shortly",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
-
-
-def job_gone(job_id: str) -> Conflict:
-    """The Idempotency-Key outlived the job it created: only a new key can submit again."""
-    return Conflict(
-        f"the job this Idempotency-Key created ({job_id}) has expired; "
-        "send a new Idempotency-Key to submit again"
-    )
+    with native_errors():
+        try:
+            return owner_for(http.current_principal(request), job.owner)
+        except OwnerMissing as exc:
+            message = str(exc)
+            raise Unprocessable(message, errors=[{"field": "owner", "message": message}]) from None
 
 
 def accepted(task: Task, key: str | None, replayed: bool) -> Response:
@@ -126,10 +83,8 @@ def accepted(task: Task, key: str | None, replayed: bool) -> Response:
 def _owned_job(service: TaskService, request: Request, job_id: str) -> Task:
     """The caller's job; a malformed id is a 400, another user's job a 404 like a missing one."""
     http.task_id_param(job_id)
-    try:
+    with native_errors():
         return service.get_owned(http.current_user(request), job_id)
-    except TaskNotFound:
-        raise NotFound(f"job {job_id} was not found") from None
 
 
 def _readable_job(service: TaskService, request: Request, job_id: str) -> Task:
@@ -196,14 +151,13 @@ def _status_param(value: str | None) -> Status | None:
 
 def cancel_job(service: TaskService, request: Request, job_id: str) -> Response:
     http.task_id_param(job_id)
-    try:
-        task = service.cancel(http.current_user(request), job_id)
-    except TaskNotFound:
-        raise NotFound(f"job {job_id} was not found") from None
-    except TransitionRefused as exc:
-        raise Conflict(
-            f"job {job_id} has already finished as {exc.current}; it cannot be cancelled"
-        ) from None
+    with native_errors():
+        try:
+            task = service.cancel(http.current_user(request), job_id)
+        except TransitionRefused as exc:
+            raise Conflict(
+                f"job {job_id} has already finished as {exc.current}; it cannot be cancelled"
+            ) from None
     return http.json_response(
         job_document(task), headers={"ETag": http.etag(task.id, task.version)}
     )
@@ -225,12 +179,8 @@ def redeliver_webhook(
     from chalicelib.contracts.schemas import Redelivery
 
     task = _owned_job(service, request, job_id)
-    try:
+    with native_errors():
         event_id = webhooks.redeliver(task)
-    except RedeliveryTooSoon as exc:
-        raise TooManyRequests(str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-    except (NoWebhook, JobNotFinished) as exc:
-        raise Conflict(str(exc)) from None
     redelivery = Redelivery(triggered=True, eventId=event_id)
     return http.json_response(redelivery.model_dump(mode="json", exclude_none=True), 202)
 
@@ -256,7 +206,7 @@ def create_upload(service: TaskService, request: Request) -> Response:
         url=url,
         method="PUT",
         headers=headers,
-        expiresAt=iso_seconds(expires) or "",
+        expiresAt=timefmt.wire(expires) or "",
     )
     return http.json_response(ticket.model_dump(mode="json"), 201)
 
@@ -318,7 +268,7 @@ def _output(task: Task, link: Link) -> dict[str, Any]:
     if located and task.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
         signed = presign(task.owner, *located, utcnow(), link)
         if signed is not None:
-            document["url"], document["urlExpiresAt"] = signed[0], iso_seconds(signed[1])
+            document["url"], document["urlExpiresAt"] = signed[0], timefmt.wire(signed[1])
     if document["url"] is None and output.url is not None:
         document["url"] = output.url  # an external job's link, as its producer reported it
     return document
@@ -332,9 +282,9 @@ def job_document(task: Task, with_input: bool = False, link: Link = NATIVE_LINK)
         "jobId": task.id,
         "type": task.type,
         "status": task.status.value,
-        "submittedAt": iso_seconds(task.created_at),
-        "updatedAt": iso_seconds(task.updated_at),
-        "completedAt": iso_seconds(task.completed_at),
+        "submittedAt": timefmt.wire(task.created_at),
+        "updatedAt": timefmt.wire(task.updated_at),
+        "completedAt": timefmt.wire(task.completed_at),
         "processingTime": task.processing_seconds,
         "progress": shown_progress(task),
         "result": task.result,
@@ -345,10 +295,10 @@ def job_document(task: Task, with_input: bool = False, link: Link = NATIVE_LINK)
         "version": task.version,
         "input": task.input if with_input else None,
         "retries": task.retries,
-        "runAt": iso_seconds(task.run_at),
+        "runAt": timefmt.wire(task.run_at),
         "hasWebhook": task.webhook is not None,
         "scheduleId": task.schedule_id,
-        "scheduledFor": iso_seconds(task.scheduled_for),
+        "scheduledFor": timefmt.wire(task.scheduled_for),
     }
 
 
@@ -361,8 +311,8 @@ def job_change(task: Task) -> dict[str, Any]:
         "status": task.status.value,
         "version": task.version,
         "progress": shown_progress(task),
-        "updatedAt": iso_seconds(task.updated_at),
-        "completedAt": iso_seconds(task.completed_at),
+        "updatedAt": timefmt.wire(task.updated_at),
+        "completedAt": timefmt.wire(task.completed_at),
         "error": task.error,  # bounded (ERROR_MESSAGE_LIMIT): the frame has room for it
     }
 

@@ -12,16 +12,10 @@ from chalice.app import Request, Response
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from chalicelib import reruns
-from chalicelib.contracts.jobs import accepted, idempotency_key, key_in_use
+from chalicelib.contracts.jobs import accepted, idempotency_key
 from chalicelib.edge import http
-from chalicelib.edge.http_errors import BadRequest, Conflict, NotFound, Unprocessable
-from chalicelib.errors import (
-    IdempotencyConflict,
-    IdempotencyKeyInUse,
-    IdempotentJobGone,
-    TaskNotFound,
-    TransitionRefused,
-)
+from chalicelib.edge.http_errors import BadRequest, Conflict, NotFound, native_errors
+from chalicelib.errors import IdempotentJobGone, TransitionRefused
 from chalicelib.history import History
 from chalicelib.model import TERMINAL, Status
 from chalicelib.service import TaskService
@@ -114,10 +108,8 @@ def list_events(service: TaskService, request: Request, job_id: str) -> Response
     limit = http.limit_param(params.get("limit"), MAX_EVENTS_PER_PAGE, MAX_EVENTS_PER_PAGE)
     user = http.current_user(request)
     http.task_id_param(job_id)
-    try:
+    with native_errors():
         service.get_owned(user, job_id)
-    except TaskNotFound:
-        raise NotFound(f"job {job_id} was not found") from None
     scope = f"events|{user}|{job_id}"
     after = _version_cursor(request, params.get("cursor"), scope)
     page = History(service.settings.records_table).page(
@@ -144,20 +136,15 @@ def _version_cursor(request: Request, cursor: str | None, scope: str) -> int:
 def retry_job(service: TaskService, request: Request, job_id: str) -> Response:
     http.task_id_param(job_id)
     key = idempotency_key(request)
-    try:
-        task, retried = reruns.retry(service, http.current_user(request), job_id, key)
-    except TaskNotFound:
-        raise NotFound(f"job {job_id} was not found") from None
-    except TransitionRefused as exc:
-        raise Conflict(
-            f"job {job_id} is {exc.current}; only failed or cancelled jobs can be retried"
-        ) from None
-    except IdempotencyConflict as exc:
-        raise Unprocessable(str(exc)) from None
-    except IdempotencyKeyInUse:
-        raise key_in_use() from None
-    except IdempotentJobGone:
-        raise NotFound(f"job {job_id} was not found") from None
+    with native_errors():
+        try:
+            task, retried = reruns.retry(service, http.current_user(request), job_id, key)
+        except TransitionRefused as exc:
+            raise Conflict(
+                f"job {job_id} is {exc.current}; only failed or cancelled jobs can be retried"
+            ) from None
+        except IdempotentJobGone:  # the key replays this very job, which has expired since
+            raise NotFound(f"job {job_id} was not found") from None
     return accepted(task, key, replayed=not retried)
 
 

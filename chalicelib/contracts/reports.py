@@ -9,20 +9,18 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib.claims import LeaseRefused
 from chalicelib.contracts.jobs import job_document
 from chalicelib.edge import http
 from chalicelib.edge.http_errors import (
     Conflict,
-    NotFound,
     PreconditionFailed,
     ServiceUnavailable,
+    native_errors,
 )
-from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.errors import TransitionRefused
 from chalicelib.model import Output, Progress, Status
 from chalicelib.reports import (
     ActingFor,
-    NotExternal,
     Report,
     ReportRefused,
     StaleVersion,
@@ -70,40 +68,31 @@ def parse_report(body: Any) -> Report:
     )
 
 
-def _not_found(job_id: str) -> NotFound:
-    return NotFound(f"job {job_id} was not found")
-
-
 def report_job(service: TaskService, request: Request, job_id: str) -> Response:
     http.task_id_param(job_id)
     body = http.json_body(request)
     said = parse_report(body)
-    try:
-        task, _written = report(
-            service,
-            acting_for(request),
-            job_id,
-            said,
-            request.headers.get("if-match"),
-            lease_token=body.get("leaseToken"),
-        )
-    except TaskNotFound:
-        raise _not_found(job_id) from None
-    except LeaseRefused as exc:
-        raise Conflict(str(exc)) from None
-    except NotExternal as exc:
-        raise Conflict(str(exc)) from None
-    except StaleVersion as exc:
-        tag = http.etag(exc.task.id, exc.task.version)
-        raise PreconditionFailed(str(exc), headers={"ETag": tag}) from None
-    except ReportRefused as exc:
-        kind = JobCancelled if exc.current is Status.CANCELLED else Conflict
-        raise kind(str(exc)) from None
-    except TransitionRefused:
-        raise ServiceUnavailable(
-            f"job {job_id} is being written by others right now; send the report again",
-            headers={"Retry-After": "1"},
-        ) from None
+    with native_errors():
+        try:
+            task, _written = report(
+                service,
+                acting_for(request),
+                job_id,
+                said,
+                request.headers.get("if-match"),
+                lease_token=body.get("leaseToken"),
+            )
+        except StaleVersion as exc:
+            tag = http.etag(exc.task.id, exc.task.version)
+            raise PreconditionFailed(str(exc), headers={"ETag": tag}) from None
+        except ReportRefused as exc:
+            kind = JobCancelled if exc.current is Status.CANCELLED else Conflict
+            raise kind(str(exc)) from None
+        except TransitionRefused:
+            raise ServiceUnavailable(
+                f"job {job_id} is being written by others right now; send the report again",
+                headers={"Retry-After": "1"},
+            ) from None
     return http.json_response(
         job_document(task), headers={"ETag": http.etag(task.id, task.version)}
     )
@@ -118,12 +107,8 @@ def heartbeat_job(service: TaskService, request: Request, job_id: str) -> Respon
 
         token = lease_token(http.json_body(request))
         return lease_heartbeat(service, request, job_id, token, acting_for(request).allows)
-    try:
+    with native_errors():
         beat = heartbeat(service, acting_for(request), job_id)
-    except TaskNotFound:
-        raise _not_found(job_id) from None
-    except NotExternal as exc:
-        raise Conflict(str(exc)) from None
     task = beat.task
     answer = HeartbeatAnswer(
         jobId=task.id,

@@ -14,11 +14,10 @@ from typing import Any, Literal
 from chalice.app import Request, Response
 from pydantic import ConfigDict, Field
 
-from chalicelib.contracts.jobs import iso_seconds
+from chalicelib import timefmt
 from chalicelib.contracts.schemas import TYPE_PATTERN
 from chalicelib.edge import http
-from chalicelib.edge.http_errors import BadRequest, Conflict, NotFound, Unprocessable
-from chalicelib.errors import SubmitRejected
+from chalicelib.edge.http_errors import BadRequest, Conflict, NotFound, Unprocessable, native_errors
 from chalicelib.schedules import (
     Schedule,
     ScheduleChanged,
@@ -108,7 +107,7 @@ def schedule_document(schedule: Schedule, now: datetime) -> dict[str, Any]:
     last = None
     if schedule.last_fire is not None:
         last = {
-            "scheduledFor": iso_seconds(schedule.last_fire),
+            "scheduledFor": timefmt.wire(schedule.last_fire),
             "jobId": schedule.last_task_id,
             "outcome": schedule.last_outcome,
         }
@@ -122,12 +121,12 @@ def schedule_document(schedule: Schedule, now: datetime) -> dict[str, Any]:
         "overlap": schedule.overlap,
         "catchUp": schedule.catch_up,
         "paused": schedule.paused,
-        "nextRuns": [iso_seconds(t) for t in schedule.next_runs(now)],
+        "nextRuns": [timefmt.wire(t) for t in schedule.next_runs(now)],
         "lastRun": last,
         "fired": schedule.fired,
         "skipped": schedule.skipped,
-        "createdAt": iso_seconds(schedule.created_at),
-        "updatedAt": iso_seconds(schedule.updated_at),
+        "createdAt": timefmt.wire(schedule.created_at),
+        "updatedAt": timefmt.wire(schedule.updated_at),
         "version": schedule.version,
     }
 
@@ -139,10 +138,8 @@ def _rejected(exc: ScheduleRejected) -> Unprocessable:
 
 def _check_task(service: TaskService, owner: str, schedule: Schedule, now: datetime) -> None:
     """Refuse a schedule whose task `POST /jobs` would refuse (unknown type, bad input)."""
-    try:
+    with native_errors():
         service.new_task(owner, SubmitJob(type=schedule.type, input=schedule.input), now)
-    except SubmitRejected as exc:
-        raise Unprocessable(exc.message, errors=exc.errors) from None
 
 
 def _first_fire(schedule: Schedule, now: datetime) -> datetime:

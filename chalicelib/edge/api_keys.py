@@ -41,7 +41,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib import aws, timefmt
 from chalicelib.edge.auth import API_KEY_PREFIX, InvalidToken, Principal
 from chalicelib.model import utcnow
 from chalicelib.records import RecordsTable
@@ -85,10 +85,6 @@ class ApiKey:
         return self.expires_at is not None and now >= self.expires_at
 
 
-def iso_seconds(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
 def key_expiry(asked: datetime | None, now: datetime, max_days: int) -> datetime:
     """When a new key expires: as asked, or at the cap when not asked; TooLongLived past it."""
     latest = now.replace(microsecond=0) + timedelta(days=max_days)
@@ -97,7 +93,7 @@ def key_expiry(asked: datetime | None, now: datetime, max_days: int) -> datetime
     if asked > latest:
         raise TooLongLived(
             f"an API key lives at most {max_days} days: expiresAt must be no later than "
-            f"{iso_seconds(latest)}; create a new key before this one expires"
+            f"{timefmt.wire(latest)}; create a new key before this one expires"
         )
     return asked
 
@@ -192,7 +188,7 @@ class ApiKeyStore(RecordsTable):
                 Key=_key_key(id_of(digest)),
                 UpdateExpression="SET last_used_at = :now",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":now": {"S": iso_seconds(now) or ""}},
+                ExpressionAttributeValues={":now": {"S": timefmt.wire(now) or ""}},
                 ReturnValues="ALL_NEW",
             )["Attributes"]
         except ClientError as exc:
@@ -216,13 +212,13 @@ def _item(key: ApiKey) -> dict[str, Any]:
     item: dict[str, Any] = {
         **_key_key(key.id),
         "gpk": {"S": f"apikeys#{key.owner}"},
-        "gsk": {"S": f"{iso_seconds(key.created_at)}#{key.id}"},
+        "gsk": {"S": f"{timefmt.wire(key.created_at)}#{key.id}"},
         "digest": {"S": key.digest},
         "owner": {"S": key.owner},
         "name": {"S": key.name},
         "prefix": {"S": key.prefix},
         "scopes": {"L": [{"S": scope} for scope in key.scopes]},
-        "created_at": {"S": iso_seconds(key.created_at)},
+        "created_at": {"S": timefmt.wire(key.created_at)},
     }
     if key.acts_for:
         item["acts_for"] = {"L": [{"S": pattern} for pattern in key.acts_for]}
@@ -230,7 +226,7 @@ def _item(key: ApiKey) -> dict[str, Any]:
         item["pools"] = {"L": [{"S": pool} for pool in key.pools]}
     if key.expires_at is not None:
         # Not `expires_at`: the table's TTL would delete the key behind the counter's back.
-        item["key_expires_at"] = {"S": iso_seconds(key.expires_at)}
+        item["key_expires_at"] = {"S": timefmt.wire(key.expires_at)}
     return item
 
 
@@ -332,7 +328,7 @@ def authenticate_key(secret: str, settings: Settings) -> Principal:
     if key is None:
         raise InvalidToken("API key is not valid (unknown or revoked)")
     if key.expired(utcnow()):
-        raise InvalidToken(f"API key {key.prefix}... expired at {iso_seconds(key.expires_at)}")
+        raise InvalidToken(f"API key {key.prefix}... expired at {timefmt.wire(key.expires_at)}")
     return Principal(
         owner=key.owner,
         scopes=frozenset(key.scopes),

@@ -28,7 +28,7 @@ def _autovid(status: int, message: str, timestamp: str) -> dict[str, Any]:
     return {"error": "Internal server error" if status == 500 else message, "timestamp": timestamp}
 
 
-_ASSEMBLY_AUTH_CODES = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}  # as edge/middleware.py answers
+_ASSEMBLY_AUTH_CODES = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}  # the origin's codes
 
 
 def _assembly(status: int, message: str, timestamp: str) -> dict[str, Any]:

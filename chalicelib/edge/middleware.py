@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from chalice.app import Request, Response
 
+from chalicelib import timefmt
 from chalicelib.edge import contract_errors, cors, http
 from chalicelib.edge.auth import (
     READ,
@@ -57,10 +57,6 @@ _CHALICE_STATUS_CODES = {
 }
 
 
-def timestamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def error_body(
     code: str, message: str, rid: str, errors: list[dict[str, Any]] | None = None, **_: Any
 ) -> dict[str, Any]:
@@ -68,23 +64,12 @@ def error_body(
     error: dict[str, Any] = {"code": code, "message": message}
     if errors is not None:
         error["errors"] = [{"field": e["field"], "message": e["message"]} for e in errors]
-    return {"error": error, "requestId": rid, "timestamp": timestamp()}
+    return {"error": error, "requestId": rid, "timestamp": timefmt.wire_now()}
 
 
-def _contract_error_body(path: str, exc: ApiError) -> dict[str, Any] | None:
-    """A seed contract's own body for the errors the edge raises (401, 403) on its routes."""
-    if path in ("/task", "/task/{task_id}"):  # 000/001
-        return {"error": exc.message}
-    if path == "/status/{jobId}":  # 002
-        return {"error": exc.message, "timestamp": timestamp()}
-    if path == "/assemblies/{assemblyId}":  # 003
-        return {"error": exc.code.upper(), "message": exc.message}
-    return None
-
-
-def error_response(exc: ApiError, rid: str, path: str = "") -> Response:
-    body = _contract_error_body(path, exc) if exc.status_code in (401, 403) else None
-    body = body or error_body(exc.code, exc.message, rid, **exc.details)
+def error_response(exc: ApiError, rid: str) -> Response:
+    """The native error response; a seed contract's routes reshape it after (contract_errors)."""
+    body = error_body(exc.code, exc.message, rid, **exc.details)
     return http.json_response(body, exc.status_code, exc.headers)
 
 
@@ -137,7 +122,7 @@ def _handle(
             _authorize(request)
             response = get_response(request)
         except ApiError as exc:
-            response = error_response(exc, rid, request.path)
+            response = error_response(exc, rid)
         if _is_chalice_error(response):
             response = _reshape_chalice_error(response, rid)
         response = contract_errors.reshape(request.path, response)

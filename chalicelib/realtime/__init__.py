@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, jsonsafe
+from chalicelib import aws, jsonsafe, timefmt
 from chalicelib.edge.auth import READ, InsufficientScope, InvalidToken
 from chalicelib.edge.credentials import authenticate
 from chalicelib.model import Task, utcnow
@@ -158,7 +158,7 @@ class Subscriptions(RecordsTable):
             "pk": {"S": f"conn#{connection_id}"},
             "sk": {"S": "conn"},
             "owner": {"S": owner},
-            "connected_at": {"S": now.isoformat()},
+            "connected_at": {"S": timefmt.item(now)},
             "expires_at": expires,
         }
         credential = credential or Credential()

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib import aws, timefmt
 from chalicelib.errors import (
     IdempotencyKeyInUse,
     IdempotentJobGone,
@@ -39,7 +39,6 @@ from chalicelib.store.items import (
     DEADLINE_SHARDS,
     ITEM_BUDGET_BYTES,
     is_task_item,
-    iso,
     item_size,
     owner_scoped,
     shard_of,
@@ -83,7 +82,7 @@ class Page:
 
 def page_key(task: Task) -> tuple[str, str]:
     """Where a listing that ends at `task` goes on from: its key on the owner indexes."""
-    return (iso(task.created_at), task.id)
+    return (timefmt.item(task.created_at), task.id)
 
 
 @dataclass(frozen=True)
@@ -129,9 +128,9 @@ def _created_condition(
     Times are compared in the stored form, in UTC, so that like is compared with like."""
     since, until = between
     if since is not None:
-        values[":created_since"] = {"S": iso(since.astimezone(UTC))}
+        values[":created_since"] = {"S": timefmt.item(since)}
     if until is not None:
-        values[":created_until"] = {"S": iso(until.astimezone(UTC))}
+        values[":created_until"] = {"S": timefmt.item(until)}
     if since is not None and until is not None:
         return " AND created_at BETWEEN :created_since AND :created_until"
     if since is not None:
@@ -308,7 +307,7 @@ class TaskStore:
                 values[f":s{i}"] = {"S": status.value}
             filters.append(f"#s IN ({', '.join(f':s{i}' for i in range(len(statuses)))})")
         if updated_since is not None:
-            values[":since"] = {"S": iso(updated_since)}
+            values[":since"] = {"S": timefmt.item(updated_since)}
             filters.append("updated_at >= :since")
         request: dict[str, Any] = {
             "TableName": self.table,
@@ -401,7 +400,7 @@ class TaskStore:
             task_id,
             set_values={
                 "status": {"S": Status.SUBMITTED.value},
-                "updated_at": {"S": iso(now)},
+                "updated_at": {"S": timefmt.item(now)},
                 "deadline": {"N": str(epoch + timeout_seconds)},
                 "updated_by": {"S": "scheduler"},
             },
@@ -411,7 +410,7 @@ class TaskStore:
             condition_values={
                 ":one": {"N": "1"},
                 ":scheduled": {"S": Status.SCHEDULED.value},
-                ":now_iso": {"S": iso(now)},
+                ":now_iso": {"S": timefmt.item(now)},
                 ":epoch": {"N": str(epoch)},
             },
             wanted=Status.SUBMITTED,
@@ -519,7 +518,7 @@ class TaskStore:
             task_id,
             set_values={
                 "status": {"S": Status.STARTED.value},
-                "updated_at": {"S": iso(now)},
+                "updated_at": {"S": timefmt.item(now)},
                 "lease_until": {"N": str(epoch + lease_seconds)},
                 "attempts": {"N": str(attempt)},
                 "active_shard": {"S": shard_of(task_id)},
@@ -539,7 +538,7 @@ class TaskStore:
             ),
             condition_values={
                 ":one": {"N": "1"},
-                ":now_iso": {"S": iso(now)},
+                ":now_iso": {"S": timefmt.item(now)},
                 ":deadline": {"N": str(epoch + min(lease_seconds, timeout_seconds))},
                 ":epoch": {"N": str(epoch)},
                 ":submitted": {"S": Status.SUBMITTED.value},
@@ -559,8 +558,8 @@ class TaskStore:
             task_id,
             set_values={
                 "status": {"S": Status.CANCELLED.value},
-                "updated_at": {"S": iso(now)},
-                "completed_at": {"S": iso(now)},
+                "updated_at": {"S": timefmt.item(now)},
+                "completed_at": {"S": timefmt.item(now)},
                 "updated_by": {"S": by},
             },
             set_expressions=["version = version + :one"],

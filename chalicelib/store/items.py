@@ -33,7 +33,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from chalicelib import jsonsafe, scheduling
+from chalicelib import jsonsafe, scheduling, timefmt
 from chalicelib.model import ACTIVE, RUNNING, Part, Task
 
 Item = dict[str, dict[str, str]]
@@ -60,11 +60,6 @@ def shard_of(task_id: str) -> str:
     return hashlib.sha256(task_id.encode()).hexdigest()[0]
 
 
-def iso(value: datetime) -> str:
-    """The stored form of a time: fixed width, so that its text sorts as the time does."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 # -- one codec per type ----------------------------------------------------------------------
 
 
@@ -88,7 +83,7 @@ def _number() -> Codec:
 
 def _time() -> Codec:
     return Codec(
-        lambda value: {"S": iso(value)},
+        lambda value: {"S": timefmt.item(value)},
         lambda attribute: datetime.fromisoformat(attribute["S"]),
     )
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, objects
+from chalicelib import aws, objects, timefmt
 from chalicelib.errors import RedeliveryTooSoon
 from chalicelib.model import Status, Task
 from chalicelib.records import RecordsTable
@@ -113,7 +113,7 @@ class WebhookLog(RecordsTable):
             "delivery": {"S": options},
             "state": {"S": "pending"},
             "attempts": {"N": "0"},
-            "created_at": {"S": now.isoformat()},
+            "created_at": {"S": timefmt.item(now)},
             "expires_at": {"N": str(task.expires_at)},
         }
         encoded = payload.encode()
@@ -202,7 +202,7 @@ class WebhookLog(RecordsTable):
             "event_id": {"S": event.event_id},
             "event_type": {"S": event.event_type},
             "attempt": {"N": str(attempt)},
-            "at": {"S": now.isoformat()},
+            "at": {"S": timefmt.item(now)},
             "latency_ms": {"N": str(outcome.latency_ms)},
             "state": {"S": state},
             "expires_at": {"N": str(event.expires_at)},

@@ -85,6 +85,7 @@ def test_loading_the_app_loads_no_rest_edge_and_no_aws_client():
         "chalicelib.edge.http",
         "chalicelib.edge.http_errors",
         "chalicelib.edge.overload",
+        "chalicelib.errors",  # the domain errors http_errors answers: plain classes
         "chalicelib.jsonsafe",
         "chalicelib.observability",
         "chalicelib.settings",
