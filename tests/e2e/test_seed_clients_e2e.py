@@ -1,4 +1,4 @@
-"""Issue 12 under `make dev`: the seeds' origin clients, changing only the URL (and credentials).
+"""The seeds' origin clients under `make dev`, changing only the URL (and credentials).
 
 004's dashboard connects with `?Authorization=Bearer%20<jwt>` and never sends a message;
 003's StatusLambdaClient invokes the Lambda through the AWS SDK at
@@ -32,7 +32,7 @@ def lambda_client(local_stack):
 
 
 def test_the_dashboard_connects_with_authorization_and_gets_every_change_unasked(local_stack):
-    """Issue 12: 'The origin client connects to the WebSocket as
+    """The origin: 'The origin client connects to the WebSocket as
     `wss://host/stage?Authorization=Bearer%20<jwt>` ... The origin client never sends a message
     after connecting: ... A connection that has not subscribed to anything receives every change
     of every task its owner may see (owner-scoped, of course)'."""
@@ -49,7 +49,7 @@ def test_the_dashboard_connects_with_authorization_and_gets_every_change_unasked
 
 
 def test_a_subscriber_gets_version_1_once(local_stack):
-    """Issue 12: 'push each version at most once per connection, including the state sent at
+    """The origin: 'push each version at most once per connection, including the state sent at
     subscribe time (today a subscriber receives version 1 twice).'"""
     with local_stack.websocket() as ws:
         job = local_stack.submit(SLEEP)
@@ -166,7 +166,7 @@ def test_an_unknown_function_is_resource_not_found(local_stack):
 
 
 def test_an_auto_vid_client_submits_a_spec_and_polls_its_status(local_stack):
-    """Issue 12: 'Serve `POST /submit` and `GET /status/{jobId}` as this contract's routes.'"""
+    """The origin: 'Serve `POST /submit` and `GET /status/{jobId}` as this contract's routes.'"""
     spec = {
         "jobInfo": {"projectId": "demo"},
         "assets": {"video": {"id": "v", "source": "s3://bucket/in.mp4"}, "audio": []},

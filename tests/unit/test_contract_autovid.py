@@ -1,6 +1,6 @@
 """Seed 002, auto-vid: `POST /submit` and `GET /status/{jobId}`, as the origin's clients use them.
 
-Every test quotes the fact of issue 12 it holds the service to.
+Every test quotes the fact about the origin it holds the service to.
 """
 
 import json
@@ -66,7 +66,7 @@ def assert_origin_error(response, status, message):
 
 
 def test_an_auto_vid_spec_is_accepted_with_200_and_the_job_document(client, service):
-    """Issue 12: '`POST /submit` accepts ... an auto-vid job spec (`jobInfo`, `assets`,
+    """The origin: '`POST /submit` accepts ... an auto-vid job spec (`jobInfo`, `assets`,
     `backgroundMusic`, `timeline`, `output`, `notifications`) which it stores whole as the input
     of a configurable task type (`AUTOVID_TASK_TYPE`) ... Answer **200** with the auto-vid job
     document (`jobId`, `status`, `submittedAt`, ...), including `jobInfo`'."""
@@ -86,7 +86,7 @@ def test_a_native_request_is_accepted_too(client, service):
 
 
 def test_a_spec_without_a_registered_processor_is_a_400_saying_so(client, monkeypatch):
-    """Issue 12: 'when no processor is registered for that type the submit is a 400 saying
+    """The origin: 'when no processor is registered for that type the submit is a 400 saying
     so'."""
     monkeypatch.setenv("AUTOVID_TASK_TYPE", "video/auto-vid")
     reset_caches()
@@ -100,7 +100,7 @@ def test_a_spec_without_a_registered_processor_is_a_400_saying_so(client, monkey
 
 @pytest.mark.parametrize("status", list(Status))
 def test_status_uses_the_origins_five_statuses(client, service, status):
-    """Issue 12: 'Statuses on this surface are the origin's five: `submitted`, `processing`,
+    """The origin: 'Statuses on this surface are the origin's five: `submitted`, `processing`,
     `completed`, `failed`, `retrying` (map the canonical ones; a cancelled job is `failed` with
     an error saying so).'"""
     task = stored_task(service, status)
@@ -121,7 +121,7 @@ def test_status_answers_the_submitted_job_with_its_job_info(client):
     [("", "Missing request body"), ("{not json", "Invalid JSON in request body")],
 )
 def test_unreadable_bodies_are_the_origins_400s(client, raw, message):
-    """Issue 12: 'Errors: `{"error": "<string>", "timestamp": "..."}` with 400 `Missing request
+    """The origin: 'Errors: `{"error": "<string>", "timestamp": "..."}` with 400 `Missing request
     body` / `Invalid JSON in request body` / `Invalid job specification: ...`'."""
     assert_origin_error(post(client, None, raw=raw), 400, message)
 
@@ -146,7 +146,7 @@ def test_invalid_specs_are_the_origins_400(client, service, stack, body):
 
 
 def test_an_unknown_job_is_the_origins_404(client, service):
-    """Issue 12: '404 `Job <id> not found`'."""
+    """The origin: '404 `Job <id> not found`'."""
     for job_id in ("00000000-0000-4000-8000-000000000000", "not-a-uuid"):
         response = client.http.get(f"/status/{job_id}", headers=auth())
         assert_origin_error(response, 404, f"Job {job_id} not found")
@@ -156,7 +156,7 @@ def test_an_unknown_job_is_the_origins_404(client, service):
 
 
 def test_an_unexpected_failure_is_the_origins_500(client, monkeypatch):
-    """Issue 12: '500 `Internal server error`'."""
+    """The origin: '500 `Internal server error`'."""
     from chalicelib.store import TaskStore
 
     def broken(self, task_id, now):
@@ -177,7 +177,7 @@ def test_auth_failures_take_the_surfaces_error_shape(client):
 
 
 def test_the_specs_webhook_is_honoured_with_metadata_headers_and_a_signature(client, stack):
-    """Issue 12: '`notifications.webhook {url, method, headers, metadata}` in a spec is honoured:
+    """The origin: '`notifications.webhook {url, method, headers, metadata}` in a spec is honoured:
     the payload is the job document plus `metadata`, with the user's headers, and (unlike the
     origin) Standard Webhooks signature headers added.'"""
     hook = Receiver([200])
@@ -216,7 +216,7 @@ def test_a_stage_with_public_reads_serves_status_without_credentials(client, ser
 
 
 def test_an_api_key_authenticates_the_origins_curl_client(client, service):
-    """Issue 12: '`X-API-Key` authentication works here (see the credentials issue).'"""
+    """The origin: '`X-API-Key` authentication works here (see the credentials issue).'"""
     created = client.http.post(
         "/api-keys",
         headers=auth("alice"),
@@ -231,7 +231,7 @@ def test_an_api_key_authenticates_the_origins_curl_client(client, service):
     assert status.status_code == 200 and status.json_body["jobInfo"] == SPEC["jobInfo"]
 
 
-# -- issue 31: what auto-vid accepts, and how its webhook looks --------------------------------
+# -- what auto-vid accepts, and how its webhook looks ----------------------------------------------
 
 # auto-vid's docs/SCHEMA.md, "Background Music Only Example" (the webhook left out).
 BACKGROUND_MUSIC_ONLY = {
@@ -247,7 +247,7 @@ BACKGROUND_MUSIC_ONLY = {
 
 
 def test_an_empty_timeline_is_accepted_as_auto_vid_accepts_it(client, stack):
-    """Issue 31: 'under `make dev` the auto-vid stand-in refuses `timeline: []`, which auto-vid
+    """Closed gap: 'under `make dev` the auto-vid stand-in refuses `timeline: []`, which auto-vid
     accepts (its README quick-start and the "Background Music Only" example then get 400)'.
     auto-vid's model: `timeline: List[TimelineEvent]`, no minimum."""
     response = post(client, BACKGROUND_MUSIC_ONLY)
@@ -285,7 +285,7 @@ def hooked(url):
 
 
 def test_a_webhook_host_that_does_not_resolve_is_accepted_at_submit(client, stack, strict, dns):
-    """Issue 31: 'a webhook host that does not resolve at submit fails the whole submit, where
+    """Closed gap: 'a webhook host that does not resolve at submit fails the whole submit, where
     auto-vid defers delivery problems to delivery: accept it ... and let delivery fail and log'.
     auto-vid validates `url: HttpUrl` at submit and resolves only in `requests.request(...)`."""
     response = post(client, hooked(f"https://{UNRESOLVABLE}/video-complete"))
@@ -343,7 +343,7 @@ def test_a_native_job_keeps_refusing_a_host_that_does_not_resolve(client, stack,
 
 
 def test_the_auto_vid_webhook_sends_the_origins_user_agent(client, stack):
-    """Issue 31: 'the webhook `User-Agent` is ours, auto-vid's receivers may filter on
+    """Closed gap: 'the webhook `User-Agent` is ours, auto-vid's receivers may filter on
     `Auto-Vid/1.0` (send the origin's on that format)'. auto-vid's webhook_notifier:
     `headers.setdefault("User-Agent", "Auto-Vid/1.0")`."""
     hook = Receiver([200])

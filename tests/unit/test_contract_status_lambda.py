@@ -64,7 +64,7 @@ def test_every_status_maps_to_an_assembly_state(invoke, service, status):
 
 
 def test_a_failed_assembly_sets_error_and_its_reason(invoke, service):
-    """Issue 12: 'a failed one `error: "PROCESSING_ERROR"`-style code with `message`'."""
+    """The origin: 'a failed one `error: "PROCESSING_ERROR"`-style code with `message`'."""
     task = stored_task(service, Status.FAILED)
     _, body = invoke({"assemblyId": task.id})
     assert body["error"] == "PROCESSING_ERROR"
@@ -78,7 +78,7 @@ def test_a_running_assembly_says_its_state_and_progress(invoke, service):
 
 
 def test_a_completed_assembly_keeps_the_processors_result_outside_results(invoke, service):
-    """Issue 12: 'a processor's JSON result goes elsewhere ... never as a non-array value
+    """The origin: 'a processor's JSON result goes elsewhere ... never as a non-array value
     inside `results`'."""
     _, body = invoke({"assemblyId": stored_task(service, Status.COMPLETED, **with_objects()).id})
     assert body["result"] == {"pages": 3}
@@ -86,7 +86,7 @@ def test_a_completed_assembly_keeps_the_processors_result_outside_results(invoke
 
 
 def test_another_users_assembly_is_the_origins_403(invoke, service):
-    """Issue 12: '403 `{"error": "Access denied: You don't own this assembly"}`'."""
+    """The origin: '403 `{"error": "Access denied: You don't own this assembly"}`'."""
     code, body = invoke(
         {"assemblyId": stored_task(service, Status.COMPLETED, owner="alice").id, "userId": "bob"}
     )
@@ -98,7 +98,7 @@ def test_another_users_assembly_is_the_origins_403(invoke, service):
     "assembly_id", ["00000000-0000-4000-8000-000000000000", "abc123", "x" * 100, "ASSEMBLY-1"]
 )
 def test_an_unknown_assembly_of_any_format_is_the_origins_404(invoke, assembly_id):
-    """Issue 12: '404 `{"error": "Assembly not found", "assembly_id": <id>}` ... An id that is
+    """The origin: '404 `{"error": "Assembly not found", "assembly_id": <id>}` ... An id that is
     not one of ours (any format) is 404, not 400.'"""
     code, body = invoke({"assemblyId": assembly_id})
     assert code == 404
@@ -109,7 +109,7 @@ def test_an_unknown_assembly_of_any_format_is_the_origins_404(invoke, assembly_i
     "event", ["not an object", ["assemblyId"], None, {}, {"assemblyId": ""}, {"assemblyId": 42}]
 )
 def test_a_missing_assembly_id_is_the_origins_400(invoke, event):
-    """Issue 12: 'Error bodies are the origin's: 400 `{"error": "assemblyId is required"}`'."""
+    """The origin: 'Error bodies are the origin's: 400 `{"error": "assemblyId is required"}`'."""
     code, body = invoke(event)
     assert code == 400
     assert body == {"error": "assemblyId is required"}
@@ -130,7 +130,7 @@ def test_other_bad_events_are_400_in_the_origins_shape(invoke, service, extra, m
 
 
 def test_a_store_failure_is_the_origins_500(invoke, monkeypatch):
-    """Issue 12: '500 `{"error": "Failed to fetch assembly status", "message": ...}`'."""
+    """The origin: '500 `{"error": "Failed to fetch assembly status", "message": ...}`'."""
 
     def broken(self, task_id, now):
         raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "GetItem")
@@ -142,7 +142,7 @@ def test_a_store_failure_is_the_origins_500(invoke, monkeypatch):
 
 
 def test_an_empty_user_id_is_treated_as_absent(invoke, service):
-    """Issue 12: '`userId: ""` is treated as absent.'"""
+    """The origin: '`userId: ""` is treated as absent.'"""
     task = stored_task(service, Status.COMPLETED, owner="alice")
     code, _ = invoke({"assemblyId": task.id, "userId": ""})
     assert code == 200
@@ -150,7 +150,7 @@ def test_an_empty_user_id_is_treated_as_absent(invoke, service):
 
 @pytest.mark.parametrize("flag", [True, "true"])
 def test_trigger_webhook_accepts_true_and_the_string_true(invoke, service, flag):
-    """Issue 12: '`triggerWebhook` accepts `true`/`"true"`.'"""
+    """The origin: '`triggerWebhook` accepts `true`/`"true"`.'"""
     task = stored_task(service, Status.COMPLETED)
     code, body = invoke({"assemblyId": task.id, "triggerWebhook": flag})
     assert code == 200 and body["webhook"]["triggered"] is False
@@ -219,7 +219,7 @@ def test_rest_bad_trigger_flag_is_400(client, service):
     )
 
 
-# -- issue 12: what the origin's clients read -----------------------------------------------
+# -- what the origin's clients read ----------------------------------------------------------------
 
 FILE_FIELDS = {"id", "name", "basename", "ext", "size", "mime", "ssl_url"}
 
@@ -232,7 +232,7 @@ def put_objects(stack, task_fields):
 
 
 def test_results_values_are_arrays_of_file_objects(invoke, service, stack):
-    """Issue 12: '`results` is `Record<string, Array<File>>`: every value an array of file
+    """The origin: '`results` is `Record<string, Array<File>>`: every value an array of file
     objects with at least `id`, `name`, `basename`, `ext`, `size`, `mime`, `ssl_url` (the
     example page does `results.map` and `(file.size/1024)`)'."""
     fields = with_objects()
@@ -254,7 +254,7 @@ def test_results_values_are_arrays_of_file_objects(invoke, service, stack):
 
 
 def test_uploads_items_have_the_same_file_fields(invoke, service, stack):
-    """Issue 12: '`uploads[]` items have the same file fields.'"""
+    """The origin: '`uploads[]` items have the same file fields.'"""
     fields = with_objects()
     put_objects(stack, fields)
     _, body = invoke({"assemblyId": stored_task(service, Status.PROCESSING, **fields).id})
@@ -268,19 +268,19 @@ def test_a_missing_object_is_left_out_rather_than_listed_without_a_size(invoke, 
 
 
 def test_a_cancelled_assembly_carries_a_truthy_error(invoke, service):
-    """Issue 12: 'Polling clients stop on `ok === "ASSEMBLY_COMPLETED"` or a truthy `error`: a
+    """The origin: 'Polling clients stop on `ok === "ASSEMBLY_COMPLETED"` or a truthy `error`: a
     cancelled assembly must carry a truthy `error` (e.g. `"ASSEMBLY_CANCELED"`)'."""
     _, body = invoke({"assemblyId": stored_task(service, Status.CANCELLED).id})
     assert body["error"] == "ASSEMBLY_CANCELED"
     assert body["message"] == "The assembly was cancelled."
 
 
-# -- issue 31: `ok` within the origin's type; transflow HEAD's step fields ---------------------
+# -- `ok` within the origin's type; transflow HEAD's step fields -----------------------------------
 
 
 @pytest.mark.parametrize("status", list(Status))
 def test_ok_never_takes_a_value_outside_the_origins_type(invoke, service, status):
-    """Issue 31: '`ok` takes values outside the origin's type for running and cancelled tasks:
+    """Closed gap: '`ok` takes values outside the origin's type for running and cancelled tasks:
     check what its consumers switch on and serve a value they handle'. The type is
     `ok?: "ASSEMBLY_COMPLETED"`; the Uploader polls `if (assembly.ok === "ASSEMBLY_COMPLETED" ||
     assembly.error)`, the example page's StatusBadge shows Error on `error`, Completed on
@@ -303,7 +303,7 @@ def test_a_running_assembly_leaves_ok_out_and_keeps_the_poller_going(invoke, ser
 
 
 def test_a_running_assembly_has_the_origins_step_fields(invoke, service):
-    """Issue 31: '`progress_pct`, `current_step`, `steps_total` are missing, so the HEAD
+    """Closed gap: '`progress_pct`, `current_step`, `steps_total` are missing, so the HEAD
     example page shows 0 % while a task runs'. The page: `if (typeof a.progress_pct ===
     "number") return a.progress_pct;` and `a.current_step && a.steps_total ? Step
     ${a.current_step} of ${a.steps_total}: ${a.current_step_name || "Processing"}`; the
@@ -337,7 +337,7 @@ def test_a_finished_assembly_is_at_100_percent(invoke, service, status):
     assert body["progress_pct"] == 100
 
 
-# -- issue 31: how long `ssl_url` lives ---------------------------------------------------------
+# -- how long `ssl_url` lives ----------------------------------------------------------------------
 
 
 def completed_with_files(service, stack):
@@ -347,7 +347,7 @@ def completed_with_files(service, stack):
 
 
 def test_ssl_url_lives_as_long_as_presigning_allows(invoke, service, stack):
-    """Issue 31: '003's `ssl_url` lives 1 h where transflow served non-expiring object URLs.
+    """Closed gap: '003's `ssl_url` lives 1 h where transflow served non-expiring object URLs.
     Users store, mail and reopen these links.' The origin: `ssl_url: buildS3PublicUrl(bucket,
     key, region, endpoint)`, an object URL with no expiry; SigV4 presigning allows 7 days."""
     _, body = invoke({"assemblyId": completed_with_files(service, stack).id})
@@ -371,13 +371,13 @@ def test_ssl_url_lifetime_is_configurable(invoke, service, stack, monkeypatch):
 
 @pytest.mark.parametrize("status", [Status.SUBMITTED, Status.PROCESSING, Status.FAILED])
 def test_unknown_optional_fields_are_omitted_not_null(invoke, service, status):
-    """Issue 12: 'Optional fields that are unknown are omitted, not `null`.'"""
+    """The origin: 'Optional fields that are unknown are omitted, not `null`.'"""
     _, body = invoke({"assemblyId": stored_task(service, status).id})
     assert None not in body.values()
 
 
 def test_the_fields_the_origins_consumers_read_are_there(invoke, service):
-    """Issue 12: 'Fields the origin's consumers read: `user: {userId}`, `execution_start`,
+    """The origin: 'Fields the origin's consumers read: `user: {userId}`, `execution_start`,
     `execution_duration`.'"""
     task = stored_task(service, Status.COMPLETED, owner="alice")
     _, body = invoke({"assemblyId": task.id})
@@ -387,7 +387,7 @@ def test_the_fields_the_origins_consumers_read_are_there(invoke, service):
 
 
 def test_a_completed_assemblys_progress_is_complete(invoke, service):
-    """Issue 12: '`progress` on a completed task is complete (current = total), on every
+    """The origin: '`progress` on a completed task is complete (current = total), on every
     surface.'"""
     from chalicelib.model import Progress
 
@@ -397,7 +397,7 @@ def test_a_completed_assemblys_progress_is_complete(invoke, service):
 
 
 def test_rest_serves_the_origins_query_string_form(client, service):
-    """Issue 12: 'The origin's REST variant is `GET /api/status-lambda?assemblyId=...` style:
+    """The origin: 'The origin's REST variant is `GET /api/status-lambda?assemblyId=...` style:
     serve `GET /assemblies?assemblyId=` besides the path form.'"""
     task = stored_task(service, Status.COMPLETED)
     response = client.http.get(f"/assemblies?assemblyId={task.id}", headers=auth())
@@ -418,7 +418,7 @@ def test_rest_auth_failures_take_the_origins_error_shape(client, service):
 
 
 def test_a_transflow_webhook_is_signed_the_origins_way(client, stack):
-    """Issue 12: 'Webhooks for this contract can be signed the origin's way:
+    """The origin: 'Webhooks for this contract can be signed the origin's way:
     `X-Transflow-Signature: sha256=<hex HMAC of the body>` with the body the AssemblyStatus,
     when the task's webhook asks for that format'."""
     import hashlib

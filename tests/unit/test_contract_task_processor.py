@@ -89,14 +89,14 @@ def test_a_completed_task_with_a_target_has_a_presigned_url(client, service):
 
 @pytest.mark.parametrize("status", list(Status))
 def test_a_task_with_a_target_has_a_target_url_in_every_status(client, service, status):
-    """Issue 12: '`TargetObjectURL` is present whenever the task has a target (every status,
+    """The origin: '`TargetObjectURL` is present whenever the task has a target (every status,
     as the origin does)'."""
     body = fetch(client, stored_task(service, status, **with_objects()).id).json_body
     assert "processed/document.png" in body["TargetObjectURL"]
 
 
 def test_the_target_url_lasts_24_hours_by_default(client, service):
-    """Issue 12: '... with a configurable expiry (`PRESIGN_EXPIRES_SECONDS`, origin: 24 h).'"""
+    """The origin: '... with a configurable expiry (`PRESIGN_EXPIRES_SECONDS`, origin: 24 h).'"""
     body = fetch(client, stored_task(service, Status.COMPLETED, **with_objects()).id).json_body
     assert "X-Amz-Expires=86400" in body["TargetObjectURL"]
 
@@ -154,7 +154,7 @@ def test_a_missing_id_is_the_seeds_400(client, path):
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-jwt"}])
 def test_a_missing_id_is_the_seeds_400_without_credentials_too(client, headers):
-    """Issue 31: '`GET /task` without a credential is 401 where the origin says 400 "task_id
+    """Closed gap: '`GET /task` without a credential is 401 where the origin says 400 "task_id
     is required in path parameters"'. The origin's handler, which had no authentication:
     `if not task_id: return {'statusCode': 400, 'body': json.dumps({'error': 'task_id is
     required in path parameters'})}`. The answer is fixed, so it tells nobody anything."""
@@ -163,7 +163,7 @@ def test_a_missing_id_is_the_seeds_400_without_credentials_too(client, headers):
     assert response.json_body == {"error": "task_id is required in path parameters"}
 
 
-# -- issue 31: timestamps and object keys as the origin writes them ---------------------------
+# -- timestamps and object keys as the origin writes them ------------------------------------------
 
 # The origin's writer (task-processor/ddb_operations.py, create_task_record and
 # update_task_status): `'Created_at': {'S': datetime.now(timezone.utc).isoformat()}`; seed 001
@@ -175,7 +175,7 @@ ORIGIN_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
 def test_timestamps_have_microseconds_and_the_utc_offset_as_the_origin_writes(
     client, service, field
 ):
-    """Issue 31: 'timestamps have no microseconds and end in `Z` where the origin writes
+    """Closed gap: 'timestamps have no microseconds and end in `Z` where the origin writes
     `+00:00` with microseconds (its clients parse them)'; seed 001: "Created_at":
     "2025-01-21T13:44:58.159007+00:00"."""
     task = stored_task(service, Status.COMPLETED, **with_objects())
@@ -201,7 +201,7 @@ def test_list_timestamps_are_the_origins_too(client, service):
 
 
 def test_a_task_without_objects_has_empty_object_keys(client, service):
-    """Issue 31: 'native tasks without objects omit `SourceKey`/`TargetKey` (the origin always
+    """Closed gap: 'native tasks without objects omit `SourceKey`/`TargetKey` (the origin always
     has them: empty strings are safer than absent keys for its readers)'. The origin's handler
     reads `task_info['TargetKey']['S']` unguarded, and its create_task_record always writes
     `SourceKey`, `TargetKey`, `SourceBucket`, `TargetBucket`."""
@@ -240,7 +240,7 @@ def test_a_store_failure_is_the_seeds_500(client, monkeypatch):
     assert response.json_body["error"].startswith("Failed to get task status: ")
 
 
-# -- issue 12: `GET /task/list?operations=` and the surface's auth errors ---------------------
+# -- `GET /task/list?operations=` and the surface's auth errors ------------------------------------
 
 LIST_FIELDS = {
     "TaskId",
@@ -258,7 +258,7 @@ def listing(client, query, user="alice"):
 
 
 def test_the_list_answers_the_origins_tasks_object(client, service):
-    """Issue 12: '`GET /task/list?operations=<type>` (added by the origin after the seeds)
+    """The origin: '`GET /task/list?operations=<type>` (added by the origin after the seeds)
     answers `{"tasks": [{"TaskId", "Status", "TaskType", "Created_at", "Updated_at",
     "SourceFile", "TargetFile"}]}`.'"""
     task = stored_task(service, Status.COMPLETED, type="image/watermark", **with_objects())
@@ -296,7 +296,7 @@ def public_reads(monkeypatch):
 
 
 def test_with_public_reads_the_list_answers_without_credentials(client, service, public_reads):
-    """Issue 31: '`GET /task/list?operations=` is never public, even with `PUBLIC_READ_BY_ID`
+    """Closed gap: '`GET /task/list?operations=` is never public, even with `PUBLIC_READ_BY_ID`
     (the origin had no auth: make it follow the same opt-in, owner-scoped as documented)'.
     The origin answered anyone: `if task_id == "list": ... tasks =
     scan_tasks_by_operation(operation)`. Owner-scoped, a caller without credentials owns no
@@ -338,7 +338,7 @@ def test_the_list_without_operations_is_the_origins_400(client):
     ["/task/00000000-0000-4000-8000-000000000000", "/task/list?operations=demo/sleep"],
 )
 def test_auth_failures_take_the_surfaces_error_shape(client, path):
-    """Issue 12: 'Auth failures on this surface use `{"error": "<message>"}`.'"""
+    """The origin: 'Auth failures on this surface use `{"error": "<message>"}`.'"""
     for headers in ({}, {"Authorization": "Bearer not-a-jwt"}):
         response = client.http.get(path, headers=headers)
         assert response.status_code == 401

@@ -67,7 +67,7 @@ def test_a_completed_task_includes_its_result(client, service):
     assert body["result"]["pages"] == 3
 
 
-# -- issue 31: results as the origin standardised them ------------------------------------------
+# -- results as the origin standardised them -------------------------------------------------------
 # The origin (src/websocket_manager.py, _standardize_result_format), applied to every result it
 # stored or pushed:
 #     success = status in ["completed", "completed_with_errors"]
@@ -82,7 +82,7 @@ def result_of(client, service, status, result):
 
 
 def test_a_result_without_success_or_message_gets_the_origins(client, service):
-    """Issue 31: 'result cards are empty because results carry no `message`; the origin
+    """Closed gap: 'result cards are empty because results carry no `message`; the origin
     standardised results to `{success, message, ...}` (`_standardize_result_format`): do the
     same on this surface for results that lack them.'"""
     result = result_of(client, service, Status.COMPLETED, {"pages": 3})
@@ -195,7 +195,7 @@ def test_malformed_and_over_long_ids_are_400(client, task_id):
 
 @pytest.mark.parametrize("operation", ["daily_sales", "invoice_sync", "video/transcode"])
 def test_an_operation_without_tasks_is_an_empty_list(client, operation):
-    """Issue 12: '`GET /task-status?operation=X` for an operation with no tasks (or no registered
+    """The origin: '`GET /task-status?operation=X` for an operation with no tasks (or no registered
     processor) is `200 []`, never an error; the origin's operations (`daily_sales`,
     `invoice_sync`, ...) are just names.'"""
     response = get(client, f"/task-status?operation={operation}")
@@ -213,7 +213,7 @@ def test_a_cursor_of_another_operation_is_400(client, service):
     assert get(client, f"/task-status?operation=demo/sleep&cursor={cursor}").status_code == 400
 
 
-# -- issue 12: what the origin's dashboard sends and reads -------------------------------------
+# -- what the origin's dashboard sends and reads ---------------------------------------------------
 
 
 def backdate(service, task, hours):
@@ -230,7 +230,7 @@ def backdate(service, task, hours):
 
 
 def test_recent_lists_tasks_updated_in_the_last_hours_newest_first(client, service):
-    """Issue 12: '`GET /task-status?recent=true&hours=H&limit=N` is how the dashboard loads its
+    """The origin: '`GET /task-status?recent=true&hours=H&limit=N` is how the dashboard loads its
     history: tasks updated in the last H hours, newest first, at most N'."""
     old = stored_task(service, Status.COMPLETED)
     backdate(service, old, hours=5)
@@ -248,7 +248,7 @@ def test_recent_returns_at_most_limit_tasks(client, service):
 
 
 def test_a_limit_up_to_1000_is_accepted_and_above_it_refused(client):
-    """Issue 12: '(accept N up to 1000 on this route)'."""
+    """The origin: '(accept N up to 1000 on this route)'."""
     assert get(client, "/task-status?recent=true&hours=24&limit=1000").status_code == 200
     response = get(client, "/task-status?limit=1001")
     assert response.status_code == 400 and "1000" in response.json_body["error"]
@@ -261,14 +261,14 @@ def test_bad_hours_are_400(client, hours):
 
 
 def test_unknown_query_parameters_are_ignored(client, service):
-    """Issue 12: 'Unknown query parameters on this surface are ignored, not refused.'"""
+    """The origin: 'Unknown query parameters on this surface are ignored, not refused.'"""
     task = stored_task(service, Status.COMPLETED)
     response = get(client, "/task-status?_=1718000000&tenant=acme&sort=desc")
     assert response.status_code == 200 and [t["task_id"] for t in response.json_body] == [task.id]
 
 
 def test_without_limit_the_list_goes_well_past_one_page(client, service):
-    """Issue 12: '`GET /task-status` without `limit` returns the caller's tasks up to a generous
+    """The origin: '`GET /task-status` without `limit` returns the caller's tasks up to a generous
     default (the client ignores paging headers)'."""
     for _ in range(120):
         stored_task(service, Status.SUBMITTED)
@@ -278,14 +278,15 @@ def test_without_limit_the_list_goes_well_past_one_page(client, service):
 
 
 def test_a_cancelled_task_is_failed_with_a_cancellation_error(client, service):
-    """Issue 12: 'A cancelled task shows `status: "failed"` with `error: "task was cancelled"`.'"""
+    """The origin: 'A cancelled task shows `status: "failed"` with
+    `error: "task was cancelled"`.'"""
     body = get(client, f"/task-status/{stored_task(service, Status.CANCELLED).id}").json_body
     assert (body["status"], body["error"]) == ("failed", "task was cancelled")
 
 
 @pytest.mark.parametrize("status", [Status.COMPLETED, Status.COMPLETED_WITH_ERRORS])
 def test_a_completed_tasks_progress_is_complete(client, service, status):
-    """Issue 12: '`progress` on a completed task is complete (current = total), on every
+    """The origin: '`progress` on a completed task is complete (current = total), on every
     surface.'"""
     from chalicelib.model import Progress
 

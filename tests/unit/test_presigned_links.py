@@ -53,7 +53,7 @@ def rendered(service):
 
 
 def test_autovid_output_url_lives_24_hours_as_the_origin(client, service):
-    """Issue 31: '002's `output.url` lives 1 h where auto-vid's lives 24 h'. auto-vid's
+    """Closed gap: '002's `output.url` lives 1 h where auto-vid's lives 24 h'. auto-vid's
     asset_manager: `expiration_seconds = int(os.getenv("S3_PRESIGNED_URL_EXPIRATION",
     "86400"))  # 24 hours default`, and `urlExpiresAt` = now + that."""
     before = utcnow()

@@ -233,11 +233,11 @@ def test_fan_out_is_one_query_per_change(realtime, service, stack):
     assert calls == ["BatchGetItem"]
 
 
-# -- issue 12: seed 004's origin client, which connects and never sends a message ------------
+# -- seed 004's origin client, which connects and never sends a message ----------------------------
 
 
 def test_the_authorization_query_parameter_is_accepted_at_connect(realtime):
-    """Issue 12: 'The origin client connects to the WebSocket as
+    """The origin: 'The origin client connects to the WebSocket as
     `wss://host/stage?Authorization=Bearer%20<jwt>` ... Accept that as well as `?token=`.'"""
     from tests.conftest import token_for
 
@@ -253,7 +253,7 @@ def test_a_bad_authorization_query_parameter_is_refused(realtime, value):
 
 
 def test_a_connection_without_a_subscription_gets_every_change_of_its_owner(realtime, service):
-    """Issue 12: 'A connection that has not subscribed to anything receives every change of
+    """The origin: 'A connection that has not subscribed to anything receives every change of
     every task its owner may see (owner-scoped, of course)'."""
     from tests.conftest import token_for
 
@@ -268,7 +268,7 @@ def test_a_connection_without_a_subscription_gets_every_change_of_its_owner(real
 
 
 def test_an_explicit_subscribe_narrows_the_connection(realtime, service):
-    """Issue 12: 'an explicit `subscribe` narrows it as today.'"""
+    """The origin: 'an explicit `subscribe` narrows it as today.'"""
     watched = stored_task(service, Status.PROCESSING)
     connected(realtime, "c24", "alice", taskId=watched.id)
     realtime.on_task_change(stored_task(service, Status.COMPLETED))
@@ -276,7 +276,7 @@ def test_an_explicit_subscribe_narrows_the_connection(realtime, service):
 
 
 def test_the_state_sent_at_subscribe_time_is_not_pushed_again(client, stack, realtime):
-    """Issue 12: 'push each version at most once per connection, including the state sent at
+    """The origin: 'push each version at most once per connection, including the state sent at
     subscribe time (today a subscriber receives version 1 twice).'"""
     job_id = submit(client, sleep_job(steps=2)).json_body["jobId"]
     connected(realtime, "c25", "alice", taskId=job_id)
@@ -296,7 +296,7 @@ def test_an_older_version_is_never_pushed_after_a_newer_one(realtime, service):
 
 
 def test_owner_wide_fan_out_is_still_one_query_per_change(realtime, service):
-    """Issue 12: 'Keep fan-out at one Query per change (no Scan)'."""
+    """The origin: 'Keep fan-out at one Query per change (no Scan)'."""
     from chalicelib import aws
     from tests.conftest import token_for
 
