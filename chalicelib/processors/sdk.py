@@ -286,6 +286,17 @@ def get_processor(name: str) -> Processor | None:
     return _REGISTRY.get(name)
 
 
+def registered(name: str) -> bool:
+    """Whether task type `name` has a processor now (nothing is imported to find out): a
+    test module that registers its own processors does it once, whatever imported it first."""
+    return name in _REGISTRY
+
+
+def unregister(name: str) -> None:
+    """Forget the processor of task type `name`: a test that registered one takes it back."""
+    _REGISTRY.pop(name, None)
+
+
 def registered_types() -> list[str]:
     for name in list(_ON_DEMAND):
         _load(name)

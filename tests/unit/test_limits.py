@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from chalicelib import webhooks
 from chalicelib.model import TRUNCATED, Progress, Status
 from chalicelib.processors import processor
-from chalicelib.processors.sdk import _REGISTRY
+from chalicelib.processors.sdk import registered
 from chalicelib.store import item_size
 from tests.unit.helpers import get, sleep_job, submit
 from tests.unit.tasks import stored_task
@@ -18,7 +18,7 @@ from tests.unit.tasks import stored_task
 ITEM_LIMIT = 400 * 1024
 BIG_RESULT_BYTES = 300 * 1024
 
-if "test/big-result" not in _REGISTRY:
+if not registered("test/big-result"):
 
     @processor("test/big-result")
     def big_result(task, ctx):

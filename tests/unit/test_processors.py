@@ -12,6 +12,7 @@ from chalicelib.model import Status, Task
 from chalicelib.objects import owner_prefix
 from chalicelib.processors import get_processor, processor
 from chalicelib.processors.image import embed_text, extract_text
+from chalicelib.processors.sdk import registered, unregister
 from tests.unit.helpers import get, submit
 from tests.unit.tasks import stored_task
 
@@ -213,3 +214,11 @@ def test_a_dataclass_input_may_hold_any_json_value():
     if get_processor("test/json-input") is None:
         processor("test/json-input", input=JsonInput)(lambda task, ctx: None)
     assert get_processor("test/json-input").read_input({"count": 1}) == JsonInput(1)
+
+
+def test_a_test_can_register_a_processor_and_take_it_back():
+    processor("test/taken-back")(lambda task, ctx: "ran")
+    assert registered("test/taken-back")
+    unregister("test/taken-back")
+    assert not registered("test/taken-back")
+    assert get_processor("test/taken-back") is None

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from chalicelib.jsonsafe import UnencodableResult, encode
 from chalicelib.processors import processor
-from chalicelib.processors.sdk import _REGISTRY
+from chalicelib.processors.sdk import registered
 from tests.unit.helpers import get, submit
 
 
@@ -82,7 +82,7 @@ def test_a_value_with_no_json_form_is_refused_with_its_type():
         encode({"handle": object()})
 
 
-if "test/typed-result" not in _REGISTRY:
+if not registered("test/typed-result"):
 
     @processor("test/typed-result")
     def typed_result(task, ctx):
@@ -97,7 +97,7 @@ def test_the_worker_stores_a_result_of_python_values_as_json(client, stack):
     assert job["result"] == {"at": "2026-11-24", "ratio": None, "pages": [1, 2]}
 
 
-if "test/unencodable-result" not in _REGISTRY:
+if not registered("test/unencodable-result"):
 
     @processor("test/unencodable-result")
     def unencodable_result(task, ctx):

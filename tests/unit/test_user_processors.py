@@ -57,15 +57,16 @@ def careful(task, ctx):
 @pytest.fixture
 def user_package(tmp_path, monkeypatch):
     """A module of the user's, outside the repository, importable and named in
-    PROCESSOR_MODULES; the registry is restored after the test."""
-    sdk.registered_types()  # the built-ins register in the registry kept, not in the copy
+    PROCESSOR_MODULES; its processors are unregistered after the test."""
+    before = set(sdk.registered_types())
     name = f"acme_tasks_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{name}.py").write_text(USER_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PROCESSOR_MODULES", f"{name}")
-    monkeypatch.setattr(sdk, "_REGISTRY", dict(sdk._REGISTRY))
     monkeypatch.setattr(sdk, "_USER_MODULES", {})
     yield name
+    for added in set(sdk.registered_types()) - before:
+        sdk.unregister(added)
     sys.modules.pop(name, None)
 
 

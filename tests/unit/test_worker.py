@@ -6,7 +6,7 @@ from datetime import timedelta
 from chalicelib import worker as worker_module
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.processors import TransientError, processor
-from chalicelib.processors.sdk import _REGISTRY
+from chalicelib.processors.sdk import registered
 from chalicelib.service import TaskService
 from tests.unit.helpers import get, sleep_job, submit
 
@@ -18,7 +18,7 @@ def _count(task):
     return CALLS[task.id]
 
 
-if "test/flaky" not in _REGISTRY:
+if not registered("test/flaky"):
 
     @processor("test/flaky")
     def flaky(task, ctx):
