@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
+from chalicelib.edge.http import etag
 from chalicelib.errors import (
     DomainError,
     NotAllowed,
@@ -202,8 +203,6 @@ def _check_reportable(
 
 def matches_etag(if_match: str, task: Task) -> bool:
     """If-Match as sent (a list, weak or strong tags, or `*`) against the task's version."""
-    from chalicelib.edge.http import etag
-
     current = etag(task.id, task.version)
     for candidate in (c.strip() for c in if_match.split(",")):
         if candidate == "*" or candidate.removeprefix("W/") == current.removeprefix("W/"):

@@ -27,7 +27,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import jsonsafe, timefmt
 from chalicelib.contracts.common import present, shown_progress
 from chalicelib.contracts.status_maps import ASSEMBLY_OK
-from chalicelib.model import ObjectRef, Status, Task, utcnow
+from chalicelib.edge import http
+from chalicelib.errors import JobNotFinished, NoWebhook, RedeliveryTooSoon
+from chalicelib.model import ObjectRef, Status, Task, is_task_id, utcnow
 from chalicelib.objects import Link, head, presign, result_url
 from chalicelib.service import TaskService
 
@@ -238,14 +240,10 @@ def handle(
 
 
 def _is_ours(assembly_id: str) -> bool:
-    from chalicelib.model import is_task_id
-
     return is_task_id(assembly_id)
 
 
 def trigger_webhook(redeliver: Redeliver, task: Task) -> dict[str, Any]:
-    from chalicelib.errors import JobNotFinished, NoWebhook, RedeliveryTooSoon
-
     try:
         return {"triggered": True, "eventId": redeliver(task)}
     except (NoWebhook, JobNotFinished, RedeliveryTooSoon) as exc:
@@ -255,8 +253,6 @@ def trigger_webhook(redeliver: Redeliver, task: Task) -> dict[str, Any]:
 def rest(service: TaskService, redeliver: Redeliver, request: Any, assembly_id: str | None) -> Any:
     """`GET /assemblies/{assemblyId}` and `GET /assemblies?assemblyId=`: the token's user."""
     from chalice.app import Response
-
-    from chalicelib.edge import http
 
     params = http.query(request)
     if assembly_id is None:

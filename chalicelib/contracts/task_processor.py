@@ -23,7 +23,7 @@ from chalice.app import Response
 from chalicelib.contracts.common import present, shown_error
 from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.edge import http
-from chalicelib.model import ObjectRef, Task, utcnow
+from chalicelib.model import ObjectRef, Task, is_task_id, utcnow
 from chalicelib.objects import Link, presign, result_url
 from chalicelib.service import TaskService
 
@@ -99,8 +99,6 @@ def get_task(service: TaskService, user: str | None, task_id: str) -> Response:
 
 
 def _looks_like_id(task_id: str) -> bool:
-    from chalicelib.model import is_task_id
-
     return is_task_id(task_id)
 
 

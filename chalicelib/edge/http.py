@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from chalice.app import Request, Response
 
 from chalicelib import jsonsafe
-from chalicelib.edge.http_errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from chalicelib.edge.http_errors import (
+    ApiError,
+    BadRequest,
+    PayloadTooLarge,
+    Unauthorized,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -95,8 +102,6 @@ def public_read(request: Request) -> bool:
 
 
 def unauthorized(message: str) -> ApiError:
-    from chalicelib.edge.http_errors import Unauthorized
-
     return Unauthorized(message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
@@ -138,7 +143,6 @@ def body_model(body: Any, model: type[M], what: str, not_an_object: str) -> M:
     """A JSON object body validated by `model`; a 422 naming the wrong fields otherwise."""
     from pydantic import ValidationError
 
-    from chalicelib.edge.http_errors import Unprocessable
     from chalicelib.validation import validation_errors
 
     if not isinstance(body, dict):

@@ -25,7 +25,7 @@ from chalicelib.edge.auth import (
     credential_from_headers,
 )
 from chalicelib.edge.credentials import authenticate
-from chalicelib.edge.http_errors import ApiError
+from chalicelib.edge.http_errors import ApiError, Forbidden
 from chalicelib.observability import configure_logging, request_id_var
 from chalicelib.settings import Settings
 
@@ -165,6 +165,4 @@ def required_scope(request: Request) -> str:
 
 
 def _forbidden(message: str) -> ApiError:
-    from chalicelib.edge.http_errors import Forbidden
-
     return Forbidden(message, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})

@@ -56,7 +56,7 @@ from botocore.exceptions import ClientError
 from chalicelib import aws, jsonsafe, timefmt
 from chalicelib.edge.auth import READ, InsufficientScope, InvalidToken
 from chalicelib.edge.credentials import authenticate
-from chalicelib.model import Task, utcnow
+from chalicelib.model import Task, is_task_id, utcnow
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
 
@@ -590,8 +590,7 @@ class Realtime:
         self, connection_id: str, connection: Connection, action: str, request: dict[str, Any]
     ) -> None:
         owner = connection.owner
-        from chalicelib.model import is_task_id
-        from chalicelib.processors import registered_types
+        from chalicelib.processors import registered_types  # the processors load on first use
 
         task_id, operation = request.get("taskId"), request.get("operation")
         if task_id is not None:

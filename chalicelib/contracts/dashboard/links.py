@@ -25,6 +25,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import timefmt
+from chalicelib.edge import http
+from chalicelib.edge.http_errors import NotFound, Unprocessable
+from chalicelib.model import utcnow
 from chalicelib.records import RecordsTable
 
 LINK_SECONDS = 600
@@ -91,9 +95,7 @@ class SignInLinks(RecordsTable):
 
 
 def create(request: Any) -> Any:
-    from chalicelib.edge import http
     from chalicelib.edge.auth import credential_from_headers
-    from chalicelib.model import utcnow
 
     principal = http.current_principal(request)
     credential = credential_from_headers(request.headers) or ""
@@ -101,16 +103,12 @@ def create(request: Any) -> Any:
     code = SignInLinks(http.settings_of(request).records_table).create(credential, expires_at)
     body = {
         "fragment": f"#code={code}",
-        "expiresAt": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "expiresAt": timefmt.wire(expires_at),
     }
     return http.json_response(body, 201, {"Cache-Control": "no-store"})
 
 
 def sign_in(request: Any) -> Any:
-    from chalicelib.edge import http
-    from chalicelib.edge.http_errors import NotFound, Unprocessable
-    from chalicelib.model import utcnow
-
     body = http.json_body(request)
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str) or not CODE_PATTERN.match(code):
