@@ -106,6 +106,8 @@ def _gateway_like_handler() -> type:
 
     from chalice.local import ChaliceRequestHandler, LocalGateway
 
+    from chalicelib.edge.middleware import error_body
+
     class Handler(ChaliceRequestHandler):  # type: ignore[misc]
         def __init__(
             self,
@@ -123,16 +125,8 @@ def _gateway_like_handler() -> type:
 
         def _unsupported(self) -> None:
             rid = uuid.uuid4().hex
-            body = json.dumps(
-                {
-                    "error": {
-                        "code": "method_not_allowed",
-                        "message": f"{self.command} is not allowed",
-                    },
-                    "requestId": rid,
-                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-            ).encode()
+            message = f"{self.command} is not allowed"
+            body = json.dumps(error_body("method_not_allowed", message, rid)).encode()
             self.send_response(405)
             self.send_header("Content-Type", "application/json")
             self.send_header("X-Request-Id", rid)

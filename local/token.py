@@ -1,6 +1,7 @@
 """Mint a development token for the `local` stage: `python -m local.token alice`.
 
-The one token minter of the repository (the dev runner and the tests use it too).
+The dev runner and the tests mint with it; the client's CLI has its own small minter
+(`taskstatus_client/cli.py` `_local_token`), since the client cannot import `local/`.
 `make token NAME=ann CLAIMS='{"tid": "acme", "scope": "taskstatus.access"}'` adds claims, for
 trying identity mapping (`OWNER_CLAIM`) and required scopes (`JWT_REQUIRED_SCOPES`) locally.
 """

@@ -34,6 +34,7 @@ import requests
 from taskstatus_client.errors import ConnectionFailed, TaskStatusError, WaitTimeout, error_for
 from taskstatus_client.local import find_local
 from taskstatus_client.models import (
+    TERMINAL,
     BatchResponse,
     BatchResult,
     BulkResult,
@@ -45,7 +46,6 @@ from taskstatus_client.models import (
     WebhookSecrets,
 )
 
-TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
 DEFAULT_URL = "http://127.0.0.1:8000"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 AUTO = "auto"

@@ -4,7 +4,7 @@
 spec (`jobInfo`, `assets`, `backgroundMusic`, `timeline`, `output`,
 `notifications`), which becomes the input of the task type `AUTOVID_TASK_TYPE`.
 Answers are the origin's job document with its five statuses; errors are
-`{"error": "<string>", "timestamp"}` (shaped by contracts/errors.py).
+`{"error": "<string>", "timestamp"}` (shaped by edge/contract_errors.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The models of every request and response body, for the handlers and the OpenAPI document.
 
-This module imports nothing but pydantic and the canonical model, so the Python
-client (taskstatus_client) can ship and use the very same models.
+It imports pydantic, the domain model and errors, and `validation.Schema` (the project's
+pydantic base), nothing of the REST edge. The Python client keeps its own copy
+(taskstatus_client/models.py), held equal to these by tests/unit/test_client_models.py.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _within_limit(value: dict[str, Any], name: str) -> None:
         raise ValueError(f"webhook {name} are {size} bytes; the limit is {limit}")
 
 
-# -- native API (DESIGN.md section 4) -------------------------------------------------------
+# -- native API ----------------------------------------------------------------------------
 
 
 class JobRequest(Schema):
