@@ -208,7 +208,7 @@ class BatchWriter:
             try:
                 task_id = self.earlier[id(entry)].replay_or_conflict(entry.job.fingerprint())
             except IdempotencyConflict as exc:
-                results[entry.index] = _error(entry.index, Unprocessable(str(exc)))
+                results[entry.index] = _error(entry.index, native_answer(exc))
                 continue
             task = found.get(task_id)
             if task is not None:
