@@ -14,6 +14,7 @@ import requests
 
 from local.launcher import local_stack as launch
 from tests.conftest import token_for
+from tests.e2e import HTTP_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,17 +42,21 @@ class LocalStack:
     def websocket(self, user: str = "alice", token: str | None = None) -> Any:
         from websockets.sync.client import connect
 
-        return connect(f"{self.ws}/?token={token or token_for(user)}", proxy=None, open_timeout=10)
+        return connect(
+            f"{self.ws}/?token={token or token_for(user)}", proxy=None, open_timeout=HTTP_TIMEOUT
+        )
 
     def submit(self, job: dict, user: str = "alice", **kwargs: Any) -> dict:
         response = requests.post(
-            f"{self.api}/jobs", json=job, headers=self.headers(user), timeout=10, **kwargs
+            f"{self.api}/jobs", json=job, headers=self.headers(user), timeout=HTTP_TIMEOUT, **kwargs
         )
         assert response.status_code == 202, response.text
         return response.json()
 
     def get(self, job_id: str, user: str = "alice") -> dict:
-        response = requests.get(f"{self.api}/jobs/{job_id}", headers=self.headers(user), timeout=10)
+        response = requests.get(
+            f"{self.api}/jobs/{job_id}", headers=self.headers(user), timeout=HTTP_TIMEOUT
+        )
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -7,6 +7,8 @@ from uuid import uuid4
 
 import requests
 
+from tests.e2e import HTTP_TIMEOUT
+
 USERS = [f"load-user-{n}" for n in range(4)]
 SUBMITS = 200
 THREADS = 8
@@ -37,13 +39,15 @@ def test_concurrent_submits_are_each_stored_under_their_submitter(local_stack):
     # Each job is readable by its submitter, and by nobody else.
     for user, n, response in answers:
         job_id = response.json()["jobId"]
-        mine = requests.get(f"{local_stack.api}/jobs/{job_id}", headers=headers[user], timeout=10)
+        mine = requests.get(
+            f"{local_stack.api}/jobs/{job_id}", headers=headers[user], timeout=HTTP_TIMEOUT
+        )
         assert mine.status_code == 200, (n, user, mine.text)
         assert mine.json()["metadata"] == {"n": str(n)}
     other = USERS[1]
     foreign = [r.json()["jobId"] for user, _, r in answers if user != other][:20]
     for job_id in foreign:
         response = requests.get(
-            f"{local_stack.api}/jobs/{job_id}", headers=headers[other], timeout=10
+            f"{local_stack.api}/jobs/{job_id}", headers=headers[other], timeout=HTTP_TIMEOUT
         )
         assert response.status_code == 404

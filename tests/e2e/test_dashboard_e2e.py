@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import token_for
+from tests.e2e import HTTP_TIMEOUT
 from tests.e2e.test_browser_e2e import CHROMIUM, LAUNCH_ARGS
 from tests.receiver import Receiver
 
@@ -174,7 +175,7 @@ def test_a_sign_in_link_leaves_no_working_credential_in_the_browsers_history(
     fragment = requests.post(
         f"{local_stack.api}/dashboard/links",
         headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     ).json()["fragment"]
     profile = tmp_path / "profile"
     context = playwright.chromium.launch_persistent_context(
@@ -198,18 +199,24 @@ def test_a_sign_in_link_leaves_no_working_credential_in_the_browsers_history(
     assert any(fragment in url for url in recorded)  # the browser did record the link
     assert not any(token in url for url in recorded)
     found = next(url for url in recorded if fragment in url).split("#code=", 1)[1]
-    replay = requests.post(f"{local_stack.api}/dashboard/sign-in", json={"code": found}, timeout=10)
+    replay = requests.post(
+        f"{local_stack.api}/dashboard/sign-in", json={"code": found}, timeout=HTTP_TIMEOUT
+    )
     assert replay.status_code == 404
     assert "token" not in replay.json()
 
 
 def test_a_used_sign_in_link_says_so_on_the_sign_in_form(browser, local_stack):
     fragment = requests.post(
-        f"{local_stack.api}/dashboard/links", headers=local_stack.headers("used-link"), timeout=10
+        f"{local_stack.api}/dashboard/links",
+        headers=local_stack.headers("used-link"),
+        timeout=HTTP_TIMEOUT,
     ).json()["fragment"]
     code = fragment.split("#code=", 1)[1]
     assert (
-        requests.post(f"{local_stack.api}/dashboard/sign-in", json={"code": code}, timeout=10)
+        requests.post(
+            f"{local_stack.api}/dashboard/sign-in", json={"code": code}, timeout=HTTP_TIMEOUT
+        )
     ).status_code == 200
     context = browser.new_context()
     try:
@@ -417,7 +424,7 @@ def test_the_status_filter_lists_only_that_status(dashboard):
     requests.delete(
         f"{dashboard.stack.api}/jobs/{running}",
         headers=dashboard.stack.headers(dashboard.user),
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
     dashboard.row(running).wait_for(state="detached", timeout=WAIT_MS)  # moved out, live
     assert dashboard.problems == []
@@ -435,7 +442,7 @@ def test_changes_missed_while_the_socket_was_down_arrive_after_the_reconnect(das
     cancelled = requests.delete(
         f"{dashboard.stack.api}/jobs/{known}",
         headers=dashboard.stack.headers(dashboard.user),
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
     assert cancelled.status_code == 200, cancelled.text
     unseen = dashboard.submit({"type": "demo/sleep", "input": {"seconds": 0}})
@@ -536,7 +543,7 @@ def test_a_pasted_api_key_signs_in_and_goes_live(dashboard):
         f"{dashboard.stack.api}/api-keys",
         json={"name": "dashboard", "scopes": ["jobs:read", "jobs:write"]},
         headers=dashboard.stack.headers(dashboard.user),
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
     assert created.status_code == 201, created.text
     key = created.json()["key"]
@@ -648,7 +655,7 @@ def _history(dashboard: Dashboard, job_id: str) -> dict:
     response = requests.get(
         f"{dashboard.stack.api}/jobs/{job_id}/events",
         headers=dashboard.stack.headers(dashboard.user),
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 200, response.text
     return response.json()

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from local.launcher import local_stack as launch
+from tests.e2e import HTTP_TIMEOUT
 from tests.e2e.conftest import LocalStack
 from tests.receiver import Receiver
 
@@ -70,7 +71,7 @@ def test_reset_starts_empty(tmp_path):
         stack = stack_of(endpoints)
         # The new stack's first request also builds its clients: as long as the others' 10 s.
         response = requests.get(
-            f"{stack.api}/jobs/{job['jobId']}", headers=stack.headers(), timeout=10
+            f"{stack.api}/jobs/{job['jobId']}", headers=stack.headers(), timeout=HTTP_TIMEOUT
         )
         assert response.status_code == 404
 

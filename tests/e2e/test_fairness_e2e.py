@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from local.launcher import local_stack as launch
+from tests.e2e import HTTP_TIMEOUT
 from tests.e2e.conftest import LocalStack
 
 LIMIT = 2
@@ -36,7 +37,7 @@ def limited_stack(tmp_path_factory):
 
 def statuses(stack: LocalStack, user: str) -> list[str]:
     jobs = requests.get(
-        f"{stack.api}/jobs?limit=100", headers=stack.headers(user), timeout=10
+        f"{stack.api}/jobs?limit=100", headers=stack.headers(user), timeout=HTTP_TIMEOUT
     ).json()["jobs"]
     return [job["status"] for job in jobs]
 
@@ -51,7 +52,7 @@ def _count_in(stack: LocalStack, user: str, status: str) -> int:
     while True:
         params = {"status": status, "limit": 100, **({"cursor": cursor} if cursor else {})}
         page = requests.get(
-            f"{stack.api}/jobs", params=params, headers=stack.headers(user), timeout=10
+            f"{stack.api}/jobs", params=params, headers=stack.headers(user), timeout=HTTP_TIMEOUT
         ).json()
         count += len(page["jobs"])
         cursor = page.get("nextCursor")

@@ -7,6 +7,7 @@ import time
 
 import requests
 
+from tests.e2e import HTTP_TIMEOUT
 from tests.receiver import Receiver
 
 
@@ -24,7 +25,7 @@ def test_the_largest_job_with_a_webhook_does_not_delay_another_users_job(local_s
             f"{local_stack.api}/jobs",
             data=body,
             headers=local_stack.headers("mallory"),
-            timeout=10,
+            timeout=HTTP_TIMEOUT,
         )
         assert big.status_code == 202, big.text
         started = time.monotonic()

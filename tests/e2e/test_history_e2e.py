@@ -10,6 +10,7 @@ from PIL import Image
 from taskstatus_client import TaskStatusClient
 from taskstatus_client.cli import main
 from tests.conftest import token_for
+from tests.e2e import HTTP_TIMEOUT
 
 
 def png() -> bytes:
@@ -26,7 +27,7 @@ def history(local_stack, job_id: str, until, user: str = "alice") -> list[dict]:
         events = requests.get(
             f"{local_stack.api}/jobs/{job_id}/events",
             headers=local_stack.headers(user),
-            timeout=10,
+            timeout=HTTP_TIMEOUT,
         ).json()["events"]
         if until(events):
             return events
@@ -50,7 +51,7 @@ def test_a_job_fails_is_retried_completes_and_its_history_shows_every_version(lo
         f"{local_stack.api}/uploads",
         json={"filename": "late.png", "contentType": "image/png", "size": len(data)},
         headers=local_stack.headers(),
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     ).json()
     job = local_stack.submit(
         {
@@ -62,10 +63,12 @@ def test_a_job_fails_is_retried_completes_and_its_history_shows_every_version(lo
     first = local_stack.wait_until_finished(job["jobId"])[-1]
     assert first["status"] == "failed" and "does not exist" in first["error"]
 
-    put = requests.put(ticket["url"], data=data, headers=ticket["headers"], timeout=10)
+    put = requests.put(ticket["url"], data=data, headers=ticket["headers"], timeout=HTTP_TIMEOUT)
     assert put.status_code == 200
     retry = requests.post(
-        f"{local_stack.api}/jobs/{job['jobId']}/retry", headers=local_stack.headers(), timeout=10
+        f"{local_stack.api}/jobs/{job['jobId']}/retry",
+        headers=local_stack.headers(),
+        timeout=HTTP_TIMEOUT,
     )
     assert retry.status_code == 202, retry.text
     final = local_stack.wait_until_finished(job["jobId"])[-1]

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import requests
 from PIL import Image
 
+from tests.e2e import HTTP_TIMEOUT
 from tests.e2e.conftest import ROOT
 
 
@@ -23,7 +24,7 @@ def test_head_is_answered_with_headers_and_no_body(local_stack):
     kept-alive connection (curl: "Excess found in a read"); HEAD is raw here, since
     http.client drops what follows a HEAD's headers instead of showing it."""
     address = urlsplit(local_stack.api)
-    with socket.create_connection((address.hostname, address.port), timeout=10) as raw:
+    with socket.create_connection((address.hostname, address.port), timeout=HTTP_TIMEOUT) as raw:
         raw.sendall(b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         answer = b""
         while chunk := raw.recv(65536):  # until the server closes the connection
@@ -94,11 +95,11 @@ def test_upload_submit_and_download_as_the_readme_shows(local_stack):
         f"{local_stack.api}/uploads",
         json={"filename": "photo.png", "contentType": "image/png", "size": len(data)},
         headers=local_stack.headers(),
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
     assert ticket.status_code == 201, ticket.text
     upload = ticket.json()
-    put = requests.put(upload["url"], data=data, headers=upload["headers"], timeout=10)
+    put = requests.put(upload["url"], data=data, headers=upload["headers"], timeout=HTTP_TIMEOUT)
     assert put.status_code == 200, put.text
     job = local_stack.submit(
         {
@@ -110,7 +111,7 @@ def test_upload_submit_and_download_as_the_readme_shows(local_stack):
     final = local_stack.wait_until_finished(job["jobId"])[-1]
     assert final["status"] == "completed", final
     assert final["output"]["url"].startswith(local_stack.emulator)
-    downloaded = requests.get(final["output"]["url"], timeout=10)
+    downloaded = requests.get(final["output"]["url"], timeout=HTTP_TIMEOUT)
     assert downloaded.status_code == 200
     assert Image.open(io.BytesIO(downloaded.content)).size == (120, 80)
 
@@ -127,7 +128,7 @@ def test_another_users_object_cannot_be_named_as_a_target(local_stack):
             "target": {"bucket": "taskstatus-local-objects-123456789012", "key": "b.png"},
         },
         headers=local_stack.headers("mallory"),
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 422
     assert "prefix" in response.text

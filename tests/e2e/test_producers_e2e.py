@@ -16,6 +16,7 @@ from standardwebhooks import Webhook
 
 from local.launcher import local_stack as launch
 from tests.conftest import token_for
+from tests.e2e import HTTP_TIMEOUT
 from tests.e2e.conftest import ROOT, LocalStack
 from tests.receiver import Receiver
 
@@ -79,7 +80,7 @@ def test_a_tracked_job_is_seen_live_signed_and_in_its_history(stack):
         assert (pushes[-1]["status"], pushes[-1]["result"]["stores"]) == ("completed", 3)
         assert receiver.arrived.wait(DEADLINE_SECONDS)
         secret = requests.get(
-            f"{stack.api}/webhooks/secret", headers=stack.headers(), timeout=10
+            f"{stack.api}/webhooks/secret", headers=stack.headers(), timeout=HTTP_TIMEOUT
         ).json()["secret"]
         delivery = receiver.deliveries[0]
         signed = Webhook(secret).verify(delivery.body, delivery.headers)
@@ -89,7 +90,7 @@ def test_a_tracked_job_is_seen_live_signed_and_in_its_history(stack):
             {"stores": 3},
         )
         events = requests.get(
-            f"{stack.api}/jobs/{job_id}/events", headers=stack.headers(), timeout=10
+            f"{stack.api}/jobs/{job_id}/events", headers=stack.headers(), timeout=HTTP_TIMEOUT
         ).json()["events"]
         assert [(e["status"], e["by"]) for e in events] == [
             ("submitted", "api"),

@@ -12,6 +12,7 @@ import requests
 
 from local.launcher import ROOT
 from local.launcher import local_stack as launch
+from tests.e2e import HTTP_TIMEOUT
 from tests.e2e.conftest import LocalStack
 
 GREET = '''"""A processor added while `make dev` runs."""
@@ -62,7 +63,7 @@ def greet(stack: LocalStack) -> requests.Response:
         f"{stack.api}/jobs",
         json={"type": "demo/greet", "input": {"name": "ada"}},
         headers=stack.headers(),
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
 
 

@@ -14,6 +14,7 @@ import requests
 
 from local.launcher import local_stack as launch
 from tests.conftest import token_for
+from tests.e2e import HTTP_TIMEOUT
 
 SWEEP_EVERY_SECONDS = 5
 INTERVAL = timedelta(minutes=1)
@@ -33,7 +34,7 @@ def headers(user: str = "sam") -> dict[str, str]:
 
 
 def scheduled_jobs(api: str, schedule_id: str) -> list[dict]:
-    response = requests.get(f"{api}/jobs?limit=100", headers=headers(), timeout=10)
+    response = requests.get(f"{api}/jobs?limit=100", headers=headers(), timeout=HTTP_TIMEOUT)
     response.raise_for_status()
     return [job for job in response.json()["jobs"] if job.get("scheduleId") == schedule_id]
 
@@ -50,7 +51,7 @@ def wait_for_jobs(api: str, schedule_id: str, count: int) -> list[dict]:
 
 def test_a_rate_schedule_fires_each_interval_once_and_stops_when_paused(api):
     body = {"rate": "1 minute", "type": "demo/sleep", "input": {"seconds": 0}, "overlap": "allow"}
-    created = requests.post(f"{api}/schedules", json=body, headers=headers(), timeout=10)
+    created = requests.post(f"{api}/schedules", json=body, headers=headers(), timeout=HTTP_TIMEOUT)
     assert created.status_code == 201, created.text
     schedule = created.json()
     first_due = datetime.fromisoformat(schedule["nextRuns"][0])
@@ -61,7 +62,7 @@ def test_a_rate_schedule_fires_each_interval_once_and_stops_when_paused(api):
     assert len(set(fire_times)) == len(fire_times)  # each fire time once
 
     path = f"{api}/schedules/{schedule['scheduleId']}"
-    paused = requests.patch(path, json={"paused": True}, headers=headers(), timeout=10)
+    paused = requests.patch(path, json={"paused": True}, headers=headers(), timeout=HTTP_TIMEOUT)
     assert paused.status_code == 200, paused.text
     assert paused.json()["nextRuns"] == []
     count = len(scheduled_jobs(api, schedule["scheduleId"]))

@@ -8,6 +8,7 @@ import requests
 
 from taskstatus_client.cli import main
 from tests.conftest import token_for
+from tests.e2e import HTTP_TIMEOUT
 
 DELAY = 4
 # A short delay is a delayed SQS message: the task starts seconds after its time (more on a
@@ -49,7 +50,7 @@ def test_a_scheduled_job_cancelled_before_its_time_never_runs(local_stack):
     job = local_stack.submit({"type": "demo/sleep", "delaySeconds": 2}, user="ida")
     headers = local_stack.headers("ida")
     url = f"{local_stack.api}/jobs/{job['jobId']}"
-    cancelled = requests.delete(url, headers=headers, timeout=10)
+    cancelled = requests.delete(url, headers=headers, timeout=HTTP_TIMEOUT)
     assert cancelled.json()["status"] == "cancelled"
     local_stack.wait_for_log(f"nothing to run: task {job['jobId']}")  # its delayed message
     after = local_stack.get(job["jobId"], user="ida")
@@ -60,10 +61,14 @@ def test_a_scheduled_job_cancelled_before_its_time_never_runs(local_stack):
 def test_another_user_does_not_see_a_scheduled_job(local_stack):
     job = local_stack.submit({"type": "demo/sleep", "delaySeconds": 600}, user="ida")
     other = requests.get(
-        f"{local_stack.api}/jobs?status=scheduled", headers=local_stack.headers("jon"), timeout=10
+        f"{local_stack.api}/jobs?status=scheduled",
+        headers=local_stack.headers("jon"),
+        timeout=HTTP_TIMEOUT,
     )
     assert job["jobId"] not in [j["jobId"] for j in other.json()["jobs"]]
     response = requests.get(
-        f"{local_stack.api}/jobs/{job['jobId']}", headers=local_stack.headers("jon"), timeout=10
+        f"{local_stack.api}/jobs/{job['jobId']}",
+        headers=local_stack.headers("jon"),
+        timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 404

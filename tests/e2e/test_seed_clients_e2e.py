@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import token_for
+from tests.e2e import HTTP_TIMEOUT
 from tests.e2e.test_websocket_e2e import statuses_until_finished
 from tests.receiver import Receiver
 
@@ -39,7 +40,7 @@ def test_the_dashboard_connects_with_authorization_and_gets_every_change_unasked
     from websockets.sync.client import connect
 
     url = f"{local_stack.ws}/?Authorization={quote('Bearer ' + token_for('alice'))}"
-    with connect(url, proxy=None, open_timeout=10) as ws:
+    with connect(url, proxy=None, open_timeout=HTTP_TIMEOUT) as ws:
         local_stack.submit(SLEEP, user="dashboard-neighbour")
         job = local_stack.submit(SLEEP)
         payloads = statuses_until_finished(ws, job["jobId"])
@@ -174,12 +175,16 @@ def test_an_auto_vid_client_submits_a_spec_and_polls_its_status(local_stack):
         "output": {"filename": "out.mp4"},
     }
     headers = local_stack.headers()
-    response = requests.post(f"{local_stack.api}/submit", json=spec, headers=headers, timeout=10)
+    response = requests.post(
+        f"{local_stack.api}/submit", json=spec, headers=headers, timeout=HTTP_TIMEOUT
+    )
     assert response.status_code == 200, response.text
     job_id = response.json()["jobId"]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        status = requests.get(f"{local_stack.api}/status/{job_id}", headers=headers, timeout=10)
+        status = requests.get(
+            f"{local_stack.api}/status/{job_id}", headers=headers, timeout=HTTP_TIMEOUT
+        )
         if status.json()["status"] in {"completed", "failed"}:
             break
         time.sleep(0.1)

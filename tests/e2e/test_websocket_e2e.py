@@ -10,6 +10,7 @@ import requests
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import JWT_SECRET
+from tests.e2e import HTTP_TIMEOUT
 
 
 def send(ws, **message):
@@ -48,7 +49,9 @@ def test_a_subscriber_sees_every_status_from_started_to_completed_in_version_ord
 def history(local_stack, job_id):
     """The job's status at each version, as `GET /jobs/{jobId}/events` records it."""
     response = requests.get(
-        f"{local_stack.api}/jobs/{job_id}/events", headers=local_stack.headers(), timeout=10
+        f"{local_stack.api}/jobs/{job_id}/events",
+        headers=local_stack.headers(),
+        timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 200, response.text
     return {event["version"]: event["status"] for event in response.json()["events"]}

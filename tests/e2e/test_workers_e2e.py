@@ -17,6 +17,7 @@ import requests
 
 from local.launcher import local_stack as launch
 from tests.conftest import token_for
+from tests.e2e import HTTP_TIMEOUT
 from tests.e2e.conftest import ROOT
 
 LEASE_SECONDS = 4
@@ -103,18 +104,22 @@ def headers() -> dict[str, str]:
 
 def submit(stack: dict, steps: int, pause: float) -> str:
     body = {"type": "e2e/steps", "input": {"steps": steps, "pause": pause}, "pool": "remote"}
-    response = requests.post(f"{stack['api']}/jobs", json=body, headers=headers(), timeout=10)
+    response = requests.post(
+        f"{stack['api']}/jobs", json=body, headers=headers(), timeout=HTTP_TIMEOUT
+    )
     assert response.status_code == 202, response.text
     return response.json()["jobId"]
 
 
 def job(stack: dict, job_id: str) -> dict:
-    return requests.get(f"{stack['api']}/jobs/{job_id}", headers=headers(), timeout=10).json()
+    return requests.get(
+        f"{stack['api']}/jobs/{job_id}", headers=headers(), timeout=HTTP_TIMEOUT
+    ).json()
 
 
 def events(stack: dict, job_id: str) -> list[dict]:
     url = f"{stack['api']}/jobs/{job_id}/events?limit=100"
-    return requests.get(url, headers=headers(), timeout=10).json()["events"]
+    return requests.get(url, headers=headers(), timeout=HTTP_TIMEOUT).json()["events"]
 
 
 def wait_for(condition: Callable[[], bool], deadline: float = DEADLINE_SECONDS) -> None:
@@ -139,7 +144,7 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(timeout=10)
+        process.wait(timeout=HTTP_TIMEOUT)
 
 
 def test_a_job_longer_than_its_lease_completes_on_a_remote_worker(stack):
@@ -159,7 +164,7 @@ def test_kill_9_of_the_worker_lets_the_other_take_over_and_complete_once(stack):
         job_id = submit(stack, steps=6, pause=1)
         wait_for(lambda: running_on(stack, "first", job_id))
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        first.wait(timeout=HTTP_TIMEOUT)
         second = start_worker(stack, "second")
         wait_for(lambda: job(stack, job_id)["status"] == "completed")
         history = events(stack, job_id)
