@@ -477,8 +477,13 @@ def reaper(event: Any) -> dict[str, Any]:
     # Running tasks whose worker stopped run again; reap adds their ids. (No annotation here:
     # `chalice package`'s policy analyzer fails on an annotated local in app.py.)
     resumed = []
+    failed = service.reap(time_left, admitted, resumed)
+    from chalicelib.worker import Worker
+
+    # Each worker pool's dead letters: their tasks fail with the reason, as the tasks DLQ's.
+    failed += Worker(service).sweep_pool_dead_letters(time_left)
     return {
-        "failed": service.reap(time_left, admitted, resumed),
+        "failed": failed,
         "released": released,
         "admitted": admitted,
         "resumed": resumed,

@@ -71,3 +71,8 @@ def pool_queue_url(tasks_queue_url: str, pool: str) -> str:
     base, _, name = tasks_queue_url.rpartition("/")
     stack = name.removesuffix("-tasks")
     return f"{base}/{stack}-pool-{pool}"
+
+
+def pool_dead_letter_queue_url(tasks_queue_url: str, pool: str) -> str:
+    """The pool queue's dead-letter queue, `<stack>-pool-<name>-dlq` (infra/resources.json)."""
+    return pool_queue_url(tasks_queue_url, pool) + "-dlq"

@@ -496,6 +496,13 @@ class TaskService:
                 if self.resume(task, by="reaper") and resumed is not None:
                     resumed.append(task.id)
                 continue
+            if task.status is Status.SUBMITTED and task.pool is not None:
+                # Its message waits on the pool's queue: nobody came for it, and sending it
+                # again would change nothing. (Pool tasks take no owner's slot either.)
+                reason = f"timed out: no worker of pool {task.pool!r} claimed it within {limit} s"
+                if self._fail_overdue(task, reason):
+                    failed.append(task.id)
+                continue
             if task.status is Status.SUBMITTED and (
                 self._waits_for_a_slot(task.owner, full, admitted) or task.id in admitted
             ):
@@ -558,7 +565,10 @@ class TaskService:
             retrying = self.transition(task, Status.RETRYING, by=by, error=reason)
         except TransitionRefused:
             return False
-        self.send(retrying.id, retrying.type, retrying.owner, prior_attempts=attempts)
+        # A pool task goes back to its pool's queue: the worker Lambda never runs one.
+        self.send(
+            retrying.id, retrying.type, retrying.owner, prior_attempts=attempts, pool=retrying.pool
+        )
         return True
 
     def resume_all_running(self, by: str) -> list[str]:
