@@ -70,6 +70,8 @@ class JobDocument(Model):
     hasWebhook: bool = False  # POST /jobs/{jobId}/webhook sends it again
     scheduleId: str | None = None  # the schedule that created the job
     scheduledFor: str | None = None  # that schedule's fire time
+    pool: str | None = None  # the worker pool whose remote workers run it
+    attempt: int = 0  # the attempt running or last run: 0 before any started
 
 
 class JobList(Model):

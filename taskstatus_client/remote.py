@@ -30,6 +30,7 @@ from taskstatus_client.worker import ProcessorSpec
 
 log = logging.getLogger("taskstatus_client.remote")
 
+STATUS_EVERY_SECONDS = 10.0  # a `running` line per job this often (its progress and elapsed)
 HEARTBEATS_PER_LEASE = 3  # a lost heartbeat or two never lets the lease lapse
 PROGRESS_MIN_INTERVAL_SECONDS = 1.0
 CLAIM_TIMEOUT_MARGIN_SECONDS = 10.0
@@ -54,12 +55,21 @@ class LeasedJob:
         self.stop_reason: str | None = None
         self.finished = threading.Event()
         self.progress_text = ""
+        self.outcome = "stopped"  # the status its last report set: completed, failed, ...
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self.reporter._request(
             "POST", f"/jobs/{self.id}/{path}", {**body, "leaseToken": self.token}, {}
         )
         return response.json() if response.content else {}
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def line(self, word: str, detail: str = "") -> str:
+        """The worker's line about this job: `<word> <type> <id> [detail] <elapsed> s`."""
+        return " ".join(filter(None, (word, self.type, self.id, detail, f"{self.elapsed:.1f} s")))
 
     def report(self, status: str, **fields: Any) -> None:
         if self.stop_reason is not None:
@@ -69,6 +79,7 @@ class LeasedJob:
         except Conflict as exc:
             self.stop_reason = "cancelled" if _error_code(exc) == "cancelled" else str(exc)
             raise Stopped(self.stop_reason) from None
+        self.outcome = status
 
     def heartbeat(self) -> None:
         try:
@@ -89,8 +100,11 @@ class LeasedJob:
 class RemoteContext:
     """A processor's `ctx` on a remote worker: `input`, `progress`, `warn`, like the Lambda's."""
 
-    def __init__(self, leased: LeasedJob, input: Any) -> None:
+    def __init__(
+        self, leased: LeasedJob, input: Any, say: Callable[[str], None] = lambda line: None
+    ) -> None:
         self._leased = leased
+        self._say = say
         self.task = leased.job
         self.input = input
         self.warnings: list[str] = []
@@ -106,6 +120,7 @@ class RemoteContext:
         self._last_progress = now
         progress = {"current": current, "total": max(total, current), "message": message}
         self._leased.report("processing", progress=progress)
+        self._say(self._leased.line("progress", self._leased.progress_text))
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -131,6 +146,7 @@ class RemoteWorker:
         grace_seconds: float = 30,
         claim_wait: float = 20,
         out: TextIO | None = None,
+        status_every: float = STATUS_EVERY_SECONDS,
     ) -> None:
         self.reporter = reporter
         self.pool = pool
@@ -139,6 +155,7 @@ class RemoteWorker:
         self.grace_seconds = grace_seconds
         self.claim_wait = claim_wait
         self.out = out
+        self.status_every = status_every
         self.stopping = threading.Event()
         self.running: dict[str, LeasedJob] = {}
         self._lock = threading.Lock()
@@ -154,12 +171,24 @@ class RemoteWorker:
         ]
         for thread in threads:
             thread.start()
+        next_status = time.monotonic() + self.status_every
         while not self.stopping.is_set():
             if until is not None and until():
                 self.stop()
                 break
             self.stopping.wait(0.2)
+            if self.status_every > 0 and time.monotonic() >= next_status:
+                self._say_running()
+                next_status = time.monotonic() + self.status_every
         self._wind_down(threads)
+
+    def _say_running(self) -> None:
+        """A live line per running job (type, id, progress, elapsed): what a job that reports
+        no progress is doing is seen too, not only when it ends."""
+        with self._lock:
+            running = list(self.running.values())
+        for leased in running:
+            self._say(leased.line("running", leased.progress_text or "-"))
 
     def stop(self) -> None:
         """Claim nothing more (SIGTERM); run() lets running jobs finish within the grace."""
@@ -214,15 +243,14 @@ class RemoteWorker:
             self.running[leased.id] = leased
         beats = threading.Thread(target=self._heartbeat, args=(leased,), daemon=True)
         beats.start()
-        self._say(f"started {leased.type} {leased.id} (attempt {leased.attempt})")
+        self._say(f"claimed {leased.type} {leased.id} (attempt {leased.attempt})")
         try:
             self._execute(leased)
         finally:
             leased.finished.set()
             with self._lock:
                 self.running.pop(leased.id, None)
-            elapsed = time.monotonic() - leased.started
-            self._say(f"ended {leased.type} {leased.id} after {elapsed:.1f} s")
+            self._say(leased.line("done", leased.outcome))
 
     def _execute(self, leased: LeasedJob) -> None:
         spec = self.processors.get(leased.type)
@@ -231,7 +259,9 @@ class RemoteWorker:
                 leased.report("failed", error=f"no processor for {leased.type!r} on this worker")
                 return
             try:
-                ctx = RemoteContext(leased, build_input(spec, leased.job.get("input") or {}))
+                ctx = RemoteContext(
+                    leased, build_input(spec, leased.job.get("input") or {}), self._say
+                )
             except (TypeError, ValueError) as exc:
                 leased.report("failed", error=f"input is not valid for {leased.type}: {exc}")
                 return
@@ -249,7 +279,7 @@ class RemoteWorker:
             with self._lock:
                 self.completed += 1
         except Stopped as exc:
-            self._say(f"stopped {leased.type} {leased.id}: {exc}")
+            leased.outcome = f"stopped ({exc})"
 
     def _heartbeat(self, leased: LeasedJob) -> None:
         interval = max(0.2, leased.lease_seconds / HEARTBEATS_PER_LEASE)

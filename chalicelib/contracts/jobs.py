@@ -299,6 +299,8 @@ def job_document(task: Task, with_input: bool = False, link: Link = NATIVE_LINK)
         "hasWebhook": task.webhook is not None,
         "scheduleId": task.schedule_id,
         "scheduledFor": timefmt.wire(task.scheduled_for),
+        "pool": task.pool,
+        "attempt": task.attempts,
     }
 
 
@@ -314,6 +316,7 @@ def job_change(task: Task) -> dict[str, Any]:
         "updatedAt": timefmt.wire(task.updated_at),
         "completedAt": timefmt.wire(task.completed_at),
         "error": task.error,  # bounded (ERROR_MESSAGE_LIMIT): the frame has room for it
+        "attempt": task.attempts,  # a claim or a takeover is a new attempt: the dashboard shows it
     }
 
 

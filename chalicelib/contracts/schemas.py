@@ -296,6 +296,13 @@ class JobDocument(Schema):
     scheduledFor: str | None = Field(
         default=None, description="the schedule's fire time the job was created for"
     )
+    pool: str | None = Field(
+        default=None, description="the worker pool whose remote workers run the job, if any"
+    )
+    attempt: int = Field(
+        default=0,
+        description="the attempt running or last run: 1 for the first, 0 before any started",
+    )
 
 
 class JobList(Schema):

@@ -132,7 +132,7 @@ def wait_for(condition: Callable[[], bool], deadline: float = DEADLINE_SECONDS) 
 def running_on(stack: dict, name: str, job_id: str) -> bool:
     """Whether worker `name` says it started the job (a claim a killed worker left
     long-polling in the server may take a job too, for nobody, until its lease ends)."""
-    return f"started e2e/steps {job_id}" in (stack["log"] / f"{name}.log").read_text()
+    return f"claimed e2e/steps {job_id}" in (stack["log"] / f"{name}.log").read_text()
 
 
 def stop(process: subprocess.Popen) -> None:

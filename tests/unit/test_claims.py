@@ -253,3 +253,12 @@ def _make_visible(stack, job_id, service):
     stack.sqs.change_message_visibility(
         QueueUrl=stack.outputs["RemotePoolQueueUrl"], ReceiptHandle=receipt, VisibilityTimeout=0
     )
+
+
+def test_a_pool_job_shows_its_pool_and_the_attempt_its_claim_started(client, stack, worker):
+    job_id = queue_job(client, stack)
+    before = get(client, f"/jobs/{job_id}").json_body
+    assert (before["pool"], before["attempt"]) == ("remote", 0)
+    assert claim(client, worker).status_code == 200
+    after = get(client, f"/jobs/{job_id}").json_body
+    assert (after["pool"], after["attempt"]) == ("remote", 1)

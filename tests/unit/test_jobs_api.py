@@ -24,6 +24,8 @@ JOB_FIELDS = {
     "hasWebhook",
     "scheduleId",
     "scheduledFor",
+    "pool",
+    "attempt",
 }
 
 

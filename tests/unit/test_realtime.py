@@ -98,6 +98,7 @@ def test_a_pushs_native_change_has_the_current_version_and_the_job_documents_fie
         "updatedAt",
         "completedAt",
         "error",
+        "attempt",
     }
     assert change["progress"] == {"current": 2, "total": 5, "message": "working"}
 

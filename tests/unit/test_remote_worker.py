@@ -2,6 +2,8 @@
 through the app (tests/app_transport.py), the processors come from a module outside the
 repository."""
 
+import io
+import re
 import sys
 import threading
 import time
@@ -36,6 +38,17 @@ def count(task, ctx):
 @processor("acme/refuse")
 def refuse(task, ctx):
     raise PermanentError("never")
+
+
+RUNS: dict[str, int] = {}  # job id -> times `acme/once` ran it
+RUNS_LOCK = threading.Lock()
+
+
+@processor("acme/once")
+def once(task, ctx):
+    with RUNS_LOCK:
+        RUNS[task["jobId"]] = RUNS.get(task["jobId"], 0) + 1
+    return {"ran": True}
 
 
 @processor("acme/wait")
@@ -142,3 +155,47 @@ def test_a_cancel_stops_a_running_remote_job_at_its_next_report(
     run_until(worker, cancel_once_running)
     assert status(client, job_id) == "cancelled"
     assert worker.completed == 0
+
+
+def test_the_worker_prints_a_live_line_per_job_claimed_progress_running_and_done(
+    client, stack, make_worker, tasks_module
+):
+    job_id = pool_job(client, stack, "acme/wait", {})
+    out = io.StringIO()
+    worker = make_worker(out=out, status_every=0.2)
+    gate = sys.modules[tasks_module].GATE
+
+    def done_after_a_running_line() -> bool:
+        if f"running acme/wait {job_id} 0/1 waiting" in out.getvalue():
+            gate.set()
+        return worker.completed == 1 and job_id not in worker.running
+
+    run_until(worker, done_after_a_running_line)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"claimed acme/wait {job_id} (attempt 1)"
+    assert lines[1].startswith(f"progress acme/wait {job_id} 0/1 waiting ")
+    assert any(line.startswith(f"running acme/wait {job_id} 0/1 waiting ") for line in lines)
+    assert re.fullmatch(rf"done acme/wait {job_id} completed \d+\.\d s", lines[-1])
+
+
+def test_two_hundred_jobs_over_four_worker_threads_each_run_and_complete_exactly_once(
+    client, stack, service, make_worker, tasks_module
+):
+    ids = []
+    for _ in range(200):
+        response = submit(client, {"type": "acme/once", "input": {}, "pool": "remote"})
+        assert response.status_code == 202, response.json_body
+        ids.append(response.json_body["jobId"])
+    stack.settle()
+    worker = make_worker(concurrency=4)
+    run_until(worker, lambda: worker.completed == 200, deadline=600)
+    runs = sys.modules[tasks_module].RUNS
+    assert runs == dict.fromkeys(ids, 1)
+    for job_id in ids:
+        task = service.find(job_id)
+        assert (task.status.value, task.attempts) == ("completed", 1), job_id
+    counts = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.outputs["RemotePoolQueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert set(counts.values()) == {"0"}  # every ending deleted its message

@@ -663,6 +663,8 @@
     $("d-retries-label").hidden = !retried;
     $("d-retries").hidden = !retried;
     $("d-retries").textContent = retried ? String(job.retries) : "";
+    showFact("d-pool", job.pool ? `${job.pool} (remote workers)` : "");  // servers with worker pools
+    showFact("d-attempt", job.attempt ? String(job.attempt) : "");  // 0: no attempt started yet
     $("d-input").textContent = job.input === undefined ? "" : pretty(job.input);
     $("d-metadata").textContent = pretty(job.metadata);
     $("d-result").textContent = job.resultUrl ? "too large to show here: download it" : pretty(job.result);
@@ -680,6 +682,13 @@
     // Only a job with a webhook has one to send again (the server answers 409 otherwise).
     $("act-redeliver").hidden = !job.hasWebhook;
     if (!state.caps.events) renderSeenTimeline(job.jobId);
+  }
+
+  // A fact of the detail shown only when it has a value (its <dt> is `<id>-label`).
+  function showFact(id, text) {
+    $(`${id}-label`).hidden = !text;
+    $(id).hidden = !text;
+    $(id).textContent = text;
   }
 
   function timelineItem(entry) {
