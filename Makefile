@@ -115,6 +115,7 @@ package: install
 	rm -rf build/package
 	$(PY) -m infra.package $(STAGE) build/package
 	$(VENV)/bin/cfn-lint build/package/sam.json
+	$(VENV)/bin/cfn-lint infra/worker-fargate.yaml  # remote workers on ECS Fargate (docs/workers.md)
 
 infra: install
 	$(PY) -m infra.stage $(STAGE)

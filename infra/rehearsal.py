@@ -15,7 +15,8 @@ back what was deployed and checks it against what the code needs:
   - the deployment package holds only wheels that run on Lambda's python3.11 (glibc 2.26),
     and unchecked-hash bytecode for every module (infra/bytecode.py).
 The checker is proven on the real description too: each kind of damage must be reported.
-Finally `make package`'s template goes to the emulator's CloudFormation as far as it can.
+Finally `make package`'s template goes to the emulator's CloudFormation as far as it can, and
+so does the remote workers' Fargate template (infra/worker_rehearsal.py).
 Functions are never invoked (moto would need Docker).
 
     python -m infra.rehearsal
@@ -557,6 +558,11 @@ def rehearse(work: Path) -> list[str]:
         for line in deploy_packaged_template(aws("cloudformation"), work):
             print(f"   {line}")
         timings["template"] = time.monotonic() - started
+        from infra import worker_rehearsal
+
+        print("-- the remote workers' Fargate template on the emulator", flush=True)
+        for line in worker_rehearsal.rehearse(aws, f"taskstatus-{STAGE}"):
+            print(f"   {line}")
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     counts = (
         f"{len(description['functions'])} functions, {len(description['mappings'])} mappings,"
