@@ -2,7 +2,8 @@
 
 Prints cold start per function kind as Lambda runs it (bench/cold.py), DynamoDB and SQS
 calls per request (counted on the app's own boto3 clients against moto), and worker
-throughput, WebSocket push latency and fairness under `make dev`. Quick by default,
+throughput, a claim's calls and a remote worker's throughput against the worker Lambda's
+(bench/workers.py), WebSocket push latency and fairness under `make dev`. Quick by default,
 `make bench FULL=1` for the figures of docs/performance.md (bench/scale.py);
 BENCH_ONLY=cold stops after the cold starts, BENCH_COLD_RUNS and BENCH_WORKER_RUNS set those counts.
 """
@@ -446,6 +447,10 @@ def main() -> None:
             from bench.producers import producer_calls
 
             producer_calls(client, counter, stack)
+            from bench.workers import claim_calls
+
+            scale.step("remote workers: calls of a claim and its lease")
+            claim_calls(client, counter, stack)
             operations.sweep_calls(counter)
             from bench.schedules import schedule_calls
 
@@ -456,6 +461,10 @@ def main() -> None:
     set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115
     scale.step(f"WebSocket push latency: make dev, {size.push_changes} status writes")
     websocket_latency(size.push_changes)
+    from bench.workers import remote_throughput
+
+    scale.step(f"remote worker against the worker Lambda: make dev, {size.remote_jobs} jobs each")
+    remote_throughput(size.remote_jobs)
     from bench import operations as issue16
 
     issue16.fairness(backlog=size.fairness_backlog)
