@@ -1,7 +1,8 @@
 """Remote workers against `make dev`: real `taskstatus worker` processes, with a processor
 module outside the repository, work the `remote` pool over HTTP. A job that outlives a
 Lambda worker's timeout-sized lease completes while it heartbeats; `kill -9` of its worker
-hands it to the other after the lease; SIGTERM hands a running job back within seconds."""
+hands it to the other after the lease; SIGTERM hands a running job back within seconds; a
+cancel stops a running job within one heartbeat."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.e2e import HTTP_TIMEOUT
 from tests.e2e.conftest import ROOT
 
 LEASE_SECONDS = 4
+HEARTBEAT_SECONDS = LEASE_SECONDS / 3  # taskstatus_client.remote.HEARTBEATS_PER_LEASE
 DEADLINE_SECONDS = 90
 TASKS = """
 import time
@@ -192,5 +194,28 @@ def test_sigterm_hands_a_running_job_back_within_seconds(stack):
         worker.send_signal(signal.SIGTERM)
         wait_for(lambda: handed_back(stack, job_id), deadline=10)
         assert worker.wait(timeout=60) == 0  # after its claims in flight came back
+    finally:
+        stop(worker)
+
+
+def said(stack: dict, name: str, line: str) -> bool:
+    return line in (stack["log"] / f"{name}.log").read_text()
+
+
+def test_a_cancel_stops_a_running_remote_job_within_one_heartbeat(stack):
+    worker = start_worker(stack, "cancel")
+    try:
+        job_id = submit(stack, steps=600, pause=0.1)  # a minute, a ctx.progress every 0.1 s
+        wait_for(lambda: job(stack, job_id)["status"] == "processing")
+        cancelled_at = time.monotonic()
+        answer = requests.delete(f"{stack['api']}/jobs/{job_id}", headers=headers(), timeout=10)
+        assert answer.status_code in (200, 202), answer.text
+        stopped = f"done e2e/steps {job_id} stopped (cancelled)"
+        wait_for(lambda: said(stack, "cancel", stopped), deadline=30)
+        took = time.monotonic() - cancelled_at
+        # One heartbeat, plus this test's polling of the log (0.3 s) and a loaded machine's slack.
+        assert took < HEARTBEAT_SECONDS + 1.5, f"stopped {took:.1f} s after the cancel"
+        final = job(stack, job_id)
+        assert (final["status"], final["result"]) == ("cancelled", None)
     finally:
         stop(worker)
