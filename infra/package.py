@@ -248,6 +248,8 @@ DEAD_LETTER_QUEUES = {
     "TasksDeadLetterQueue": "Task messages reached the dead-letter queue",
     "WebhooksDeadLetterQueue": "Webhook delivery messages reached the dead-letter queue",
     "StreamFailuresQueue": "Stream records failed every retry (replayed until they pass)",
+    "RemotePoolDeadLetterQueue": "Pool task messages reached the remote pool's dead-letter "
+    "queue (the reaper fails their tasks within a minute)",
 }
 
 
