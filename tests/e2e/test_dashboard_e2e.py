@@ -679,3 +679,25 @@ def _containing(text: str) -> Any:
     import re
 
     return re.compile(re.escape(text))
+
+
+def test_a_pool_jobs_detail_shows_its_pool_and_the_attempt_a_worker_claimed(dashboard):
+    from tests.e2e.test_workers_e2e import _service_key
+
+    page = dashboard.page
+    job_id = dashboard.submit({"type": "acme/wait", "input": {}, "pool": "remote"})
+    dashboard.row(job_id).get_by_role("button").click()
+    detail = page.locator("#detail")
+    dashboard.expect_text(detail.locator("#d-pool"), "remote (remote workers)")
+    assert detail.locator("#d-attempt").is_hidden()  # nobody has claimed it yet
+    key = _service_key(dashboard.stack.emulator, owners=dashboard.user)
+    claim = requests.post(
+        f"{dashboard.stack.api}/pools/remote/claim?waitSeconds=20",
+        headers={"X-API-Key": key},
+        timeout=40,
+    )
+    assert claim.status_code == 200, claim.text
+    assert claim.json()["job"]["jobId"] == job_id
+    dashboard.expect_text(detail.locator("#d-status"), "started")  # pushed: no reload
+    dashboard.expect_text(detail.locator("#d-attempt"), "1")
+    assert dashboard.problems == []

@@ -50,13 +50,13 @@ def stack(tmp_path_factory) -> Iterator[dict]:
         yield {"api": endpoints.api, "key": key, "package": package, "log": log.parent}
 
 
-def _service_key(emulator: str) -> str:
+def _service_key(emulator: str, owners: str = "alice") -> str:
     """`make service-key ... POOLS=remote`, against this stack's emulator."""
     env = {
         **os.environ,
         "AWS_ENDPOINT_URL": emulator,
         "NAME": "e2e-worker",
-        "OWNERS": "alice",
+        "OWNERS": owners,
         "POOLS": "remote",
     }
     done = subprocess.run(
