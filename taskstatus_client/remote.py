@@ -239,11 +239,11 @@ class RemoteWorker:
     # -- one job ----------------------------------------------------------------------------
 
     def _run(self, leased: LeasedJob) -> None:
+        self._say(f"claimed {leased.type} {leased.id} (attempt {leased.attempt})")
         with self._lock:
             self.running[leased.id] = leased
         beats = threading.Thread(target=self._heartbeat, args=(leased,), daemon=True)
         beats.start()
-        self._say(f"claimed {leased.type} {leased.id} (attempt {leased.attempt})")
         try:
             self._execute(leased)
         finally:
