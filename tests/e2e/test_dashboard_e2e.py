@@ -694,7 +694,7 @@ def test_a_pool_jobs_detail_shows_its_pool_and_the_attempt_a_worker_claimed(dash
     claim = requests.post(
         f"{dashboard.stack.api}/pools/remote/claim?waitSeconds=20",
         headers={"X-API-Key": key},
-        timeout=40,
+        timeout=HTTP_TIMEOUT,  # more than the claim's 20 s long poll
     )
     assert claim.status_code == 200, claim.text
     assert claim.json()["job"]["jobId"] == job_id
