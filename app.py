@@ -291,6 +291,72 @@ def revoke_api_key(keyId: str) -> Any:
     return api_keys.revoke(app.current_request, keyId)
 
 
+# -- the operator's console: every owner's work, the queues (chalicelib/contracts/operator.py) --
+
+
+@app.route("/ops/tasks", methods=["GET"])
+def ops_list_tasks() -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.list_tasks(_service(), app.current_request)
+
+
+@app.route("/ops/tasks/{jobId}/cancel", methods=["POST"])
+def ops_cancel_task(jobId: str) -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.cancel_task(_service(), app.current_request, jobId)
+
+
+@app.route("/ops/tasks/{jobId}/retry", methods=["POST"])
+def ops_retry_task(jobId: str) -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.retry_task(_service(), app.current_request, jobId)
+
+
+@app.route("/ops/queues", methods=["GET"])
+def ops_list_queues() -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.list_queues(_service(), app.current_request)
+
+
+@app.route("/ops/queues/{queue}/messages", methods=["GET"])
+def ops_list_dead_letters(queue: str) -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.list_dead_letters(_service(), app.current_request, queue)
+
+
+@app.route("/ops/queues/{queue}/messages/{messageId}/redrive", methods=["POST"])
+def ops_redrive_dead_letter(queue: str, messageId: str) -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.redrive_dead_letter(_service(), app.current_request, queue, messageId)
+
+
+@app.route("/ops/queues/{queue}/messages/{messageId}", methods=["DELETE"])
+def ops_discard_dead_letter(queue: str, messageId: str) -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.discard_dead_letter(_service(), app.current_request, queue, messageId)
+
+
+@app.route("/ops/stuck", methods=["GET"])
+def ops_list_stuck() -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.list_stuck(_service(), app.current_request)
+
+
+@app.route("/metrics", methods=["GET"])
+def metrics() -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.metrics(_service(), app.current_request)
+
+
 # -- seeds 000/001: the Task Processor API ---------------------------------------------
 
 

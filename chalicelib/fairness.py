@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -48,6 +49,14 @@ MAX_DEFER_SECONDS = 16
 # (the rest the next minute), so that its run stays within its time.
 UNLIMITED_ADMIT_PER_RUN = 500
 PARKED_OWNERS = {"S": "parked"}
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A task waiting in its owner's line for a slot."""
+
+    task_id: str
+    type: str
 
 
 class OverLimit(Exception):
@@ -215,6 +224,13 @@ class Slots:
         )
         items: list[dict[str, Any]] = found.get("Items", [])
         return items
+
+    def parked(self, owner: str, count: int) -> list[Parked]:
+        """The owner's oldest `count` parked tasks, oldest first (one Query)."""
+        return [
+            Parked(item["task_id"]["S"], item["type"]["S"])
+            for item in self._first_parked(owner, max(1, count))
+        ]
 
     def admit_next(self, owner: str, enqueue: Enqueue) -> list[str]:
         """Queue the owner's oldest parked tasks while slots are free; the ids queued.

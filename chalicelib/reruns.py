@@ -57,7 +57,11 @@ def _fingerprint(task_id: str) -> str:
 
 
 def retry(
-    service: TaskService, owner: str, task_id: str, idempotency_key: str | None = None
+    service: TaskService,
+    owner: str,
+    task_id: str,
+    idempotency_key: str | None = None,
+    by: str = "api",
 ) -> tuple[Task, bool]:
     """Run the owner's failed or cancelled task again. Returns (task, retried now).
 
@@ -75,7 +79,7 @@ def retry(
     before = service.get_owned(owner, task_id)
     if before.status not in RETRYABLE:
         raise TransitionRefused(task_id, before.status.value, Status.SUBMITTED.value)
-    after = retried(before, now, "api", service.settings.task_ttl_seconds)
+    after = retried(before, now, by, service.settings.task_ttl_seconds)
     key = None
     if idempotency_key is not None:
         expires_at = key_expires_at(now, service.settings)

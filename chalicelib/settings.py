@@ -143,6 +143,9 @@ class Settings:
     # An external task's default heartbeat window (chalicelib/reports.py): a Lambda's longest run.
     external_heartbeat_seconds: int = 900
     max_schedules_per_owner: int = 100  # chalicelib/schedules.py
+    # The scope (or Cognito group, or Entra app role) that makes a JWT an operator's: it
+    # reads every owner's tasks and the service's queues (chalicelib/contracts/operator.py).
+    operator_scope: str = "taskstatus:operator"
 
     def check(self) -> Settings:
         """Refuse, with a message an operator can act on, a configuration that is unsafe."""
@@ -214,4 +217,5 @@ def get_settings() -> Settings:
         max_running_per_owner=_max_running_per_owner(env("MAX_RUNNING_PER_OWNER", "")),
         max_schedules_per_owner=max(0, int(env("MAX_SCHEDULES_PER_OWNER", "100") or "100")),
         external_heartbeat_seconds=int(env("EXTERNAL_HEARTBEAT_SECONDS", "900") or "900"),
+        operator_scope=env("OPERATOR_SCOPE", "").strip() or "taskstatus:operator",
     ).check()

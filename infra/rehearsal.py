@@ -92,6 +92,8 @@ OPTIONAL_VARIABLES = {
     "PRESIGN_ACCESS_KEY_ID",
     "PRESIGN_SECRET_ACCESS_KEY",
     "AUTOVID_TASK_TYPE",
+    # the operator's console: the scope, group or role of an operator's JWT (a documented default)
+    "OPERATOR_SCOPE",
     # fair concurrency: DEFAULT_MAX_RUNNING_PER_OWNER unless set
     "MAX_RUNNING_PER_OWNER",
     # producers: how long an external task may go without a report or heartbeat (900 s)

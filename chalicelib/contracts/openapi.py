@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from chalicelib.contracts import api_keys as k
 from chalicelib.contracts import operations as o
+from chalicelib.contracts import operator as ops
 from chalicelib.contracts import schedules as sc
 from chalicelib.contracts import schemas as m
 from chalicelib.model import Status
@@ -61,6 +62,19 @@ AUTH_ERRORS = {400: ERRORS, 401: ERRORS}
 SCHEDULE_ID = Param(
     "scheduleId", "path", {"type": "string", "pattern": "^sch_[0-9a-f]{32}$"}, required=True
 )
+QUEUE = Param(
+    "queue",
+    "path",
+    {"type": "string", "maxLength": 64},
+    "a dead-letter queue: tasks-dlq, webhooks-dlq, stream-failures, pool-<name>-dlq",
+    required=True,
+)
+MESSAGE_ID = Param(
+    "messageId", "path", {"type": "string", "pattern": "^[A-Za-z0-9-]{1,100}$"}, required=True
+)
+OPERATOR_ERRORS = {**{400: ERRORS, 401: ERRORS}, 403: ERRORS}
+DATE_TIME = {"type": "string", "format": "date-time"}
+OPENMETRICS = object()  # the body of GET /metrics: OpenMetrics text
 IDEMPOTENCY_KEY = Param(
     "Idempotency-Key",
     "header",
@@ -352,6 +366,90 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "GET",
+        "/ops/tasks",
+        "Operator: every owner's jobs, newest first, by owner, type, status, pool and time",
+        {200: ops.OpsTaskList, **OPERATOR_ERRORS},
+        params=[
+            Param("owner", "query", {"type": "string", "maxLength": 256}),
+            Param("type", "query", {"type": "string", "maxLength": 128}),
+            Param("status", "query", {"type": "string", "enum": [s.value for s in Status]}),
+            Param("pool", "query", {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,31}$"}),
+            Param(
+                "since", "query", {"type": "string", "format": "date-time"}, "created at or after"
+            ),
+            Param(
+                "until", "query", {"type": "string", "format": "date-time"}, "created at or before"
+            ),
+            LIMIT,
+            CURSOR,
+        ],
+        tag="operator",
+    ),
+    Operation(
+        "POST",
+        "/ops/tasks/{jobId}/cancel",
+        "Operator: cancel any owner's unfinished job (its history says by operator <id>)",
+        {200: ops.OpsTask, **OPERATOR_ERRORS, 404: ERRORS, 409: ERRORS},
+        params=[JOB_ID],
+        tag="operator",
+    ),
+    Operation(
+        "POST",
+        "/ops/tasks/{jobId}/retry",
+        "Operator: run any owner's failed or cancelled job again",
+        {200: ops.OpsTask, **OPERATOR_ERRORS, 404: ERRORS, 409: ERRORS},
+        params=[JOB_ID],
+        tag="operator",
+    ),
+    Operation(
+        "GET",
+        "/ops/queues",
+        "Operator: each queue's depth, messages in flight and delayed; a dead-letter "
+        "queue's oldest message",
+        {200: ops.OpsQueueList, **OPERATOR_ERRORS},
+        tag="operator",
+    ),
+    Operation(
+        "GET",
+        "/ops/queues/{queue}/messages",
+        "Operator: a dead-letter queue's messages (up to 50), each with its job",
+        {200: ops.OpsDeadLetterList, **OPERATOR_ERRORS, 404: ERRORS},
+        params=[QUEUE],
+        tag="operator",
+    ),
+    Operation(
+        "POST",
+        "/ops/queues/{queue}/messages/{messageId}/redrive",
+        "Operator: a dead letter's failed job runs again, or the message goes back to its queue",
+        {200: ops.OpsOutcome, **OPERATOR_ERRORS, 404: ERRORS, 409: ERRORS},
+        params=[QUEUE, MESSAGE_ID],
+        tag="operator",
+    ),
+    Operation(
+        "DELETE",
+        "/ops/queues/{queue}/messages/{messageId}",
+        "Operator: discard a dead letter (its job, if unfinished, is failed)",
+        {200: ops.OpsOutcome, **OPERATOR_ERRORS, 404: ERRORS},
+        params=[QUEUE, MESSAGE_ID],
+        tag="operator",
+    ),
+    Operation(
+        "GET",
+        "/ops/stuck",
+        "Operator: jobs past their deadline, without a heartbeat, parked behind a limit, "
+        "or scheduled in the past, each with why",
+        {200: ops.OpsStuckList, **OPERATOR_ERRORS},
+        tag="operator",
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        "Operator: the console's figures in the OpenMetrics text format, for Prometheus",
+        {200: OPENMETRICS, **OPERATOR_ERRORS},
+        tag="operator",
+    ),
+    Operation(
+        "GET",
         "/task",
         "Seeds 000/001 without a task id: the origin's 400, to anyone",
         {400: m.TaskProcessorError},
@@ -485,6 +583,8 @@ def _models() -> list[type[BaseModel]]:
 def _content(body: Any, refs: dict[str, Any]) -> dict[str, Any]:
     if body is str:  # the dashboard's page
         return {"text/html": {"schema": {"type": "string"}}}
+    if body is OPENMETRICS:
+        return {"application/openmetrics-text": {"schema": {"type": "string"}}}
     if body is dict:
         schema: dict[str, Any] = {"type": "object"}
     elif isinstance(body, list):

@@ -29,6 +29,14 @@ API_KEY_PREFIX = "tsk_"
 READ, WRITE, REPORT = "jobs:read", "jobs:write", "jobs:report"
 # A user's JWT does all of it: reports included, on the user's own external jobs.
 ALL_SCOPES = frozenset({READ, WRITE, REPORT})
+# The operator's console (`/ops/...`, `/metrics`): every owner's tasks and the service's queues.
+# A JWT carrying OPERATOR_SCOPE (in `scope`/`scp`, a Cognito group or an Entra app role) has
+# it beside ALL_SCOPES, and so does a service key issued with SCOPES=operator; no user's
+# API key can (POST /api-keys offers the jobs:* scopes alone).
+OPERATE = "operator"
+# Where identity providers put group and role membership: Cognito user pool groups, Entra ID
+# (Azure AD) app roles.
+MEMBERSHIP_CLAIMS = ("cognito:groups", "roles")
 JWKS_MIN_REFRESH_SECONDS = 10.0
 KIND_NAMES = {"jwt": "token", "api_key": "API key", "service_key": "service key"}
 
@@ -219,6 +227,23 @@ def token_scopes(claims: Mapping[str, Any]) -> set[str]:
     return scopes
 
 
+def memberships(claims: Mapping[str, Any]) -> set[str]:
+    """Groups and roles the identity provider put in the token (MEMBERSHIP_CLAIMS)."""
+    found: set[str] = set()
+    for name in MEMBERSHIP_CLAIMS:
+        value = claims.get(name)
+        if isinstance(value, str):
+            found.update(value.split())
+        elif isinstance(value, list):
+            found.update(v for v in value if isinstance(v, str))
+    return found
+
+
+def is_operator(claims: Mapping[str, Any], settings: Settings) -> bool:
+    """The token names OPERATOR_SCOPE as a scope, a Cognito group or an Entra app role."""
+    return settings.operator_scope in token_scopes(claims) | memberships(claims)
+
+
 def jwt_principal(token: str, settings: Settings) -> Principal:
     claims = verify_claims(token, settings)
     owner = claims.get(settings.owner_claim)
@@ -227,7 +252,8 @@ def jwt_principal(token: str, settings: Settings) -> Principal:
     missing = set(settings.jwt_required_scopes) - token_scopes(claims)
     if missing:
         raise InsufficientScope(f"token lacks the required scope(s): {', '.join(sorted(missing))}")
-    return Principal(owner=owner, scopes=ALL_SCOPES, kind="jwt", expires_at=int(claims["exp"]))
+    scopes = ALL_SCOPES | {OPERATE} if is_operator(claims, settings) else ALL_SCOPES
+    return Principal(owner=owner, scopes=scopes, kind="jwt", expires_at=int(claims["exp"]))
 
 
 def verify_token(token: str, settings: Settings) -> str:

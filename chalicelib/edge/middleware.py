@@ -17,6 +17,7 @@ from chalice.app import Request, Response
 from chalicelib import timefmt
 from chalicelib.edge import contract_errors, cors, http
 from chalicelib.edge.auth import (
+    OPERATE,
     READ,
     REPORT,
     WRITE,
@@ -150,10 +151,17 @@ def _authorize(request: Request) -> None:
     http.set_principal(request, principal)
 
 
+def is_operator_route(path: str) -> bool:
+    """The operator's console: every owner's tasks, the queues, the service's metrics."""
+    return path == "/metrics" or path.startswith("/ops/")
+
+
 def required_scope(request: Request) -> str:
-    """jobs:report for a producer's reports and heartbeats; jobs:write for anything else that
-    changes state (003's triggerWebhook too) or reads a secret that could sign on the owner's
-    behalf; else jobs:read."""
+    """operator for the console's routes; jobs:report for a producer's reports and heartbeats;
+    jobs:write for anything else that changes state (003's triggerWebhook too) or reads a
+    secret that could sign on the owner's behalf; else jobs:read."""
+    if is_operator_route(request.path):
+        return OPERATE
     if request.path in REPORT_ROUTES:
         return REPORT
     params = request.query_params or {}

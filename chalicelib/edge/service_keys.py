@@ -10,6 +10,9 @@ jobs; its own name (`service:<name>`) owns nothing.
 
 Records table: the key's item as api_keys.py stores it, with `acts_for`, and
 `gpk servicekeys` so that the operator lists every service key with one Query.
+
+An operator's key (`SCOPES=operator`) opens the console (chalicelib/contracts/operator.py),
+which shows every owner's work: without OWNERS it stands for `*`.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ from chalicelib.edge.api_keys import (
     id_of,
     new_secret,
 )
+from chalicelib.edge.auth import OPERATE
 
 SERVICE_OWNER_PREFIX = "service:"
 GPK = "servicekeys"
-SCOPES = ("jobs:read", "jobs:write", "jobs:report")
+SCOPES = ("jobs:read", "jobs:write", "jobs:report", OPERATE)
 DEFAULT_SCOPES = ("jobs:write", "jobs:report")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # An exact id, a non-empty prefix ending `*`, or `*` alone: every owner.
@@ -82,6 +86,8 @@ class ServiceKeys(ApiKeyStore):
     ) -> tuple[ApiKey, str]:
         """A new service key and its secret (shown once, never stored). `pools`: the worker
         pools it may claim tasks from (a remote worker's credential)."""
+        if not owners and OPERATE in scopes:
+            owners = ["*"]  # an operator looks at every owner's work
         check(name, owners, scopes)
         check_pools(pools)
         secret = new_secret()

@@ -15,6 +15,8 @@ Indexes (items.py derives their attributes):
   by_owner_type  owner_type + created_at   a user's tasks of one type
   by_deadline    active_shard + deadline   sparse: non-terminal tasks, for the reaper
   by_due         due_shard + due_at        sparse: scheduled tasks, for the sweep
+  by_created     created_shard + created_at  sharded: every owner's tasks, newest first, for
+                                             the operator's console (chalicelib/console.py)
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ BY_OWNER = "by_owner"
 BY_OWNER_TYPE = "by_owner_type"
 BY_DEADLINE = "by_deadline"
 BY_DUE = "by_due"
+BY_CREATED = "by_created"
 MAX_QUERIES_PER_PAGE = 10
 MAX_READS_PER_QUERY = 1000
 MAX_KEYS_PER_READ = 100  # BatchGetItem's limit

@@ -18,6 +18,7 @@ Derived attributes drive the indexes (never read back into the task):
   owner_type + created_at   -> GSI by_owner_type (a user's tasks of one type)
   active_shard + deadline   -> sparse GSI by_deadline (non-terminal tasks, for the reaper)
   due_shard + due_at        -> sparse GSI by_due (scheduled tasks, for the sweep: scheduling.py)
+  created_shard + created_at -> sharded GSI by_created (every owner's tasks, for the operator)
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ def task_attributes(task: Task, timeout_seconds: int) -> Item:
         if codec.stored(value):
             item[name] = codec.encode(value)
     item["owner_type"] = {"S": owner_scoped(task.owner, task.type)}
+    item["created_shard"] = {"S": shard_of(task.id)}
     if task.status in ACTIVE:
         item["active_shard"] = {"S": shard_of(task.id)}
         # A scheduled task's clock starts at its run_at: the reaper leaves it to the sweep.

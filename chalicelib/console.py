@@ -1,0 +1,522 @@
+"""The operator's console: every owner's work, the queues and their dead letters, what is stuck.
+
+Never a Scan. Where it reads:
+- Tasks across owners: the sharded GSI by_created (created_shard = the task's shard, one of
+  16, + created_at), one Query per shard for a page, merged newest first; with an owner, one
+  Query of by_owner (or by_owner_type with a type). Status, pool and type (without an owner)
+  are filters of those Queries; a time range is their key condition.
+- Queues: GetQueueAttributes of each queue. Their URLs are derived from TASKS_QUEUE_URL and
+  WEBHOOKS_QUEUE_URL with the names infra/resources.json gives them (`<stack>-tasks-dlq`,
+  `<stack>-stream-failures`, `<stack>-pool-<name>[-dlq]`), so no setting per queue is needed.
+- Dead letters: the message bodies, received under a short hold and let go again at once
+  (a dead-letter queue has no consumer but the tasks DLQ's handler, which a hold only delays).
+- Stuck work: the sparse by_deadline and by_due indexes (16 Queries each) and the parked
+  owners' lines in the records table (chalicelib/fairness.py).
+
+Each operator action is a guarded write by `operator <id>`, so the task's history shows who.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import aws, reruns, timefmt
+from chalicelib.errors import TaskNotFound, TransitionRefused
+from chalicelib.fairness import Slots
+from chalicelib.model import RETRYABLE, Status, Task
+from chalicelib.pools import Pools, pool_queue_url
+from chalicelib.queues import DeliveryMessage, TaskMessage
+from chalicelib.service import TaskService
+from chalicelib.store import (
+    BY_CREATED,
+    BY_OWNER,
+    BY_OWNER_TYPE,
+    DEADLINE_SHARDS,
+    owner_scoped,
+    task_from_item,
+)
+
+MAX_QUERIES_PER_PARTITION = 4  # per shard and page: a filter that matches little stops early
+MAX_STUCK = 50  # of each kind of stuck work
+MAX_DEAD_LETTERS = 50  # shown per queue
+PEEK_HOLD_SECONDS = 30  # dead letters are held this long at most while they are read
+FIND_RECEIVES = 10  # receives (of 10) to find one dead letter by its id
+
+
+def operator_name(operator_id: str) -> str:
+    """The writer a task's history names for an operator's action."""
+    return f"operator {operator_id}"
+
+
+# -- tasks across owners -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    owner: str | None = None
+    type: str | None = None
+    status: Status | None = None
+    pool: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[Task]
+    next_key: tuple[str, str] | None  # (created_at, id): the next page starts below it
+
+
+def _iso(moment: datetime) -> str:
+    return timefmt.item(moment)  # as the index's created_at is stored
+
+
+def _partitions(wanted: TaskFilter) -> list[tuple[str, str, str]]:
+    """(index, key attribute, key value) of each partition the listing reads."""
+    if wanted.owner is not None and wanted.type is not None:
+        return [(BY_OWNER_TYPE, "owner_type", owner_scoped(wanted.owner, wanted.type))]
+    if wanted.owner is not None:
+        return [(BY_OWNER, "owner", wanted.owner)]
+    return [(BY_CREATED, "created_shard", shard) for shard in DEADLINE_SHARDS]
+
+
+def _query(
+    table: str,
+    partition: tuple[str, str, str],
+    wanted: TaskFilter,
+    now: datetime,
+    below: tuple[str, str] | None,
+) -> dict[str, Any]:
+    index, key_name, key_value = partition
+    names = {"#k": key_name}
+    values: dict[str, Any] = {":k": {"S": key_value}, ":now": {"N": str(int(now.timestamp()))}}
+    condition = "#k = :k"
+    low = _iso(wanted.since) if wanted.since else None
+    high = _iso(wanted.until) if wanted.until else None
+    if below is not None:
+        high = min(high, below[0]) if high else below[0]
+    if low and high:
+        values.update({":low": {"S": low}, ":high": {"S": high}})
+        condition += " AND created_at BETWEEN :low AND :high"
+    elif low:
+        values[":low"] = {"S": low}
+        condition += " AND created_at >= :low"
+    elif high:
+        values[":high"] = {"S": high}
+        condition += " AND created_at <= :high"
+    filters = ["expires_at > :now"]
+    for name, value in (
+        ("status", wanted.status.value if wanted.status else None),
+        ("pool", wanted.pool),
+        ("type", wanted.type if index == BY_CREATED else None),
+    ):
+        if value is not None:
+            names[f"#{name}"] = name
+            values[f":{name}"] = {"S": value}
+            filters.append(f"#{name} = :{name}")
+    return {
+        "TableName": table,
+        "IndexName": index,
+        "KeyConditionExpression": condition,
+        "FilterExpression": " AND ".join(filters),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ScanIndexForward": False,
+    }
+
+
+def _key_of(item: dict[str, Any]) -> tuple[str, str]:
+    return (item["created_at"]["S"], item["id"]["S"])
+
+
+def _read_partition(
+    request: dict[str, Any], limit: int, below: tuple[str, str] | None
+) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+    """Up to `limit` matching items below `below`, newest first, and where reading stopped
+    short of the partition's end with fewer than `limit` (None: nothing above it unread)."""
+    ddb = aws.client("dynamodb")
+    found: list[dict[str, Any]] = []
+    request = {**request, "Limit": limit}
+    for _ in range(MAX_QUERIES_PER_PARTITION):
+        response = ddb.query(**request)
+        found += [i for i in response.get("Items", []) if below is None or _key_of(i) < below]
+        last = response.get("LastEvaluatedKey")
+        if last is None or len(found) >= limit:
+            return found[:limit], None
+        request["ExclusiveStartKey"] = last
+        request["Limit"] = min(1000, request["Limit"] * 4)
+    return found, (last["created_at"]["S"], last["id"]["S"])
+
+
+def list_tasks(
+    table: str, wanted: TaskFilter, now: datetime, limit: int, below: tuple[str, str] | None
+) -> TaskPage:
+    """Tasks across owners, newest first, `limit` a page; `below`: the previous page's key."""
+    items: list[dict[str, Any]] = []
+    boundary: tuple[str, str] | None = None  # no item below this was read in some partition
+    for partition in _partitions(wanted):
+        found, stopped = _read_partition(_query(table, partition, wanted, now, below), limit, below)
+        items += found
+        if stopped is not None:
+            boundary = max(boundary, stopped) if boundary else stopped
+    items.sort(key=_key_of, reverse=True)
+    if boundary is not None:
+        items = [item for item in items if _key_of(item) >= boundary]
+    page = items[:limit]
+    if len(page) == limit:
+        next_key: tuple[str, str] | None = _key_of(page[-1])
+    else:
+        next_key = boundary
+    return TaskPage([task_from_item(item) for item in page], next_key)
+
+
+# -- queues --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str  # as the console shows it: tasks, tasks-dlq, webhooks-dlq, pool-<name>, ...
+    url: str
+    dead_letters: bool = False  # its messages are ones that gave up: the console acts on them
+    source: str | None = None  # the queue a redriven message goes back to
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    queue: Queue
+    visible: int | None  # None: the queue does not exist
+    in_flight: int | None
+    delayed: int | None
+    oldest_seconds: int | None = None  # a dead-letter queue's oldest message (sent when)
+
+
+def _sibling(url: str, name: str) -> str:
+    return f"{url.rpartition('/')[0]}/{name}"
+
+
+def queues(tasks_queue_url: str, webhooks_queue_url: str, pools: Iterable[str]) -> list[Queue]:
+    """The service's queues, named as infra/resources.json names them beside the tasks queue."""
+    stack = tasks_queue_url.rpartition("/")[2].removesuffix("-tasks")
+    found = [
+        Queue("tasks", tasks_queue_url),
+        Queue("tasks-dlq", _sibling(tasks_queue_url, f"{stack}-tasks-dlq"), True, "tasks"),
+    ]
+    if webhooks_queue_url:
+        webhooks_dlq = webhooks_queue_url + "-dlq"
+        found += [
+            Queue("webhooks", webhooks_queue_url),
+            Queue("webhooks-dlq", webhooks_dlq, True, "webhooks"),
+        ]
+    found.append(
+        Queue("stream-failures", _sibling(tasks_queue_url, f"{stack}-stream-failures"), True)
+    )
+    for pool in pools:
+        url = pool_queue_url(tasks_queue_url, pool)
+        found += [
+            Queue(f"pool-{pool}", url),
+            Queue(f"pool-{pool}-dlq", url + "-dlq", True, f"pool-{pool}"),
+        ]
+    return found
+
+
+def service_queues(service: TaskService) -> list[Queue]:
+    settings = service.settings
+    pools = Pools.from_environment().names
+    return queues(settings.tasks_queue_url, settings.webhooks_queue_url, pools)
+
+
+def _missing_queue(exc: ClientError) -> bool:
+    code = exc.response["Error"]["Code"]
+    return code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+def depth(queue: Queue) -> QueueDepth:
+    """One GetQueueAttributes (and for a dead-letter queue a peek, for its oldest message)."""
+    try:
+        attributes = aws.client("sqs").get_queue_attributes(
+            QueueUrl=queue.url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+    except ClientError as exc:
+        if _missing_queue(exc):
+            return QueueDepth(queue, None, None, None)
+        raise
+    visible = int(attributes.get("ApproximateNumberOfMessages", 0))
+    oldest = None
+    if queue.dead_letters and visible:
+        sent = [letter.sent_at for letter in peek(queue, limit=10)]
+        if sent:
+            oldest = int(datetime.now(UTC).timestamp() - min(sent).timestamp())
+    return QueueDepth(
+        queue,
+        visible,
+        int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+        oldest,
+    )
+
+
+# -- dead letters ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    queue: str
+    sent_at: datetime
+    receives: int
+    body: str
+    task_id: str | None = None  # the task a tasks, pool or webhook message is about
+    task: Task | None = field(default=None, compare=False)
+
+
+def task_id_of(body: str) -> str | None:
+    """The task a message of the service's own queues names; None for any other body."""
+    for kind in (TaskMessage, DeliveryMessage):
+        try:
+            return kind.from_json(body).taskId
+        except (ValueError, TypeError):
+            continue
+    return None
+
+
+def _letter(queue: Queue, message: dict[str, Any]) -> DeadLetter:
+    attributes = message.get("Attributes", {})
+    sent = int(attributes.get("SentTimestamp", "0")) / 1000
+    return DeadLetter(
+        message_id=message["MessageId"],
+        queue=queue.name,
+        sent_at=datetime.fromtimestamp(sent, UTC),
+        receives=int(attributes.get("ApproximateReceiveCount", "0")),
+        body=message["Body"],
+        task_id=task_id_of(message["Body"]),
+    )
+
+
+def _receive(queue: Queue) -> list[dict[str, Any]]:
+    response = aws.client("sqs").receive_message(
+        QueueUrl=queue.url,
+        MaxNumberOfMessages=10,
+        VisibilityTimeout=PEEK_HOLD_SECONDS,
+        WaitTimeSeconds=0,
+        AttributeNames=["All"],
+    )
+    messages: list[dict[str, Any]] = response.get("Messages", [])
+    return messages
+
+
+def _let_go(queue: Queue, messages: Iterable[dict[str, Any]]) -> None:
+    """Make held messages visible again at once."""
+    sqs = aws.client("sqs")
+    for message in messages:
+        try:
+            sqs.change_message_visibility(
+                QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        except ClientError:
+            continue  # deleted meanwhile (the tasks DLQ's handler): nothing to let go
+
+
+def peek(queue: Queue, limit: int = MAX_DEAD_LETTERS) -> list[DeadLetter]:
+    """Up to `limit` of a dead-letter queue's messages, held while read and let go at once."""
+    held: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    try:
+        while len(held) < limit:
+            batch = [m for m in _receive(queue) if m["MessageId"] not in seen]
+            if not batch:
+                break
+            held += batch
+            seen.update(m["MessageId"] for m in batch)
+    except ClientError as exc:
+        if _missing_queue(exc):
+            return []
+        raise
+    finally:
+        _let_go(queue, held)
+    return sorted((_letter(queue, m) for m in held[:limit]), key=lambda d: d.sent_at)
+
+
+def with_tasks(service: TaskService, letters: list[DeadLetter]) -> list[DeadLetter]:
+    """Each letter with its task (one GetItem per task named)."""
+    tasks: dict[str, Task | None] = {}
+    for letter in letters:
+        if letter.task_id and letter.task_id not in tasks:
+            tasks[letter.task_id] = service.find(letter.task_id)
+    return [replace(letter, task=tasks.get(letter.task_id or "")) for letter in letters]
+
+
+class DeadLetterNotFound(LookupError):
+    """No message of that id is in the queue (handled by someone else, or never there)."""
+
+
+def _take(queue: Queue, message_id: str) -> dict[str, Any]:
+    """The message with this id, held for the action; every other one is let go."""
+    others: list[dict[str, Any]] = []
+    try:
+        for _ in range(FIND_RECEIVES):
+            batch = _receive(queue)
+            if not batch:
+                break
+            for message in batch:
+                if message["MessageId"] == message_id:
+                    return message
+                others.append(message)
+    finally:
+        _let_go(queue, others)
+    raise DeadLetterNotFound(message_id)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: str
+    action: str  # retried, requeued, released, discarded
+    task_id: str | None = None
+
+
+def redrive(service: TaskService, queue: Queue, message_id: str, operator_id: str) -> Outcome:
+    """Give a dead letter another go.
+
+    A task message whose task failed (or was cancelled) retries the task, by the operator:
+    the stream queues it as a new run. Any other message of a queue with a source goes back
+    to that queue as it is; a stream failure is made visible to its handler now.
+    """
+    message = _take(queue, message_id)
+    sqs = aws.client("sqs")
+    task_id = task_id_of(message["Body"])
+    if queue.source is None:
+        _let_go(queue, [message])
+        return Outcome(message_id, "released", task_id)
+    task = service.find(task_id) if task_id and queue.name != "webhooks-dlq" else None
+    if task is not None and task.status in RETRYABLE:
+        _retry(service, task, operator_id)
+        action = "retried"
+    else:
+        source = next(q for q in service_queues(service) if q.name == queue.source)
+        sqs.send_message(QueueUrl=source.url, MessageBody=message["Body"])
+        action = "requeued"
+    sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+    return Outcome(message_id, action, task_id)
+
+
+def discard(service: TaskService, queue: Queue, message_id: str, operator_id: str) -> Outcome:
+    """Delete a dead letter. A task message's task that has not finished is failed by the
+    operator, so that nothing waits on a message that will never come."""
+    message = _take(queue, message_id)
+    task_id = task_id_of(message["Body"])
+    if task_id and queue.name != "webhooks-dlq":
+        service.fail(
+            task_id,
+            f"its message was discarded from {queue.name} by {operator_name(operator_id)}",
+            by=operator_name(operator_id),
+        )
+    aws.client("sqs").delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+    return Outcome(message_id, "discarded", task_id)
+
+
+def _retry(service: TaskService, task: Task, operator_id: str) -> Task:
+    retried, _ = reruns.retry(service, task.owner, task.id, by=operator_name(operator_id))
+    return retried
+
+
+# -- operator actions on a task ------------------------------------------------------------
+
+
+def cancel(service: TaskService, task_id: str, operator_id: str) -> Task:
+    """Cancel any owner's unfinished task; TaskNotFound, TransitionRefused as a user's cancel."""
+    task = service.find(task_id)
+    if task is None:
+        raise TaskNotFound(task_id)
+    return service.cancel(task.owner, task_id, by=operator_name(operator_id))
+
+
+def retry(service: TaskService, task_id: str, operator_id: str) -> Task:
+    """Run any owner's failed or cancelled task again."""
+    task = service.find(task_id)
+    if task is None:
+        raise TaskNotFound(task_id)
+    if task.status not in RETRYABLE:
+        raise TransitionRefused(task_id, task.status.value, Status.SUBMITTED.value)
+    return _retry(service, task, operator_id)
+
+
+# -- stuck work ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stuck:
+    task_id: str
+    kind: str  # past_deadline, no_heartbeat, parked, scheduled_past
+    reason: str
+    task: Task | None = None
+    owner: str | None = None
+    type: str | None = None
+
+
+def stuck(service: TaskService, limit: int = MAX_STUCK) -> list[Stuck]:
+    """Tasks past their deadline (external ones: no heartbeat), parked behind their owner's
+    limit, and scheduled ones whose time has passed; at most `limit` of each kind."""
+    now = service.clock()
+    return [*_overdue(service, now, limit), *_parked(service, limit), *_late(service, now, limit)]
+
+
+def _first(items: Iterable[Any], limit: int) -> list[Any]:
+    taken = []
+    for item in items:
+        if len(taken) >= limit:
+            break
+        taken.append(item)
+    return taken
+
+
+def _overdue(service: TaskService, now: datetime, limit: int) -> list[Stuck]:
+    found = []
+    for overdue in _first(service.store.overdue(now), limit):
+        task = service.find(overdue.id)
+        if task is None or task.is_terminal or task.status is Status.SCHEDULED:
+            continue  # ended since, or the sweep's (below)
+        since = task.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if task.is_external:
+            kind, reason = "no_heartbeat", f"its producer has not reported since {since}"
+        else:
+            kind, reason = "past_deadline", f"{task.status.value} since {since}, past its deadline"
+        found.append(Stuck(task.id, kind, reason, task, task.owner, task.type))
+    return found
+
+
+def _parked(service: TaskService, limit: int) -> list[Stuck]:
+    slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
+    found: list[Stuck] = []
+    for owner, _ in slots.parked_owners():
+        running = len(slots.holders(owner)) if slots.enabled else 0
+        reason = (
+            f"waits for a slot: {owner} runs {running} of MAX_RUNNING_PER_OWNER={slots.limit}"
+            if slots.enabled
+            else "waits for the reaper's next minute to queue it (no limit is set)"
+        )
+        for parked in slots.parked(owner, limit - len(found)):
+            found.append(Stuck(parked.task_id, "parked", reason, None, owner, parked.type))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _late(service: TaskService, now: datetime, limit: int) -> list[Stuck]:
+    found = []
+    for due in _first(service.store.due(now), limit):
+        task = service.find(due.id)
+        if task is None or task.status is not Status.SCHEDULED:
+            continue
+        when = task.run_at.strftime("%Y-%m-%dT%H:%M:%SZ") if task.run_at else "?"
+        reason = f"scheduled for {when}, not started yet"
+        found.append(Stuck(task.id, "scheduled_past", reason, task, task.owner, task.type))
+    return found

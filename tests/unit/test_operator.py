@@ -1,0 +1,426 @@
+"""The operator's console: who is an operator (each refusal written as the attack), every
+owner's jobs, the queues and their dead letters, stuck work and the metrics, each figure
+from a known state."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.edge.service_keys import ServiceKeys
+from chalicelib.model import utcnow
+from chalicelib.queues import DeliveryMessage, TaskMessage
+from local.token import mint_token
+from tests.conftest import JWT_SECRET, auth
+from tests.unit.helpers import get, sleep_job, submit
+
+OPERATOR_ROUTES = [
+    ("GET", "/ops/tasks"),
+    ("POST", "/ops/tasks/0f8b7d8e-0000-4000-8000-000000000000/cancel"),
+    ("POST", "/ops/tasks/0f8b7d8e-0000-4000-8000-000000000000/retry"),
+    ("GET", "/ops/queues"),
+    ("GET", "/ops/queues/tasks-dlq/messages"),
+    ("POST", "/ops/queues/tasks-dlq/messages/0f8b7d8e-0000-4000-8000-000000000000/redrive"),
+    ("DELETE", "/ops/queues/tasks-dlq/messages/0f8b7d8e-0000-4000-8000-000000000000"),
+    ("GET", "/ops/stuck"),
+    ("GET", "/metrics"),
+]
+POOL_JOB = {"type": "video/render", "input": {"frames": 3}, "pool": "remote"}
+
+
+def operator(user="ops-ann", **claims):
+    if not claims:
+        claims = {"scope": "openid taskstatus:operator"}
+    token = mint_token(user, JWT_SECRET, 3600, **claims)
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+def call(client, method, path, headers):
+    return getattr(client.http, method.lower())(path, headers=headers, body="")
+
+
+def service_key(service, scopes, owners=("alice",), pools=(), name="producer"):
+    keys = ServiceKeys(service.settings.records_table)
+    secret = keys.create(name, list(owners), scopes, utcnow(), pools=pools)[1]
+    return {"X-API-Key": secret, "Content-Type": "application/json"}
+
+
+def user_api_key(client, user="alice"):
+    body = json.dumps({"name": "ci", "scopes": ["jobs:read", "jobs:write", "jobs:report"]})
+    response = client.http.post("/api-keys", headers=auth(user), body=body)
+    assert response.status_code == 201, response.json_body
+    return {"X-API-Key": response.json_body["key"], "Content-Type": "application/json"}
+
+
+def submitted(client, user="alice", body=None) -> str:
+    response = submit(client, body or sleep_job(), user=user)
+    assert response.status_code == 202, response.json_body
+    return response.json_body["jobId"]
+
+
+def ops_get(client, path, headers=None):
+    response = client.http.get(path, headers=headers or operator())
+    assert response.status_code == 200, response.body
+    return response.json_body
+
+
+# -- who is an operator: every other credential is refused, each route ----------------------
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATOR_ROUTES)
+def test_a_users_token_is_refused_on_every_operator_route(client, method, path):
+    response = call(client, method, path, auth("alice"))
+    assert response.status_code == 403, (method, path, response.body)
+    assert "operator" in response.json_body["error"]["message"]
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATOR_ROUTES)
+def test_a_users_api_key_is_refused_on_every_operator_route(client, method, path):
+    assert call(client, method, path, user_api_key(client)).status_code == 403
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATOR_ROUTES)
+def test_a_producers_service_key_is_refused_on_every_operator_route(client, service, method, path):
+    key = service_key(service, ["jobs:read", "jobs:write", "jobs:report"], owners=("*",))
+    assert call(client, method, path, key).status_code == 403
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATOR_ROUTES)
+def test_a_workers_service_key_is_refused_on_every_operator_route(client, service, method, path):
+    key = service_key(service, ["jobs:report"], owners=("*",), pools=("remote",), name="gpu")
+    assert call(client, method, path, key).status_code == 403
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATOR_ROUTES)
+def test_no_credential_is_a_401_on_every_operator_route(client, method, path):
+    assert call(client, method, path, {}).status_code == 401
+
+
+def test_a_token_that_names_the_scope_in_a_claim_no_provider_uses_is_refused(client):
+    headers = operator(role="taskstatus:operator", groups=["taskstatus:operator"])
+    assert client.http.get("/ops/queues", headers=headers).status_code == 403
+
+
+def test_a_token_with_a_scope_that_merely_contains_the_operator_scope_is_refused(client):
+    headers = operator(scope="taskstatus:operator-lite xtaskstatus:operator")
+    assert client.http.get("/ops/queues", headers=headers).status_code == 403
+
+
+def test_a_user_cannot_give_their_own_api_key_the_operator_scope(client):
+    body = json.dumps({"name": "sneaky", "scopes": ["operator"]})
+    response = client.http.post("/api-keys", headers=auth("alice"), body=body)
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"scope": "openid taskstatus:operator"},
+        {"scp": ["taskstatus:operator"]},
+        {"cognito:groups": ["staff", "taskstatus:operator"]},
+        {"roles": ["taskstatus:operator"]},
+    ],
+    ids=["scope", "scp", "cognito-group", "entra-role"],
+)
+def test_an_operator_is_named_by_scope_cognito_group_or_entra_role(client, claims):
+    assert client.http.get("/ops/queues", headers=operator(**claims)).status_code == 200
+
+
+def test_operator_scope_is_configurable(client, monkeypatch):
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv("OPERATOR_SCOPE", "oncall")
+    reset_caches()
+    assert client.http.get("/ops/queues", headers=operator()).status_code == 403
+    assert client.http.get("/ops/queues", headers=operator(roles=["oncall"])).status_code == 200
+
+
+def test_an_operator_service_key_opens_the_console_and_writes_no_jobs(client, service):
+    key = service_key(service, ["operator"], owners=(), name="ops")
+    assert client.http.get("/ops/queues", headers=key).status_code == 200
+    response = client.http.post("/jobs", headers=key, body=json.dumps(sleep_job()))
+    assert response.status_code == 403
+
+
+def test_an_operators_token_is_still_its_users_own(client):
+    job_id = submitted(client, user="ops-ann")
+    assert get(client, f"/jobs/{job_id}", user="ops-ann").status_code == 200
+
+
+# -- every owner's jobs ---------------------------------------------------------------------
+
+
+def test_the_operator_lists_every_owners_jobs_newest_first(client):
+    ids = [submitted(client, user=user) for user in ("alice", "bob", "carol", "alice")]
+    listed = ops_get(client, "/ops/tasks")["tasks"]
+    assert [t["id"] for t in listed] == ids[::-1]
+    assert [t["owner"] for t in listed] == ["alice", "carol", "bob", "alice"]
+
+
+def test_pages_of_every_owners_jobs_go_on_with_the_cursor_without_gaps_or_repeats(client):
+    ids = [submitted(client, user=f"user-{i % 3}") for i in range(8)]
+    seen, cursor = [], None
+    for _ in range(5):
+        path = "/ops/tasks?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = ops_get(client, path)
+        seen += [t["id"] for t in page["tasks"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == ids[::-1]
+
+
+def test_the_operator_filters_by_owner_type_and_status(client, service):
+    alice_job = submitted(client, user="alice")
+    submitted(client, user="bob")
+    other_type = submitted(client, user="bob", body={"type": "media/convert", "runner": "external"})
+    service.fail(alice_job, "broken", by="worker")
+    assert [t["id"] for t in ops_get(client, "/ops/tasks?owner=alice")["tasks"]] == [alice_job]
+    assert [t["id"] for t in ops_get(client, "/ops/tasks?type=media/convert")["tasks"]] == [
+        other_type
+    ]
+    failed = ops_get(client, "/ops/tasks?status=failed")["tasks"]
+    assert [(t["id"], t["error"]) for t in failed] == [(alice_job, "broken")]
+    by_owner_type = ops_get(client, "/ops/tasks?owner=bob&type=media/convert")["tasks"]
+    assert [t["id"] for t in by_owner_type] == [other_type]
+
+
+def test_the_operator_filters_by_pool_and_time(client):
+    before = submitted(client, user="alice")
+    pooled = submitted(client, user="bob", body=POOL_JOB)
+    assert [t["id"] for t in ops_get(client, "/ops/tasks?pool=remote")["tasks"]] == [pooled]
+    created = ops_get(client, "/ops/tasks")["tasks"][0]["createdAt"]
+    future = (utcnow() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ops_get(client, f"/ops/tasks?since={future}")["tasks"] == []
+    until_first = ops_get(client, "/ops/tasks?until=2000-01-01T00:00:00Z")["tasks"]
+    assert until_first == [] and created
+    assert {t["id"] for t in ops_get(client, "/ops/tasks?since=2000-01-01T00:00:00Z")["tasks"]} == {
+        before,
+        pooled,
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("status=lost", "status"),
+        ("pool=Not_A_Pool", "pool"),
+        ("since=yesterday", "since"),
+        ("until=2026-12-07T05:00:00", "until"),
+        ("since=2026-12-08T00:00:00Z&until=2026-12-07T00:00:00Z", "since"),
+        ("limit=0", "limit"),
+        ("owner=" + "a" * 300, "owner"),
+        ("colour=red", "colour"),
+        ("cursor=forged.cursor", "cursor"),
+    ],
+)
+def test_a_bad_task_listing_query_is_a_400_naming_what_to_fix(client, query, named):
+    response = client.http.get(f"/ops/tasks?{query}", headers=operator())
+    assert response.status_code == 400, response.body
+    assert named in response.json_body["error"]["message"]
+
+
+def test_a_cursor_given_for_one_filter_is_refused_for_another(client):
+    for user in ("alice", "alice", "bob"):
+        submitted(client, user=user)
+    cursor = ops_get(client, "/ops/tasks?limit=1")["nextCursor"]
+    response = client.http.get(f"/ops/tasks?limit=1&owner=bob&cursor={cursor}", headers=operator())
+    assert response.status_code == 400
+
+
+# -- operator actions on a job ---------------------------------------------------------------
+
+
+def history_writers(client, stack, job_id, owner="alice"):
+    stack.run_stream()
+    events = get(client, f"/jobs/{job_id}/events", user=owner).json_body["events"]
+    return [(e["status"], e["by"]) for e in events]
+
+
+def test_the_operator_cancels_any_owners_job_and_the_history_says_who(client, stack):
+    job_id = submitted(client, user="alice")
+    response = client.http.post(f"/ops/tasks/{job_id}/cancel", headers=operator("ops-ann"))
+    assert response.status_code == 200, response.body
+    assert response.json_body["status"] == "cancelled"
+    assert history_writers(client, stack, job_id)[-1] == ("cancelled", "operator ops-ann")
+
+
+def test_the_operator_retries_any_owners_failed_job_and_the_history_says_who(
+    client, stack, service
+):
+    job_id = submitted(client, user="alice")
+    service.fail(job_id, "broken", by="worker")
+    response = client.http.post(f"/ops/tasks/{job_id}/retry", headers=operator("ops-ann"))
+    assert response.status_code == 200, response.body
+    assert response.json_body["status"] == "submitted"
+    assert history_writers(client, stack, job_id)[-1] == ("submitted", "operator ops-ann")
+
+
+def test_an_operator_action_on_a_missing_job_is_a_404_and_on_a_running_one_a_409(client):
+    missing = "0f8b7d8e-0000-4000-8000-000000000000"
+    assert client.http.post(f"/ops/tasks/{missing}/cancel", headers=operator()).status_code == 404
+    job_id = submitted(client)
+    response = client.http.post(f"/ops/tasks/{job_id}/retry", headers=operator())
+    assert response.status_code == 409
+    bad = client.http.post("/ops/tasks/not a job/cancel", headers=operator())
+    assert bad.status_code in (400, 404)
+
+
+# -- queues and dead letters ---------------------------------------------------------------
+
+
+def queue_named(client, name):
+    queues = {q["name"]: q for q in ops_get(client, "/ops/queues")["queues"]}
+    return queues[name]
+
+
+def test_queues_show_their_depth_and_in_flight_counts(client, stack):
+    submitted(client)
+    submitted(client, user="bob")
+    stack.run_stream()  # both queued, nothing run
+    tasks = queue_named(client, "tasks")
+    assert (tasks["visible"], tasks["inFlight"], tasks["exists"]) == (2, 0, True)
+    stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=1)
+    tasks = queue_named(client, "tasks")
+    assert (tasks["visible"], tasks["inFlight"]) == (1, 1)
+
+
+def test_the_queues_listed_are_the_services_own(client):
+    names = [q["name"] for q in ops_get(client, "/ops/queues")["queues"]]
+    expected = ["tasks", "tasks-dlq", "webhooks", "webhooks-dlq", "stream-failures"]
+    assert names == [*expected, "pool-remote", "pool-remote-dlq"]
+    assert all(q["exists"] for q in ops_get(client, "/ops/queues")["queues"])
+
+
+def dead_letter(stack, queue_output, body) -> str:
+    url = stack.outputs[queue_output]
+    return stack.sqs.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
+
+
+def failed_into_dead_letters(
+    client, stack, service, body=POOL_JOB, output="RemotePoolDeadLetterQueueUrl"
+):
+    """A job that gave up: its message in a dead-letter queue, the job failed."""
+    job_id = submitted(client, user="alice", body=body)
+    message = TaskMessage(taskId=job_id, type=body["type"], owner="alice").to_json()
+    message_id = dead_letter(stack, output, message)
+    service.fail(job_id, "gave up: the task's message exhausted its deliveries", by="dead-letters")
+    return job_id, message_id
+
+
+def test_a_dead_letter_is_listed_with_its_job(client, stack, service):
+    job_id, message_id = failed_into_dead_letters(client, stack, service)
+    listed = ops_get(client, "/ops/queues/pool-remote-dlq/messages")["messages"]
+    assert [(m["messageId"], m["taskId"]) for m in listed] == [(message_id, job_id)]
+    assert listed[0]["task"]["status"] == "failed" and listed[0]["task"]["owner"] == "alice"
+    assert queue_named(client, "pool-remote-dlq")["visible"] == 1  # listing let it go
+
+
+def test_redriving_a_dead_letter_runs_its_failed_job_again_by_the_operator(client, stack, service):
+    job_id, message_id = failed_into_dead_letters(client, stack, service)
+    path = f"/ops/queues/pool-remote-dlq/messages/{message_id}/redrive"
+    response = client.http.post(path, headers=operator("ops-ann"))
+    assert response.status_code == 200, response.body
+    assert response.json_body == {"messageId": message_id, "action": "retried", "taskId": job_id}
+    assert service.find(job_id).status.value == "submitted"
+    assert ops_get(client, "/ops/queues/pool-remote-dlq/messages")["messages"] == []
+    assert history_writers(client, stack, job_id)[-1] == ("submitted", "operator ops-ann")
+
+
+def test_redriving_a_webhook_dead_letter_sends_it_back_to_the_webhooks_queue(client, stack):
+    body = DeliveryMessage(taskId="0f8b7d8e-0000-4000-8000-000000000000", version=2, attempt=5)
+    message_id = dead_letter(stack, "WebhooksDeadLetterQueueUrl", body.to_json())
+    path = f"/ops/queues/webhooks-dlq/messages/{message_id}/redrive"
+    response = client.http.post(path, headers=operator())
+    assert response.json_body["action"] == "requeued"
+    back = stack.sqs.receive_message(QueueUrl=stack.webhooks_url)["Messages"]
+    assert [m["Body"] for m in back] == [body.to_json()]
+    assert queue_named(client, "webhooks-dlq")["visible"] == 0
+
+
+def test_discarding_a_dead_letter_deletes_it_and_fails_its_unfinished_job(client, stack, service):
+    job_id = submitted(client, user="alice", body=POOL_JOB)
+    message = TaskMessage(taskId=job_id, type="video/render", owner="alice").to_json()
+    message_id = dead_letter(stack, "RemotePoolDeadLetterQueueUrl", message)
+    path = f"/ops/queues/pool-remote-dlq/messages/{message_id}"
+    response = client.http.delete(path, headers=operator("ops-ann"))
+    assert response.json_body == {"messageId": message_id, "action": "discarded", "taskId": job_id}
+    assert service.find(job_id).status.value == "failed"
+    assert queue_named(client, "pool-remote-dlq")["visible"] == 0
+    assert history_writers(client, stack, job_id)[-1] == ("failed", "operator ops-ann")
+
+
+def test_acting_on_a_dead_letter_that_is_gone_is_a_404(client, stack, service):
+    _, message_id = failed_into_dead_letters(client, stack, service)
+    path = f"/ops/queues/pool-remote-dlq/messages/{message_id}"
+    assert client.http.delete(path, headers=operator()).status_code == 200
+    assert client.http.delete(path, headers=operator()).status_code == 404
+    assert client.http.post(path + "/redrive", headers=operator()).status_code == 404
+
+
+def test_a_queue_that_is_not_a_dead_letter_queue_is_a_404_naming_the_ones_that_are(client):
+    response = client.http.get("/ops/queues/tasks/messages", headers=operator())
+    assert response.status_code == 404
+    assert "tasks-dlq" in response.json_body["error"]["message"]
+
+
+def test_a_malformed_message_id_is_a_400(client):
+    path = "/ops/queues/tasks-dlq/messages/not%20an%20id!/redrive"
+    assert client.http.post(path, headers=operator()).status_code == 400
+
+
+# -- stuck work --------------------------------------------------------------------------------
+
+
+def stuck_kinds(client):
+    return [(s["kind"], s["taskId"]) for s in ops_get(client, "/ops/stuck")["stuck"]]
+
+
+def test_a_job_parked_behind_its_owners_limit_is_stuck_with_why(client, stack):
+    ids = [submitted(client, user="alice") for _ in range(4)]  # the limit is 3
+    stack.run_stream()
+    stuck = ops_get(client, "/ops/stuck")["stuck"]
+    assert [(s["kind"], s["taskId"]) for s in stuck] == [("parked", ids[3])]
+    assert "alice runs 3 of MAX_RUNNING_PER_OWNER=3" in stuck[0]["reason"]
+
+
+def test_a_job_past_its_deadline_is_stuck(client, stack, service, monkeypatch):
+    job_id = submitted(client, user="alice")
+    later = utcnow() + timedelta(hours=2)
+    monkeypatch.setattr(service, "clock", lambda: later)
+    assert stuck_kinds(client) == [("past_deadline", job_id)]
+
+
+def test_an_external_job_without_a_heartbeat_is_stuck(client, service, monkeypatch):
+    body = {"type": "media/convert", "runner": "external", "heartbeatSeconds": 60}
+    job_id = submitted(client, user="alice", body=body)
+    later = utcnow() + timedelta(minutes=5)
+    monkeypatch.setattr(service, "clock", lambda: later)
+    assert stuck_kinds(client) == [("no_heartbeat", job_id)]
+
+
+def test_a_job_scheduled_in_the_past_that_has_not_started_is_stuck(client, service, monkeypatch):
+    run_at = (utcnow() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    job_id = submitted(client, user="alice", body={**sleep_job(), "runAt": run_at})
+    assert stuck_kinds(client) == []
+    later = utcnow() + timedelta(hours=1, minutes=5)
+    monkeypatch.setattr(service, "clock", lambda: later)
+    assert stuck_kinds(client) == [("scheduled_past", job_id)]
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def test_metrics_are_openmetrics_text_with_the_consoles_figures(client, stack):
+    ids = [submitted(client, user="alice") for _ in range(4)]
+    stack.run_stream()  # 3 queued, 1 parked
+    response = client.http.get("/metrics", headers=operator())
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+    text = response.body.decode() if isinstance(response.body, bytes) else response.body
+    lines = text.splitlines()
+    assert lines[-1] == "# EOF"
+    assert 'taskstatus_queue_messages{queue="tasks",state="visible"} 3' in lines
+    assert 'taskstatus_queue_messages{queue="tasks-dlq",state="visible"} 0' in lines
+    assert 'taskstatus_stuck_tasks{kind="parked"} 1' in lines
+    assert ids
