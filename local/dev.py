@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 DATA_DIR = ROOT / ".taskstatus"
 DEV_USER = "dev-user"
+DEV_OPERATOR = "dev-operator"  # signs in to the operator's console (OPERATOR_SCOPE)
 # A reload lets the running invocations finish for this long before it stops them.
 RELOAD_GRACE_SECONDS = float(os.environ.get("RELOAD_GRACE_SECONDS", "10"))
 
@@ -70,6 +71,7 @@ TUNABLE = (
     "WORKER_LEASE_SECONDS",
     "WORKER_POOLS",
     "POOL_TYPES",
+    "OPERATOR_SCOPE",
     "TASK_TIMEOUT_SECONDS",
     "MAX_ATTEMPTS",
     "WEBHOOK_TIMEOUT_SECONDS",
@@ -442,7 +444,9 @@ def sign_in_link(stack: DevStack, token: str) -> str:
         return f"{dashboard} (no sign-in link: {exc}; paste $TOKEN there)"
 
 
-def banner(stack: DevStack, token: str, dashboard: str, reloading: bool = False) -> str:
+def banner(
+    stack: DevStack, token: str, dashboard: str, reloading: bool = False, operator: str = ""
+) -> str:
     api = f"http://127.0.0.1:{stack.port}"
     aws = " ".join(f"{k}={v}" for k, v in aws_env(stack).items())
     state = stack.settings.state_dir
@@ -462,11 +466,17 @@ def banner(stack: DevStack, token: str, dashboard: str, reloading: bool = False)
         if reloading
         else ""
     )
+    operator_line = (
+        f"  Operator   {operator}\n"
+        f"             (the operator's console, as `{DEV_OPERATOR}`: every owner's work)\n"
+        if operator
+        else ""
+    )
     return f"""
 taskstatus is running (stage: local)
   Dashboard  {dashboard}
              (signs you in once, within 10 minutes; then paste $TOKEN at /dashboard)
-  REST API   {api}
+{operator_line}  REST API   {api}
   WebSocket  ws://127.0.0.1:{stack.ws_port}/?token=$TOKEN
   (the management API the app pushes through: http://127.0.0.1:{stack.ws_management_port})
   Lambda     http://127.0.0.1:{stack.lambda_port} (dev only: the Invoke API for 003's `status`)
@@ -495,6 +505,14 @@ def dev_token() -> str:
     from local.token import local_secret, mint_token
 
     return mint_token(DEV_USER, local_secret(), 7 * 86400)
+
+
+def operator_token() -> str:
+    """A token for the operator's console: OPERATOR_SCOPE (or its default) as its scope."""
+    from local.token import local_secret, mint_token
+
+    scope = os.environ.get("OPERATOR_SCOPE", "").strip() or "taskstatus:operator"
+    return mint_token(DEV_OPERATOR, local_secret(), 7 * 86400, scope=scope)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -545,7 +563,11 @@ def serve(stack: DevStack, reloaded: bool = False) -> None:
             print("reloaded: the app runs the new code", flush=True)
         else:
             link = sign_in_link(stack, token)
-            print(banner(stack, token, link, reloading=not stack.own_emulator), flush=True)
+            operator = sign_in_link(stack, operator_token())
+            print(
+                banner(stack, token, link, reloading=not stack.own_emulator, operator=operator),
+                flush=True,
+            )
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:

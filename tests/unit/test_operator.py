@@ -142,6 +142,24 @@ def test_an_operator_service_key_opens_the_console_and_writes_no_jobs(client, se
     assert response.status_code == 403
 
 
+def test_make_devs_operator_token_opens_the_console_and_its_users_does_not(client):
+    from local.dev import dev_token, operator_token
+
+    def bearer(token):
+        return {"Authorization": f"Bearer {token}"}
+
+    assert client.http.get("/ops/queues", headers=bearer(operator_token())).status_code == 200
+    assert client.http.get("/ops/queues", headers=bearer(dev_token())).status_code == 403
+
+
+def test_the_dashboard_page_carries_the_operator_console_hidden_until_an_operator_signs_in(
+    client,
+):
+    html = client.http.get("/dashboard").body.decode()
+    assert '<div id="ops" hidden>' in html
+    assert 'api("/ops/queues")' in html
+
+
 def test_an_operators_token_is_still_its_users_own(client):
     job_id = submitted(client, user="ops-ann")
     assert get(client, f"/jobs/{job_id}", user="ops-ann").status_code == 200

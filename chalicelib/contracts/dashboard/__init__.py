@@ -48,7 +48,8 @@ def _source_hash(text: str) -> str:
 
 @cache
 def _assets() -> tuple[str, str, str]:
-    script = (ASSETS / "app.js").read_text(encoding="utf-8")
+    # The operator's console (ops.js) is a second script in the same element: one hash.
+    script = "\n".join((ASSETS / name).read_text(encoding="utf-8") for name in ("app.js", "ops.js"))
     style = (ASSETS / "app.css").read_text(encoding="utf-8")
     # The script and style are inlined verbatim, so neither may close its own element.
     if "</script" in script.lower() or "</style" in style.lower():
