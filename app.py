@@ -350,6 +350,20 @@ def ops_list_stuck() -> Any:
     return operator.list_stuck(_service(), app.current_request)
 
 
+@app.route("/ops/usage", methods=["GET"])
+def ops_usage() -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.list_usage(_service(), app.current_request)
+
+
+@app.route("/ops/latency", methods=["GET"])
+def ops_latency() -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.list_latency(_service(), app.current_request)
+
+
 @app.route("/metrics", methods=["GET"])
 def metrics() -> Any:
     from chalicelib.contracts import operator

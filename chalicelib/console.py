@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, reruns, timefmt
+from chalicelib import aws, reruns, tallies, timefmt
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.fairness import Slots
 from chalicelib.model import RETRYABLE, Status, Task
@@ -519,4 +519,84 @@ def _late(service: TaskService, now: datetime, limit: int) -> list[Stuck]:
         when = task.run_at.strftime("%Y-%m-%dT%H:%M:%SZ") if task.run_at else "?"
         reason = f"scheduled for {when}, not started yet"
         found.append(Stuck(task.id, "scheduled_past", reason, task, task.owner, task.type))
+    return found
+
+
+# -- usage per owner and latency per type (chalicelib/tallies.py) ----------------------------
+
+MAX_OWNERS = 50  # the busiest owners of the day
+MAX_PARKED_COUNTED = 1000  # an owner's parked tasks counted at most
+
+
+@dataclass(frozen=True)
+class OwnerUsage:
+    owner: str
+    hour: dict[str, int]  # submitted, completed, failed over the last hour (estimated)
+    day: dict[str, int]  # the same over the last day
+    running: int | None  # tasks holding a slot now; None when no limit is set
+    parked: int  # tasks waiting for a slot now
+
+
+@dataclass(frozen=True)
+class TypeLatency:
+    type: str
+    window: str  # hour or day
+    started: int
+    wait_p50: float | None  # seconds from submit (or run_at) to start
+    wait_p95: float | None
+    finished: int
+    run_p50: float | None  # seconds from start to end
+    run_p95: float | None
+
+
+def read_tallies(service: TaskService) -> tuple[datetime, dict[str, list[dict[str, Any]]]]:
+    now = service.clock()
+    return now, tallies.read_hours(service.settings.records_table, now, 24)
+
+
+def usage(
+    service: TaskService, read: tuple[datetime, dict[str, list[dict[str, Any]]]]
+) -> list[OwnerUsage]:
+    """The busiest owners of the day (and any with parked tasks): their counts and load now."""
+    now, hours = read
+    per_owner = tallies.windows(hours, now, "owner")
+    slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
+    parked = {
+        owner: len(slots.parked(owner, MAX_PARKED_COUNTED)) for owner, _ in slots.parked_owners()
+    }
+    owners = sorted(set(per_owner) | set(parked), key=lambda o: (-per_owner[o].day["s"], o))
+
+    def counts(window: dict[str, float]) -> dict[str, int]:
+        return {name: round(window.get(code, 0)) for code, name in tallies.COUNTS.items()}
+
+    return [
+        OwnerUsage(
+            owner,
+            counts(per_owner[owner].hour),
+            counts(per_owner[owner].day),
+            len(slots.holders(owner)) if slots.enabled else None,
+            parked.get(owner, 0),
+        )
+        for owner in owners[:MAX_OWNERS]
+    ]
+
+
+def latency(read: tuple[datetime, dict[str, list[dict[str, Any]]]]) -> list[TypeLatency]:
+    """Submit-to-start and run time p50/p95 per type over the last hour and day."""
+    now, hours = read
+    found = []
+    for task_type, window in sorted(tallies.windows(hours, now, "type").items()):
+        for name, counts in (("hour", window.hour), ("day", window.day)):
+            found.append(
+                TypeLatency(
+                    task_type,
+                    name,
+                    round(tallies.total(counts, "w")),
+                    tallies.quantile(counts, "w", 0.5),
+                    tallies.quantile(counts, "w", 0.95),
+                    round(tallies.total(counts, "r")),
+                    tallies.quantile(counts, "r", 0.5),
+                    tallies.quantile(counts, "r", 0.95),
+                )
+            )
     return found

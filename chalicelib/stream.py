@@ -29,6 +29,7 @@ from chalicelib.model import Status, Task
 from chalicelib.observability import emit_metric, sqs_partial, task_context
 from chalicelib.service import TaskService
 from chalicelib.store import is_task_item, task_from_item
+from chalicelib.tallies import Tallies
 
 if TYPE_CHECKING:
     from chalicelib.realtime import FanOut, Realtime
@@ -90,6 +91,8 @@ class StreamHandler:
         self._webhooks = webhooks
         self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
         self.full_owners: set[str] = set()
+        # The operator's figures (chalicelib/tallies.py), added once per batch.
+        self.tallies = Tallies(service.settings.records_table)
 
     @cached_property
     def webhooks(self) -> WebhookDispatcher:
@@ -121,6 +124,7 @@ class StreamHandler:
             return {"batchItemFailures": []}
         finally:
             self._admit_parked()
+            self.tallies.flush()
 
     def _admit_parked(self) -> None:
         """Owners whose tasks this batch parked: a slot may have freed since (fairness.py).
@@ -151,7 +155,9 @@ class StreamHandler:
         if new is None or _keeps_version(record):
             return
         with task_context(new.id):
-            self.history.record(new)
+            if self.history.record(new):  # a version seen before is not counted again
+                inserted = record.get("eventName") == "INSERT"
+                self.tallies.count(_old_status(record), inserted, new)
             self._queue(record, new)
             self._free_slot(record, new)
             if new.webhook is not None and new.is_terminal:

@@ -443,6 +443,21 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "GET",
+        "/ops/usage",
+        "Operator: per owner, jobs submitted, completed and failed over the last hour and "
+        "day, running and parked now (the day's busiest 50)",
+        {200: ops.OpsUsage, **OPERATOR_ERRORS},
+        tag="operator",
+    ),
+    Operation(
+        "GET",
+        "/ops/latency",
+        "Operator: per type, submit-to-start and run time p50/p95 over the last hour and day",
+        {200: ops.OpsLatency, **OPERATOR_ERRORS},
+        tag="operator",
+    ),
+    Operation(
+        "GET",
         "/metrics",
         "Operator: the console's figures in the OpenMetrics text format, for Prometheus",
         {200: OPENMETRICS, **OPERATOR_ERRORS},

@@ -99,6 +99,39 @@ class OpsStuckList(Schema):
     stuck: list[OpsStuck]
 
 
+class OpsCounts(Schema):
+    submitted: int
+    completed: int
+    failed: int
+
+
+class OpsOwnerUsage(Schema):
+    owner: str
+    lastHour: OpsCounts
+    lastDay: OpsCounts
+    running: int | None = None
+    parked: int
+
+
+class OpsUsage(Schema):
+    owners: list[OpsOwnerUsage]
+
+
+class OpsTypeLatency(Schema):
+    type: str
+    window: str
+    started: int
+    waitP50: float | None = None
+    waitP95: float | None = None
+    finished: int
+    runP50: float | None = None
+    runP95: float | None = None
+
+
+class OpsLatency(Schema):
+    types: list[OpsTypeLatency]
+
+
 # -- views --------------------------------------------------------------------------------
 
 
@@ -321,6 +354,45 @@ def list_stuck(service: TaskService, request: Request) -> Response:
     return http.json_response({"stuck": [stuck_view(s) for s in console.stuck(service)]})
 
 
+# -- usage and latency ---------------------------------------------------------------------
+
+
+def usage_view(item: console.OwnerUsage) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "owner": item.owner,
+        "lastHour": item.hour,
+        "lastDay": item.day,
+        "parked": item.parked,
+    }
+    if item.running is not None:
+        view["running"] = item.running
+    return view
+
+
+def latency_view(item: console.TypeLatency) -> dict[str, Any]:
+    view = {
+        "type": item.type,
+        "window": item.window,
+        "started": item.started,
+        "waitP50": item.wait_p50,
+        "waitP95": item.wait_p95,
+        "finished": item.finished,
+        "runP50": item.run_p50,
+        "runP95": item.run_p95,
+    }
+    return {name: value for name, value in view.items() if value is not None}
+
+
+def list_usage(service: TaskService, request: Request) -> Response:
+    usage = console.usage(service, console.read_tallies(service))
+    return http.json_response({"owners": [usage_view(u) for u in usage]})
+
+
+def list_latency(service: TaskService, request: Request) -> Response:
+    latency = console.latency(console.read_tallies(service))
+    return http.json_response({"types": [latency_view(t) for t in latency]})
+
+
 # -- metrics ----------------------------------------------------------------------------------
 
 STUCK_KINDS = ("past_deadline", "no_heartbeat", "parked", "scheduled_past")
@@ -334,7 +406,12 @@ def _family(name: str, help_text: str) -> list[str]:
     return [f"# TYPE {name} gauge", f"# HELP {name} {help_text}"]
 
 
-def openmetrics(depths: list[console.QueueDepth], stuck: list[console.Stuck]) -> str:
+def openmetrics(
+    depths: list[console.QueueDepth],
+    stuck: list[console.Stuck],
+    usage: list[console.OwnerUsage],
+    latency: list[console.TypeLatency],
+) -> str:
     """The console's figures in the OpenMetrics text format (Prometheus, Grafana Agent)."""
     found = [d for d in depths if d.visible is not None]
     lines = _family("taskstatus_queue_messages", "Messages in a queue by state (SQS's estimate).")
@@ -354,14 +431,53 @@ def openmetrics(depths: list[console.QueueDepth], stuck: list[console.Stuck]) ->
     for kind in STUCK_KINDS:
         count = sum(1 for s in stuck if s.kind == kind)
         lines.append(f'taskstatus_stuck_tasks{{kind="{kind}"}} {count}')
+    lines += _usage_lines(usage) + _latency_lines(latency)
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 
 
+def _usage_lines(usage: list[console.OwnerUsage]) -> list[str]:
+    name = "taskstatus_owner_tasks"
+    lines = _family(name, "Tasks an owner submitted, completed and failed, per window.")
+    for item in usage:
+        for window, counts in (("hour", item.hour), ("day", item.day)):
+            for event, count in counts.items():
+                labels = f'owner="{_label(item.owner)}",event="{event}",window="{window}"'
+                lines.append(f"{name}{{{labels}}} {count}")
+    lines += _family("taskstatus_owner_running", "An owner's tasks holding a slot now.")
+    lines += [
+        f'taskstatus_owner_running{{owner="{_label(u.owner)}"}} {u.running}'
+        for u in usage
+        if u.running is not None
+    ]
+    lines += _family("taskstatus_owner_parked", "An owner's tasks waiting for a slot now.")
+    lines += [f'taskstatus_owner_parked{{owner="{_label(u.owner)}"}} {u.parked}' for u in usage]
+    return lines
+
+
+def _latency_lines(latency: list[console.TypeLatency]) -> list[str]:
+    lines = []
+    for name, what, pick in (
+        ("taskstatus_wait_seconds", "Submit to start", lambda t: (t.wait_p50, t.wait_p95)),
+        ("taskstatus_run_seconds", "Start to end", lambda t: (t.run_p50, t.run_p95)),
+    ):
+        lines += _family(name, f"{what}, per type and window: a bucket's upper bound.")
+        for item in latency:
+            for q, value in zip(("0.5", "0.95"), pick(item), strict=True):
+                if value is not None:
+                    labels = f'type="{_label(item.type)}",window="{item.window}",quantile="{q}"'
+                    lines.append(f"{name}{{{labels}}} {value}")
+    return lines
+
+
 def metrics(service: TaskService, request: Request) -> Response:
     depths = [console.depth(queue) for queue in console.service_queues(service)]
+    read = console.read_tallies(service)
+    body = openmetrics(
+        depths, console.stuck(service), console.usage(service, read), console.latency(read)
+    )
     return Response(
-        body=openmetrics(depths, console.stuck(service)),
+        body=body,
         status_code=200,
         headers={"Content-Type": OPENMETRICS},
     )

@@ -442,3 +442,121 @@ def test_metrics_are_openmetrics_text_with_the_consoles_figures(client, stack):
     assert 'taskstatus_queue_messages{queue="tasks-dlq",state="visible"} 0' in lines
     assert 'taskstatus_stuck_tasks{kind="parked"} 1' in lines
     assert ids
+
+
+# -- usage per owner and latency per type ----------------------------------------------------
+
+
+def usage_of(client, owner):
+    return next(u for u in ops_get(client, "/ops/usage")["owners"] if u["owner"] == owner)
+
+
+def test_usage_counts_each_owners_submitted_failed_running_and_parked(client, stack, service):
+    alice = [submitted(client, user="alice") for _ in range(4)]  # the limit is 3: one parks
+    submitted(client, user="bob")
+    stack.run_stream()
+    service.fail(alice[0], "broken", by="worker")
+    stack.run_stream()
+    counts = {"submitted": 4, "completed": 0, "failed": 1}
+    assert usage_of(client, "alice") == {
+        "owner": "alice",
+        "lastHour": counts,
+        "lastDay": counts,
+        "running": 3,  # the failed one's slot went to the parked one
+        "parked": 0,
+    }
+    assert usage_of(client, "bob")["lastDay"] == {"submitted": 1, "completed": 0, "failed": 0}
+
+
+def test_a_stream_record_delivered_twice_is_counted_once(client, stack, service):
+    from chalicelib.bootstrap import container
+    from chalicelib.stream import StreamHandler
+
+    job_id = submitted(client, user="alice")
+    stack.run_stream()
+    task = service.find(job_id)
+    record = {
+        "eventID": "again",
+        "eventName": "INSERT",
+        "dynamodb": {
+            "Keys": {"id": {"S": job_id}},
+            "NewImage": service.store.attributes(task),
+            "SequenceNumber": "1",
+        },
+    }
+    c = container()
+    handler = StreamHandler(c.service, c.realtime, lambda: c.webhooks)
+    handler.handle_batch([record])
+    handler.handle_batch([record])
+    assert usage_of(client, "alice")["lastDay"]["submitted"] == 1
+
+
+def test_latency_shows_wait_and_run_quantiles_per_type_from_known_runs():
+    from datetime import UTC, datetime
+
+    from chalicelib import tallies
+    from chalicelib.model import Status, Task
+
+    now = datetime(2026, 12, 7, 5, 30, tzinfo=UTC)
+    counted = tallies.Tallies("unused")
+    for waited in [1] * 9 + [100]:
+        created = now - timedelta(seconds=waited + 2)
+        task = Task.new(owner="alice", type="demo/sleep", ttl_seconds=3600, now=created)
+        started = task.replace(
+            status=Status.STARTED, started_at=created + timedelta(seconds=waited)
+        )
+        started = started.replace(updated_at=started.started_at, version=2)
+        counted.count(Status.SUBMITTED, False, started)
+        done = started.replace(status=Status.COMPLETED, completed_at=now, updated_at=now, version=3)
+        counted.count(Status.STARTED, False, done)
+    items = [
+        {"pk": {"S": pk}, "sk": {"S": sk}, counted.names[(pk, sk)][0]: {"S": "demo/sleep"}}
+        | {name: {"N": str(n)} for name, n in counters.items()}
+        for (pk, sk), counters in counted.added.items()
+    ]
+    window = tallies.windows({tallies.hour_key(now): items}, now, "type")["demo/sleep"]
+    assert tallies.quantile(window.day, "w", 0.5) == 1.0
+    assert tallies.quantile(window.day, "w", 0.95) == 120.0  # 100 s falls in (60, 120]
+    assert tallies.quantile(window.day, "r", 0.5) == 2.0  # every run took 2 s
+    assert tallies.total(window.hour, "w") == 10
+
+
+def test_the_last_hour_takes_the_share_of_the_previous_clock_hour_still_in_it():
+    from datetime import UTC, datetime
+
+    from chalicelib import tallies
+
+    now = datetime(2026, 12, 7, 5, 15, tzinfo=UTC)  # 45 minutes of 04:00-05:00 are in the hour
+
+    def item(hour, n):
+        return {
+            "pk": {"S": hour},
+            "sk": {"S": "owner#5:alice"},
+            "owner": {"S": "alice"},
+            "s": {"N": str(n)},
+        }
+
+    hours = {
+        tallies.hour_key(now): [item(tallies.hour_key(now), 10)],
+        tallies.hour_key(now - timedelta(hours=1)): [item("prev", 40)],
+        tallies.hour_key(now - timedelta(hours=5)): [item("older", 100)],
+    }
+    window = tallies.windows(hours, now, "owner")["alice"]
+    assert window.hour["s"] == 10 + 40 * 0.75
+    assert window.day["s"] == 150
+
+
+def test_latency_route_answers_each_type_for_the_hour_and_the_day(client, stack):
+    submitted(client, user="alice")
+    stack.settle()
+    types = [t for t in ops_get(client, "/ops/latency")["types"] if t["type"] == "demo/sleep"]
+    assert [t["window"] for t in types] == ["hour", "day"]
+    for window in types:
+        assert (window["started"], window["finished"]) == (1, 1)
+        assert window["waitP50"] in tallies_bounds() and window["runP95"] in tallies_bounds()
+
+
+def tallies_bounds():
+    from chalicelib.tallies import BOUNDS
+
+    return [float(b) for b in BOUNDS]
