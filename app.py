@@ -364,6 +364,13 @@ def ops_latency() -> Any:
     return operator.list_latency(_service(), app.current_request)
 
 
+@app.route("/ops/webhooks", methods=["GET"])
+def ops_webhook_hosts() -> Any:
+    from chalicelib.contracts import operator
+
+    return operator.list_webhook_hosts(_service(), app.current_request)
+
+
 @app.route("/metrics", methods=["GET"])
 def metrics() -> Any:
     from chalicelib.contracts import operator

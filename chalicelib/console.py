@@ -600,3 +600,36 @@ def latency(read: tuple[datetime, dict[str, list[dict[str, Any]]]]) -> list[Type
                 )
             )
     return found
+
+
+@dataclass(frozen=True)
+class HostHealth:
+    host: str
+    hour: dict[str, int]  # attempts, failed, exhausted over the last hour (estimated)
+    day: dict[str, int]
+    last_error: str | None
+    last_error_at: str | None
+
+    @property
+    def failure_rate(self) -> float | None:
+        """The day's failed share of attempts; None without any."""
+        attempts = self.day["attempts"]
+        return round(self.day["failed"] / attempts, 3) if attempts else None
+
+
+HOST_COUNTS = {"a": "attempts", "x": "failed", "e": "exhausted"}
+
+
+def webhook_hosts(read: tuple[datetime, dict[str, list[dict[str, Any]]]]) -> list[HostHealth]:
+    """Webhook health per receiving host, the most failing first."""
+    now, hours = read
+    errors = tallies.last_errors(hours)
+
+    def counts(window: dict[str, float]) -> dict[str, int]:
+        return {name: round(window.get(code, 0)) for code, name in HOST_COUNTS.items()}
+
+    found = [
+        HostHealth(host, counts(w.hour), counts(w.day), *errors.get(host, (None, None)))
+        for host, w in tallies.windows(hours, now, "host").items()
+    ]
+    return sorted(found, key=lambda h: (-h.day["failed"], h.host))

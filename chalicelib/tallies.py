@@ -7,6 +7,10 @@ Records table layout, one partition per UTC clock hour (kept two days):
   pk tally#<YYYY-MM-DDTHH>, sk type#<type>          type, w0..wN (submit -> start) and
                                                      r0..rN (start -> end): histogram counts
                                                      over BOUNDS
+  pk tally#<YYYY-MM-DDTHH>, sk host#<host>          host, a (webhook attempts), x (failed),
+                                                     e (exhausted), last_error, last_error_at
+A webhook attempt is counted by the webhooks handler when its log entry is new (a duplicate
+message's attempt is not logged again, chalicelib/webhooks/__init__.py): one UpdateItem.
 A version is counted once: only when its history entry is new (a record the stream delivers
 again finds its entry there, chalicelib/history.py), so a replayed batch adds nothing. The
 counts of a stream batch are added with one UpdateItem per (hour, owner) and (hour, type) at
@@ -106,6 +110,44 @@ class Tallies:
         self.names.clear()
 
 
+def count_webhook_attempt(
+    table: str, now: datetime, host: str, delivered: bool, state: str, error: str | None
+) -> None:
+    """One webhook attempt to `host`: failed unless delivered; exhausted if it was the last."""
+    pk = hour_key(now)
+    adds = {"a": 1, "x": 0 if delivered else 1, "e": 1 if state == "exhausted" else 0}
+    values: dict[str, Any] = {
+        ":host": {"S": host},
+        ":ttl": {"N": str(_hour_start(pk) + KEEP_SECONDS)},
+        **{f":{c}": {"N": str(n)} for c, n in adds.items()},
+    }
+    sets = "host = :host, expires_at = :ttl"
+    if not delivered and error:
+        values[":error"] = {"S": error[:300]}
+        values[":at"] = {"S": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        sets += ", last_error = :error, last_error_at = :at"
+    aws.client("dynamodb").update_item(
+        TableName=table,
+        Key={"pk": {"S": pk}, "sk": {"S": f"host#{host}"}},
+        UpdateExpression=f"SET {sets} ADD a :a, x :x, e :e",
+        ExpressionAttributeValues=values,
+    )
+
+
+def last_errors(hours: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[str, str]]:
+    """Per host, its latest error and when (ISO), over the hours read."""
+    found: dict[str, tuple[str, str]] = {}
+    for items in hours.values():
+        for item in items:
+            if not item["sk"]["S"].startswith("host#") or "last_error_at" not in item:
+                continue
+            host = item["host"]["S"]
+            at, error = item["last_error_at"]["S"], item["last_error"]["S"]
+            if host not in found or at > found[host][1]:
+                found[host] = (error, at)
+    return found
+
+
 def _hour_start(pk: str) -> int:
     return int(datetime.fromisoformat(pk.removeprefix(PREFIX) + ":00:00+00:00").timestamp())
 
@@ -153,7 +195,7 @@ def windows(hours: dict[str, list[dict[str, Any]]], now: datetime, kind: str) ->
                 continue
             window = found[item[kind]["S"]]
             for name in item:
-                if name in ("pk", "sk", kind, "expires_at"):
+                if name in ("pk", "sk", kind, "expires_at") or "N" not in item[name]:
                     continue
                 count = _number(item, name)
                 window.day[name] += count

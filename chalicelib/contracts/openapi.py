@@ -458,6 +458,14 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "GET",
+        "/ops/webhooks",
+        "Operator: webhook health per receiving host: attempts, failures, exhausted events "
+        "over the last hour and day, failure rate and last error",
+        {200: ops.OpsHosts, **OPERATOR_ERRORS},
+        tag="operator",
+    ),
+    Operation(
+        "GET",
         "/metrics",
         "Operator: the console's figures in the OpenMetrics text format, for Prometheus",
         {200: OPENMETRICS, **OPERATOR_ERRORS},

@@ -132,6 +132,25 @@ class OpsLatency(Schema):
     types: list[OpsTypeLatency]
 
 
+class OpsHostCounts(Schema):
+    attempts: int
+    failed: int
+    exhausted: int
+
+
+class OpsHost(Schema):
+    host: str
+    lastHour: OpsHostCounts
+    lastDay: OpsHostCounts
+    failureRate: float | None = None
+    lastError: str | None = None
+    lastErrorAt: str | None = None
+
+
+class OpsHosts(Schema):
+    hosts: list[OpsHost]
+
+
 # -- views --------------------------------------------------------------------------------
 
 
@@ -393,6 +412,23 @@ def list_latency(service: TaskService, request: Request) -> Response:
     return http.json_response({"types": [latency_view(t) for t in latency]})
 
 
+def host_view(item: console.HostHealth) -> dict[str, Any]:
+    view = {
+        "host": item.host,
+        "lastHour": item.hour,
+        "lastDay": item.day,
+        "failureRate": item.failure_rate,
+        "lastError": item.last_error,
+        "lastErrorAt": item.last_error_at,
+    }
+    return {name: value for name, value in view.items() if value is not None}
+
+
+def list_webhook_hosts(service: TaskService, request: Request) -> Response:
+    hosts = console.webhook_hosts(console.read_tallies(service))
+    return http.json_response({"hosts": [host_view(h) for h in hosts]})
+
+
 # -- metrics ----------------------------------------------------------------------------------
 
 STUCK_KINDS = ("past_deadline", "no_heartbeat", "parked", "scheduled_past")
@@ -411,6 +447,7 @@ def openmetrics(
     stuck: list[console.Stuck],
     usage: list[console.OwnerUsage],
     latency: list[console.TypeLatency],
+    hosts: list[console.HostHealth],
 ) -> str:
     """The console's figures in the OpenMetrics text format (Prometheus, Grafana Agent)."""
     found = [d for d in depths if d.visible is not None]
@@ -431,7 +468,7 @@ def openmetrics(
     for kind in STUCK_KINDS:
         count = sum(1 for s in stuck if s.kind == kind)
         lines.append(f'taskstatus_stuck_tasks{{kind="{kind}"}} {count}')
-    lines += _usage_lines(usage) + _latency_lines(latency)
+    lines += _usage_lines(usage) + _latency_lines(latency) + _host_lines(hosts)
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 
@@ -470,11 +507,26 @@ def _latency_lines(latency: list[console.TypeLatency]) -> list[str]:
     return lines
 
 
+def _host_lines(hosts: list[console.HostHealth]) -> list[str]:
+    name = "taskstatus_webhook_attempts"
+    lines = _family(name, "Webhook attempts per receiving host, by outcome and window.")
+    for item in hosts:
+        for window, counts in (("hour", item.hour), ("day", item.day)):
+            for outcome, count in counts.items():
+                labels = f'host="{_label(item.host)}",outcome="{outcome}",window="{window}"'
+                lines.append(f"{name}{{{labels}}} {count}")
+    return lines
+
+
 def metrics(service: TaskService, request: Request) -> Response:
     depths = [console.depth(queue) for queue in console.service_queues(service)]
     read = console.read_tallies(service)
     body = openmetrics(
-        depths, console.stuck(service), console.usage(service, read), console.latency(read)
+        depths,
+        console.stuck(service),
+        console.usage(service, read),
+        console.latency(read),
+        console.webhook_hosts(read),
     )
     return Response(
         body=body,

@@ -193,6 +193,7 @@ class WebhookDispatcher:
         state = self._state_after(message.attempt, outcome)
         if not self.log.record_attempt(event, message.attempt, outcome, state, now, message.manual):
             return
+        self._tally(event, outcome, state, now)
         emit_metric("WebhookAttempts", 1, outcome="delivered" if outcome.delivered else state)
         if state == "retrying" and not message.manual:
             delay = next_delay(message.attempt, outcome)
@@ -212,6 +213,27 @@ class WebhookDispatcher:
             f" ({outcome.error})" if outcome.error else "",
             extra={"status_code": outcome.status_code, "latency_ms": outcome.latency_ms},
         )
+
+    def _tally(self, event: WebhookEvent, outcome: Outcome, state: str, now: datetime) -> None:
+        """The operator's webhook health per host (chalicelib/tallies.py); best effort: the
+        attempt is logged already, and a failed count must not send it again."""
+        from urllib.parse import urlsplit
+
+        from chalicelib.tallies import count_webhook_attempt
+
+        status = f"HTTP {outcome.status_code}" if outcome.status_code is not None else None
+        try:
+            host = urlsplit(event.url).hostname or "?"
+            count_webhook_attempt(
+                self.settings.records_table,
+                now,
+                host,
+                outcome.delivered,
+                state,
+                outcome.error or status,
+            )
+        except Exception:
+            log.exception("could not count the webhook attempt for the operator's console")
 
     def _time_left(self, started: float) -> float:
         """Seconds left of the attempt's WEBHOOK_TIMEOUT_SECONDS."""

@@ -23,6 +23,9 @@ OPERATOR_ROUTES = [
     ("POST", "/ops/queues/tasks-dlq/messages/0f8b7d8e-0000-4000-8000-000000000000/redrive"),
     ("DELETE", "/ops/queues/tasks-dlq/messages/0f8b7d8e-0000-4000-8000-000000000000"),
     ("GET", "/ops/stuck"),
+    ("GET", "/ops/usage"),
+    ("GET", "/ops/latency"),
+    ("GET", "/ops/webhooks"),
     ("GET", "/metrics"),
 ]
 POOL_JOB = {"type": "video/render", "input": {"frames": 3}, "pool": "remote"}
@@ -560,3 +563,21 @@ def tallies_bounds():
     from chalicelib.tallies import BOUNDS
 
     return [float(b) for b in BOUNDS]
+
+
+def test_webhook_health_per_host_counts_attempts_failures_and_exhaustion(
+    client, stack, receiver, no_wait
+):
+    failing = receiver([500])
+    working = receiver([200])
+    for url in (failing.url, working.url):
+        submit(client, {**sleep_job(), "webhook": {"url": url}}, user="alice")
+    stack.settle()
+    hosts = ops_get(client, "/ops/webhooks")["hosts"]
+    # both receivers listen on 127.0.0.1: one host, 8 failed attempts (the last exhausted)
+    # and one delivered
+    assert [h["host"] for h in hosts] == ["127.0.0.1"]
+    day = {"attempts": 9, "failed": 8, "exhausted": 1}
+    assert hosts[0]["lastDay"] == day and hosts[0]["lastHour"] == day
+    assert hosts[0]["failureRate"] == round(8 / 9, 3)
+    assert hosts[0]["lastError"] == "HTTP 500"

@@ -31,8 +31,9 @@
   }
 
   function seconds(value) {
-    if (value == null) return "";
-    if (value < 60) return `${value} s`;
+    if (value == null) return "–";
+    if (value < 1) return `${value} s`;
+    if (value < 60) return `${Math.round(value)} s`;
     if (value < 3600) return `${Math.floor(value / 60)} min`;
     if (value < 86400) return `${Math.floor(value / 3600)} h`;
     return `${Math.floor(value / 86400)} d`;
@@ -129,6 +130,49 @@
     $("ops-stuck-note").textContent = stuck.length ? `${stuck.length} task(s).` : "None.";
   }
 
+  // -- owners and latency ----------------------------------------------------------------------
+
+  function renderOwners(owners) {
+    $("ops-owner-rows").replaceChildren(...owners.map((o) => el("tr", {"data-owner": o.owner},
+      cell("Owner", o.owner),
+      cell("Submitted (hour / day)", `${o.lastHour.submitted} / ${o.lastDay.submitted}`),
+      cell("Failed (hour / day)", `${o.lastHour.failed} / ${o.lastDay.failed}`),
+      cell("Running", o.running == null ? "" : String(o.running)),
+      cell("Parked", String(o.parked)))));
+    $("ops-owners").hidden = owners.length === 0;
+    $("ops-owners-note").textContent = owners.length ? "" : "None yet.";
+  }
+
+  function renderHosts(hosts) {
+    $("ops-host-rows").replaceChildren(...hosts.map((h) => el("tr", {"data-host": h.host},
+      cell("Host", h.host),
+      cell("Attempts (hour / day)", `${h.lastHour.attempts} / ${h.lastDay.attempts}`),
+      cell("Failed (day)", h.failureRate == null ? String(h.lastDay.failed)
+        : `${h.lastDay.failed} (${Math.round(h.failureRate * 100)} %)`),
+      cell("Exhausted (day)", String(h.lastDay.exhausted)),
+      cell("Last error", h.lastError ? `${h.lastError} at ${when(h.lastErrorAt)}` : ""))));
+    $("ops-hosts").hidden = hosts.length === 0;
+    $("ops-hosts-note").textContent = hosts.length ? "" : "None yet.";
+  }
+
+  function bar(value, longest) {
+    // A bar beside the figure: its length is the figure's share of the longest shown.
+    const meter = el("meter", {min: "0", max: String(longest || 1), value: String(value || 0), "aria-hidden": "true"});
+    return meter;
+  }
+
+  function renderLatency(types) {
+    const longest = Math.max(1, ...types.map((t) => Math.max(t.waitP95 || 0, t.runP95 || 0)));
+    $("ops-latency-rows").replaceChildren(...types.map((t) => el("tr", {"data-type": t.type, "data-window": t.window},
+      cell("Type", t.type),
+      cell("Window", t.window),
+      cell("Wait p50 / p95", `${seconds(t.waitP50)} / ${seconds(t.waitP95)} `, bar(t.waitP95, longest)),
+      cell("Run p50 / p95", `${seconds(t.runP50)} / ${seconds(t.runP95)} `, bar(t.runP95, longest)),
+      cell("Runs", String(t.finished)))));
+    $("ops-latency").hidden = types.length === 0;
+    $("ops-latency-note").textContent = types.length ? "Quantiles are the upper bound of their bucket." : "None yet.";
+  }
+
   // -- every owner's tasks --------------------------------------------------------------------
 
   function taskQuery(cursor) {
@@ -188,6 +232,12 @@
       }
       const stuck = await api("/ops/stuck");
       if (stuck.ok) renderStuck(stuck.data.stuck);
+      const usage = await api("/ops/usage");
+      if (usage.ok) renderOwners(usage.data.owners);
+      const hosts = await api("/ops/webhooks");
+      if (hosts.ok) renderHosts(hosts.data.hosts);
+      const latency = await api("/ops/latency");
+      if (latency.ok) renderLatency(latency.data.types);
       if (!ops.cursor || $("ops-task-rows").children.length <= PAGE_SIZE) await loadTasks(false);
       $("ops-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     } finally {
