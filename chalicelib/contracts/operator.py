@@ -171,6 +171,13 @@ def task_view(task: Task) -> dict[str, Any]:
     return {name: value for name, value in view.items() if value is not None}
 
 
+def no_query(request: Request) -> None:
+    """A route that takes no query parameter refuses any: a typo is not silently ignored."""
+    given = sorted(http.query(request))
+    if given:
+        raise BadRequest(f"this route takes no query parameter; got {', '.join(given)[:200]}")
+
+
 def _operator_id(request: Request) -> str:
     return http.current_principal(request).owner
 
@@ -251,6 +258,7 @@ def list_tasks(service: TaskService, request: Request) -> Response:
 
 
 def _task_action(request: Request, job_id: str, action: Any) -> Response:
+    no_query(request)
     http.task_id_param(job_id)
     try:
         task = action(job_id, _operator_id(request))
@@ -287,6 +295,7 @@ def queue_view(depth: console.QueueDepth) -> dict[str, Any]:
 
 
 def list_queues(service: TaskService, request: Request) -> Response:
+    no_query(request)
     depths = [console.depth(queue) for queue in console.service_queues(service)]
     return http.json_response({"queues": [queue_view(d) for d in depths]})
 
@@ -318,6 +327,7 @@ def letter_view(letter: console.DeadLetter) -> dict[str, Any]:
 
 
 def list_dead_letters(service: TaskService, request: Request, queue_name: str) -> Response:
+    no_query(request)
     queue = _dead_letter_queue(service, queue_name)
     letters = console.with_tasks(service, console.peek(queue))
     return http.json_response(
@@ -328,6 +338,7 @@ def list_dead_letters(service: TaskService, request: Request, queue_name: str) -
 def _message_action(
     service: TaskService, request: Request, queue_name: str, message_id: str, action: Any
 ) -> Response:
+    no_query(request)
     queue = _dead_letter_queue(service, queue_name)
     if not MESSAGE_ID.match(message_id):
         raise BadRequest(f"messageId must be an SQS message id; got {message_id[:64]!r}")
@@ -370,6 +381,7 @@ def stuck_view(item: console.Stuck) -> dict[str, Any]:
 
 
 def list_stuck(service: TaskService, request: Request) -> Response:
+    no_query(request)
     return http.json_response({"stuck": [stuck_view(s) for s in console.stuck(service)]})
 
 
@@ -403,11 +415,13 @@ def latency_view(item: console.TypeLatency) -> dict[str, Any]:
 
 
 def list_usage(service: TaskService, request: Request) -> Response:
+    no_query(request)
     usage = console.usage(service, console.read_tallies(service))
     return http.json_response({"owners": [usage_view(u) for u in usage]})
 
 
 def list_latency(service: TaskService, request: Request) -> Response:
+    no_query(request)
     latency = console.latency(console.read_tallies(service))
     return http.json_response({"types": [latency_view(t) for t in latency]})
 
@@ -425,6 +439,7 @@ def host_view(item: console.HostHealth) -> dict[str, Any]:
 
 
 def list_webhook_hosts(service: TaskService, request: Request) -> Response:
+    no_query(request)
     hosts = console.webhook_hosts(console.read_tallies(service))
     return http.json_response({"hosts": [host_view(h) for h in hosts]})
 
@@ -519,6 +534,7 @@ def _host_lines(hosts: list[console.HostHealth]) -> list[str]:
 
 
 def metrics(service: TaskService, request: Request) -> Response:
+    no_query(request)
     depths = [console.depth(queue) for queue in console.service_queues(service)]
     read = console.read_tallies(service)
     body = openmetrics(
