@@ -125,6 +125,14 @@ class StreamHandler:
         finally:
             self._admit_parked()
             self.tallies.flush()
+            self._tell_operators(fan_out)
+
+    def _tell_operators(self, fan_out: FanOut) -> None:
+        """The batch's changes to the operators watching: best effort, as every push."""
+        try:
+            fan_out.finish()
+        except Exception:
+            log.exception("could not tell the operators watching about this batch")
 
     def _admit_parked(self) -> None:
         """Owners whose tasks this batch parked: a slot may have freed since (fairness.py).

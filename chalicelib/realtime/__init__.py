@@ -54,9 +54,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from chalicelib import aws, jsonsafe, timefmt
-from chalicelib.edge.auth import READ, InsufficientScope, InvalidToken
+from chalicelib.edge.auth import OPERATE, READ, InsufficientScope, InvalidToken
 from chalicelib.edge.credentials import authenticate
 from chalicelib.model import Task, is_task_id, utcnow
+from chalicelib.realtime.operators import Coalesced, OperatorWatchers
 from chalicelib.records import RecordsTable
 from chalicelib.settings import Settings
 
@@ -521,6 +522,7 @@ class Realtime:
         self.settings = settings
         self.subscriptions = Subscriptions(settings.records_table)
         self.pusher = Pusher(settings.ws_endpoint_url)
+        self.operators = OperatorWatchers(settings.records_table)
 
     # -- $connect / $disconnect ----------------------------------------------------------
 
@@ -530,6 +532,9 @@ class Realtime:
                 connect_token(query), self.settings
             )  # a JWT or an API key, as on REST
             principal.require(READ)
+            watching = (query or {}).get("watch") == "operators"
+            if watching:
+                principal.require(OPERATE)  # every owner's changes: operators only
         except InsufficientScope as exc:
             log.info("refused a WebSocket connection: %s", exc)
             return {"statusCode": 403, "body": str(exc)}
@@ -549,7 +554,14 @@ class Realtime:
         if not added:
             log.info("refused a WebSocket connection: the owner is at the limit")
             return {"statusCode": 429, "body": self._connection_limit_message()}
+        if watching and not self._watch(connection_id):
+            self.subscriptions.remove_connection(connection_id)
+            return {"statusCode": 429, "body": "too many operator connections watch already"}
         return {"statusCode": 200}
+
+    def _watch(self, connection_id: str) -> bool:
+        now = int(utcnow().timestamp())
+        return self.operators.add(connection_id, now, now + CONNECTION_TTL_SECONDS)
 
     def _connection_limit_message(self) -> str:
         limit = self.settings.max_connections_per_owner
@@ -557,6 +569,7 @@ class Realtime:
 
     def disconnect(self, connection_id: str) -> None:
         self.subscriptions.remove_connection(connection_id)
+        self.operators.remove(connection_id)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -693,6 +706,7 @@ class FanOut:
         self._live: set[str] | None = None
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._dropped: set[str] = set()
+        self._for_operators = Coalesced()  # sent once, by `finish`
 
     def _may_have_subscribers(self, owner: str) -> bool:
         """Read the markers of every owner of the batch at once, at the first push."""
@@ -710,8 +724,26 @@ class FanOut:
             self._subscriptions[owner] = self.realtime.subscriptions.of_owner(owner)
         return self._subscriptions[owner]
 
+    def finish(self) -> int:
+        """The batch's changes to every operator watching, in one message each; pushes made."""
+        if not self._for_operators.count:
+            return 0
+        watchers = self.realtime.operators
+        now = int(utcnow().timestamp())
+        if not watchers.live(now):
+            return 0
+        message, pushed = self._for_operators.message(), 0
+        for connection_id in watchers.connections(now):
+            if self.realtime.pusher.send(connection_id, message):
+                pushed += 1
+            else:
+                watchers.remove(connection_id)
+        self._for_operators = Coalesced()
+        return pushed
+
     def push(self, task: Task) -> int:
         """Push a task's new state to its owner's matching connections; returns pushes made."""
+        self._for_operators.add(task)
         realtime = self.realtime
         matching = [
             s

@@ -595,3 +595,69 @@ def test_webhook_health_per_host_counts_attempts_failures_and_exhaustion(
     assert hosts[0]["lastDay"] == day and hosts[0]["lastHour"] == day
     assert hosts[0]["failureRate"] == round(8 / 9, 3)
     assert hosts[0]["lastError"] == "HTTP 500"
+
+
+# -- live: operator connections get every owner's changes, coalesced per batch ---------------
+
+
+def ops_messages(connection_id):
+    from tests.unit.test_realtime import sent
+
+    return [m for m in sent(connection_id) if m["type"] == "ops_changes"]
+
+
+def operator_query():
+    token = operator()["Authorization"].removeprefix("Bearer ")
+    return {"token": token, "watch": "operators"}
+
+
+def test_an_operator_connection_gets_every_owners_changes_in_one_message_per_batch(client, stack):
+    from chalicelib.bootstrap import container
+
+    realtime = container().realtime
+    assert realtime.connect("op-1", operator_query()) == {"statusCode": 200}
+    ids = [submitted(client, user=user) for user in ("alice", "bob", "carol")]
+    stack.run_stream()
+    [message] = ops_messages("op-1")
+    assert message["count"] == 3
+    assert {(c["jobId"], c["owner"]) for c in message["changes"]} == set(
+        zip(ids, ["alice", "bob", "carol"], strict=True)
+    )
+
+
+def test_a_user_cannot_watch_every_owners_changes(client):
+    from chalicelib.bootstrap import container
+
+    query = {"token": token_for_user("alice"), "watch": "operators"}
+    assert container().realtime.connect("user-1", query)["statusCode"] == 403
+
+
+def test_an_operators_own_connection_without_watch_gets_no_other_owners_changes(client, stack):
+    from chalicelib.bootstrap import container
+
+    query = {"token": operator_query()["token"]}
+    assert container().realtime.connect("op-own", query) == {"statusCode": 200}
+    submitted(client, user="alice")
+    stack.run_stream()
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+    backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
+    assert "op-own" not in backend.connections
+
+
+def test_operator_connections_are_bounded(client):
+    from chalicelib.bootstrap import container
+    from chalicelib.realtime.operators import MAX_OPERATOR_CONNECTIONS
+
+    realtime = container().realtime
+    for n in range(MAX_OPERATOR_CONNECTIONS):
+        assert realtime.connect(f"op-{n}", operator_query()) == {"statusCode": 200}
+    assert realtime.connect("op-over", operator_query())["statusCode"] == 429
+    realtime.disconnect("op-0")
+    assert realtime.connect("op-again", operator_query()) == {"statusCode": 200}
+
+
+def token_for_user(user):
+    from tests.conftest import token_for
+
+    return token_for(user)
