@@ -455,6 +455,9 @@ def main() -> None:
             from bench.schedules import schedule_calls
 
             schedule_calls(client, counter)
+            from bench.operator import operator_calls
+
+            operator_calls(client, counter, stack)
             worker_throughput(counter, stack)
             scale.step("WebSocket fan-out calls")
             fan_out_calls(counter)
