@@ -99,6 +99,9 @@ def test_a_dead_letter_is_seen_and_redriven_from_the_page_and_its_job_completes(
     page = open_dashboard(browser, local_stack.api, operator_token())
     row = page.locator(f'#ops-dead-rows tr[data-task="{job_id}"]')
     expect(row).to_be_visible(timeout=WAIT_MS)
+    # live: the operator's WebSocket tells of every owner's changes (polling every 30 s
+    # otherwise, slower than the wait below for the job to complete)
+    expect(page.locator("#ops-updated")).to_contain_text("(live)", timeout=WAIT_MS)
     expect(row).to_contain_text("alice")
     listed = page.locator(f'#ops-task-rows tr[data-task="{job_id}"] .badge')
     expect(listed).to_have_text("submitted", timeout=WAIT_MS)

@@ -5,11 +5,15 @@
 // Every value reaches the page through textContent, never as HTML.
 (() => {
   const TOKEN_KEY = "taskstatus.token";
-  const REFRESH_MS = 5000;
+  const REFRESH_MS = 5000;        // while no WebSocket tells of changes
+  const LIVE_REFRESH_MS = 30000;  // with one: queue depths change without a task changing
+  const SOONEST_MS = 1000;        // a busy service's pushes refresh at most once a second
   const PAGE_SIZE = 25;
   const base = location.pathname.replace(/\/dashboard\/?$/, "");
   const $ = (id) => document.getElementById(id);
-  const ops = {on: false, timer: null, cursor: null, busy: false, filters: {}};
+  const ops = {on: false, timer: null, cursor: null, busy: false, filters: {}, socket: null,
+    live: false, pending: null, again: false};
+  const config = JSON.parse(document.getElementById("config").textContent || "{}");
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -221,7 +225,8 @@
   // -- the whole console, refreshed while it is shown -----------------------------------------
 
   async function refresh() {
-    if (!ops.on || ops.busy) return;
+    if (!ops.on) return;
+    if (ops.busy) { ops.again = true; return; }
     ops.busy = true;
     try {
       const queues = await api("/ops/queues");
@@ -239,15 +244,50 @@
       const latency = await api("/ops/latency");
       if (latency.ok) renderLatency(latency.data.types);
       if (!ops.cursor || $("ops-task-rows").children.length <= PAGE_SIZE) await loadTasks(false);
-      $("ops-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+      const how = ops.live ? "live" : "every 5 s";
+      $("ops-updated").textContent = `updated ${new Date().toLocaleTimeString()} (${how})`;
     } finally {
       ops.busy = false;
     }
+    if (ops.again) { ops.again = false; soon(); }
+  }
+
+  // -- live: the WebSocket tells of every owner's changes, one message per stream batch --------
+
+  function soon() {
+    if (ops.pending) return;
+    ops.pending = setTimeout(() => { ops.pending = null; refresh(); }, SOONEST_MS);
+  }
+
+  function poll(every) {
+    clearInterval(ops.timer);
+    ops.timer = setInterval(refresh, every);
+  }
+
+  function watch() {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (!config.wsUrl || !token || ops.socket || !ops.on) return;
+    const socket = new WebSocket(`${config.wsUrl}/?token=${encodeURIComponent(token)}&watch=operators`);
+    ops.socket = socket;
+    socket.addEventListener("open", () => { ops.live = true; poll(LIVE_REFRESH_MS); });
+    socket.addEventListener("message", (event) => {
+      let message = null;
+      try { message = JSON.parse(event.data); } catch (error) { return; }
+      if (message && message.type === "ops_changes") soon();
+    });
+    socket.addEventListener("close", () => {
+      ops.socket = null;
+      ops.live = false;
+      if (!ops.on) return;
+      poll(REFRESH_MS);
+      setTimeout(watch, REFRESH_MS);
+    });
   }
 
   function hide() {
     ops.on = false;
     clearInterval(ops.timer);
+    if (ops.socket) ops.socket.close(1000);
     $("ops").hidden = true;
   }
 
@@ -259,7 +299,8 @@
     $("ops").hidden = false;
     if (!ops.on) {
       ops.on = true;
-      ops.timer = setInterval(refresh, REFRESH_MS);
+      poll(REFRESH_MS);
+      watch();
     }
     await refresh();
   }
