@@ -16,6 +16,7 @@ import requests
 
 from local.token import mint_token
 from tests.conftest import JWT_SECRET, token_for
+from tests.e2e import HTTP_TIMEOUT
 from tests.e2e.test_browser_e2e import CHROMIUM, LAUNCH_ARGS
 from tests.e2e.test_workers_e2e import TASKS, _service_key, start_worker, stop
 
@@ -145,7 +146,8 @@ def test_a_parked_job_shows_why_on_the_page(browser, local_stack):
         page.context.close()
     finally:
         for job_id in ids:
-            requests.delete(f"{local_stack.api}/jobs/{job_id}", headers=headers, timeout=10)
+            url = f"{local_stack.api}/jobs/{job_id}"
+            requests.delete(url, headers=headers, timeout=HTTP_TIMEOUT)
 
 
 def test_a_user_signed_in_sees_nothing_of_the_console(browser, local_stack):
