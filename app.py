@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from chalice import Chalice, Rate
+from chalice import Chalice, ConvertToMiddleware, Rate
 
 from chalicelib import bootstrap
 from chalicelib.edge import cors, http, overload
@@ -19,8 +19,6 @@ from chalicelib.settings import check_environment
 
 if TYPE_CHECKING:
     from chalice.app import Request, Response
-
-    from chalicelib.service import TaskService
 
 # Every function of the app loads this file: an unsafe configuration stops it at start
 # (a Lambda init error, `make dev` exits) with the reason, instead of failing per request.
@@ -36,7 +34,14 @@ def rest_edge(request: Request, get_response: Callable[[Request], Response]) -> 
     Loaded on the first request, so the other functions never import it."""
     from chalicelib.edge import middleware
 
-    return middleware.serve(request, get_response, bootstrap.settings())
+    c = bootstrap.container()
+    return middleware.serve(request, get_response, c.settings, c.authenticator.authenticate)
+
+
+# Every other handler runs inside `invocation` (JSON logs, each line with the Lambda request
+# id): registered once per event type, so no handler can be left out.
+for event_type in ("sqs", "dynamodb", "websocket", "scheduled", "pure_lambda"):
+    app.register_middleware(ConvertToMiddleware(invocation), event_type)
 
 
 # Event sources are named at deploy time from the stage's environment variables;
@@ -51,10 +56,6 @@ TASKS_STREAM_ARN = os.environ.get(
 )
 
 
-def _service() -> TaskService:
-    return bootstrap.container().service
-
-
 @app.route("/health", methods=["GET"])
 def health() -> dict[str, str]:
     return {"status": "ok"}
@@ -62,97 +63,93 @@ def health() -> dict[str, str]:
 
 @app.route("/openapi.json", methods=["GET"])
 def openapi() -> dict[str, Any]:
-    from chalicelib.contracts.openapi import document
+    from chalicelib.contracts import openapi
 
-    return document()
+    return openapi.serve(bootstrap.container(), app.current_request)
 
 
 @app.route("/dashboard", methods=["GET"])
 def dashboard() -> Any:
     from chalicelib.contracts import dashboard
 
-    return dashboard.page(_service().settings)
+    return dashboard.page(bootstrap.container(), app.current_request)
 
 
 @app.route("/dashboard/links", methods=["POST"])
 def create_dashboard_link() -> Any:
     from chalicelib.contracts.dashboard import links
 
-    return links.create(app.current_request)
+    return links.create(bootstrap.container(), app.current_request)
 
 
 @app.route("/dashboard/sign-in", methods=["POST"])
 def dashboard_sign_in() -> Any:
     from chalicelib.contracts.dashboard import links
 
-    return links.sign_in(app.current_request)
+    return links.sign_in(bootstrap.container(), app.current_request)
 
 
 @app.route("/jobs", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def submit_job() -> Any:
     from chalicelib.contracts import jobs
 
-    return jobs.submit_job(_service(), app.current_request)
+    return jobs.submit_job(bootstrap.container(), app.current_request)
 
 
 @app.route("/jobs/batch", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def submit_jobs() -> Any:
     from chalicelib.contracts import batches
 
-    return batches.submit_batch(_service(), app.current_request)
+    return batches.submit_batch(bootstrap.container(), app.current_request)
 
 
 @app.route("/jobs", methods=["GET"])
 def list_jobs() -> Any:
     from chalicelib.contracts import jobs
 
-    return jobs.list_jobs(_service(), app.current_request)
+    return jobs.list_jobs(bootstrap.container(), app.current_request)
 
 
 @app.route("/jobs/{jobId}", methods=["GET"])
 def get_job(jobId: str) -> Any:
     from chalicelib.contracts import jobs
 
-    return jobs.get_job(_service(), app.current_request, jobId)
+    return jobs.get_job(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 @app.route("/jobs/{jobId}", methods=["DELETE"])
 def cancel_job(jobId: str) -> Any:
     from chalicelib.contracts import jobs
 
-    return jobs.cancel_job(_service(), app.current_request, jobId)
+    return jobs.cancel_job(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 @app.route("/uploads", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def create_upload() -> Any:
     from chalicelib.contracts import jobs
 
-    return jobs.create_upload(_service(), app.current_request)
+    return jobs.create_upload(bootstrap.container(), app.current_request)
 
 
 @app.route("/jobs/{jobId}/deliveries", methods=["GET"])
 def list_deliveries(jobId: str) -> Any:
     from chalicelib.contracts import jobs
 
-    return jobs.list_deliveries(
-        _service(), bootstrap.container().webhooks, app.current_request, jobId
-    )
+    return jobs.list_deliveries(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 @app.route("/webhooks/secret", methods=["GET"])
 def webhook_secret() -> Any:
     from chalicelib.contracts import jobs
 
-    return jobs.webhook_secret(_service(), app.current_request)
+    return jobs.webhook_secret(bootstrap.container(), app.current_request)
 
 
 @app.route("/jobs/{jobId}/webhook", methods=["POST"])
 def redeliver_webhook(jobId: str) -> Any:
     from chalicelib.contracts import jobs
 
-    return jobs.redeliver_webhook(
-        _service(), bootstrap.container().webhooks, app.current_request, jobId
-    )
+    return jobs.redeliver_webhook(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 # -- producers: external jobs report and heartbeat (chalicelib/contracts/reports.py) ----------
@@ -164,7 +161,7 @@ def redeliver_webhook(jobId: str) -> Any:
 def report_job(jobId: str) -> Any:
     from chalicelib.contracts import reports
 
-    return reports.report_job(_service(), app.current_request, jobId)
+    return reports.report_job(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 @app.route(
@@ -173,7 +170,7 @@ def report_job(jobId: str) -> Any:
 def heartbeat_job(jobId: str) -> Any:
     from chalicelib.contracts import reports
 
-    return reports.heartbeat_job(_service(), app.current_request, jobId)
+    return reports.heartbeat_job(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 # -- worker pools: remote workers claim under a lease (chalicelib/contracts/claims.py) ---------
@@ -183,17 +180,16 @@ def heartbeat_job(jobId: str) -> Any:
 def claim_from_pool(pool: str) -> Any:
     from chalicelib.contracts import claims
 
-    return claims.claim_job(_service(), app.current_request, pool)
+    return claims.claim_job(bootstrap.container(), app.current_request, pool=pool)
 
 
 @app.route(
     "/jobs/{jobId}/release", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES)
 )
 def release_job(jobId: str) -> Any:
-    from chalicelib.contracts import claims, reports
+    from chalicelib.contracts import claims
 
-    request = app.current_request
-    return claims.release_job(_service(), request, jobId, reports.acting_for(request).allows)
+    return claims.release_job(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 # -- operations: history, retry, bulk redrive and cancel (chalicelib/operations.py) -------------
@@ -203,28 +199,28 @@ def release_job(jobId: str) -> Any:
 def list_job_events(jobId: str) -> Any:
     from chalicelib.contracts import operations
 
-    return operations.list_events(_service(), app.current_request, jobId)
+    return operations.list_events(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 @app.route("/jobs/{jobId}/retry", methods=["POST"])
 def retry_job(jobId: str) -> Any:
     from chalicelib.contracts import operations
 
-    return operations.retry_job(_service(), app.current_request, jobId)
+    return operations.retry_job(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 @app.route("/jobs/redrive", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def redrive_jobs() -> Any:
     from chalicelib.contracts import operations
 
-    return operations.redrive_jobs(_service(), app.current_request)
+    return operations.redrive_jobs(bootstrap.container(), app.current_request)
 
 
 @app.route("/jobs/cancel", methods=["POST"], content_types=list(http.ACCEPTED_CONTENT_TYPES))
 def cancel_jobs() -> Any:
     from chalicelib.contracts import operations
 
-    return operations.cancel_jobs(_service(), app.current_request)
+    return operations.cancel_jobs(bootstrap.container(), app.current_request)
 
 
 # -- schedules: cron or rate, one task per fire (chalicelib/contracts/schedules.py) --------------
@@ -234,21 +230,23 @@ def cancel_jobs() -> Any:
 def create_schedule() -> Any:
     from chalicelib.contracts import schedules
 
-    return schedules.create_schedule(_service(), app.current_request)
+    return schedules.create_schedule(bootstrap.container(), app.current_request)
 
 
 @app.route("/schedules", methods=["GET"])
 def list_schedules() -> Any:
     from chalicelib.contracts import schedules
 
-    return schedules.list_schedules(_service(), app.current_request)
+    return schedules.list_schedules(bootstrap.container(), app.current_request)
 
 
 @app.route("/schedules/{scheduleId}", methods=["GET"])
 def get_schedule(scheduleId: str) -> Any:
     from chalicelib.contracts import schedules
 
-    return schedules.get_schedule(_service(), app.current_request, scheduleId)
+    return schedules.get_schedule(
+        bootstrap.container(), app.current_request, schedule_id=scheduleId
+    )
 
 
 @app.route(
@@ -257,14 +255,18 @@ def get_schedule(scheduleId: str) -> Any:
 def patch_schedule(scheduleId: str) -> Any:
     from chalicelib.contracts import schedules
 
-    return schedules.patch_schedule(_service(), app.current_request, scheduleId)
+    return schedules.patch_schedule(
+        bootstrap.container(), app.current_request, schedule_id=scheduleId
+    )
 
 
 @app.route("/schedules/{scheduleId}", methods=["DELETE"])
 def delete_schedule(scheduleId: str) -> Any:
     from chalicelib.contracts import schedules
 
-    return schedules.delete_schedule(_service(), app.current_request, scheduleId)
+    return schedules.delete_schedule(
+        bootstrap.container(), app.current_request, schedule_id=scheduleId
+    )
 
 
 # -- API keys (JWT only: keys cannot manage keys) ------------------------------------------
@@ -274,21 +276,21 @@ def delete_schedule(scheduleId: str) -> Any:
 def create_api_key() -> Any:
     from chalicelib.contracts import api_keys
 
-    return api_keys.create(app.current_request)
+    return api_keys.create(bootstrap.container(), app.current_request)
 
 
 @app.route("/api-keys", methods=["GET"])
 def list_api_keys() -> Any:
     from chalicelib.contracts import api_keys
 
-    return api_keys.list_keys(app.current_request)
+    return api_keys.list_keys(bootstrap.container(), app.current_request)
 
 
 @app.route("/api-keys/{keyId}", methods=["DELETE"])
 def revoke_api_key(keyId: str) -> Any:
     from chalicelib.contracts import api_keys
 
-    return api_keys.revoke(app.current_request, keyId)
+    return api_keys.revoke(bootstrap.container(), app.current_request, key_id=keyId)
 
 
 # -- the operator's console: every owner's work, the queues (chalicelib/contracts/operator.py) --
@@ -298,84 +300,88 @@ def revoke_api_key(keyId: str) -> Any:
 def ops_list_tasks() -> Any:
     from chalicelib.contracts import operator
 
-    return operator.list_tasks(_service(), app.current_request)
+    return operator.list_tasks(bootstrap.container(), app.current_request)
 
 
 @app.route("/ops/tasks/{jobId}/cancel", methods=["POST"])
 def ops_cancel_task(jobId: str) -> Any:
     from chalicelib.contracts import operator
 
-    return operator.cancel_task(_service(), app.current_request, jobId)
+    return operator.cancel_task(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 @app.route("/ops/tasks/{jobId}/retry", methods=["POST"])
 def ops_retry_task(jobId: str) -> Any:
     from chalicelib.contracts import operator
 
-    return operator.retry_task(_service(), app.current_request, jobId)
+    return operator.retry_task(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 @app.route("/ops/queues", methods=["GET"])
 def ops_list_queues() -> Any:
     from chalicelib.contracts import operator
 
-    return operator.list_queues(_service(), app.current_request)
+    return operator.list_queues(bootstrap.container(), app.current_request)
 
 
 @app.route("/ops/queues/{queue}/messages", methods=["GET"])
 def ops_list_dead_letters(queue: str) -> Any:
     from chalicelib.contracts import operator
 
-    return operator.list_dead_letters(_service(), app.current_request, queue)
+    return operator.list_dead_letters(bootstrap.container(), app.current_request, queue_name=queue)
 
 
 @app.route("/ops/queues/{queue}/messages/{messageId}/redrive", methods=["POST"])
 def ops_redrive_dead_letter(queue: str, messageId: str) -> Any:
     from chalicelib.contracts import operator
 
-    return operator.redrive_dead_letter(_service(), app.current_request, queue, messageId)
+    return operator.redrive_dead_letter(
+        bootstrap.container(), app.current_request, queue_name=queue, message_id=messageId
+    )
 
 
 @app.route("/ops/queues/{queue}/messages/{messageId}", methods=["DELETE"])
 def ops_discard_dead_letter(queue: str, messageId: str) -> Any:
     from chalicelib.contracts import operator
 
-    return operator.discard_dead_letter(_service(), app.current_request, queue, messageId)
+    return operator.discard_dead_letter(
+        bootstrap.container(), app.current_request, queue_name=queue, message_id=messageId
+    )
 
 
 @app.route("/ops/stuck", methods=["GET"])
 def ops_list_stuck() -> Any:
     from chalicelib.contracts import operator
 
-    return operator.list_stuck(_service(), app.current_request)
+    return operator.list_stuck(bootstrap.container(), app.current_request)
 
 
 @app.route("/ops/usage", methods=["GET"])
 def ops_usage() -> Any:
     from chalicelib.contracts import operator
 
-    return operator.list_usage(_service(), app.current_request)
+    return operator.list_usage(bootstrap.container(), app.current_request)
 
 
 @app.route("/ops/latency", methods=["GET"])
 def ops_latency() -> Any:
     from chalicelib.contracts import operator
 
-    return operator.list_latency(_service(), app.current_request)
+    return operator.list_latency(bootstrap.container(), app.current_request)
 
 
 @app.route("/ops/webhooks", methods=["GET"])
 def ops_webhook_hosts() -> Any:
     from chalicelib.contracts import operator
 
-    return operator.list_webhook_hosts(_service(), app.current_request)
+    return operator.list_webhook_hosts(bootstrap.container(), app.current_request)
 
 
 @app.route("/metrics", methods=["GET"])
 def metrics() -> Any:
     from chalicelib.contracts import operator
 
-    return operator.metrics(_service(), app.current_request)
+    return operator.metrics(bootstrap.container(), app.current_request)
 
 
 # -- seeds 000/001: the Task Processor API ---------------------------------------------
@@ -385,24 +391,21 @@ def metrics() -> Any:
 def task_processor_without_id() -> Any:
     from chalicelib.contracts import task_processor
 
-    return task_processor.missing_id()
+    return task_processor.missing_id(bootstrap.container(), app.current_request)
 
 
 @app.route("/task/list", methods=["GET"])
 def task_processor_list() -> Any:
     from chalicelib.contracts import task_processor
 
-    user = http.reader(app.current_request)
-    operation = http.query(app.current_request).get("operations")
-    return task_processor.list_tasks(_service(), user, operation)
+    return task_processor.list_tasks(bootstrap.container(), app.current_request)
 
 
 @app.route("/task/{task_id}", methods=["GET"])
 def task_processor_status(task_id: str) -> Any:
     from chalicelib.contracts import task_processor
 
-    user = http.reader(app.current_request)
-    return task_processor.get_task(_service(), user, task_id)
+    return task_processor.get_task(bootstrap.container(), app.current_request, task_id=task_id)
 
 
 # -- seed 004: task status --------------------------------------------------------------
@@ -412,21 +415,20 @@ def task_processor_status(task_id: str) -> Any:
 def task_status_list() -> Any:
     from chalicelib.contracts import task_status
 
-    return task_status.list_tasks(_service(), app.current_request)
+    return task_status.list_tasks(bootstrap.container(), app.current_request)
 
 
 @app.route("/task-status/{task_id}", methods=["GET"])
 def task_status_get(task_id: str) -> Any:
     from chalicelib.contracts import task_status
 
-    return task_status.get_task(_service(), app.current_request, task_id)
+    return task_status.get_task(bootstrap.container(), app.current_request, task_id=task_id)
 
 
 # -- seed 003: the Status Lambda, and the same over REST -----------------------------------
 
 
 @app.lambda_function(name="status")
-@invocation
 def status(event: Any, context: Any) -> dict[str, Any]:
     from chalicelib.contracts import assembly
 
@@ -439,16 +441,14 @@ def status(event: Any, context: Any) -> dict[str, Any]:
 def assembly_status_by_query() -> Any:
     from chalicelib.contracts import assembly
 
-    c = bootstrap.container()
-    return assembly.rest(c.service, c.redeliver, app.current_request, None)
+    return assembly.rest(bootstrap.container(), app.current_request)
 
 
 @app.route("/assemblies/{assemblyId}", methods=["GET"])
 def assembly_status(assemblyId: str) -> Any:
     from chalicelib.contracts import assembly
 
-    c = bootstrap.container()
-    return assembly.rest(c.service, c.redeliver, app.current_request, assemblyId)
+    return assembly.rest(bootstrap.container(), app.current_request, assembly_id=assemblyId)
 
 
 # -- seed 002: auto-vid ----------------------------------------------------------------------
@@ -458,34 +458,31 @@ def assembly_status(assemblyId: str) -> Any:
 def autovid_submit() -> Any:
     from chalicelib.contracts import autovid
 
-    return autovid.submit(_service(), app.current_request)
+    return autovid.submit(bootstrap.container(), app.current_request)
 
 
 @app.route("/status/{jobId}", methods=["GET"])
 def autovid_status(jobId: str) -> Any:
     from chalicelib.contracts import autovid
 
-    return autovid.status(_service(), app.current_request, jobId)
+    return autovid.status(bootstrap.container(), app.current_request, job_id=jobId)
 
 
 # -- WebSocket (chalicelib/realtime/) -------------------------------------------------------------
 
 
 @app.on_ws_connect(name="ws_connect")
-@invocation
 def ws_connect(event: Any) -> dict[str, Any]:
     query = event.to_dict().get("queryStringParameters")
     return bootstrap.container().realtime.connect(event.connection_id, query)
 
 
 @app.on_ws_message(name="ws_message")
-@invocation
 def ws_message(event: Any) -> None:
     bootstrap.container().realtime.message(event.connection_id, event.body)
 
 
 @app.on_ws_disconnect(name="ws_disconnect")
-@invocation
 def ws_disconnect(event: Any) -> None:
     bootstrap.container().realtime.disconnect(event.connection_id)
 
@@ -496,31 +493,18 @@ def ws_disconnect(event: Any) -> None:
 # One task per invocation: a batch runs its tasks one after another, and the longest a
 # processor may run (max_runtime_seconds) must fit the worker's timeout.
 @app.on_sqs_message(queue=TASKS_QUEUE, batch_size=1, name="worker")
-@invocation
 def worker(event: Any) -> dict[str, Any]:
-    from chalicelib.worker import Worker
-
-    return Worker(_service(), retry=bootstrap.container().retry_policy).handle_batch(
-        event.to_dict()["Records"]
-    )
+    return bootstrap.container().worker.handle_batch(event.to_dict()["Records"])
 
 
 @app.on_sqs_message(queue=TASKS_DLQ, batch_size=10, name="dead_letters")
-@invocation
 def dead_letters(event: Any) -> None:
-    from chalicelib.worker import Worker
-
-    Worker(_service()).handle_dead_letters(event.to_dict()["Records"])
+    bootstrap.container().worker.handle_dead_letters(event.to_dict()["Records"])
 
 
 @app.on_dynamodb_record(stream_arn=TASKS_STREAM_ARN, batch_size=100, name="stream")
-@invocation
 def stream(event: Any) -> dict[str, Any]:
-    from chalicelib.stream import StreamHandler
-
-    c = bootstrap.container()
-    handler = StreamHandler(c.service, c.realtime, lambda: c.webhooks)
-    return handler.handle_batch(event.to_dict()["Records"])
+    return bootstrap.container().stream_handler.handle_batch(event.to_dict()["Records"])
 
 
 # Deliveries run one after another: 3 attempts of at most WEBHOOK_TIMEOUT_SECONDS (15 s,
@@ -528,17 +512,14 @@ def stream(event: Any) -> dict[str, Any]:
 # (tests/unit/test_deployed_limits.py).
 # One message is one range of the stream's records, as much work as a stream invocation.
 @app.on_sqs_message(queue=STREAM_FAILURES_QUEUE, batch_size=1, name="stream_failures")
-@invocation
 def stream_failures(event: Any) -> dict[str, Any]:
-    from chalicelib.stream import StreamHandler, replay_unprocessed
+    from chalicelib.stream import replay_unprocessed
 
-    c = bootstrap.container()
-    handler = StreamHandler(c.service, c.realtime, lambda: c.webhooks)
+    handler = bootstrap.container().stream_handler
     return replay_unprocessed(handler, event.to_dict()["Records"])
 
 
 @app.on_sqs_message(queue=WEBHOOKS_QUEUE, batch_size=3, name="webhooks")
-@invocation
 def webhooks(event: Any) -> dict[str, Any]:
     return bootstrap.container().webhooks.handle_batch(event.to_dict()["Records"])
 
@@ -546,9 +527,9 @@ def webhooks(event: Any) -> dict[str, Any]:
 # Once a minute: fail the tasks past their deadline, start the scheduled tasks now due, and
 # fire the schedules now due (chalicelib/schedules.py).
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reaper")
-@invocation
 def reaper(event: Any) -> dict[str, Any]:
-    service = _service()
+    c = bootstrap.container()
+    service = c.service
 
     def time_left() -> float:
         return event.context.get_remaining_time_in_millis() / 1000
@@ -560,15 +541,13 @@ def reaper(event: Any) -> dict[str, Any]:
     admitted = service.admit_parked(time_left)
     from chalicelib.schedules import fire_due
 
-    fired = fire_due(service, time_left)
+    fired = fire_due(service, c.schedule_store, time_left)
     # Running tasks whose worker stopped run again; reap adds their ids. (No annotation here:
     # `chalice package`'s policy analyzer fails on an annotated local in app.py.)
     resumed = []
     failed = service.reap(time_left, admitted, resumed)
-    from chalicelib.worker import Worker
-
     # Each worker pool's dead letters: their tasks fail with the reason, as the tasks DLQ's.
-    failed += Worker(service).sweep_pool_dead_letters(time_left)
+    failed += c.worker.sweep_pool_dead_letters(time_left)
     return {
         "failed": failed,
         "released": released,

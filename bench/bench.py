@@ -205,11 +205,10 @@ def worker_throughput(counter: CallCounter, stack: Any) -> None:
     from chalicelib.bootstrap import container
     from chalicelib.model import Task
     from chalicelib.processors import processor
-    from chalicelib.worker import Worker
 
     processor("bench/noop")(lambda task, ctx: None)
     service = container().service
-    worker = Worker(service)
+    worker = container().worker
     ddb = aws_client("dynamodb")
     runs = int(os.environ.get("BENCH_WORKER_RUNS", str(scale.chosen().worker_runs)))
     batches, per_batch = 5, 10
@@ -314,15 +313,12 @@ def fan_out_calls(counter: CallCounter) -> None:
     The per-record lookup this replaced made one Query per record: 20 for such a task.
     """
     from chalicelib.bootstrap import container
-    from chalicelib.contracts.task_status import push_message
     from chalicelib.model import Status, Task, utcnow
-    from chalicelib.realtime import Realtime
-    from chalicelib.stream import StreamHandler
     from local.events import progress_records
 
     service = container().service
-    realtime = Realtime(service, push_message)
-    handler = StreamHandler(service, realtime, lambda: container().webhooks)
+    realtime = container().realtime
+    handler = container().stream_handler
     counter.attach(aws_client("apigatewaymanagementapi", service.settings.ws_endpoint_url))
     reports = 20
 

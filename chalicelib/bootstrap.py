@@ -1,10 +1,16 @@
 """The composition root: every long-lived part of the app, built once per container.
 
-`container()` reads the settings (the only call of `get_settings`) and wires the
-store, the service, webhooks and realtime from them, once per Lambda container.
-Each part is built on first use, so a function pays at cold start only for the
-parts it runs. New settings (tests clear `get_settings`' cache after changing the
-environment) get a new container.
+`container()` reads the settings (the only call of `get_settings`) and wires every part
+from them, once per Lambda container: the store and the service, the fairness slots, the
+tasks queue's sender, the history, webhooks (and their log), API-key authentication (the
+key store behind a per-container cache), realtime (subscriptions, pusher), the worker and
+the stream handler. No part builds another: each takes its parts here, as the tests do
+(`Container(replace(settings, ...))`, tests/conftest.py).
+
+Each part is built on first use (`cached_property`, imports inside), so a function pays at
+cold start only for the parts it runs: the worker never loads realtime, and a request made
+with a JWT never loads API keys (tests/unit/test_cold_path.py). New settings (tests clear
+`get_settings`' cache after changing the environment) get a new container.
 """
 
 from __future__ import annotations
@@ -15,17 +21,31 @@ from typing import TYPE_CHECKING
 from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from chalicelib.contracts.dashboard.links import SignInLinks
+    from chalicelib.edge.api_keys import ApiKeyStore, KeyAuthentication, KeyCache
+    from chalicelib.edge.credentials import Authenticator
+    from chalicelib.fairness import Slots
+    from chalicelib.history import History
     from chalicelib.model import Task
-    from chalicelib.queues import RetryPolicy
+    from chalicelib.queues import RetryPolicy, TaskQueue
     from chalicelib.realtime import Realtime
+    from chalicelib.realtime.operators import OperatorWatchers
+    from chalicelib.realtime.pusher import Pusher
+    from chalicelib.realtime.subscriptions import Subscriptions
+    from chalicelib.schedules import ScheduleStore
     from chalicelib.service import TaskService
     from chalicelib.store import TaskStore
+    from chalicelib.stream import StreamHandler
     from chalicelib.webhooks import WebhookDispatcher
+    from chalicelib.webhooks.events import WebhookLog
+    from chalicelib.worker import Worker
 
 
 class Container:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    # -- tasks ------------------------------------------------------------------------------
 
     @cached_property
     def store(self) -> TaskStore:
@@ -43,27 +63,140 @@ class Container:
         return RetryPolicy(self.settings.max_attempts)
 
     @cached_property
+    def slots(self) -> Slots:
+        """Each owner's running slots (fair concurrency), for the service, worker and stream."""
+        from chalicelib.fairness import Slots
+
+        return Slots(self.settings.records_table, self.settings.max_running_per_owner)
+
+    @cached_property
+    def tasks_queue(self) -> TaskQueue:
+        from chalicelib.queues import TaskQueue
+
+        return TaskQueue(self.settings.tasks_queue_url)
+
+    @cached_property
     def service(self) -> TaskService:
         from chalicelib.service import TaskService
 
-        return TaskService(self.store, self.settings)
+        return TaskService(self.store, self.settings, self.slots, self.tasks_queue)
+
+    @cached_property
+    def history(self) -> History:
+        from chalicelib.history import History
+
+        return History(self.settings.records_table)
+
+    @cached_property
+    def worker(self) -> Worker:
+        from chalicelib.worker import Worker
+
+        return Worker(self.service, self.slots, self.tasks_queue, self.retry_policy)
+
+    @cached_property
+    def stream_handler(self) -> StreamHandler:
+        from chalicelib.stream import StreamHandler
+
+        # The webhook dispatcher is built by the first change that can create an event.
+        return StreamHandler(
+            self.service, self.realtime, self.history, self.slots, lambda: self.webhooks
+        )
+
+    @cached_property
+    def schedule_store(self) -> ScheduleStore:
+        from chalicelib.schedules import ScheduleStore
+
+        return ScheduleStore(self.settings.records_table)
+
+    @cached_property
+    def sign_in_links(self) -> SignInLinks:
+        """The dashboard's one-time sign-in codes."""
+        from chalicelib.contracts.dashboard.links import SignInLinks
+
+        return SignInLinks(self.settings.records_table)
+
+    # -- webhooks -------------------------------------------------------------------------
+
+    @cached_property
+    def webhook_log(self) -> WebhookLog:
+        from chalicelib.webhooks.events import WebhookLog
+
+        return WebhookLog(self.settings.records_table)
 
     @cached_property
     def webhooks(self) -> WebhookDispatcher:
         from chalicelib.contracts.payloads import RENDERING
         from chalicelib.webhooks import WebhookDispatcher
 
-        return WebhookDispatcher(self.settings, RENDERING)
+        return WebhookDispatcher(self.settings, RENDERING, self.webhook_log)
 
     def redeliver(self, task: Task) -> str:
         """The webhook dispatcher's `redeliver`, built only when a redelivery is asked for."""
         return self.webhooks.redeliver(task)
 
+    # -- credentials ----------------------------------------------------------------------
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        """JWTs and API keys; the API-key parts are built by the first key that comes."""
+        from chalicelib.edge.credentials import Authenticator
+
+        return Authenticator(self.settings, lambda: self.key_authentication)
+
+    @cached_property
+    def api_key_store(self) -> ApiKeyStore:
+        from chalicelib.edge.api_keys import ApiKeyStore
+
+        return ApiKeyStore(self.settings.records_table)
+
+    @cached_property
+    def key_cache(self) -> KeyCache:
+        """What this container looked up of API keys (a revoke here forgets it at once)."""
+        from chalicelib.edge.api_keys import KeyCache
+
+        return KeyCache()
+
+    @cached_property
+    def key_authentication(self) -> KeyAuthentication:
+        from chalicelib.edge.api_keys import KeyAuthentication
+
+        return KeyAuthentication(
+            self.api_key_store, self.key_cache, self.settings.api_key_cache_seconds
+        )
+
+    # -- realtime -------------------------------------------------------------------------
+
+    @cached_property
+    def subscriptions(self) -> Subscriptions:
+        from chalicelib.realtime.subscriptions import Subscriptions
+
+        return Subscriptions(self.settings.records_table)
+
+    @cached_property
+    def pusher(self) -> Pusher:
+        from chalicelib.realtime.pusher import Pusher
+
+        return Pusher(self.settings.ws_endpoint_url)
+
     @cached_property
     def realtime(self) -> Realtime:
         from chalicelib.realtime import Realtime
 
-        return Realtime(self.service, _push_message)
+        return Realtime(
+            self.service,
+            self.subscriptions,
+            self.pusher,
+            self.authenticator,
+            _push_message,
+            self.operator_watchers,
+        )
+
+    @cached_property
+    def operator_watchers(self) -> OperatorWatchers:
+        """The connections watching every owner's changes (operators)."""
+        from chalicelib.realtime.operators import OperatorWatchers
+
+        return OperatorWatchers(self.settings.records_table)
 
 
 def _push_message(task: Task) -> str:

@@ -1,5 +1,6 @@
-"""The service's queues: their one delay limit, the tasks' retry policy, and the bodies of the
-service's own messages (the tasks queue's and the webhooks queue's).
+"""The service's queues: their one delay limit, the tasks' retry policy, the bodies of the
+service's own messages (the tasks queue's and the webhooks queue's), and the tasks queue's
+sender.
 
 Only this service writes the messages, so they are read with plain checks, not pydantic (the
 worker reads one on its first event). A body that is not one of them raises ValueError.
@@ -11,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from chalicelib import jsonsafe
+from chalicelib import aws, jsonsafe
 
 TASK_ID_LENGTH = 36
 OWNER_LENGTH = 256  # the longest owner a credential may name (edge.auth.MAX_OWNER_LENGTH)
@@ -104,6 +105,26 @@ class TaskMessage:
 
     def to_json(self) -> str:
         return _without_defaults(self)
+
+
+class TaskQueue:
+    """The tasks queue: the service sends a task's message to it (or to a pool's queue, by
+    url), and the worker sends a task's next try and puts a received message back in view
+    after a wait. One per container (chalicelib/bootstrap.py)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def send(self, message: TaskMessage, delay_seconds: int = 0, url: str | None = None) -> None:
+        aws.client("sqs").send_message(
+            QueueUrl=url or self.url, MessageBody=message.to_json(), DelaySeconds=delay_seconds
+        )
+
+    def show_again(self, receipt_handle: str, after_seconds: int) -> None:
+        """A received message comes back in view after `after_seconds` (not deleted)."""
+        aws.client("sqs").change_message_visibility(
+            QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=after_seconds
+        )
 
 
 @dataclass(frozen=True)

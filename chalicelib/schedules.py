@@ -467,10 +467,10 @@ class Sweeper:
             self.store.replace(advanced, before.version)
 
 
-def fire_due(service: TaskService, time_left: Callable[[], float]) -> int:
+def fire_due(service: TaskService, schedules: ScheduleStore, time_left: Callable[[], float]) -> int:
     """The reaper's part: fire the schedules now due; returns the tasks created. Stops with
     the delayed-run sweep's margin left, so the reaping after it always has time."""
     from chalicelib.service import SWEEP_MARGIN_SECONDS
 
-    sweeper = Sweeper(ScheduleStore(service.settings.records_table), service)
+    sweeper = Sweeper(schedules, service)
     return sweeper.sweep(time_left, SWEEP_MARGIN_SECONDS)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import aws, jsonsafe, objects, scheduling
+from chalicelib import jsonsafe, objects, scheduling
 from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
 from chalicelib.model import (
     RUNNING,
@@ -25,7 +25,7 @@ from chalicelib.model import (
     utcnow,
 )
 from chalicelib.observability import emit_metric
-from chalicelib.queues import TaskMessage
+from chalicelib.queues import TaskMessage, TaskQueue
 from chalicelib.settings import Settings
 from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
 from chalicelib.store.keys import key_expires_at
@@ -104,10 +104,14 @@ class TaskService:
         self,
         store: TaskStore,
         settings: Settings,
+        slots: Slots,
+        queue: TaskQueue,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.settings = settings
+        self.slots = slots
+        self.queue = queue
         self.clock = clock
 
     # -- client-facing ---------------------------------------------------------
@@ -329,15 +333,9 @@ class TaskService:
         """Queue a task's message: on the tasks queue (the worker Lambda), or on its pool's."""
         from chalicelib.pools import pool_queue_url
 
-        queue_url = self.settings.tasks_queue_url
-        if pool is not None:
-            queue_url = pool_queue_url(queue_url, pool)
         message = TaskMessage(taskId=task_id, type=type, owner=owner, priorAttempts=prior_attempts)
-        aws.client("sqs").send_message(
-            QueueUrl=queue_url,
-            MessageBody=message.to_json(),
-            DelaySeconds=delay_seconds,
-        )
+        url = pool_queue_url(self.queue.url, pool) if pool is not None else None
+        self.queue.send(message, delay_seconds, url)
 
     # -- worker-facing guarded transitions -----------------------------------------
 
@@ -440,9 +438,7 @@ class TaskService:
         raised, lowered or removed (0) while tasks were parked, or a slot whose release was
         lost. One Query of the list per run, and per listed owner a GetItem of its slots
         (and of each holder when they are all held) and a Query of its line."""
-        from chalicelib.fairness import Slots
-
-        slots = Slots(self.settings.records_table, self.settings.max_running_per_owner)
+        slots = self.slots
         admitted: set[str] = set()
         for owner, parks in slots.parked_owners():
             if time_left() < REAPER_MARGIN_SECONDS:
@@ -587,9 +583,7 @@ class TaskService:
 
     def _waits_for_a_slot(self, owner: str, full: dict[str, bool], admitted: set[str]) -> bool:
         """A submitted task of an owner at MAX_RUNNING_PER_OWNER is waiting its turn, not lost."""
-        from chalicelib.fairness import Slots
-
-        slots = Slots(self.settings.records_table, self.settings.max_running_per_owner)
+        slots = self.slots
         if not slots.enabled:
             return False
         if owner not in full:

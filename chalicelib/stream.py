@@ -23,8 +23,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, scheduling
-from chalicelib.fairness import Slots
-from chalicelib.history import History
 from chalicelib.model import Status, Task
 from chalicelib.observability import emit_metric, sqs_partial, task_context
 from chalicelib.service import TaskService
@@ -32,6 +30,8 @@ from chalicelib.store import is_task_item, task_from_item
 from chalicelib.tallies import Tallies
 
 if TYPE_CHECKING:
+    from chalicelib.fairness import Slots
+    from chalicelib.history import History
     from chalicelib.realtime import FanOut, Realtime
     from chalicelib.webhooks import WebhookDispatcher
 
@@ -83,13 +83,17 @@ class StreamHandler:
         self,
         service: TaskService,
         realtime: Realtime,
+        history: History,
+        slots: Slots,
         webhooks: Callable[[], WebhookDispatcher],
     ) -> None:
+        """`webhooks` builds the dispatcher: only a change that can create a webhook event
+        pays for it."""
         self.service = service
         self.realtime = realtime
-        self.history = History(service.settings.records_table)
+        self.history = history
+        self.slots = slots
         self._webhooks = webhooks
-        self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
         self.full_owners: set[str] = set()
         # The operator's figures (chalicelib/tallies.py), added once per batch.
         self.tallies = Tallies(service.settings.records_table)

@@ -26,7 +26,7 @@ from chalicelib.observability import emit_metric, sqs_partial, task_context
 from chalicelib.pools import Pools, pool_dead_letter_queue_url
 from chalicelib.processors import Context, PermanentError, get_processor
 from chalicelib.processors.sdk import is_permanent, is_transient_failure
-from chalicelib.queues import RetryPolicy, TaskMessage
+from chalicelib.queues import RetryPolicy, TaskMessage, TaskQueue
 from chalicelib.service import REAPER_MARGIN_SECONDS, TaskService
 
 log = logging.getLogger("taskstatus_svc.worker")
@@ -136,15 +136,17 @@ class Worker:
     def __init__(
         self,
         service: TaskService,
+        slots: Slots,
+        queue: TaskQueue,
+        retry: RetryPolicy,
         progress_interval: float = PROGRESS_MIN_INTERVAL_SECONDS,
-        retry: RetryPolicy | None = None,
     ) -> None:
-        """`retry` is the container's policy; without one, the settings' MAX_ATTEMPTS and
-        the default backoff."""
+        """`retry` is the container's policy (MAX_ATTEMPTS runs, the backoff between them)."""
         self.service = service
+        self.slots = slots
+        self.queue = queue
+        self.retry = retry
         self.progress_interval = progress_interval
-        self.retry = retry or RetryPolicy(service.settings.max_attempts)
-        self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Process an SQS batch; return the failed message ids for ReportBatchItemFailures."""
@@ -205,17 +207,13 @@ class Worker:
         later = replace(message, priorAttempts=attempts_made, throttled=message.throttled + 1)
         log.warning("claim throttled, asking again in %s s: %s", delay, exc)
         emit_metric("ClaimsThrottled", 1)
-        sqs = aws.client("sqs")
-        queue_url = self.service.settings.tasks_queue_url
         try:
-            sqs.send_message(QueueUrl=queue_url, MessageBody=later.to_json(), DelaySeconds=delay)
+            self.queue.send(later, delay)
             return True
         except Exception as send_exc:
             if not aws.is_transient(send_exc) or not receipt_handle:
                 raise
-        sqs.change_message_visibility(
-            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
-        )
+        self.queue.show_again(receipt_handle, delay)
         return False
 
     def _take_slot(self, message: TaskMessage) -> bool:
@@ -245,11 +243,7 @@ class Worker:
         counts neither as a delivery of this one nor as an attempt."""
         delay = defer_seconds(message.deferrals)
         later = replace(message, priorAttempts=attempts_made, deferrals=message.deferrals + 1)
-        aws.client("sqs").send_message(
-            QueueUrl=self.service.settings.tasks_queue_url,
-            MessageBody=later.to_json(),
-            DelaySeconds=delay,
-        )
+        self.queue.send(later, delay)
         emit_metric("TasksDeferred", 1)
         log.info("owner at MAX_RUNNING_PER_OWNER: waiting %s s", delay)
         return True
@@ -310,11 +304,7 @@ class Worker:
         except (TaskCancelled, LeaseLost):
             return True
         if receipt_handle:
-            aws.client("sqs").change_message_visibility(
-                QueueUrl=self.service.settings.tasks_queue_url,
-                ReceiptHandle=receipt_handle,
-                VisibilityTimeout=self.retry.backoff(attempt),
-            )
+            self.queue.show_again(receipt_handle, self.retry.backoff(attempt))
         return False
 
     def handle_dead_letters(self, records: Iterable[dict[str, Any]]) -> None:

@@ -310,7 +310,9 @@ class DevStack:
         (it stopped with that run, or crashed), so they run again now, each as a retry,
         rather than once their leases and the queue's visibility timeout run out. Their
         slots are given back, so the last run's work never holds up new work."""
-        resumed: list[str] = app_module._service().resume_all_running(by="restart")
+        resumed: list[str] = app_module.bootstrap.container().service.resume_all_running(
+            by="restart"
+        )
         if resumed:
             print(f"{len(resumed)} task(s) the last run left running start again", flush=True)
         return resumed

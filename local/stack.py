@@ -61,12 +61,11 @@ def share_botocore_models() -> None:
 def reset_caches() -> None:
     """Forget settings, clients and caches the app built (after the environment changed)."""
     from chalicelib import aws, bootstrap, settings
-    from chalicelib.edge import api_keys, auth
+    from chalicelib.edge import auth
 
     settings.get_settings.cache_clear()
     bootstrap.reset()
     aws.reset_clients()
-    api_keys.CACHE.clear()
     auth.reset_jwks_cache()
 
 

@@ -87,9 +87,9 @@ GUARDS = [
     "chalicelib.edge.auth.xǁPrincipalǁrequire__*",
     # expiry: API keys (and their cap), a WebSocket connection's credential
     "chalicelib.edge.api_keys.xǁApiKeyǁexpired__*",
-    "chalicelib.edge.api_keys.x_authenticate_key__*",
+    "chalicelib.edge.api_keys.xǁKeyAuthenticationǁauthenticate__*",
     "chalicelib.edge.api_keys.x_key_expiry__*",
-    "chalicelib.realtime.xǁCredentialǁended__*",
+    "chalicelib.realtime.subscriptions.xǁCredentialǁended__*",
     # CORS
     "chalicelib.edge.cors.x_allowed_origin__*",
     "chalicelib.edge.cors.x_decorate__*",

@@ -7,7 +7,7 @@ are `chalicelib/edge/api_keys.py`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chalice.app import Response
 from pydantic import ConfigDict, Field, field_validator
@@ -15,10 +15,8 @@ from pydantic import ConfigDict, Field, field_validator
 from chalicelib import timefmt
 from chalicelib.edge import http
 from chalicelib.edge.api_keys import (
-    CACHE,
     ID_PATTERN,
     ApiKey,
-    ApiKeyStore,
     KeyNotFound,
     TooLongLived,
     TooManyKeys,
@@ -26,8 +24,10 @@ from chalicelib.edge.api_keys import (
 )
 from chalicelib.edge.http_errors import BadRequest, Forbidden, NotFound, Unprocessable
 from chalicelib.model import utcnow
-from chalicelib.settings import Settings
 from chalicelib.validation import Schema, in_utc
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 
 class NewApiKey(Schema):
@@ -101,10 +101,6 @@ def key_info(key: ApiKey) -> dict[str, Any]:
     }
 
 
-def _store(settings: Settings) -> ApiKeyStore:
-    return ApiKeyStore(settings.records_table)
-
-
 def _user(request: Any) -> str:
 
     principal = http.current_principal(request)
@@ -113,10 +109,10 @@ def _user(request: Any) -> str:
     return principal.owner
 
 
-def create(request: Any) -> Any:
+def create(container: Container, request: Any) -> Any:
 
     owner = _user(request)
-    settings = http.settings_of(request)
+    settings = container.settings
     spec = http.body_model(
         http.json_body(request),
         NewApiKey,
@@ -130,7 +126,7 @@ def create(request: Any) -> Any:
         errors = [{"field": "body.expiresAt", "message": str(exc)}]
         raise Unprocessable(f"expiresAt: {exc}", errors=errors) from None
     try:
-        key, secret = _store(settings).create(
+        key, secret = container.api_key_store.create(
             owner, spec.name, spec.scopes, settings.max_api_keys_per_user, now, expires_at
         )
     except TooManyKeys as exc:
@@ -142,21 +138,21 @@ def create(request: Any) -> Any:
     )
 
 
-def list_keys(request: Any) -> Any:
+def list_keys(container: Container, request: Any) -> Any:
 
     owner = _user(request)
-    keys = _store(http.settings_of(request)).of_owner(owner)
+    keys = container.api_key_store.of_owner(owner)
     return {"apiKeys": [key_info(key) for key in keys]}
 
 
-def revoke(request: Any, key_id: str) -> Any:
+def revoke(container: Container, request: Any, key_id: str) -> Any:
 
     owner = _user(request)
     if not ID_PATTERN.match(key_id or ""):
         raise BadRequest(f"API key id must look like ak_ and 32 hex digits; got {key_id[:64]!r}")
     try:
-        _store(http.settings_of(request)).revoke(owner, key_id)
+        container.api_key_store.revoke(owner, key_id)
     except KeyNotFound:
         raise NotFound(f"API key {key_id} was not found") from None
-    CACHE.forget(key_id)
+    container.key_cache.forget(key_id)
     return Response(body="", status_code=204, headers={})

@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -32,6 +32,9 @@ from chalicelib.errors import JobNotFinished, NoWebhook, RedeliveryTooSoon
 from chalicelib.model import ObjectRef, Status, Task, is_task_id, utcnow
 from chalicelib.objects import Link, head, presign, result_url
 from chalicelib.service import TaskService
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 log = logging.getLogger("taskstatus_svc.contracts")
 
@@ -250,7 +253,7 @@ def trigger_webhook(redeliver: Redeliver, task: Task) -> dict[str, Any]:
         return {"triggered": False, "message": str(exc)}
 
 
-def rest(service: TaskService, redeliver: Redeliver, request: Any, assembly_id: str | None) -> Any:
+def rest(container: Container, request: Any, assembly_id: str | None = None) -> Any:
     """`GET /assemblies/{assemblyId}` and `GET /assemblies?assemblyId=`: the token's user."""
     from chalice.app import Response
 
@@ -259,8 +262,8 @@ def rest(service: TaskService, redeliver: Redeliver, request: Any, assembly_id: 
         assembly_id = params.get("assemblyId") or params.get("assembly_id") or ""
     event = {"assemblyId": assembly_id, "triggerWebhook": params.get("triggerWebhook", "false")}
     result = handle(
-        service,
-        redeliver,
+        container.service,
+        container.redeliver,
         event,
         user=http.current_user(request),
         request_id=http.request_id(request),

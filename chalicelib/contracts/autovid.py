@@ -9,7 +9,7 @@ Answers are the origin's job document with its five statuses; errors are
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request, Response
 
@@ -35,6 +35,9 @@ from chalicelib.errors import (
 from chalicelib.model import Task, is_task_id
 from chalicelib.objects import Link
 from chalicelib.service import SubmitJob, TaskService
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 INVALID = "Invalid job specification"
 # auto-vid's output.url: `S3_PRESIGNED_URL_EXPIRATION`, "86400" by default (24 h).
@@ -101,7 +104,8 @@ def _from_spec(spec: dict[str, Any], task_type: str) -> SubmitJob:
     return SubmitJob(type=task_type, input=spec, webhook=webhook)
 
 
-def submit(service: TaskService, request: Request) -> Response:
+def submit(container: Container, request: Request) -> Response:
+    service = container.service
     body = _body(request)
     if "type" in body:
         try:
@@ -131,7 +135,8 @@ def _link(service: TaskService) -> Link:
     return settings.link(settings.autovid_url_expires_seconds)
 
 
-def status(service: TaskService, request: Request, job_id: str) -> Response:
+def status(container: Container, request: Request, job_id: str) -> Response:
+    service = container.service
     reader = http.reader(request)  # None: a public read by id (PUBLIC_READ_BY_ID)
     task = service.find(job_id) if is_task_id(job_id) else None
     if task is None or (reader is not None and task.owner != reader):

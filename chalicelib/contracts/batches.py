@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from chalice.app import Request, Response
@@ -51,6 +51,9 @@ from chalicelib.service import SubmitJob, TaskService
 from chalicelib.store import KeyRecord, TaskStore
 from chalicelib.store.keys import key_expires_at
 from chalicelib.webhooks.ssrf import LookupBudget, LookupTimeSpent
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 MAX_BATCH_JOBS = 100
 # The webhook lookups of one batch, all together: the rest of API Gateway's 29 s is the
@@ -282,7 +285,8 @@ class _Unavailable(ApiError):
 _UNAVAILABLE = _Unavailable("the store is unavailable; retry this job (with its key)")
 
 
-def submit_batch(service: TaskService, request: Request) -> Response:
+def submit_batch(container: Container, request: Request) -> Response:
+    service = container.service
     if request.headers.get("idempotency-key") is not None:
         raise BadRequest(
             "POST /jobs/batch takes an idempotencyKey per job, not an Idempotency-Key header"

@@ -6,7 +6,7 @@ Each handler reads the request, calls chalicelib/claims.py and answers in the na
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request, Response
 
@@ -15,7 +15,19 @@ from chalicelib.contracts.jobs import job_document
 from chalicelib.edge import http
 from chalicelib.edge.http_errors import Conflict, NotFound, Unprocessable, native_errors
 from chalicelib.errors import TransitionRefused
+from chalicelib.reports import ActingFor
 from chalicelib.service import TaskService
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
+
+
+def acting_for(request: Request) -> ActingFor:
+    """The owners the caller may report for (a service key's patterns, else its own id)."""
+    principal = http.current_principal(request)
+    if principal.acts_for:
+        return ActingFor.patterns(principal.acts_for)
+    return ActingFor(frozenset({principal.owner}))
 
 
 def _wait_seconds(request: Request) -> float:
@@ -31,7 +43,8 @@ def _wait_seconds(request: Request) -> float:
     return wait
 
 
-def claim_job(service: TaskService, request: Request, pool: str) -> Response:
+def claim_job(container: Container, request: Request, pool: str) -> Response:
+    service = container.service
     principal = http.current_principal(request)
     wait = _wait_seconds(request)
     with native_errors():
@@ -81,12 +94,12 @@ def lease_heartbeat(
     )
 
 
-def release_job(service: TaskService, request: Request, job_id: str, allows: Any) -> Response:
+def release_job(container: Container, request: Request, job_id: str) -> Response:
     http.task_id_param(job_id)
     token = lease_token(http.json_body(request))
     with native_errors():
         try:
-            task = claims.release(service, job_id, token, allows)
+            task = claims.release(container.service, job_id, token, acting_for(request).allows)
         except TransitionRefused as exc:
             raise Conflict(str(exc)) from None
     return http.json_response(

@@ -29,7 +29,8 @@ from chalicelib.service import SubmitJob, TaskService
 from chalicelib.store import page_key
 
 if TYPE_CHECKING:
-    from chalicelib.webhooks import Delivery, WebhookDispatcher
+    from chalicelib.bootstrap import Container
+    from chalicelib.webhooks import Delivery
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -45,7 +46,8 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-def submit_job(service: TaskService, request: Request) -> Response:
+def submit_job(container: Container, request: Request) -> Response:
+    service = container.service
     job = parse_job_request(http.json_body(request))
     key = idempotency_key(request)
     owner = job_owner(request, job)
@@ -97,7 +99,8 @@ def _readable_job(service: TaskService, request: Request, job_id: str) -> Task:
     return task
 
 
-def get_job(service: TaskService, request: Request, job_id: str) -> Response:
+def get_job(container: Container, request: Request, job_id: str) -> Response:
+    service = container.service
     task = _readable_job(service, request, job_id)
     tag = http.etag(task.id, task.version)
     headers = {"ETag": tag, "Cache-Control": "no-cache"}
@@ -110,7 +113,8 @@ def get_job(service: TaskService, request: Request, job_id: str) -> Response:
     return http.json_response(job_document(task, with_input=owners_read), headers=headers)
 
 
-def list_jobs(service: TaskService, request: Request) -> Response:
+def list_jobs(container: Container, request: Request) -> Response:
+    service = container.service
     params = http.query(request)
     unknown = set(params) - {"status", "type", "limit", "cursor"}
     if unknown:
@@ -149,7 +153,8 @@ def _status_param(value: str | None) -> Status | None:
         raise BadRequest(f"status must be one of {allowed}; got {value[:32]!r}") from None
 
 
-def cancel_job(service: TaskService, request: Request, job_id: str) -> Response:
+def cancel_job(container: Container, request: Request, job_id: str) -> Response:
+    service = container.service
     http.task_id_param(job_id)
     with native_errors():
         try:
@@ -163,30 +168,27 @@ def cancel_job(service: TaskService, request: Request, job_id: str) -> Response:
     )
 
 
-def list_deliveries(
-    service: TaskService, webhooks: WebhookDispatcher, request: Request, job_id: str
-) -> Response:
+def list_deliveries(container: Container, request: Request, job_id: str) -> Response:
     from chalicelib.contracts.schemas import DeliveryList
 
-    _owned_job(service, request, job_id)
-    deliveries = [delivery_document(d) for d in webhooks.log.deliveries(job_id)]
+    _owned_job(container.service, request, job_id)
+    deliveries = [delivery_document(d) for d in container.webhook_log.deliveries(job_id)]
     return http.json_response(DeliveryList(deliveries=deliveries).model_dump(mode="json"))
 
 
-def redeliver_webhook(
-    service: TaskService, webhooks: WebhookDispatcher, request: Request, job_id: str
-) -> Response:
+def redeliver_webhook(container: Container, request: Request, job_id: str) -> Response:
     from chalicelib.contracts.schemas import Redelivery
 
-    task = _owned_job(service, request, job_id)
+    task = _owned_job(container.service, request, job_id)
     with native_errors():
-        event_id = webhooks.redeliver(task)
+        event_id = container.redeliver(task)
     redelivery = Redelivery(triggered=True, eventId=event_id)
     return http.json_response(redelivery.model_dump(mode="json", exclude_none=True), 202)
 
 
-def create_upload(service: TaskService, request: Request) -> Response:
+def create_upload(container: Container, request: Request) -> Response:
     """A presigned PUT for a fresh key under the caller's prefix (no AWS credentials needed)."""
+    service = container.service
     from chalicelib.contracts.schemas import UploadRequest, UploadTicket
 
     upload = http.body_model(
@@ -211,8 +213,9 @@ def create_upload(service: TaskService, request: Request) -> Response:
     return http.json_response(ticket.model_dump(mode="json"), 201)
 
 
-def webhook_secret(service: TaskService, request: Request) -> Response:
+def webhook_secret(container: Container, request: Request) -> Response:
     """The caller's own signing secrets: what their receiver verifies deliveries with."""
+    service = container.service
     from chalicelib.contracts.schemas import WebhookSecrets
     from chalicelib.webhooks.signing import owner_secrets
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -20,6 +20,9 @@ from chalicelib.contracts import operator as ops
 from chalicelib.contracts import schedules as sc
 from chalicelib.contracts import schemas as m
 from chalicelib.model import Status
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 REF = "#/components/schemas/{model}"
 ERRORS = m.ErrorBody
@@ -663,6 +666,11 @@ def _operation(operation: Operation, refs: dict[str, Any]) -> dict[str, Any]:
     if operation.public:
         document["security"] = []
     return document
+
+
+def serve(container: Container, request: Any) -> dict[str, Any]:
+    """`GET /openapi.json`: public."""
+    return document()
 
 
 @cache

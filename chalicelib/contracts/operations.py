@@ -6,7 +6,7 @@ operation selects on the caller's own index partition only.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chalice.app import Request, Response
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -16,10 +16,11 @@ from chalicelib.contracts.jobs import accepted, idempotency_key
 from chalicelib.edge import http
 from chalicelib.edge.http_errors import BadRequest, Conflict, NotFound, native_errors
 from chalicelib.errors import IdempotentJobGone, TransitionRefused
-from chalicelib.history import History
 from chalicelib.model import TERMINAL, Status
-from chalicelib.service import TaskService
 from chalicelib.validation import Schema, UtcDatetime
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 TYPE_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 
@@ -100,7 +101,8 @@ class BulkResult(Schema):
 MAX_EVENTS_PER_PAGE = 100
 
 
-def list_events(service: TaskService, request: Request, job_id: str) -> Response:
+def list_events(container: Container, request: Request, job_id: str) -> Response:
+    service = container.service
     params = http.query(request)
     unknown = set(params) - {"limit", "cursor"}
     if unknown:
@@ -112,9 +114,7 @@ def list_events(service: TaskService, request: Request, job_id: str) -> Response
         service.get_owned(user, job_id)
     scope = f"events|{user}|{job_id}"
     after = _version_cursor(request, params.get("cursor"), scope)
-    page = History(service.settings.records_table).page(
-        job_id, service.clock(), limit=limit, after=after
-    )
+    page = container.history.page(job_id, service.clock(), limit=limit, after=after)
     cursor = None
     if page.last_version is not None:
         cursor = http.encode_cursor(request, (str(page.last_version), job_id), scope)
@@ -133,7 +133,8 @@ def _version_cursor(request: Request, cursor: str | None, scope: str) -> int:
     return int(decoded[0])
 
 
-def retry_job(service: TaskService, request: Request, job_id: str) -> Response:
+def retry_job(container: Container, request: Request, job_id: str) -> Response:
+    service = container.service
     http.task_id_param(job_id)
     key = idempotency_key(request)
     with native_errors():
@@ -148,7 +149,8 @@ def retry_job(service: TaskService, request: Request, job_id: str) -> Response:
     return accepted(task, key, replayed=not retried)
 
 
-def redrive_jobs(service: TaskService, request: Request) -> Response:
+def redrive_jobs(container: Container, request: Request) -> Response:
+    service = container.service
     body = _bulk_body(request, RedriveRequest, "the redrive")
     selection = _selection(request, body, frozenset({Status(body.status)}))
     scope = selection.scope("redrive")
@@ -157,7 +159,8 @@ def redrive_jobs(service: TaskService, request: Request) -> Response:
     return _bulk_response(request, outcome, scope, 200 if body.dryRun else 202)
 
 
-def cancel_jobs(service: TaskService, request: Request) -> Response:
+def cancel_jobs(container: Container, request: Request) -> Response:
+    service = container.service
     body = _bulk_body(request, BulkCancelRequest, "the bulk cancel")
     statuses = reruns.unfinished([body.status] if body.status else None)
     selection = _selection(request, body, statuses)

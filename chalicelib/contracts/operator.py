@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request, Response
 
@@ -21,6 +21,9 @@ from chalicelib.model import Status, Task
 from chalicelib.pools import POOL_NAME, POOL_NAME_RULE
 from chalicelib.service import TaskService
 from chalicelib.validation import Schema
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 MAX_OWNER_LENGTH = 256
@@ -236,7 +239,8 @@ def task_filter(params: dict[str, str]) -> console.TaskFilter:
     )
 
 
-def list_tasks(service: TaskService, request: Request) -> Response:
+def list_tasks(container: Container, request: Request) -> Response:
+    service = container.service
     params = http.query(request)
     wanted = task_filter(params)
     scope = "ops-tasks|" + "|".join(
@@ -269,11 +273,13 @@ def _task_action(request: Request, job_id: str, action: Any) -> Response:
     return http.json_response(task_view(task))
 
 
-def cancel_task(service: TaskService, request: Request, job_id: str) -> Response:
+def cancel_task(container: Container, request: Request, job_id: str) -> Response:
+    service = container.service
     return _task_action(request, job_id, lambda i, op: console.cancel(service, i, op))
 
 
-def retry_task(service: TaskService, request: Request, job_id: str) -> Response:
+def retry_task(container: Container, request: Request, job_id: str) -> Response:
+    service = container.service
     return _task_action(request, job_id, lambda i, op: console.retry(service, i, op))
 
 
@@ -294,7 +300,8 @@ def queue_view(depth: console.QueueDepth) -> dict[str, Any]:
     return {name: value for name, value in view.items() if value is not None}
 
 
-def list_queues(service: TaskService, request: Request) -> Response:
+def list_queues(container: Container, request: Request) -> Response:
+    service = container.service
     no_query(request)
     depths = [console.depth(queue) for queue in console.service_queues(service)]
     return http.json_response({"queues": [queue_view(d) for d in depths]})
@@ -326,7 +333,8 @@ def letter_view(letter: console.DeadLetter) -> dict[str, Any]:
     return view
 
 
-def list_dead_letters(service: TaskService, request: Request, queue_name: str) -> Response:
+def list_dead_letters(container: Container, request: Request, queue_name: str) -> Response:
+    service = container.service
     no_query(request)
     queue = _dead_letter_queue(service, queue_name)
     letters = console.with_tasks(service, console.peek(queue))
@@ -355,15 +363,15 @@ def _message_action(
 
 
 def redrive_dead_letter(
-    service: TaskService, request: Request, queue_name: str, message_id: str
+    container: Container, request: Request, queue_name: str, message_id: str
 ) -> Response:
-    return _message_action(service, request, queue_name, message_id, console.redrive)
+    return _message_action(container.service, request, queue_name, message_id, console.redrive)
 
 
 def discard_dead_letter(
-    service: TaskService, request: Request, queue_name: str, message_id: str
+    container: Container, request: Request, queue_name: str, message_id: str
 ) -> Response:
-    return _message_action(service, request, queue_name, message_id, console.discard)
+    return _message_action(container.service, request, queue_name, message_id, console.discard)
 
 
 # -- stuck work ------------------------------------------------------------------------------
@@ -380,7 +388,8 @@ def stuck_view(item: console.Stuck) -> dict[str, Any]:
     return view
 
 
-def list_stuck(service: TaskService, request: Request) -> Response:
+def list_stuck(container: Container, request: Request) -> Response:
+    service = container.service
     no_query(request)
     return http.json_response({"stuck": [stuck_view(s) for s in console.stuck(service)]})
 
@@ -414,13 +423,15 @@ def latency_view(item: console.TypeLatency) -> dict[str, Any]:
     return {name: value for name, value in view.items() if value is not None}
 
 
-def list_usage(service: TaskService, request: Request) -> Response:
+def list_usage(container: Container, request: Request) -> Response:
+    service = container.service
     no_query(request)
     usage = console.usage(service, console.read_tallies(service))
     return http.json_response({"owners": [usage_view(u) for u in usage]})
 
 
-def list_latency(service: TaskService, request: Request) -> Response:
+def list_latency(container: Container, request: Request) -> Response:
+    service = container.service
     no_query(request)
     latency = console.latency(console.read_tallies(service))
     return http.json_response({"types": [latency_view(t) for t in latency]})
@@ -438,7 +449,8 @@ def host_view(item: console.HostHealth) -> dict[str, Any]:
     return {name: value for name, value in view.items() if value is not None}
 
 
-def list_webhook_hosts(service: TaskService, request: Request) -> Response:
+def list_webhook_hosts(container: Container, request: Request) -> Response:
+    service = container.service
     no_query(request)
     hosts = console.webhook_hosts(console.read_tallies(service))
     return http.json_response({"hosts": [host_view(h) for h in hosts]})
@@ -533,7 +545,8 @@ def _host_lines(hosts: list[console.HostHealth]) -> list[str]:
     return lines
 
 
-def metrics(service: TaskService, request: Request) -> Response:
+def metrics(container: Container, request: Request) -> Response:
+    service = container.service
     no_query(request)
     depths = [console.depth(queue) for queue in console.service_queues(service)]
     read = console.read_tallies(service)

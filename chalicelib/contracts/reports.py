@@ -5,10 +5,11 @@ Each handler reads the request, calls chalicelib/reports.py and answers in the n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request, Response
 
+from chalicelib.contracts.claims import acting_for, lease_heartbeat, lease_token
 from chalicelib.contracts.jobs import job_document
 from chalicelib.edge import http
 from chalicelib.edge.http_errors import (
@@ -20,28 +21,21 @@ from chalicelib.edge.http_errors import (
 from chalicelib.errors import TransitionRefused
 from chalicelib.model import Output, Progress, Status
 from chalicelib.reports import (
-    ActingFor,
     Report,
     ReportRefused,
     StaleVersion,
     heartbeat,
     report,
 )
-from chalicelib.service import TaskService
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 
 class JobCancelled(Conflict):
     """A report on a cancelled job: the code tells a producer to stop (the SDK's Cancelled)."""
 
     code = "cancelled"
-
-
-def acting_for(request: Request) -> ActingFor:
-    """The owners the caller may report for (a service key's patterns, else its own id)."""
-    principal = http.current_principal(request)
-    if principal.acts_for:
-        return ActingFor.patterns(principal.acts_for)
-    return ActingFor(frozenset({principal.owner}))
 
 
 def parse_report(body: Any) -> Report:
@@ -68,7 +62,8 @@ def parse_report(body: Any) -> Report:
     )
 
 
-def report_job(service: TaskService, request: Request, job_id: str) -> Response:
+def report_job(container: Container, request: Request, job_id: str) -> Response:
+    service = container.service
     http.task_id_param(job_id)
     body = http.json_body(request)
     said = parse_report(body)
@@ -98,13 +93,12 @@ def report_job(service: TaskService, request: Request, job_id: str) -> Response:
     )
 
 
-def heartbeat_job(service: TaskService, request: Request, job_id: str) -> Response:
+def heartbeat_job(container: Container, request: Request, job_id: str) -> Response:
     from chalicelib.contracts.schemas import HeartbeatAnswer
 
+    service = container.service
     http.task_id_param(job_id)
     if b"leaseToken" in (request.raw_body or b""):  # a pool job's worker sends its lease
-        from chalicelib.contracts.claims import lease_heartbeat, lease_token
-
         token = lease_token(http.json_body(request))
         return lease_heartbeat(service, request, job_id, token, acting_for(request).allows)
     with native_errors():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chalice.app import Request, Response
 from pydantic import ConfigDict, Field
@@ -23,13 +23,15 @@ from chalicelib.schedules import (
     ScheduleChanged,
     ScheduleNotFound,
     ScheduleRejected,
-    ScheduleStore,
     TooManySchedules,
     check_spec,
     new_schedule_id,
 )
 from chalicelib.service import SubmitJob, TaskService
 from chalicelib.validation import Schema
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 SCHEDULE_ID_LENGTH = len(new_schedule_id())
 PATCH_ATTEMPTS = 3
@@ -98,10 +100,6 @@ class ScheduleList(Schema):
     schedules: list[ScheduleDocument]
 
 
-def _store(service: TaskService) -> ScheduleStore:
-    return ScheduleStore(service.settings.records_table)
-
-
 def schedule_document(schedule: Schedule, now: datetime) -> dict[str, Any]:
     """A schedule as the API shows it, with its next fire times and its last outcome."""
     last = None
@@ -155,7 +153,8 @@ def _first_fire(schedule: Schedule, now: datetime) -> datetime:
         raise _rejected(exc) from None
 
 
-def create_schedule(service: TaskService, request: Request) -> Response:
+def create_schedule(container: Container, request: Request) -> Response:
+    service = container.service
     body = http.body_model(
         http.json_body(request),
         ScheduleRequest,
@@ -183,7 +182,7 @@ def create_schedule(service: TaskService, request: Request) -> Response:
     _check_task(service, owner, schedule, now)
     limit = service.settings.max_schedules_per_owner
     try:
-        _store(service).create(schedule, limit)
+        container.schedule_store.create(schedule, limit)
     except TooManySchedules as exc:
         raise Conflict(str(exc), limit=limit) from None
     return http.json_response(
@@ -193,10 +192,11 @@ def create_schedule(service: TaskService, request: Request) -> Response:
     )
 
 
-def list_schedules(service: TaskService, request: Request) -> Response:
+def list_schedules(container: Container, request: Request) -> Response:
+    service = container.service
     owner = http.current_user(request)
     now = service.clock()
-    schedules = sorted(_store(service).list(owner), key=lambda s: (s.created_at, s.id))
+    schedules = sorted(container.schedule_store.list(owner), key=lambda s: (s.created_at, s.id))
     return http.json_response({"schedules": [schedule_document(s, now) for s in schedules]})
 
 
@@ -208,40 +208,42 @@ def _schedule_id(value: str) -> str:
     return value
 
 
-def _owned(service: TaskService, request: Request, schedule_id: str) -> Schedule:
+def _owned(container: Container, request: Request, schedule_id: str) -> Schedule:
     try:
-        return _store(service).get(http.current_user(request), _schedule_id(schedule_id))
+        return container.schedule_store.get(http.current_user(request), _schedule_id(schedule_id))
     except ScheduleNotFound:
         raise NotFound(f"schedule {schedule_id} was not found") from None
 
 
-def get_schedule(service: TaskService, request: Request, schedule_id: str) -> Response:
-    schedule = _owned(service, request, schedule_id)
+def get_schedule(container: Container, request: Request, schedule_id: str) -> Response:
+    service = container.service
+    schedule = _owned(container, request, schedule_id)
     return http.json_response(schedule_document(schedule, service.clock()))
 
 
-def delete_schedule(service: TaskService, request: Request, schedule_id: str) -> Response:
+def delete_schedule(container: Container, request: Request, schedule_id: str) -> Response:
     """Delete it: no fire after this; the tasks it created stay."""
     owner = http.current_user(request)
     try:
-        _store(service).delete(owner, _schedule_id(schedule_id))
+        container.schedule_store.delete(owner, _schedule_id(schedule_id))
     except ScheduleNotFound:
         raise NotFound(f"schedule {schedule_id} was not found") from None
     return Response(body="", status_code=204)
 
 
-def patch_schedule(service: TaskService, request: Request, schedule_id: str) -> Response:
+def patch_schedule(container: Container, request: Request, schedule_id: str) -> Response:
+    service = container.service
     patch = http.body_model(
         http.json_body(request), SchedulePatch, "the change", "request body must be a JSON object"
     )
     for _ in range(PATCH_ATTEMPTS):  # a sweep's fire may move the version between read and write
-        current = _owned(service, request, schedule_id)
+        current = _owned(container, request, schedule_id)
         now = service.clock()
         changed = changed_schedule(current, patch, now)
         if changed.type != current.type or changed.input != current.input:
             _check_task(service, current.owner, changed, now)
         try:
-            _store(service).replace(changed, current.version)
+            container.schedule_store.replace(changed, current.version)
         except ScheduleChanged:
             continue
         return http.json_response(schedule_document(changed, now))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Response
@@ -25,7 +25,11 @@ from chalicelib.contracts.status_maps import TASK_PROCESSOR
 from chalicelib.edge import http
 from chalicelib.model import ObjectRef, Task, is_task_id, utcnow
 from chalicelib.objects import Link, presign, result_url
-from chalicelib.service import TaskService
+
+if TYPE_CHECKING:
+    from chalice.app import Request
+
+    from chalicelib.bootstrap import Container
 
 log = logging.getLogger("taskstatus_svc.contracts")
 
@@ -36,7 +40,12 @@ MISSING_OPERATION = "operation parameter is required for list operation"
 MAX_LISTED = 1000  # the origin lists every match; this is the most one answer carries
 
 
-def missing_id() -> Response:
+def missing_id(container: Container, request: Request) -> Response:
+    """`GET /task` without an id: the origin's fixed 400, which answers anyone."""
+    return _missing_id()
+
+
+def _missing_id() -> Response:
     return http.json_response({"error": MISSING_ID}, 400)
 
 
@@ -79,10 +88,12 @@ def view(task: Task, link: Link) -> dict[str, Any]:
     )
 
 
-def get_task(service: TaskService, user: str | None, task_id: str) -> Response:
-    """The caller's task; `user` None is a public read by id (PUBLIC_READ_BY_ID)."""
+def get_task(container: Container, request: Request, task_id: str) -> Response:
+    """The caller's task; a caller without credentials is a public read by id
+    (PUBLIC_READ_BY_ID)."""
+    service, user = container.service, http.reader(request)
     if not task_id or not task_id.strip():
-        return missing_id()
+        return _missing_id()
     if len(task_id) > MAX_ID_LENGTH:
         return http.json_response(
             {"error": f"task_id is too long (at most {MAX_ID_LENGTH} characters)"}, 400
@@ -121,13 +132,15 @@ def list_item(task: Task) -> dict[str, Any]:
     )
 
 
-def list_tasks(service: TaskService, user: str | None, operation: str | None) -> Response:
+def list_tasks(container: Container, request: Request) -> Response:
     """The caller's tasks of one type, newest first (the origin's `?operations=` list).
 
-    `user` None is a caller without credentials on a stage with PUBLIC_READ_BY_ID: the
-    list answers as at the origin, but owner-scoped like every list, and such a caller owns
-    nothing, so it is empty. Listing every owner's tasks would hand out their ids, and an id
-    is all a public read needs."""
+    A caller without credentials on a stage with PUBLIC_READ_BY_ID: the list answers as at
+    the origin, but owner-scoped like every list, and such a caller owns nothing, so it is
+    empty. Listing every owner's tasks would hand out their ids, and an id is all a public
+    read needs."""
+    service, user = container.service, http.reader(request)
+    operation = http.query(request).get("operations")
     if not operation:
         return http.json_response({"error": MISSING_OPERATION}, 400)
     tasks: list[Task] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from chalice.app import Request, Response
@@ -26,6 +26,9 @@ from chalicelib.objects import result_url
 from chalicelib.realtime import MAX_FRAME_BYTES
 from chalicelib.service import TaskService
 from chalicelib.store import page_key
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 1000  # the origin's client reads one answer and ignores paging headers
@@ -76,7 +79,8 @@ def view(task: Task, version: bool = False) -> dict[str, Any]:
     )
 
 
-def get_task(service: TaskService, request: Request, task_id: str) -> Response:
+def get_task(container: Container, request: Request, task_id: str) -> Response:
+    service = container.service
     http.task_id_param(task_id, "task_id")
     task = service.find(task_id)
     if task is None or task.owner != http.current_user(request):
@@ -100,7 +104,8 @@ def _hours(params: dict[str, str]) -> str | None:
     return hours
 
 
-def list_tasks(service: TaskService, request: Request) -> Response:
+def list_tasks(container: Container, request: Request) -> Response:
+    service = container.service
     params = http.query(request)  # parameters this surface does not know are ignored
     operation = params.get("operation") or None
     limit = http.limit_param(params.get("limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)

@@ -45,7 +45,6 @@ from chalicelib import aws, timefmt
 from chalicelib.edge.auth import API_KEY_PREFIX, InvalidToken, Principal
 from chalicelib.model import utcnow
 from chalicelib.records import RecordsTable
-from chalicelib.settings import Settings
 
 KEY_PATTERN = re.compile(r"^tsk_[A-Za-z0-9_-]{43}$")
 ID_PATTERN = re.compile(r"^ak_[0-9a-f]{32}$")
@@ -179,6 +178,13 @@ class ApiKeyStore(RecordsTable):
                 raise KeyNotFound(key_id) from None
             raise
 
+    def exists(self, key_id: str) -> bool:
+        """Whether the key is still stored (not revoked): one GetItem of its key only."""
+        item = self._ddb.get_item(
+            TableName=self.table, Key=_key_key(key_id), ProjectionExpression="pk"
+        ).get("Item")
+        return item is not None
+
     def use(self, secret: str, now: datetime) -> ApiKey | None:
         """The key with this secret, recording its use: one UpdateItem; None if there is none."""
         digest = digest_of(secret)
@@ -256,11 +262,15 @@ def _key(item: dict[str, Any]) -> ApiKey:
 
 
 class KeyCache:
-    """digest -> (looked up at, key or None), least recently used evicted past `size`."""
+    """digest -> (looked up at, key or None), least recently used evicted past `size`; and
+    key id -> (checked at, still stored), for the connections a key opened (`is_live`).
+
+    One per container (chalicelib/bootstrap.py): what a warm function looked up."""
 
     def __init__(self, size: int = CACHE_ENTRIES) -> None:
         self.size = size
         self._entries: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
+        self._live: dict[str, tuple[float, bool]] = {}
         self._lock = threading.Lock()
 
     def get(self, digest: str, ttl: float, now: float) -> tuple[bool, ApiKey | None]:
@@ -278,63 +288,72 @@ class KeyCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
+    def get_live(self, key_id: str, ttl: float, now: float) -> bool | None:
+        """Whether the key was still stored when last checked, or None if not checked
+        within `ttl`."""
+        checked = self._live.get(key_id)
+        if checked is None or now - checked[0] >= ttl:
+            return None
+        return checked[1]
+
+    def put_live(self, key_id: str, live: bool, now: float) -> None:
+        with self._lock:
+            if len(self._live) >= self.size:
+                self._live.clear()
+            self._live[key_id] = (now, live)
+
     def forget(self, key_id: str) -> None:
         with self._lock:
             for digest in [d for d, (_, k) in self._entries.items() if k and k.id == key_id]:
                 del self._entries[digest]
+            self._live.pop(key_id, None)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-        _LIVE.clear()
+            self._live.clear()
 
 
-CACHE = KeyCache()
-_LIVE: dict[str, tuple[float, bool]] = {}  # key id -> (checked at, still stored)
+class KeyAuthentication:
+    """Who an API key is: the key store behind the container's cache."""
 
+    def __init__(self, store: ApiKeyStore, cache: KeyCache, cache_seconds: float) -> None:
+        self.store = store
+        self.cache = cache
+        self.cache_seconds = cache_seconds
 
-def key_is_live(key_id: str, settings: Settings) -> bool:
-    """Whether a key (by id) still exists: one GetItem, cached like the keys themselves.
+    def is_live(self, key_id: str) -> bool:
+        """Whether a key (by id) still exists: one GetItem, cached like the keys themselves.
 
-    A WebSocket connection opened with a key keeps only its id; this is how a revoked
-    key ends the connections it opened.
-    """
-    clock = time.monotonic()
-    checked = _LIVE.get(key_id)
-    if checked is not None and clock - checked[0] < settings.api_key_cache_seconds:
-        return checked[1]
-    item = (
-        ApiKeyStore(settings.records_table)
-        ._ddb.get_item(
-            TableName=settings.records_table, Key=_key_key(key_id), ProjectionExpression="pk"
+        A WebSocket connection opened with a key keeps only its id; this is how a revoked
+        key ends the connections it opened.
+        """
+        clock = time.monotonic()
+        live = self.cache.get_live(key_id, self.cache_seconds, clock)
+        if live is None:
+            live = self.store.exists(key_id)
+            self.cache.put_live(key_id, live, clock)
+        return live
+
+    def authenticate(self, secret: str) -> Principal:
+        if not KEY_PATTERN.match(secret):
+            raise InvalidToken("API key is malformed; it looks like tsk_ followed by 43 characters")
+        digest = digest_of(secret)
+        clock = time.monotonic()
+        hit, key = self.cache.get(digest, self.cache_seconds, clock)
+        if not hit:
+            key = self.store.use(secret, utcnow())
+            self.cache.put(digest, key, clock)
+        if key is None:
+            raise InvalidToken("API key is not valid (unknown or revoked)")
+        if key.expired(utcnow()):
+            raise InvalidToken(f"API key {key.prefix}... expired at {timefmt.wire(key.expires_at)}")
+        return Principal(
+            owner=key.owner,
+            scopes=frozenset(key.scopes),
+            kind="service_key" if key.acts_for else "api_key",
+            key_id=key.id,
+            expires_at=int(key.expires_at.timestamp()) if key.expires_at else None,
+            acts_for=key.acts_for,
+            pools=key.pools,
         )
-        .get("Item")
-    )
-    if len(_LIVE) >= CACHE_ENTRIES:
-        _LIVE.clear()
-    _LIVE[key_id] = (clock, item is not None)
-    return item is not None
-
-
-def authenticate_key(secret: str, settings: Settings) -> Principal:
-    if not KEY_PATTERN.match(secret):
-        raise InvalidToken("API key is malformed; it looks like tsk_ followed by 43 characters")
-    digest = digest_of(secret)
-    clock = time.monotonic()
-    hit, key = CACHE.get(digest, settings.api_key_cache_seconds, clock)
-    if not hit:
-        key = ApiKeyStore(settings.records_table).use(secret, utcnow())
-        CACHE.put(digest, key, clock)
-    if key is None:
-        raise InvalidToken("API key is not valid (unknown or revoked)")
-    if key.expired(utcnow()):
-        raise InvalidToken(f"API key {key.prefix}... expired at {timefmt.wire(key.expires_at)}")
-    return Principal(
-        owner=key.owner,
-        scopes=frozenset(key.scopes),
-        kind="service_key" if key.acts_for else "api_key",
-        key_id=key.id,
-        expires_at=int(key.expires_at.timestamp()) if key.expires_at else None,
-        acts_for=key.acts_for,
-        pools=key.pools,
-    )

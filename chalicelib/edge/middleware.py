@@ -23,9 +23,9 @@ from chalicelib.edge.auth import (
     WRITE,
     InsufficientScope,
     InvalidToken,
+    Principal,
     credential_from_headers,
 )
-from chalicelib.edge.credentials import authenticate
 from chalicelib.edge.http_errors import ApiError, Forbidden
 from chalicelib.observability import configure_logging, request_id_var
 from chalicelib.settings import Settings
@@ -91,8 +91,15 @@ def _reshape_chalice_error(response: Response, rid: str) -> Response:
     return response
 
 
+# A credential's principal (`chalicelib.edge.credentials.Authenticator.authenticate`).
+Authenticate = Callable[[str], Principal]
+
+
 def serve(
-    request: Request, get_response: Callable[[Request], Response], settings: Settings
+    request: Request,
+    get_response: Callable[[Request], Response],
+    settings: Settings,
+    authenticate: Authenticate,
 ) -> Response:
     """The middleware of every REST route."""
     configure_logging()
@@ -104,13 +111,17 @@ def serve(
     )
     scope = request_id_var.set(rid)
     try:
-        return _handle(request, get_response, rid, settings)
+        return _handle(request, get_response, rid, settings, authenticate)
     finally:
         request_id_var.reset(scope)
 
 
 def _handle(
-    request: Request, get_response: Callable[[Request], Response], rid: str, settings: Settings
+    request: Request,
+    get_response: Callable[[Request], Response],
+    rid: str,
+    settings: Settings,
+    authenticate: Authenticate,
 ) -> Response:
     http.begin(request, rid, settings)
     origin = request.headers.get("origin")
@@ -120,7 +131,7 @@ def _handle(
         )
     else:
         try:
-            _authorize(request)
+            _authorize(request, authenticate)
             response = get_response(request)
         except ApiError as exc:
             response = error_response(exc, rid)
@@ -131,7 +142,7 @@ def _handle(
     return cors.decorate(response, origin, settings.cors_allow_origins)
 
 
-def _authorize(request: Request) -> None:
+def _authorize(request: Request, authenticate: Authenticate) -> None:
     if request.path in PUBLIC_PATHS:
         return
     try:
@@ -142,7 +153,7 @@ def _authorize(request: Request) -> None:
             raise InvalidToken(
                 "missing credentials; send `Authorization: Bearer <JWT>` or `X-API-Key: tsk_...`"
             )
-        principal = authenticate(credential, http.settings_of(request))
+        principal = authenticate(credential)
         principal.require(required_scope(request))
     except InsufficientScope as exc:
         raise _forbidden(str(exc)) from None

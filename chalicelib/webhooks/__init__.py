@@ -105,13 +105,14 @@ class WebhookDispatcher:
         self,
         settings: Settings,
         rendering: Rendering,
+        log: WebhookLog,
         clock: Callable[[], datetime] = utcnow,
         sender: Sender = post,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.rendering = rendering
-        self.log = WebhookLog(settings.records_table)
+        self.log = log
         self.clock = clock
         self.sender = sender
         self.monotonic = monotonic  # measures an attempt's deadline, its lookup included

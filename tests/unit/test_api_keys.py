@@ -8,10 +8,8 @@ import pytest
 
 from chalicelib import aws
 from chalicelib.bootstrap import container
-from chalicelib.contracts.task_status import push_message
 from chalicelib.edge import api_keys
 from chalicelib.edge.api_keys import ApiKeyStore
-from chalicelib.realtime import Realtime
 from chalicelib.settings import get_settings
 from tests.conftest import auth, reset_caches, token_for
 from tests.unit.helpers import sleep_job
@@ -205,7 +203,7 @@ def count_calls():
 def test_a_key_costs_one_dynamodb_call_and_none_once_cached(client):
     key = new_key(client)
     job_id = submit_with(client, key).json_body["jobId"]
-    api_keys.CACHE.clear()
+    container().key_cache.clear()
     calls = count_calls()
     client.http.get(f"/jobs/{job_id}", headers=with_key(key))
     first = list(calls)
@@ -272,14 +270,14 @@ def test_a_malformed_key_id_is_400(client):
 
 def test_a_key_opens_a_websocket_as_its_owner(client, service):
     key = new_key(client)
-    realtime = Realtime(service, push_message)
+    realtime = container().realtime
     assert realtime.connect("key-conn", {"token": key}) == {"statusCode": 200}
     assert realtime.subscriptions.connection("key-conn").owner == "alice"
 
 
 def test_a_key_without_read_scope_cannot_open_a_websocket(client, service):
     key = new_key(client, scopes=["jobs:write"])
-    realtime = Realtime(service, push_message)
+    realtime = container().realtime
     assert realtime.connect("key-conn", {"token": key})["statusCode"] == 403
     assert realtime.subscriptions.connection("key-conn") is None
 
@@ -287,7 +285,7 @@ def test_a_key_without_read_scope_cannot_open_a_websocket(client, service):
 def test_a_revoked_key_cannot_open_a_websocket(client, service):
     created = create(client).json_body
     client.http.delete(f"/api-keys/{created['id']}", headers=auth("alice"))
-    realtime = Realtime(service, push_message)
+    realtime = container().realtime
     assert realtime.connect("key-conn", {"token": created["key"]})["statusCode"] == 401
 
 
@@ -366,7 +364,7 @@ def test_the_cap_is_a_setting(client, monkeypatch):
 def test_a_keys_principal_carries_its_expiry_so_its_websockets_end_with_it(client):
     expiry = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     key = new_key(client, expiresAt=iso(expiry))
-    principal = api_keys.authenticate_key(key, get_settings())
+    principal = container().key_authentication.authenticate(key)
     assert principal.expires_at == int(expiry.timestamp())
 
 
@@ -398,5 +396,5 @@ def test_a_key_stored_before_keys_expired_still_authenticates(client, stack):
     """Keys created before API_KEY_MAX_DAYS have no expiry in the table."""
     store = ApiKeyStore(stack.outputs["RecordsTableName"])
     _, secret = store.create("alice", "old", ["jobs:read"], 20, datetime.now(UTC), None)
-    principal = api_keys.authenticate_key(secret, get_settings())
+    principal = container().key_authentication.authenticate(secret)
     assert (principal.owner, principal.expires_at) == ("alice", None)

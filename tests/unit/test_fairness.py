@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.bootstrap import container
 from chalicelib.fairness import Slots
 from chalicelib.model import Status, Task, utcnow
-from chalicelib.worker import Worker
 from tests.conftest import reset_caches
 
 LIMIT = 2
@@ -73,7 +73,7 @@ def test_a_task_over_the_limit_waits_and_stays_submitted(service, slots):
     crash_while_running(service, slots, first)
     crash_while_running(service, slots, second)
     third = new_task(service)
-    assert Worker(service).handle_message(message_for(third)) is True
+    assert container().worker.handle_message(message_for(third)) is True
     assert service.find(third.id).status is Status.SUBMITTED
     assert slots.holders("alice") == {first.id, second.id}
 
@@ -82,7 +82,7 @@ def test_waiting_is_a_new_message_that_burns_no_attempt(service, slots, stack):
     for _ in range(LIMIT):
         crash_while_running(service, slots, new_task(service))
     waiting = new_task(service)
-    Worker(service).handle_message(message_for(waiting, priorAttempts=1))
+    container().worker.handle_message(message_for(waiting, priorAttempts=1))
     [body] = deferred_bodies(stack)
     # no delivery counted against the dead-letter queue, the attempts already made carried on
     assert body == {
@@ -99,11 +99,11 @@ def test_a_task_that_waited_runs_when_a_slot_frees_as_its_first_attempt(service,
     crash_while_running(service, slots, running)
     crash_while_running(service, slots, new_task(service))
     waiting = new_task(service)
-    Worker(service).handle_message(message_for(waiting))
+    container().worker.handle_message(message_for(waiting))
     service.cancel("alice", running.id)
     stack.run_stream()  # the cancel leaves a running status: its slot is given back
     [body] = deferred_bodies(stack)
-    assert Worker(service).handle_message(record(body)) is True
+    assert container().worker.handle_message(record(body)) is True
     task = service.find(waiting.id)
     assert task.status is Status.COMPLETED and task.attempts == 1
 
@@ -112,7 +112,7 @@ def test_another_owner_is_not_held_by_a_full_owner(service, slots):
     for _ in range(LIMIT):
         crash_while_running(service, slots, new_task(service))
     bobs = new_task(service, owner="bob")
-    Worker(service).handle_message(message_for(bobs))
+    container().worker.handle_message(message_for(bobs))
     assert service.find(bobs.id).status is Status.COMPLETED
 
 
@@ -137,14 +137,14 @@ def test_a_retrying_task_gives_its_slot_back(service, slots, stack):
 def test_a_duplicate_message_of_a_running_task_keeps_its_slot(service, slots):
     task = new_task(service)
     crash_while_running(service, slots, task)  # its lease is live: the duplicate cannot claim
-    assert Worker(service).handle_message(message_for(task)) is True
+    assert container().worker.handle_message(message_for(task)) is True
     assert slots.holders("alice") == {task.id}
 
 
 def test_a_message_for_a_finished_task_gives_back_the_slot_it_took(service, slots):
     task = new_task(service)
     service.cancel("alice", task.id)
-    Worker(service).handle_message(message_for(task))
+    container().worker.handle_message(message_for(task))
     assert slots.holders("alice") == set()
 
 
@@ -164,7 +164,7 @@ def test_a_crashed_workers_slots_are_freed_by_the_reaper(service, slots, stack):
     assert slots.holders("alice") == set()
     service.clock = utcnow
     task = new_task(service)
-    Worker(service).handle_message(message_for(task))
+    container().worker.handle_message(message_for(task))
     assert service.find(task.id).status is Status.COMPLETED
 
 
@@ -373,7 +373,7 @@ def test_due_delayed_runs_over_the_limit_are_parked_not_bounced_through_the_queu
     runs = [due_delayed_run(service) for _ in range(3)]
     stack.run_stream()  # the runs' own delayed messages are queued with the runs
     for run in runs:
-        assert Worker(service).handle_message(message_for(run)) is True
+        assert container().worker.handle_message(message_for(run)) is True
     assert deferred_bodies(stack) == []
     stack.run_stream()
     assert sorted(parked_ids(service)) == sorted(r.id for r in runs)
@@ -386,7 +386,7 @@ def test_a_parked_delayed_run_runs_when_a_slot_frees(service, slots, stack):
         crash_while_running(service, slots, task)
     run = due_delayed_run(service)
     stack.run_stream()
-    Worker(service).handle_message(message_for(run))
+    container().worker.handle_message(message_for(run))
     stack.run_stream()  # parked
     service.cancel("alice", holders[0].id)
     stack.settle()
@@ -398,7 +398,7 @@ def test_a_retrys_message_over_the_limit_still_waits_by_deferral(service, slots,
     for _ in range(LIMIT):
         crash_while_running(service, slots, new_task(service))
     retried = new_task(service)
-    Worker(service).handle_message(message_for(retried, priorAttempts=1))
+    container().worker.handle_message(message_for(retried, priorAttempts=1))
     assert [body["taskId"] for body in deferred_bodies(stack)] == [retried.id]
     assert parked_ids(service) == []
 

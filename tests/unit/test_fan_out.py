@@ -8,10 +8,7 @@ import pytest
 
 from chalicelib import aws
 from chalicelib.bootstrap import container
-from chalicelib.contracts.task_status import push_message
 from chalicelib.model import Status
-from chalicelib.realtime import Realtime
-from chalicelib.stream import StreamHandler
 from local.events import progress_records
 from tests.unit.tasks import stored_task
 from tests.unit.test_realtime import connected, pushes, realtime_now
@@ -19,12 +16,12 @@ from tests.unit.test_realtime import connected, pushes, realtime_now
 
 @pytest.fixture
 def realtime(service):
-    return Realtime(service, push_message)
+    return container().realtime
 
 
 @pytest.fixture
 def handler(service, realtime):
-    return StreamHandler(service, realtime, lambda: container().webhooks)
+    return container().stream_handler
 
 
 @pytest.fixture
@@ -104,7 +101,7 @@ def test_a_connection_opened_without_subscribing_is_found_through_the_marker(
 
 
 def test_a_marker_past_its_expiry_costs_no_query(service, realtime, calls, monkeypatch):
-    from chalicelib import realtime as module
+    from chalicelib.realtime import fanout as module
 
     connected(realtime, "f5", "alice")
     later = realtime_now() + timedelta(hours=3)  # API Gateway closed the connection at 2 h
@@ -138,7 +135,7 @@ def test_an_unread_marker_counts_as_subscribed(service, realtime, monkeypatch):
 def test_a_connection_whose_token_expired_is_closed_once_per_batch(
     service, realtime, handler, calls, monkeypatch
 ):
-    from chalicelib import realtime as module
+    from chalicelib.realtime import fanout as module
     from tests.conftest import token_for
 
     realtime.connect("f7", {"token": token_for("alice", ttl=60)})

@@ -7,8 +7,6 @@ import pytest
 from chalicelib.bootstrap import container
 from chalicelib.history import History
 from chalicelib.model import Status, utcnow
-from chalicelib.stream import StreamHandler
-from chalicelib.worker import Worker
 from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit
 from tests.unit.tasks import stored_task
@@ -76,7 +74,7 @@ def test_a_timeout_is_written_by_the_reaper(client, stack, service):
 
 def test_a_dead_letter_is_written_by_its_handler(client, stack, service):
     job_id = submit(client, sleep_job()).json_body["jobId"]
-    Worker(service).handle_dead_letters(
+    container().worker.handle_dead_letters(
         [{"body": f'{{"taskId": "{job_id}", "type": "demo/sleep", "owner": "alice"}}'}]
     )
     stack.run_stream()
@@ -87,7 +85,7 @@ def test_a_replayed_stream_record_adds_no_entry(client, service):
     job_id = submit(client, sleep_job()).json_body["jobId"]
     task = service.find(job_id)
     c = container()
-    handler = StreamHandler(c.service, c.realtime, lambda: c.webhooks)
+    handler = c.stream_handler
     record = stream_record(service, task, "INSERT")
     assert handler.handle_batch([record, record]) == {"batchItemFailures": []}
     handler.handle_batch([record])
@@ -173,7 +171,7 @@ def test_a_change_the_stream_cannot_handle_is_failed_by_the_stream(client, stack
     def refused(*message, **options):
         raise ClientError({"Error": {"Code": "ValidationException", "Message": "no"}}, "Send")
 
-    monkeypatch.setattr(stack.app._service(), "send", refused)
+    monkeypatch.setattr(stack.app.bootstrap.container().service, "send", refused)
     stack.run_stream()
     stack.run_stream()
     last = events(client, job_id)[-1]

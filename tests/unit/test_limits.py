@@ -105,7 +105,7 @@ def test_progress_messages_and_errors_are_cut_with_a_marker(client, stack):
 def test_one_bad_stream_record_fails_its_task_and_the_batch_goes_on(client, stack, monkeypatch):
     bad = submit(client, {**sleep_job(), "metadata": {"poison": True}}).json_body["jobId"]
     good = submit(client, sleep_job(), user="bob").json_body["jobId"]
-    real = stack.app._service().send
+    real = stack.app.bootstrap.container().service.send
 
     def refuse_poison(task_id, *message, **options):
         if task_id == bad:
@@ -115,7 +115,7 @@ def test_one_bad_stream_record_fails_its_task_and_the_batch_goes_on(client, stac
             )
         return real(task_id, *message, **options)
 
-    monkeypatch.setattr(stack.app._service(), "send", refuse_poison)
+    monkeypatch.setattr(stack.app.bootstrap.container().service, "send", refuse_poison)
     stack.settle()
     assert get(client, f"/jobs/{good}", user="bob").json_body["status"] == "completed"
     failed = get(client, f"/jobs/{bad}").json_body
@@ -125,7 +125,7 @@ def test_one_bad_stream_record_fails_its_task_and_the_batch_goes_on(client, stac
 
 def test_a_transient_stream_failure_is_retried_not_failed(client, stack, monkeypatch):
     job_id = submit(client).json_body["jobId"]
-    real = stack.app._service().send
+    real = stack.app.bootstrap.container().service.send
     faults = {"left": 1}
 
     def throttled_once(*message, **options):
@@ -134,7 +134,7 @@ def test_a_transient_stream_failure_is_retried_not_failed(client, stack, monkeyp
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Send")
         return real(*message, **options)
 
-    monkeypatch.setattr(stack.app._service(), "send", throttled_once)
+    monkeypatch.setattr(stack.app.bootstrap.container().service, "send", throttled_once)
     assert stack.run_stream() == 0  # reported as failed: Lambda resumes at this record
     assert faults["left"] == 0
     stack.settle()
@@ -163,21 +163,23 @@ def test_a_record_that_keeps_failing_goes_to_the_failures_queue_and_is_replayed_
 
     job_id = submit(client).json_body["jobId"]
     other = submit(client, user="bob").json_body["jobId"]
-    real = stack.app._service().send
+    real = stack.app.bootstrap.container().service.send
 
     def always_throttled(task_id, *message, **options):
         if task_id == job_id:
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Send")
         return real(task_id, *message, **options)
 
-    monkeypatch.setattr(stack.app._service(), "send", always_throttled)
+    monkeypatch.setattr(stack.app.bootstrap.container().service, "send", always_throttled)
     retries = EVENT_SOURCES["stream"].settings["MaximumRetryAttempts"]
     for _ in range(retries):
         assert stack.run_stream() == 0  # the mapping retries the record, holding the shard
     assert stack.run_stream() >= 1  # retries exhausted: set aside, the shard moves on
     stack.settle()
     assert get(client, f"/jobs/{other}", user="bob").json_body["status"] == "completed"
-    monkeypatch.setattr(stack.app._service(), "send", real)  # the throttling passes
+    monkeypatch.setattr(
+        stack.app.bootstrap.container().service, "send", real
+    )  # the throttling passes
     assert stack.stream_failures_pump.drain() == 1
     stack.settle()
     assert get(client, f"/jobs/{job_id}").json_body["status"] == "completed"

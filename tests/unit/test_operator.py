@@ -487,7 +487,6 @@ def test_usage_counts_each_owners_submitted_failed_running_and_parked(client, st
 
 def test_a_stream_record_delivered_twice_is_counted_once(client, stack, service):
     from chalicelib.bootstrap import container
-    from chalicelib.stream import StreamHandler
 
     job_id = submitted(client, user="alice")
     stack.run_stream()
@@ -502,7 +501,7 @@ def test_a_stream_record_delivered_twice_is_counted_once(client, stack, service)
         },
     }
     c = container()
-    handler = StreamHandler(c.service, c.realtime, lambda: c.webhooks)
+    handler = c.stream_handler
     handler.handle_batch([record])
     handler.handle_batch([record])
     assert usage_of(client, "alice")["lastDay"]["submitted"] == 1

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.bootstrap import container
 from chalicelib.model import Status, utcnow
 from chalicelib.queues import TaskMessage
-from chalicelib.worker import Worker
 from tests.conftest import auth
 from tests.unit.test_claims import claim, queue_job, service_key
 
@@ -76,7 +76,7 @@ def test_a_pool_task_waiting_within_its_timeout_is_left_to_its_workers(client, s
 def test_a_pool_dead_letter_fails_its_task_with_the_reason(client, stack, service):
     job_id = queue_job(client, stack)
     dead_letter(stack, job_id)
-    assert Worker(service).sweep_pool_dead_letters() == [job_id]
+    assert container().worker.sweep_pool_dead_letters() == [job_id]
     task = service.find(job_id)
     assert task.status is Status.FAILED
     assert "exhausted its deliveries" in task.error and "pool 'remote'" in task.error
@@ -89,13 +89,13 @@ def test_a_pool_dead_letter_of_a_task_under_a_live_lease_waits_for_that_lease(
     job_id = queue_job(client, stack)
     assert claim(client, worker).status_code == 200
     dead_letter(stack, job_id)
-    assert Worker(service).sweep_pool_dead_letters() == []
+    assert container().worker.sweep_pool_dead_letters() == []
     assert service.find(job_id).status is Status.STARTED
     assert dead_letters_kept(stack) == 1
     at(service, service.settings.worker_lease_seconds + 1)  # its worker is gone
     stack.sqs.purge_queue(QueueUrl=stack.outputs["RemotePoolDeadLetterQueueUrl"])
     dead_letter(stack, job_id)
-    assert Worker(service).sweep_pool_dead_letters() == [job_id]
+    assert container().worker.sweep_pool_dead_letters() == [job_id]
     assert service.find(job_id).status is Status.FAILED
 
 
@@ -103,7 +103,7 @@ def test_a_pool_dead_letter_of_a_finished_task_is_dropped(client, stack, service
     job_id = queue_job(client, stack)
     assert client.http.delete(f"/jobs/{job_id}", headers=auth("alice")).status_code in (200, 202)
     dead_letter(stack, job_id)
-    assert Worker(service).sweep_pool_dead_letters() == []
+    assert container().worker.sweep_pool_dead_letters() == []
     assert service.find(job_id).status is Status.CANCELLED
     assert bodies(stack, stack.outputs["RemotePoolDeadLetterQueueUrl"]) == []
 

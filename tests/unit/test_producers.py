@@ -280,7 +280,9 @@ def test_a_heartbeat_on_a_missing_job_is_404(client):
 
 
 def reap_at(service, moment):
-    return TaskService(service.store, service.settings, clock=lambda: moment).reap()
+    return TaskService(
+        service.store, service.settings, service.slots, service.queue, clock=lambda: moment
+    ).reap()
 
 
 def test_the_reaper_fails_a_silent_external_job_saying_why(client, service):

@@ -7,16 +7,17 @@ import pytest
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.dynamodb.models import dynamodb_backends
 
+from chalicelib.bootstrap import container
 from chalicelib.contracts.task_status import push_message
 from chalicelib.model import Status
-from chalicelib.realtime import MAX_FRAME_BYTES, PUSHED, Realtime
+from chalicelib.realtime import MAX_FRAME_BYTES, PUSHED
 from tests.unit.helpers import sleep_job, submit
 from tests.unit.tasks import stored_task
 
 
 @pytest.fixture
 def realtime(service):
-    return Realtime(service, push_message)
+    return container().realtime
 
 
 def sent(connection_id):
@@ -337,11 +338,13 @@ def an_hour_passes(monkeypatch):
     """Call it to move the WebSocket handlers' clock an hour ahead."""
     from datetime import timedelta
 
-    from chalicelib import realtime as module
+    from chalicelib import realtime
+    from chalicelib.realtime import fanout
 
     def advance() -> None:
         later = realtime_now() + timedelta(hours=1)
-        monkeypatch.setattr(module, "utcnow", lambda: later)
+        for module in (realtime, fanout):  # the protocol's clock and the fan-out's
+            monkeypatch.setattr(module, "utcnow", lambda: later)
 
     return advance
 

@@ -5,8 +5,8 @@ queue's 720 s visibility timeout."""
 import json
 from datetime import timedelta
 
+from chalicelib.bootstrap import container
 from chalicelib.model import Status, Task, utcnow
-from chalicelib.worker import Worker
 
 
 def running_task(service, owner: str = "alice") -> Task:
@@ -44,7 +44,7 @@ def test_a_resumed_task_finishes_on_its_next_attempt(service, stack):
     service.clock = utcnow
     [body] = queued_bodies(stack)
     record = {"messageId": "m", "receiptHandle": "", "body": json.dumps(body), "attributes": {}}
-    assert Worker(service).handle_message(record) is True
+    assert container().worker.handle_message(record) is True
     finished = service.find(task.id)
     assert finished.status is Status.COMPLETED and finished.attempts == 2
 

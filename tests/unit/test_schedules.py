@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.bootstrap import container
 from chalicelib.model import Status
 from chalicelib.schedules import ScheduleStore, Sweeper, fire_due, fire_id
 from tests.conftest import auth
@@ -35,7 +36,7 @@ def created(client, service, body: dict, user: str = "alice") -> dict:
 
 def sweep(service, moment: datetime) -> int:
     at(service, moment)
-    return fire_due(service, lambda: 900.0)
+    return fire_due(service, container().schedule_store, lambda: 900.0)
 
 
 def tasks_of(service, schedule_id: str, user: str = "alice") -> list:

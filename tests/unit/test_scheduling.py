@@ -5,13 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.contracts.task_status import push_message
+from chalicelib.bootstrap import container
 from chalicelib.errors import TransitionRefused
 from chalicelib.model import Status, Task, utcnow
-from chalicelib.realtime import Realtime
 from chalicelib.scheduling import SWEEP_GRACE_SECONDS
 from chalicelib.service import SWEEP_MARGIN_SECONDS
-from chalicelib.worker import Worker
 from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit
 
@@ -133,7 +131,7 @@ def test_the_worker_refuses_a_scheduled_task_before_its_run_at(client, service):
 def test_the_delayed_message_runs_the_task_once_its_run_at_has_passed(client, service):
     job = delayed(client, delaySeconds=30)
     at(service, utcnow() + timedelta(seconds=31))
-    assert Worker(service).handle_message(message(job["jobId"])) is True
+    assert container().worker.handle_message(message(job["jobId"])) is True
     task = service.find(job["jobId"])
     assert task.status is Status.COMPLETED
     assert task.started_at >= task.run_at
@@ -258,7 +256,7 @@ def test_a_cancelled_short_delay_is_not_run_by_its_delayed_message(client, servi
     job = delayed(client, delaySeconds=30)
     client.http.delete(f"/jobs/{job['jobId']}", headers=auth())
     at(service, utcnow() + timedelta(seconds=31))
-    assert Worker(service).handle_message(message(job["jobId"])) is True
+    assert container().worker.handle_message(message(job["jobId"])) is True
     assert service.find(job["jobId"]).status is Status.CANCELLED
 
 
@@ -334,7 +332,7 @@ def test_both_run_at_and_delay_seconds_is_422(refused):
 def test_a_scheduled_job_and_its_start_are_pushed_to_its_owner(client, stack, service):
     from tests.unit.test_realtime import connected, pushes
 
-    realtime = Realtime(service, push_message)
+    realtime = container().realtime
     connected(realtime, "c-sched", "alice")
     job = delayed(client, delaySeconds=3600)
     stack.run_stream()

@@ -154,9 +154,9 @@ def test_make_service_key_lists_and_revokes(client, make_env, capsys):
     key_id = capsys.readouterr().out.split()[0]
     make_env.setenv("ID", key_id)
     assert tool.main(["revoke"]) == 0
-    from chalicelib.edge.api_keys import CACHE
+    from chalicelib.bootstrap import container
 
-    CACHE.clear()
+    container().key_cache.clear()
     assert submit_for(client, key, "tenant-a-1").status_code == 401
 
 

@@ -109,7 +109,7 @@ def test_a_duplicate_stream_record_sends_once(client, stack, receiver):
 def test_a_duplicate_delivery_message_sends_once(client, stack, receiver):
     hook = receiver([200])
     job_id = job_with_webhook(client, stack, hook.url)
-    task = stack.app._service().find(job_id)
+    task = stack.app.bootstrap.container().service.find(job_id)
     message = webhooks.DeliveryMessage(taskId=job_id, version=task.version, attempt=1)
     stack.sqs.send_message(QueueUrl=stack.webhooks_url, MessageBody=message.to_json())
     stack.run_webhooks()

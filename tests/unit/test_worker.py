@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 from chalicelib import worker as worker_module
+from chalicelib.bootstrap import container
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.processors import TransientError, processor
 from chalicelib.processors.sdk import registered
@@ -76,7 +77,7 @@ def message(task: Task, message_id: str = "m1", receive_count: int = 1) -> dict:
 def test_a_batch_reports_only_the_failed_messages(service):
     flaky_task = submitted(service, "test/flaky")
     good_task = submitted(service, "test/counted")
-    result = worker_module.Worker(service).handle_batch(
+    result = container().worker.handle_batch(
         [message(flaky_task, "bad"), message(good_task, "good")]
     )
     assert result == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
@@ -105,7 +106,7 @@ def service_task(stack, job_id):
 def test_the_last_attempt_fails_the_task(service):
     task = submitted(service, "test/always-transient")
     last = service.settings.max_attempts
-    result = worker_module.Worker(service).handle_batch([message(task, receive_count=last)])
+    result = container().worker.handle_batch([message(task, receive_count=last)])
     assert result == {"batchItemFailures": []}
     stored = service.find(task.id)
     assert stored.status is Status.FAILED
@@ -114,7 +115,7 @@ def test_the_last_attempt_fails_the_task(service):
 
 def test_an_unexpected_exception_is_retried_then_fails(service):
     task = submitted(service, "test/crash")
-    worker = worker_module.Worker(service)
+    worker = container().worker
     assert worker.handle_batch([message(task)])["batchItemFailures"]
     assert service.find(task.id).status is Status.RETRYING
     worker.handle_batch([message(task, receive_count=service.settings.max_attempts)])
@@ -132,7 +133,7 @@ def test_a_permanent_error_fails_at_once(client, stack):
 
 def test_a_duplicate_message_runs_the_task_once(service):
     task = submitted(service)
-    worker = worker_module.Worker(service)
+    worker = container().worker
     worker.handle_batch([message(task, "m1"), message(task, "m2")])
     worker.handle_batch([message(task, "m3")])
     assert CALLS[task.id] == 1
@@ -141,7 +142,7 @@ def test_a_duplicate_message_runs_the_task_once(service):
 
 def test_a_duplicate_never_moves_a_status_backwards(service):
     task = submitted(service)
-    worker = worker_module.Worker(service)
+    worker = container().worker
     worker.handle_batch([message(task)])
     finished = service.find(task.id)
     worker.handle_batch([message(task, receive_count=2)])
@@ -152,7 +153,7 @@ def test_a_duplicate_never_moves_a_status_backwards(service):
 def test_a_cancelled_task_is_not_started(service):
     task = submitted(service)
     service.cancel("alice", task.id)
-    result = worker_module.Worker(service).handle_batch([message(task)])
+    result = container().worker.handle_batch([message(task)])
     assert result == {"batchItemFailures": []}
     assert task.id not in CALLS
     assert service.find(task.id).status is Status.CANCELLED
@@ -161,7 +162,11 @@ def test_a_cancelled_task_is_not_started(service):
 def test_a_running_task_stops_at_its_next_progress_write_after_cancellation(service):
     task = submitted(service, "test/cancelled-midway")
     # Every report is written here: with coalescing, the next write past the interval.
-    result = worker_module.Worker(service, progress_interval=0).handle_batch([message(task)])
+    c = container()
+    worker = worker_module.Worker(
+        c.service, c.slots, c.tasks_queue, c.retry_policy, progress_interval=0
+    )
+    result = worker.handle_batch([message(task)])
     assert result == {"batchItemFailures": []}
     assert f"{task.id}:after" not in CALLS
     stored = service.find(task.id)
@@ -171,7 +176,7 @@ def test_a_running_task_stops_at_its_next_progress_write_after_cancellation(serv
 
 def test_a_warning_ends_completed_with_errors(service):
     task = submitted(service, "test/warns")
-    worker_module.Worker(service).handle_batch([message(task)])
+    container().worker.handle_batch([message(task)])
     stored = service.find(task.id)
     assert stored.status is Status.COMPLETED_WITH_ERRORS
     assert stored.error == "one row was skipped"
@@ -180,12 +185,12 @@ def test_a_warning_ends_completed_with_errors(service):
 
 def test_a_message_that_is_not_a_task_message_is_dropped(service):
     record = {"messageId": "junk", "receiptHandle": "", "body": "{oops", "attributes": {}}
-    assert worker_module.Worker(service).handle_batch([record]) == {"batchItemFailures": []}
+    assert container().worker.handle_batch([record]) == {"batchItemFailures": []}
 
 
 def test_a_message_for_an_unknown_task_is_dropped(service):
     ghost = Task.new(owner="alice", type="test/counted", ttl_seconds=60)
-    assert worker_module.Worker(service).handle_batch([message(ghost)]) == {"batchItemFailures": []}
+    assert container().worker.handle_batch([message(ghost)]) == {"batchItemFailures": []}
 
 
 def test_a_dead_letter_fails_its_task(stack, service):
@@ -203,7 +208,7 @@ def test_a_dead_letter_fails_its_task(stack, service):
 
 def test_a_dead_letter_for_a_finished_task_changes_nothing(stack, service):
     task = submitted(service)
-    worker_module.Worker(service).handle_batch([message(task)])
+    container().worker.handle_batch([message(task)])
     before = service.find(task.id)
     stack.sqs.send_message(
         QueueUrl=stack.dlq_url,
@@ -218,7 +223,7 @@ def test_a_crashed_workers_task_is_taken_over_when_its_message_returns(service):
     service.claim(task.id, task.type, attempt=1)  # a worker claimed it, then its Lambda died
     later = utcnow() + timedelta(seconds=service.settings.worker_lease_seconds + 5)
     service.clock = lambda: later
-    worker_module.Worker(service).handle_batch([message(task, receive_count=2)])
+    container().worker.handle_batch([message(task, receive_count=2)])
     assert service.find(task.id).status is Status.COMPLETED
 
 
@@ -228,7 +233,7 @@ def test_the_reaper_fails_a_task_stuck_past_its_timeout(service):
     fresh = submitted(service)
     service.claim(fresh.id, fresh.type, attempt=1)
     done = submitted(service)
-    worker_module.Worker(service).handle_batch([message(done)])
+    container().worker.handle_batch([message(done)])
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
     # `fresh` reports progress just before the reaper runs, pushing its deadline out.

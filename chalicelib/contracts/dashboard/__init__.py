@@ -20,11 +20,17 @@ import json
 import re
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from chalice.app import Response
 
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from chalice.app import Request
+
+    from chalicelib.bootstrap import Container
 
 ASSETS = Path(__file__).parent
 _SLOT = re.compile(r"\{\{(style|config|script)\}\}")
@@ -90,7 +96,9 @@ def content_security_policy(script: str, style: str, ws_url: str) -> str:
     )
 
 
-def page(settings: Settings) -> Response:
+def page(container: Container, request: Request) -> Response:
+    """The dashboard's page: a shell without data, public (the token stays in the browser)."""
+    settings = container.settings
     template, script, style = _assets()
     ws_url = websocket_url(settings)
     if not _origin(ws_url):

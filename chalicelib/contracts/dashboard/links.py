@@ -21,7 +21,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -30,6 +30,9 @@ from chalicelib.edge import http
 from chalicelib.edge.http_errors import NotFound, Unprocessable
 from chalicelib.model import utcnow
 from chalicelib.records import RecordsTable
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 LINK_SECONDS = 600
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 random bytes, url-safe base64
@@ -94,13 +97,13 @@ class SignInLinks(RecordsTable):
 # -- REST: POST /dashboard/links (signed in), POST /dashboard/sign-in (the code is the key) ---
 
 
-def create(request: Any) -> Any:
+def create(container: Container, request: Any) -> Any:
     from chalicelib.edge.auth import credential_from_headers
 
     principal = http.current_principal(request)
     credential = credential_from_headers(request.headers) or ""
     expires_at = link_expiry(utcnow(), principal.expires_at)
-    code = SignInLinks(http.settings_of(request).records_table).create(credential, expires_at)
+    code = container.sign_in_links.create(credential, expires_at)
     body = {
         "fragment": f"#code={code}",
         "expiresAt": timefmt.wire(expires_at),
@@ -108,12 +111,12 @@ def create(request: Any) -> Any:
     return http.json_response(body, 201, {"Cache-Control": "no-store"})
 
 
-def sign_in(request: Any) -> Any:
+def sign_in(container: Container, request: Any) -> Any:
     body = http.json_body(request)
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str) or not CODE_PATTERN.match(code):
         raise Unprocessable('send {"code": "<the code after #code= in the link>"}')
-    credential = SignInLinks(http.settings_of(request).records_table).redeem(code, utcnow())
+    credential = container.sign_in_links.redeem(code, utcnow())
     if credential is None:
         raise NotFound(
             "this sign-in link was used already or has expired (a link works once, within "
