@@ -6,7 +6,9 @@ outside. Each test runs a fresh interpreter, so what earlier tests imported cann
 regression.
 """
 
+import io
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -58,15 +60,84 @@ print(json.dumps({"loaded": loaded, "types": registered_types()}))
 """
 
 
-def fresh_python(code: str) -> object:
+# The stack's tables and queues in a fresh interpreter's own moto: only DynamoDB's and SQS's
+# state, loaded, since moto's CloudFormation (which created them) imports pydantic itself.
+ON_THE_STACK = """
+import json, sys
+from pathlib import Path
+from moto import mock_aws
+from local.emulator import load_state
+
+aws = mock_aws()
+aws.start()
+load_state(Path(sys.argv[1]).read_bytes())
+import app
+from chalicelib.bootstrap import container
+from chalicelib.model import Status, Task, utcnow
+from datetime import timedelta
+
+_, API_KEY = container().api_key_store.create(
+    "alice", "ci", ["jobs:read"], 20, utcnow(), utcnow() + timedelta(days=1)
+)
+TASK = Task.new(owner="alice", type="demo/sleep", ttl_seconds=60, input={"seconds": 0})
+container().store.create(TASK)
+"""
+
+PYDANTIC_LOADED = """
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in
+                        ("pydantic", "pydantic_core", "annotated_types"))))
+"""
+
+A_REST_REQUEST_WITH_AN_API_KEY = (
+    ON_THE_STACK
+    + """
+from chalice.test import Client
+with Client(app.app, stage_name="prod", project_dir=".") as client:
+    response = client.http.get(f"/jobs/{TASK.id}", headers={"X-API-Key": API_KEY})
+assert response.status_code == 200, response.body
+"""
+    + PYDANTIC_LOADED
+)
+
+A_PUSH_TO_A_CONNECTION_OPENED_WITH_AN_API_KEY = (
+    ON_THE_STACK
+    + """
+from local.events import LambdaContext, ws_event
+connect = ws_event("$connect", "key-conn", 8001, queryStringParameters={"token": API_KEY})
+assert app.ws_connect(connect, LambdaContext("ws_connect"))["statusCode"] == 200
+changed = TASK.replace(status=Status.PROCESSING, version=TASK.version + 1)
+assert container().realtime.on_task_change(changed) == 1  # the stream's fan-out
+"""
+    + PYDANTIC_LOADED
+)
+
+
+def stack_state(path: Path) -> Path:
+    """The current moto's DynamoDB and SQS state (the stack as created), to a file."""
+    from moto.backends import get_backend
+
+    from local.emulator import _StatePickler
+
+    state = {
+        name: {account: dict(regions) for account, regions in get_backend(name).items()}
+        for name in ("dynamodb", "sqs")
+    }
+    buffer = io.BytesIO()
+    _StatePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def fresh_python(code: str, *args: str, env: dict[str, str] | None = None) -> object:
     env = {
+        **(env or {}),
         "PATH": "/usr/bin:/bin",
         "AWS_DEFAULT_REGION": "us-east-1",
         "PYTHONPATH": str(ROOT),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     process = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert process.returncode == 0, process.stderr[-3000:]
     return json.loads(process.stdout.strip().splitlines()[-1])
@@ -74,6 +145,22 @@ def fresh_python(code: str) -> object:
 
 def test_reads_the_worker_the_stream_and_webhooks_never_import_pydantic():
     assert fresh_python(READ_WORKER_AND_STREAM) == []
+
+
+def test_a_rest_request_with_an_api_key_never_imports_pydantic(stack, tmp_path):
+    from tests.conftest import UNIT_ENV
+
+    state = stack_state(tmp_path / "state.pickle")
+    assert fresh_python(A_REST_REQUEST_WITH_AN_API_KEY, str(state), env=UNIT_ENV) == []
+
+
+def test_a_push_to_a_connection_opened_with_an_api_key_never_imports_pydantic(stack, tmp_path):
+    from tests.conftest import UNIT_ENV
+
+    state = stack_state(tmp_path / "state.pickle")
+    assert (
+        fresh_python(A_PUSH_TO_A_CONNECTION_OPENED_WITH_AN_API_KEY, str(state), env=UNIT_ENV) == []
+    )
 
 
 def test_loading_the_app_loads_no_rest_edge_and_no_aws_client():
