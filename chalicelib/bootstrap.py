@@ -208,19 +208,29 @@ def _push_message(task: Task) -> str:
 
 
 _built: Container | None = None
+_built_for: Settings | None = None  # the environment's settings `_built` serves
 
 
 def container() -> Container:
-    global _built
+    """The process's container, for the environment's settings (a new one when they change)."""
+    global _built, _built_for
     settings = get_settings()
-    if _built is None or _built.settings is not settings:
-        _built = Container(settings)
+    if _built is None or _built_for is not settings:
+        _built, _built_for = Container(settings), settings
     return _built
 
 
+def use(built: Container) -> None:
+    """Serve the app from `built` until the environment's settings change: tests build a
+    container from changed settings (`Container(replace(settings, ...))`) and the app's
+    handlers run on it, as cosmicpython's `bootstrap_test_app` does."""
+    global _built, _built_for
+    _built, _built_for = built, get_settings()
+
+
 def reset() -> None:
-    global _built
-    _built = None
+    global _built, _built_for
+    _built, _built_for = None, None
 
 
 def settings() -> Settings:

@@ -3,7 +3,8 @@ and tokens."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -78,3 +79,24 @@ def service(stack: Stack) -> Any:
     from chalicelib.bootstrap import container
 
     return container().service
+
+
+@pytest.fixture
+def container(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """`container(max_running_per_owner=2)`: the app's parts built from the environment's
+    settings with these changed, which the app's handlers then run on too (cosmicpython's
+    `bootstrap_test_app`). For a test that varies a setting, not one about reading the
+    environment. Needs no AWS; a test on the stack gets it first (a fresh stack starts
+    from a new container)."""
+    from chalicelib import bootstrap
+
+    if "stack" in request.fixturenames:
+        request.getfixturevalue("stack")
+
+    def build(**changed: Any) -> bootstrap.Container:
+        built = bootstrap.Container(replace(bootstrap.settings(), **changed))
+        bootstrap.use(built)
+        return built
+
+    yield build
+    bootstrap.reset()

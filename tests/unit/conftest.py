@@ -5,10 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib import webhooks
-from chalicelib.bootstrap import container
-from chalicelib.settings import get_settings
-from tests.conftest import reset_caches
+from chalicelib import bootstrap, webhooks
 from tests.receiver import Receiver
 
 
@@ -35,15 +32,11 @@ def no_wait(monkeypatch):
 def no_backoff(monkeypatch):
     """The app's task retry policy without a backoff: a retried task is due again at once
     (the backoff itself is tested on RetryPolicy)."""
-    built = container()
+    built = bootstrap.container()
     monkeypatch.setattr(built, "retry_policy", replace(built.retry_policy, max_backoff_seconds=0))
 
 
 @pytest.fixture
-def strict(monkeypatch):
+def strict(container):
     """A deployed stage's webhook rules: https only, public addresses only."""
-    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "false")
-    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE", "false")
-    reset_caches()
-    yield get_settings()
-    reset_caches()
+    return container(webhook_allow_http=False, webhook_allow_private=False).settings

@@ -11,7 +11,7 @@ from chalicelib.bootstrap import container
 from chalicelib.edge import api_keys
 from chalicelib.edge.api_keys import ApiKeyStore
 from chalicelib.settings import get_settings
-from tests.conftest import auth, reset_caches, token_for
+from tests.conftest import auth, token_for
 from tests.unit.helpers import sleep_job
 
 BOTH = ["jobs:read", "jobs:write"]
@@ -135,9 +135,8 @@ def test_a_revoked_key_is_refused_at_once_where_it_was_revoked(client):
     assert client.http.get("/jobs", headers=with_key(created["key"])).status_code == 401
 
 
-def test_a_key_revoked_elsewhere_is_refused_once_the_cache_lapses(client, monkeypatch):
-    monkeypatch.setenv("API_KEY_CACHE_SECONDS", "0.3")
-    get_settings.cache_clear()
+def test_a_key_revoked_elsewhere_is_refused_once_the_cache_lapses(client, container):
+    container(api_key_cache_seconds=0.3)
     created = create(client).json_body
     assert client.http.get("/jobs", headers=with_key(created["key"])).status_code == 200
     # Another warm function revokes it: this one still has it cached, for at most 0.3 s.
@@ -238,9 +237,8 @@ def test_a_body_that_is_not_an_object_is_422(client):
     assert response.status_code == 422
 
 
-def test_too_many_keys_is_422_until_one_is_deleted(client, monkeypatch):
-    monkeypatch.setenv("MAX_API_KEYS_PER_USER", "2")
-    get_settings.cache_clear()
+def test_too_many_keys_is_422_until_one_is_deleted(client, container):
+    container(max_api_keys_per_user=2)
     first = create(client).json_body
     new_key(client)
     response = create(client)
@@ -298,16 +296,14 @@ def test_the_cache_is_bounded():
     assert cache.get("d0", 5, 1.0) == (False, None)
 
 
-def test_revoking_a_key_ends_the_websocket_connections_it_opened(client, service, monkeypatch):
+def test_revoking_a_key_ends_the_websocket_connections_it_opened(client, service, container):
     from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 
     from chalicelib.model import Status
     from tests.unit.tasks import stored_task
 
-    monkeypatch.setenv("API_KEY_CACHE_SECONDS", "0")
-    reset_caches()
+    realtime = container(api_key_cache_seconds=0).realtime
     created = create(client).json_body
-    realtime = container().realtime  # built with the settings set above
     assert realtime.connect("leaked", {"token": created["key"]}) == {"statusCode": 200}
     realtime.pusher.send("leaked", '{"type": "hello"}')
     task = stored_task(service, Status.PROCESSING)
@@ -352,9 +348,8 @@ def test_a_key_may_live_exactly_as_long_as_the_cap(client):
     assert create(client, expiresAt=iso(at_cap)).json_body["expiresAt"] == iso(at_cap)
 
 
-def test_the_cap_is_a_setting(client, monkeypatch):
-    monkeypatch.setenv("API_KEY_MAX_DAYS", "1")
-    get_settings.cache_clear()
+def test_the_cap_is_a_setting(client, container):
+    container(api_key_max_days=1)
     assert create(client, expiresAt=iso(datetime.now(UTC) + timedelta(days=2))).status_code == 422
     expires = create(client).json_body["expiresAt"]
     day = datetime.now(UTC) + timedelta(days=1)

@@ -10,7 +10,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from chalicelib.model import Status
-from tests.conftest import UNIT_ENV, auth, reset_caches
+from tests.conftest import UNIT_ENV, auth
 from tests.receiver import Receiver
 from tests.unit.helpers import webhook_secret
 from tests.unit.tasks import stored_task
@@ -85,17 +85,14 @@ def test_a_native_request_is_accepted_too(client, service):
     assert service.find(response.json_body["jobId"]).type == "demo/sleep"
 
 
-def test_a_spec_without_a_registered_processor_is_a_400_saying_so(client, monkeypatch):
+def test_a_spec_without_a_registered_processor_is_a_400_saying_so(client, container):
     """The origin: 'when no processor is registered for that type the submit is a 400 saying
     so'."""
-    monkeypatch.setenv("AUTOVID_TASK_TYPE", "video/auto-vid")
-    reset_caches()
+    container(autovid_task_type="video/auto-vid")
     response = post(client, SPEC)
     assert response.status_code == 400
     assert "video/auto-vid" in response.json_body["error"]
     assert "AUTOVID_TASK_TYPE" in response.json_body["error"]
-    monkeypatch.delenv("AUTOVID_TASK_TYPE")
-    reset_caches()
 
 
 @pytest.mark.parametrize("status", list(Status))
@@ -202,17 +199,12 @@ def test_the_specs_webhook_is_honoured_with_metadata_headers_and_a_signature(cli
     assert payload["metadata"] == {"campaign": "spring", "priority": 2}
 
 
-def test_a_stage_with_public_reads_serves_status_without_credentials(client, service, monkeypatch):
+def test_a_stage_with_public_reads_serves_status_without_credentials(client, service, container):
     """The origin's `GET /status/{jobId}` needed only the id (see PUBLIC_READ_BY_ID)."""
-    monkeypatch.setenv("PUBLIC_READ_BY_ID", "true")
-    reset_caches()
+    container(public_read_by_id=True)
     task = stored_task(service, Status.COMPLETED, owner="alice")
-    try:
-        response = client.http.get(f"/status/{task.id}")
-        assert response.status_code == 200 and response.json_body["jobId"] == task.id
-    finally:
-        monkeypatch.delenv("PUBLIC_READ_BY_ID")
-        reset_caches()
+    response = client.http.get(f"/status/{task.id}")
+    assert response.status_code == 200 and response.json_body["jobId"] == task.id
 
 
 def test_an_api_key_authenticates_the_origins_curl_client(client, service):

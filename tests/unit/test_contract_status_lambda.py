@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.model import Status, Webhook
 from chalicelib.store import TaskStore
-from tests.conftest import auth, reset_caches
+from tests.conftest import auth
 from tests.unit.tasks import stored_task, with_objects
 
 # The seed's success body, verbatim where it is concrete.
@@ -357,14 +357,9 @@ def test_ssl_url_lives_as_long_as_presigning_allows(invoke, service, stack):
     assert "X-Amz-Expires=604800" in upload["ssl_url"]
 
 
-def test_ssl_url_lifetime_is_configurable(invoke, service, stack, monkeypatch):
-    monkeypatch.setenv("ASSEMBLY_URL_EXPIRES_SECONDS", "7200")
-    reset_caches()
-    try:
-        _, body = invoke({"assemblyId": completed_with_files(service, stack).id})
-    finally:
-        monkeypatch.delenv("ASSEMBLY_URL_EXPIRES_SECONDS")
-        reset_caches()
+def test_ssl_url_lifetime_is_configurable(invoke, service, stack, container):
+    container(assembly_url_expires_seconds=7200)
+    _, body = invoke({"assemblyId": completed_with_files(service, stack).id})
     [target] = body["results"]["target"]
     assert "X-Amz-Expires=7200" in target["ssl_url"]
 

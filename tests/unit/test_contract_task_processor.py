@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.model import Status
 from chalicelib.store import TaskStore
-from tests.conftest import auth, reset_caches
+from tests.conftest import auth
 from tests.unit.tasks import stored_task, with_objects
 
 # Seed 000 "Response Format" and seed 001's deblindwatermark example, verbatim.
@@ -101,15 +101,10 @@ def test_the_target_url_lasts_24_hours_by_default(client, service):
     assert "X-Amz-Expires=86400" in body["TargetObjectURL"]
 
 
-def test_the_target_url_expiry_is_configurable(client, service, monkeypatch):
-    from tests.conftest import reset_caches
-
-    monkeypatch.setenv("PRESIGN_EXPIRES_SECONDS", "600")
-    reset_caches()
+def test_the_target_url_expiry_is_configurable(client, service, container):
+    container(presign_expires_seconds=600)
     body = fetch(client, stored_task(service, Status.COMPLETED, **with_objects()).id).json_body
     assert "X-Amz-Expires=600" in body["TargetObjectURL"]
-    monkeypatch.delenv("PRESIGN_EXPIRES_SECONDS")
-    reset_caches()
 
 
 def test_a_task_without_a_target_has_no_target_url(client, service):
@@ -287,12 +282,8 @@ def test_without_public_reads_the_list_needs_credentials(client, service):
 
 
 @pytest.fixture
-def public_reads(monkeypatch):
-    monkeypatch.setenv("PUBLIC_READ_BY_ID", "true")
-    reset_caches()
-    yield
-    monkeypatch.delenv("PUBLIC_READ_BY_ID")
-    reset_caches()
+def public_reads(container):
+    container(public_read_by_id=True)
 
 
 def test_with_public_reads_the_list_answers_without_credentials(client, service, public_reads):

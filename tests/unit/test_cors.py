@@ -140,9 +140,8 @@ def test_a_validation_error_carries_the_grant(client):
     assert_granted(response)
 
 
-def test_no_configured_origin_means_no_cors_headers(client, monkeypatch):
-    monkeypatch.setenv("CORS_ALLOW_ORIGINS", "")
-    get_settings.cache_clear()
+def test_no_configured_origin_means_no_cors_headers(client, container):
+    container(cors_allow_origins=())
     assert_no_grant(client.http.get("/jobs", headers={**auth("alice"), "Origin": ORIGIN}))
     assert_no_grant(preflight(client, "/jobs"))
 

@@ -15,12 +15,8 @@ LIMIT = 2
 
 
 @pytest.fixture
-def service(stack, monkeypatch):
-    monkeypatch.setenv("MAX_RUNNING_PER_OWNER", str(LIMIT))
-    reset_caches()
-    from chalicelib.bootstrap import container
-
-    return container().service
+def service(stack, container):
+    return container(max_running_per_owner=LIMIT).service
 
 
 @pytest.fixture
@@ -449,13 +445,9 @@ def test_a_max_running_per_owner_that_is_not_a_number_is_refused_with_what_to_se
 # -- a limit changed on a running stage: parked work goes as soon as the limit allows -------------
 
 
-def with_limit(monkeypatch, limit: int):
+def with_limit(container, limit: int):
     """The service after the operator set MAX_RUNNING_PER_OWNER to `limit` (new containers)."""
-    monkeypatch.setenv("MAX_RUNNING_PER_OWNER", str(limit))
-    reset_caches()
-    from chalicelib.bootstrap import container
-
-    return container().service
+    return container(max_running_per_owner=limit).service
 
 
 def park_behind_running(service, slots, stack, parked: int) -> list[Task]:
@@ -469,30 +461,30 @@ def park_behind_running(service, slots, stack, parked: int) -> list[Task]:
 
 
 def test_parked_tasks_are_queued_by_the_reaper_once_the_limit_is_removed(
-    service, slots, stack, monkeypatch
+    service, slots, stack, container
 ):
     waiting = park_behind_running(service, slots, stack, 3)
-    unlimited = with_limit(monkeypatch, 0)
+    unlimited = with_limit(container, 0)
     assert unlimited.admit_parked() == sorted(t.id for t in waiting)
     assert {t.id for t in waiting} <= set(queued_ids(stack))
     assert parked_ids(unlimited) == []
 
 
 def test_parked_tasks_are_queued_by_the_reaper_once_the_limit_is_raised(
-    service, slots, stack, monkeypatch
+    service, slots, stack, container
 ):
     waiting = park_behind_running(service, slots, stack, 3)
-    raised = with_limit(monkeypatch, LIMIT + 2)
+    raised = with_limit(container, LIMIT + 2)
     assert raised.admit_parked() == sorted(t.id for t in waiting[:2])
     assert parked_ids(raised) == [waiting[2].id]
 
 
 def test_parked_tasks_past_their_deadline_are_queued_not_failed_once_the_limit_is_removed(
-    service, slots, stack, monkeypatch
+    service, slots, stack, container
 ):
     """They waited longer than their timeout for a slot; with the limit gone they run."""
     waiting = park_behind_running(service, slots, stack, 2)
-    unlimited = with_limit(monkeypatch, 0)
+    unlimited = with_limit(container, 0)
     later = utcnow() + timedelta(seconds=unlimited.settings.default_task_timeout_seconds + 60)
     unlimited.clock = lambda: later
     admitted = unlimited.admit_parked()
@@ -500,9 +492,9 @@ def test_parked_tasks_past_their_deadline_are_queued_not_failed_once_the_limit_i
     assert {unlimited.find(t.id).status for t in waiting} == {Status.SUBMITTED}
 
 
-def test_an_owner_whose_line_emptied_is_no_longer_looked_at(service, slots, stack, monkeypatch):
+def test_an_owner_whose_line_emptied_is_no_longer_looked_at(service, slots, stack, container):
     park_behind_running(service, slots, stack, 1)
-    unlimited = with_limit(monkeypatch, 0)
+    unlimited = with_limit(container, 0)
     unlimited.admit_parked()
     assert slots.parked_owners() == []
 

@@ -178,17 +178,11 @@ def test_a_change_the_stream_cannot_handle_is_failed_by_the_stream(client, stack
     assert (last["status"], last["by"]) == ("failed", "stream")
 
 
-def test_public_reads_by_id_do_not_open_a_history(client, stack, monkeypatch):
-    from chalicelib.settings import get_settings
-
+def test_public_reads_by_id_do_not_open_a_history(client, stack, container):
     job_id = submit(client, sleep_job()).json_body["jobId"]
-    monkeypatch.setenv("PUBLIC_READ_BY_ID", "true")
-    get_settings.cache_clear()
-    try:
-        assert client.http.get(f"/jobs/{job_id}").status_code == 200
-        assert client.http.get(f"/jobs/{job_id}/events").status_code == 401
-    finally:
-        get_settings.cache_clear()
+    container(public_read_by_id=True)
+    assert client.http.get(f"/jobs/{job_id}").status_code == 200
+    assert client.http.get(f"/jobs/{job_id}/events").status_code == 401
 
 
 def test_a_delayed_run_come_due_is_written_by_the_scheduler(client, stack, service):

@@ -203,11 +203,8 @@ def test_a_bad_report_is_422_and_changes_nothing(client, body):
     assert get(client, f"/jobs/{job_id}").json_body["version"] == 1
 
 
-def test_a_big_result_is_kept_as_an_object_with_a_result_url(client, monkeypatch):
-    monkeypatch.setenv("RESULT_INLINE_MAX_BYTES", "1024")
-    from tests.conftest import reset_caches
-
-    reset_caches()
+def test_a_big_result_is_kept_as_an_object_with_a_result_url(client, container):
+    container(result_inline_max_bytes=1024)
     job_id = create(client)["jobId"]
     report(client, job_id, status="started")
     job = report(client, job_id, status="completed", result={"text": "x" * 4096}).json_body

@@ -5,7 +5,6 @@ Also: the edge's 401/403 on a seed contract's route keep that contract's error b
 import pytest
 
 from chalicelib.edge.http import PUBLIC_READ_ROUTES
-from chalicelib.settings import get_settings
 from tests.conftest import auth
 from tests.unit.helpers import submit
 
@@ -13,11 +12,8 @@ MISSING = "0f8b7d8e-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
-def public_reads(monkeypatch):
-    monkeypatch.setenv("PUBLIC_READ_BY_ID", "true")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+def public_reads(container):
+    container(public_read_by_id=True)
 
 
 @pytest.fixture

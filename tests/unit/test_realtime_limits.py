@@ -12,17 +12,14 @@ import pytest
 from chalicelib.bootstrap import container
 from chalicelib.model import Status
 from local.moto_dynamodb import patch_dynamodb
-from tests.conftest import reset_caches, token_for
+from tests.conftest import token_for
 from tests.unit.tasks import stored_task
 from tests.unit.test_realtime import sent
 
 
 @pytest.fixture
-def limited(monkeypatch, stack):
-    monkeypatch.setenv("WS_MAX_CONNECTIONS_PER_OWNER", "2")
-    monkeypatch.setenv("WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", "2")
-    reset_caches()
-    return container().realtime
+def limited(stack, container):
+    return container(max_connections_per_owner=2, max_subscriptions_per_connection=2).realtime
 
 
 def connect(realtime, connection_id, user="alice"):
@@ -89,13 +86,11 @@ def test_dropping_every_subscription_does_not_make_room_for_more_connections(lim
     assert len(limited.subscriptions.connections_of("alice")) == 2
 
 
-def test_concurrent_connects_never_take_more_than_the_limit(stack, monkeypatch):
+def test_concurrent_connects_never_take_more_than_the_limit(stack, container, monkeypatch):
     """The attack: 130 connects at once against a limit of 100, each request atomic in
     moto as in DynamoDB; a check then a write let 103 in."""
     patch_dynamodb(monkeypatch.setattr)
-    monkeypatch.setenv("WS_MAX_CONNECTIONS_PER_OWNER", "100")
-    reset_caches()
-    realtime = container().realtime
+    realtime = container(max_connections_per_owner=100).realtime
     token = token_for("alice")
 
     def connect_one(n: int) -> int:

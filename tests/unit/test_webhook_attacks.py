@@ -10,7 +10,7 @@ from chalicelib import webhooks
 from chalicelib.settings import get_settings
 from chalicelib.webhooks import outbound
 from chalicelib.webhooks.ssrf import Destination, UnsafeUrl, check_url
-from tests.conftest import auth, reset_caches
+from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit
 
 
@@ -72,12 +72,11 @@ def destination(port: int, host: str = "hooks.test") -> Destination:
 
 
 def test_a_rebinding_resolver_cannot_redirect_the_delivery(
-    client, stack, receiver, no_wait, monkeypatch
+    client, stack, receiver, no_wait, monkeypatch, container
 ):
     """The name answers an allowed address while it is checked, then the metadata address:
     the POST goes to the address that was checked, never to a second lookup."""
-    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "0.5")
-    reset_caches()
+    container(webhook_timeout_seconds=0.5)
     hook = receiver([200])
     port = int(hook.url.rsplit(":", 1)[1].split("/")[0])
     real = socket.getaddrinfo

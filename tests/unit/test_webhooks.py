@@ -78,9 +78,8 @@ def test_a_redirect_is_final_and_not_followed(client, stack, receiver, no_wait):
     assert deliveries(client, job_id)[0]["state"] == "failed"
 
 
-def test_a_timeout_is_retried(client, stack, receiver, no_wait, monkeypatch):
-    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "0.3")
-    reset_caches()
+def test_a_timeout_is_retried(client, stack, receiver, no_wait, container):
+    container(webhook_timeout_seconds=0.3)
     hook = receiver([200, 200], delays=[1.0, 0])
     job_id = job_with_webhook(client, stack, hook.url)
     log = deliveries(client, job_id)
@@ -254,12 +253,11 @@ def test_a_public_https_url_is_accepted(strict):
 
 
 def test_a_host_that_later_resolves_privately_is_refused_at_delivery(
-    client, stack, receiver, monkeypatch
+    client, stack, receiver, container
 ):
     hook = receiver([200])
     job_id = submit(client, {**sleep_job(), "webhook": {"url": hook.url}}).json_body["jobId"]
-    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE", "false")  # e.g. DNS now points inside
-    reset_caches()
+    container(webhook_allow_private=False)  # e.g. DNS now points inside
     stack.settle()
     assert hook.deliveries == []
     log = deliveries(client, job_id)
