@@ -94,9 +94,6 @@ class StreamHandler:
         self.history = history
         self.slots = slots
         self._webhooks = webhooks
-        self.full_owners: set[str] = set()
-        # The operator's figures (chalicelib/tallies.py), added once per batch.
-        self.tallies = Tallies(service.settings.records_table)
 
     @cached_property
     def webhooks(self) -> WebhookDispatcher:
@@ -111,14 +108,20 @@ class StreamHandler:
         retry (AWS throttling or unavailable) is reported, and Lambda resumes there
         (bounded retries, then the on-failure destination, whose handler replays it until
         it passes: see `replay_unprocessed`). Throttling delays a task, never fails it.
+
+        What a batch learns (the owners it parked, its tallies) is the batch's own: the
+        container's one handler may run two batches at once (`make dev` replays failures
+        beside the stream).
         """
         records = list(records)
         fan_out = self.realtime.batch(owner for owner in map(_owner, records) if owner)
-        self.full_owners = set()
+        parked: set[str] = set()
+        # The operator's figures (chalicelib/tallies.py), added once per batch.
+        tallies = Tallies(self.service.settings.records_table)
         try:
             for record in records:
                 try:
-                    self.handle_record(record, fan_out)
+                    self.handle_record(record, fan_out, parked, tallies)
                 except Exception as exc:
                     if not aws.is_transient(exc) and self._fail_task(record, exc):
                         continue
@@ -127,8 +130,8 @@ class StreamHandler:
                     return {"batchItemFailures": [{"itemIdentifier": sequence}]}
             return {"batchItemFailures": []}
         finally:
-            self._admit_parked()
-            self.tallies.flush()
+            self._admit_parked(parked)
+            tallies.flush()
             self._tell_operators(fan_out)
 
     def _tell_operators(self, fan_out: FanOut) -> None:
@@ -138,10 +141,10 @@ class StreamHandler:
         except Exception:
             log.exception("could not tell the operators watching about this batch")
 
-    def _admit_parked(self) -> None:
+    def _admit_parked(self, parked: set[str]) -> None:
         """Owners whose tasks this batch parked: a slot may have freed since (fairness.py).
         A failure here fails the invocation, and Lambda hands the batch over again."""
-        for owner in sorted(self.full_owners):
+        for owner in sorted(parked):
             self.slots.admit_next(owner, self.service.send)
 
     def _fail_task(self, record: dict[str, Any], exc: Exception) -> bool:
@@ -162,21 +165,25 @@ class StreamHandler:
                 return False
         return True
 
-    def handle_record(self, record: dict[str, Any], fan_out: FanOut) -> None:
+    def handle_record(
+        self, record: dict[str, Any], fan_out: FanOut, parked: set[str], tallies: Tallies
+    ) -> None:
+        """One change; an owner whose new task waits for a slot is added to `parked`, and
+        the change is counted in the batch's `tallies`."""
         new = _image(record, "NewImage")
         if new is None or _keeps_version(record):
             return
         with task_context(new.id):
             if self.history.record(new):  # a version seen before is not counted again
                 inserted = record.get("eventName") == "INSERT"
-                self.tallies.count(_old_status(record), inserted, new)
-            self._queue(record, new)
+                tallies.count(_old_status(record), inserted, new)
+            self._queue(record, new, parked)
             self._free_slot(record, new)
             if new.webhook is not None and new.is_terminal:
                 self.webhooks.on_task_change(_was_terminal(record), new)
             self._push(new, fan_out)
 
-    def _queue(self, record: dict[str, Any], new: Task) -> None:
+    def _queue(self, record: dict[str, Any], new: Task, parked: set[str]) -> None:
         inserted = record.get("eventName") == "INSERT"
         if needs_queueing(record, new):
             if self.slots.enabled and new.pool is None:  # a pool's workers set its pace
@@ -187,7 +194,7 @@ class StreamHandler:
                     new.owner,
                     created,
                     self.service.send,
-                    self.full_owners,
+                    parked,
                     new.expires_at,
                 )
             else:

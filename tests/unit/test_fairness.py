@@ -215,6 +215,37 @@ def test_a_full_owners_new_tasks_wait_off_the_queue(service, stack):
     assert sorted(queued_ids(stack)) == sorted(t.id for t in tasks[:LIMIT])
 
 
+def test_a_batch_run_while_another_runs_leaves_the_other_its_parked_owners(
+    service, stack, monkeypatch
+):
+    """The container's one stream handler may run two batches at once (`make dev` replays
+    stream failures beside the stream): the owners one batch parked are still given their
+    freed slots at its end, whatever batch started meanwhile."""
+    from chalicelib.bootstrap import container
+
+    handler = container().stream_handler
+    for _ in range(LIMIT + 1):  # the last one parks
+        new_task(service)
+    bobs = new_task(service, owner="bob")
+    record_history = handler.history.record
+
+    def another_batch_starts_on_bobs_change(task):
+        if task.id == bobs.id:
+            handler.handle_batch([])
+        record_history(task)
+
+    monkeypatch.setattr(handler.history, "record", another_batch_starts_on_bobs_change)
+    asked: list[str] = []
+    admit_next = handler.slots.admit_next
+    monkeypatch.setattr(
+        handler.slots,
+        "admit_next",
+        lambda owner, send: asked.append(owner) or admit_next(owner, send),
+    )
+    stack.run_stream()
+    assert "alice" in asked
+
+
 def test_another_owners_task_is_queued_at_once_behind_any_backlog(service, stack):
     for _ in range(30):
         new_task(service)
