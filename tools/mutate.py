@@ -83,7 +83,7 @@ GUARDS = [
     "chalicelib.edge.api_keys.xǁApiKeyStoreǁrevoke__*",
     "chalicelib.edge.api_keys.xǁApiKeyStoreǁuse__*",
     # scopes, and which credential a request carries
-    "chalicelib.edge.x__authorize__*",
+    "chalicelib.edge.middleware.x__authorize__*",
     "chalicelib.edge.auth.xǁPrincipalǁrequire__*",
     # expiry: API keys (and their cap), a WebSocket connection's credential
     "chalicelib.edge.api_keys.xǁApiKeyǁexpired__*",
