@@ -23,7 +23,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, scheduling
-from chalicelib.fairness import Slots
+from chalicelib.fairness import Gate, Slots, Waiting
 from chalicelib.history import History
 from chalicelib.model import Status, Task
 from chalicelib.observability import emit_metric, sqs_partial, task_context
@@ -89,8 +89,8 @@ class StreamHandler:
         self.realtime = realtime
         self.history = History(service.settings.records_table)
         self._webhooks = webhooks
-        self.slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
-        self.full_owners: set[str] = set()
+        self.slots = Slots.of(service.settings)
+        self.full_gates: dict[str, Gate] = {}
         # The operator's figures (chalicelib/tallies.py), added once per batch.
         self.tallies = Tallies(service.settings.records_table)
 
@@ -110,7 +110,7 @@ class StreamHandler:
         """
         records = list(records)
         fan_out = self.realtime.batch(owner for owner in map(_owner, records) if owner)
-        self.full_owners = set()
+        self.full_gates = {}
         try:
             for record in records:
                 try:
@@ -135,10 +135,11 @@ class StreamHandler:
             log.exception("could not tell the operators watching about this batch")
 
     def _admit_parked(self) -> None:
-        """Owners whose tasks this batch parked: a slot may have freed since (fairness.py).
-        A failure here fails the invocation, and Lambda hands the batch over again."""
-        for owner in sorted(self.full_owners):
-            self.slots.admit_next(owner, self.service.send)
+        """Gates whose lines this batch parked tasks in: a slot may have freed since
+        (fairness.py). A failure here fails the invocation, and Lambda hands the batch over
+        again."""
+        for scope in sorted(self.full_gates):
+            self.slots.admit_next(self.full_gates[scope], self.service.send_waiting)
 
     def _fail_task(self, record: dict[str, Any], exc: Exception) -> bool:
         """Fail the task of a record that cannot be handled; False if that write failed too."""
@@ -175,34 +176,29 @@ class StreamHandler:
     def _queue(self, record: dict[str, Any], new: Task) -> None:
         inserted = record.get("eventName") == "INSERT"
         if needs_queueing(record, new):
-            if self.slots.enabled and new.pool is None:  # a pool's workers set its pace
-                created = new.created_at.isoformat()
-                self.slots.admit(
-                    new.id,
-                    new.type,
-                    new.owner,
-                    created,
-                    self.service.send,
-                    self.full_owners,
-                    new.expires_at,
-                )
+            waiting = Waiting.of(new)
+            if new.pool is None and self.slots.gates(waiting):  # a pool's workers set its pace
+                self.slots.admit(waiting, self.service.send_waiting, self.full_gates)
             else:
                 self.service.enqueue(new)
         elif inserted and (delay := scheduling.queue_delay(new, self.service.clock())) is not None:
             self.service.enqueue(new, delay)
 
     def _free_slot(self, record: dict[str, Any], new: Task) -> None:
-        """A task that ends (or waits to retry) gives its owner's slot back, and the owner's
-        oldest parked task takes it (fair concurrency)."""
+        """A task that ends (or waits to retry) gives its slots back, and the first parked
+        tasks of each of its gates' lines take them (fairness.py)."""
         old = _old_status(record)
-        if not self.slots.enabled or old is None or old.is_terminal:
+        if old is None or old.is_terminal or new.pool is not None:
             return
         if not (new.is_terminal or new.status is Status.RETRYING):
             return
-        self.slots.release(new.owner, new.id)
+        waiting = Waiting.of(new)
+        if not self.slots.gates(waiting):
+            return
+        self.slots.release(waiting)
         if old is Status.SUBMITTED:
-            self.slots.forget(new.owner, new.created_at.isoformat(), new.id)
-        self.slots.admit_next(new.owner, self.service.send)
+            self.slots.forget(waiting)
+        self.slots.admit_after_release(waiting, self.service.send_waiting)
 
     def _push(self, task: Task, fan_out: FanOut) -> None:
         # Pushes are best effort: a failure must not hold back queueing and webhooks, and a

@@ -104,9 +104,13 @@ class TaskStatusClient:
         idempotency_key: str | None = AUTO,
         run_at: datetime | str | None = None,
         delay_seconds: int | None = None,
+        priority: int | None = None,
+        concurrency: tuple[str, int] | None = None,
     ) -> JobDocument:
         """Submit a job; with `run_at` (an aware datetime or ISO-8601 text) or `delay_seconds`
-        it is `scheduled` and starts no earlier than that time."""
+        it is `scheduled` and starts no earlier than that time. `priority` 0 to 9 (5 if
+        None) orders it among jobs waiting for a slot; `concurrency` (key, limit): at most
+        `limit` of your jobs with that key run at once."""
         body: dict[str, Any] = {"type": type, "input": input or {}}
         for name, value in (("source", source), ("target", target), ("metadata", metadata)):
             if value is not None:
@@ -115,6 +119,10 @@ class TaskStatusClient:
             body["runAt"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
         if delay_seconds is not None:
             body["delaySeconds"] = delay_seconds
+        if priority is not None:
+            body["priority"] = priority
+        if concurrency is not None:
+            body["concurrency"] = {"key": concurrency[0], "limit": concurrency[1]}
         if webhook is not None:
             body["webhook"] = {"url": webhook}
         headers = {"Content-Type": "application/json"}

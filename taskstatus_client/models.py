@@ -49,6 +49,11 @@ class JobProgress(Model):
     message: str
 
 
+class JobConcurrency(Model):
+    key: str  # at most `limit` of the owner's jobs with this key run at once
+    limit: int
+
+
 class JobDocument(Model):
     jobId: str
     type: str
@@ -72,6 +77,8 @@ class JobDocument(Model):
     scheduledFor: str | None = None  # that schedule's fire time
     pool: str | None = None  # the worker pool whose remote workers run it
     attempt: int = 0  # the attempt running or last run: 0 before any started
+    priority: int = 5  # 0 (lowest) to 9: orders the jobs that wait for a slot
+    concurrency: JobConcurrency | None = None  # the job's concurrency key and its limit
 
 
 class JobList(Model):
@@ -207,6 +214,7 @@ class AssemblyStatus(Model):
 
 # The models kept equal to the service's components of the same name.
 MIRRORED: tuple[type[Model], ...] = (
+    JobConcurrency,
     JobOutput,
     JobProgress,
     JobDocument,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.fairness import Slots
+from chalicelib.fairness import Slots, Waiting
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.worker import Worker
 from tests.conftest import reset_caches
@@ -26,6 +26,11 @@ def service(stack, monkeypatch):
 @pytest.fixture
 def slots(service) -> Slots:
     return Slots(service.settings.records_table, LIMIT)
+
+
+def take(slots: Slots, owner: str, task_id: str) -> bool:
+    """Take the owner's slot for a task, as the worker does before it claims."""
+    return slots.acquire(Waiting(task_id, "demo/sleep", owner))
 
 
 def new_task(service, owner: str = "alice", seconds: float = 0) -> Task:
@@ -56,7 +61,7 @@ def crashed_task(service, owner: str = "alice") -> Task:
 
 def crash_while_running(service, slots, task: Task) -> None:
     """A worker took the slot and claimed the task, then died."""
-    slots.acquire(task.owner, task.id)
+    take(slots, task.owner, task.id)
     service.claim(task.id, task.type, 1)
 
 
@@ -127,7 +132,7 @@ def test_a_finished_task_gives_its_slot_back_through_the_stream(service, slots, 
 
 def test_a_retrying_task_gives_its_slot_back(service, slots, stack):
     task = new_task(service)
-    slots.acquire("alice", task.id)
+    take(slots, "alice", task.id)
     claimed = service.claim(task.id, task.type, 1)
     service.transition(claimed, Status.RETRYING, by="worker", error="transient")
     stack.run_stream()
@@ -156,7 +161,7 @@ def test_a_crashed_workers_slots_are_freed_by_the_reaper(service, slots, stack):
         crash_while_running(service, slots, task)
     stack.run_stream()
     with pytest.raises(OverLimit):
-        slots.acquire("alice", "another")
+        take(slots, "alice", "another")
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
     assert sorted(service.reap()) == sorted(t.id for t in crashed)
@@ -171,18 +176,18 @@ def test_a_crashed_workers_slots_are_freed_by_the_reaper(service, slots, stack):
 def test_slots_never_exceed_the_limit(slots):
     from chalicelib.fairness import OverLimit
 
-    taken = [slots.acquire("carol", f"task-{n}") for n in range(LIMIT)]
+    taken = [take(slots, "carol", f"task-{n}") for n in range(LIMIT)]
     with pytest.raises(OverLimit):
-        slots.acquire("carol", "task-over")
+        take(slots, "carol", "task-over")
     assert taken == [True, True]
-    assert slots.acquire("carol", "task-0") is False  # held already: no second slot
+    assert take(slots, "carol", "task-0") is False  # held already: no second slot
     assert slots.holders("carol") == {"task-0", "task-1"}
 
 
 def test_owners_slots_are_apart_whatever_their_names(slots):
-    slots.acquire("a#b", "t1")
-    slots.acquire("a#b", "t2")
-    assert slots.acquire("a", "t3") is True
+    take(slots, "a#b", "t1")
+    take(slots, "a#b", "t2")
+    assert take(slots, "a", "t3") is True
 
 
 def test_the_reaper_leaves_a_task_waiting_for_a_slot(service, slots, stack):
@@ -504,15 +509,15 @@ def test_an_owner_whose_line_emptied_is_no_longer_looked_at(service, slots, stac
     park_behind_running(service, slots, stack, 1)
     unlimited = with_limit(monkeypatch, 0)
     unlimited.admit_parked()
-    assert slots.parked_owners() == []
+    assert slots.parked_gates() == []
 
 
 def test_an_owner_who_parked_again_meanwhile_stays_listed(service, slots, stack):
     park_behind_running(service, slots, stack, 1)
-    [(owner, parks)] = slots.parked_owners()
+    [(gate, parks)] = slots.parked_gates()
     new_task(service)
     stack.run_stream()  # parks once more: the listing count moves on
     for task_id in parked_ids(service):
-        slots.forget("alice", service.find(task_id).created_at.isoformat(), task_id)
-    assert slots.unlist_if_idle(owner, parks) is False
-    assert [o for o, _ in slots.parked_owners()] == ["alice"]
+        slots.forget(Waiting.of(service.find(task_id)))
+    assert slots.unlist_if_idle(gate, parks) is False
+    assert [g for g, _ in slots.parked_gates()] == [slots.owner_gate("alice")]

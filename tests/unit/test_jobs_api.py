@@ -26,6 +26,8 @@ JOB_FIELDS = {
     "scheduledFor",
     "pool",
     "attempt",
+    "priority",
+    "concurrency",
 }
 
 
