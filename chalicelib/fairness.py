@@ -60,9 +60,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib import aws, timefmt
 from chalicelib.flow import Rate, first_match
-from chalicelib.model import DEFAULT_PRIORITY, MAX_PRIORITY
+from chalicelib.history import History
+from chalicelib.model import DEFAULT_PRIORITY, MAX_PRIORITY, utcnow
 from chalicelib.store import owner_scoped
 
 DEFER_SECONDS = 1
@@ -76,6 +77,8 @@ OWNER, TYPE, KEY = "owner", "type", "key"
 # Why a parked task waits, as its job document says it (`waitingFor`).
 REASONS = {OWNER: "owner limit", TYPE: "type limit", KEY: "key limit"}
 RATE_REASON = "rate"
+# A deferred message is seen by the worker a little after its delay: the note holds so long.
+DEFERRAL_SLACK_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Waiting:
     key: str | None = None
     key_limit: int | None = None
     expires_at: int = 0
+    version: int = 0  # the task's, as it waits (its history entry notes the wait)
 
     @classmethod
     def of(cls, task: Any) -> Waiting:
@@ -103,6 +107,7 @@ class Waiting:
             key=task.concurrency_key,
             key_limit=task.concurrency_limit,
             expires_at=task.expires_at,
+            version=task.version,
         )
 
     @classmethod
@@ -119,6 +124,7 @@ class Waiting:
             key=item["ckey"]["S"] if "ckey" in item else None,
             key_limit=number("climit"),
             expires_at=number("expires_at") or 0,
+            version=number("version") or 0,
         )
 
     def attributes(self) -> dict[str, Any]:
@@ -129,6 +135,7 @@ class Waiting:
             "created_at": {"S": self.created_at},
             "priority": {"N": str(self.priority)},
             "expires_at": {"N": str(self.expires_at)},  # the task's own TTL
+            "version": {"N": str(self.version)},
         }
         if self.key is not None and self.key_limit is not None:
             item.update(ckey={"S": self.key}, climit={"N": str(self.key_limit)})
@@ -202,6 +209,7 @@ class Slots:
         self.limit = limit  # MAX_RUNNING_PER_OWNER
         self.type_limits = type_limits
         self.aging_seconds = aging_seconds
+        self.history = History(records_table)
 
     @classmethod
     def of(cls, settings: Any) -> Slots:
@@ -352,6 +360,14 @@ class Slots:
             TableName=self.records_table,
             Item={**self._line_key(gate, task), **task.attributes()},
         )
+        self._note(task, {"event": "parked", "reason": gate.reason})
+
+    def _note(self, task: Waiting, event: dict[str, Any]) -> None:
+        """The task's history: its version's entry lists the wait and the admission."""
+        if task.version:
+            self.history.record_flow(
+                task.task_id, task.version, {**event, "at": timefmt.history(utcnow())}
+            )
 
     def _list(self, gate: Gate) -> None:
         """After a gate's first park of a batch: the reaper looks at its line. `parks`
@@ -443,6 +459,7 @@ class Slots:
                 continue
             enqueue(task)
             self._ddb.delete_item(TableName=self.records_table, Key=_key_of(item))
+            self._note(task, {"event": "admitted"})
             queued.append(task.task_id)
         return queued
 
@@ -462,8 +479,10 @@ class Slots:
         for gate in self.gates(task):
             self._ddb.delete_item(TableName=self.records_table, Key=self._line_key(gate, task))
 
-    def waiting_for(self, task: Waiting) -> str | None:
-        """Why a submitted task waits: the reason of the gate whose line holds it, if any."""
+    def waiting_for(self, task: Waiting, now: float | None = None) -> str | None:
+        """Why a task that has not started waits: the reason of the gate whose line holds it,
+        else that of its message's deferral (a limit, or its type's rate) if it is not over;
+        None: it is not known to wait (it is queued). A GetItem per gate, and one more."""
         for gate in self.gates(task):
             found = self._ddb.get_item(
                 TableName=self.records_table,
@@ -472,7 +491,31 @@ class Slots:
             ).get("Item")
             if found:
                 return gate.reason
+        note = self._ddb.get_item(
+            TableName=self.records_table, Key=_deferral_key(task.task_id), ConsistentRead=True
+        ).get("Item")
+        now = time.time() if now is None else now
+        if note is not None and float(note["until"]["N"]) + DEFERRAL_SLACK_SECONDS >= now:
+            return str(note["reason"]["S"])
         return None
+
+    def note_deferral(self, task_id: str, reason: str, until: float) -> None:
+        """A message sent again to wait (`reason`) until `until` (epoch seconds): the job
+        document says so meanwhile. The worker's; one PutItem per deferral."""
+        self._ddb.put_item(
+            TableName=self.records_table,
+            Item={
+                **_deferral_key(task_id),
+                "reason": {"S": reason},
+                "until": {"N": f"{until:.3f}"},
+                "expires_at": {"N": str(int(until) + 86400)},
+            },
+        )
+
+
+def _deferral_key(task_id: str) -> dict[str, Any]:
+    """Beside the task's history entries (pk task#<id>), outside their sk range."""
+    return {"pk": {"S": f"task#{task_id}"}, "sk": {"S": "waiting"}}
 
 
 def _key_of(item: dict[str, Any]) -> dict[str, Any]:

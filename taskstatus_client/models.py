@@ -79,6 +79,7 @@ class JobDocument(Model):
     attempt: int = 0  # the attempt running or last run: 0 before any started
     priority: int = 5  # 0 (lowest) to 9: orders the jobs that wait for a slot
     concurrency: JobConcurrency | None = None  # the job's concurrency key and its limit
+    waitingFor: str | None = None  # GET by id: why it has not started (owner limit, rate, ...)
 
 
 class JobList(Model):
@@ -92,6 +93,12 @@ class EventProgress(Model):
     message: str
 
 
+class FlowEvent(Model):
+    event: Literal["parked", "admitted"]
+    at: str
+    reason: str | None = None  # a park's: owner limit, type limit or key limit
+
+
 class JobEvent(Model):
     version: int
     status: Status
@@ -99,6 +106,7 @@ class JobEvent(Model):
     by: str
     progress: EventProgress | None = None
     error: str | None = None
+    flow: list[FlowEvent] | None = None  # waits for a slot and the admission, of this version
 
 
 class JobEventList(Model):
@@ -220,6 +228,7 @@ MIRRORED: tuple[type[Model], ...] = (
     JobDocument,
     JobList,
     EventProgress,
+    FlowEvent,
     JobEvent,
     JobEventList,
     BulkResult,

@@ -337,6 +337,11 @@ class JobDocument(Schema):
     concurrency: JobConcurrency | None = Field(
         default=None, description="the job's concurrency key and its limit"
     )
+    waitingFor: str | None = Field(
+        default=None,
+        description="on GET /jobs/{jobId}: why a job that has not started waits (owner limit, "
+        "type limit, key limit, rate); null when nothing holds it back",
+    )
 
 
 class JobList(Schema):

@@ -345,3 +345,45 @@ def test_a_task_past_its_types_rate_waits_and_runs_later_never_failed(stack, mon
     assert service.find(second.id).attempts == 0
     found = stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10)
     assert found.get("Messages", []) == []  # deferred: its new message is delayed
+
+
+# -- where flow control acts: the job document and the history ---------------------------------
+
+
+def test_a_parked_jobs_document_says_it_waits_for_its_owners_limit(stack, monkeypatch, client):
+    service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    first = submit(client).json_body["jobId"]
+    second = submit(client).json_body["jobId"]
+    stack.run_stream()
+    assert get(client, f"/jobs/{first}").json_body["waitingFor"] is None  # queued
+    assert get(client, f"/jobs/{second}").json_body["waitingFor"] == "owner limit"
+
+
+def test_a_jobs_document_says_it_waits_for_its_key_limit(stack, monkeypatch, client):
+    service_with(monkeypatch, MAX_RUNNING_PER_OWNER="0")
+    keyed_job = {**sleep_job(), "concurrency": {"key": "customer-42", "limit": 1}}
+    submit(client, keyed_job)
+    second = submit(client, keyed_job).json_body["jobId"]
+    stack.run_stream()
+    assert get(client, f"/jobs/{second}").json_body["waitingFor"] == "key limit"
+
+
+def test_a_jobs_document_says_it_waits_for_its_types_rate(stack, monkeypatch, client):
+    service_with(monkeypatch, MAX_RUNNING_PER_OWNER="0", TYPE_RATE="demo/*=1/hour")
+    submit(client)
+    second = submit(client).json_body["jobId"]
+    stack.run_stream()
+    stack.run_worker()
+    assert get(client, f"/jobs/{second}").json_body["waitingFor"] == "rate"
+
+
+def test_history_records_the_wait_and_the_admission_of_a_parked_job(stack, monkeypatch, client):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    first = submit(client).json_body["jobId"]
+    second = submit(client).json_body["jobId"]
+    stack.run_stream()
+    service.cancel("alice", first)
+    stack.run_stream()
+    [entry] = get(client, f"/jobs/{second}/events").json_body["events"]
+    assert [step["event"] for step in entry["flow"]] == ["parked", "admitted"]
+    assert entry["flow"][0]["reason"] == "owner limit"

@@ -28,6 +28,7 @@ JOB_FIELDS = {
     "attempt",
     "priority",
     "concurrency",
+    "waitingFor",
 }
 
 

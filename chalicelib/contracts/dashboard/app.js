@@ -659,6 +659,9 @@
     $("d-run-at-label").hidden = !job.runAt;  // servers with delayed runs
     $("d-run-at").hidden = !job.runAt;
     $("d-run-at").textContent = when(job.runAt);
+    $("d-waiting-label").hidden = !job.waitingFor;  // flow control: why it has not started
+    $("d-waiting").hidden = !job.waitingFor;
+    $("d-waiting").textContent = job.waitingFor ? `${job.waitingFor} (priority ${job.priority})` : "";
     const retried = typeof job.retries === "number";  // servers with POST /jobs/{jobId}/retry
     $("d-retries-label").hidden = !retried;
     $("d-retries").hidden = !retried;
@@ -700,6 +703,10 @@
       item.append(el("span", {class: "when", text: `${p.current}/${p.total}${p.message ? ` ${p.message}` : ""}`}));
     }
     if (entry.error) item.append(el("div", {class: "problem", text: entry.error}));
+    for (const step of entry.flow || []) {  // flow control: waits for a slot, the admission
+      const text = step.event === "parked" ? `waited (${step.reason})` : "admitted";
+      item.append(el("div", {class: "when", text: `${text} ${when(step.at)}`}));
+    }
     return item;
   }
 
