@@ -246,9 +246,11 @@ class TaskStatusClient:
         overlap: str = "skip",
         catch_up: str = "none",
         paused: bool = False,
+        idempotency_key: str | None = AUTO,
     ) -> dict[str, Any]:
         """A schedule creating a `type` job per fire of `cron` (5 fields, read in `timezone`)
-        or `rate` ("5 minutes"); give one of the two."""
+        or `rate` ("5 minutes"); give one of the two. Its retries (a lost answer) send the
+        same Idempotency-Key (a new one per call unless given), so they make one schedule."""
         body: dict[str, Any] = {
             "type": type,
             "input": input or {},
@@ -261,7 +263,13 @@ class TaskStatusClient:
             body["cron"] = cron
         if rate is not None:
             body["rate"] = rate
-        result: dict[str, Any] = self._request("POST", "/schedules", json=body).json()
+        headers = {"Content-Type": "application/json"}
+        if idempotency_key == AUTO:
+            idempotency_key = str(uuid.uuid4())
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        response = self._request("POST", "/schedules", json=body, headers=headers)
+        result: dict[str, Any] = response.json()
         return result
 
     def schedules(self) -> list[dict[str, Any]]:

@@ -190,3 +190,11 @@ def test_submit_sends_a_priority_and_a_concurrency_key(scripted):
     assert sent["priority"] == 8
     assert sent["concurrency"] == {"key": "customer-42", "limit": 2}
     assert submitted.priority == 8
+
+
+def test_a_retried_schedule_create_sends_the_same_idempotency_key(scripted):
+    created = {"scheduleId": "sch_" + "0" * 32}
+    server = scripted(Reply(503, ERROR), Reply(201, created))
+    client_for(server).create_schedule("demo/sleep", rate="5 minutes")
+    keys = [r["headers"]["idempotency-key"] for r in server.requests]
+    assert len(keys) == 2 and keys[0] == keys[1]
