@@ -178,9 +178,6 @@ class Blocked(Exception):
         self.gate = gate
 
 
-OverLimit = Blocked  # the name the worker and older tests know
-
-
 # Queues a task's message (TaskService.send through TaskService.send_waiting).
 Enqueue = Callable[[Waiting], None]
 
@@ -220,11 +217,6 @@ class Slots:
             settings.type_concurrency,
             settings.priority_aging_seconds,
         )
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any limit may apply (a job's own key limit always may)."""
-        return True
 
     @property
     def _ddb(self) -> Any:

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, jsonsafe, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
-from chalicelib.fairness import RATE_REASON, OverLimit, Slots, TokenBuckets, Waiting, defer_seconds
+from chalicelib.fairness import RATE_REASON, Blocked, Slots, TokenBuckets, Waiting, defer_seconds
 from chalicelib.flow import first_match
 from chalicelib.model import RUNNING, Output, Progress, Status, Task, utcnow
 from chalicelib.observability import emit_metric, sqs_partial, task_context
@@ -167,7 +167,7 @@ class Worker:
             try:
                 took_slot = self._take_slot(message)
                 rate_wait = self._rate_wait(message)
-            except OverLimit as blocked:
+            except Blocked as blocked:
                 if self._park_due_run(message):
                     return True
                 return self._defer(message, attempt - 1, blocked.gate.reason)
@@ -238,7 +238,7 @@ class Worker:
 
     def _take_slot(self, message: TaskMessage) -> bool:
         """The task's slots (its owner's, its type's, its key's: fairness.py); True if newly
-        taken. Raises OverLimit naming a full gate."""
+        taken. Raises Blocked naming a full gate."""
         return self.slots.acquire(self._waiting(message))
 
     def _rate_wait(self, message: TaskMessage) -> float:

@@ -154,13 +154,13 @@ def test_a_message_for_a_finished_task_gives_back_the_slot_it_took(service, slot
 
 
 def test_a_crashed_workers_slots_are_freed_by_the_reaper(service, slots, stack):
-    from chalicelib.fairness import OverLimit
+    from chalicelib.fairness import Blocked
 
     crashed = [new_task(service), new_task(service)]
     for task in crashed:
         crash_while_running(service, slots, task)
     stack.run_stream()
-    with pytest.raises(OverLimit):
+    with pytest.raises(Blocked):
         take(slots, "alice", "another")
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
@@ -174,10 +174,10 @@ def test_a_crashed_workers_slots_are_freed_by_the_reaper(service, slots, stack):
 
 
 def test_slots_never_exceed_the_limit(slots):
-    from chalicelib.fairness import OverLimit
+    from chalicelib.fairness import Blocked
 
     taken = [take(slots, "carol", f"task-{n}") for n in range(LIMIT)]
-    with pytest.raises(OverLimit):
+    with pytest.raises(Blocked):
         take(slots, "carol", "task-over")
     assert taken == [True, True]
     assert take(slots, "carol", "task-0") is False  # held already: no second slot

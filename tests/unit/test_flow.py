@@ -387,3 +387,16 @@ def test_history_records_the_wait_and_the_admission_of_a_parked_job(stack, monke
     [entry] = get(client, f"/jobs/{second}/events").json_body["events"]
     assert [step["event"] for step in entry["flow"]] == ["parked", "admitted"]
     assert entry["flow"][0]["reason"] == "owner limit"
+
+
+def test_parked_tasks_are_queued_by_the_reaper_once_the_type_limit_is_raised(
+    demo_one_at_a_time, stack, monkeypatch
+):
+    service = demo_one_at_a_time
+    new_task(service)
+    waiting = [new_task(service, minutes_ago=0.01 * (3 - n)) for n in range(3)]
+    stack.run_stream()
+    queued_ids(stack)
+    raised = service_with(monkeypatch, TYPE_CONCURRENCY="demo/*=3")
+    assert raised.admit_parked() == sorted(t.id for t in waiting[:2])
+    assert [g.kind for g, _ in Slots.of(raised.settings).parked_gates()] == ["type"]
