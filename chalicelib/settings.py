@@ -9,15 +9,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.flow import (
-    FlowSettingError,
-    Rate,
-    parse_submit_rate,
-    parse_type_concurrency,
-    parse_type_rate,
-)
-
 if TYPE_CHECKING:
+    from chalicelib.flow import Rate
     from chalicelib.objects import Link
 
 # Fair by default: at most this many running tasks per owner (MAX_RUNNING_PER_OWNER; 0 turns
@@ -237,7 +230,15 @@ def get_settings() -> Settings:
 
 def _flow_settings(env: Callable[[str, str], str]) -> dict[str, Any]:
     """TYPE_CONCURRENCY, TYPE_RATE, SUBMIT_RATE and PRIORITY_AGING_SECONDS (chalicelib/flow.py);
-    one that cannot be read stops the start with what to write instead."""
+    one that cannot be read stops the start with what to write instead. Imported here: the
+    settings are read at cold start, which loads only what every function needs."""
+    from chalicelib.flow import (
+        FlowSettingError,
+        parse_submit_rate,
+        parse_type_concurrency,
+        parse_type_rate,
+    )
+
     aging = env("PRIORITY_AGING_SECONDS", "60").strip() or "60"
     try:
         if not aging.isdigit() or int(aging) < 1:
