@@ -18,8 +18,9 @@ def admission_calls(counter: CallCounter, count: int = 20) -> None:
     service = container().service
     table = service.settings.records_table
     created = service.clock().isoformat()
-    owner_only = Slots(table, count)
-    three = Slots(table, count, (("bench/*", count),))
+    tasks = service.settings.tasks_table
+    owner_only = Slots(table, count, tasks_table=tasks)
+    three = Slots(table, count, (("bench/*", count),), tasks_table=tasks)
 
     def waiting(n: int, owner: str, key: str | None = None) -> Waiting:
         return Waiting(
@@ -49,6 +50,6 @@ def admission_calls(counter: CallCounter, count: int = 20) -> None:
             buckets.take("type#bench/*", Rate(10 * count, 60))
     row("admitted at once, one gate", summarize(measured["one"], count))
     row("admitted at once, three gates", summarize(measured["three"], count))
-    row("parked (line, history, list)", summarize(measured["parked"], count))
+    row("parked (line, history, task)", summarize(measured["parked"], count))
     row(f"admitted from a line ({len(admitted)})", summarize(measured["from_line"], len(admitted)))
     row("a start under TYPE_RATE", summarize(measured["rate"], count))

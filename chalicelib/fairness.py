@@ -77,8 +77,6 @@ OWNER, TYPE, KEY = "owner", "type", "key"
 # Why a parked task waits, as its job document says it (`waitingFor`).
 REASONS = {OWNER: "owner limit", TYPE: "type limit", KEY: "key limit"}
 RATE_REASON = "rate"
-# A deferred message is seen by the worker a little after its delay: the note holds so long.
-DEFERRAL_SLACK_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -201,8 +199,10 @@ class Slots:
         limit: int,
         type_limits: tuple[tuple[str, int], ...] = (),
         aging_seconds: int = DEFAULT_AGING_SECONDS,
+        tasks_table: str | None = None,
     ) -> None:
         self.records_table = records_table
+        self.tasks_table = tasks_table  # where `mark` says why a task waits (None: not said)
         self.limit = limit  # MAX_RUNNING_PER_OWNER
         self.type_limits = type_limits
         self.aging_seconds = aging_seconds
@@ -216,6 +216,7 @@ class Slots:
             settings.max_running_per_owner,
             settings.type_concurrency,
             settings.priority_aging_seconds,
+            settings.tasks_table,
         )
 
     @property
@@ -353,6 +354,7 @@ class Slots:
             Item={**self._line_key(gate, task), **task.attributes()},
         )
         self._note(task, {"event": "parked", "reason": gate.reason})
+        self.mark(task.task_id, gate.reason)
 
     def _note(self, task: Waiting, event: dict[str, Any]) -> None:
         """The task's history: its version's entry lists the wait and the admission."""
@@ -452,6 +454,7 @@ class Slots:
             enqueue(task)
             self._ddb.delete_item(TableName=self.records_table, Key=_key_of(item))
             self._note(task, {"event": "admitted"})
+            self.mark(task.task_id, None)
             queued.append(task.task_id)
         return queued
 
@@ -471,43 +474,36 @@ class Slots:
         for gate in self.gates(task):
             self._ddb.delete_item(TableName=self.records_table, Key=self._line_key(gate, task))
 
-    def waiting_for(self, task: Waiting, now: float | None = None) -> str | None:
-        """Why a task that has not started waits: the reason of the gate whose line holds it,
-        else that of its message's deferral (a limit, or its type's rate) if it is not over;
-        None: it is not known to wait (it is queued). A GetItem per gate, and one more."""
-        for gate in self.gates(task):
-            found = self._ddb.get_item(
-                TableName=self.records_table,
-                Key=self._line_key(gate, task),
-                ProjectionExpression="pk",
-            ).get("Item")
-            if found:
-                return gate.reason
-        note = self._ddb.get_item(
-            TableName=self.records_table, Key=_deferral_key(task.task_id), ConsistentRead=True
-        ).get("Item")
-        now = time.time() if now is None else now
-        if note is not None and float(note["until"]["N"]) + DEFERRAL_SLACK_SECONDS >= now:
-            return str(note["reason"]["S"])
-        return None
-
-    def note_deferral(self, task_id: str, reason: str, until: float) -> None:
-        """A message sent again to wait (`reason`) until `until` (epoch seconds): the job
-        document says so meanwhile. The worker's; one PutItem per deferral."""
-        self._ddb.put_item(
-            TableName=self.records_table,
-            Item={
-                **_deferral_key(task_id),
-                "reason": {"S": reason},
-                "until": {"N": f"{until:.3f}"},
-                "expires_at": {"N": str(int(until) + 86400)},
-            },
-        )
-
-
-def _deferral_key(task_id: str) -> dict[str, Any]:
-    """Beside the task's history entries (pk task#<id>), outside their sk range."""
-    return {"pk": {"S": f"task#{task_id}"}, "sk": {"S": "waiting"}}
+    def mark(self, task_id: str, reason: str | None) -> None:
+        """Say on the task's item why it waits (`waiting_for`, with the version it waits at:
+        any later write of the task raises the version and so retires the reason), or that
+        it no longer does (None: admitted). The version is left alone, so the stream, pushes
+        and webhooks ignore the write; a task that moved on (started, ended) is left as is.
+        GET /jobs/{jobId} reads it with the task: no read is added to a poll."""
+        if self.tasks_table is None:
+            return
+        request: dict[str, Any] = {
+            "TableName": self.tasks_table,
+            "Key": {"id": {"S": task_id}},
+            "UpdateExpression": "REMOVE waiting_for, waiting_version",
+            "ConditionExpression": "attribute_exists(id)",
+        }
+        if reason is not None:
+            request.update(
+                UpdateExpression="SET waiting_for = :reason, waiting_version = version",
+                ConditionExpression="#status IN (:submitted, :retrying)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":reason": {"S": reason},
+                    ":submitted": {"S": "submitted"},
+                    ":retrying": {"S": "retrying"},
+                },
+            )
+        try:
+            self._ddb.update_item(**request)
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
 
 
 def _key_of(item: dict[str, Any]) -> dict[str, Any]:

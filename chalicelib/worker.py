@@ -281,7 +281,7 @@ class Worker:
             MessageBody=later.to_json(),
             DelaySeconds=delay,
         )
-        self.slots.note_deferral(message.taskId, reason, time.time() + delay)
+        self.slots.mark(message.taskId, reason)
         emit_metric("TasksDeferred", 1)
         log.info("waiting %s s for its %s", delay, reason)
         return True

@@ -79,7 +79,7 @@ class JobDocument(Model):
     attempt: int = 0  # the attempt running or last run: 0 before any started
     priority: int = 5  # 0 (lowest) to 9: orders the jobs that wait for a slot
     concurrency: JobConcurrency | None = None  # the job's concurrency key and its limit
-    waitingFor: str | None = None  # GET by id: why it has not started (owner limit, rate, ...)
+    waitingFor: str | None = None  # why it has not started (owner limit, rate, ...)
 
 
 class JobList(Model):

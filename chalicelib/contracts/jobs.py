@@ -145,18 +145,7 @@ def get_job(service: TaskService, request: Request, job_id: str) -> Response:
     # The input is the owner's alone: a public read by id (PUBLIC_READ_BY_ID) never shows it.
     owners_read = http.reader(request) is not None
     document = job_document(task, with_input=owners_read)
-    document["waitingFor"] = waiting_for(service, task)
     return http.json_response(document, headers=headers)
-
-
-def waiting_for(service: TaskService, task: Task) -> str | None:
-    """Why a job that has not started waits (owner limit, type limit, key limit, rate), as
-    flow control knows it (chalicelib/fairness.py); None when it is not held back."""
-    from chalicelib.fairness import Slots, Waiting
-
-    if task.status not in (Status.SUBMITTED, Status.RETRYING) or task.pool or task.is_external:
-        return None
-    return Slots.of(service.settings).waiting_for(Waiting.of(task))
 
 
 def list_jobs(service: TaskService, request: Request) -> Response:
@@ -355,7 +344,7 @@ def job_document(task: Task, with_input: bool = False, link: Link = NATIVE_LINK)
         "attempt": task.attempts,
         "priority": task.priority,
         "concurrency": _concurrency(task),
-        "waitingFor": None,  # GET /jobs/{jobId} says (get_job): it costs reads
+        "waitingFor": task.waits_for,
     }
 
 

@@ -257,12 +257,11 @@ def test_a_task_let_through_by_its_owner_but_held_by_its_type_waits_in_the_types
     stack.run_stream()  # alice's slot and demo's slot are both held now
     parked = new_task(service)
     stack.run_stream()
-    slots = Slots.of(service.settings)
-    assert slots.waiting_for(Waiting.of(parked)) == "owner limit"
+    assert service.find(parked.id).waits_for == "owner limit"
     queued_ids(stack)
     finish(service, stack, alices_other)
     assert queued_ids(stack) == []
-    assert slots.waiting_for(Waiting.of(parked)) == "type limit"
+    assert service.find(parked.id).waits_for == "type limit"
     finish(service, stack, bobs)
     assert queued_ids(stack) == [parked.id]
 
@@ -400,3 +399,26 @@ def test_parked_tasks_are_queued_by_the_reaper_once_the_type_limit_is_raised(
     raised = service_with(monkeypatch, TYPE_CONCURRENCY="demo/*=3")
     assert raised.admit_parked() == sorted(t.id for t in waiting[:2])
     assert [g.kind for g, _ in Slots.of(raised.settings).parked_gates()] == ["type"]
+
+
+def test_a_job_admitted_from_the_line_no_longer_says_it_waits(stack, monkeypatch, client):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    first = submit(client).json_body["jobId"]
+    second = submit(client).json_body["jobId"]
+    stack.run_stream()
+    service.cancel("alice", first)
+    stack.run_stream()
+    job = get(client, f"/jobs/{second}").json_body
+    assert (job["status"], job["waitingFor"]) == ("submitted", None)
+
+
+def test_a_reason_to_wait_is_retired_by_the_tasks_next_version(stack, monkeypatch):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    new_task(service)
+    parked = new_task(service)
+    stack.run_stream()
+    task = service.find(parked.id)
+    assert task.waits_for == "owner limit"
+    cancelled = service.cancel("alice", parked.id)
+    assert cancelled.waits_for is None
+    assert task.replace(version=task.version + 1).waits_for is None
