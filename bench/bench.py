@@ -454,6 +454,9 @@ def main() -> None:
             from bench.operator import operator_calls
 
             operator_calls(client, counter, stack)
+            from bench.flow import admission_calls
+
+            admission_calls(counter)
             worker_throughput(counter, stack)
             scale.step("WebSocket fan-out calls")
             fan_out_calls(counter)

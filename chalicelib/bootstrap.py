@@ -64,10 +64,10 @@ class Container:
 
     @cached_property
     def slots(self) -> Slots:
-        """Each owner's running slots (fair concurrency), for the service, worker and stream."""
+        """The gates (owner, type, key limits), their slots and lines: service, worker, stream."""
         from chalicelib.fairness import Slots
 
-        return Slots(self.settings.records_table, self.settings.max_running_per_owner)
+        return Slots.of(self.settings)
 
     @cached_property
     def tasks_queue(self) -> TaskQueue:

@@ -18,6 +18,7 @@ Each operator action is a guarded write by `operator <id>`, so the task's histor
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, reruns, tallies, timefmt
 from chalicelib.errors import TaskNotFound, TransitionRefused
-from chalicelib.fairness import Slots
+from chalicelib.fairness import OWNER, Gate, Slots
 from chalicelib.model import RETRYABLE, Status, Task
 from chalicelib.pools import Pools, pool_queue_url
 from chalicelib.queues import DeliveryMessage, TaskMessage
@@ -494,20 +495,31 @@ def _overdue(service: TaskService, now: datetime, limit: int) -> list[Stuck]:
 
 
 def _parked(service: TaskService, limit: int) -> list[Stuck]:
-    slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
+    """Tasks waiting in a line for a slot (chalicelib/fairness.py), with the gate they wait for."""
+    slots = service.slots
     found: list[Stuck] = []
-    for owner, _ in slots.parked_owners():
-        running = len(slots.holders(owner)) if slots.enabled else 0
-        reason = (
-            f"waits for a slot: {owner} runs {running} of MAX_RUNNING_PER_OWNER={slots.limit}"
-            if slots.enabled
-            else "waits for the reaper's next minute to queue it (no limit is set)"
-        )
-        for parked in slots.parked(owner, limit - len(found)):
-            found.append(Stuck(parked.task_id, "parked", reason, None, owner, parked.type))
+    for gate, _ in slots.parked_gates():
+        reason = _parked_reason(slots, gate)
+        for parked in slots.parked(gate, limit - len(found)):
+            found.append(Stuck(parked.task_id, "parked", reason, None, parked.owner, parked.type))
         if len(found) >= limit:
             break
     return found
+
+
+def _parked_reason(slots: Slots, gate: Gate) -> str:
+    if gate.limit <= 0:
+        return "waits for the reaper's next minute to queue it (no limit is set)"
+    running = len(slots.holders(gate))
+    if gate.kind == OWNER:
+        owner = _owner_of_scope(gate.scope)
+        return f"waits for a slot: {owner} runs {running} of MAX_RUNNING_PER_OWNER={gate.limit}"
+    return f"waits for a slot ({gate.reason} {gate.scope}): {running} of {gate.limit} running"
+
+
+def _owner_of_scope(scope: str) -> str:
+    length, _, rest = scope.partition(":")
+    return rest[: int(length)] if length.isdigit() else scope
 
 
 def _late(service: TaskService, now: datetime, limit: int) -> list[Stuck]:
@@ -560,10 +572,10 @@ def usage(
     """The busiest owners of the day (and any with parked tasks): their counts and load now."""
     now, hours = read
     per_owner = tallies.windows(hours, now, "owner")
-    slots = Slots(service.settings.records_table, service.settings.max_running_per_owner)
-    parked = {
-        owner: len(slots.parked(owner, MAX_PARKED_COUNTED)) for owner, _ in slots.parked_owners()
-    }
+    slots = service.slots
+    parked: Counter[str] = Counter()
+    for gate, _ in slots.parked_gates():
+        parked.update(p.owner for p in slots.parked(gate, MAX_PARKED_COUNTED))
     owners = sorted(set(per_owner) | set(parked), key=lambda o: (-per_owner[o].day["s"], o))
 
     def counts(window: dict[str, float]) -> dict[str, int]:
@@ -574,7 +586,7 @@ def usage(
             owner,
             counts(per_owner[owner].hour),
             counts(per_owner[owner].day),
-            len(slots.holders(owner)) if slots.enabled else None,
+            len(slots.holders(owner)) if slots.limit > 0 else None,
             parked.get(owner, 0),
         )
         for owner in owners[:MAX_OWNERS]

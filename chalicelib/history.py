@@ -1,7 +1,11 @@
 """A task's execution history: one entry per version, written from the table's stream.
 
 Records table layout, in the task's partition (beside its webhook events):
-  pk task#<id>, sk history#<version>   status, at, by, progress, error; TTL: the task's own
+  pk task#<id>, sk history#<version>   status, at, by, progress, error, flow; TTL: the task's own
+
+`flow` lists what flow control did to that version (chalicelib/fairness.py): each park in a
+waiting line, with why (owner limit, type limit, key limit), and the admission that queued it;
+appended to the version's entry, as a task waits without a new version.
 
 An entry is put only if its key does not exist, so a stream record delivered twice (Lambda
 retries a batch, the stream pump replays it) never adds a second entry for its version.
@@ -15,6 +19,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from chalicelib import jsonsafe, timefmt
 from chalicelib.model import Task
@@ -56,6 +62,8 @@ def entry_view(item: dict[str, Any]) -> dict[str, Any]:
         view["progress"] = json.loads(item["progress"]["S"])
     if "error" in item:
         view["error"] = item["error"]["S"]
+    if "flow" in item:
+        view["flow"] = [json.loads(event["S"]) for event in item["flow"]["L"]]
     return view
 
 
@@ -69,6 +77,26 @@ class History(RecordsTable):
     def record(self, task: Task) -> bool:
         """Add the entry of this version of the task; False if it was there already."""
         return self.put_new(entry_item(task))
+
+    def record_flow(self, task_id: str, version: int, event: dict[str, Any]) -> bool:
+        """Append a flow control event (parked, admitted) to the version's entry; False if
+        the entry is gone (expired), which is then left alone."""
+        try:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"task#{task_id}"}, "sk": {"S": entry_sk(version)}},
+                UpdateExpression="SET flow = list_append(if_not_exists(flow, :none), :event)",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={
+                    ":none": {"L": []},
+                    ":event": {"L": [{"S": jsonsafe.compact(event)}]},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def page(self, task_id: str, now: datetime, *, limit: int, after: int = 0) -> HistoryPage:
         """Entries after version `after`, oldest first: one Query."""

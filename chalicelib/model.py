@@ -229,6 +229,13 @@ class Webhook(Part):
     metadata: dict[str, str | int | float | bool] = field(default_factory=dict)
 
 
+# Priorities: 0 (lowest) to 9 (highest); a job that names none has DEFAULT_PRIORITY. They
+# order the tasks that wait for a slot (chalicelib/fairness.py).
+MIN_PRIORITY = 0
+MAX_PRIORITY = 9
+DEFAULT_PRIORITY = 5
+
+
 @dataclass(slots=True)
 class Task:
     id: str
@@ -263,6 +270,20 @@ class Task:
     pool: str | None = None  # a worker pool's remote workers run it (chalicelib/pools.py)
     lease_token: str | None = None  # the remote worker holding it (chalicelib/claims.py)
     lease_receipt: str | None = None  # its pool message, invisible while the lease lasts
+    priority: int = DEFAULT_PRIORITY  # among tasks waiting for a slot (chalicelib/fairness.py)
+    concurrency_key: str | None = None  # at most concurrency_limit of the owner's tasks with
+    concurrency_limit: int | None = None  # this key run at once
+    # Why it waits to start (owner limit, type limit, key limit, rate), said by flow control
+    # (chalicelib/fairness.py) at the version it waited at: a later version retires it.
+    waiting_for: str | None = None
+    waiting_version: int | None = None
+
+    @property
+    def waits_for(self) -> str | None:
+        """Why the task waits to start, if flow control said so at this version."""
+        if self.status not in (Status.SUBMITTED, Status.RETRYING):
+            return None
+        return self.waiting_for if self.waiting_version == self.version else None
 
     @property
     def is_external(self) -> bool:
@@ -310,6 +331,9 @@ class Task:
         runner: Runner = SERVICE,
         heartbeat_seconds: int | None = None,
         pool: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> Task:
         """A new task; with a `run_at` in the future it is `scheduled`, and kept a full TTL
         after that time (a run next week must not expire the day after it ran)."""
@@ -334,4 +358,7 @@ class Task:
             runner=runner,
             heartbeat_seconds=heartbeat_seconds,
             pool=pool,
+            priority=priority,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
         )

@@ -90,6 +90,9 @@ class TaskMessage:
     deferrals: int = 0
     # How often AWS throttled this task's claim in a row (the worker's backoff grows with it).
     throttled: int = 0
+    # The job's own concurrency key and its limit, for the worker's slots (fairness.py).
+    concurrencyKey: str | None = None
+    concurrencyLimit: int = 0
 
     @classmethod
     def from_json(cls, body: str) -> TaskMessage:
@@ -101,6 +104,8 @@ class TaskMessage:
             priorAttempts=_count(data, "priorAttempts", 0),
             deferrals=_count(data, "deferrals", 0),
             throttled=_count(data, "throttled", 0),
+            concurrencyKey=_optional_text(data, "concurrencyKey"),
+            concurrencyLimit=_count(data, "concurrencyLimit", 0),
         )
 
     def to_json(self) -> str:

@@ -16,6 +16,7 @@ next sweep recomputes from what is stored, and the task ids make its fires no-op
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import uuid
@@ -98,6 +99,8 @@ class Schedule:
     last_outcome: str | None = None  # fired | skipped (overlap) | missed (catch-up)
     fired: int = 0
     skipped: int = 0
+    # A create with an Idempotency-Key: a digest of its body, to tell a retry from a reuse.
+    request_digest: str | None = None
 
     def recurrence(self) -> cron.Recurrence:
         tz = cron.zone(self.timezone)
@@ -151,6 +154,14 @@ def new_schedule_id() -> str:
     return "sch_" + uuid.uuid4().hex
 
 
+def keyed_schedule_id(owner: str, idempotency_key: str) -> str:
+    """The id of the schedule an owner's create with this Idempotency-Key makes: the same
+    key gives the same id, so a retried create finds the schedule its first try stored
+    (the item is put only if absent) instead of making a second one."""
+    digest = hashlib.sha256(owner_scoped(owner, idempotency_key).encode()).hexdigest()
+    return "sch_" + digest[:32]
+
+
 # -- the store ------------------------------------------------------------------------------
 
 
@@ -191,7 +202,7 @@ def to_item(s: Schedule) -> dict[str, Any]:
         "fired": {"N": str(s.fired)},
         "skipped": {"N": str(s.skipped)},
     }
-    for name in ("cron", "rate", "last_task_id", "last_outcome"):
+    for name in ("cron", "rate", "last_task_id", "last_outcome", "request_digest"):
         value = getattr(s, name)
         if value is not None:
             item[name] = {"S": value}
@@ -238,6 +249,7 @@ def from_item(item: dict[str, Any]) -> Schedule:
         last_outcome=text("last_outcome"),
         fired=int(item["fired"]["N"]),
         skipped=int(item["skipped"]["N"]),
+        request_digest=text("request_digest"),
     )
 
 

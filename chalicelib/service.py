@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import jsonsafe, objects, scheduling
 from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
 from chalicelib.model import (
+    DEFAULT_PRIORITY,
     RUNNING,
     SERVICE,
     ObjectRef,
@@ -31,7 +32,7 @@ from chalicelib.store import ITEM_BUDGET_BYTES, Page, TaskStore, item_size
 from chalicelib.store.keys import key_expires_at
 
 if TYPE_CHECKING:
-    from chalicelib.fairness import Slots
+    from chalicelib.fairness import Gate, Slots, Waiting
     from chalicelib.webhooks.ssrf import Resolver
 
 # The reaper stops this long before its Lambda's timeout: the rest is the next run's.
@@ -61,6 +62,9 @@ class SubmitJob:
     heartbeat_seconds: int | None = None
     owner: str | None = None  # asked by a service key (chalicelib/edge/service_keys.py)
     pool: str | None = None  # asked for; POOL_TYPES may route a type to one too
+    priority: int = DEFAULT_PRIORITY  # among tasks waiting for a slot (chalicelib/fairness.py)
+    concurrency_key: str | None = None  # at most concurrency_limit of the owner's jobs with
+    concurrency_limit: int | None = None  # this key run at once
 
     def fingerprint(self) -> str:
         """A digest of what was asked, to tell a replay from a different request."""
@@ -79,6 +83,10 @@ class SubmitJob:
             canonical["delaySeconds"] = self.delay_seconds
         if self.pool is not None:
             canonical["pool"] = self.pool
+        if self.priority != DEFAULT_PRIORITY:
+            canonical["priority"] = self.priority
+        if self.concurrency_key is not None:
+            canonical["concurrency"] = [self.concurrency_key, self.concurrency_limit]
         if self.runner != SERVICE:
             canonical.update(
                 runner=self.runner, jobId=self.job_id, heartbeatSeconds=self.heartbeat_seconds
@@ -164,6 +172,9 @@ class TaskService:
             webhook=job.webhook,
             now=now,
             pool=pool,
+            priority=job.priority,
+            concurrency_key=job.concurrency_key,
+            concurrency_limit=job.concurrency_limit,
         )
         if pool is not None:
             return task
@@ -319,7 +330,18 @@ class TaskService:
     # -- queue -------------------------------------------------------------------
 
     def enqueue(self, task: Task, delay_seconds: int = 0) -> None:
-        self.send(task.id, task.type, task.owner, delay_seconds, pool=task.pool)
+        self.send(
+            task.id,
+            task.type,
+            task.owner,
+            delay_seconds,
+            pool=task.pool,
+            concurrency=(task.concurrency_key, task.concurrency_limit),
+        )
+
+    def send_waiting(self, task: Waiting) -> None:
+        """Queue a task that flow control admitted (chalicelib/fairness.py)."""
+        self.send(task.task_id, task.type, task.owner, concurrency=(task.key, task.key_limit))
 
     def send(
         self,
@@ -329,11 +351,21 @@ class TaskService:
         delay_seconds: int = 0,
         prior_attempts: int = 0,
         pool: str | None = None,
+        concurrency: tuple[str | None, int | None] = (None, None),
     ) -> None:
-        """Queue a task's message: on the tasks queue (the worker Lambda), or on its pool's."""
+        """Queue a task's message: on the tasks queue (the worker Lambda), or on its pool's.
+        `concurrency`: the job's key and limit, which the worker's slots need."""
         from chalicelib.pools import pool_queue_url
 
-        message = TaskMessage(taskId=task_id, type=type, owner=owner, priorAttempts=prior_attempts)
+        key, limit = concurrency
+        message = TaskMessage(
+            taskId=task_id,
+            type=type,
+            owner=owner,
+            priorAttempts=prior_attempts,
+            concurrencyKey=key if limit else None,
+            concurrencyLimit=(limit or 0) if key is not None else 0,
+        )
         url = pool_queue_url(self.queue.url, pool) if pool is not None else None
         self.queue.send(message, delay_seconds, url)
 
@@ -431,22 +463,22 @@ class TaskService:
         return released
 
     def admit_parked(self, time_left: Callable[[], float] = lambda: float("inf")) -> list[str]:
-        """Queue the parked tasks of every owner listed as having some, as far as the limit
-        allows now; the ids queued (chalicelib/fairness.py).
+        """Queue the parked tasks of every gate listed as having some, as far as the limits
+        allow now; the ids queued (chalicelib/fairness.py).
 
-        A task's end admits its owner's next; this is for what that cannot see: a limit
+        A task's end admits its gates' next; this is for what that cannot see: a limit
         raised, lowered or removed (0) while tasks were parked, or a slot whose release was
-        lost. One Query of the list per run, and per listed owner a GetItem of its slots
+        lost. One Query of the list per run, and per listed gate a GetItem of its slots
         (and of each holder when they are all held) and a Query of its line."""
         slots = self.slots
         admitted: set[str] = set()
-        for owner, parks in slots.parked_owners():
+        for gate, parks in slots.parked_gates():
             if time_left() < REAPER_MARGIN_SECONDS:
                 break
-            if slots.enabled:
-                self._live_holders(slots, owner, admitted)
-            admitted.update(slots.admit_next(owner, self.send))
-            slots.unlist_if_idle(owner, parks)
+            if gate.limit > 0:
+                self._live_holders(slots, gate, admitted)
+            admitted.update(slots.admit_next(gate, self.send_waiting))
+            slots.unlist_if_idle(gate, parks)
         return sorted(admitted)
 
     def reap(
@@ -500,7 +532,7 @@ class TaskService:
                     failed.append(task.id)
                 continue
             if task.status is Status.SUBMITTED and (
-                self._waits_for_a_slot(task.owner, full, admitted) or task.id in admitted
+                self._waits_for_a_slot(task, full, admitted) or task.id in admitted
             ):
                 self.store.postpone_deadline(task, now + timedelta(seconds=limit))
                 continue
@@ -563,7 +595,12 @@ class TaskService:
             return False
         # A pool task goes back to its pool's queue: the worker Lambda never runs one.
         self.send(
-            retrying.id, retrying.type, retrying.owner, prior_attempts=attempts, pool=retrying.pool
+            retrying.id,
+            retrying.type,
+            retrying.owner,
+            prior_attempts=attempts,
+            pool=retrying.pool,
+            concurrency=(retrying.concurrency_key, retrying.concurrency_limit),
         )
         return True
 
@@ -581,31 +618,37 @@ class TaskService:
                 resumed.append(task.id)
         return resumed
 
-    def _waits_for_a_slot(self, owner: str, full: dict[str, bool], admitted: set[str]) -> bool:
-        """A submitted task of an owner at MAX_RUNNING_PER_OWNER is waiting its turn, not lost."""
-        slots = self.slots
-        if not slots.enabled:
-            return False
-        if owner not in full:
-            full[owner] = len(self._live_holders(slots, owner, admitted)) >= slots.limit
-        return full[owner]
+    def _waits_for_a_slot(self, task: Task, full: dict[str, bool], admitted: set[str]) -> bool:
+        """A submitted task one of whose gates (its owner's, its type's, its key's) is full
+        is waiting its turn, not lost. `full` caches each gate's answer by its scope."""
+        from chalicelib.fairness import Waiting
 
-    def _live_holders(self, slots: Slots, owner: str, admitted: set[str]) -> set[str]:
-        """The owner's slot holders, after giving back the slots of tasks that have ended.
+        if task.pool is not None:
+            return False
+        slots = self.slots
+        for gate in slots.gates(Waiting.of(task)):
+            if gate.scope not in full:
+                full[gate.scope] = len(self._live_holders(slots, gate, admitted)) >= gate.limit
+            if full[gate.scope]:
+                return True
+        return False
+
+    def _live_holders(self, slots: Slots, gate: Gate, admitted: set[str]) -> set[str]:
+        """The gate's slot holders, after giving back the slots of tasks that have ended.
 
         A slot is freed by the stream when its task ends; if that record was lost (retries
-        exhausted), the slot would be held forever and the owner's waiting tasks with it.
+        exhausted), the slot would be held forever and the gate's waiting tasks with it.
         """
-        holders = slots.holders(owner)
-        if len(holders) < slots.limit:
+        holders = slots.holders(gate)
+        if len(holders) < gate.limit:
             return holders
         for task_id in sorted(holders):
             task = self.find(task_id)
             if task is None or task.is_terminal:
-                slots.release(owner, task_id)
+                slots.release_gate(gate, task_id)
                 holders.discard(task_id)
-        if len(holders) < slots.limit:
-            taken = slots.admit_next(owner, self.send)
+        if len(holders) < gate.limit:
+            taken = slots.admit_next(gate, self.send_waiting)
             admitted.update(taken)
             holders.update(taken)
         return holders

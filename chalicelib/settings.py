@@ -7,9 +7,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from chalicelib.flow import Rate
     from chalicelib.objects import Link
 
 # Fair by default: at most this many running tasks per owner (MAX_RUNNING_PER_OWNER; 0 turns
@@ -146,6 +147,11 @@ class Settings:
     # The scope (or Cognito group, or Entra app role) that makes a JWT an operator's: it
     # reads every owner's tasks and the service's queues (chalicelib/contracts/operator.py).
     operator_scope: str = "taskstatus:operator"
+    # flow control (chalicelib/flow.py, chalicelib/fairness.py)
+    type_concurrency: tuple[tuple[str, int], ...] = ()
+    type_rate: tuple[tuple[str, Rate], ...] = ()
+    submit_rate: Rate | None = None
+    priority_aging_seconds: int = 60
 
     def check(self) -> Settings:
         """Refuse, with a message an operator can act on, a configuration that is unsafe."""
@@ -218,4 +224,33 @@ def get_settings() -> Settings:
         max_schedules_per_owner=max(0, int(env("MAX_SCHEDULES_PER_OWNER", "100") or "100")),
         external_heartbeat_seconds=int(env("EXTERNAL_HEARTBEAT_SECONDS", "900") or "900"),
         operator_scope=env("OPERATOR_SCOPE", "").strip() or "taskstatus:operator",
+        **_flow_settings(env),
     ).check()
+
+
+def _flow_settings(env: Callable[[str, str], str]) -> dict[str, Any]:
+    """TYPE_CONCURRENCY, TYPE_RATE, SUBMIT_RATE and PRIORITY_AGING_SECONDS (chalicelib/flow.py);
+    one that cannot be read stops the start with what to write instead. Imported here: the
+    settings are read at cold start, which loads only what every function needs."""
+    from chalicelib.flow import (
+        FlowSettingError,
+        parse_submit_rate,
+        parse_type_concurrency,
+        parse_type_rate,
+    )
+
+    aging = env("PRIORITY_AGING_SECONDS", "60").strip() or "60"
+    try:
+        if not aging.isdigit() or int(aging) < 1:
+            raise FlowSettingError(
+                "PRIORITY_AGING_SECONDS must be a whole number of seconds, 1 or more; "
+                f"got {aging!r}"
+            )
+        return {
+            "type_concurrency": parse_type_concurrency(env("TYPE_CONCURRENCY", "")),
+            "type_rate": parse_type_rate(env("TYPE_RATE", "")),
+            "submit_rate": parse_submit_rate(env("SUBMIT_RATE", "")),
+            "priority_aging_seconds": int(aging),
+        }
+    except FlowSettingError as exc:
+        raise ConfigurationError(str(exc)) from None

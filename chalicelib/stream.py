@@ -23,6 +23,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, scheduling
+from chalicelib.fairness import Waiting
 from chalicelib.model import Status, Task
 from chalicelib.observability import emit_metric, sqs_partial, task_context
 from chalicelib.service import TaskService
@@ -30,7 +31,7 @@ from chalicelib.store import is_task_item, task_from_item
 from chalicelib.tallies import Tallies
 
 if TYPE_CHECKING:
-    from chalicelib.fairness import Slots
+    from chalicelib.fairness import Gate, Slots
     from chalicelib.history import History
     from chalicelib.realtime import FanOut, Realtime
     from chalicelib.webhooks import WebhookDispatcher
@@ -115,7 +116,7 @@ class StreamHandler:
         """
         records = list(records)
         fan_out = self.realtime.batch(owner for owner in map(_owner, records) if owner)
-        parked: set[str] = set()
+        parked: dict[str, Gate] = {}  # the full gates this batch parked tasks behind, by scope
         # The operator's figures (chalicelib/tallies.py), added once per batch.
         tallies = Tallies(self.service.settings.records_table)
         try:
@@ -141,11 +142,12 @@ class StreamHandler:
         except Exception:
             log.exception("could not tell the operators watching about this batch")
 
-    def _admit_parked(self, parked: set[str]) -> None:
-        """Owners whose tasks this batch parked: a slot may have freed since (fairness.py).
-        A failure here fails the invocation, and Lambda hands the batch over again."""
-        for owner in sorted(parked):
-            self.slots.admit_next(owner, self.service.send)
+    def _admit_parked(self, parked: dict[str, Gate]) -> None:
+        """Gates whose lines this batch parked tasks in: a slot may have freed since
+        (fairness.py). A failure here fails the invocation, and Lambda hands the batch over
+        again."""
+        for scope in sorted(parked):
+            self.slots.admit_next(parked[scope], self.service.send_waiting)
 
     def _fail_task(self, record: dict[str, Any], exc: Exception) -> bool:
         """Fail the task of a record that cannot be handled; False if that write failed too."""
@@ -166,9 +168,9 @@ class StreamHandler:
         return True
 
     def handle_record(
-        self, record: dict[str, Any], fan_out: FanOut, parked: set[str], tallies: Tallies
+        self, record: dict[str, Any], fan_out: FanOut, parked: dict[str, Gate], tallies: Tallies
     ) -> None:
-        """One change; an owner whose new task waits for a slot is added to `parked`, and
+        """One change; a full gate its new task waits behind is added to `parked`, and
         the change is counted in the batch's `tallies`."""
         new = _image(record, "NewImage")
         if new is None or _keeps_version(record):
@@ -183,37 +185,32 @@ class StreamHandler:
                 self.webhooks.on_task_change(_was_terminal(record), new)
             self._push(new, fan_out)
 
-    def _queue(self, record: dict[str, Any], new: Task, parked: set[str]) -> None:
+    def _queue(self, record: dict[str, Any], new: Task, parked: dict[str, Gate]) -> None:
         inserted = record.get("eventName") == "INSERT"
         if needs_queueing(record, new):
-            if self.slots.enabled and new.pool is None:  # a pool's workers set its pace
-                created = new.created_at.isoformat()
-                self.slots.admit(
-                    new.id,
-                    new.type,
-                    new.owner,
-                    created,
-                    self.service.send,
-                    parked,
-                    new.expires_at,
-                )
+            waiting = Waiting.of(new)
+            if new.pool is None and self.slots.gates(waiting):  # a pool's workers set its pace
+                self.slots.admit(waiting, self.service.send_waiting, parked)
             else:
                 self.service.enqueue(new)
         elif inserted and (delay := scheduling.queue_delay(new, self.service.clock())) is not None:
             self.service.enqueue(new, delay)
 
     def _free_slot(self, record: dict[str, Any], new: Task) -> None:
-        """A task that ends (or waits to retry) gives its owner's slot back, and the owner's
-        oldest parked task takes it (fair concurrency)."""
+        """A task that ends (or waits to retry) gives its slots back, and the first parked
+        tasks of each of its gates' lines take them (fairness.py)."""
         old = _old_status(record)
-        if not self.slots.enabled or old is None or old.is_terminal:
+        if old is None or old.is_terminal or new.pool is not None:
             return
         if not (new.is_terminal or new.status is Status.RETRYING):
             return
-        self.slots.release(new.owner, new.id)
+        waiting = Waiting.of(new)
+        if not self.slots.gates(waiting):
+            return
+        self.slots.release(waiting)
         if old is Status.SUBMITTED:
-            self.slots.forget(new.owner, new.created_at.isoformat(), new.id)
-        self.slots.admit_next(new.owner, self.service.send)
+            self.slots.forget(waiting)
+        self.slots.admit_after_release(waiting, self.service.send_waiting)
 
     def _push(self, task: Task, fan_out: FanOut) -> None:
         # Pushes are best effort: a failure must not hold back queueing and webhooks, and a

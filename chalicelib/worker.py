@@ -10,6 +10,7 @@ message cannot claim a task that is finished or held by a live lease.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +21,8 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, jsonsafe, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
-from chalicelib.fairness import OverLimit, Slots, defer_seconds
+from chalicelib.fairness import RATE_REASON, Blocked, Slots, TokenBuckets, Waiting, defer_seconds
+from chalicelib.flow import first_match
 from chalicelib.model import RUNNING, Output, Progress, Status, Task, utcnow
 from chalicelib.observability import emit_metric, sqs_partial, task_context
 from chalicelib.pools import Pools, pool_dead_letter_queue_url
@@ -31,6 +33,7 @@ from chalicelib.service import REAPER_MARGIN_SECONDS, TaskService
 
 log = logging.getLogger("taskstatus_svc.worker")
 
+MAX_SQS_DELAY_SECONDS = 900  # a message's longest DelaySeconds
 # A throttled claim asks again within a minute: throttling passes in seconds, and the wait
 # delays the task, it costs it nothing (no attempt, no delivery counted).
 MAX_CLAIM_BACKOFF_SECONDS = 60
@@ -147,6 +150,7 @@ class Worker:
         self.queue = queue
         self.retry = retry
         self.progress_interval = progress_interval
+        self.buckets = TokenBuckets(service.settings.records_table)  # TYPE_RATE's buckets
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Process an SQS batch; return the failed message ids for ReportBatchItemFailures."""
@@ -164,21 +168,25 @@ class Worker:
             handle = record.get("receiptHandle")
             try:
                 took_slot = self._take_slot(message)
-            except OverLimit:
+                rate_wait = self._rate_wait(message)
+            except Blocked as blocked:
                 if self._park_due_run(message):
                     return True
-                return self._defer(message, attempt - 1)
+                return self._defer(message, attempt - 1, blocked.gate.reason)
             except Exception as exc:
                 if not aws.is_transient(exc):
                     raise
                 return self._claim_later(message, attempt - 1, handle, exc)
+            if rate_wait:
+                return self._defer(message, attempt - 1, RATE_REASON, rate_wait)
             try:
                 task = self.service.claim(message.taskId, message.type, attempt)
             except (TaskNotFound, TransitionRefused) as exc:
                 log.info("nothing to run: %s", exc, extra={"attempt": attempt})
-                if self.slots.enabled and _frees_its_slot(exc, took_slot):
-                    self.slots.release(message.owner, message.taskId)
-                    self.slots.admit_next(message.owner, self.service.send)
+                if _frees_its_slot(exc, took_slot):
+                    waiting = self._waiting(message)
+                    self.slots.release(waiting)
+                    self.slots.admit_after_release(waiting, self.service.send_waiting)
                 return True
             except Exception as exc:
                 if not aws.is_transient(exc):
@@ -216,11 +224,29 @@ class Worker:
         self.queue.show_again(receipt_handle, delay)
         return False
 
+    @staticmethod
+    def _waiting(message: TaskMessage) -> Waiting:
+        return Waiting(
+            task_id=message.taskId,
+            type=message.type,
+            owner=message.owner,
+            key=message.concurrencyKey,
+            key_limit=message.concurrencyLimit or None,
+        )
+
     def _take_slot(self, message: TaskMessage) -> bool:
-        """A running slot of the task's owner (fair concurrency); True if newly taken."""
-        if not self.slots.enabled:
-            return False
-        return self.slots.acquire(message.owner, message.taskId)
+        """The task's slots (its owner's, its type's, its key's: fairness.py); True if newly
+        taken. Raises Blocked naming a full gate."""
+        return self.slots.acquire(self._waiting(message))
+
+    def _rate_wait(self, message: TaskMessage) -> float:
+        """Seconds until the task's type may start under TYPE_RATE (0: now, a token taken)."""
+        found = first_match(message.type, self.service.settings.type_rate)
+        if found is None:
+            return 0.0
+        pattern, rate = found
+        taken = self.buckets.take("type#" + pattern, rate)
+        return 0.0 if taken.allowed else taken.retry_after
 
     def _park_due_run(self, message: TaskMessage) -> bool:
         """A delayed run that comes due while its owner is at the limit joins the owner's
@@ -238,14 +264,20 @@ class Worker:
         log.info("owner at MAX_RUNNING_PER_OWNER: the due delayed run joins the waiting line")
         return True
 
-    def _defer(self, message: TaskMessage, attempts_made: int) -> bool:
-        """Over the owner's limit: ask again later on a new message, so that waiting
-        counts neither as a delivery of this one nor as an attempt."""
+    def _defer(
+        self, message: TaskMessage, attempts_made: int, reason: str, wait: float = 0.0
+    ) -> bool:
+        """Over a limit (`reason`), or past its type's rate (`wait`: until its next token):
+        ask again later on a new message, so that waiting counts neither as a delivery of
+        this one nor as an attempt. A task past the rate keeps its slots meanwhile."""
         delay = defer_seconds(message.deferrals)
+        if wait:  # spread over a second, so that the waiters do not all ask at once
+            delay = min(MAX_SQS_DELAY_SECONDS, math.ceil(wait + random.uniform(0, 1)))
         later = replace(message, priorAttempts=attempts_made, deferrals=message.deferrals + 1)
         self.queue.send(later, delay)
+        self.slots.mark(message.taskId, reason)
         emit_metric("TasksDeferred", 1)
-        log.info("owner at MAX_RUNNING_PER_OWNER: waiting %s s", delay)
+        log.info("waiting %s s for its %s", delay, reason)
         return True
 
     def _run(self, task: Task, attempt: int, receipt_handle: str | None) -> bool:

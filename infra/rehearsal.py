@@ -96,6 +96,11 @@ OPTIONAL_VARIABLES = {
     "OPERATOR_SCOPE",
     # fair concurrency: DEFAULT_MAX_RUNNING_PER_OWNER unless set
     "MAX_RUNNING_PER_OWNER",
+    # flow control: no limit per type, no rates, a priority level worth 60 s unless set
+    "TYPE_CONCURRENCY",
+    "TYPE_RATE",
+    "SUBMIT_RATE",
+    "PRIORITY_AGING_SECONDS",
     # producers: how long an external task may go without a report or heartbeat (900 s)
     "EXTERNAL_HEARTBEAT_SECONDS",
     # schedules: how many one owner may keep (100)

@@ -70,6 +70,14 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--delay", type=int, help="start no earlier than this many seconds from now"
     )
+    submit.add_argument(
+        "--priority", type=int, help="0 (lowest) to 9; orders it among jobs waiting (default 5)"
+    )
+    submit.add_argument(
+        "--concurrency",
+        type=_concurrency_arg,
+        help="KEY=LIMIT: at most LIMIT of your jobs with KEY run at once (customer-42=2)",
+    )
     submit.add_argument("--idempotency-key", default="auto")
     submit.add_argument("--watch", action="store_true", help="follow it to the end")
     submit.add_argument("--timeout", type=float, help="with --watch: give up after (exit 4)")
@@ -264,6 +272,13 @@ def _exit_for(job: Any) -> int:
     )
 
 
+def _concurrency_arg(raw: str) -> tuple[str, int]:
+    key, sign, limit = raw.rpartition("=")
+    if not sign or not key or not limit.isdigit():
+        raise argparse.ArgumentTypeError(f"expected KEY=LIMIT (customer-42=2), got {raw!r}")
+    return key, int(limit)
+
+
 def _submit(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> int:
     key = None if args.idempotency_key == "none" else args.idempotency_key
     job = client.submit(
@@ -274,6 +289,8 @@ def _submit(client: TaskStatusClient, args: argparse.Namespace, out: TextIO) -> 
         idempotency_key=key,
         run_at=args.run_at,
         delay_seconds=args.delay,
+        priority=args.priority,
+        concurrency=args.concurrency,
     )
     if not args.watch:
         _show(job, args, out)

@@ -104,9 +104,13 @@ class TaskStatusClient:
         idempotency_key: str | None = AUTO,
         run_at: datetime | str | None = None,
         delay_seconds: int | None = None,
+        priority: int | None = None,
+        concurrency: tuple[str, int] | None = None,
     ) -> JobDocument:
         """Submit a job; with `run_at` (an aware datetime or ISO-8601 text) or `delay_seconds`
-        it is `scheduled` and starts no earlier than that time."""
+        it is `scheduled` and starts no earlier than that time. `priority` 0 to 9 (5 if
+        None) orders it among jobs waiting for a slot; `concurrency` (key, limit): at most
+        `limit` of your jobs with that key run at once."""
         body: dict[str, Any] = {"type": type, "input": input or {}}
         for name, value in (("source", source), ("target", target), ("metadata", metadata)):
             if value is not None:
@@ -115,6 +119,10 @@ class TaskStatusClient:
             body["runAt"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
         if delay_seconds is not None:
             body["delaySeconds"] = delay_seconds
+        if priority is not None:
+            body["priority"] = priority
+        if concurrency is not None:
+            body["concurrency"] = {"key": concurrency[0], "limit": concurrency[1]}
         if webhook is not None:
             body["webhook"] = {"url": webhook}
         headers = {"Content-Type": "application/json"}
@@ -238,9 +246,11 @@ class TaskStatusClient:
         overlap: str = "skip",
         catch_up: str = "none",
         paused: bool = False,
+        idempotency_key: str | None = AUTO,
     ) -> dict[str, Any]:
         """A schedule creating a `type` job per fire of `cron` (5 fields, read in `timezone`)
-        or `rate` ("5 minutes"); give one of the two."""
+        or `rate` ("5 minutes"); give one of the two. Its retries (a lost answer) send the
+        same Idempotency-Key (a new one per call unless given), so they make one schedule."""
         body: dict[str, Any] = {
             "type": type,
             "input": input or {},
@@ -253,7 +263,13 @@ class TaskStatusClient:
             body["cron"] = cron
         if rate is not None:
             body["rate"] = rate
-        result: dict[str, Any] = self._request("POST", "/schedules", json=body).json()
+        headers = {"Content-Type": "application/json"}
+        if idempotency_key == AUTO:
+            idempotency_key = str(uuid.uuid4())
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        response = self._request("POST", "/schedules", json=body, headers=headers)
+        result: dict[str, Any] = response.json()
         return result
 
     def schedules(self) -> list[dict[str, Any]]:

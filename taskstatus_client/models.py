@@ -49,6 +49,11 @@ class JobProgress(Model):
     message: str
 
 
+class JobConcurrency(Model):
+    key: str  # at most `limit` of the owner's jobs with this key run at once
+    limit: int
+
+
 class JobDocument(Model):
     jobId: str
     type: str
@@ -72,6 +77,9 @@ class JobDocument(Model):
     scheduledFor: str | None = None  # that schedule's fire time
     pool: str | None = None  # the worker pool whose remote workers run it
     attempt: int = 0  # the attempt running or last run: 0 before any started
+    priority: int = 5  # 0 (lowest) to 9: orders the jobs that wait for a slot
+    concurrency: JobConcurrency | None = None  # the job's concurrency key and its limit
+    waitingFor: str | None = None  # why it has not started (owner limit, rate, ...)
 
 
 class JobList(Model):
@@ -85,6 +93,12 @@ class EventProgress(Model):
     message: str
 
 
+class FlowEvent(Model):
+    event: Literal["parked", "admitted"]
+    at: str
+    reason: str | None = None  # a park's: owner limit, type limit or key limit
+
+
 class JobEvent(Model):
     version: int
     status: Status
@@ -92,6 +106,7 @@ class JobEvent(Model):
     by: str
     progress: EventProgress | None = None
     error: str | None = None
+    flow: list[FlowEvent] | None = None  # waits for a slot and the admission, of this version
 
 
 class JobEventList(Model):
@@ -207,11 +222,13 @@ class AssemblyStatus(Model):
 
 # The models kept equal to the service's components of the same name.
 MIRRORED: tuple[type[Model], ...] = (
+    JobConcurrency,
     JobOutput,
     JobProgress,
     JobDocument,
     JobList,
     EventProgress,
+    FlowEvent,
     JobEvent,
     JobEventList,
     BulkResult,

@@ -28,6 +28,7 @@ from chalicelib.contracts.jobs import (
     job_document,
     job_owner,
     parse_job_request,
+    submit_allowance,
 )
 from chalicelib.edge import http
 from chalicelib.edge.http_errors import (
@@ -297,6 +298,8 @@ def submit_batch(container: Container, request: Request) -> Response:
     prepared = [_prepare(service, request, i, item, now, lookups) for i, item in enumerate(jobs)]
     entries = [p for p in prepared if isinstance(p, Entry)]
     results = {p["index"]: p for p in prepared if isinstance(p, dict)}
+    for owner, count in sorted(Counter(e.task.owner for e in entries).items()):
+        submit_allowance(service, owner, count)  # a 429 here stores none of the batch
     results.update(BatchWriter(service, now).write(entries))
     created = Counter(
         r["job"]["type"] for r in results.values() if r["status"] == 202 and not r.get("replayed")

@@ -5,6 +5,7 @@ Each handler parses the request, calls the service and shapes the response.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from chalicelib.edge.http_errors import (
     BadRequest,
     Conflict,
     NotFound,
+    TooManyRequests,
     Unprocessable,
     native_errors,
 )
@@ -51,11 +53,46 @@ def submit_job(container: Container, request: Request) -> Response:
     job = parse_job_request(http.json_body(request))
     key = idempotency_key(request)
     owner = job_owner(request, job)
+    rate_headers = submit_allowance(service, owner, 1)
     with native_errors():
         task, created = service.submit(owner, job, key)
     if created:
         emit_metric("TasksSubmitted", 1, type=task.type)
-    return accepted(task, key, replayed=not created)
+    response = accepted(task, key, replayed=not created)
+    response.headers.update(rate_headers)
+    return response
+
+
+def submit_allowance(service: TaskService, owner: str, jobs: int) -> dict[str, str]:
+    """SUBMIT_RATE: take `jobs` of the owner's tokens before anything is stored; the
+    RateLimit headers of the answer. Short of tokens: a 429 with Retry-After, nothing taken,
+    nothing stored (chalicelib/fairness.py's TokenBuckets)."""
+    from chalicelib.fairness import TokenBuckets
+    from chalicelib.store import owner_scoped
+
+    rate = service.settings.submit_rate
+    if rate is None:
+        return {}
+    if jobs > rate.count:
+        raise Unprocessable(
+            f"{jobs} jobs at once are more than SUBMIT_RATE lets you submit ({rate.count} "
+            f"per {rate.period_seconds} s): split the batch"
+        )
+    buckets = TokenBuckets(service.settings.records_table, lambda: service.clock().timestamp())
+    taken = buckets.take("submit#" + owner_scoped(owner), rate, jobs)
+    headers = {
+        "RateLimit-Limit": str(rate.count),
+        "RateLimit-Remaining": str(taken.remaining),
+        "RateLimit-Policy": f"{rate.count};w={rate.period_seconds}",
+    }
+    if not taken.allowed:
+        retry_after = max(1, math.ceil(taken.retry_after))
+        raise TooManyRequests(
+            f"too many submits: at most {rate.count} jobs per {rate.period_seconds} s "
+            f"(SUBMIT_RATE); retry in {retry_after} s",
+            headers={**headers, "Retry-After": str(retry_after)},
+        )
+    return headers
 
 
 def job_owner(request: Request, job: SubmitJob) -> str:
@@ -110,7 +147,8 @@ def get_job(container: Container, request: Request, job_id: str) -> Response:
         return Response(body="", status_code=304, headers=headers)
     # The input is the owner's alone: a public read by id (PUBLIC_READ_BY_ID) never shows it.
     owners_read = http.reader(request) is not None
-    return http.json_response(job_document(task, with_input=owners_read), headers=headers)
+    document = job_document(task, with_input=owners_read)
+    return http.json_response(document, headers=headers)
 
 
 def list_jobs(container: Container, request: Request) -> Response:
@@ -255,6 +293,9 @@ def parse_job_request(body: Any) -> SubmitJob:
         heartbeat_seconds=request.heartbeatSeconds,
         owner=request.owner,
         pool=request.pool,
+        priority=request.priority,
+        concurrency_key=request.concurrency.key if request.concurrency else None,
+        concurrency_limit=request.concurrency.limit if request.concurrency else None,
     )
 
 
@@ -304,7 +345,16 @@ def job_document(task: Task, with_input: bool = False, link: Link = NATIVE_LINK)
         "scheduledFor": timefmt.wire(task.scheduled_for),
         "pool": task.pool,
         "attempt": task.attempts,
+        "priority": task.priority,
+        "concurrency": _concurrency(task),
+        "waitingFor": task.waits_for,
     }
+
+
+def _concurrency(task: Task) -> dict[str, Any] | None:
+    if task.concurrency_key is None:
+        return None
+    return {"key": task.concurrency_key, "limit": task.concurrency_limit}
 
 
 def job_change(task: Task) -> dict[str, Any]:

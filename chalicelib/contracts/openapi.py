@@ -84,6 +84,12 @@ IDEMPOTENCY_KEY = Param(
     {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     "the same key and request return the same job",
 )
+SCHEDULE_IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "a retried create with the same key and body answers the schedule the first made (200)",
+)
 
 OPERATIONS: list[Operation] = [
     Operation("GET", "/health", "Is the service up", {200: m.Health}, public=True, tag="service"),
@@ -297,8 +303,16 @@ OPERATIONS: list[Operation] = [
         "POST",
         "/schedules",
         "Create a schedule: a cron or rate that creates one job per fire time",
-        {201: sc.ScheduleDocument, **AUTH_ERRORS, 403: ERRORS, 409: ERRORS, 422: ERRORS},
+        {
+            200: sc.ScheduleDocument,
+            201: sc.ScheduleDocument,
+            **AUTH_ERRORS,
+            403: ERRORS,
+            409: ERRORS,
+            422: ERRORS,
+        },
         request=sc.ScheduleRequest,
+        params=[SCHEDULE_IDEMPOTENCY_KEY],
         tag="schedules",
     ),
     Operation(

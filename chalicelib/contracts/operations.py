@@ -31,6 +31,16 @@ class EventProgress(Schema):
     message: str
 
 
+class FlowEvent(Schema):
+    """A version's wait for a slot, or its admission (docs/flow-control.md)."""
+
+    event: Literal["parked", "admitted"]
+    at: str = Field(description="ISO-8601 UTC, milliseconds")
+    reason: str | None = Field(
+        default=None, description="a park's: owner limit, type limit or key limit"
+    )
+
+
 class JobEvent(Schema):
     """One version of a job: what it became, when, and who wrote it."""
 
@@ -43,6 +53,11 @@ class JobEvent(Schema):
     )
     progress: EventProgress | None = None
     error: str | None = None
+    flow: list[FlowEvent] | None = Field(
+        default=None,
+        description="flow control on this version: each wait in a line (why) and the "
+        "admission that queued it",
+    )
 
 
 class JobEventList(Schema):

@@ -7,6 +7,8 @@ schedule that could never create its task is a 422 at once, not a silent failure
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,6 +17,7 @@ from chalice.app import Request, Response
 from pydantic import ConfigDict, Field
 
 from chalicelib import timefmt
+from chalicelib.contracts.jobs import idempotency_key
 from chalicelib.contracts.schemas import TYPE_PATTERN
 from chalicelib.edge import http
 from chalicelib.edge.http_errors import BadRequest, Conflict, NotFound, Unprocessable, native_errors
@@ -25,6 +28,7 @@ from chalicelib.schedules import (
     ScheduleRejected,
     TooManySchedules,
     check_spec,
+    keyed_schedule_id,
     new_schedule_id,
 )
 from chalicelib.service import SubmitJob, TaskService
@@ -162,9 +166,11 @@ def create_schedule(container: Container, request: Request) -> Response:
         "request body must be a JSON object with a `type` and a `cron` or a `rate`",
     )
     owner = http.current_user(request)
+    key = idempotency_key(request)
     now = service.clock()
+    digest = _digest(body) if key is not None else None
     schedule = Schedule(
-        id=new_schedule_id(),
+        id=new_schedule_id() if key is None else keyed_schedule_id(owner, key),
         owner=owner,
         type=body.type,
         timezone=body.timezone,
@@ -177,19 +183,42 @@ def create_schedule(container: Container, request: Request) -> Response:
         overlap=body.overlap,
         catch_up=body.catchUp,
         paused=body.paused,
+        request_digest=digest,
     )
     schedule = replace(schedule, next_fire=_first_fire(schedule, now))
     _check_task(service, owner, schedule, now)
     limit = service.settings.max_schedules_per_owner
+    headers = {"Location": f"/schedules/{schedule.id}"}
     try:
         container.schedule_store.create(schedule, limit)
     except TooManySchedules as exc:
+        if key is not None and (earlier := _earlier_create(container, owner, schedule)):
+            headers["Idempotent-Replayed"] = "true"
+            return http.json_response(schedule_document(earlier, now), 200, headers)
         raise Conflict(str(exc), limit=limit) from None
-    return http.json_response(
-        schedule_document(schedule, now),
-        201,
-        headers={"Location": f"/schedules/{schedule.id}"},
-    )
+    if key is not None:
+        headers["Idempotent-Replayed"] = "false"
+    return http.json_response(schedule_document(schedule, now), 201, headers)
+
+
+def _digest(body: ScheduleRequest) -> str:
+    canonical = json.dumps(body.model_dump(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _earlier_create(container: Container, owner: str, schedule: Schedule) -> Schedule | None:
+    """The schedule an earlier create with the same Idempotency-Key stored, if it exists (a
+    refused create found it there, not the limit); 422 if that create asked for another
+    schedule."""
+    try:
+        earlier = container.schedule_store.get(owner, schedule.id)
+    except ScheduleNotFound:
+        return None
+    if earlier.request_digest != schedule.request_digest:
+        raise Unprocessable(
+            "this Idempotency-Key was used with another schedule; send a new key to create this one"
+        )
+    return earlier
 
 
 def list_schedules(container: Container, request: Request) -> Response:

@@ -82,6 +82,15 @@ def _within_limit(value: dict[str, Any], name: str) -> None:
 # -- native API ----------------------------------------------------------------------------
 
 
+class Concurrency(Schema):
+    """A job's concurrency key: at most `limit` of the owner's jobs with `key` run at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=128, pattern=r"^[!-~]+$", examples=["customer-42"])
+    limit: int = Field(strict=True, ge=1, le=1000, examples=[2])
+
+
 class JobRequest(Schema):
     """Body of `POST /jobs`."""
 
@@ -137,12 +146,26 @@ class JobRequest(Schema):
         examples=["remote"],
     )
 
+    priority: int = Field(
+        default=model.DEFAULT_PRIORITY,
+        strict=True,
+        ge=model.MIN_PRIORITY,
+        le=model.MAX_PRIORITY,
+        description="0 (lowest) to 9 (highest): when a limit makes jobs wait, higher priority "
+        "starts first, equal priority first in first out; a waiting low priority is aged, so "
+        "it still starts (docs/flow-control.md). It orders nothing when nothing waits",
+    )
+    concurrency: Concurrency | None = Field(
+        default=None,
+        description="at most `limit` of your jobs with this `key` run at once; the others wait",
+    )
+
     @model_validator(mode="after")
     def _external_only(self) -> JobRequest:
         """jobId and heartbeatSeconds belong to external jobs; a producer starts its own job
         when it starts, so runAt and delaySeconds do not apply to one."""
         if self.runner == "external":
-            for name in ("runAt", "delaySeconds", "pool"):
+            for name in ("runAt", "delaySeconds", "pool", "concurrency"):
                 if getattr(self, name) is not None:
                     raise errors.FieldError(name, "does not apply to a job with runner external")
         else:
@@ -261,6 +284,13 @@ class JobProgress(Schema):
     message: str
 
 
+class JobConcurrency(Schema):
+    """A job's concurrency key and its limit, as the job document shows them."""
+
+    key: str
+    limit: int
+
+
 class JobDocument(Schema):
     """A job as every native route returns it (seed 002's fields plus type, progress, result)."""
 
@@ -302,6 +332,15 @@ class JobDocument(Schema):
     attempt: int = Field(
         default=0,
         description="the attempt running or last run: 1 for the first, 0 before any started",
+    )
+    priority: int = Field(default=model.DEFAULT_PRIORITY, description="0 (lowest) to 9")
+    concurrency: JobConcurrency | None = Field(
+        default=None, description="the job's concurrency key and its limit"
+    )
+    waitingFor: str | None = Field(
+        default=None,
+        description="why a job that has not started waits (owner limit, type limit, key "
+        "limit, rate); null when nothing holds it back",
     )
 
 

@@ -700,4 +700,20 @@ def test_a_pool_jobs_detail_shows_its_pool_and_the_attempt_a_worker_claimed(dash
     assert claim.json()["job"]["jobId"] == job_id
     dashboard.expect_text(detail.locator("#d-status"), "started")  # pushed: no reload
     dashboard.expect_text(detail.locator("#d-attempt"), "1")
+
+
+def test_the_page_lists_schedules_with_their_next_run_and_last_outcome(dashboard):
+    response = requests.post(
+        f"{dashboard.stack.api}/schedules",
+        json={"rate": "5 minutes", "type": "demo/sleep", "input": {"seconds": 0}},
+        headers=dashboard.stack.headers(dashboard.user),
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    schedule = response.json()
+    dashboard.page.click("#schedules-refresh")
+    row = dashboard.page.locator("#schedule-rows tr", has_text=schedule["scheduleId"][:12])
+    dashboard.expect_text(row.locator("td").nth(2), "every 5 minutes")
+    dashboard.expect_text(row.locator("td").nth(4), "not yet")
+    assert row.locator("td").nth(3).inner_text() not in {"", "none", "paused"}
     assert dashboard.problems == []

@@ -57,8 +57,8 @@ def test_a_json_array_body_is_422(client, rejected):
 
 
 def test_unknown_fields_are_422(client, rejected):
-    body = rejected(submit(client, {**sleep_job(), "priority": 5}), 422, "priority")
-    assert body["error"]["errors"][0]["field"] == "body.priority"
+    body = rejected(submit(client, {**sleep_job(), "urgency": 5}), 422, "urgency")
+    assert body["error"]["errors"][0]["field"] == "body.urgency"
 
 
 def test_wrong_types_are_422(client, rejected):

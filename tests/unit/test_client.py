@@ -1,5 +1,7 @@
 """The Python client's retry rules and polling, against a scripted server on 127.0.0.1."""
 
+import json
+
 import pytest
 
 from taskstatus_client import (
@@ -177,3 +179,22 @@ def test_status_lambda_client_can_trigger_the_webhook(client, service):
     assert result.success
     assert result.status.webhook.triggered is False
     assert result.status.webhook.message == "no webhook is configured for this job"
+
+
+def test_submit_sends_a_priority_and_a_concurrency_key(scripted):
+    server = scripted(Reply(202, job("submitted", priority=8)))
+    submitted = client_for(server).submit(
+        "demo/sleep", {}, priority=8, concurrency=("customer-42", 2)
+    )
+    sent = json.loads(server.requests[0]["body"])
+    assert sent["priority"] == 8
+    assert sent["concurrency"] == {"key": "customer-42", "limit": 2}
+    assert submitted.priority == 8
+
+
+def test_a_retried_schedule_create_sends_the_same_idempotency_key(scripted):
+    created = {"scheduleId": "sch_" + "0" * 32}
+    server = scripted(Reply(503, ERROR), Reply(201, created))
+    client_for(server).create_schedule("demo/sleep", rate="5 minutes")
+    keys = [r["headers"]["idempotency-key"] for r in server.requests]
+    assert len(keys) == 2 and keys[0] == keys[1]

@@ -184,3 +184,12 @@ def test_a_file_of_another_user_is_ignored(checkout, monkeypatch, no_taskstatus_
     monkeypatch.setattr(os, "getuid", lambda: owner + 1)
     with pytest.warns(UntrustedLocalFile, match="belongs to another user"):
         assert find_local() is None
+
+
+def test_submit_takes_a_priority_and_a_concurrency_key_as_key_equals_limit():
+    args = parser().parse_args(
+        ["submit", "demo/sleep", "--priority", "8", "--concurrency", "customer-42=2"]
+    )
+    assert (args.priority, args.concurrency) == (8, ("customer-42", 2))
+    with pytest.raises(SystemExit):
+        parser().parse_args(["submit", "demo/sleep", "--concurrency", "customer-42"])

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.bootstrap import container
-from chalicelib.fairness import Slots
+from chalicelib.fairness import Slots, Waiting
 from chalicelib.model import Status, Task, utcnow
 from tests.conftest import reset_caches
 
@@ -22,6 +22,11 @@ def service(stack, container):
 @pytest.fixture
 def slots(service) -> Slots:
     return Slots(service.settings.records_table, LIMIT)
+
+
+def take(slots: Slots, owner: str, task_id: str) -> bool:
+    """Take the owner's slot for a task, as the worker does before it claims."""
+    return slots.acquire(Waiting(task_id, "demo/sleep", owner))
 
 
 def new_task(service, owner: str = "alice", seconds: float = 0) -> Task:
@@ -52,7 +57,7 @@ def crashed_task(service, owner: str = "alice") -> Task:
 
 def crash_while_running(service, slots, task: Task) -> None:
     """A worker took the slot and claimed the task, then died."""
-    slots.acquire(task.owner, task.id)
+    take(slots, task.owner, task.id)
     service.claim(task.id, task.type, 1)
 
 
@@ -123,7 +128,7 @@ def test_a_finished_task_gives_its_slot_back_through_the_stream(service, slots, 
 
 def test_a_retrying_task_gives_its_slot_back(service, slots, stack):
     task = new_task(service)
-    slots.acquire("alice", task.id)
+    take(slots, "alice", task.id)
     claimed = service.claim(task.id, task.type, 1)
     service.transition(claimed, Status.RETRYING, by="worker", error="transient")
     stack.run_stream()
@@ -145,14 +150,14 @@ def test_a_message_for_a_finished_task_gives_back_the_slot_it_took(service, slot
 
 
 def test_a_crashed_workers_slots_are_freed_by_the_reaper(service, slots, stack):
-    from chalicelib.fairness import OverLimit
+    from chalicelib.fairness import Blocked
 
     crashed = [new_task(service), new_task(service)]
     for task in crashed:
         crash_while_running(service, slots, task)
     stack.run_stream()
-    with pytest.raises(OverLimit):
-        slots.acquire("alice", "another")
+    with pytest.raises(Blocked):
+        take(slots, "alice", "another")
     later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
     service.clock = lambda: later
     assert sorted(service.reap()) == sorted(t.id for t in crashed)
@@ -165,20 +170,20 @@ def test_a_crashed_workers_slots_are_freed_by_the_reaper(service, slots, stack):
 
 
 def test_slots_never_exceed_the_limit(slots):
-    from chalicelib.fairness import OverLimit
+    from chalicelib.fairness import Blocked
 
-    taken = [slots.acquire("carol", f"task-{n}") for n in range(LIMIT)]
-    with pytest.raises(OverLimit):
-        slots.acquire("carol", "task-over")
+    taken = [take(slots, "carol", f"task-{n}") for n in range(LIMIT)]
+    with pytest.raises(Blocked):
+        take(slots, "carol", "task-over")
     assert taken == [True, True]
-    assert slots.acquire("carol", "task-0") is False  # held already: no second slot
+    assert take(slots, "carol", "task-0") is False  # held already: no second slot
     assert slots.holders("carol") == {"task-0", "task-1"}
 
 
 def test_owners_slots_are_apart_whatever_their_names(slots):
-    slots.acquire("a#b", "t1")
-    slots.acquire("a#b", "t2")
-    assert slots.acquire("a", "t3") is True
+    take(slots, "a#b", "t1")
+    take(slots, "a#b", "t2")
+    assert take(slots, "a", "t3") is True
 
 
 def test_the_reaper_leaves_a_task_waiting_for_a_slot(service, slots, stack):
@@ -240,10 +245,10 @@ def test_a_batch_run_while_another_runs_leaves_the_other_its_parked_owners(
     monkeypatch.setattr(
         handler.slots,
         "admit_next",
-        lambda owner, send: asked.append(owner) or admit_next(owner, send),
+        lambda gate, send: asked.append(gate.scope) or admit_next(gate, send),
     )
     stack.run_stream()
-    assert "alice" in asked
+    assert handler.slots.owner_gate("alice").scope in asked
 
 
 def test_another_owners_task_is_queued_at_once_behind_any_backlog(service, stack):
@@ -527,15 +532,15 @@ def test_an_owner_whose_line_emptied_is_no_longer_looked_at(service, slots, stac
     park_behind_running(service, slots, stack, 1)
     unlimited = with_limit(container, 0)
     unlimited.admit_parked()
-    assert slots.parked_owners() == []
+    assert slots.parked_gates() == []
 
 
 def test_an_owner_who_parked_again_meanwhile_stays_listed(service, slots, stack):
     park_behind_running(service, slots, stack, 1)
-    [(owner, parks)] = slots.parked_owners()
+    [(gate, parks)] = slots.parked_gates()
     new_task(service)
     stack.run_stream()  # parks once more: the listing count moves on
     for task_id in parked_ids(service):
-        slots.forget("alice", service.find(task_id).created_at.isoformat(), task_id)
-    assert slots.unlist_if_idle(owner, parks) is False
-    assert [o for o, _ in slots.parked_owners()] == ["alice"]
+        slots.forget(Waiting.of(service.find(task_id)))
+    assert slots.unlist_if_idle(gate, parks) is False
+    assert [g for g, _ in slots.parked_gates()] == [slots.owner_gate("alice")]

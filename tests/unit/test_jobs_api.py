@@ -26,6 +26,9 @@ JOB_FIELDS = {
     "scheduledFor",
     "pool",
     "attempt",
+    "priority",
+    "concurrency",
+    "waitingFor",
 }
 
 

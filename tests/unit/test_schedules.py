@@ -349,3 +349,51 @@ def test_a_schedule_that_can_no_longer_be_read_does_not_stop_the_others(client, 
     )
     assert sweep(service, START + timedelta(minutes=1, seconds=1)) == 1
     assert fired_times(service, working) == [START + timedelta(minutes=1)]
+
+
+# -- a retried create: Idempotency-Key ----------------------------------------------------------
+
+
+def create_with_key(client, body: dict, key: str, user: str = "alice"):
+    headers = {**auth(user), "Idempotency-Key": key}
+    return client.http.post("/schedules", headers=headers, body=json.dumps(body))
+
+
+def test_a_create_retried_after_a_lost_answer_makes_one_schedule(client, service):
+    at(service, START)
+    first = create_with_key(client, every_minute(), "nightly-1")
+    again = create_with_key(client, every_minute(), "nightly-1")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json_body["scheduleId"] == first.json_body["scheduleId"]
+    listed = client.http.get("/schedules", headers=auth("alice")).json_body["schedules"]
+    assert len(listed) == 1
+
+
+def test_a_key_used_with_another_schedule_is_a_422_and_changes_nothing(client, service):
+    at(service, START)
+    create_with_key(client, every_minute(), "nightly-1")
+    other = create_with_key(client, every_minute(input={"seconds": 1}), "nightly-1")
+    assert other.status_code == 422
+    assert "Idempotency-Key" in other.json_body["error"]["message"]
+    listed = client.http.get("/schedules", headers=auth("alice")).json_body["schedules"]
+    assert [s["input"] for s in listed] == [{"seconds": 0}]
+
+
+def test_one_key_of_two_owners_makes_two_schedules(client, service):
+    at(service, START)
+    alices = create_with_key(client, every_minute(), "nightly-1")
+    bobs = create_with_key(client, every_minute(), "nightly-1", user="bob")
+    assert (alices.status_code, bobs.status_code) == (201, 201)
+    assert alices.json_body["scheduleId"] != bobs.json_body["scheduleId"]
+
+
+def test_a_retried_create_at_the_schedule_limit_still_answers_its_schedule(
+    client, service, monkeypatch
+):
+    monkeypatch.setattr(service, "settings", replace(service.settings, max_schedules_per_owner=1))
+    at(service, START)
+    first = create_with_key(client, every_minute(), "nightly-1")
+    assert create_with_key(client, every_minute(), "nightly-1").status_code == 200
+    assert create_with_key(client, every_minute(), "nightly-2").status_code == 409
+    assert first.status_code == 201

@@ -30,7 +30,7 @@
     token: null,
     linkProblem: "",      // why a sign-in link could not be used, shown on the sign-in form
     statuses: DEFAULT_STATUSES.slice(),
-    caps: {events: false, retry: false},
+    caps: {events: false, retry: false, schedules: false},
     tasks: new Map(),        // id -> the newest job document seen (by version)
     seen: new Map(),         // id -> [{version, status, at, progress}] changes this page saw
     listed: [],              // ids in the list, as loaded and as pushed
@@ -154,6 +154,7 @@
       const paths = doc.paths || {};
       state.caps.events = Boolean(paths["/jobs/{jobId}/events"] && paths["/jobs/{jobId}/events"].get);
       state.caps.retry = Boolean(paths["/jobs/{jobId}/retry"] && paths["/jobs/{jobId}/retry"].post);
+      state.caps.schedules = Boolean(paths["/schedules"] && paths["/schedules"].get);
       const statuses = doc.components && doc.components.schemas && doc.components.schemas.Status;
       if (statuses && Array.isArray(statuses.enum)) state.statuses = statuses.enum.slice();
     } catch (error) {
@@ -260,6 +261,35 @@
     connect();
     loadList(true);
     loadOverview();
+    loadSchedules();
+  }
+
+  // -- schedules: next runs and last outcomes ------------------------------------------
+
+  async function loadSchedules() {
+    $("schedules").hidden = !state.caps.schedules;  // servers with POST /schedules
+    if (!state.caps.schedules) return;
+    $("schedules-status").textContent = "Loading…";
+    const answer = await api("/schedules");
+    if (!answer.ok) { $("schedules-status").textContent = `Could not load the schedules: ${answer.message}`; return; }
+    const schedules = answer.data.schedules || [];
+    $("schedule-rows").replaceChildren(...schedules.map(scheduleRow));
+    $("schedules-status").textContent = schedules.length ? "" : "No schedules (POST /schedules, or taskstatus schedules create).";
+  }
+
+  function scheduleRow(schedule) {
+    const spec = schedule.cron ? `cron ${schedule.cron} (${schedule.timezone})` : `every ${schedule.rate}`;
+    const next = schedule.paused ? "paused" : (schedule.nextRuns.length ? when(schedule.nextRuns[0]) : "none");
+    const last = schedule.lastRun
+      ? `${schedule.lastRun.outcome || "?"} ${when(schedule.lastRun.scheduledFor)}`
+      : "not yet";
+    return el("tr", {},
+      el("td", {class: "mono", text: schedule.scheduleId.slice(0, 12)}),
+      el("td", {text: schedule.type}),
+      el("td", {text: spec}),
+      el("td", {text: next}),
+      el("td", {text: last}),
+      el("td", {text: `${schedule.fired} (${schedule.skipped} skipped)`}));
   }
 
   function signOut(problem) {
@@ -659,6 +689,9 @@
     $("d-run-at-label").hidden = !job.runAt;  // servers with delayed runs
     $("d-run-at").hidden = !job.runAt;
     $("d-run-at").textContent = when(job.runAt);
+    $("d-waiting-label").hidden = !job.waitingFor;  // flow control: why it has not started
+    $("d-waiting").hidden = !job.waitingFor;
+    $("d-waiting").textContent = job.waitingFor ? `${job.waitingFor} (priority ${job.priority})` : "";
     const retried = typeof job.retries === "number";  // servers with POST /jobs/{jobId}/retry
     $("d-retries-label").hidden = !retried;
     $("d-retries").hidden = !retried;
@@ -700,6 +733,10 @@
       item.append(el("span", {class: "when", text: `${p.current}/${p.total}${p.message ? ` ${p.message}` : ""}`}));
     }
     if (entry.error) item.append(el("div", {class: "problem", text: entry.error}));
+    for (const step of entry.flow || []) {  // flow control: waits for a slot, the admission
+      const text = step.event === "parked" ? `waited (${step.reason})` : "admitted";
+      item.append(el("div", {class: "when", text: `${text} ${when(step.at)}`}));
+    }
     return item;
   }
 
@@ -841,6 +878,7 @@
       else { state.filters.prefix = text; render(); }
     });
     $("more").addEventListener("click", () => loadList(false));
+    $("schedules-refresh").addEventListener("click", () => loadSchedules());
     $("new-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const outcome = $("new-outcome");

@@ -1,0 +1,55 @@
+"""make bench: DynamoDB calls per admission, park and start under flow control
+(chalicelib/fairness.py; docs/flow-control.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.bench import CallCounter, row, summarize
+
+
+def admission_calls(counter: CallCounter, count: int = 20) -> None:
+    """What flow control pays per task: admitted at once under one gate and under three,
+    parked, admitted from a line when a slot frees, and a start under a type rate."""
+    from chalicelib.bootstrap import container
+    from chalicelib.fairness import Slots, TokenBuckets, Waiting
+    from chalicelib.flow import Rate
+
+    service = container().service
+    table = service.settings.records_table
+    created = service.clock().isoformat()
+    tasks = service.settings.tasks_table
+    owner_only = Slots(table, count, tasks_table=tasks)
+    three = Slots(table, count, (("bench/*", count),), tasks_table=tasks)
+
+    def waiting(n: int, owner: str, key: str | None = None) -> Waiting:
+        return Waiting(
+            f"bench-{owner}-{n}", "bench/x", owner, created, key=key, key_limit=count, version=1
+        )
+
+    print("\nFlow control, per task (the enqueue's SQS send included)")
+    measured: dict[str, Any] = {}
+    with counter.measure() as measured["one"]:
+        for n in range(count):
+            owner_only.admit(waiting(n, "one-gate"), service.send_waiting, {})
+    with counter.measure() as measured["three"]:
+        for n in range(count):
+            three.admit(waiting(n, "three-gates", key="k"), service.send_waiting, {})
+    full: dict[str, Any] = {}
+    with counter.measure() as measured["parked"]:
+        for n in range(count, 2 * count):
+            owner_only.admit(waiting(n, "one-gate"), service.send_waiting, full)
+    gate = owner_only.owner_gate("one-gate")
+    for n in range(count):
+        owner_only.release_gate(gate, f"bench-one-gate-{n}")
+    with counter.measure() as measured["from_line"]:
+        admitted = owner_only.admit_next(gate, service.send_waiting)
+    buckets = TokenBuckets(table)
+    with counter.measure() as measured["rate"]:
+        for _ in range(count):
+            buckets.take("type#bench/*", Rate(10 * count, 60))
+    row("admitted at once, one gate", summarize(measured["one"], count))
+    row("admitted at once, three gates", summarize(measured["three"], count))
+    row("parked (line, history, task)", summarize(measured["parked"], count))
+    row(f"admitted from a line ({len(admitted)})", summarize(measured["from_line"], len(admitted)))
+    row("a start under TYPE_RATE", summarize(measured["rate"], count))

@@ -1,0 +1,116 @@
+"""Flow control settings: limits per task type and rates, read once at start.
+
+- TYPE_CONCURRENCY `image/*=5,email/*=20`: at most 5 tasks of the types `image/*` matches run
+  at once, all of them together (the pattern is one group, not a limit per type). A type takes
+  the first pattern that matches it (`*` matches any characters, `/` included).
+- TYPE_RATE `email/*=10/min`: tasks of those types start at most 10 a minute (a token bucket
+  of 10 that refills one token every 6 s); a task past the rate waits, it never fails.
+- SUBMIT_RATE `100/min`: each owner submits at most that many jobs a minute (a token bucket
+  per owner); a submit past it is a 429 with Retry-After, and stores nothing.
+
+Units: s, sec, second; min, minute; h, hour; d, day (each also plural).
+The slots and buckets these set are in chalicelib/fairness.py; docs/flow-control.md says why.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import TypeVar
+
+V = TypeVar("V")
+
+PERIOD_SECONDS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+?)s?\s*$")
+_PATTERN = re.compile(r"^[A-Za-z0-9_.:/*-]{1,128}$")
+
+
+class FlowSettingError(ValueError):
+    """A flow setting that cannot be read: the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """`count` per `period_seconds`: a bucket of `count` tokens refilled evenly over the period."""
+
+    count: int
+    period_seconds: int
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.period_seconds
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period_seconds}s"
+
+
+def parse_rate(name: str, raw: str) -> Rate:
+    match = _RATE.match(raw.lower())
+    period = PERIOD_SECONDS.get(match.group(2)) if match else None
+    if match is None or period is None or int(match.group(1)) < 1:
+        raise FlowSettingError(
+            f"{name}: {raw.strip()[:40]!r} is not a rate; write a count of 1 or more per "
+            "s, min, hour or day, e.g. 10/min"
+        )
+    return Rate(int(match.group(1)), period)
+
+
+def _entries(name: str, raw: str) -> list[tuple[str, str]]:
+    """`pattern=value` entries separated by commas, in order."""
+    entries = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        pattern, sign, value = entry.partition("=")
+        pattern = pattern.strip()
+        if not sign or not _PATTERN.match(pattern):
+            raise FlowSettingError(
+                f"{name}: {entry[:60]!r} is not `type-pattern=value` (e.g. image/*=5)"
+            )
+        entries.append((pattern, value.strip()))
+    return entries
+
+
+def parse_type_concurrency(raw: str) -> tuple[tuple[str, int], ...]:
+    """TYPE_CONCURRENCY: (pattern, limit) pairs; a limit is a whole number of 1 or more."""
+    limits = []
+    for pattern, value in _entries("TYPE_CONCURRENCY", raw):
+        if not value.isdigit() or int(value) < 1:
+            raise FlowSettingError(
+                f"TYPE_CONCURRENCY: the limit of {pattern} must be a whole number of 1 or "
+                f"more (leave a type out for no limit); got {value[:20]!r}"
+            )
+        limits.append((pattern, int(value)))
+    return tuple(limits)
+
+
+def parse_type_rate(raw: str) -> tuple[tuple[str, Rate], ...]:
+    """TYPE_RATE: (pattern, rate) pairs."""
+    return tuple(
+        (pattern, parse_rate(f"TYPE_RATE {pattern}", value))
+        for pattern, value in _entries("TYPE_RATE", raw)
+    )
+
+
+def parse_submit_rate(raw: str) -> Rate | None:
+    """SUBMIT_RATE: one rate per owner; empty: no limit."""
+    return parse_rate("SUBMIT_RATE", raw) if raw.strip() else None
+
+
+def first_match(type: str, entries: tuple[tuple[str, V], ...]) -> tuple[str, V] | None:
+    """The first (pattern, value) whose pattern matches the type."""
+    for pattern, value in entries:
+        if fnmatch.fnmatchcase(type, pattern):
+            return pattern, value
+    return None

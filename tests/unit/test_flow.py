@@ -1,0 +1,424 @@
+"""Flow control: priorities, limits per type group and per concurrency key, and rates."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.bootstrap import container
+from chalicelib.fairness import Slots, TokenBuckets, Waiting
+from chalicelib.flow import Rate
+from chalicelib.model import Status, Task, utcnow
+from chalicelib.settings import ConfigurationError, get_settings
+from tests.conftest import reset_caches
+from tests.unit.helpers import get, sleep_job, submit
+
+
+def service_with(monkeypatch, **env: str):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+    from chalicelib.bootstrap import container
+
+    return container().service
+
+
+def new_task(service, owner: str = "alice", minutes_ago: float = 0, **fields) -> Task:
+    now = utcnow() - timedelta(minutes=minutes_ago)
+    task = Task.new(
+        owner=owner, type="demo/sleep", ttl_seconds=3600, input={"seconds": 0}, now=now, **fields
+    )
+    service.store.create(task)
+    return task
+
+
+def queued_ids(stack) -> list[str]:
+    """The ids of the messages on the tasks queue now (each received once, then hidden)."""
+    ids = []
+    while True:
+        found = stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10)
+        if not found.get("Messages"):
+            return ids
+        ids += [json.loads(m["Body"])["taskId"] for m in found["Messages"]]
+
+
+def finish(service, stack, task: Task) -> None:
+    """The task ends (cancelled while it ran), and the stream frees its slots."""
+    service.cancel(task.owner, task.id)
+    stack.run_stream()
+
+
+# -- priorities ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_at_a_time(stack, monkeypatch):
+    return service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+
+
+def test_a_high_priority_task_submitted_behind_waiting_low_ones_starts_next(one_at_a_time, stack):
+    service = one_at_a_time
+    running = new_task(service)
+    stack.run_stream()
+    low = [new_task(service, priority=1) for _ in range(50)]
+    high = new_task(service, priority=9)
+    stack.run_stream()
+    assert queued_ids(stack) == [running.id]
+    finish(service, stack, running)
+    assert queued_ids(stack) == [high.id]
+    assert all(service.find(t.id).status is Status.SUBMITTED for t in low)
+
+
+def test_equal_priorities_start_first_in_first_out(one_at_a_time, stack):
+    service = one_at_a_time
+    running = new_task(service)
+    stack.run_stream()
+    first = new_task(service, minutes_ago=0.02)
+    new_task(service)
+    stack.run_stream()
+    queued_ids(stack)
+    finish(service, stack, running)
+    assert queued_ids(stack) == [first.id]
+
+
+def test_a_low_priority_task_that_waited_long_enough_goes_before_a_new_high_one(
+    one_at_a_time, stack
+):
+    """Each priority level is worth PRIORITY_AGING_SECONDS (60) of waiting: a priority 0 task
+    waiting 10 minutes is ahead of a priority 9 task (9 levels: 9 minutes) submitted now."""
+    service = one_at_a_time
+    running = new_task(service, minutes_ago=20)
+    stack.run_stream()
+    old_low = new_task(service, minutes_ago=10, priority=0)
+    new_task(service, priority=9)
+    stack.run_stream()
+    queued_ids(stack)
+    finish(service, stack, running)
+    assert queued_ids(stack) == [old_low.id]
+
+
+def test_a_low_priority_task_that_waited_less_than_its_levels_lets_a_high_one_pass(
+    one_at_a_time, stack
+):
+    service = one_at_a_time
+    running = new_task(service, minutes_ago=20)
+    stack.run_stream()
+    new_task(service, minutes_ago=5, priority=0)
+    new_high = new_task(service, priority=9)
+    stack.run_stream()
+    queued_ids(stack)
+    finish(service, stack, running)
+    assert queued_ids(stack) == [new_high.id]
+
+
+def test_priority_is_part_of_the_job_document_and_defaults_to_5(client):
+    default = submit(client).json_body
+    urgent = submit(client, {**sleep_job(), "priority": 9}).json_body
+    assert default["priority"] == 5 and urgent["priority"] == 9
+    assert get(client, f"/jobs/{urgent['jobId']}").json_body["priority"] == 9
+
+
+@pytest.mark.parametrize("priority", [-1, 10, "9", 4.5, True])
+def test_a_priority_outside_0_to_9_is_a_422_naming_the_field(client, priority):
+    response = submit(client, {**sleep_job(), "priority": priority})
+    assert response.status_code == 422
+    assert response.json_body["error"]["errors"][0]["field"] == "body.priority"
+
+
+# -- concurrency per type group ------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo_one_at_a_time(stack, monkeypatch):
+    return service_with(monkeypatch, MAX_RUNNING_PER_OWNER="0", TYPE_CONCURRENCY="demo/*=1")
+
+
+def test_a_type_limit_holds_across_owners(demo_one_at_a_time, stack):
+    service = demo_one_at_a_time
+    alices, bobs = new_task(service), new_task(service, owner="bob")
+    stack.run_stream()
+    assert queued_ids(stack) == [alices.id]
+    assert service.find(bobs.id).status is Status.SUBMITTED
+    finish(service, stack, alices)
+    assert queued_ids(stack) == [bobs.id]
+
+
+def test_a_type_limit_of_2_holds_under_30_submits_and_every_task_runs(stack, monkeypatch):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="0", TYPE_CONCURRENCY="demo/*=2")
+    slots = Slots.of(service.settings)
+    tasks = [new_task(service, owner=f"user-{n % 3}") for n in range(30)]
+    gate = slots.gates(Waiting.of(tasks[0]))[0]
+    most = 0
+    for _ in range(100):
+        moved = stack.run_stream() + stack.run_worker()
+        most = max(most, len(slots.holders(gate)))
+        if not moved:
+            break
+    assert most == 2
+    assert all(service.find(t.id).status is Status.COMPLETED for t in tasks)
+
+
+def test_types_a_limit_leaves_out_are_not_held(demo_one_at_a_time, stack):
+    service = demo_one_at_a_time
+    new_task(service)
+    other = Task.new(owner="alice", type="image/thumbnail", ttl_seconds=3600)
+    assert Slots.of(service.settings).gates(Waiting.of(other)) == []
+
+
+def test_parked_tasks_are_queued_by_the_reaper_once_the_type_limit_is_removed(
+    demo_one_at_a_time, stack, monkeypatch
+):
+    service = demo_one_at_a_time
+    new_task(service)
+    waiting = [new_task(service), new_task(service)]
+    stack.run_stream()
+    queued_ids(stack)
+    unlimited = service_with(monkeypatch, TYPE_CONCURRENCY="")
+    assert unlimited.admit_parked() == sorted(t.id for t in waiting)
+    assert Slots.of(unlimited.settings).parked_gates() == []
+
+
+@pytest.mark.parametrize(
+    "raw", ["demo/*", "demo/*=0", "demo/*=x", "demo/ *=2", "=3"], ids=str.strip
+)
+def test_a_type_concurrency_that_cannot_be_read_stops_the_start_with_the_fix(monkeypatch, raw):
+    monkeypatch.setenv("TYPE_CONCURRENCY", raw)
+    reset_caches()
+    with pytest.raises(ConfigurationError, match="TYPE_CONCURRENCY"):
+        get_settings()
+
+
+def test_a_type_takes_the_first_pattern_that_matches(monkeypatch):
+    monkeypatch.setenv("TYPE_CONCURRENCY", "image/thumb*=1, image/*=5")
+    reset_caches()
+    slots = Slots.of(get_settings())
+    thumb = Waiting("t", "image/thumbnail", "alice")
+    resize = Waiting("r", "image/resize", "alice")
+    assert [g.limit for g in slots.gates(thumb) if g.kind == "type"] == [1]
+    assert [g.limit for g in slots.gates(resize) if g.kind == "type"] == [5]
+
+
+# -- concurrency per key -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_owner_limit(stack, monkeypatch):
+    return service_with(monkeypatch, MAX_RUNNING_PER_OWNER="0")
+
+
+def keyed(service, key: str = "customer-42", limit: int = 1, owner: str = "alice") -> Task:
+    return new_task(service, owner=owner, concurrency_key=key, concurrency_limit=limit)
+
+
+def test_two_tasks_with_one_key_and_limit_1_never_run_at_once(no_owner_limit, stack):
+    service = no_owner_limit
+    first, second = keyed(service), keyed(service)
+    other_key = keyed(service, key="customer-7")
+    stack.run_stream()
+    assert sorted(queued_ids(stack)) == sorted([first.id, other_key.id])
+    finish(service, stack, first)
+    assert queued_ids(stack) == [second.id]
+
+
+def test_one_key_of_two_owners_is_two_keys(no_owner_limit, stack):
+    service = no_owner_limit
+    alices, bobs = keyed(service), keyed(service, owner="bob")
+    stack.run_stream()
+    assert sorted(queued_ids(stack)) == sorted([alices.id, bobs.id])
+
+
+def test_a_key_limit_holds_when_the_worker_takes_its_slots(no_owner_limit, stack):
+    """A retry's message takes the slots again at the worker: a full key makes it wait."""
+    service = no_owner_limit
+    running, other = keyed(service), keyed(service)
+    stack.run_stream()
+    queued_ids(stack)
+    body = {
+        "taskId": other.id,
+        "type": "demo/sleep",
+        "owner": "alice",
+        "priorAttempts": 1,
+        "concurrencyKey": "customer-42",
+        "concurrencyLimit": 1,
+    }
+    record = {"messageId": "m", "receiptHandle": "", "body": json.dumps(body), "attributes": {}}
+    assert container().worker.handle_message(record) is True
+    assert service.find(other.id).status is Status.SUBMITTED
+    assert service.find(running.id).status is Status.SUBMITTED  # queued, not yet run
+
+
+def test_a_task_let_through_by_its_owner_but_held_by_its_type_waits_in_the_types_line(
+    stack, monkeypatch
+):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1", TYPE_CONCURRENCY="demo/*=1")
+    alices_other = Task.new(owner="alice", type="other/kind", ttl_seconds=3600)
+    service.store.create(alices_other)
+    bobs = new_task(service, owner="bob")
+    stack.run_stream()  # alice's slot and demo's slot are both held now
+    parked = new_task(service)
+    stack.run_stream()
+    assert service.find(parked.id).waits_for == "owner limit"
+    queued_ids(stack)
+    finish(service, stack, alices_other)
+    assert queued_ids(stack) == []
+    assert service.find(parked.id).waits_for == "type limit"
+    finish(service, stack, bobs)
+    assert queued_ids(stack) == [parked.id]
+
+
+def test_a_concurrency_key_is_shown_on_the_job_and_checked_at_submit(client):
+    job = submit(client, {**sleep_job(), "concurrency": {"key": "customer-42", "limit": 2}})
+    assert job.json_body["concurrency"] == {"key": "customer-42", "limit": 2}
+    for bad in ({"key": "k", "limit": 0}, {"key": "", "limit": 1}, {"key": "k"}):
+        response = submit(client, {**sleep_job(), "concurrency": bad})
+        assert response.status_code == 422, bad
+        assert response.json_body["error"]["errors"][0]["field"].startswith("body.concurrency")
+
+
+# -- rates -------------------------------------------------------------------------------------
+
+
+def test_a_bucket_gives_its_count_then_one_token_per_interval(stack):
+    now = [1000.0]
+    buckets = TokenBuckets(get_settings().records_table, lambda: now[0])
+    rate = Rate(10, 60)
+    assert all(buckets.take("t", rate).allowed for _ in range(10))
+    refused = buckets.take("t", rate)
+    assert not refused.allowed and refused.retry_after == pytest.approx(6.0)
+    now[0] += 6
+    assert buckets.take("t", rate).allowed
+    assert not buckets.take("t", rate).allowed
+
+
+@pytest.fixture
+def submit_rate_2(stack, monkeypatch):
+    return service_with(monkeypatch, SUBMIT_RATE="2/min")
+
+
+def test_a_submit_past_the_rate_is_a_429_with_retry_after_and_nothing_it_refused_exists(
+    submit_rate_2, client, stack
+):
+    accepted = [submit(client) for _ in range(2)]
+    assert [r.status_code for r in accepted] == [202, 202]
+    assert accepted[0].headers["RateLimit-Limit"] == "2"
+    assert accepted[1].headers["RateLimit-Remaining"] == "0"
+    refused = submit(client)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 30
+    assert refused.headers["RateLimit-Limit"] == "2"
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert stack.task_count() == 2
+
+
+def test_one_owners_submit_rate_leaves_another_owner_alone(submit_rate_2, client):
+    for _ in range(3):
+        submit(client)
+    assert submit(client, user="bob").status_code == 202
+
+
+def test_a_batch_past_the_submit_rate_stores_none_of_its_jobs(submit_rate_2, client, stack):
+    submit(client)
+    body = json.dumps({"jobs": [sleep_job(), sleep_job()]})
+    from tests.conftest import auth
+
+    response = client.http.post("/jobs/batch", headers=auth("alice"), body=body)
+    assert response.status_code == 429
+    assert "Retry-After" in response.headers
+    assert stack.task_count() == 1
+
+
+def test_a_bad_submit_rate_stops_the_start(monkeypatch):
+    monkeypatch.setenv("SUBMIT_RATE", "ten a minute")
+    reset_caches()
+    with pytest.raises(ConfigurationError, match="SUBMIT_RATE"):
+        get_settings()
+
+
+def test_a_task_past_its_types_rate_waits_and_runs_later_never_failed(stack, monkeypatch):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="0", TYPE_RATE="demo/*=1/hour")
+    first, second = new_task(service), new_task(service)
+    stack.run_stream()
+    stack.run_worker()
+    assert service.find(first.id).status is Status.COMPLETED
+    assert service.find(second.id).status is Status.SUBMITTED
+    assert service.find(second.id).attempts == 0
+    found = stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10)
+    assert found.get("Messages", []) == []  # deferred: its new message is delayed
+
+
+# -- where flow control acts: the job document and the history ---------------------------------
+
+
+def test_a_parked_jobs_document_says_it_waits_for_its_owners_limit(stack, monkeypatch, client):
+    service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    first = submit(client).json_body["jobId"]
+    second = submit(client).json_body["jobId"]
+    stack.run_stream()
+    assert get(client, f"/jobs/{first}").json_body["waitingFor"] is None  # queued
+    assert get(client, f"/jobs/{second}").json_body["waitingFor"] == "owner limit"
+
+
+def test_a_jobs_document_says_it_waits_for_its_key_limit(stack, monkeypatch, client):
+    service_with(monkeypatch, MAX_RUNNING_PER_OWNER="0")
+    keyed_job = {**sleep_job(), "concurrency": {"key": "customer-42", "limit": 1}}
+    submit(client, keyed_job)
+    second = submit(client, keyed_job).json_body["jobId"]
+    stack.run_stream()
+    assert get(client, f"/jobs/{second}").json_body["waitingFor"] == "key limit"
+
+
+def test_a_jobs_document_says_it_waits_for_its_types_rate(stack, monkeypatch, client):
+    service_with(monkeypatch, MAX_RUNNING_PER_OWNER="0", TYPE_RATE="demo/*=1/hour")
+    submit(client)
+    second = submit(client).json_body["jobId"]
+    stack.run_stream()
+    stack.run_worker()
+    assert get(client, f"/jobs/{second}").json_body["waitingFor"] == "rate"
+
+
+def test_history_records_the_wait_and_the_admission_of_a_parked_job(stack, monkeypatch, client):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    first = submit(client).json_body["jobId"]
+    second = submit(client).json_body["jobId"]
+    stack.run_stream()
+    service.cancel("alice", first)
+    stack.run_stream()
+    [entry] = get(client, f"/jobs/{second}/events").json_body["events"]
+    assert [step["event"] for step in entry["flow"]] == ["parked", "admitted"]
+    assert entry["flow"][0]["reason"] == "owner limit"
+
+
+def test_parked_tasks_are_queued_by_the_reaper_once_the_type_limit_is_raised(
+    demo_one_at_a_time, stack, monkeypatch
+):
+    service = demo_one_at_a_time
+    new_task(service)
+    waiting = [new_task(service, minutes_ago=0.01 * (3 - n)) for n in range(3)]
+    stack.run_stream()
+    queued_ids(stack)
+    raised = service_with(monkeypatch, TYPE_CONCURRENCY="demo/*=3")
+    assert raised.admit_parked() == sorted(t.id for t in waiting[:2])
+    assert [g.kind for g, _ in Slots.of(raised.settings).parked_gates()] == ["type"]
+
+
+def test_a_job_admitted_from_the_line_no_longer_says_it_waits(stack, monkeypatch, client):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    first = submit(client).json_body["jobId"]
+    second = submit(client).json_body["jobId"]
+    stack.run_stream()
+    service.cancel("alice", first)
+    stack.run_stream()
+    job = get(client, f"/jobs/{second}").json_body
+    assert (job["status"], job["waitingFor"]) == ("submitted", None)
+
+
+def test_a_reason_to_wait_is_retired_by_the_tasks_next_version(stack, monkeypatch):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    new_task(service)
+    parked = new_task(service)
+    stack.run_stream()
+    task = service.find(parked.id)
+    assert task.waits_for == "owner limit"
+    cancelled = service.cancel("alice", parked.id)
+    assert cancelled.waits_for is None
+    assert task.replace(version=task.version + 1).waits_for is None
