@@ -29,7 +29,7 @@ def schedule_calls(client: Any, counter: CallCounter, count: int = 20) -> None:
     service.clock = lambda: later
     try:
         with counter.measure() as fired_calls:
-            fired = fire_due(service, lambda: 900.0)
+            fired = fire_due(service, container().schedule_store, lambda: 900.0)
     finally:
         service.clock = clock
     print("\nSchedules (16 Queries on the due index per sweep, shared by all schedules)")
