@@ -58,6 +58,9 @@ REPORT_FAILURES = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
 # One bad stream record must not hold its shard: split the batch on error, give up after a
 # bounded number of retries and send what still fails to a queue an operator can inspect.
 STREAM_FAILURE_HANDLING = {
+    # Ten batches of a shard at once, each task's records in order (Lambda keeps the order
+    # of a partition key's records): the stream handler's pass is mostly waiting on AWS.
+    "ParallelizationFactor": 10,
     "BisectBatchOnFunctionError": True,
     "MaximumRetryAttempts": 10,
     "DestinationConfig": {
