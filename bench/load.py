@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -42,7 +43,10 @@ USERS = 5
 PAUSE_SECONDS = 30.0
 BATCH = 100
 ENDED = {"completed", "completed_with_errors", "failed", "cancelled"}
-WAIT_FOR_ALL_SECONDS = 600
+# A receive whose answer the pause lost leaves its messages in flight for the tasks queue's
+# visibility timeout (720 s) before they are handed over again: wait past it.
+WAIT_FOR_ALL_SECONDS = 900
+ROOT = Path(__file__).resolve().parent.parent
 REQUEST_TIMEOUT = 120  # a submit during the pause waits out the API's own AWS retries
 
 
@@ -323,7 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         stop = pause(emulator_pid(port), args.pause)
         paused = run_round(client, "paused", args.tasks, args.users, args.batch, stop)
         print(paused.summary(), flush=True)
-    problems = [f"{r.name}: {p}" for r in (steady, paused) for p in r.problems()]
+        problems = [f"{r.name}: {p}" for r in (steady, paused) for p in r.problems()]
+        if problems:  # keep make dev's log to see why
+            kept = ROOT / "build" / "load" / "dev.log"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(Path(folder) / "dev.log", kept)
+            print(f"make dev's log: {kept}", flush=True)
     for problem in problems:
         print(f"FAILED {problem}", flush=True)
     return 1 if problems else 0
