@@ -69,6 +69,15 @@ STREAM_FAILURE_HANDLING = {
 }
 
 
+# The stream's second reader, WebSocket pushes (chalicelib/realtime/pushes.py): best effort,
+# so it never holds its shard for long, and a push older than a minute is not worth sending.
+PUSH_STREAM = {
+    "ParallelizationFactor": 10,
+    "MaximumRetryAttempts": 2,
+    "MaximumRecordAgeInSeconds": 60,
+}
+
+
 @dataclass(frozen=True)
 class EventSource:
     """One event source mapping of the app, and the settings Chalice does not set itself."""
@@ -99,6 +108,7 @@ EVENT_SOURCES = {
             "webhooks", "Webhooks", "WebhooksQueue", REPORT_FAILURES | queue_scaling("webhooks")
         ),
         EventSource("stream", "Stream", "TasksTable", REPORT_FAILURES | STREAM_FAILURE_HANDLING),
+        EventSource("pushes", "Pushes", "TasksTable", REPORT_FAILURES | PUSH_STREAM),
         EventSource(
             "stream_failures",
             "StreamFailures",
@@ -115,8 +125,11 @@ def sam_event_properties(source: EventSource) -> dict[str, Any]:
     if source.is_stream:
         properties["Stream"] = {"Fn::GetAtt": [source.source, "StreamArn"]}
         properties["StartingPosition"] = "TRIM_HORIZON"
-        destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
-        properties["DestinationConfig"] = {"OnFailure": {"Destination": destination, "Type": "SQS"}}
+        if "DestinationConfig" in properties:
+            destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
+            properties["DestinationConfig"] = {
+                "OnFailure": {"Destination": destination, "Type": "SQS"}
+            }
     else:
         # Chalice deep-merges: overriding its own Fn::Sub key replaces the literal ARN.
         properties["Queue"] = {"Fn::Sub": f"${{{source.source}.Arn}}"}
@@ -185,6 +198,7 @@ ALL_FUNCTIONS = [
     "DeadLetters",
     "Webhooks",
     "Stream",
+    "Pushes",
     "StreamFailures",
     "Reaper",
     "Status",

@@ -255,6 +255,7 @@ def describe(aws: Callable[[str], Any], project: Path) -> dict[str, Any]:
                         "FunctionResponseTypes",
                         "BisectBatchOnFunctionError",
                         "MaximumRetryAttempts",
+                        "MaximumRecordAgeInSeconds",
                         "ParallelizationFactor",
                         "DestinationConfig",
                         "ScalingConfig",
