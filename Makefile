@@ -15,7 +15,7 @@ NAME ?= $(if $(filter command line,$(origin USER)),$(USER),dev-user)
 STAGE ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install install-local install-browser dev dev-reset test unit unit-fast e2e doc-test lint format bench package token service-key service-key-list service-key-revoke infra deploy deploy-rehearsal mutate clean
+.PHONY: help install install-local install-browser dev dev-reset test unit unit-fast e2e doc-test lint format bench load package token service-key service-key-list service-key-revoke infra deploy deploy-rehearsal mutate clean
 
 help:
 	@echo "make dev      run the whole service locally (REST :8000, WebSocket :8001, emulator :5000)"
@@ -23,6 +23,7 @@ help:
 	@echo "make test     lint, unit and end-to-end tests, package + cfn-lint, the deploy rehearsal"
 	@echo "make unit-fast  the unit tests that need no AWS (seconds)"
 	@echo "make bench    calls per request, cold start, worker throughput (quick; FULL=1: all of it)"
+	@echo "make load     2,000 tasks through make dev, then again with the emulator paused 30 s (TASKS= USERS= PAUSE=)"
 	@echo "make token NAME=alice   mint a local token (CLAIMS='{\"tid\": \"acme\"}' adds claims)"
 	@echo "make service-key NAME=n OWNERS='tenant-a* u-1' [SCOPES=...]   issue a producer's service key"
 	@echo "make service-key-list | service-key-revoke ID=ak_...   (STAGE=<stage> for a deployed one)"
@@ -110,6 +111,11 @@ mutate: install
 # full run behind docs/performance.md (about 12 minutes). A line per step as it goes.
 bench: install
 	BENCH_FULL=$(FULL) $(PY) -m bench.bench
+
+# Its own make dev on free ports: tasks/s and submit-to-completed, steady and with the
+# emulator stopped (SIGSTOP) for PAUSE seconds mid-run; fails if a task fails or is lost.
+load: install
+	TASKS=$(or $(TASKS),2000) USERS=$(or $(USERS),5) PAUSE=$(or $(PAUSE),30) $(PY) -m bench.load
 
 package: install
 	rm -rf build/package

@@ -507,6 +507,13 @@ def stream(event: Any) -> dict[str, Any]:
     return bootstrap.container().stream_handler.handle_batch(event.to_dict()["Records"])
 
 
+# The stream's second reader: WebSocket pushes and the operators' change messages, off the
+# path that queues tasks (chalicelib/realtime/pushes.py).
+@app.on_dynamodb_record(stream_arn=TASKS_STREAM_ARN, batch_size=100, name="pushes")
+def pushes(event: Any) -> dict[str, Any]:
+    return bootstrap.container().push_handler.handle_batch(event.to_dict()["Records"])
+
+
 # Deliveries run one after another: 3 attempts of at most WEBHOOK_TIMEOUT_SECONDS (15 s,
 # the host's lookup included) fit the function's 60 s timeout with room to spare
 # (tests/unit/test_deployed_limits.py).

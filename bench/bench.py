@@ -323,7 +323,7 @@ def fan_out_calls(counter: CallCounter) -> None:
 
     service = container().service
     realtime = container().realtime
-    handler = container().stream_handler
+    handler = container().push_handler
     counter.attach(aws_client("apigatewaymanagementapi", service.settings.ws_endpoint_url))
     reports = 20
 
@@ -333,7 +333,7 @@ def fan_out_calls(counter: CallCounter) -> None:
         service.store.create(task)
         return task
 
-    print(f"\nWebSocket fan-out (stream handler, a task with {reports} progress reports)")
+    print(f"\nWebSocket fan-out (the pushes reader, a task with {reports} progress reports)")
     for label, owner, batches in (
         ("no subscriber, 1 batch", "bench-quiet", 1),
         (f"no subscriber, {reports} batches", "bench-quiet", reports),

@@ -26,12 +26,15 @@ class Scale:
     push_changes: int  # status writes timed to a WebSocket client
     fairness_backlog: int  # owner A's tasks queued ahead of owner B's one
     remote_jobs: int  # no-op jobs on the worker Lambda, then on a remote worker (at most 100)
+    stream_tasks: int  # tasks run to the end to count the stream's calls per task
 
 
 QUICK = Scale("quick", cold_runs=1, warm_rounds=3, warm_requests=50, worker_runs=1,
-              push_changes=20, fairness_backlog=40, remote_jobs=40)  # fmt: skip
+              push_changes=20, fairness_backlog=40, remote_jobs=40,
+              stream_tasks=100)  # fmt: skip
 FULL = Scale("full", cold_runs=7, warm_rounds=15, warm_requests=100, worker_runs=5,
-             push_changes=100, fairness_backlog=300, remote_jobs=100)  # fmt: skip
+             push_changes=100, fairness_backlog=300, remote_jobs=100,
+             stream_tasks=300)  # fmt: skip
 
 _started = time.monotonic()
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from chalicelib.realtime import Realtime
     from chalicelib.realtime.operators import OperatorWatchers
     from chalicelib.realtime.pusher import Pusher
+    from chalicelib.realtime.pushes import PushHandler
     from chalicelib.realtime.subscriptions import Subscriptions
     from chalicelib.schedules import ScheduleStore
     from chalicelib.service import TaskService
@@ -98,9 +99,13 @@ class Container:
         from chalicelib.stream import StreamHandler
 
         # The webhook dispatcher is built by the first change that can create an event.
-        return StreamHandler(
-            self.service, self.realtime, self.history, self.slots, lambda: self.webhooks
-        )
+        return StreamHandler(self.service, self.history, self.slots, lambda: self.webhooks)
+
+    @cached_property
+    def push_handler(self) -> PushHandler:
+        from chalicelib.realtime.pushes import PushHandler
+
+        return PushHandler(self.realtime)
 
     @cached_property
     def schedule_store(self) -> ScheduleStore:

@@ -6,7 +6,9 @@ submitted (the sweep), a retry (failed or cancelled back to submitted), and the
 INSERT of a task scheduled a short delay ahead (with that SQS delay:
 chalicelib/scheduling.py); a change into a terminal status
 creates the task's webhook event (once per version, however often the record
-is delivered); every change is pushed to the owner's WebSocket subscribers.
+is delivered). WebSocket pushes, and the operators' change messages, are the stream's
+second reader (the `pushes` function, chalicelib/realtime/pushes.py): no number of
+dashboards delays a task being queued here.
 
 Queueing from here is a transactional outbox: the REST call makes one write and
 no SQS call, and a task can never be stored without being queued, because a
@@ -33,7 +35,6 @@ from chalicelib.tallies import Tallies
 if TYPE_CHECKING:
     from chalicelib.fairness import Gate, Slots
     from chalicelib.history import History
-    from chalicelib.realtime import FanOut, Realtime
     from chalicelib.webhooks import WebhookDispatcher
 
 log = logging.getLogger("taskstatus_svc.stream")
@@ -51,14 +52,9 @@ def _old_status(record: dict[str, Any]) -> Status | None:
     return Status(old_status) if old_status is not None else None
 
 
-def _owner(record: dict[str, Any]) -> str:
-    """The owner of a record's task, read without parsing the image ("" if none)."""
-    return record.get("dynamodb", {}).get("NewImage", {}).get("owner", {}).get("S", "")
-
-
 def _keeps_version(record: dict[str, Any]) -> bool:
     """A change that keeps the version moved only the reaper's deadline (a producer's
-    heartbeat, a waiting task postponed): no news for history, pushes or webhooks."""
+    heartbeat, a waiting task postponed): no news for history or webhooks."""
     images = record.get("dynamodb", {})
     old = images.get("OldImage", {}).get("version", {}).get("N")
     return old is not None and old == images.get("NewImage", {}).get("version", {}).get("N")
@@ -83,7 +79,6 @@ class StreamHandler:
     def __init__(
         self,
         service: TaskService,
-        realtime: Realtime,
         history: History,
         slots: Slots,
         webhooks: Callable[[], WebhookDispatcher],
@@ -91,7 +86,6 @@ class StreamHandler:
         """`webhooks` builds the dispatcher: only a change that can create a webhook event
         pays for it."""
         self.service = service
-        self.realtime = realtime
         self.history = history
         self.slots = slots
         self._webhooks = webhooks
@@ -115,14 +109,13 @@ class StreamHandler:
         beside the stream).
         """
         records = list(records)
-        fan_out = self.realtime.batch(owner for owner in map(_owner, records) if owner)
         parked: dict[str, Gate] = {}  # the full gates this batch parked tasks behind, by scope
         # The operator's figures (chalicelib/tallies.py), added once per batch.
         tallies = Tallies(self.service.settings.records_table)
         try:
             for record in records:
                 try:
-                    self.handle_record(record, fan_out, parked, tallies)
+                    self.handle_record(record, parked, tallies)
                 except Exception as exc:
                     if not aws.is_transient(exc) and self._fail_task(record, exc):
                         continue
@@ -133,14 +126,6 @@ class StreamHandler:
         finally:
             self._admit_parked(parked)
             tallies.flush()
-            self._tell_operators(fan_out)
-
-    def _tell_operators(self, fan_out: FanOut) -> None:
-        """The batch's changes to the operators watching: best effort, as every push."""
-        try:
-            fan_out.finish()
-        except Exception:
-            log.exception("could not tell the operators watching about this batch")
 
     def _admit_parked(self, parked: dict[str, Gate]) -> None:
         """Gates whose lines this batch parked tasks in: a slot may have freed since
@@ -168,7 +153,7 @@ class StreamHandler:
         return True
 
     def handle_record(
-        self, record: dict[str, Any], fan_out: FanOut, parked: dict[str, Gate], tallies: Tallies
+        self, record: dict[str, Any], parked: dict[str, Gate], tallies: Tallies
     ) -> None:
         """One change; a full gate its new task waits behind is added to `parked`, and
         the change is counted in the batch's `tallies`."""
@@ -183,7 +168,6 @@ class StreamHandler:
             self._free_slot(record, new)
             if new.webhook is not None and new.is_terminal:
                 self.webhooks.on_task_change(_was_terminal(record), new)
-            self._push(new, fan_out)
 
     def _queue(self, record: dict[str, Any], new: Task, parked: dict[str, Gate]) -> None:
         inserted = record.get("eventName") == "INSERT"
@@ -211,14 +195,6 @@ class StreamHandler:
         if old is Status.SUBMITTED:
             self.slots.forget(waiting)
         self.slots.admit_after_release(waiting, self.service.send_waiting)
-
-    def _push(self, task: Task, fan_out: FanOut) -> None:
-        # Pushes are best effort: a failure must not hold back queueing and webhooks, and a
-        # client that missed one resubscribes with sinceVersion.
-        try:
-            fan_out.push(task)
-        except Exception:
-            log.exception("WebSocket fan-out failed for version %s", task.version)
 
 
 # What the stream could not read back to replay: records older than the stream keeps (24 h).

@@ -58,11 +58,23 @@ REPORT_FAILURES = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
 # One bad stream record must not hold its shard: split the batch on error, give up after a
 # bounded number of retries and send what still fails to a queue an operator can inspect.
 STREAM_FAILURE_HANDLING = {
+    # Ten batches of a shard at once, each task's records in order (Lambda keeps the order
+    # of a partition key's records): the stream handler's pass is mostly waiting on AWS.
+    "ParallelizationFactor": 10,
     "BisectBatchOnFunctionError": True,
     "MaximumRetryAttempts": 10,
     "DestinationConfig": {
         "OnFailure": {"Destination": {"Fn::GetAtt": ["StreamFailuresQueue", "Arn"]}}
     },
+}
+
+
+# The stream's second reader, WebSocket pushes (chalicelib/realtime/pushes.py): best effort,
+# so it never holds its shard for long, and a push older than a minute is not worth sending.
+PUSH_STREAM = {
+    "ParallelizationFactor": 10,
+    "MaximumRetryAttempts": 2,
+    "MaximumRecordAgeInSeconds": 60,
 }
 
 
@@ -96,6 +108,7 @@ EVENT_SOURCES = {
             "webhooks", "Webhooks", "WebhooksQueue", REPORT_FAILURES | queue_scaling("webhooks")
         ),
         EventSource("stream", "Stream", "TasksTable", REPORT_FAILURES | STREAM_FAILURE_HANDLING),
+        EventSource("pushes", "Pushes", "TasksTable", REPORT_FAILURES | PUSH_STREAM),
         EventSource(
             "stream_failures",
             "StreamFailures",
@@ -112,8 +125,11 @@ def sam_event_properties(source: EventSource) -> dict[str, Any]:
     if source.is_stream:
         properties["Stream"] = {"Fn::GetAtt": [source.source, "StreamArn"]}
         properties["StartingPosition"] = "TRIM_HORIZON"
-        destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
-        properties["DestinationConfig"] = {"OnFailure": {"Destination": destination, "Type": "SQS"}}
+        if "DestinationConfig" in properties:
+            destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
+            properties["DestinationConfig"] = {
+                "OnFailure": {"Destination": destination, "Type": "SQS"}
+            }
     else:
         # Chalice deep-merges: overriding its own Fn::Sub key replaces the literal ARN.
         properties["Queue"] = {"Fn::Sub": f"${{{source.source}.Arn}}"}
@@ -182,6 +198,7 @@ ALL_FUNCTIONS = [
     "DeadLetters",
     "Webhooks",
     "Stream",
+    "Pushes",
     "StreamFailures",
     "Reaper",
     "Status",

@@ -255,6 +255,8 @@ def describe(aws: Callable[[str], Any], project: Path) -> dict[str, Any]:
                         "FunctionResponseTypes",
                         "BisectBatchOnFunctionError",
                         "MaximumRetryAttempts",
+                        "MaximumRecordAgeInSeconds",
+                        "ParallelizationFactor",
                         "DestinationConfig",
                         "ScalingConfig",
                     )
@@ -451,7 +453,15 @@ def _without_queue_scaling(description: dict[str, Any]) -> dict[str, Any]:
     return damaged
 
 
+def _without_parallel_stream(description: dict[str, Any]) -> dict[str, Any]:
+    damaged = copy.deepcopy(description)
+    for mapping in damaged["mappings"]:
+        mapping["settings"].pop("ParallelizationFactor", None)
+    return damaged
+
+
 DAMAGES = {
+    "stream mappings reading one batch per shard at a time": _without_parallel_stream,
     "a mapping without ReportBatchItemFailures": _without_report_failures,
     "a function without its reserved concurrency": _without_reservation,
     "queue mappings without their maximum concurrency": _without_queue_scaling,

@@ -44,6 +44,9 @@ STAGE = "local"
 DATA_DIR = ROOT / ".taskstatus"
 DEV_USER = "dev-user"
 DEV_OPERATOR = "dev-operator"  # signs in to the operator's console (OPERATOR_SCOPE)
+# Where each reader of the table's stream had got to (kept across restarts).
+STREAM_POSITIONS = "stream-positions.json"
+PUSH_POSITIONS = "push-positions.json"
 # A reload lets the running invocations finish for this long before it stops them.
 RELOAD_GRACE_SECONDS = float(os.environ.get("RELOAD_GRACE_SECONDS", "10"))
 
@@ -242,6 +245,8 @@ class DevStack:
         self.emulator: subprocess.Popen[bytes] | None = None
         self.server: Any = None
         self.pumps: list[Any] = []
+        self.stream_pump: Any = None
+        self.push_pump: Any = None
         self.worker_lease_seconds = 120
 
     def start(self) -> None:
@@ -271,8 +276,10 @@ class DevStack:
             streams_client(),
             concurrency=self.settings.worker_concurrency,
             positions=self._load_positions(),
+            push_positions=self._load_positions(PUSH_POSITIONS),
         )
         self.stream_pump = sources.stream
+        self.push_pump = sources.pushes
         self.worker_pump = sources.worker
         self.pumps = sources.all()
         for pump in self.pumps:
@@ -324,21 +331,23 @@ class DevStack:
 
     # -- state kept across restarts -----------------------------------------------------
 
-    def _positions_file(self) -> Path | None:
+    def _positions_file(self, name: str = STREAM_POSITIONS) -> Path | None:
         state = self.settings.state_dir
-        return state / "stream-positions.json" if state else None
+        return state / name if state else None
 
-    def _load_positions(self) -> dict[str, str]:
-        path = self._positions_file()
+    def _load_positions(self, name: str = STREAM_POSITIONS) -> dict[str, str]:
+        path = self._positions_file(name)
         if path is None or not path.exists():
             return {}
         return json.loads(path.read_text())
 
     def _save_positions(self) -> None:
-        path = self._positions_file()
-        if path is not None and self.pumps:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.stream_pump.positions))
+        """Each stream reader's checkpoint, as Lambda keeps a mapping's."""
+        for name, pump in ((STREAM_POSITIONS, self.stream_pump), (PUSH_POSITIONS, self.push_pump)):
+            path = self._positions_file(name)
+            if path is not None and self.pumps and pump is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(pump.positions))
 
     def _let_invocations_finish(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -308,13 +308,21 @@ class EventSources:
     """The deployed event source mappings (infra/package.py's EVENT_SOURCES), as pumps."""
 
     stream: StreamPump
+    pushes: StreamPump  # the stream's second reader: WebSocket pushes
     stream_failures: SqsPump
     worker: SqsPump
     dead_letters: SqsPump
     webhooks: SqsPump
 
     def all(self) -> list[SqsPump | StreamPump]:
-        return [self.stream, self.worker, self.dead_letters, self.stream_failures, self.webhooks]
+        return [
+            self.stream,
+            self.pushes,
+            self.worker,
+            self.dead_letters,
+            self.stream_failures,
+            self.webhooks,
+        ]
 
 
 def event_sources(
@@ -324,6 +332,7 @@ def event_sources(
     streams: Any,
     concurrency: int = 1,
     positions: dict[str, str] | None = None,
+    push_positions: dict[str, str] | None = None,
 ) -> EventSources:
     """Wire the stack's queues and stream (`outputs` of infra/resources.json) to the app's
     handlers, as the deploy does; `make dev` and the tests both build their pumps here."""
@@ -339,6 +348,13 @@ def event_sources(
             positions=positions,
             max_retries=EVENT_SOURCES["stream"].settings["MaximumRetryAttempts"],
             on_failure=send_to_queue(sqs, failures_url),
+        ),
+        pushes=StreamPump(
+            streams,
+            outputs["TasksStreamArn"],
+            app_module.pushes,
+            "pushes",
+            positions=push_positions,
         ),
         stream_failures=SqsPump(sqs, failures_url, app_module.stream_failures, "stream_failures"),
         worker=SqsPump(

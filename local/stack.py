@@ -115,13 +115,17 @@ class Stack:
         self.webhooks_url = outputs["WebhooksQueueUrl"]
         sources = event_sources(app_module, outputs, self.sqs, clients["dynamodbstreams"])
         self.stream_pump = sources.stream
+        self.push_pump = sources.pushes
         self.stream_failures_pump = sources.stream_failures
         self.worker_pump = sources.worker
         self.dlq_pump = sources.dead_letters
         self.webhook_pump = sources.webhooks
 
     def run_stream(self) -> int:
-        return self.stream_pump.drain()
+        """Run the stream's readers: the records the queueing handler took (pushes follow)."""
+        handled = self.stream_pump.drain()
+        self.push_pump.drain()
+        return handled
 
     def run_worker(self) -> int:
         return self.worker_pump.drain()

@@ -83,33 +83,47 @@ class FanOut:
         self._for_operators = Coalesced()
         return pushed
 
-    def push(self, task: Task) -> int:
-        """Push a task's new state to its owner's matching connections; returns pushes made."""
+    def for_operators(self, task: Task) -> None:
+        """Note a change for the operators watching (sent once, by `finish`)."""
         self._for_operators.add(task)
+
+    def targets(self, task: Task) -> list[str]:
+        """The live connections a task's new state goes to (expired ones are closed here)."""
         matching = [
             s
             for s in self._owner_subscriptions(task.owner)
             if s.matches(task) and s.connection_id not in self._dropped
         ]
         if not matching:
-            return 0
+            return []
         now = utcnow()
         expired = {s.connection_id for s in matching if s.expired(now, self.key_is_live)}
         for connection_id in sorted(expired):
             close_expired(self.subscriptions, self.pusher, connection_id, tell=False)
         self._dropped |= expired
-        targets = {s.connection_id for s in matching} - expired
+        return sorted({s.connection_id for s in matching} - expired)
+
+    def is_dropped(self, connection_id: str) -> bool:
+        """Whether the connection was found expired or gone in this batch."""
+        return connection_id in self._dropped
+
+    def deliver(self, connection_id: str, task: Task, message: str) -> bool:
+        """Push one version to one connection unless it had it (or newer); True if pushed.
+        Safe from several threads at once: each call touches its own connection."""
+        if not self.subscriptions.claim_push(connection_id, task, utcnow()):
+            return False  # this connection has had this version, or a newer one
+        if self.pusher.send(connection_id, message):
+            return True
+        log.info("connection %s is gone; removing it", connection_id)
+        self.subscriptions.remove_connection(connection_id)
+        self._dropped.add(connection_id)
+        return False
+
+    def push(self, task: Task) -> int:
+        """Push a task's new state to its owner's matching connections; returns pushes made."""
+        self.for_operators(task)
+        targets = self.targets(task)
         if not targets:
             return 0
         message = self.render(task)
-        pushed = 0
-        for connection_id in sorted(targets):
-            if not self.subscriptions.claim_push(connection_id, task, now):
-                continue  # this connection has had this version, or a newer one
-            if self.pusher.send(connection_id, message):
-                pushed += 1
-            else:
-                log.info("connection %s is gone; removing it", connection_id)
-                self.subscriptions.remove_connection(connection_id)
-                self._dropped.add(connection_id)
-        return pushed
+        return sum(self.deliver(connection_id, task, message) for connection_id in targets)

@@ -15,6 +15,7 @@ Indexes (items.py derives their attributes):
   by_owner_type  owner_type + created_at   a user's tasks of one type
   by_deadline    active_shard + deadline   sparse: non-terminal tasks, for the reaper
   by_due         due_shard + due_at        sparse: scheduled tasks, for the sweep
+  (the deadline and due shards are two hex digits of the id: 256 key values, INDEX_SHARDS)
   by_created     created_shard + created_at  sharded: every owner's tasks, newest first, for
                                              the operator's console (chalicelib/console.py)
 """
@@ -39,11 +40,14 @@ from chalicelib.errors import (
 from chalicelib.model import ACTIVE, RUNNING, Status, Task
 from chalicelib.store.items import (
     DEADLINE_SHARDS,
+    INDEX_SHARDS,
     ITEM_BUDGET_BYTES,
+    READ_SHARDS,
     is_task_item,
     item_size,
     owner_scoped,
     shard_of,
+    shards_from,
     task_attributes,
     task_from_item,
 )
@@ -51,7 +55,9 @@ from chalicelib.store.keys import IdempotencyKeys, KeyRecord, is_key_item
 
 __all__ = [
     "DEADLINE_SHARDS",
+    "INDEX_SHARDS",
     "ITEM_BUDGET_BYTES",
+    "READ_SHARDS",
     "DueTask",
     "KeyRecord",
     "OverdueTask",
@@ -63,6 +69,7 @@ __all__ = [
     "owner_scoped",
     "page_key",
     "shard_of",
+    "shards_from",
     "task_attributes",
     "task_from_item",
 ]
@@ -351,9 +358,10 @@ class TaskStore:
             read = min(MAX_READS_PER_QUERY, read * 4)
         return Page(tasks=[task_from_item(item) for item in items], last_key=last_key)
 
-    def overdue(self, now: datetime) -> Iterable[OverdueTask]:
-        """Non-terminal tasks whose deadline has passed (one Query per shard)."""
-        for shard in DEADLINE_SHARDS:
+    def overdue(self, now: datetime, start: int = 0) -> Iterable[OverdueTask]:
+        """Non-terminal tasks whose deadline has passed (one Query per shard, from the
+        `start`th: `shards_from`)."""
+        for shard in shards_from(start):
             request: dict[str, Any] = {
                 "TableName": self.table,
                 "IndexName": BY_DEADLINE,
@@ -374,9 +382,10 @@ class TaskStore:
         """Every non-terminal task, whatever its deadline (one Query per shard)."""
         return self.overdue(datetime(9000, 1, 1, tzinfo=UTC))
 
-    def due(self, now: datetime) -> Iterable[DueTask]:
-        """Scheduled tasks whose due time has passed (one Query per shard of by_due)."""
-        for shard in DEADLINE_SHARDS:
+    def due(self, now: datetime, start: int = 0) -> Iterable[DueTask]:
+        """Scheduled tasks whose due time has passed (one Query per shard of by_due, from
+        the `start`th: `shards_from`)."""
+        for shard in shards_from(start):
             request: dict[str, Any] = {
                 "TableName": self.table,
                 "IndexName": BY_DUE,

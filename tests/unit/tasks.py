@@ -1,5 +1,6 @@
 """Build stored tasks in any status, for contract tests."""
 
+import itertools
 from typing import Any
 
 from chalicelib.model import ObjectRef, Progress, Status, Task, utcnow
@@ -36,4 +37,20 @@ def with_objects(owner: str = "alice", **fields: Any) -> dict[str, Any]:
         "source": ObjectRef(bucket=BUCKET, key=f"{prefix}original/document.pdf"),
         "target": ObjectRef(bucket=BUCKET, key=f"{prefix}processed/document.png"),
         **fields,
+    }
+
+
+_sequence = itertools.count(1)
+
+
+def submitted_record(service: Any, task: Task) -> dict[str, Any]:
+    """The stream record of a task's INSERT, as Lambda hands it over (a fresh sequence number)."""
+    return {
+        "eventID": f"insert-{task.id}",
+        "eventName": "INSERT",
+        "dynamodb": {
+            "Keys": {"id": {"S": task.id}},
+            "NewImage": service.store.attributes(task),
+            "SequenceNumber": f"{next(_sequence):021d}",
+        },
     }

@@ -37,6 +37,7 @@ def _events(stack):
         "webhooks": sqs_event([], stack.webhooks_url),
         "stream_failures": sqs_event([], stack.stream_failures_url),
         "stream": stream_event([], "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/s"),
+        "pushes": stream_event([], "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/s"),
         "reaper": scheduled_event("reaper"),
         "status": {"assemblyId": "0" * 32},
         "ws_connect": ws_event("$connect", "logged", 8001, **connect),

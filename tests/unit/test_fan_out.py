@@ -1,5 +1,7 @@
-"""WebSocket fan-out per stream batch: subscriptions looked up once per owner and batch,
-no Query at all for an owner nobody listens to, and no subscriber lost to the shortcut."""
+"""WebSocket fan-out per stream batch (the stream's second reader): subscriptions looked up
+once per owner and batch, no Query at all for an owner nobody listens to, no subscriber
+lost to the shortcut, every version pushed once per connection in order, and the reader
+that queues tasks never waits on a push."""
 
 from collections import Counter
 from datetime import timedelta
@@ -9,6 +11,7 @@ import pytest
 from chalicelib import aws
 from chalicelib.bootstrap import container
 from chalicelib.model import Status
+from chalicelib.realtime.pushes import PushHandler
 from local.events import progress_records
 from tests.unit.tasks import stored_task
 from tests.unit.test_realtime import connected, pushes, realtime_now
@@ -20,8 +23,8 @@ def realtime(service):
 
 
 @pytest.fixture
-def handler(service, realtime):
-    return container().stream_handler
+def handler(service):
+    return container().push_handler
 
 
 @pytest.fixture
@@ -146,3 +149,60 @@ def test_a_connection_whose_token_expired_is_closed_once_per_batch(
     handler.handle_batch(progress_records(service, task, 5))
     assert calls["DeleteConnection"] == 1 and calls["PostToConnection"] == 0
     assert realtime.subscriptions.connection("f7") is None
+
+
+def test_a_batch_handed_over_again_pushes_nothing_twice(service, realtime, handler, calls):
+    connected(realtime, "f8", "alice")
+    records = progress_records(service, stored_task(service, Status.PROCESSING), 3)
+    handler.handle_batch(records)
+    handler.handle_batch(records)
+    assert len(pushes("f8")) == 3
+
+
+def test_pushes_to_many_connections_go_out_at_once(service, realtime, monkeypatch):
+    """Ten connections whose pushes each take 0.3 s: sent one after another they would
+    take 3 s; from the handler's threads, about one push's time per thread's share."""
+    import threading
+    import time
+
+    for n in range(10):
+        connected(realtime, f"c{n}", "alice")
+    at_once, most = [0], [0]
+    lock = threading.Lock()
+    send = realtime.pusher.send
+
+    def slow_send(connection_id, message):
+        with lock:
+            at_once[0] += 1
+            most[0] = max(most[0], at_once[0])
+        time.sleep(0.3)
+        with lock:
+            at_once[0] -= 1
+        return send(connection_id, message)
+
+    monkeypatch.setattr(realtime.pusher, "send", slow_send)
+    task = stored_task(service, Status.PROCESSING)
+    PushHandler(realtime, threads=10).handle_batch(progress_records(service, task, 1))
+    assert most[0] > 1
+    assert all(len(pushes(f"c{n}")) == 1 for n in range(10))
+
+
+def test_one_owners_dashboards_never_hold_another_owners_task_from_its_queue(
+    service, realtime, stack, calls
+):
+    """The attack: fifty WebSocket connections of alice, each push slow. The reader that
+    queues tasks makes no WebSocket call, so bob's task is queued in the same pass."""
+    from tests.unit.tasks import submitted_record
+
+    for n in range(50):
+        connected(realtime, f"d{n}", "alice")
+    calls.clear()
+    alices = stored_task(service, Status.SUBMITTED, owner="alice")
+    bobs = stored_task(service, Status.SUBMITTED, owner="bob")
+    queueing = container().stream_handler
+    records = [submitted_record(service, alices), submitted_record(service, bobs)]
+    assert queueing.handle_batch(records) == {"batchItemFailures": []}
+    assert calls["PostToConnection"] == 0 and calls["Query"] == 0
+    assert stack.queued_messages() == 2
+    PushHandler(realtime).handle_batch(records)
+    assert calls["PostToConnection"] == 50

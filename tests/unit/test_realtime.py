@@ -128,7 +128,7 @@ def test_a_duplicate_stream_record_pushes_at_most_once_per_connection_and_versio
     submit(client, sleep_job(steps=2))
     stack.settle()
     first = [p["version"] for p in pushes("c2")]
-    stack.stream_pump.positions.clear()  # replay every record of the stream
+    stack.push_pump.positions.clear()  # the pushes reader replays every record of the stream
     stack.run_stream()
     assert [p["version"] for p in pushes("c2")] == first == sorted(set(first))
 

@@ -1,0 +1,177 @@
+"""The stream's cost per task, counted: `make bench`'s scale section.
+
+Tasks submitted in batches by several users run to the end on the in-process stack (moto):
+the stream's readers are drained on their own, so every AWS call they make is counted
+against them (the app's own boto3 clients, as AWS would bill them), with the CPU time of
+the drain (moto's work included, so an upper bound). Run alone:
+`.venv/bin/python -m bench.throughput [TASKS] [USERS]`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+TASKS = 300
+USERS = 5
+SUBMIT_BATCH = 100  # POST /jobs/batch takes at most 100 jobs
+
+
+@dataclass
+class Drained:
+    """What one handler did while the tasks ran."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    writes: Counter[str] = field(default_factory=Counter)  # items written, by table
+    cpu_seconds: float = 0.0
+    records: int = 0
+
+
+WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
+
+
+def items_written(operation: str, params: dict[str, Any]) -> Counter[str]:
+    """The items a DynamoDB call writes, by table (a batch's and a transaction's each)."""
+    written: Counter[str] = Counter()
+    if operation in WRITES:
+        written[params["TableName"]] += 1
+    elif operation == "BatchWriteItem":
+        for table, requests in params["RequestItems"].items():
+            written[table] += len(requests)
+    elif operation == "TransactWriteItems":
+        for item in params["TransactItems"]:
+            for kind, request in item.items():
+                if kind != "ConditionCheck":
+                    written[request["TableName"]] += 1
+    return written
+
+
+@contextmanager
+def counted(calls: Counter[str], writes: Counter[str] | None = None) -> Iterator[None]:
+    """Count every AWS call the app's clients make in the block, by service:operation, and
+    the DynamoDB items written, by table."""
+    from chalicelib import aws
+
+    def count(model: Any, **_: Any) -> None:
+        calls.update([f"{model.service_model.service_name}:{model.name}"])
+
+    def count_writes(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if writes is not None:  # the call's own parameters, before botocore serializes them
+            writes.update(items_written(model.name, params))
+
+    clients = [aws.client(name) for name in ("dynamodb", "sqs", "s3")]
+    for client in clients:
+        client.meta.events.register("before-call", count, unique_id="bench-throughput")
+    clients[0].meta.events.register(
+        "before-parameter-build.dynamodb", count_writes, unique_id="bench-throughput-writes"
+    )
+    try:
+        yield
+    finally:
+        for client in clients:
+            client.meta.events.unregister("before-call", unique_id="bench-throughput")
+        clients[0].meta.events.unregister(
+            "before-parameter-build.dynamodb", unique_id="bench-throughput-writes"
+        )
+
+
+def submit_all(client: Any, tasks: int, users: int) -> list[tuple[str, str]]:
+    """Submit `tasks` quick jobs spread over `users`, in batches; (user, job id) of each."""
+    from local.stack import auth
+
+    jobs: list[tuple[str, str]] = []
+    per_user = [tasks // users + (1 if n < tasks % users else 0) for n in range(users)]
+    for n, count in enumerate(per_user):
+        user = f"bench-user-{n}"
+        for start in range(0, count, SUBMIT_BATCH):
+            size = min(SUBMIT_BATCH, count - start)
+            body = {"jobs": [{"type": "demo/sleep", "input": {"seconds": 0}}] * size}
+            answer = client.http.post("/jobs/batch", headers=auth(user), body=json.dumps(body))
+            jobs += [(user, r["job"]["jobId"]) for r in answer.json_body["results"]]
+    return jobs
+
+
+def drain(pump: Any, into: Drained) -> int:
+    with counted(into.calls, into.writes):
+        started = time.process_time()
+        handled = int(pump.drain())
+        into.cpu_seconds += time.process_time() - started
+    into.records += handled
+    return handled
+
+
+def run(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS) -> dict[str, Drained]:
+    """Run the tasks to the end; what the queueing reader and the push reader did."""
+    readers = {"api": Drained(), "stream": Drained(), "pushes": Drained(), "worker": Drained()}
+    with counted(readers["api"].calls, readers["api"].writes):
+        started = time.process_time()
+        jobs = submit_all(client, tasks, users)
+        readers["api"].cpu_seconds = time.process_time() - started
+        readers["api"].records = len(jobs)
+    push_pump = getattr(stack, "push_pump", None)  # before the second reader there was none
+    for _ in range(10_000):
+        moved = drain(stack.stream_pump, readers["stream"])
+        if push_pump is not None:
+            drain(push_pump, readers["pushes"])
+        moved += drain(stack.worker_pump, readers["worker"])
+        if not moved and _all_ended(stack, jobs):
+            break
+    return readers
+
+
+def _all_ended(stack: Any, jobs: list[tuple[str, str]]) -> bool:
+    ended = {"completed", "failed", "cancelled", "completed_with_errors"}
+    table = stack.outputs["TasksTableName"]
+    for _, job_id in jobs:
+        item = stack.ddb.get_item(TableName=table, Key={"id": {"S": job_id}}).get("Item", {})
+        if item.get("status", {}).get("S") not in ended:
+            return False
+    return True
+
+
+def report(readers: dict[str, Drained], tasks: int, users: int) -> None:
+    print(f"\nPer task, by handler ({tasks} tasks of {users} users, 100 a batch, run to the end)")
+    for name, drained in readers.items():
+        if not drained.records:
+            continue
+        total = sum(drained.calls.values())
+        detail = ", ".join(f"{k}={v / tasks:.3g}" for k, v in sorted(drained.calls.items()))
+        written = ", ".join(f"{k}={v / tasks:.3g}" for k, v in sorted(drained.writes.items()))
+        print(
+            f"  {name:8} {total / tasks:5.2f} AWS calls/task, "
+            f"CPU {drained.cpu_seconds * 1000 / tasks:.1f} ms/task (moto's included)"
+        )
+        print(f"  {'':8} calls: {detail}")
+        print(f"  {'':8} items written: {written or 'none'}")
+    print("  target: the stream (the reader that queues) <= 0.5 AWS calls per task")
+
+
+def main() -> None:
+    import boto3
+    from chalice.test import Client
+    from moto import mock_aws
+
+    from chalicelib.observability import set_metrics_stream
+    from local import stack as fixtures
+
+    tasks = int(sys.argv[1]) if len(sys.argv) > 1 else TASKS
+    users = int(sys.argv[2]) if len(sys.argv) > 2 else USERS
+    fixtures.use_in_process_env()
+    set_metrics_stream(open("/dev/null", "w"))  # noqa: SIM115
+    with mock_aws():
+        fixtures.reset_caches()
+        from local.resources import create_stack
+
+        stack = fixtures.Stack(create_stack(boto3.client("cloudformation")))
+        with Client(stack.app.app, stage_name="prod", project_dir=str(fixtures.ROOT)) as client:
+            report(run(client, stack, tasks, users), tasks, users)
+
+
+if __name__ == "__main__":
+    main()
