@@ -75,6 +75,13 @@ def dashboard() -> Any:
     return dashboard.page(bootstrap.container(), app.current_request)
 
 
+@app.route("/dashboard/session", methods=["GET"])
+def dashboard_session() -> Any:
+    from chalicelib.contracts.dashboard import links
+
+    return links.session(bootstrap.container(), app.current_request)
+
+
 @app.route("/dashboard/links", methods=["POST"])
 def create_dashboard_link() -> Any:
     from chalicelib.contracts.dashboard import links

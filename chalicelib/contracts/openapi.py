@@ -103,6 +103,13 @@ OPERATIONS: list[Operation] = [
         tag="service",
     ),
     Operation(
+        "GET",
+        "/dashboard/session",
+        "Who your credential is, and whether it opens the operator's console",
+        {200: dict, **AUTH_ERRORS},
+        tag="service",
+    ),
+    Operation(
         "POST",
         "/dashboard/links",
         "A one-time dashboard sign-in link for your credential: open /dashboard<fragment>",

@@ -104,9 +104,10 @@ def test_a_typical_session_leaves_no_traceback_in_the_log(tmp_path):
             )
             assert response.status_code == 200
             # a task the reaper fails: no status write for longer than TASK_TIMEOUT_SECONDS
-            # (8 s leaves the once-a-second reaper 5 s past the 3 s timeout, even on a busy machine)
-            stalled = stack.submit({"type": "demo/sleep", "input": {"seconds": 8, "steps": 1}})
-            reaped = wait_for_status(stack, stalled["jobId"], {"failed"}, timeout=15)
+            # (30 s leaves the reaper 27 s past the 3 s timeout: a run reads every shard of
+            # the deadline and due indexes, which takes seconds on a busy machine)
+            stalled = stack.submit({"type": "demo/sleep", "input": {"seconds": 30, "steps": 1}})
+            reaped = wait_for_status(stack, stalled["jobId"], {"failed"}, timeout=30)
             assert reaped["error"]
             # bad requests are answered, not crashed on
             assert requests.get(f"{stack.api}/jobs", timeout=5).status_code == 401

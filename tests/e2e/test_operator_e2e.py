@@ -154,9 +154,12 @@ def test_a_user_signed_in_sees_nothing_of_the_console(browser, local_stack):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
-    with page.expect_response(lambda r: r.url.endswith("/ops/queues")) as probed:
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    with page.expect_response(lambda r: r.url.endswith("/dashboard/session")) as session:
         page.goto(f"{local_stack.api}/dashboard#token={token_for('e2e-user')}")
-    assert probed.value.status == 403
+    assert session.value.json() == {"owner": "e2e-user", "operator": False}
     page.locator("#app").wait_for(state="visible", timeout=WAIT_MS)
     assert page.locator("#ops").is_hidden()
+    assert not [url for url in asked if "/ops/" in url]  # the page never calls the console
     context.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,8 @@ def runnable_blocks(readme: str) -> list[Block]:
             if starts is None:
                 blocks.append(Block(title, block, None))
             elif starts.group(1):
-                settings = dict(pair.split("=", 1) for pair in starts.group(1).split())
+                # as the shell reads them: `TYPE_CONCURRENCY='demo/*=2'` sets demo/*=2
+                settings = dict(pair.split("=", 1) for pair in shlex.split(starts.group(1)))
                 blocks.append(Block(title, rest, settings))
             # a plain `make dev` is the shared stack itself
     return blocks

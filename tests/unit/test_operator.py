@@ -109,6 +109,29 @@ def test_a_token_with_a_scope_that_merely_contains_the_operator_scope_is_refused
     assert client.http.get("/ops/queues", headers=headers).status_code == 403
 
 
+def test_the_dashboard_session_tells_a_user_the_console_is_not_theirs(client):
+    response = client.http.get("/dashboard/session", headers=auth("alice"))
+    assert response.status_code == 200
+    assert response.json_body == {"owner": "alice", "operator": False}
+
+
+def test_the_dashboard_session_tells_an_operator_the_console_is_theirs(client):
+    response = client.http.get("/dashboard/session", headers=operator())
+    assert response.json_body == {"owner": "ops-ann", "operator": True}
+
+
+def test_an_operator_service_key_opens_the_console_in_the_dashboard_session(client, service):
+    keys = ServiceKeys(service.settings.records_table)
+    secret = keys.create("ops", ["*"], ["jobs:read", "operator"], utcnow())[1]
+    response = client.http.get("/dashboard/session", headers={"X-API-Key": secret})
+    assert response.json_body["operator"] is True
+
+
+def test_a_workers_service_key_does_not_open_the_console(client, service):
+    headers = service_key(service, ["jobs:read", "jobs:report"], owners=("*",), pools=("remote",))
+    assert client.http.get("/dashboard/session", headers=headers).json_body["operator"] is False
+
+
 def test_a_user_cannot_give_their_own_api_key_the_operator_scope(client):
     body = json.dumps({"name": "sneaky", "scopes": ["operator"]})
     response = client.http.post("/api-keys", headers=auth("alice"), body=body)

@@ -97,6 +97,17 @@ class SignInLinks(RecordsTable):
 # -- REST: POST /dashboard/links (signed in), POST /dashboard/sign-in (the code is the key) ---
 
 
+def session(container: Container, request: Any) -> Any:
+    """Who the page's credential is, and whether it opens the operator's console. The page
+    asks this before any /ops route, so a user's page never meets a 403 (which a browser
+    reports as a failed load)."""
+    from chalicelib.edge.auth import OPERATE
+
+    principal = http.current_principal(request)
+    body = {"owner": principal.owner, "operator": OPERATE in principal.scopes}
+    return http.json_response(body, 200, {"Cache-Control": "no-store"})
+
+
 def create(container: Container, request: Any) -> Any:
     from chalicelib.edge.auth import credential_from_headers
 

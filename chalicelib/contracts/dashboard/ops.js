@@ -1,7 +1,7 @@
 "use strict";
 // The operator's console, beside the user's dashboard (app.js) in the same page. Plain
 // JavaScript, no build step. Shown only when the signed-in credential is an operator's: the
-// page asks GET /ops/queues, which answers 403 to anyone else, and a user sees nothing of it.
+// page asks GET /dashboard/session first: a user's page calls no /ops route and sees nothing of it.
 // Every value reaches the page through textContent, never as HTML.
 (() => {
   const TOKEN_KEY = "taskstatus.token";
@@ -292,8 +292,11 @@
   }
 
   async function probe() {
-    // Only an operator's credential is answered; anyone else's is a 403 and sees nothing.
+    // Only an operator's credential opens the console; the page asks first, so a user's
+    // page never calls an /ops route (a 403 is a failed load in the browser's console).
     if ($("app").hidden || !sessionStorage.getItem(TOKEN_KEY)) { hide(); return; }
+    const session = await api("/dashboard/session");
+    if (!session.ok || !session.data.operator) { hide(); return; }
     const answer = await api("/ops/queues");
     if (!answer.ok) { hide(); return; }
     $("ops").hidden = false;
