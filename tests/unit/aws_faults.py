@@ -1,6 +1,7 @@
 """AWS answering with an error on a named call: a botocore `before-call` hook returns the
 answer AWS gives when it throttles or is unavailable (after botocore's own retries), so
-the client raises exactly what it would raise against AWS. The service itself stays moto."""
+the client raises exactly what it would raise against AWS; or a `before-send` hook loses
+the answer of a call AWS applied (`answer_lost_after_write`). The service itself stays moto."""
 
 from __future__ import annotations
 
@@ -71,3 +72,32 @@ def aws_fails(
         yield failed
     finally:
         events.unregister(event, unique_id=f"aws-fails-{id(answer)}")
+
+
+@contextmanager
+def answer_lost_after_write(service: str, operation: str, times: int = 1) -> Iterator[list[str]]:
+    """`operation` of `service` reaches AWS and is applied, and then its answer is lost (a
+    read timeout), `times` times: botocore sends the same request again, as it does when
+    DynamoDB applies a write late, and the retry meets the write its first attempt made.
+
+    The hook runs after moto's own `before-send` handler, which has already applied the
+    request and built its answer; raising there throws that answer away. (botocore calls
+    the handlers of a named event before those of plain `before-send`, where moto's is: so
+    this one is registered last on plain `before-send` and picks its operation itself.)
+    Yields the list of calls whose answer it lost."""
+    lost: list[str] = []
+    client = aws.client(service)
+    wanted = f"before-send.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+
+    def lose_answer(request: Any, event_name: str, **_: Any) -> None:
+        if event_name != wanted or len(lost) >= times:
+            return
+        lost.append(operation)
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+    unique_id = f"answer-lost-{id(lose_answer)}"
+    client.meta.events.register_last("before-send", lose_answer, unique_id=unique_id)
+    try:
+        yield lost
+    finally:
+        client.meta.events.unregister("before-send", unique_id=unique_id)
