@@ -453,7 +453,10 @@ class Sweeper:
             return None, False
         task = task.replace(schedule_id=schedule.id, scheduled_for=fire_time, updated_by="schedule")
         try:
-            self.service.store.create(task)
+            # Two sweeps that read the same due schedule build the same task (the fire's id,
+            # their clock's time): one's task is not the other's own write, so no own retry.
+            # Either way the fire's task is in, and the schedule moves on.
+            self.service.store.create(task, own_retry=False)
         except JobIdTaken:
             return task_id, False
         return task_id, True

@@ -9,6 +9,8 @@ idempotency key): 100 plain jobs are one call, 100 with keys two. An item whose 
 fails (its key was used before: a replay or a conflict; or the same key twice in one
 batch) is taken out and the rest written again; then each such item goes through the
 single-job path, which answers its replay, 409 or 422 exactly as `POST /jobs` would.
+An item refused by its own task (the transaction was applied, its answer lost, and botocore
+sent it again: the refused Put returns the task it found) is written, not refused.
 The table's stream queues each stored task, as for `POST /jobs`.
 """
 
@@ -165,6 +167,9 @@ class BatchWriter:
         self.calls = 0
         # The key a refused entry's condition found (the transaction returns it).
         self.earlier: dict[int, KeyRecord] = {}
+        # Entries with the id of an earlier entry of the batch (a producer's jobId twice):
+        # the task under their id, made at the same time, may be the same and is not theirs.
+        self.repeats: set[int] = set()
 
     def write(self, entries: list[Entry]) -> dict[int, dict[str, Any]]:
         """Store every entry; the result of each by index."""
@@ -177,6 +182,8 @@ class BatchWriter:
             # The same key (or a producer's jobId) twice in one transaction is refused as a
             # whole: a repeat waits.
             if (entry.key is not None and entry.key in keys) or entry.task.id in ids:
+                if entry.task.id in ids:
+                    self.repeats.add(id(entry))
                 contested.append(entry)
                 continue
             if entry.key is not None:
@@ -222,7 +229,7 @@ class BatchWriter:
 
     def _transact(self, chunk: list[Entry]) -> tuple[list[Entry], list[Entry], list[Entry]]:
         """(written, refused by a condition, not written for a transient failure)."""
-        remaining, refused = list(chunk), []
+        remaining, refused, written = list(chunk), [], []
         while remaining:
             actions: list[dict[str, Any]] = []
             owners: list[Entry] = []
@@ -235,28 +242,40 @@ class BatchWriter:
                 refusals = self.service.store.write_many(actions)
             except ClientError as exc:
                 if aws.is_transient(exc):  # throttled transactions included: none written
-                    return [], refused, remaining
+                    return written, refused, remaining
                 raise
             if refusals is None:
-                return remaining, refused, []
+                return written + remaining, refused, []
             failed = {id(owners[i]) for i, refusal in enumerate(refusals) if refusal.refused}
+            own = set()
             for i, refusal in enumerate(refusals):
                 if refusal.condition_failed and refusal.key is not None:
                     self.earlier[id(owners[i])] = refusal.key
+                if refusal.condition_failed and self.service.store.is_own_write(
+                    refusal.task, owners[i].task
+                ):
+                    own.add(id(owners[i]))  # its task is in: an earlier try was applied
             if not failed:  # no reason given: let the single-job path sort each out
-                return [], refused + remaining, []
-            refused += [e for e in remaining if id(e) in failed]
+                return written, refused + remaining, []
+            written += [e for e in remaining if id(e) in own]
+            refused += [e for e in remaining if id(e) in failed - own]
             remaining = [e for e in remaining if id(e) not in failed]
-        return [], refused, []
+        return written, refused, []
 
     def _one(self, entry: Entry) -> dict[str, Any]:
         """An item the transaction could not take, through `POST /jobs`'s own path."""
+        own_retry = id(entry) not in self.repeats
         try:
             if entry.key is None:
-                self.service.store.create(entry.task)
+                self.service.store.create(entry.task, own_retry=own_retry)
                 return _accepted(entry.index, entry.task, None, True)
             task, created = self.service.store.create_idempotent(
-                entry.task, entry.key, entry.job.fingerprint(), self.expires, self.now
+                entry.task,
+                entry.key,
+                entry.job.fingerprint(),
+                self.expires,
+                self.now,
+                own_retry=own_retry,
             )
         except (IdempotencyConflict, JobIdTaken) as exc:  # as `POST /jobs` answers them
             return _error(entry.index, native_answer(exc))

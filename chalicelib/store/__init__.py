@@ -10,6 +10,12 @@ The package:
   keys.py    idempotency keys (records table), written in one transaction with their task
   here       TaskStore: conditional writes, transactions of many tasks, the index queries
 
+A create is a put on the condition that the id is free. Its answer can be lost after DynamoDB
+applied it (a read timeout; an emulator or a partition that applies it late): botocore sends
+it again, or the service does, and the condition then fails on the request's own task. So a
+refused create reads what refused it (ALL_OLD, no second call) and, when that is the very task
+it wrote (items.made_by), answers as if written; any other task under the id is JobIdTaken.
+
 Indexes (items.py derives their attributes):
   by_owner       owner + created_at        a user's tasks, by creation time
   by_owner_type  owner_type + created_at   a user's tasks of one type
@@ -45,6 +51,7 @@ from chalicelib.store.items import (
     READ_SHARDS,
     is_task_item,
     item_size,
+    made_by,
     owner_scoped,
     shard_of,
     shards_from,
@@ -114,6 +121,7 @@ class Refusal:
 
     code: str | None  # DynamoDB's: None or "None" for an action that was not refused
     key: KeyRecord | None  # the live idempotency key a key's Put found
+    task: dict[str, Any] | None = None  # the task item a task's Put found (its id is in use)
 
     @property
     def refused(self) -> bool:
@@ -128,7 +136,11 @@ class Refusal:
 def _refusal(reason: dict[str, Any]) -> Refusal:
     code = reason.get("Code")
     item = reason.get("Item") or {}
-    return Refusal(code=code, key=KeyRecord.from_item(item) if is_key_item(item) else None)
+    return Refusal(
+        code=code,
+        key=KeyRecord.from_item(item) if is_key_item(item) else None,
+        task=item if is_task_item(item) else None,
+    )
 
 
 def _created_condition(
@@ -170,27 +182,48 @@ class TaskStore:
 
     # -- create -----------------------------------------------------------------
 
-    def create(self, task: Task) -> None:
-        """Store a new task; JobIdTaken if its id is (a producer chose an id in use)."""
+    def create(self, task: Task, *, own_retry: bool = True) -> None:
+        """Store a new task; JobIdTaken if its id is (a producer chose an id in use).
+
+        The task already stored by this very request (its retry met its own late write:
+        `made_by`) is no refusal. `own_retry=False` for a request that cannot tell its
+        own task from another's (a batch's second item with the same jobId and content)."""
+        item = self.attributes(task)
         try:
             self._ddb.put_item(
                 TableName=self.table,
-                Item=self.attributes(task),
+                Item=item,
                 ConditionExpression="attribute_not_exists(id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+            if own_retry and made_by(exc.response.get("Item"), item):
+                return
             raise JobIdTaken(task.id) from None
 
+    def is_own_write(self, stored: dict[str, Any] | None, task: Task) -> bool:
+        """Whether the item a refused create of `task` found is `task` itself (`made_by`)."""
+        return made_by(stored, self.attributes(task))
+
     def create_idempotent(
-        self, task: Task, key: str, fingerprint: str, key_expires_at: int, now: datetime
+        self,
+        task: Task,
+        key: str,
+        fingerprint: str,
+        key_expires_at: int,
+        now: datetime,
+        *,
+        own_retry: bool = True,
     ) -> tuple[Task, bool]:
         """Create `task` unless `key` was used before by the same owner.
 
         Returns (task, created). The same key with another request fingerprint
         raises IdempotencyConflict. One transaction, so a task never exists
-        without its key nor a key without its task.
+        without its key nor a key without its task. A key and task this very request
+        wrote (its retry met its own late write) are `created`, not a replay
+        (`own_retry`: as for `create`).
         """
         record = KeyRecord(task.id, fingerprint, key_expires_at)
         try:
@@ -211,7 +244,10 @@ class TaskStore:
             existing = KeyRecord.from_item(found) if found else self.keys.read(task.owner, key)
             if existing is None:
                 raise IdempotencyKeyInUse(key) from None
+            stored = reasons[1].get("Item") if len(reasons) > 1 else None
         earlier_id = existing.replay_or_conflict(fingerprint)
+        if own_retry and earlier_id == task.id and self.is_own_write(stored, task):
+            return task, True
         earlier = self.get(earlier_id, now)
         if earlier is None:
             raise IdempotentJobGone(earlier_id)
@@ -221,13 +257,15 @@ class TaskStore:
         self, task: Task, key: str | None, record: KeyRecord | None, now: datetime
     ) -> list[dict[str, Any]]:
         """A transaction's actions that store a new task: its Put (never over an existing
-        id), after the Put of its idempotency key when it has one (the key first: a refused
-        key's reason comes first)."""
+        id; refused, it returns the task it found, to tell the request's own late write from
+        another task), after the Put of its idempotency key when it has one (the key first:
+        a refused key's reason comes first)."""
         task_put = {
             "Put": {
                 "TableName": self.table,
                 "Item": self.attributes(task),
                 "ConditionExpression": "attribute_not_exists(id)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
         if key is None or record is None:

@@ -217,6 +217,21 @@ def task_from_item(item: Item) -> Task:
     return Task(**values)
 
 
+# What the request that creates a task sets and no later write changes. A service-made id is
+# a fresh UUID, so a stored item with it is this request's; a producer's own id (`jobId`) may
+# be another request's, which was made at another time (created_at, to the microsecond).
+CREATION_ATTRIBUTES = ("id", "owner", "type", "created_at", "input")
+
+
+def made_by(stored: dict[str, Any] | None, built: Item) -> bool:
+    """Whether `stored` (the item a refused create found) is the task `built` (the item the
+    request wrote): the request's own write, applied late (a lost answer botocore retried,
+    or a write DynamoDB applied after its timeout), not another task under the same id."""
+    if stored is None:
+        return False
+    return all(stored.get(name) == built.get(name) for name in CREATION_ATTRIBUTES)
+
+
 def is_task_item(item: dict[str, Any]) -> bool:
     return "id" in item and "owner" in item and "status" in item
 

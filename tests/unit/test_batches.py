@@ -117,6 +117,14 @@ def test_the_same_key_twice_in_one_batch_makes_one_job(client, stack):
     assert stack.task_count() == 2
 
 
+def test_the_same_job_id_twice_in_one_batch_stores_the_first_and_refuses_the_second(client, stack):
+    """Two identical items, made at the same time: the second is not the first's own write."""
+    item = {"type": "media/convert", "runner": "external", "jobId": "local-twice"}
+    response = batch(client, [item, item])
+    assert statuses(response) == [202, 409]
+    assert stack.task_count() == 1
+
+
 def test_keys_are_per_user(client, stack):
     item = {**sleep_job(), "idempotencyKey": "k5"}
     mine = batch(client, [item]).json_body["results"][0]

@@ -2,13 +2,14 @@
 write route answers 503 with Retry-After and writes nothing; the request sent again passes."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
 
 from chalicelib.model import Status, utcnow
 from tests.conftest import auth
-from tests.unit.aws_faults import ANSWER_LOST, EVERY_FAULT, aws_fails
+from tests.unit.aws_faults import ANSWER_LOST, EVERY_FAULT, answer_lost_after_write, aws_fails
 from tests.unit.helpers import sleep_job, submit
 from tests.unit.tasks import stored_task
 
@@ -116,6 +117,104 @@ def test_an_error_that_is_not_overload_is_still_a_500(client):
         response = submit(client)
     assert response.status_code == 500
     assert "Retry-After" not in response.headers
+
+
+# -- a write applied late: the retry meets the request's own write ---------------------------
+
+
+def external_job(job_id: str) -> dict:
+    return {"type": "media/convert", "runner": "external", "jobId": job_id}
+
+
+def stored_job(client, job_id: str) -> dict:
+    response = client.http.get(f"/jobs/{job_id}", headers=auth("alice"))
+    assert response.status_code == 200, response.json_body
+    return response.json_body
+
+
+def test_a_submit_whose_retry_meets_its_own_late_write_is_accepted(client, stack):
+    with answer_lost_after_write("dynamodb", "PutItem") as lost:
+        response = submit(client)
+    assert lost == ["PutItem"]
+    assert response.status_code == 202, response.json_body
+    assert stack.task_count() == 1
+    assert stored_job(client, response.json_body["jobId"])["type"] == "demo/sleep"
+
+
+def test_a_keyed_submit_whose_retry_meets_its_own_late_write_is_accepted_not_replayed(
+    client, stack
+):
+    headers = {"Idempotency-Key": "k-late"}
+    with answer_lost_after_write("dynamodb", "TransactWriteItems") as lost:
+        response = submit(client, headers=headers)
+    assert lost == ["TransactWriteItems"]
+    assert response.status_code == 202, response.json_body
+    assert response.headers.get("Idempotent-Replayed") != "true"
+    assert stack.task_count() == 1
+    replay = submit(client, headers=headers)
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    assert replay.json_body["jobId"] == response.json_body["jobId"]
+
+
+def test_a_batch_whose_retry_meets_its_own_late_write_accepts_every_item(client, stack):
+    jobs = [sleep_job(), {**sleep_job(), "idempotencyKey": "b-late"}, sleep_job(steps=2)]
+    with answer_lost_after_write("dynamodb", "TransactWriteItems") as lost:
+        response = client.http.post(
+            "/jobs/batch", headers=auth("alice"), body=json.dumps({"jobs": jobs})
+        )
+    assert lost == ["TransactWriteItems"]
+    results = response.json_body["results"]
+    assert [r["status"] for r in results] == [202, 202, 202], results
+    assert results[1]["replayed"] is False
+    assert stack.task_count() == 3
+    for result in results:
+        assert stored_job(client, result["job"]["jobId"])["jobId"] == result["job"]["jobId"]
+
+
+def test_a_submit_with_its_own_job_id_whose_retry_meets_its_own_late_write_is_accepted(
+    client, stack
+):
+    job_id = f"local-{uuid.uuid4()}"
+    with answer_lost_after_write("dynamodb", "PutItem") as lost:
+        response = submit(client, external_job(job_id))
+    assert lost == ["PutItem"]
+    assert response.status_code == 202, response.json_body
+    assert response.json_body["jobId"] == job_id
+    assert stack.task_count() == 1
+
+
+def test_a_batch_item_with_its_own_job_id_whose_retry_meets_its_own_write_is_accepted(
+    client, stack
+):
+    job_id = f"local-{uuid.uuid4()}"
+    body = json.dumps({"jobs": [external_job(job_id), sleep_job()]})
+    with answer_lost_after_write("dynamodb", "TransactWriteItems"):
+        response = client.http.post("/jobs/batch", headers=auth("alice"), body=body)
+    results = response.json_body["results"]
+    assert [r["status"] for r in results] == [202, 202], results
+    assert results[0]["job"]["jobId"] == job_id
+
+
+def test_a_job_id_another_task_holds_is_still_409_when_the_answer_was_lost(client, stack):
+    """The same owner, type and input under the same id, but another request's task: the
+    earlier request's, not this one's own write."""
+    job_id = f"local-{uuid.uuid4()}"
+    assert submit(client, external_job(job_id)).status_code == 202
+    with answer_lost_after_write("dynamodb", "PutItem") as lost:
+        response = submit(client, external_job(job_id))
+    assert lost == ["PutItem"]
+    assert response.status_code == 409, response.json_body
+    assert stack.task_count() == 1
+
+
+def test_a_batch_item_whose_job_id_another_task_holds_is_still_409(client, stack):
+    job_id = f"local-{uuid.uuid4()}"
+    assert submit(client, external_job(job_id), user="bob").status_code == 202
+    body = json.dumps({"jobs": [external_job(job_id), sleep_job()]})
+    with answer_lost_after_write("dynamodb", "TransactWriteItems"):
+        response = client.http.post("/jobs/batch", headers=auth("alice"), body=body)
+    assert [r["status"] for r in response.json_body["results"]] == [409, 202]
+    assert stack.task_count() == 2
 
 
 # -- the worker: a throttled claim is no delivery ------------------------------------------
