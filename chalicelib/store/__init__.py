@@ -433,13 +433,8 @@ class TaskStore:
                     ":now": {"N": str(int(now.timestamp()))},
                 },
             }
-            while True:
-                response = self._ddb.query(**request)
-                for item in response.get("Items", []):
-                    yield DueTask(id=item["id"]["S"], type=item["type"]["S"])
-                if "LastEvaluatedKey" not in response:
-                    break
-                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            for item in aws.query_items(self._ddb, request):
+                yield DueTask(id=item["id"]["S"], type=item["type"]["S"])
 
     # -- guarded writes -----------------------------------------------------------
 
