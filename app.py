@@ -559,9 +559,8 @@ def reaper(event: Any) -> dict[str, Any]:
     # Running tasks whose worker stopped run again; reap adds their ids. (No annotation here:
     # `chalice package`'s policy analyzer fails on an annotated local in app.py.)
     resumed = []
+    # (A worker pool's dead letters wait for an operator: docs/workers.md.)
     failed = service.reap(time_left, admitted, resumed)
-    # Each worker pool's dead letters: their tasks fail with the reason, as the tasks DLQ's.
-    failed += c.worker.sweep_pool_dead_letters(time_left)
     return {
         "failed": failed,
         "released": released,

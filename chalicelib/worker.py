@@ -23,13 +23,12 @@ from chalicelib import aws, jsonsafe, objects
 from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.fairness import RATE_REASON, Blocked, Slots, TokenBuckets, Waiting, defer_seconds
 from chalicelib.flow import first_match
-from chalicelib.model import RUNNING, Output, Progress, Status, Task, utcnow
+from chalicelib.model import Output, Progress, Status, Task, utcnow
 from chalicelib.observability import emit_metric, sqs_partial, task_context
-from chalicelib.pools import Pools, pool_dead_letter_queue_url
 from chalicelib.processors import Context, PermanentError, get_processor
 from chalicelib.processors.sdk import is_permanent, is_transient_failure
 from chalicelib.queues import RetryPolicy, TaskMessage, TaskQueue
-from chalicelib.service import REAPER_MARGIN_SECONDS, TaskService
+from chalicelib.service import TaskService
 
 log = logging.getLogger("taskstatus_svc.worker")
 
@@ -344,70 +343,23 @@ class Worker:
         for record in records:
             self._settle_dead_letter(record["body"])
 
-    def sweep_pool_dead_letters(
-        self, time_left: Callable[[], float] = lambda: float("inf")
-    ) -> list[str]:
-        """The reaper's pass over each pool's dead-letter queue; returns the ids failed.
-
-        A pool message goes to `<stack>-pool-<name>-dlq` after the queue's maxReceiveCount
-        receives (claims, and a message that came back under a live lease and was hidden
-        again). Its task is failed with the reason, as the tasks DLQ's handler does; pools
-        are a setting (WORKER_POOLS), so the reaper reads their DLQs rather than a function
-        per pool. A task still under a live lease is its worker's to finish: its dead letter
-        stays, hidden for a lease, and is looked at again (failed then if the lease ran out).
-        """
-        sqs = aws.client("sqs")
-        failed: list[str] = []
-        for pool in Pools.from_environment().names:
-            url = pool_dead_letter_queue_url(self.service.settings.tasks_queue_url, pool)
-            while time_left() > REAPER_MARGIN_SECONDS:
-                try:
-                    messages = sqs.receive_message(
-                        QueueUrl=url,
-                        MaxNumberOfMessages=10,
-                        VisibilityTimeout=self.service.settings.worker_lease_seconds,
-                    ).get("Messages", [])
-                except ClientError as exc:
-                    if aws.is_transient(exc):
-                        raise
-                    log.error("pool %r has no dead-letter queue %s: %s", pool, url, exc)
-                    break
-                if not messages:
-                    break
-                for message in messages:
-                    outcome, task_id = self._settle_dead_letter(message["Body"], pool)
-                    if outcome == "kept":
-                        continue
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                    if outcome == "failed":
-                        failed.append(task_id)
-        return failed
-
-    def _settle_dead_letter(self, body: str, pool: str | None = None) -> tuple[str, str]:
-        """Fail the task of a dead letter: ("failed", id), ("dropped", id) when there is
-        nothing to fail, ("kept", id) for a pool task its worker still holds a lease on."""
+    def _settle_dead_letter(self, body: str) -> None:
+        """Fail the task of a tasks-DLQ letter, unless it has finished or another writer won."""
         try:
             message = TaskMessage.from_json(body)
         except ValueError:
             log.error("dead letter is not a task message: %.200s", body)
-            return "dropped", ""
+            return
         task = self.service.find(message.taskId)
         if task is None or task.is_terminal:
-            return "dropped", message.taskId
-        now_epoch = int(self.service.clock().timestamp())
-        if pool is not None and task.status in RUNNING and (task.lease_until or 0) >= now_epoch:
-            return "kept", task.id
-        where = f" on pool {pool!r}" if pool is not None else ""
+            return
         try:
             self.service.transition(
                 task,
                 Status.FAILED,
                 by="dead-letters",
-                error=f"gave up: the task's message exhausted its deliveries{where} "
+                error="gave up: the task's message exhausted its deliveries "
                 f"(last error: {task.error or 'the worker did not finish'})",
-                **({"lease_token": None, "lease_receipt": None} if pool is not None else {}),
             )
         except TransitionRefused:
             log.info("dead letter for %s raced another writer; left as is", task.id)
-            return "dropped", task.id
-        return "failed", task.id

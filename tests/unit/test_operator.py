@@ -385,6 +385,22 @@ def test_redriving_a_dead_letter_runs_its_failed_job_again_by_the_operator(clien
     assert history_writers(client, stack, job_id)[-1] == ("submitted", "operator ops-ann")
 
 
+def test_redriving_the_dead_letter_of_a_waiting_pool_job_sends_it_back_to_its_pool(
+    client, stack, service
+):
+    job_id = submitted(client, user="alice", body=POOL_JOB)
+    pool_queue = stack.outputs["RemotePoolQueueUrl"]
+    stack.sqs.purge_queue(QueueUrl=pool_queue)  # what SQS's redrive to the DLQ did
+    message = TaskMessage(taskId=job_id, type=POOL_JOB["type"], owner="alice").to_json()
+    message_id = dead_letter(stack, "RemotePoolDeadLetterQueueUrl", message)
+    path = f"/ops/queues/pool-remote-dlq/messages/{message_id}/redrive"
+    response = client.http.post(path, headers=operator())
+    assert response.json_body["action"] == "requeued"
+    back = stack.sqs.receive_message(QueueUrl=pool_queue)["Messages"]
+    assert [m["Body"] for m in back] == [message]
+    assert service.find(job_id).status.value == "submitted"
+
+
 def test_redriving_a_webhook_dead_letter_sends_it_back_to_the_webhooks_queue(client, stack):
     body = DeliveryMessage(taskId="0f8b7d8e-0000-4000-8000-000000000000", version=2, attempt=5)
     message_id = dead_letter(stack, "WebhooksDeadLetterQueueUrl", body.to_json())

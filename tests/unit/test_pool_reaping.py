@@ -1,5 +1,6 @@
-"""A pool's tasks are never stranded: the reaper and the pool's dead-letter queue treat them as
-they treat the worker Lambda's, and never hand one to the worker Lambda."""
+"""A pool's tasks are never stranded: the reaper treats them as it treats the worker Lambda's,
+bounded by their deadline, and never hands one to the worker Lambda. A pool's dead letters
+wait for an operator (docs/workers.md)."""
 
 import json
 from datetime import timedelta
@@ -73,45 +74,29 @@ def test_a_pool_task_waiting_within_its_timeout_is_left_to_its_workers(client, s
     assert service.find(job_id).status is Status.SUBMITTED
 
 
-def test_a_pool_dead_letter_fails_its_task_with_the_reason(client, stack, service):
-    job_id = queue_job(client, stack)
-    dead_letter(stack, job_id)
-    assert container().worker.sweep_pool_dead_letters() == [job_id]
-    task = service.find(job_id)
-    assert task.status is Status.FAILED
-    assert "exhausted its deliveries" in task.error and "pool 'remote'" in task.error
-    assert bodies(stack, stack.outputs["RemotePoolDeadLetterQueueUrl"]) == []
-
-
-def test_a_pool_dead_letter_of_a_task_under_a_live_lease_waits_for_that_lease(
-    client, stack, service, worker
-):
-    job_id = queue_job(client, stack)
-    assert claim(client, worker).status_code == 200
-    dead_letter(stack, job_id)
-    assert container().worker.sweep_pool_dead_letters() == []
-    assert service.find(job_id).status is Status.STARTED
-    assert dead_letters_kept(stack) == 1
-    at(service, service.settings.worker_lease_seconds + 1)  # its worker is gone
-    stack.sqs.purge_queue(QueueUrl=stack.outputs["RemotePoolDeadLetterQueueUrl"])
-    dead_letter(stack, job_id)
-    assert container().worker.sweep_pool_dead_letters() == [job_id]
-    assert service.find(job_id).status is Status.FAILED
-
-
-def test_a_pool_dead_letter_of_a_finished_task_is_dropped(client, stack, service):
-    job_id = queue_job(client, stack)
-    assert client.http.delete(f"/jobs/{job_id}", headers=auth("alice")).status_code in (200, 202)
-    dead_letter(stack, job_id)
-    assert container().worker.sweep_pool_dead_letters() == []
-    assert service.find(job_id).status is Status.CANCELLED
-    assert bodies(stack, stack.outputs["RemotePoolDeadLetterQueueUrl"]) == []
-
-
-def test_the_reaper_fails_the_tasks_of_pool_dead_letters(client, stack, service):
+def reap_now(stack) -> dict:
     from local.events import LambdaContext, scheduled_event
 
+    return stack.app.reaper(scheduled_event("reaper"), LambdaContext("reaper"))
+
+
+def test_a_pool_dead_letter_waits_for_an_operator_the_reaper_leaves_it_and_its_task(
+    client, stack, service
+):
     job_id = queue_job(client, stack)
     dead_letter(stack, job_id)
-    answer = stack.app.reaper(scheduled_event("reaper"), LambdaContext("reaper"))
-    assert answer["failed"] == [job_id]
+    assert reap_now(stack)["failed"] == []
+    assert service.find(job_id).status is Status.SUBMITTED
+    assert dead_letters_kept(stack) == 1
+
+
+def test_a_pool_task_whose_message_died_is_failed_at_its_deadline_and_its_letter_stays(
+    client, stack, service
+):
+    job_id = queue_job(client, stack)
+    stack.sqs.purge_queue(QueueUrl=stack.outputs["RemotePoolQueueUrl"])  # SQS moved it away
+    dead_letter(stack, job_id)
+    at(service, service.settings.default_task_timeout_seconds + 60)
+    assert service.reap() == [job_id]
+    assert "no worker of pool 'remote' claimed it" in service.find(job_id).error
+    assert dead_letters_kept(stack) == 1  # the operator's to redrive (a retry) or discard
