@@ -120,12 +120,23 @@ def test_a_dead_letter_is_seen_and_redriven_from_the_page_and_its_job_completes(
         "package": package,
         "log": tmp_path,
     }
+    runs_before = runs_charted(page, "e2e/steps")
     worker = start_worker(stack, "operator-e2e")
     try:
         expect(listed).to_have_text("completed", timeout=WAIT_MS)
     finally:
         stop(worker)
+    # the latency chart counts the run without a reload
+    wait_for(lambda: runs_charted(page, "e2e/steps") > runs_before, "the chart's runs to grow")
     page.context.close()
+
+
+def runs_charted(page: Any, task_type: str) -> int:
+    """The latency chart's runs of `task_type` in the last hour, as the page shows them now."""
+    row = page.locator(f'#ops-latency-rows tr[data-type="{task_type}"][data-window="hour"]')
+    if row.count() == 0:
+        return 0
+    return int(row.locator('td[data-label="Runs"]').inner_text())
 
 
 def test_a_parked_job_shows_why_on_the_page(browser, local_stack):
