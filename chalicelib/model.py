@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, Self
@@ -312,6 +312,11 @@ class Task:
         """A copy with `changes`; the task itself is left as it was."""
         return replace(self, **changes)
 
+    def without_run(self, **changes: Any) -> Task:
+        """A copy with every field of RUN_FIELDS back to its default, and `changes`."""
+        cleared = {f.name: _default(f) for f in fields(Task) if f.name in RUN_FIELDS}
+        return replace(self, **{**cleared, **changes})
+
     @classmethod
     def new(
         cls,
@@ -362,3 +367,32 @@ class Task:
             concurrency_key=concurrency_key,
             concurrency_limit=concurrency_limit,
         )
+
+
+# The fields of one run of a task: a retry starts them afresh (chalicelib/reruns.py). Every
+# other field is the task's own and a retry keeps it. tests/unit/test_retry.py checks that
+# each field of Task is on one side or the other, so a new one cannot slip through a retry.
+RUN_FIELDS = frozenset(
+    {
+        "attempts",
+        "progress",
+        "result",
+        "result_object",
+        "output",
+        "error",
+        "started_at",
+        "completed_at",
+        "lease_until",
+        "lease_token",  # a remote worker's lease of the last run fences nothing of the next
+        "lease_receipt",
+        "run_at",  # a retry runs now, whatever its first run waited for
+        "waiting_for",
+        "waiting_version",
+    }
+)
+
+
+def _default(spec: Any) -> Any:
+    if spec.default_factory is not MISSING:
+        return spec.default_factory()
+    return spec.default

@@ -28,27 +28,18 @@ MAX_PER_CALL = 1000
 
 
 def retried(task: Task, now: datetime, by: str, ttl_seconds: int) -> Task:
-    """The next version of `task`, submitted again with a clean run and a full TTL.
+    """The next version of `task`, submitted again with a clean run (model.RUN_FIELDS) and a
+    full TTL.
 
     (A task retried near its expiry would otherwise vanish before or during its run.)
     """
-    return task.replace(
+    return task.without_run(
         expires_at=max(task.expires_at, int(now.timestamp()) + ttl_seconds),
         status=Status.SUBMITTED,
         version=task.version + 1,
         updated_at=now,
         updated_by=by,
-        attempts=0,
         retries=task.retries + 1,
-        progress=None,
-        result=None,
-        result_object=None,
-        output=None,
-        error=None,
-        started_at=None,
-        completed_at=None,
-        lease_until=None,
-        run_at=None,  # a retry runs now, whatever its first run waited for
     )
 
 

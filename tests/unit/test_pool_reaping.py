@@ -7,10 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.bootstrap import container
 from chalicelib.model import Status, utcnow
 from chalicelib.queues import TaskMessage
-from tests.conftest import auth
 from tests.unit.test_claims import claim, queue_job, service_key
 
 

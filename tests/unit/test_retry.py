@@ -1,12 +1,13 @@
 """POST /jobs/{jobId}/retry: a failed or cancelled job runs again under the same id."""
 
+import dataclasses
 import json
 from datetime import timedelta
 
 import pytest
 
 from chalicelib.errors import TransitionRefused
-from chalicelib.model import RETRYABLE, Status, utcnow
+from chalicelib.model import RETRYABLE, RUN_FIELDS, Status, Task, utcnow
 from chalicelib.reruns import retried
 from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit
@@ -44,6 +45,47 @@ def test_a_retry_clears_the_earlier_run(client, service):
         None,
     )
     assert stored.version == task.version + 1
+
+
+# The task's own fields: a retry keeps them. Each field of Task is here or in RUN_FIELDS.
+KEPT_BY_A_RETRY = {
+    "id",
+    "owner",
+    "type",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "status",
+    "input",
+    "source",
+    "target",
+    "metadata",
+    "webhook",
+    "version",
+    "retries",
+    "updated_by",
+    "runner",
+    "heartbeat_seconds",
+    "schedule_id",
+    "scheduled_for",
+    "pool",
+    "priority",
+    "concurrency_key",
+    "concurrency_limit",
+}
+
+
+def test_every_field_of_a_task_is_either_kept_or_started_afresh_by_a_retry():
+    names = {spec.name for spec in dataclasses.fields(Task)}
+    assert not KEPT_BY_A_RETRY & RUN_FIELDS
+    assert names == KEPT_BY_A_RETRY | RUN_FIELDS, "a new Task field: is it the run's or the task's?"
+
+
+def test_a_retried_task_carries_no_lease_of_its_last_run(client, service):
+    task = failed_job(service, pool="remote", lease_token="old-lease", lease_receipt="r-1")
+    retry(client, task.id)
+    stored = service.find(task.id)
+    assert (stored.lease_token, stored.lease_receipt, stored.lease_until) == (None, None, None)
 
 
 def test_a_retried_job_runs_to_completion(client, service, stack):
