@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from chalicelib.service import TaskService
     from chalicelib.store import TaskStore
     from chalicelib.stream import StreamHandler
-    from chalicelib.webhooks import WebhookDispatcher
+    from chalicelib.webhooks import RetrySchedule, WebhookDispatcher
     from chalicelib.webhooks.events import WebhookLog
     from chalicelib.worker import Worker
 
@@ -129,11 +129,20 @@ class Container:
         return WebhookLog(self.settings.records_table)
 
     @cached_property
+    def webhook_schedule(self) -> RetrySchedule:
+        """When failed deliveries are tried again: Standard Webhooks' schedule."""
+        from chalicelib.webhooks import RetrySchedule
+
+        return RetrySchedule()
+
+    @cached_property
     def webhooks(self) -> WebhookDispatcher:
         from chalicelib.contracts.payloads import RENDERING
         from chalicelib.webhooks import WebhookDispatcher
 
-        return WebhookDispatcher(self.settings, RENDERING, self.webhook_log)
+        return WebhookDispatcher(
+            self.settings, RENDERING, self.webhook_log, schedule=self.webhook_schedule
+        )
 
     def redeliver(self, task: Task) -> str:
         """The webhook dispatcher's `redeliver`, built only when a redelivery is asked for."""

@@ -17,6 +17,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -49,6 +50,7 @@ from chalicelib.webhooks.ssrf import (
 __all__ = [
     "INLINE_PAYLOAD_BYTES",
     "Delivery",
+    "RetrySchedule",
     "WebhookDispatcher",
     "WebhookEvent",
     "WebhookLog",
@@ -89,12 +91,19 @@ def sign(secrets: list[str], event_id: str, timestamp: datetime, body: str) -> s
 # -- delivery ----------------------------------------------------------------------------
 
 
-def next_delay(attempt: int, outcome: Outcome) -> float:
-    """Seconds until attempt `attempt + 1`: the schedule +-10% jitter, or a longer Retry-After."""
-    scheduled = SCHEDULE_SECONDS[attempt] * random.uniform(0.9, 1.1)
-    if outcome.retry_after is not None:
-        return max(scheduled, min(outcome.retry_after, SCHEDULE_SECONDS[-1]))
-    return scheduled
+@dataclass(frozen=True)
+class RetrySchedule:
+    """When a failed delivery is tried again: `seconds[n]` before attempt n+1, +-10% jitter,
+    or a receiver's longer Retry-After (capped at the longest step). A part of the container,
+    so a test can give the dispatcher a schedule of zeros instead of patching a function."""
+
+    seconds: tuple[float, ...] = SCHEDULE_SECONDS
+
+    def next_delay(self, attempt: int, outcome: Outcome) -> float:
+        scheduled = self.seconds[attempt] * random.uniform(0.9, 1.1)
+        if outcome.retry_after is not None:
+            return max(scheduled, min(outcome.retry_after, self.seconds[-1]))
+        return scheduled
 
 
 Sender = Callable[[Destination, bytes, dict[str, str], float, str], Outcome]
@@ -109,8 +118,10 @@ class WebhookDispatcher:
         clock: Callable[[], datetime] = utcnow,
         sender: Sender = post,
         monotonic: Callable[[], float] = time.monotonic,
+        schedule: RetrySchedule = RetrySchedule(),
     ) -> None:
         self.settings = settings
+        self.schedule = schedule
         self.rendering = rendering
         self.log = log
         self.clock = clock
@@ -197,7 +208,7 @@ class WebhookDispatcher:
         self._tally(event, outcome, state, now)
         emit_metric("WebhookAttempts", 1, outcome="delivered" if outcome.delivered else state)
         if state == "retrying" and not message.manual:
-            delay = next_delay(message.attempt, outcome)
+            delay = self.schedule.next_delay(message.attempt, outcome)
             self.enqueue(
                 DeliveryMessage(
                     taskId=message.taskId,

@@ -24,8 +24,10 @@ def receiver():
 
 @pytest.fixture
 def no_wait(monkeypatch):
-    """Retries become due at once (the schedule itself is tested on next_delay)."""
-    monkeypatch.setattr(webhooks, "next_delay", lambda attempt, outcome: 0)
+    """Webhook retries become due at once (the schedule itself is tested on RetrySchedule)."""
+    zeros = webhooks.RetrySchedule(seconds=(0,) * webhooks.MAX_ATTEMPTS)
+    # every container the test builds (`container(...)` may build one after this fixture)
+    monkeypatch.setattr(bootstrap.Container, "webhook_schedule", property(lambda _: zeros))
 
 
 @pytest.fixture

@@ -204,19 +204,19 @@ def test_the_schedule_is_standard_webhooks():
 @pytest.mark.parametrize("attempt", range(1, 8))
 def test_next_delay_follows_the_schedule_with_jitter(attempt):
     outcome = webhooks.Outcome(500, "HTTP 500", 10)
-    delay = webhooks.next_delay(attempt, outcome)
+    delay = webhooks.RetrySchedule().next_delay(attempt, outcome)
     scheduled = webhooks.SCHEDULE_SECONDS[attempt]
     assert 0.9 * scheduled <= delay <= 1.1 * scheduled
 
 
 def test_a_longer_retry_after_is_honoured():
     outcome = webhooks.Outcome(429, "HTTP 429", 10, retry_after=120)
-    assert webhooks.next_delay(1, outcome) == 120
+    assert webhooks.RetrySchedule().next_delay(1, outcome) == 120
 
 
 def test_a_far_future_retry_after_is_capped_at_the_longest_step():
     outcome = webhooks.Outcome(429, "HTTP 429", 10, retry_after=10**9)
-    assert webhooks.next_delay(1, outcome) == webhooks.SCHEDULE_SECONDS[-1]
+    assert webhooks.RetrySchedule().next_delay(1, outcome) == webhooks.SCHEDULE_SECONDS[-1]
 
 
 # -- SSRF ----------------------------------------------------------------------------
