@@ -220,3 +220,49 @@ def test_a_cancel_stops_a_running_remote_job_within_one_heartbeat(stack):
         assert (final["status"], final["result"]) == ("cancelled", None)
     finally:
         stop(worker)
+
+
+def worker_lines(stack: dict, names: list[str], word: str) -> list[str]:
+    """Each `<word> e2e/steps <id>` line of these workers' logs: the ids, repeats kept."""
+    found = []
+    for name in names:
+        for line in (stack["log"] / f"{name}.log").read_text().splitlines():
+            parts = line.split()
+            if word in parts and parts.index(word) + 2 < len(parts):
+                at = parts.index(word)
+                if parts[at + 1] == "e2e/steps":
+                    found.append(parts[at + 2])
+    return found
+
+
+def submit_batch(stack: dict, count: int) -> list[str]:
+    one = {"type": "e2e/steps", "input": {"steps": 1, "pause": 0}, "pool": "remote"}
+    response = requests.post(
+        f"{stack['api']}/jobs/batch",
+        json={"jobs": [one] * count},
+        headers=headers(),
+        timeout=HTTP_TIMEOUT,
+    )
+    assert response.status_code == 207, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [202] * count, results
+    return [r["job"]["jobId"] for r in results]
+
+
+def test_two_hundred_jobs_over_four_worker_threads_each_complete_exactly_once(stack):
+    names = ["many-a", "many-b"]  # two processes of two threads each
+    workers = [start_worker(stack, name) for name in names]
+    try:
+        ids = submit_batch(stack, 100) + submit_batch(stack, 100)
+        wanted = set(ids)
+        wait_for(
+            lambda: wanted <= set(worker_lines(stack, names, "done")), deadline=DEADLINE_SECONDS * 6
+        )
+    finally:
+        for worker in workers:
+            stop(worker)
+    claimed = [job_id for job_id in worker_lines(stack, names, "claimed") if job_id in wanted]
+    assert sorted(claimed) == sorted(ids)  # each claimed once, none twice
+    for job_id in ids:
+        statuses = [e.get("status") for e in events(stack, job_id)]
+        assert statuses.count("completed") == 1 and statuses.count("started") == 1, statuses
