@@ -548,7 +548,7 @@ class Taken:
 
 class TokenBuckets:
     """Token buckets in the records table (module docstring): `take` costs one consistent
-    GetItem and, when it takes, one conditional PutItem."""
+    GetItem and, when it takes, one conditional PutItem; so does `give_back`."""
 
     RACE_RETRIES = 5
 
@@ -556,45 +556,77 @@ class TokenBuckets:
         self.records_table = records_table
         self.clock = clock
 
-    def take(self, scope: str, rate: Rate, count: int = 1) -> Taken:
-        ddb = aws.client("dynamodb")
-        key = {"pk": {"S": "rate#" + scope}, "sk": {"S": "bucket"}}
-        for _ in range(self.RACE_RETRIES):
-            item = ddb.get_item(TableName=self.records_table, Key=key, ConsistentRead=True).get(
-                "Item"
+    @staticmethod
+    def _key(scope: str) -> dict[str, Any]:
+        return {"pk": {"S": "rate#" + scope}, "sk": {"S": "bucket"}}
+
+    def _tokens_now(self, item: dict[str, Any] | None, rate: Rate, now: float) -> float:
+        """The bucket's tokens at `now`: full when it has no item (never taken, or idle)."""
+        if item is None:
+            return float(rate.count)
+        elapsed = max(0.0, now - float(item["at"]["N"]))
+        return min(float(rate.count), float(item["tokens"]["N"]) + elapsed * rate.per_second)
+
+    def _write(
+        self, scope: str, rate: Rate, item: dict[str, Any] | None, tokens: float, now: float
+    ) -> bool:
+        """Write the bucket's count, on the condition that nobody wrote since `item` was
+        read; False if somebody did."""
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if item is not None:
+            condition = {
+                "ConditionExpression": "#at = :at",
+                "ExpressionAttributeNames": {"#at": "at"},
+                "ExpressionAttributeValues": {":at": item["at"]},
+            }
+        try:
+            aws.client("dynamodb").put_item(
+                TableName=self.records_table,
+                Item={
+                    **self._key(scope),
+                    "tokens": {"N": f"{tokens:.6f}"},
+                    "at": {"N": f"{now:.6f}"},
+                    # a bucket idle for a day is full again: its item may go
+                    "expires_at": {"N": str(int(now) + rate.period_seconds + 86400)},
+                },
+                **condition,
             )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def _read(self, scope: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = (
+            aws.client("dynamodb")
+            .get_item(TableName=self.records_table, Key=self._key(scope), ConsistentRead=True)
+            .get("Item")
+        )
+        return item
+
+    def take(self, scope: str, rate: Rate, count: int = 1) -> Taken:
+        for _ in range(self.RACE_RETRIES):
+            item = self._read(scope)
             now = self.clock()
-            tokens = float(rate.count)
-            if item is not None:
-                elapsed = max(0.0, now - float(item["at"]["N"]))
-                tokens = min(
-                    float(rate.count), float(item["tokens"]["N"]) + elapsed * rate.per_second
-                )
+            tokens = self._tokens_now(item, rate, now)
             if tokens < count:
                 wait = (count - tokens) / rate.per_second
                 return Taken(False, math.floor(tokens), wait)
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-            if item is not None:
-                condition = {
-                    "ConditionExpression": "#at = :at",
-                    "ExpressionAttributeNames": {"#at": "at"},
-                    "ExpressionAttributeValues": {":at": item["at"]},
-                }
-            try:
-                ddb.put_item(
-                    TableName=self.records_table,
-                    Item={
-                        **key,
-                        "tokens": {"N": f"{tokens - count:.6f}"},
-                        "at": {"N": f"{now:.6f}"},
-                        # a bucket idle for a day is full again: its item may go
-                        "expires_at": {"N": str(int(now) + rate.period_seconds + 86400)},
-                    },
-                    **condition,
-                )
-            except ClientError as exc:
-                if _conditional_failed(exc):
-                    continue  # another take wrote meanwhile: count again
-                raise
-            return Taken(True, math.floor(tokens - count), 0.0)
+            if self._write(scope, rate, item, tokens - count, now):
+                return Taken(True, math.floor(tokens - count), 0.0)
+            # another take wrote meanwhile: count again
         return Taken(False, 0, 1.0 / rate.per_second)
+
+    def give_back(self, scope: str, rate: Rate, count: int) -> None:
+        """Return tokens taken for work that was then refused as a whole (a batch another of
+        whose owners was short): never above the bucket's size. A race lost on every retry
+        leaves them taken, which only delays the owner's next submits."""
+        for _ in range(self.RACE_RETRIES):
+            item = self._read(scope)
+            if item is None:
+                return  # expired: full again
+            now = self.clock()
+            tokens = min(float(rate.count), self._tokens_now(item, rate, now) + count)
+            if self._write(scope, rate, item, tokens, now):
+                return

@@ -10,7 +10,7 @@ from chalicelib.fairness import Slots, TokenBuckets, Waiting
 from chalicelib.flow import Rate
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.settings import ConfigurationError, get_settings
-from tests.conftest import reset_caches
+from tests.conftest import auth, reset_caches
 from tests.unit.helpers import get, sleep_job, submit
 from tests.unit.tasks import submitted_record
 
@@ -326,6 +326,58 @@ def test_a_batch_past_the_submit_rate_stores_none_of_its_jobs(submit_rate_2, cli
     assert response.status_code == 429
     assert "Retry-After" in response.headers
     assert stack.task_count() == 1
+
+
+def post_submit(client, user: str = "alice"):
+    """Seed 002's submit route (auto-vid's POST /submit), with a native job request."""
+    body = json.dumps({"type": "demo/sleep", "input": {"seconds": 0}})
+    return client.http.post("/submit", headers=auth(user), body=body)
+
+
+def test_a_flood_of_auto_vid_submits_is_a_429_in_auto_vids_error_shape_storing_nothing(
+    submit_rate_2, client, stack
+):
+    accepted = [post_submit(client) for _ in range(2)]
+    assert [r.status_code for r in accepted] == [200, 200]
+    assert accepted[1].headers["RateLimit-Remaining"] == "0"
+    refused = post_submit(client)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 30
+    assert refused.headers["RateLimit-Limit"] == "2"
+    assert set(refused.json_body) == {"error", "timestamp"}  # auto-vid's error body
+    assert "SUBMIT_RATE" in refused.json_body["error"]
+    assert stack.task_count() == 2
+
+
+def test_post_jobs_and_post_submit_take_from_one_bucket(submit_rate_2, client, stack):
+    assert submit(client).status_code == 202
+    assert post_submit(client).status_code == 200
+    assert post_submit(client).status_code == 429
+    assert submit(client).status_code == 429
+    assert stack.task_count() == 2
+
+
+def test_an_owner_a_batch_is_refused_for_leaves_the_other_owners_their_tokens(
+    submit_rate_2, client, stack, service
+):
+    """A service key submits one batch for two owners: bob has no token left, so none of the
+    batch is stored, and alice's tokens, taken before bob's were counted, are given back."""
+    from chalicelib.edge.service_keys import ServiceKeys
+
+    key = ServiceKeys(service.settings.records_table).create(
+        "importer", ["alice", "bob"], ["jobs:write"], utcnow()
+    )[1]
+    for _ in range(2):
+        submit(client, user="bob")
+    jobs = [{**sleep_job(), "owner": owner} for owner in ("alice", "alice", "bob")]
+    response = client.http.post(
+        "/jobs/batch",
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+        body=json.dumps({"jobs": jobs}),
+    )
+    assert response.status_code == 429
+    assert stack.task_count() == 2
+    assert [submit(client).status_code for _ in range(2)] == [202, 202]
 
 
 def test_a_bad_submit_rate_stops_the_start(monkeypatch):
