@@ -348,19 +348,34 @@ class Slots:
         self._park(waits, task)
         return waits
 
-    def _park(self, gate: Gate, task: Waiting) -> None:
-        self._ddb.put_item(
-            TableName=self.records_table,
-            Item={**self._line_key(gate, task), **task.attributes()},
-        )
-        self._note(task, {"event": "parked", "reason": gate.reason})
-        self.mark(task.task_id, gate.reason)
+    def _park(self, gate: Gate, task: Waiting) -> bool:
+        """Put the task in the gate's line, if it still waits at the version that parks it;
+        False if it does not (a replayed stream record of a task that has since been
+        admitted and run, or cancelled: parked, it would be admitted again).
 
-    def _note(self, task: Waiting, event: dict[str, Any]) -> None:
+        The line's item is put only if absent, and only that put notes the park in the
+        history: a record handed over again, or two writers moving one task to this line,
+        park it once."""
+        if not self.mark(task.task_id, gate.reason, task.version):
+            return False
+        try:
+            self._ddb.put_item(
+                TableName=self.records_table,
+                Item={**self._line_key(gate, task), **task.attributes()},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return True  # parked there already
+            raise
+        self._note(task, {"event": "parked", "reason": gate.reason})
+        return True
+
+    def _note(self, task: Waiting, event: dict[str, Any], *, once: bool = False) -> None:
         """The task's history: its version's entry lists the wait and the admission."""
         if task.version:
             self.history.record_flow(
-                task.task_id, task.version, {**event, "at": timefmt.history(utcnow())}
+                task.task_id, task.version, {**event, "at": timefmt.history(utcnow())}, once=once
             )
 
     def _list(self, gate: Gate) -> None:
@@ -453,7 +468,9 @@ class Slots:
                 continue
             enqueue(task)
             self._ddb.delete_item(TableName=self.records_table, Key=_key_of(item))
-            self._note(task, {"event": "admitted"})
+            # The stream and the reaper may both admit it (duplicate messages are harmless
+            # to the worker): its history holds one admission.
+            self._note(task, {"event": "admitted"}, once=True)
             self.mark(task.task_id, None)
             queued.append(task.task_id)
         return queued
@@ -474,14 +491,15 @@ class Slots:
         for gate in self.gates(task):
             self._ddb.delete_item(TableName=self.records_table, Key=self._line_key(gate, task))
 
-    def mark(self, task_id: str, reason: str | None) -> None:
+    def mark(self, task_id: str, reason: str | None, version: int = 0) -> bool:
         """Say on the task's item why it waits (`waiting_for`, with the version it waits at:
         any later write of the task raises the version and so retires the reason), or that
         it no longer does (None: admitted). The version is left alone, so the stream, pushes
-        and webhooks ignore the write; a task that moved on (started, ended) is left as is.
+        and webhooks ignore the write; a task that moved on (started, ended, or past
+        `version` when one is given) is left as is, and the answer is False.
         GET /jobs/{jobId} reads it with the task: no read is added to a poll."""
         if self.tasks_table is None:
-            return
+            return True
         request: dict[str, Any] = {
             "TableName": self.tasks_table,
             "Key": {"id": {"S": task_id}},
@@ -499,11 +517,16 @@ class Slots:
                     ":retrying": {"S": "retrying"},
                 },
             )
+            if version:
+                request["ConditionExpression"] += " AND version = :version"
+                request["ExpressionAttributeValues"][":version"] = {"N": str(version)}
         try:
             self._ddb.update_item(**request)
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
+            return False
+        return True
 
 
 def _key_of(item: dict[str, Any]) -> dict[str, Any]:
@@ -525,7 +548,7 @@ class Taken:
 
 class TokenBuckets:
     """Token buckets in the records table (module docstring): `take` costs one consistent
-    GetItem and, when it takes, one conditional PutItem."""
+    GetItem and, when it takes, one conditional PutItem; so does `give_back`."""
 
     RACE_RETRIES = 5
 
@@ -533,45 +556,77 @@ class TokenBuckets:
         self.records_table = records_table
         self.clock = clock
 
-    def take(self, scope: str, rate: Rate, count: int = 1) -> Taken:
-        ddb = aws.client("dynamodb")
-        key = {"pk": {"S": "rate#" + scope}, "sk": {"S": "bucket"}}
-        for _ in range(self.RACE_RETRIES):
-            item = ddb.get_item(TableName=self.records_table, Key=key, ConsistentRead=True).get(
-                "Item"
+    @staticmethod
+    def _key(scope: str) -> dict[str, Any]:
+        return {"pk": {"S": "rate#" + scope}, "sk": {"S": "bucket"}}
+
+    def _tokens_now(self, item: dict[str, Any] | None, rate: Rate, now: float) -> float:
+        """The bucket's tokens at `now`: full when it has no item (never taken, or idle)."""
+        if item is None:
+            return float(rate.count)
+        elapsed = max(0.0, now - float(item["at"]["N"]))
+        return min(float(rate.count), float(item["tokens"]["N"]) + elapsed * rate.per_second)
+
+    def _write(
+        self, scope: str, rate: Rate, item: dict[str, Any] | None, tokens: float, now: float
+    ) -> bool:
+        """Write the bucket's count, on the condition that nobody wrote since `item` was
+        read; False if somebody did."""
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if item is not None:
+            condition = {
+                "ConditionExpression": "#at = :at",
+                "ExpressionAttributeNames": {"#at": "at"},
+                "ExpressionAttributeValues": {":at": item["at"]},
+            }
+        try:
+            aws.client("dynamodb").put_item(
+                TableName=self.records_table,
+                Item={
+                    **self._key(scope),
+                    "tokens": {"N": f"{tokens:.6f}"},
+                    "at": {"N": f"{now:.6f}"},
+                    # a bucket idle for a day is full again: its item may go
+                    "expires_at": {"N": str(int(now) + rate.period_seconds + 86400)},
+                },
+                **condition,
             )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def _read(self, scope: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = (
+            aws.client("dynamodb")
+            .get_item(TableName=self.records_table, Key=self._key(scope), ConsistentRead=True)
+            .get("Item")
+        )
+        return item
+
+    def take(self, scope: str, rate: Rate, count: int = 1) -> Taken:
+        for _ in range(self.RACE_RETRIES):
+            item = self._read(scope)
             now = self.clock()
-            tokens = float(rate.count)
-            if item is not None:
-                elapsed = max(0.0, now - float(item["at"]["N"]))
-                tokens = min(
-                    float(rate.count), float(item["tokens"]["N"]) + elapsed * rate.per_second
-                )
+            tokens = self._tokens_now(item, rate, now)
             if tokens < count:
                 wait = (count - tokens) / rate.per_second
                 return Taken(False, math.floor(tokens), wait)
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-            if item is not None:
-                condition = {
-                    "ConditionExpression": "#at = :at",
-                    "ExpressionAttributeNames": {"#at": "at"},
-                    "ExpressionAttributeValues": {":at": item["at"]},
-                }
-            try:
-                ddb.put_item(
-                    TableName=self.records_table,
-                    Item={
-                        **key,
-                        "tokens": {"N": f"{tokens - count:.6f}"},
-                        "at": {"N": f"{now:.6f}"},
-                        # a bucket idle for a day is full again: its item may go
-                        "expires_at": {"N": str(int(now) + rate.period_seconds + 86400)},
-                    },
-                    **condition,
-                )
-            except ClientError as exc:
-                if _conditional_failed(exc):
-                    continue  # another take wrote meanwhile: count again
-                raise
-            return Taken(True, math.floor(tokens - count), 0.0)
+            if self._write(scope, rate, item, tokens - count, now):
+                return Taken(True, math.floor(tokens - count), 0.0)
+            # another take wrote meanwhile: count again
         return Taken(False, 0, 1.0 / rate.per_second)
+
+    def give_back(self, scope: str, rate: Rate, count: int) -> None:
+        """Return tokens taken for work that was then refused as a whole (a batch another of
+        whose owners was short): never above the bucket's size. A race lost on every retry
+        leaves them taken, which only delays the owner's next submits."""
+        for _ in range(self.RACE_RETRIES):
+            item = self._read(scope)
+            if item is None:
+                return  # expired: full again
+            now = self.clock()
+            tokens = min(float(rate.count), self._tokens_now(item, rate, now) + count)
+            if self._write(scope, rate, item, tokens, now):
+                return

@@ -36,6 +36,23 @@ _RATE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+?)s?\s*$")
 _PATTERN = re.compile(r"^[A-Za-z0-9_.:/*-]{1,128}$")
 
 
+# The forms the parsers below read, as whole-string regular expressions: the packaged
+# template's AllowedPattern of each setting's parameter (infra/package.py), so that a stack
+# never deploys a value its functions would refuse at start. Stricter only where harmless:
+# spaces (not tabs) around the parts, no empty entries, the units in lower case.
+_NAME_FORM = r"[A-Za-z0-9_.:/*-]{1,128}"
+_COUNT_FORM = r"[0-9]*[1-9][0-9]*"
+_RATE_FORM = rf" *{_COUNT_FORM} */ *(s|sec|second|min|minute|h|hour|d|day)s? *"
+_CONCURRENCY_ENTRY = rf" *{_NAME_FORM} *= *{_COUNT_FORM} *"
+_RATE_ENTRY = rf" *{_NAME_FORM} *={_RATE_FORM}"
+FORMS = {
+    "TYPE_CONCURRENCY": rf"({_CONCURRENCY_ENTRY}(,{_CONCURRENCY_ENTRY})*)?",
+    "TYPE_RATE": rf"({_RATE_ENTRY}(,{_RATE_ENTRY})*)?",
+    "SUBMIT_RATE": rf"({_RATE_FORM})?",
+    "PRIORITY_AGING_SECONDS": _COUNT_FORM,
+}
+
+
 class FlowSettingError(ValueError):
     """A flow setting that cannot be read: the message names the variable and the fix."""
 

@@ -1,11 +1,14 @@
 """A task's execution history: one entry per version, written from the table's stream.
 
 Records table layout, in the task's partition (beside its webhook events):
-  pk task#<id>, sk history#<version>   status, at, by, progress, error, flow; TTL: the task's own
+  pk task#<id>, sk history#<version>   status, at, by, progress, error, flow, flow_once;
+                                       TTL: the task's own
 
 `flow` lists what flow control did to that version (chalicelib/fairness.py): each park in a
 waiting line, with why (owner limit, type limit, key limit), and the admission that queued it;
-appended to the version's entry, as a task waits without a new version.
+appended to the version's entry, as a task waits without a new version. A version is
+admitted once, so its entry holds one admission however many writers admit it
+(`flow_once`: `record_flow`).
 
 An entry is put only if its key does not exist, so a stream record delivered twice (Lambda
 retries a batch, the stream pump replays it) never adds a second entry for its version.
@@ -78,20 +81,35 @@ class History(RecordsTable):
         """Add the entry of this version of the task; False if it was there already."""
         return self.put_new(entry_item(task))
 
-    def record_flow(self, task_id: str, version: int, event: dict[str, Any]) -> bool:
+    def record_flow(
+        self, task_id: str, version: int, event: dict[str, Any], *, once: bool = False
+    ) -> bool:
         """Append a flow control event (parked, admitted) to the version's entry; False if
-        the entry is gone (expired), which is then left alone."""
-        try:
-            self._ddb.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"task#{task_id}"}, "sk": {"S": entry_sk(version)}},
-                UpdateExpression="SET flow = list_append(if_not_exists(flow, :none), :event)",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={
-                    ":none": {"L": []},
-                    ":event": {"L": [{"S": jsonsafe.compact(event)}]},
-                },
+        the entry is gone (expired), which is then left alone, or if `once` and the version
+        has an event of that kind already.
+
+        `once` is for an admission: a version is admitted once, but the stream and the
+        reaper may both admit it from its line, and a replayed batch may admit it again, so
+        the entry keeps the kinds it holds (`flow_once`, a string set) and the append is
+        conditional on its kind not being one of them."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"pk": {"S": f"task#{task_id}"}, "sk": {"S": entry_sk(version)}},
+            "UpdateExpression": "SET flow = list_append(if_not_exists(flow, :none), :event)",
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeValues": {
+                ":none": {"L": []},
+                ":event": {"L": [{"S": jsonsafe.compact(event)}]},
+            },
+        }
+        if once:
+            request["UpdateExpression"] += " ADD flow_once :kinds"
+            request["ConditionExpression"] += " AND NOT contains(flow_once, :kind)"
+            request["ExpressionAttributeValues"].update(
+                {":kinds": {"SS": [event["event"]]}, ":kind": {"S": event["event"]}}
             )
+        try:
+            self._ddb.update_item(**request)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.fairness import DEFAULT_AGING_SECONDS
+from chalicelib.flow import FORMS as FLOW_FORMS
 from chalicelib.settings import DEFAULT_MAX_RUNNING_PER_OWNER
 from infra.bytecode import add_bytecode, bytecode_problems
 
@@ -233,6 +235,25 @@ PLAIN_PARAMETERS = {
         "running tasks per owner at once, so one owner's backlog cannot take every worker "
         "(fair concurrency); 0: no limit",
     ),
+    # flow control (chalicelib/flow.py, docs/flow-control.md): off unless set
+    "TypeConcurrency": (
+        "TYPE_CONCURRENCY",
+        "running tasks per type group, e.g. image/*=5,email/*=20 (the first pattern that "
+        "matches a type counts); empty: no limit",
+    ),
+    "TypeRate": (
+        "TYPE_RATE",
+        "task starts per type group, e.g. email/*=10/min (units s, min, hour, day): the "
+        "rest wait, never fail; empty: no limit",
+    ),
+    "SubmitRate": (
+        "SUBMIT_RATE",
+        "jobs each owner may submit, e.g. 100/min: past it a 429 with Retry-After; empty: no limit",
+    ),
+    "PriorityAgingSeconds": (
+        "PRIORITY_AGING_SECONDS",
+        "the waiting one priority level is worth, so a low priority job still starts (60)",
+    ),
 }
 # Template rules: CloudFormation refuses a stack whose parameters would be unsafe.
 RULES = {
@@ -438,6 +459,11 @@ def merge_template() -> dict[str, Any]:
     parameters["MaxRunningPerOwner"].update(
         Default=str(DEFAULT_MAX_RUNNING_PER_OWNER), AllowedPattern="[0-9]{1,4}"
     )
+    for name in ("TypeConcurrency", "TypeRate", "SubmitRate", "PriorityAgingSeconds"):
+        variable = PLAIN_PARAMETERS[name][0]
+        parameters[name]["AllowedPattern"] = FLOW_FORMS[variable]
+        parameters[name]["ConstraintDescription"] = f"{variable} as docs/flow-control.md writes it"
+    parameters["PriorityAgingSeconds"]["Default"] = str(DEFAULT_AGING_SECONDS)
     parameters.update(concurrency)
     return {
         "Parameters": parameters,

@@ -116,8 +116,10 @@ def submit(container: Container, request: Request) -> Response:
     else:
         job = _from_spec(body, service.settings.autovid_task_type)
     key = jobs.idempotency_key(request)
+    owner = http.current_user(request)
+    rate_headers = jobs.submit_allowance(service, owner, 1)  # a 429: auto-vid's error body
     try:
-        task, _ = service.submit(http.current_user(request), job, key)
+        task, _ = service.submit(owner, job, key)
     except SubmitRejected as exc:
         fields = describe(exc.errors)
         raise BadRequest(f"{INVALID}: {exc.message}" + (f" ({fields})" if fields else "")) from None
@@ -127,7 +129,7 @@ def submit(container: Container, request: Request) -> Response:
         raise key_in_use() from None
     except IdempotentJobGone as exc:
         raise job_gone(str(exc)) from None
-    return http.json_response(job_document(task, _link(service)))
+    return http.json_response(job_document(task, _link(service)), headers=rate_headers)
 
 
 def _link(service: TaskService) -> Link:

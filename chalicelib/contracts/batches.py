@@ -27,6 +27,7 @@ from chalice.app import Request, Response
 from chalicelib import aws
 from chalicelib.contracts.jobs import (
     IDEMPOTENCY_KEY_PATTERN,
+    give_back_allowance,
     job_document,
     job_owner,
     parse_job_request,
@@ -305,6 +306,22 @@ class _Unavailable(ApiError):
 _UNAVAILABLE = _Unavailable("the store is unavailable; retry this job (with its key)")
 
 
+def _take_allowances(service: TaskService, jobs_by_owner: Counter[str]) -> None:
+    """SUBMIT_RATE: a token per job, from each owner's bucket, all or none. A batch needs
+    all its tokens now: short of them, a 429 with the wait for the whole batch, and none of
+    it is stored (a batch larger than the bucket can never pass: a 422 says to split it).
+    An owner short of tokens gives the others back what they took."""
+    taken: list[tuple[str, int]] = []
+    try:
+        for owner, count in sorted(jobs_by_owner.items()):
+            submit_allowance(service, owner, count)
+            taken.append((owner, count))
+    except ApiError:
+        for owner, count in taken:
+            give_back_allowance(service, owner, count)
+        raise
+
+
 def submit_batch(container: Container, request: Request) -> Response:
     service = container.service
     if request.headers.get("idempotency-key") is not None:
@@ -317,8 +334,7 @@ def submit_batch(container: Container, request: Request) -> Response:
     prepared = [_prepare(service, request, i, item, now, lookups) for i, item in enumerate(jobs)]
     entries = [p for p in prepared if isinstance(p, Entry)]
     results = {p["index"]: p for p in prepared if isinstance(p, dict)}
-    for owner, count in sorted(Counter(e.task.owner for e in entries).items()):
-        submit_allowance(service, owner, count)  # a 429 here stores none of the batch
+    _take_allowances(service, Counter(e.task.owner for e in entries))
     results.update(BatchWriter(service, now).write(entries))
     created = Counter(
         r["job"]["type"] for r in results.values() if r["status"] == 202 and not r.get("replayed")

@@ -32,6 +32,7 @@ from chalicelib.store import page_key
 
 if TYPE_CHECKING:
     from chalicelib.bootstrap import Container
+    from chalicelib.fairness import TokenBuckets
     from chalicelib.webhooks import Delivery
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -66,10 +67,10 @@ def submit_job(container: Container, request: Request) -> Response:
 def submit_allowance(service: TaskService, owner: str, jobs: int) -> dict[str, str]:
     """SUBMIT_RATE: take `jobs` of the owner's tokens before anything is stored; the
     RateLimit headers of the answer. Short of tokens: a 429 with Retry-After, nothing taken,
-    nothing stored (chalicelib/fairness.py's TokenBuckets)."""
-    from chalicelib.fairness import TokenBuckets
-    from chalicelib.store import owner_scoped
-
+    nothing stored (chalicelib/fairness.py's TokenBuckets). Every route that creates tasks
+    for a caller takes from this one bucket per owner: POST /jobs, POST /jobs/batch (a token
+    per job) and the seeds' submit routes (002's POST /submit); a schedule's fires do not
+    (the schedule was the submit, and its limits bound them)."""
     rate = service.settings.submit_rate
     if rate is None:
         return {}
@@ -78,8 +79,7 @@ def submit_allowance(service: TaskService, owner: str, jobs: int) -> dict[str, s
             f"{jobs} jobs at once are more than SUBMIT_RATE lets you submit ({rate.count} "
             f"per {rate.period_seconds} s): split the batch"
         )
-    buckets = TokenBuckets(service.settings.records_table, lambda: service.clock().timestamp())
-    taken = buckets.take("submit#" + owner_scoped(owner), rate, jobs)
+    taken = _submit_buckets(service).take(_submit_scope(owner), rate, jobs)
     headers = {
         "RateLimit-Limit": str(rate.count),
         "RateLimit-Remaining": str(taken.remaining),
@@ -93,6 +93,25 @@ def submit_allowance(service: TaskService, owner: str, jobs: int) -> dict[str, s
             headers={**headers, "Retry-After": str(retry_after)},
         )
     return headers
+
+
+def give_back_allowance(service: TaskService, owner: str, jobs: int) -> None:
+    """Return the tokens `submit_allowance` took for jobs that were then not submitted."""
+    rate = service.settings.submit_rate
+    if rate is not None:
+        _submit_buckets(service).give_back(_submit_scope(owner), rate, jobs)
+
+
+def _submit_buckets(service: TaskService) -> TokenBuckets:
+    from chalicelib.fairness import TokenBuckets
+
+    return TokenBuckets(service.settings.records_table, lambda: service.clock().timestamp())
+
+
+def _submit_scope(owner: str) -> str:
+    from chalicelib.store import owner_scoped
+
+    return "submit#" + owner_scoped(owner)
 
 
 def job_owner(request: Request, job: SubmitJob) -> str:

@@ -10,8 +10,9 @@ from chalicelib.fairness import Slots, TokenBuckets, Waiting
 from chalicelib.flow import Rate
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.settings import ConfigurationError, get_settings
-from tests.conftest import reset_caches
+from tests.conftest import auth, reset_caches
 from tests.unit.helpers import get, sleep_job, submit
+from tests.unit.tasks import submitted_record
 
 
 def service_with(monkeypatch, **env: str):
@@ -327,6 +328,58 @@ def test_a_batch_past_the_submit_rate_stores_none_of_its_jobs(submit_rate_2, cli
     assert stack.task_count() == 1
 
 
+def post_submit(client, user: str = "alice"):
+    """Seed 002's submit route (auto-vid's POST /submit), with a native job request."""
+    body = json.dumps({"type": "demo/sleep", "input": {"seconds": 0}})
+    return client.http.post("/submit", headers=auth(user), body=body)
+
+
+def test_a_flood_of_auto_vid_submits_is_a_429_in_auto_vids_error_shape_storing_nothing(
+    submit_rate_2, client, stack
+):
+    accepted = [post_submit(client) for _ in range(2)]
+    assert [r.status_code for r in accepted] == [200, 200]
+    assert accepted[1].headers["RateLimit-Remaining"] == "0"
+    refused = post_submit(client)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 30
+    assert refused.headers["RateLimit-Limit"] == "2"
+    assert set(refused.json_body) == {"error", "timestamp"}  # auto-vid's error body
+    assert "SUBMIT_RATE" in refused.json_body["error"]
+    assert stack.task_count() == 2
+
+
+def test_post_jobs_and_post_submit_take_from_one_bucket(submit_rate_2, client, stack):
+    assert submit(client).status_code == 202
+    assert post_submit(client).status_code == 200
+    assert post_submit(client).status_code == 429
+    assert submit(client).status_code == 429
+    assert stack.task_count() == 2
+
+
+def test_an_owner_a_batch_is_refused_for_leaves_the_other_owners_their_tokens(
+    submit_rate_2, client, stack, service
+):
+    """A service key submits one batch for two owners: bob has no token left, so none of the
+    batch is stored, and alice's tokens, taken before bob's were counted, are given back."""
+    from chalicelib.edge.service_keys import ServiceKeys
+
+    key = ServiceKeys(service.settings.records_table).create(
+        "importer", ["alice", "bob"], ["jobs:write"], utcnow()
+    )[1]
+    for _ in range(2):
+        submit(client, user="bob")
+    jobs = [{**sleep_job(), "owner": owner} for owner in ("alice", "alice", "bob")]
+    response = client.http.post(
+        "/jobs/batch",
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+        body=json.dumps({"jobs": jobs}),
+    )
+    assert response.status_code == 429
+    assert stack.task_count() == 2
+    assert [submit(client).status_code for _ in range(2)] == [202, 202]
+
+
 def test_a_bad_submit_rate_stops_the_start(monkeypatch):
     monkeypatch.setenv("SUBMIT_RATE", "ten a minute")
     reset_caches()
@@ -386,6 +439,72 @@ def test_history_records_the_wait_and_the_admission_of_a_parked_job(stack, monke
     [entry] = get(client, f"/jobs/{second}/events").json_body["events"]
     assert [step["event"] for step in entry["flow"]] == ["parked", "admitted"]
     assert entry["flow"][0]["reason"] == "owner limit"
+
+
+def flow_steps(client, job_id: str) -> list[tuple[str, str | None]]:
+    """What flow control did to the job's first version, as GET /jobs/{id}/events shows it."""
+    entry = get(client, f"/jobs/{job_id}/events").json_body["events"][0]
+    return [(step["event"], step.get("reason")) for step in entry.get("flow", [])]
+
+
+PARKED_THEN_ADMITTED = [("parked", "owner limit"), ("admitted", None)]
+
+
+def test_a_job_the_stream_and_the_reaper_admit_at_once_has_one_admitted_entry(
+    stack, monkeypatch, client
+):
+    """The stream admits the job as a slot frees; the reaper's minute reads the line while the
+    stream sends the job's message, before the stream takes it out of the line."""
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    first = submit(client).json_body["jobId"]
+    second = submit(client).json_body["jobId"]
+    stack.run_stream()
+    send_waiting = service.send_waiting
+    reaper_ran: list[list[str]] = []
+
+    def the_reaper_runs_while_the_stream_sends(task: Waiting) -> None:
+        if not reaper_ran:
+            reaper_ran.append([])
+            reaper_ran[0] = service.admit_parked()
+        send_waiting(task)
+
+    monkeypatch.setattr(service, "send_waiting", the_reaper_runs_while_the_stream_sends)
+    service.cancel("alice", first)
+    stack.run_stream()
+    assert reaper_ran == [[second]]  # the reaper did admit it too
+    assert flow_steps(client, second) == PARKED_THEN_ADMITTED
+
+
+def test_a_replayed_batch_parks_a_waiting_job_once_and_admits_it_once(stack, monkeypatch, client):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    first = submit(client).json_body["jobId"]
+    second = submit(client).json_body["jobId"]
+    insert = submitted_record(service, service.find(second))
+    stack.run_stream()
+    handler = container().stream_handler
+    handler.handle_batch([insert])  # the stream hands the batch over again: still waiting
+    service.cancel("alice", first)
+    stack.run_stream()
+    handler.handle_batch([insert])  # and again: admitted, not yet started
+    assert flow_steps(client, second) == PARKED_THEN_ADMITTED
+
+
+def test_a_replayed_batch_does_not_park_again_a_job_that_has_run(stack, monkeypatch, client):
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    first = submit(client).json_body["jobId"]
+    second = submit(client).json_body["jobId"]
+    insert = submitted_record(service, service.find(second))
+    stack.run_stream()
+    service.cancel("alice", first)
+    stack.settle()
+    assert service.find(second).status is Status.COMPLETED
+    third = submit(client).json_body["jobId"]  # holds the owner's one slot
+    stack.run_stream()
+    container().stream_handler.handle_batch([insert])  # the old batch again, hours late
+    service.cancel("alice", third)
+    stack.run_stream()
+    assert flow_steps(client, second) == PARKED_THEN_ADMITTED
+    assert second not in queued_ids(stack)
 
 
 def test_parked_tasks_are_queued_by_the_reaper_once_the_type_limit_is_raised(

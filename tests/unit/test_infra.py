@@ -133,6 +133,70 @@ def test_the_per_owner_running_limit_is_a_template_parameter_fair_by_default():
         assert variables["MAX_RUNNING_PER_OWNER"] == {"Ref": "MaxRunningPerOwner"}
 
 
+FLOW_PARAMETERS = {
+    "TypeConcurrency": "TYPE_CONCURRENCY",
+    "TypeRate": "TYPE_RATE",
+    "SubmitRate": "SUBMIT_RATE",
+    "PriorityAgingSeconds": "PRIORITY_AGING_SECONDS",
+}
+# Values the app reads, and values it refuses at start: the template takes the first and
+# refuses the second, so a stack never deploys a setting its functions cannot start with.
+FLOW_VALUES = {
+    "TypeConcurrency": (
+        ["", "image/*=5", "image/*=5,email/*=20", " image/thumb* = 1 , demo/*=2"],
+        ["image/*", "image/*=0", "image/*=x", "image/ *=2", "=3", "image/*=5;email/*=2"],
+    ),
+    "TypeRate": (
+        ["", "email/*=10/min", "email/*=10/minute,sms/*=1/s", "demo/*= 3 / hours"],
+        ["email/*=10", "email/*=0/min", "email/*=10/week", "email/*", "10/min"],
+    ),
+    "SubmitRate": (
+        ["", "100/min", "5/second", "1000/day", " 20 / h "],
+        ["ten a minute", "0/min", "100", "100/fortnight", "-1/min"],
+    ),
+    "PriorityAgingSeconds": (["60", "1", "3600"], ["0", "-5", "1.5", "a minute"]),
+}
+
+
+def _starts_with(parameter: str, value: str) -> bool:
+    """Whether the functions start with this value of the parameter's variable."""
+    from chalicelib.settings import ConfigurationError, _flow_settings
+
+    variables = {FLOW_PARAMETERS[parameter]: value}
+    try:
+        _flow_settings(lambda name, default: variables.get(name, default))
+    except ConfigurationError:
+        return False
+    return True
+
+
+def test_the_flow_settings_are_template_parameters_off_by_default():
+    template = merge_template()
+    for function in ("APIHandler", "Worker", "Stream", "Reaper"):
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        for parameter, variable in FLOW_PARAMETERS.items():
+            assert variables[variable] == {"Ref": parameter}
+    defaults = {name: template["Parameters"][name]["Default"] for name in FLOW_PARAMETERS}
+    assert defaults == {
+        "TypeConcurrency": "",
+        "TypeRate": "",
+        "SubmitRate": "",
+        "PriorityAgingSeconds": "60",
+    }
+
+
+@pytest.mark.parametrize("parameter", sorted(FLOW_VALUES))
+def test_a_flow_parameter_takes_what_the_app_reads_and_refuses_what_stops_its_start(parameter):
+    pattern = merge_template()["Parameters"][parameter]["AllowedPattern"]
+    read, refused = FLOW_VALUES[parameter]
+    for value in read:
+        assert _starts_with(parameter, value), value
+        assert re.fullmatch(pattern, value), value
+    for value in refused:
+        assert not _starts_with(parameter, value), value
+        assert not re.fullmatch(pattern, value), value
+
+
 def test_credentials_and_browser_settings_are_template_parameters():
     template = merge_template()
     variables = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
