@@ -36,6 +36,9 @@ EXPOSED_HEADERS = (
     "X-Next-Cursor",
     "Link",
     "Idempotent-Replayed",
+    "RateLimit-Limit",  # SUBMIT_RATE's bucket (chalicelib/contracts/jobs.py)
+    "RateLimit-Remaining",
+    "RateLimit-Policy",
 )
 _ORIGIN = re.compile(r"^(https?)://([a-z0-9.-]{1,253}|\[[0-9a-f:.]{2,45}\])(?::(\d{1,5}))?$")
 

@@ -102,6 +102,16 @@ def test_a_response_to_an_allowed_origin_exposes_the_headers_clients_read(client
     assert_granted(response)
 
 
+def test_a_page_on_an_allowed_origin_can_read_its_submit_rate(client, stack, container):
+    from chalicelib.flow import parse_submit_rate
+
+    container(submit_rate=parse_submit_rate("5/min"))
+    response = submit(client, headers={"Origin": ORIGIN})
+    assert response.headers["RateLimit-Remaining"] == "4"
+    exposed = {h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Policy"} <= exposed
+
+
 def test_a_not_modified_answer_carries_the_grant(client):
     job = submit(client).json_body
     first = get(client, f"/jobs/{job['jobId']}", headers={"Origin": ORIGIN})
