@@ -74,6 +74,17 @@ def wait_for(stack: LocalStack, job_ids: list[str], wanted: set[str], timeout: f
         time.sleep(0.2)
 
 
+def wait_until_parked(stack: LocalStack, job_ids: list[str], timeout: float) -> None:
+    """Until every job's document says it waits for its owner's limit (the stream parked it)."""
+    start = time.monotonic()
+    while True:
+        waiting = {job_id: stack.get(job_id).get("waitingFor") for job_id in job_ids}
+        if set(waiting.values()) == {"owner limit"}:
+            return
+        assert time.monotonic() - start < timeout, f"not all parked in {timeout} s: {waiting}"
+        time.sleep(0.2)
+
+
 def crash(endpoints) -> None:
     """`make dev` killed with no chance to stop in order (a closed terminal, kill -9); its
     emulator notices, saves the state and exits."""
@@ -97,7 +108,8 @@ def test_tasks_parked_under_a_limit_run_after_a_restart_without_it(tmp_path):
         holder = first.submit({"type": "demo/sleep", "input": {"seconds": 60, "steps": 60}})
         wait_for(first, [holder["jobId"]], RUNNING, timeout=30)
         parked = [first.submit({"type": "demo/sleep", "input": {"seconds": 0}}) for _ in range(5)]
-        time.sleep(2)  # the stream has seen them: parked, still submitted
+        # the stream has seen them: each parked behind the limit, still submitted
+        wait_until_parked(first, [job["jobId"] for job in parked], timeout=60)
         assert {first.get(job["jobId"])["status"] for job in parked} == {"submitted"}
     env = {"MAX_RUNNING_PER_OWNER": "0", "REAPER_INTERVAL_SECONDS": "2"}
     with launch(tmp_path / "second.log", data_dir=data, env=env) as e:
@@ -121,8 +133,9 @@ def test_a_restart_delays_no_new_work_and_the_interrupted_tasks_start_again_at_o
     with launch(tmp_path / "second.log", data_dir=data) as endpoints:
         second = stack_of(endpoints)
         new = second.submit({"type": "demo/sleep", "input": {"seconds": 0}})["jobId"]
-        # Not behind the last run's leases (120 s) or its messages' visibility (720 s).
-        assert wait_for(second, [new], {"completed"}, timeout=20) < 20
+        # Not behind the last run's leases (120 s) or its messages' visibility (720 s); the
+        # bound leaves a loaded machine room and is still half a lease.
+        assert wait_for(second, [new], {"completed"}, timeout=60) < 60
         wait_for(second, interrupted, {"completed"}, timeout=45)
         results = [second.get(job_id)["result"] for job_id in interrupted]
         assert results == [{"slept": 8.0, "steps": 8}] * len(interrupted)
