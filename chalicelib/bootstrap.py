@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from chalicelib.contracts.dashboard.links import SignInLinks
     from chalicelib.edge.api_keys import ApiKeyStore, KeyAuthentication, KeyCache
     from chalicelib.edge.credentials import Authenticator
-    from chalicelib.fairness import Slots
+    from chalicelib.fairness import Slots, TokenBuckets
     from chalicelib.history import History
     from chalicelib.model import Task
     from chalicelib.queues import RetryPolicy, TaskQueue
@@ -64,6 +64,14 @@ class Container:
         return RetryPolicy(self.settings.max_attempts)
 
     @cached_property
+    def rate_buckets(self) -> TokenBuckets:
+        """The token buckets of SUBMIT_RATE (REST submits) and TYPE_RATE (the worker), on the
+        service's clock."""
+        from chalicelib.fairness import TokenBuckets
+
+        return TokenBuckets(self.settings.records_table, lambda: self.service.clock().timestamp())
+
+    @cached_property
     def slots(self) -> Slots:
         """The gates (owner, type, key limits), their slots and lines: service, worker, stream."""
         from chalicelib.fairness import Slots
@@ -92,7 +100,9 @@ class Container:
     def worker(self) -> Worker:
         from chalicelib.worker import Worker
 
-        return Worker(self.service, self.slots, self.tasks_queue, self.retry_policy)
+        return Worker(
+            self.service, self.slots, self.tasks_queue, self.retry_policy, self.rate_buckets
+        )
 
     @cached_property
     def stream_handler(self) -> StreamHandler:

@@ -141,15 +141,17 @@ class Worker:
         slots: Slots,
         queue: TaskQueue,
         retry: RetryPolicy,
+        buckets: TokenBuckets,
         progress_interval: float = PROGRESS_MIN_INTERVAL_SECONDS,
     ) -> None:
-        """`retry` is the container's policy (MAX_ATTEMPTS runs, the backoff between them)."""
+        """`retry` is the container's policy (MAX_ATTEMPTS runs, the backoff between them);
+        `buckets` its token buckets (TYPE_RATE's here)."""
         self.service = service
         self.slots = slots
         self.queue = queue
         self.retry = retry
         self.progress_interval = progress_interval
-        self.buckets = TokenBuckets(service.settings.records_table)  # TYPE_RATE's buckets
+        self.buckets = buckets  # TYPE_RATE's
 
     def handle_batch(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Process an SQS batch; return the failed message ids for ReportBatchItemFailures."""

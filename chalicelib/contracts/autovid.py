@@ -117,7 +117,7 @@ def submit(container: Container, request: Request) -> Response:
         job = _from_spec(body, service.settings.autovid_task_type)
     key = jobs.idempotency_key(request)
     owner = http.current_user(request)
-    rate_headers = jobs.submit_allowance(service, owner, 1)  # a 429: auto-vid's error body
+    rate_headers = jobs.submit_allowance(container, owner, 1)  # a 429: auto-vid's error body
     try:
         task, _ = service.submit(owner, job, key)
     except SubmitRejected as exc:

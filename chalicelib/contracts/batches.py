@@ -306,7 +306,7 @@ class _Unavailable(ApiError):
 _UNAVAILABLE = _Unavailable("the store is unavailable; retry this job (with its key)")
 
 
-def _take_allowances(service: TaskService, jobs_by_owner: Counter[str]) -> None:
+def _take_allowances(container: Container, jobs_by_owner: Counter[str]) -> None:
     """SUBMIT_RATE: a token per job, from each owner's bucket, all or none. A batch needs
     all its tokens now: short of them, a 429 with the wait for the whole batch, and none of
     it is stored (a batch larger than the bucket can never pass: a 422 says to split it).
@@ -314,11 +314,11 @@ def _take_allowances(service: TaskService, jobs_by_owner: Counter[str]) -> None:
     taken: list[tuple[str, int]] = []
     try:
         for owner, count in sorted(jobs_by_owner.items()):
-            submit_allowance(service, owner, count)
+            submit_allowance(container, owner, count)
             taken.append((owner, count))
     except ApiError:
         for owner, count in taken:
-            give_back_allowance(service, owner, count)
+            give_back_allowance(container, owner, count)
         raise
 
 
@@ -334,7 +334,7 @@ def submit_batch(container: Container, request: Request) -> Response:
     prepared = [_prepare(service, request, i, item, now, lookups) for i, item in enumerate(jobs)]
     entries = [p for p in prepared if isinstance(p, Entry)]
     results = {p["index"]: p for p in prepared if isinstance(p, dict)}
-    _take_allowances(service, Counter(e.task.owner for e in entries))
+    _take_allowances(container, Counter(e.task.owner for e in entries))
     results.update(BatchWriter(service, now).write(entries))
     created = Counter(
         r["job"]["type"] for r in results.values() if r["status"] == 202 and not r.get("replayed")

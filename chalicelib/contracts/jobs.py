@@ -32,7 +32,6 @@ from chalicelib.store import page_key
 
 if TYPE_CHECKING:
     from chalicelib.bootstrap import Container
-    from chalicelib.fairness import TokenBuckets
     from chalicelib.webhooks import Delivery
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -54,7 +53,7 @@ def submit_job(container: Container, request: Request) -> Response:
     job = parse_job_request(http.json_body(request))
     key = idempotency_key(request)
     owner = job_owner(request, job)
-    rate_headers = submit_allowance(service, owner, 1)
+    rate_headers = submit_allowance(container, owner, 1)
     with native_errors():
         task, created = service.submit(owner, job, key)
     if created:
@@ -64,14 +63,14 @@ def submit_job(container: Container, request: Request) -> Response:
     return response
 
 
-def submit_allowance(service: TaskService, owner: str, jobs: int) -> dict[str, str]:
+def submit_allowance(container: Container, owner: str, jobs: int) -> dict[str, str]:
     """SUBMIT_RATE: take `jobs` of the owner's tokens before anything is stored; the
     RateLimit headers of the answer. Short of tokens: a 429 with Retry-After, nothing taken,
     nothing stored (chalicelib/fairness.py's TokenBuckets). Every route that creates tasks
     for a caller takes from this one bucket per owner: POST /jobs, POST /jobs/batch (a token
     per job) and the seeds' submit routes (002's POST /submit); a schedule's fires do not
     (the schedule was the submit, and its limits bound them)."""
-    rate = service.settings.submit_rate
+    rate = container.settings.submit_rate
     if rate is None:
         return {}
     if jobs > rate.count:
@@ -79,7 +78,7 @@ def submit_allowance(service: TaskService, owner: str, jobs: int) -> dict[str, s
             f"{jobs} jobs at once are more than SUBMIT_RATE lets you submit ({rate.count} "
             f"per {rate.period_seconds} s): split the batch"
         )
-    taken = _submit_buckets(service).take(_submit_scope(owner), rate, jobs)
+    taken = container.rate_buckets.take(_submit_scope(owner), rate, jobs)
     headers = {
         "RateLimit-Limit": str(rate.count),
         "RateLimit-Remaining": str(taken.remaining),
@@ -95,17 +94,11 @@ def submit_allowance(service: TaskService, owner: str, jobs: int) -> dict[str, s
     return headers
 
 
-def give_back_allowance(service: TaskService, owner: str, jobs: int) -> None:
+def give_back_allowance(container: Container, owner: str, jobs: int) -> None:
     """Return the tokens `submit_allowance` took for jobs that were then not submitted."""
-    rate = service.settings.submit_rate
+    rate = container.settings.submit_rate
     if rate is not None:
-        _submit_buckets(service).give_back(_submit_scope(owner), rate, jobs)
-
-
-def _submit_buckets(service: TaskService) -> TokenBuckets:
-    from chalicelib.fairness import TokenBuckets
-
-    return TokenBuckets(service.settings.records_table, lambda: service.clock().timestamp())
+        container.rate_buckets.give_back(_submit_scope(owner), rate, jobs)
 
 
 def _submit_scope(owner: str) -> str:

@@ -164,7 +164,7 @@ def test_a_running_task_stops_at_its_next_progress_write_after_cancellation(serv
     # Every report is written here: with coalescing, the next write past the interval.
     c = container()
     worker = worker_module.Worker(
-        c.service, c.slots, c.tasks_queue, c.retry_policy, progress_interval=0
+        c.service, c.slots, c.tasks_queue, c.retry_policy, c.rate_buckets, progress_interval=0
     )
     result = worker.handle_batch([message(task)])
     assert result == {"batchItemFailures": []}
