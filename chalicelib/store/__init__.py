@@ -399,22 +399,14 @@ class TaskStore:
     def overdue(self, now: datetime, start: int = 0) -> Iterable[OverdueTask]:
         """Non-terminal tasks whose deadline has passed (one Query per shard, from the
         `start`th: `shards_from`)."""
-        for shard in shards_from(start):
-            request: dict[str, Any] = {
-                "TableName": self.table,
-                "IndexName": BY_DEADLINE,
-                "KeyConditionExpression": "active_shard = :shard AND deadline < :now",
-                "ExpressionAttributeValues": {
-                    ":shard": {"S": shard},
-                    ":now": {"N": str(int(now.timestamp()))},
-                },
-            }
-            for item in aws.query_items(self._ddb, request):
-                yield OverdueTask(
-                    id=item["id"]["S"],
-                    status=Status(item["status"]["S"]),
-                    version=int(item["version"]["N"]),
-                )
+        for item in self._sharded_before(
+            BY_DEADLINE, "active_shard", "deadline < :now", now, start
+        ):
+            yield OverdueTask(
+                id=item["id"]["S"],
+                status=Status(item["status"]["S"]),
+                version=int(item["version"]["N"]),
+            )
 
     def active(self) -> Iterable[OverdueTask]:
         """Every non-terminal task, whatever its deadline (one Query per shard)."""
@@ -423,18 +415,25 @@ class TaskStore:
     def due(self, now: datetime, start: int = 0) -> Iterable[DueTask]:
         """Scheduled tasks whose due time has passed (one Query per shard of by_due, from
         the `start`th: `shards_from`)."""
+        for item in self._sharded_before(BY_DUE, "due_shard", "due_at <= :now", now, start):
+            yield DueTask(id=item["id"]["S"], type=item["type"]["S"])
+
+    def _sharded_before(
+        self, index: str, shard_key: str, before: str, now: datetime, start: int
+    ) -> Iterable[dict[str, Any]]:
+        """The items of a sparse sharded index whose time is `before` now: one paged Query
+        per shard, from the `start`th, so each run of the reaper begins at another shard."""
         for shard in shards_from(start):
             request: dict[str, Any] = {
                 "TableName": self.table,
-                "IndexName": BY_DUE,
-                "KeyConditionExpression": "due_shard = :shard AND due_at <= :now",
+                "IndexName": index,
+                "KeyConditionExpression": f"{shard_key} = :shard AND {before}",
                 "ExpressionAttributeValues": {
                     ":shard": {"S": shard},
                     ":now": {"N": str(int(now.timestamp()))},
                 },
             }
-            for item in aws.query_items(self._ddb, request):
-                yield DueTask(id=item["id"]["S"], type=item["type"]["S"])
+            yield from aws.query_items(self._ddb, request)
 
     # -- guarded writes -----------------------------------------------------------
 
