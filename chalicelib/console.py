@@ -10,8 +10,9 @@ Never a Scan. Where it reads:
   `<stack>-stream-failures`, `<stack>-pool-<name>[-dlq]`), so no setting per queue is needed.
 - Dead letters: the message bodies, received under a short hold and let go again at once
   (a dead-letter queue has no consumer but the tasks DLQ's handler, which a hold only delays).
-- Stuck work: the sparse by_deadline and by_due indexes (16 Queries each) and the parked
-  owners' lines in the records table (chalicelib/fairness.py).
+- Stuck work: the sparse by_deadline and by_due indexes (one Query per shard each, 272
+  shards read 10 at a time: store.overdue_sample) and the parked owners' lines in the
+  records table (chalicelib/fairness.py).
 
 Each operator action is a guarded write by `operator <id>`, so the task's history shows who.
 """
@@ -470,18 +471,9 @@ def stuck(service: TaskService, limit: int = MAX_STUCK) -> list[Stuck]:
     return [*_overdue(service, now, limit), *_parked(service, limit), *_late(service, now, limit)]
 
 
-def _first(items: Iterable[Any], limit: int) -> list[Any]:
-    taken = []
-    for item in items:
-        if len(taken) >= limit:
-            break
-        taken.append(item)
-    return taken
-
-
 def _overdue(service: TaskService, now: datetime, limit: int) -> list[Stuck]:
     found = []
-    for overdue in _first(service.store.overdue(now), limit):
+    for overdue in service.store.overdue_sample(now, limit):
         task = service.find(overdue.id)
         if task is None or task.is_terminal or task.status is Status.SCHEDULED:
             continue  # ended since, or the sweep's (below)
@@ -524,7 +516,7 @@ def _owner_of_scope(scope: str) -> str:
 
 def _late(service: TaskService, now: datetime, limit: int) -> list[Stuck]:
     found = []
-    for due in _first(service.store.due(now), limit):
+    for due in service.store.due_sample(now, limit):
         task = service.find(due.id)
         if task is None or task.status is not Status.SCHEDULED:
             continue

@@ -29,6 +29,7 @@ Indexes (items.py derives their attributes):
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -89,6 +90,7 @@ BY_CREATED = "by_created"
 MAX_QUERIES_PER_PAGE = 10
 MAX_READS_PER_QUERY = 1000
 MAX_KEYS_PER_READ = 100  # BatchGetItem's limit
+SHARD_READERS = 10  # shards read at once for a page: botocore's connection pool (10)
 
 
 @dataclass(frozen=True)
@@ -418,22 +420,57 @@ class TaskStore:
         for item in self._sharded_before(BY_DUE, "due_shard", "due_at <= :now", now, start):
             yield DueTask(id=item["id"]["S"], type=item["type"]["S"])
 
+    def overdue_sample(self, now: datetime, limit: int) -> list[OverdueTask]:
+        """Up to `limit` of the tasks `overdue` finds, every shard read at once: for a
+        person waiting on a page (the operator's console), where the reaper's shard after
+        shard would be READ_SHARDS round trips long."""
+        items = self._sharded_at_once(BY_DEADLINE, "active_shard", "deadline < :now", now, limit)
+        return [
+            OverdueTask(item["id"]["S"], Status(item["status"]["S"]), int(item["version"]["N"]))
+            for item in items
+        ]
+
+    def due_sample(self, now: datetime, limit: int) -> list[DueTask]:
+        """Up to `limit` of the tasks `due` finds, every shard read at once (as above)."""
+        items = self._sharded_at_once(BY_DUE, "due_shard", "due_at <= :now", now, limit)
+        return [DueTask(id=item["id"]["S"], type=item["type"]["S"]) for item in items]
+
     def _sharded_before(
         self, index: str, shard_key: str, before: str, now: datetime, start: int
     ) -> Iterable[dict[str, Any]]:
         """The items of a sparse sharded index whose time is `before` now: one paged Query
         per shard, from the `start`th, so each run of the reaper begins at another shard."""
         for shard in shards_from(start):
-            request: dict[str, Any] = {
-                "TableName": self.table,
-                "IndexName": index,
-                "KeyConditionExpression": f"{shard_key} = :shard AND {before}",
-                "ExpressionAttributeValues": {
-                    ":shard": {"S": shard},
-                    ":now": {"N": str(int(now.timestamp()))},
-                },
-            }
-            yield from aws.query_items(self._ddb, request)
+            yield from aws.query_items(
+                self._ddb, self._before_request(index, shard_key, before, now, shard)
+            )
+
+    def _sharded_at_once(
+        self, index: str, shard_key: str, before: str, now: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """One Query of at most `limit` items per shard, SHARD_READERS at a time (a boto3
+        client is thread-safe); the first `limit` items in shard order."""
+
+        def first_page(shard: str) -> list[dict[str, Any]]:
+            request = self._before_request(index, shard_key, before, now, shard)
+            return self._ddb.query(**request, Limit=limit).get("Items", [])
+
+        with ThreadPoolExecutor(max_workers=SHARD_READERS) as pool:
+            pages = pool.map(first_page, READ_SHARDS)
+            return [item for page in pages for item in page][:limit]
+
+    def _before_request(
+        self, index: str, shard_key: str, before: str, now: datetime, shard: str
+    ) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{shard_key} = :shard AND {before}",
+            "ExpressionAttributeValues": {
+                ":shard": {"S": shard},
+                ":now": {"N": str(int(now.timestamp()))},
+            },
+        }
 
     # -- guarded writes -----------------------------------------------------------
 

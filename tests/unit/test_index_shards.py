@@ -47,3 +47,13 @@ def test_consecutive_minutes_start_far_apart():
     starts = [first_shard(now + timedelta(minutes=n)) % len(READ_SHARDS) for n in range(3)]
     assert len(set(starts)) == 3
     assert all(abs(a - b) > 16 for a, b in itertools.pairwise(starts))
+
+
+def test_the_consoles_sample_finds_overdue_tasks_on_any_shard_up_to_its_limit(service):
+    tasks = [stored_task(service, Status.PROCESSING) for _ in range(12)]
+    assert len({shard_of(task.id) for task in tasks}) > 1
+    later = utcnow() + timedelta(seconds=service.settings.default_task_timeout_seconds + 60)
+    every = {overdue.id for overdue in service.store.overdue_sample(later, 50)}
+    assert every == {task.id for task in tasks}
+    assert len(service.store.overdue_sample(later, 5)) == 5
+    assert service.store.overdue_sample(utcnow(), 50) == []  # none past its deadline yet

@@ -8,11 +8,12 @@
   const REFRESH_MS = 5000;        // while no WebSocket tells of changes
   const LIVE_REFRESH_MS = 30000;  // with one: queue depths change without a task changing
   const SOONEST_MS = 1000;        // a busy service's pushes refresh at most once a second
+  const PANELS_MS = 15000;        // stuck work, owners, hosts, latency: each a few hundred reads
   const PAGE_SIZE = 25;
   const base = location.pathname.replace(/\/dashboard\/?$/, "");
   const $ = (id) => document.getElementById(id);
   const ops = {on: false, timer: null, cursor: null, busy: false, filters: {}, socket: null,
-    live: false, pending: null, again: false};
+    live: false, pending: null, again: false, panelsAt: 0, panelsPending: null};
   const config = JSON.parse(document.getElementById("config").textContent || "{}");
 
   function el(tag, attrs, ...children) {
@@ -235,14 +236,8 @@
         renderQueues(queues.data.queues);
         await loadDeadLetters(queues.data.queues);
       }
-      const stuck = await api("/ops/stuck");
-      if (stuck.ok) renderStuck(stuck.data.stuck);
-      const usage = await api("/ops/usage");
-      if (usage.ok) renderOwners(usage.data.owners);
-      const hosts = await api("/ops/webhooks");
-      if (hosts.ok) renderHosts(hosts.data.hosts);
-      const latency = await api("/ops/latency");
-      if (latency.ok) renderLatency(latency.data.types);
+      if (Date.now() - ops.panelsAt >= PANELS_MS) await refreshPanels();
+      else panelsLater(PANELS_MS - (Date.now() - ops.panelsAt));
       if (!ops.cursor || $("ops-task-rows").children.length <= PAGE_SIZE) await loadTasks(false);
       const how = ops.live ? "live" : "every 5 s";
       $("ops-updated").textContent = `updated ${new Date().toLocaleTimeString()} (${how})`;
@@ -250,6 +245,27 @@
       ops.busy = false;
     }
     if (ops.again) { ops.again = false; soon(); }
+  }
+
+  // The panels read many partitions (stuck work: every shard of two indexes; the others:
+  // 25 hours of tallies), so a busy service's pushes refresh them at most every PANELS_MS;
+  // the queues and the task list follow each push.
+  async function refreshPanels() {
+    ops.panelsAt = Date.now();
+    const stuck = await api("/ops/stuck");
+    if (stuck.ok) renderStuck(stuck.data.stuck);
+    const usage = await api("/ops/usage");
+    if (usage.ok) renderOwners(usage.data.owners);
+    const hosts = await api("/ops/webhooks");
+    if (hosts.ok) renderHosts(hosts.data.hosts);
+    const latency = await api("/ops/latency");
+    if (latency.ok) renderLatency(latency.data.types);
+  }
+
+  function panelsLater(afterMs) {
+    // a change the panels have not shown yet: one more refresh when they may read again
+    if (ops.panelsPending) return;
+    ops.panelsPending = setTimeout(() => { ops.panelsPending = null; refresh(); }, afterMs);
   }
 
   // -- live: the WebSocket tells of every owner's changes, one message per stream batch --------
@@ -287,6 +303,8 @@
   function hide() {
     ops.on = false;
     clearInterval(ops.timer);
+    clearTimeout(ops.panelsPending);
+    ops.panelsPending = null;
     if (ops.socket) ops.socket.close(1000);
     $("ops").hidden = true;
   }
