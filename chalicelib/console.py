@@ -19,6 +19,7 @@ Each operator action is a guarded write by `operator <id>`, so the task's histor
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,9 @@ MAX_STUCK = 50  # of each kind of stuck work
 MAX_DEAD_LETTERS = 50  # shown per queue
 PEEK_HOLD_SECONDS = 30  # dead letters are held this long at most while they are read
 FIND_RECEIVES = 10  # receives (of 10) to find one dead letter by its id
+# How long an action waits for a dead letter that someone else's read holds (another page's
+# peek lets go at once; one whose request died holds it for PEEK_HOLD_SECONDS at most).
+TAKE_WAIT_SECONDS = 10
 
 
 def operator_name(operator_id: str) -> str:
@@ -304,12 +308,12 @@ def _letter(queue: Queue, message: dict[str, Any]) -> DeadLetter:
     )
 
 
-def _receive(queue: Queue) -> list[dict[str, Any]]:
+def _receive(queue: Queue, wait_seconds: int = 0) -> list[dict[str, Any]]:
     response = aws.client("sqs").receive_message(
         QueueUrl=queue.url,
         MaxNumberOfMessages=10,
         VisibilityTimeout=PEEK_HOLD_SECONDS,
-        WaitTimeSeconds=0,
+        WaitTimeSeconds=wait_seconds,
         AttributeNames=["All"],
     )
     messages: list[dict[str, Any]] = response.get("Messages", [])
@@ -362,20 +366,39 @@ class DeadLetterNotFound(LookupError):
 
 
 def _take(queue: Queue, message_id: str) -> dict[str, Any]:
-    """The message with this id, held for the action; every other one is let go."""
+    """The message with this id, held for the action; every other one is let go.
+
+    A message another read holds (an operator's page listing the queue at that moment) is
+    invisible: while the queue has more messages in flight than this call holds, it waits
+    for them, up to TAKE_WAIT_SECONDS, before saying the message is gone."""
     others: list[dict[str, Any]] = []
+    ends = time.monotonic() + TAKE_WAIT_SECONDS
+    wait, was_held = 0, False
     try:
-        for _ in range(FIND_RECEIVES):
-            batch = _receive(queue)
-            if not batch:
-                break
+        for _ in range(FIND_RECEIVES + TAKE_WAIT_SECONDS + 1):  # pages, then 1 s waits
+            batch = _receive(queue, wait)
             for message in batch:
                 if message["MessageId"] == message_id:
                     return message
                 others.append(message)
+            if batch:
+                wait = 0
+                continue
+            held = time.monotonic() < ends and _held_elsewhere(queue, len(others))
+            if not held and not was_held:
+                break
+            # held: wait for it; a hold that just ended: its message is visible, receive it
+            wait, was_held = (1 if held else 0), held
     finally:
         _let_go(queue, others)
     raise DeadLetterNotFound(message_id)
+
+
+def _held_elsewhere(queue: Queue, held_here: int) -> bool:
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")) > held_here
 
 
 @dataclass(frozen=True)

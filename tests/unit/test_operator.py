@@ -424,6 +424,18 @@ def test_discarding_a_dead_letter_deletes_it_and_fails_its_unfinished_job(client
     assert history_writers(client, stack, job_id)[-1] == ("failed", "operator ops-ann")
 
 
+def test_a_redrive_while_another_page_reads_the_queue_waits_for_its_letter(client, stack, service):
+    job_id, message_id = failed_into_dead_letters(client, stack, service)
+    url = stack.outputs["RemotePoolDeadLetterQueueUrl"]
+    # another operator's page listing the queue at this moment holds the letter (2 s here)
+    held = stack.sqs.receive_message(QueueUrl=url, VisibilityTimeout=2)["Messages"]
+    assert [m["MessageId"] for m in held] == [message_id]
+    path = f"/ops/queues/pool-remote-dlq/messages/{message_id}/redrive"
+    response = client.http.post(path, headers=operator())
+    assert response.status_code == 200, response.body
+    assert response.json_body == {"messageId": message_id, "action": "retried", "taskId": job_id}
+
+
 def test_acting_on_a_dead_letter_that_is_gone_is_a_404(client, stack, service):
     _, message_id = failed_into_dead_letters(client, stack, service)
     path = f"/ops/queues/pool-remote-dlq/messages/{message_id}"
