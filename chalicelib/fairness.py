@@ -528,6 +528,22 @@ class Slots:
             return False
         return True
 
+    # -- the parts a stream batch admits with (chalicelib/admission.py) -------------------
+
+    def line_item(self, gate: Gate, task: Waiting) -> dict[str, Any]:
+        """The item that parks the task in the gate's line."""
+        return {**self._line_key(gate, task), **task.attributes()}
+
+    def line_items(self, gate: Gate, count: int) -> list[dict[str, Any]]:
+        """The first `count` items of the gate's line, in its order (one Query)."""
+        return self._first_parked(gate, count)
+
+    def note(self, task: Waiting, event: dict[str, Any]) -> None:
+        self._note(task, event)
+
+    def list_gate(self, gate: Gate) -> None:
+        self._list(gate)
+
 
 def _key_of(item: dict[str, Any]) -> dict[str, Any]:
     return {"pk": item["pk"], "sk": item["sk"]}

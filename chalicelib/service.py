@@ -362,6 +362,19 @@ class TaskService:
     ) -> None:
         """Queue a task's message: on the tasks queue (the worker Lambda), or on its pool's.
         `concurrency`: the job's key and limit, which the worker's slots need."""
+        url, message = self.message_for(task_id, type, owner, prior_attempts, pool, concurrency)
+        self.queue.send(message, delay_seconds, url)
+
+    def message_for(
+        self,
+        task_id: str,
+        type: str,
+        owner: str,
+        prior_attempts: int = 0,
+        pool: str | None = None,
+        concurrency: tuple[str | None, int | None] = (None, None),
+    ) -> tuple[str, TaskMessage]:
+        """The queue's url and the message `send` sends (the stream sends them in batches)."""
         from chalicelib.pools import pool_queue_url
 
         key, limit = concurrency
@@ -373,8 +386,8 @@ class TaskService:
             concurrencyKey=key if limit else None,
             concurrencyLimit=(limit or 0) if key is not None else 0,
         )
-        url = pool_queue_url(self.queue.url, pool) if pool is not None else None
-        self.queue.send(message, delay_seconds, url)
+        url = pool_queue_url(self.queue.url, pool) if pool is not None else self.queue.url
+        return url, message
 
     # -- worker-facing guarded transitions -----------------------------------------
 

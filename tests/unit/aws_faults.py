@@ -5,7 +5,7 @@ the answer of a call AWS applied (`answer_lost_after_write`). The service itself
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -101,3 +101,48 @@ def answer_lost_after_write(service: str, operation: str, times: int = 1) -> Ite
         yield lost
     finally:
         client.meta.events.unregister("before-send", unique_id=unique_id)
+
+
+@contextmanager
+def sqs_refuses_messages(
+    refused: Callable[[str], bool], code: str, sender_fault: bool = True
+) -> Iterator[list[str]]:
+    """SendMessageBatch answers as SQS does when it refuses some of a batch's messages: the
+    others are sent, each refused one is listed under `Failed` with `code` (SenderFault: the
+    message itself is wrong, so it will never pass). `refused(body)` picks them. Yields the
+    bodies refused."""
+    held: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    bodies: list[str] = []
+
+    def drop_refused(params: dict[str, Any], **_: Any) -> None:
+        held[:] = [entry for entry in params["Entries"] if refused(entry["MessageBody"])]
+        kept[:] = [entry for entry in params["Entries"] if not refused(entry["MessageBody"])]
+        params["Entries"] = list(kept)
+        bodies.extend(entry["MessageBody"] for entry in held)
+
+    def answer_nothing_to_send(**_: Any) -> Any:
+        if kept:
+            return None
+        return AWSResponse("https://aws.invalid/", 200, {}, None), {"Successful": []}
+
+    def list_refused(parsed: dict[str, Any], **_: Any) -> None:
+        message = f"injected {code}"
+        parsed.setdefault("Failed", []).extend(
+            {"Id": e["Id"], "SenderFault": sender_fault, "Code": code, "Message": message}
+            for e in held
+        )
+
+    events = aws.client("sqs").meta.events
+    hooks = [
+        ("before-parameter-build.sqs.SendMessageBatch", drop_refused),
+        ("before-call.sqs.SendMessageBatch", answer_nothing_to_send),
+        ("after-call.sqs.SendMessageBatch", list_refused),
+    ]
+    for event, hook in hooks:
+        events.register(event, hook, unique_id=f"sqs-refuses-{id(hook)}")
+    try:
+        yield bodies
+    finally:
+        for event, hook in hooks:
+            events.unregister(event, unique_id=f"sqs-refuses-{id(hook)}")

@@ -163,17 +163,13 @@ def test_recording_a_version_twice_reports_the_duplicate(service):
     assert history.record(task) is False
 
 
-def test_a_change_the_stream_cannot_handle_is_failed_by_the_stream(client, stack, monkeypatch):
-    from botocore.exceptions import ClientError
+def test_a_change_the_stream_cannot_handle_is_failed_by_the_stream(client, stack):
+    from tests.unit.aws_faults import sqs_refuses_messages
 
     job_id = submit(client, sleep_job()).json_body["jobId"]
-
-    def refused(*message, **options):
-        raise ClientError({"Error": {"Code": "ValidationException", "Message": "no"}}, "Send")
-
-    monkeypatch.setattr(stack.app.bootstrap.container().service, "send", refused)
-    stack.run_stream()
-    stack.run_stream()
+    with sqs_refuses_messages(lambda body: job_id in body, "InvalidParameterValue"):
+        stack.run_stream()
+        stack.run_stream()
     last = events(client, job_id)[-1]
     assert (last["status"], last["by"]) == ("failed", "stream")
 

@@ -5,13 +5,13 @@ import json
 
 import pytest
 import requests
-from botocore.exceptions import ClientError
 
 from chalicelib import webhooks
 from chalicelib.model import TRUNCATED, Progress, Status
 from chalicelib.processors import processor
 from chalicelib.processors.sdk import registered
 from chalicelib.store import item_size
+from tests.unit.aws_faults import aws_fails, sqs_refuses_messages
 from tests.unit.helpers import get, sleep_job, submit
 from tests.unit.tasks import stored_task
 
@@ -102,41 +102,22 @@ def test_progress_messages_and_errors_are_cut_with_a_marker(client, stack):
     assert len(Progress(current=1, total=1, message="x" * 5000).message) == 1024
 
 
-def test_one_bad_stream_record_fails_its_task_and_the_batch_goes_on(client, stack, monkeypatch):
+def test_one_bad_stream_record_fails_its_task_and_the_batch_goes_on(client, stack):
     bad = submit(client, {**sleep_job(), "metadata": {"poison": True}}).json_body["jobId"]
     good = submit(client, sleep_job(), user="bob").json_body["jobId"]
-    real = stack.app.bootstrap.container().service.send
-
-    def refuse_poison(task_id, *message, **options):
-        if task_id == bad:
-            raise ClientError(
-                {"Error": {"Code": "ValidationException", "Message": "Item size exceeded"}},
-                "PutItem",
-            )
-        return real(task_id, *message, **options)
-
-    monkeypatch.setattr(stack.app.bootstrap.container().service, "send", refuse_poison)
-    stack.settle()
+    with sqs_refuses_messages(lambda body: bad in body, "InvalidParameterValue"):
+        stack.settle()
     assert get(client, f"/jobs/{good}", user="bob").json_body["status"] == "completed"
     failed = get(client, f"/jobs/{bad}").json_body
     assert failed["status"] == "failed"
-    assert "Item size exceeded" in failed["error"]
+    assert "InvalidParameterValue" in failed["error"]
 
 
-def test_a_transient_stream_failure_is_retried_not_failed(client, stack, monkeypatch):
+def test_a_transient_stream_failure_is_retried_not_failed(client, stack):
     job_id = submit(client).json_body["jobId"]
-    real = stack.app.bootstrap.container().service.send
-    faults = {"left": 1}
-
-    def throttled_once(*message, **options):
-        if faults["left"]:
-            faults["left"] -= 1
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Send")
-        return real(*message, **options)
-
-    monkeypatch.setattr(stack.app.bootstrap.container().service, "send", throttled_once)
-    assert stack.run_stream() == 0  # reported as failed: Lambda resumes at this record
-    assert faults["left"] == 0
+    with aws_fails("sqs", "SendMessageBatch", "ThrottlingException", times=1) as failed:
+        assert stack.run_stream() == 0  # reported as failed: Lambda resumes at this record
+    assert failed == ["SendMessageBatch"]
     stack.settle()
     assert get(client, f"/jobs/{job_id}").json_body["status"] == "completed"
 
@@ -163,23 +144,14 @@ def test_a_record_that_keeps_failing_goes_to_the_failures_queue_and_is_replayed_
 
     job_id = submit(client).json_body["jobId"]
     other = submit(client, user="bob").json_body["jobId"]
-    real = stack.app.bootstrap.container().service.send
-
-    def always_throttled(task_id, *message, **options):
-        if task_id == job_id:
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Send")
-        return real(task_id, *message, **options)
-
-    monkeypatch.setattr(stack.app.bootstrap.container().service, "send", always_throttled)
     retries = EVENT_SOURCES["stream"].settings["MaximumRetryAttempts"]
-    for _ in range(retries):
-        assert stack.run_stream() == 0  # the mapping retries the record, holding the shard
-    assert stack.run_stream() >= 1  # retries exhausted: set aside, the shard moves on
-    stack.settle()
-    assert get(client, f"/jobs/{other}", user="bob").json_body["status"] == "completed"
-    monkeypatch.setattr(
-        stack.app.bootstrap.container().service, "send", real
-    )  # the throttling passes
+    with sqs_refuses_messages(lambda body: job_id in body, "InternalError", sender_fault=False):
+        for _ in range(retries):
+            assert stack.run_stream() == 0  # the mapping retries the record, holding the shard
+        assert stack.run_stream() >= 1  # retries exhausted: set aside, the shard moves on
+        stack.settle()
+        assert get(client, f"/jobs/{other}", user="bob").json_body["status"] == "completed"
+    # the failure passes
     assert stack.stream_failures_pump.drain() == 1
     stack.settle()
     assert get(client, f"/jobs/{job_id}").json_body["status"] == "completed"

@@ -2,9 +2,8 @@
 
 from unittest import mock
 
-from botocore.exceptions import ClientError
-
 from chalicelib.service import TaskService
+from tests.unit.aws_faults import aws_fails
 from tests.unit.helpers import get, submit
 
 
@@ -22,10 +21,7 @@ def test_the_stream_queues_each_new_task_once(client, stack):
 
 def test_a_failed_send_is_retried_from_the_stream_until_it_succeeds(client, stack):
     job_id = submit(client).json_body["jobId"]
-    failure = ClientError(
-        {"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage"
-    )
-    with mock.patch.object(TaskService, "send", side_effect=failure):
+    with aws_fails("sqs", "SendMessageBatch", "ServiceUnavailable"):
         stack.run_stream()
     assert stack.queued_messages() == 0
     # The record was reported as failed, so the next poll delivers it again.

@@ -9,7 +9,13 @@ import pytest
 
 from chalicelib.model import Status, utcnow
 from tests.conftest import auth
-from tests.unit.aws_faults import ANSWER_LOST, EVERY_FAULT, answer_lost_after_write, aws_fails
+from tests.unit.aws_faults import (
+    ANSWER_LOST,
+    EVERY_FAULT,
+    answer_lost_after_write,
+    aws_fails,
+    sqs_refuses_messages,
+)
 from tests.unit.helpers import sleep_job, submit
 from tests.unit.tasks import stored_task
 
@@ -313,7 +319,7 @@ def messages_in(stack, queue_url: str) -> int:
 
 def test_a_throttled_stream_record_set_aside_does_not_fail_its_task(client, stack, service):
     job_id = submit(client).json_body["jobId"]
-    with aws_fails("sqs", "SendMessage", "ThrottlingException"):
+    with aws_fails("sqs", "SendMessageBatch", "ThrottlingException"):
         exhaust_stream_retries(stack)
         assert stack.stream_failures_pump.drain() == 1  # replayed, still throttled
     assert service.find(job_id).status is Status.SUBMITTED
@@ -322,7 +328,7 @@ def test_a_throttled_stream_record_set_aside_does_not_fail_its_task(client, stac
 
 def test_a_set_aside_record_is_replayed_once_aws_recovers_and_its_task_runs(client, stack, service):
     job_id = submit(client).json_body["jobId"]
-    with aws_fails("sqs", "SendMessage", "ProvisionedThroughputExceededException"):
+    with aws_fails("sqs", "SendMessageBatch", "ProvisionedThroughputExceededException"):
         exhaust_stream_retries(stack)
     assert stack.stream_failures_pump.drain() == 1
     assert messages_in(stack, stack.stream_failures_url) == 0
@@ -332,9 +338,9 @@ def test_a_set_aside_record_is_replayed_once_aws_recovers_and_its_task_runs(clie
 
 def test_a_set_aside_record_that_fails_for_good_still_fails_its_task(client, stack, service):
     job_id = submit(client).json_body["jobId"]
-    with aws_fails("sqs", "SendMessage", "ThrottlingException"):
+    with aws_fails("sqs", "SendMessageBatch", "ThrottlingException"):
         exhaust_stream_retries(stack)
-    with aws_fails("sqs", "SendMessage", "InvalidParameterValue"):
+    with sqs_refuses_messages(lambda body: job_id in body, "InvalidParameterValue"):
         assert stack.stream_failures_pump.drain() == 1
     failed = service.find(job_id)
     assert failed.status is Status.FAILED and "InvalidParameterValue" in failed.error
