@@ -176,6 +176,7 @@ def _send_chunk(queue_url: str, chunk: list[Send]) -> dict[str, Exception]:
     sqs = aws.client("sqs")
     pending = dict(enumerate(chunk))
     failed: dict[str, Exception] = {}
+    last: dict[str, Exception] = {}  # what SQS answered for an entry it has not taken yet
     for round_number in range(ROUNDS):
         entries = [
             {"Id": str(n), "MessageBody": s.body, "DelaySeconds": s.delay_seconds}
@@ -199,13 +200,13 @@ def _send_chunk(queue_url: str, chunk: list[Send]) -> dict[str, Exception]:
                 failed[send.tag] = exc  # the message itself is wrong: it never passes
             else:
                 again[int(entry["Id"])] = send
+                last[send.tag] = exc
         pending = again
         if not pending:
             return failed
         if round_number < ROUNDS - 1:
             _backoff(round_number)
-    exc = still_throttled("SendMessageBatch")
-    return failed | {send.tag: exc for send in pending.values()}
+    return failed | {send.tag: last[send.tag] for send in pending.values()}
 
 
 def _send_one_by_one(sends: list[Send]) -> dict[str, Exception]:

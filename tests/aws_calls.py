@@ -20,6 +20,8 @@ ACTION_OF = {
     "s3:UploadPart": ["s3:PutObject"],
     "s3:CompleteMultipartUpload": ["s3:PutObject"],
     "dynamodb:TransactGetItems": ["dynamodb:GetItem"],
+    # IAM authorizes a batch of messages with the action of one (SQS has no batch action).
+    "sqs:SendMessageBatch": ["sqs:SendMessage"],
 }
 # A transaction is authorised item by item.
 TRANSACT_ITEM_ACTIONS = {

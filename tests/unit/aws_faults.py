@@ -105,17 +105,22 @@ def answer_lost_after_write(service: str, operation: str, times: int = 1) -> Ite
 
 @contextmanager
 def sqs_refuses_messages(
-    refused: Callable[[str], bool], code: str, sender_fault: bool = True
+    refused: Callable[[str], bool], code: str, sender_fault: bool = True, times: int | None = None
 ) -> Iterator[list[str]]:
     """SendMessageBatch answers as SQS does when it refuses some of a batch's messages: the
     others are sent, each refused one is listed under `Failed` with `code` (SenderFault: the
-    message itself is wrong, so it will never pass). `refused(body)` picks them. Yields the
-    bodies refused."""
+    message itself is wrong, so it will never pass). `refused(body)` picks them; `times`
+    calls refuse them, or every call while the block runs. Yields the bodies refused."""
     held: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     bodies: list[str] = []
+    calls: list[int] = []
 
     def drop_refused(params: dict[str, Any], **_: Any) -> None:
+        if times is not None and len(calls) >= times:
+            held[:], kept[:] = [], list(params["Entries"])
+            return
+        calls.append(1)
         held[:] = [entry for entry in params["Entries"] if refused(entry["MessageBody"])]
         kept[:] = [entry for entry in params["Entries"] if not refused(entry["MessageBody"])]
         params["Entries"] = list(kept)
@@ -146,3 +151,71 @@ def sqs_refuses_messages(
     finally:
         for event, hook in hooks:
             events.unregister(event, unique_id=f"sqs-refuses-{id(hook)}")
+
+
+# Where each batched DynamoDB call lists its requests, and where it answers those left undone.
+_BATCH_PARTS = {"BatchWriteItem": "UnprocessedItems", "BatchGetItem": "UnprocessedKeys"}
+
+
+@contextmanager
+def dynamodb_leaves_unprocessed(
+    operation: str, picked: Callable[[dict[str, Any]], bool], times: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """BatchWriteItem or BatchGetItem answers as DynamoDB does when it throttles some of a
+    batch's items: the others are done, the picked ones (a write request, or a key) are not,
+    and come back under `UnprocessedItems` / `UnprocessedKeys` for the caller to send again;
+    `times` calls, or for as long as the block runs. Yields the requests it left undone."""
+    undone: list[dict[str, Any]] = []
+    calls: list[int] = []
+    held: dict[str, Any] = {}  # by table: what the answer lists as undone
+    kept: dict[str, Any] = {}
+
+    def requests_of(table_request: Any) -> list[dict[str, Any]]:
+        return table_request["Keys"] if operation == "BatchGetItem" else table_request
+
+    def with_requests(table_request: Any, requests: list[dict[str, Any]]) -> Any:
+        return {**table_request, "Keys": requests} if operation == "BatchGetItem" else requests
+
+    def hold_picked(params: dict[str, Any], **_: Any) -> None:
+        held.clear()
+        kept.clear()
+        if times is not None and len(calls) >= times:
+            kept.update(params["RequestItems"])
+            return
+        calls.append(1)
+        for table, table_request in params["RequestItems"].items():
+            requests = requests_of(table_request)
+            held[table] = [r for r in requests if picked(r)]
+            rest = [r for r in requests if not picked(r)]
+            if rest:
+                kept[table] = with_requests(table_request, rest)
+            if held[table]:
+                undone.extend(held[table])
+                held[table] = with_requests(table_request, held[table])
+            else:
+                del held[table]
+        params["RequestItems"] = dict(kept)
+
+    def answer_nothing_done(**_: Any) -> Any:
+        if kept:
+            return None
+        empty = {"Responses": {}} if operation == "BatchGetItem" else {}
+        return AWSResponse("https://aws.invalid/", 200, {}, None), empty
+
+    def list_undone(parsed: dict[str, Any], **_: Any) -> None:
+        if held:
+            parsed[_BATCH_PARTS[operation]] = dict(held)
+
+    events = aws.client("dynamodb").meta.events
+    hooks = [
+        (f"before-parameter-build.dynamodb.{operation}", hold_picked),
+        (f"before-call.dynamodb.{operation}", answer_nothing_done),
+        (f"after-call.dynamodb.{operation}", list_undone),
+    ]
+    for event, hook in hooks:
+        events.register(event, hook, unique_id=f"ddb-unprocessed-{id(hook)}")
+    try:
+        yield undone
+    finally:
+        for event, hook in hooks:
+            events.unregister(event, unique_id=f"ddb-unprocessed-{id(hook)}")

@@ -260,6 +260,23 @@ def test_a_parked_task_is_queued_when_a_slot_frees(service, stack):
     assert parked.id in queued_ids(stack)
 
 
+def test_a_parked_task_whose_admission_is_throttled_is_queued_once_sqs_recovers(
+    service, stack, slots
+):
+    from tests.unit.aws_faults import sqs_refuses_messages
+
+    first, _, parked = new_task(service), new_task(service), new_task(service)
+    stack.run_stream()
+    service.cancel("alice", first.id)
+    with sqs_refuses_messages(lambda body: parked.id in body, "InternalError", sender_fault=False):
+        assert stack.run_stream() == 0  # handed back: the batch comes again
+    assert parked.id not in queued_ids(stack)
+    assert parked.id not in slots.holders("alice")  # no slot held by a task not queued
+    stack.run_stream()
+    assert parked.id in queued_ids(stack)
+    assert service.find(parked.id).status is Status.SUBMITTED
+
+
 def test_a_backlog_runs_to_the_end_limit_by_limit(service, stack, slots):
     tasks = [new_task(service) for _ in range(LIMIT * 3 + 1)]
     stack.settle()
