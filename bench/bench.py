@@ -465,6 +465,10 @@ def main() -> None:
             worker_throughput(counter, stack)
             scale.step("WebSocket fan-out calls")
             fan_out_calls(counter)
+            from bench import throughput
+
+            scale.step(f"scale: the stream's readers, {size.stream_tasks} tasks run to the end")
+            throughput.scale_section(client, stack, size.stream_tasks)
     set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115
     scale.step(f"WebSocket push latency: make dev, {size.push_changes} status writes")
     websocket_latency(size.push_changes)

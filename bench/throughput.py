@@ -3,7 +3,8 @@
 Tasks submitted in batches by several users run to the end on the in-process stack (moto):
 the stream's readers are drained on their own, so every AWS call they make is counted
 against them (the app's own boto3 clients, as AWS would bill them), with the CPU time of
-the drain (moto's work included, so an upper bound). Run alone:
+the drain (moto's work included, so an upper bound). Two runs: with the default owner
+limit (MAX_RUNNING_PER_OWNER, 3) and with none (0). Run alone:
 `.venv/bin/python -m bench.throughput [TASKS] [USERS]`.
 """
 
@@ -135,8 +136,36 @@ def _all_ended(stack: Any, jobs: list[tuple[str, str]]) -> bool:
     return True
 
 
-def report(readers: dict[str, Drained], tasks: int, users: int) -> None:
-    print(f"\nPer task, by handler ({tasks} tasks of {users} users, 100 a batch, run to the end)")
+@contextmanager
+def owner_limit(limit: int) -> Iterator[None]:
+    """The app runs with MAX_RUNNING_PER_OWNER at `limit` in the block."""
+    from dataclasses import replace
+
+    from chalicelib import bootstrap
+
+    before = bootstrap.container()
+    bootstrap.use(bootstrap.Container(replace(before.settings, max_running_per_owner=limit)))
+    try:
+        yield
+    finally:
+        bootstrap.use(before)
+
+
+def scale_section(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS) -> None:
+    """The tasks run to the end twice: with the default owner limit, and with none."""
+    from chalicelib.settings import DEFAULT_MAX_RUNNING_PER_OWNER
+
+    for limit in (DEFAULT_MAX_RUNNING_PER_OWNER, 0):
+        with owner_limit(limit):
+            readers = run(client, stack, tasks, users)
+        report(readers, tasks, users, f"MAX_RUNNING_PER_OWNER={limit}")
+
+
+def report(readers: dict[str, Drained], tasks: int, users: int, setting: str = "") -> None:
+    print(
+        f"\nPer task, by handler ({tasks} tasks of {users} users, 100 a batch, run to the end"
+        f"{', ' + setting if setting else ''})"
+    )
     for name, drained in readers.items():
         if not drained.records:
             continue
@@ -170,7 +199,7 @@ def main() -> None:
 
         stack = fixtures.Stack(create_stack(boto3.client("cloudformation")))
         with Client(stack.app.app, stage_name="prod", project_dir=str(fixtures.ROOT)) as client:
-            report(run(client, stack, tasks, users), tasks, users)
+            scale_section(client, stack, tasks, users)
 
 
 if __name__ == "__main__":
