@@ -538,8 +538,8 @@ class Slots:
         """The first `count` items of the gate's line, in its order (one Query)."""
         return self._first_parked(gate, count)
 
-    def note(self, task: Waiting, event: dict[str, Any]) -> None:
-        self._note(task, event)
+    def note(self, task: Waiting, event: dict[str, Any], *, once: bool = False) -> None:
+        self._note(task, event, once=once)
 
     def list_gate(self, gate: Gate) -> None:
         self._list(gate)

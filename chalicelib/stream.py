@@ -222,8 +222,9 @@ class StreamHandler:
         self._release(plan, lines, outcome)
         admitted = self._admit(plan, outcome)
         self._send(plan.sends + self._sends_of(admitted.queued), outcome)
-        self._write(plan, admitted.parked, written, outcome)
-        self._after_parks(admitted.parked, written, lines, outcome)
+        parked = self._still_waiting(admitted.parked, outcome)
+        self._write(plan, parked, written, outcome)
+        self._after_parks(parked, written, lines, outcome)
         self._webhook_events(plan, outcome)
         self._admit_from_lines(lines, outcome)
         self._count(plan, written)
@@ -381,6 +382,22 @@ class StreamHandler:
             writes.append(bulk.put(task.task_id, self.slots.line_item(gate, task)))
         outcome.failed_each(bulk.write_items(self.table, writes))
 
+    def _still_waiting(
+        self, parked: list[tuple[Waiting, Gate]], outcome: Outcome
+    ) -> list[tuple[Waiting, Gate]]:
+        """The parked tasks that still wait at the version that parks them, each saying why
+        on its item first (`Slots.mark`, one conditional update each). A replayed record of
+        a task since admitted and run, or cancelled, is not parked: it would be admitted
+        again."""
+        waiting = []
+        for task, gate in parked:
+            try:
+                if self.slots.mark(task.task_id, gate.reason, task.version):
+                    waiting.append((task, gate))
+            except Exception as exc:
+                outcome.failed_one(task.task_id, exc)
+        return waiting
+
     def _after_parks(
         self,
         parked: list[tuple[Waiting, Gate]],
@@ -389,8 +406,8 @@ class StreamHandler:
         outcome: Outcome,
     ) -> None:
         """Each gate that parked tasks is listed (once per batch: the reaper's minute looks
-        at its line), each parked task says why it waits, and one whose entry was there
-        already notes the wait on it."""
+        at its line), and a parked task whose entry was there already (a replay) notes the
+        wait on it, once."""
         gates = {gate.scope: gate for _, gate in parked}
         for gate in gates.values():
             try:
@@ -399,10 +416,10 @@ class StreamHandler:
                 outcome.failed([t.task_id for t, g in parked if g.scope == gate.scope], exc)
         for task, gate in parked:
             lines.add(gate, task.task_id)
+            if written is None or _entry_key(task) not in written:
+                continue  # the new entry carries the park, or the record comes again
             try:
-                self.slots.mark(task.task_id, gate.reason)
-                if written is not None and _entry_key(task) in written:
-                    self.slots.note(task, {"event": "parked", "reason": gate.reason})
+                self.slots.note(task, {"event": "parked", "reason": gate.reason}, once=True)
             except Exception as exc:
                 outcome.failed_one(task.task_id, exc)
 
@@ -450,7 +467,7 @@ class StreamHandler:
             for task, gate in admitted.parked
             if gate.scope != home[task.task_id][0].scope
         ]
-        self._move(moved, home, outcome)
+        self._move(moved, home)
         for task_id, exc in admitted.failed.items():
             outcome.failed(lines.triggers[home[task_id][0].scope], exc)
 
@@ -479,7 +496,8 @@ class StreamHandler:
         bulk.write_items(self.table, deletes)  # an item left behind is sent again: harmless
         for task in sent:
             try:
-                self.slots.note(task, {"event": "admitted"})
+                # the reaper may admit it too: its history holds one admission
+                self.slots.note(task, {"event": "admitted"}, once=True)
                 self.slots.mark(task.task_id, None)
             except Exception:
                 log.exception("could not note the admission of %s", task.task_id)
@@ -488,20 +506,30 @@ class StreamHandler:
         self,
         moved: list[tuple[Waiting, Gate]],
         home: dict[str, tuple[Gate, dict[str, Any]]],
-        outcome: Outcome,
     ) -> None:
         """Parked tasks that found another of their gates full join that gate's line (first,
-        so a task is never in no line) and leave their own."""
+        so a task is never in no line; its rank goes with it) and leave their own, as
+        `Slots.admit_next` moves them. One that no longer waits at its version (it ran, or
+        was cancelled) only leaves its line."""
         if not moved:
             return
+        still = []
+        for task, gate in moved:
+            try:
+                if self.slots.mark(task.task_id, gate.reason, task.version):
+                    still.append((task, gate))
+            except Exception:
+                log.exception("could not say why %s waits; it stays where it is", task.task_id)
+                home.pop(task.task_id)
         failed = bulk.write_items(
             self.table,
-            [bulk.put(task.task_id, self.slots.line_item(gate, task)) for task, gate in moved],
+            [bulk.put(task.task_id, self.slots.line_item(gate, task)) for task, gate in still],
         )
-        joined = [(task, gate) for task, gate in moved if task.task_id not in failed]
+        leaving = [task for task, _ in moved if task.task_id in home and task.task_id not in failed]
         bulk.write_items(
-            self.table, [bulk.delete(t.task_id, _key_of(home[t.task_id][1])) for t, _ in joined]
+            self.table, [bulk.delete(t.task_id, _key_of(home[t.task_id][1])) for t in leaving]
         )
+        joined = [(task, gate) for task, gate in still if task.task_id not in failed]
         for gate in {gate.scope: gate for _, gate in joined}.values():
             try:
                 self.slots.list_gate(gate)
@@ -510,7 +538,6 @@ class StreamHandler:
         for task, gate in joined:
             try:
                 self.slots.note(task, {"event": "parked", "reason": gate.reason})
-                self.slots.mark(task.task_id, gate.reason)
             except Exception:
                 log.exception("could not note the wait of %s", task.task_id)
 
@@ -576,7 +603,11 @@ def _with_park(change: Change, parked: tuple[Waiting, Gate] | None) -> dict[str,
     if task.version != change.task.version:
         return change.entry
     event = {"event": "parked", "reason": gate.reason, "at": timefmt.history(utcnow())}
-    return {**change.entry, "flow": {"L": [{"S": jsonsafe.compact(event)}]}}
+    return {
+        **change.entry,
+        "flow": {"L": [{"S": jsonsafe.compact(event)}]},
+        "flow_once": {"SS": ["parked"]},  # a replay of this record does not note it again
+    }
 
 
 def _key_of(item: dict[str, Any]) -> dict[str, Any]:

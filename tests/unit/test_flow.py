@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib import aws
 from chalicelib.bootstrap import container
 from chalicelib.fairness import Slots, TokenBuckets, Waiting
 from chalicelib.flow import Rate
@@ -459,18 +460,20 @@ def test_a_job_the_stream_and_the_reaper_admit_at_once_has_one_admitted_entry(
     first = submit(client).json_body["jobId"]
     second = submit(client).json_body["jobId"]
     stack.run_stream()
-    send_waiting = service.send_waiting
     reaper_ran: list[list[str]] = []
 
-    def the_reaper_runs_while_the_stream_sends(task: Waiting) -> None:
-        if not reaper_ran:
-            reaper_ran.append([])
-            reaper_ran[0] = service.admit_parked()
-        send_waiting(task)
+    def the_reaper_runs_while_the_stream_sends(**_: object) -> None:
+        if not reaper_ran:  # the stream sends its batch's messages with SendMessageBatch
+            reaper_ran.append(service.admit_parked())
 
-    monkeypatch.setattr(service, "send_waiting", the_reaper_runs_while_the_stream_sends)
-    service.cancel("alice", first)
-    stack.run_stream()
+    events = aws.client("sqs").meta.events
+    event = "before-call.sqs.SendMessageBatch"
+    events.register(event, the_reaper_runs_while_the_stream_sends, unique_id="reaper-beside")
+    try:
+        service.cancel("alice", first)
+        stack.run_stream()
+    finally:
+        events.unregister(event, unique_id="reaper-beside")
     assert reaper_ran == [[second]]  # the reaper did admit it too
     assert flow_steps(client, second) == PARKED_THEN_ADMITTED
 
