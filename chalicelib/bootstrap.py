@@ -109,7 +109,7 @@ class Container:
         from chalicelib.stream import StreamHandler
 
         # The webhook dispatcher is built by the first change that can create an event.
-        return StreamHandler(self.service, self.history, self.slots, lambda: self.webhooks)
+        return StreamHandler(self.service, self.slots, lambda: self.webhooks)
 
     @cached_property
     def push_handler(self) -> PushHandler:

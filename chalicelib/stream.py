@@ -63,7 +63,6 @@ from chalicelib.tallies import Tallies
 
 if TYPE_CHECKING:
     from chalicelib.fairness import Slots
-    from chalicelib.history import History
     from chalicelib.webhooks import WebhookDispatcher
 
 log = logging.getLogger("taskstatus_svc.stream")
@@ -187,14 +186,12 @@ class StreamHandler:
     def __init__(
         self,
         service: TaskService,
-        history: History,
         slots: Slots,
         webhooks: Callable[[], WebhookDispatcher],
     ) -> None:
         """`webhooks` builds the dispatcher: only a change that can create a webhook event
         pays for it."""
         self.service = service
-        self.history = history
         self.slots = slots
         self.admission = Admission(slots)
         self.table = service.settings.records_table
