@@ -305,15 +305,15 @@ class StreamHandler:
 
     def _existing_entries(self, plan: Plan, outcome: Outcome) -> set[tuple[str, str]] | None:
         """The batch's history entries already written (a replay, or a batch beside this
-        one): they are not written again nor counted. None if they could not be read: their
-        tasks are handed back."""
+        one): they are not written again nor counted. A consistent read: an entry written a
+        moment ago is seen. None if they could not be read: their tasks are handed back."""
         keys = [
             {"pk": change.entry["pk"], "sk": change.entry["sk"]} for change in plan.changes.values()
         ]
         if not keys:
             return set()
         try:
-            items = bulk.get_items(self.table, keys, projection="pk, sk")
+            items = bulk.get_items(self.table, keys, consistent=True, projection="pk, sk")
         except Exception as exc:
             outcome.failed({change.task.id for change in plan.changes.values()}, exc)
             return None
