@@ -29,8 +29,10 @@ undone):
 - then, for each gate a task left or parked at, its line's first tasks take the slots
   free now (read after the line items are written: a slot freed by a batch running beside
   this one is seen here or by that batch's own pass), as `Slots.admit_next` does.
-The writes a batch cannot group stay one per task: a parked task's reason on its item and
-an admitted one's `admitted` event (conditional updates), and webhook events.
+The writes a batch cannot group stay one per task: a parked task's reason on its item
+(written first, on the condition that the task still waits at that version, so a replayed
+record of a task since admitted is not parked again), an admitted one's `admitted` event
+(once per version), both conditional updates; and webhook events.
 
 A failure belongs to its own task. One that fails for good (a value SQS or DynamoDB refuses,
 a broken image) fails that task, and the batch goes on; one that may pass (throttling, AWS
