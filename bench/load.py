@@ -122,13 +122,21 @@ class Client:
             timeout=REQUEST_TIMEOUT,
         )
 
+    def read(self, path: str, user: str, params: dict[str, Any] | None = None) -> Any:
+        """GET `path` as `user`; a 503 or 429 (the emulator overloaded: the service says
+        when to come back) is asked again after its Retry-After, as any client does."""
+        while True:
+            answer = self.session.get(
+                f"{self.api}{path}", params=params, headers=self.headers(user), timeout=60
+            )
+            if answer.status_code not in (429, 503):
+                answer.raise_for_status()
+                return answer.json()
+            time.sleep(float(answer.headers.get("Retry-After", "5")))
+
     def latency(self, job_id: str, user: str) -> float | None:
         """Seconds from the job's submit to its completion, from its history (ms)."""
-        answer = self.session.get(
-            f"{self.api}/jobs/{job_id}/events", headers=self.headers(user), timeout=60
-        )
-        answer.raise_for_status()
-        events = answer.json()["events"]
+        events = self.read(f"/jobs/{job_id}/events", user)["events"]
         submitted = next((e["at"] for e in events if e["status"] == "submitted"), None)
         completed = next((e["at"] for e in events if e["status"] == "completed"), None)
         if submitted is None or completed is None:
@@ -141,11 +149,7 @@ class Client:
             params: dict[str, Any] = {"limit": 100}
             if cursor:
                 params["cursor"] = cursor
-            answer = self.session.get(
-                f"{self.api}/jobs", params=params, headers=self.headers(user), timeout=60
-            )
-            answer.raise_for_status()
-            page = answer.json()
+            page = self.read("/jobs", user, params)
             yield from page["jobs"]
             cursor = page.get("nextCursor")
             if not cursor:
