@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ TASKS = 2000
 USERS = 5
 PAUSE_SECONDS = 30.0
 BATCH = 100
+RUN = uuid.uuid4().hex[:8]  # this run's keys: a second run against one stack adds its own
 ENDED = {"completed", "completed_with_errors", "failed", "cancelled"}
 # A receive whose answer the pause lost leaves its messages in flight for the tasks queue's
 # visibility timeout (720 s) before they are handed over again: wait past it.
@@ -112,9 +114,12 @@ class Client:
     def headers(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token_for(user)}"}
 
-    def submit_batch(self, user: str, size: int) -> requests.Response:
-        """POST /jobs/batch of `size` quick jobs."""
-        jobs = [{"type": "demo/sleep", "input": {"seconds": 0}} for _ in range(size)]
+    def submit_batch(self, user: str, keys: list[str]) -> requests.Response:
+        """POST /jobs/batch of quick jobs, one per idempotency key: a batch sent again after
+        a 503 or no answer (it may have been stored) replays its jobs, never adds more."""
+        jobs = [
+            {"type": "demo/sleep", "input": {"seconds": 0}, "idempotencyKey": key} for key in keys
+        ]
         return self.session.post(
             f"{self.api}/jobs/batch",
             json={"jobs": jobs},
@@ -158,18 +163,20 @@ class Client:
 
 def submit_user(client: Client, round_: Round, user: str, count: int, lock: threading.Lock,
                 on_progress: Callable[[int], None]) -> None:  # fmt: skip
-    """Submit `count` jobs for one user, 100 a batch; a batch or item refused with 503 or
-    429 is sent again after its Retry-After."""
-    left = count
-    while left > 0:
-        size = min(round_.batch, left)
+    """Submit `count` jobs for one user, 100 a batch, each with its own idempotency key; a
+    batch that got no answer, or was refused with 503 or 429 (as a whole or item by item),
+    is sent again, with the same keys, after its Retry-After."""
+    pending = [f"{RUN}-{round_.name}-{user}-{n}" for n in range(count)]
+    while pending:
+        keys = pending[: round_.batch]
         sent_at = time.monotonic()
         try:
-            answer = client.submit_batch(user, size)
-        except requests.RequestException as exc:
+            answer = client.submit_batch(user, keys)
+        except requests.RequestException:
             with lock:
-                round_.unexpected.append(f"a submit got no answer: {exc}")
-            return
+                round_.answers[0] += 1  # no answer: it may have been stored; the keys tell
+            time.sleep(1)
+            continue
         with lock:
             round_.answers[answer.status_code] += 1
             if round_.paused_at(sent_at):
@@ -181,12 +188,12 @@ def submit_user(client: Client, round_: Round, user: str, count: int, lock: thre
             with lock:
                 round_.unexpected.append(f"a batch answered {answer.status_code}: {answer.text}")
             return
-        took = 0
+        taken: set[str] = set()
         retry_after = 0.0
-        for result in answer.json()["results"]:
+        for key, result in zip(keys, answer.json()["results"], strict=True):
             status = result["status"]
             if status == 202:
-                took += 1
+                taken.add(key)
                 with lock:
                     round_.accepted[result["job"]["jobId"]] = user
             elif status in (429, 503):
@@ -197,8 +204,8 @@ def submit_user(client: Client, round_: Round, user: str, count: int, lock: thre
                 with lock:
                     round_.unexpected.append(f"an item answered {status}: {result}")
                 return
-        left -= took
-        on_progress(took)
+        pending = [key for key in pending if key not in taken]
+        on_progress(len(taken))
         if retry_after:
             time.sleep(retry_after)
 
