@@ -280,7 +280,10 @@ def main(words: list[str], root: Path = ROOT) -> int:
             print(f"  {pattern}: is {where} in only_mutate, with that function", file=sys.stderr)
         print("fix GUARDS in tools/mutate.py or only_mutate in pyproject.toml", file=sys.stderr)
         return 2
-    subprocess.run([MUTMUT, "run", *guards], cwd=root, check=False)
+    run = subprocess.run([MUTMUT, "run", *guards], cwd=root, check=False)
+    if run.returncode != 0:  # its clean run or its stats failed: no mutant was tried
+        print(f"mutmut run failed ({run.returncode}): no score", file=sys.stderr)
+        return run.returncode
     # mutmut lists every mutant of the files; the score is that of the guards run above.
     outcome = {
         name: status
