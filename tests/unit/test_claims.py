@@ -262,3 +262,24 @@ def test_a_pool_job_shows_its_pool_and_the_attempt_its_claim_started(client, sta
     assert claim(client, worker).status_code == 200
     after = get(client, f"/jobs/{job_id}").json_body
     assert (after["pool"], after["attempt"]) == ("remote", 1)
+
+
+def test_a_service_key_cannot_release_a_pool_job_of_an_owner_it_does_not_act_for(
+    client, stack, service, worker
+):
+    job_id = queue_job(client, stack, user="bob")
+    token = claim(client, worker).json_body["leaseToken"]
+    alices = service_key(stack, owners=("alice",), name="alices-worker")
+    response = post(client, f"/jobs/{job_id}/release", alices, {"leaseToken": token})
+    assert response.status_code == 404
+    assert service.find(job_id).status.value == "started"
+
+
+def test_a_released_job_says_its_worker_handed_it_back(client, stack, worker):
+    job_id = queue_job(client, stack)
+    token = claim(client, worker).json_body["leaseToken"]
+    post(client, f"/jobs/{job_id}/release", worker, {"leaseToken": token})
+    stack.run_stream()
+    assert "handed back by its worker" in get(client, f"/jobs/{job_id}").json_body["error"]
+    events = get(client, f"/jobs/{job_id}/events").json_body["events"]
+    assert (events[-1]["status"], events[-1]["by"]) == ("retrying", "worker:remote")
