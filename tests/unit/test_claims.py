@@ -283,3 +283,13 @@ def test_a_released_job_says_its_worker_handed_it_back(client, stack, worker):
     assert "handed back by its worker" in get(client, f"/jobs/{job_id}").json_body["error"]
     events = get(client, f"/jobs/{job_id}/events").json_body["events"]
     assert (events[-1]["status"], events[-1]["by"]) == ("retrying", "worker:remote")
+
+
+def test_a_service_key_cannot_heartbeat_a_pool_job_of_an_owner_it_does_not_act_for(
+    client, stack, worker
+):
+    job_id = queue_job(client, stack, user="bob")
+    token = claim(client, worker).json_body["leaseToken"]
+    alices = service_key(stack, owners=("alice",), name="alices-worker")
+    response = post(client, f"/jobs/{job_id}/heartbeat", alices, {"leaseToken": token})
+    assert response.status_code == 404
