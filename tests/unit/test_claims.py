@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib import aws
 from chalicelib.edge.service_keys import ServiceKeys
 from chalicelib.model import utcnow
 from tests.conftest import auth
@@ -293,3 +294,43 @@ def test_a_service_key_cannot_heartbeat_a_pool_job_of_an_owner_it_does_not_act_f
     alices = service_key(stack, owners=("alice",), name="alices-worker")
     response = post(client, f"/jobs/{job_id}/heartbeat", alices, {"leaseToken": token})
     assert response.status_code == 404
+
+
+def test_a_heartbeat_that_loses_a_race_with_the_worker_that_took_over_is_409(
+    client, stack, service, worker
+):
+    job_id = queue_job(client, stack)
+    token = claim(client, worker).json_body["leaseToken"]
+    ddb = aws.client("dynamodb")
+    taken_over: list[str] = []
+
+    def take_over_first(**_) -> None:
+        """Between the heartbeat's read and its write, another worker takes the job."""
+        if not taken_over:
+            taken_over.append("b" * 32)
+            stack.ddb.update_item(
+                TableName=stack.outputs["TasksTableName"],
+                Key={"id": {"S": job_id}},
+                UpdateExpression="SET lease_token = :other",
+                ExpressionAttributeValues={":other": {"S": taken_over[0]}},
+            )
+
+    ddb.meta.events.register("before-call.dynamodb.UpdateItem", take_over_first, "take-over")
+    try:
+        beat = post(client, f"/jobs/{job_id}/heartbeat", worker, {"leaseToken": token})
+    finally:
+        ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", unique_id="take-over")
+    assert beat.status_code == 409, beat.json_body
+    assert service.find(job_id).lease_token == taken_over[0]
+
+
+def test_a_pool_job_whose_worker_heartbeats_outlives_its_first_lease_at_the_reaper(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    answer = claim(client, worker).json_body
+    at(monkeypatch, service, answer["leaseSeconds"] - 5)
+    post(client, f"/jobs/{job_id}/heartbeat", worker, {"leaseToken": answer["leaseToken"]})
+    at(monkeypatch, service, answer["leaseSeconds"] + 10)
+    assert service.reap() == []
+    assert service.find(job_id).status.value == "started"
