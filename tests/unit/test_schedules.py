@@ -319,6 +319,19 @@ def test_catch_up_all_fires_the_missed_times_up_to_its_bound(client, service):
     assert times == [START + timedelta(minutes=m) for m in range(51, 61)]
 
 
+def test_a_fire_missed_by_more_than_its_grace_with_catch_up_none_is_shown_missed_and_skipped(
+    client, service
+):
+    hourly = {**every_minute(overlap="allow"), "rate": "1 hour", "catchUp": "none"}
+    schedule = created(client, service, hourly)
+    sweep(service, START + timedelta(hours=1, seconds=10))  # on time: fires
+    sweep(service, START + timedelta(hours=3, minutes=10))  # 2 h and 3 h both 10 min late
+    assert fired_times(service, schedule) == [START + timedelta(hours=1)]
+    shown = client.http.get(f"/schedules/{schedule['scheduleId']}", headers=auth("alice"))
+    assert shown.json_body["lastRun"]["outcome"] == "missed"
+    assert (shown.json_body["fired"], shown.json_body["skipped"]) == (1, 2)
+
+
 def test_after_catching_up_the_schedule_fires_on_its_next_time(client, service):
     schedule = down_an_hour(client, service, "all")
     shown = client.http.get(f"/schedules/{schedule['scheduleId']}", headers=auth("alice"))
