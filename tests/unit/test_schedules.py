@@ -9,6 +9,8 @@ import pytest
 
 from chalicelib.bootstrap import container
 from chalicelib.model import Status
+from chalicelib.processors import processor
+from chalicelib.processors.sdk import unregister
 from chalicelib.schedules import ScheduleStore, Sweeper, fire_due, fire_id
 from tests.conftest import auth
 
@@ -182,6 +184,31 @@ def test_two_sweeps_reading_the_same_due_schedule_create_one_task(client, servic
     assert fired_times(service, schedule) == [START + timedelta(minutes=1)]
 
 
+def test_two_schedules_due_at_the_same_time_each_create_their_own_task(client, service):
+    first = created(client, service, every_minute())
+    second = created(client, service, every_minute())
+    assert sweep(service, START + timedelta(minutes=1, seconds=5)) == 2
+    assert fired_times(service, first) == [START + timedelta(minutes=1)]
+    assert fired_times(service, second) == [START + timedelta(minutes=1)]
+
+
+def test_a_fire_the_service_refuses_is_shown_refused_and_the_schedule_goes_on(client, service):
+    processor("test/scheduled-then-gone")(lambda task, ctx: None)
+    try:
+        body = {**every_minute(), "type": "test/scheduled-then-gone", "input": {}}
+        schedule = created(client, service, body)
+    finally:
+        unregister("test/scheduled-then-gone")
+    assert sweep(service, START + timedelta(minutes=1, seconds=5)) == 0
+    shown = client.http.get(f"/schedules/{schedule['scheduleId']}", headers=auth("alice"))
+    assert shown.json_body["lastRun"] == {
+        "scheduledFor": "2026-12-07T10:01:00Z",
+        "jobId": None,
+        "outcome": "refused",
+    }
+    assert shown.json_body["nextRuns"][0] == "2026-12-07T10:02:00Z"
+
+
 def test_the_task_id_of_a_fire_depends_on_the_schedule_and_time_only():
     moment = START + timedelta(minutes=1)
     assert fire_id("sch_a", moment) == fire_id("sch_a", moment)
@@ -254,6 +281,16 @@ def test_overlap_skip_skips_a_fire_while_the_previous_task_runs(client, service)
     shown = client.http.get(f"/schedules/{schedule['scheduleId']}", headers=auth("alice"))
     assert shown.json_body["lastRun"]["outcome"] == "skipped"
     assert shown.json_body["skipped"] == 1
+
+
+def test_overlap_skip_counts_each_fire_it_skips_and_shows_the_latest(client, service):
+    schedule = created(client, service, every_minute(overlap="skip", catchUp="all"))
+    sweep(service, START + timedelta(minutes=1, seconds=1))
+    sweep(service, START + timedelta(minutes=5, seconds=1))  # 2, 3, 4 and 5 while 1 runs
+    assert fired_times(service, schedule) == [START + timedelta(minutes=1)]
+    shown = client.http.get(f"/schedules/{schedule['scheduleId']}", headers=auth("alice"))
+    assert shown.json_body["skipped"] == 4
+    assert shown.json_body["lastRun"]["scheduledFor"] == "2026-12-07T10:05:00Z"
 
 
 def test_overlap_skip_fires_again_once_the_previous_task_finished(client, service):
