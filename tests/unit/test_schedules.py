@@ -209,6 +209,42 @@ def test_a_fire_the_service_refuses_is_shown_refused_and_the_schedule_goes_on(cl
     assert shown.json_body["nextRuns"][0] == "2026-12-07T10:02:00Z"
 
 
+def test_a_pause_made_while_a_sweep_fires_the_schedule_is_kept(client, service):
+    schedule = created(client, service, every_minute())
+    moment = START + timedelta(minutes=1, seconds=5)
+    at(service, moment)
+    store = ScheduleStore(service.settings.records_table)
+    [read_by_the_sweep] = list(store.due(moment))
+    path = f"/schedules/{schedule['scheduleId']}"
+    paused = client.http.patch(path, headers=auth("alice"), body=json.dumps({"paused": True}))
+    assert paused.status_code == 200, paused.body
+    Sweeper(store, service).fire(read_by_the_sweep, moment)
+    assert client.http.get(path, headers=auth("alice")).json_body["paused"] is True
+
+
+def test_a_fire_raises_the_schedules_version(client, service):
+    schedule = created(client, service, every_minute())
+    sweep(service, START + timedelta(minutes=1, seconds=5))
+    path = f"/schedules/{schedule['scheduleId']}"
+    assert client.http.get(path, headers=auth("alice")).json_body["version"] > schedule["version"]
+
+
+def test_a_schedules_task_carries_the_schedules_input(client, service):
+    schedule = created(client, service, every_minute(input={"seconds": 2}))
+    sweep(service, START + timedelta(minutes=1, seconds=5))
+    [task] = tasks_of(service, schedule["scheduleId"])
+    assert task.input == {"seconds": 2}
+
+
+def test_a_schedules_task_says_in_its_history_that_the_schedule_created_it(client, service, stack):
+    schedule = created(client, service, every_minute())
+    sweep(service, START + timedelta(minutes=1, seconds=5))
+    [task] = tasks_of(service, schedule["scheduleId"])
+    stack.run_stream()
+    events = client.http.get(f"/jobs/{task.id}/events", headers=auth("alice")).json_body
+    assert [(e["status"], e["by"]) for e in events["events"]] == [("submitted", "schedule")]
+
+
 def test_the_task_id_of_a_fire_depends_on_the_schedule_and_time_only():
     moment = START + timedelta(minutes=1)
     assert fire_id("sch_a", moment) == fire_id("sch_a", moment)
