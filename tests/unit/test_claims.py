@@ -10,6 +10,7 @@ import pytest
 from chalicelib import aws
 from chalicelib.edge.service_keys import ServiceKeys
 from chalicelib.model import utcnow
+from chalicelib.queues import TaskMessage
 from tests.conftest import auth
 from tests.unit.helpers import get, submit
 
@@ -334,3 +335,69 @@ def test_a_pool_job_whose_worker_heartbeats_outlives_its_first_lease_at_the_reap
     at(monkeypatch, service, answer["leaseSeconds"] + 10)
     assert service.reap() == []
     assert service.find(job_id).status.value == "started"
+
+
+def send_again(stack, job_id: str) -> None:
+    """A second message for the job on its pool's queue (a redelivery, a resend)."""
+    body = TaskMessage(taskId=job_id, type=POOL_JOB["type"], owner="alice").to_json()
+    stack.sqs.send_message(QueueUrl=stack.outputs["RemotePoolQueueUrl"], MessageBody=body)
+
+
+def messages_left(stack) -> int:
+    attributes = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.outputs["RemotePoolQueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(count) for count in attributes.values())
+
+
+def frozen(monkeypatch, service, moment) -> None:
+    monkeypatch.setattr(service, "clock", lambda: moment)
+
+
+def test_a_second_message_of_a_job_under_a_live_lease_does_not_hand_it_to_another_worker(
+    client, stack, service, worker
+):
+    job_id = queue_job(client, stack)
+    first = claim(client, worker).json_body
+    send_again(stack, job_id)
+    assert claim(client, worker).status_code == 204
+    assert service.find(job_id).lease_token == first["leaseToken"]
+
+
+def test_in_the_last_second_of_its_lease_a_job_is_not_handed_to_another_worker(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    claimed_at = utcnow()
+    frozen(monkeypatch, service, claimed_at)
+    first = claim(client, worker).json_body
+    frozen(monkeypatch, service, claimed_at + timedelta(seconds=first["leaseSeconds"]))
+    send_again(stack, job_id)
+    assert claim(client, worker).status_code == 204
+    assert service.find(job_id).lease_token == first["leaseToken"]
+
+
+def test_a_report_in_the_last_second_of_its_lease_is_accepted(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    claimed_at = utcnow()
+    frozen(monkeypatch, service, claimed_at)
+    first = claim(client, worker).json_body
+    frozen(monkeypatch, service, claimed_at + timedelta(seconds=first["leaseSeconds"]))
+    report = {"status": "completed", "leaseToken": first["leaseToken"]}
+    assert post(client, f"/jobs/{job_id}/report", worker, report).status_code == 200
+
+
+def test_a_message_that_names_no_job_is_deleted_and_the_claim_finds_nothing(client, stack, worker):
+    stack.sqs.send_message(QueueUrl=stack.outputs["RemotePoolQueueUrl"], MessageBody="{not json")
+    assert claim(client, worker).status_code == 204
+    assert messages_left(stack) == 0
+
+
+def test_the_message_of_an_ended_job_is_deleted_not_handed_out(client, stack, worker):
+    job_id = queue_job(client, stack)
+    assert client.http.delete(f"/jobs/{job_id}", headers=auth("alice")).status_code in (200, 202)
+    assert claim(client, worker).status_code == 204
+    assert messages_left(stack) == 0
