@@ -401,3 +401,22 @@ def test_the_message_of_an_ended_job_is_deleted_not_handed_out(client, stack, wo
     assert client.http.delete(f"/jobs/{job_id}", headers=auth("alice")).status_code in (200, 202)
     assert claim(client, worker).status_code == 204
     assert messages_left(stack) == 0
+
+
+def test_a_claim_records_when_the_job_started_and_was_last_written(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    claimed_at = utcnow() + timedelta(seconds=90)
+    frozen(monkeypatch, service, claimed_at)
+    claim(client, worker)
+    task = service.find(job_id)
+    assert (task.started_at, task.updated_at) == (claimed_at, claimed_at)
+
+
+def test_a_claimed_jobs_history_names_the_pool_whose_worker_took_it(client, stack, worker):
+    job_id = queue_job(client, stack)
+    claim(client, worker)
+    stack.run_stream()
+    events = get(client, f"/jobs/{job_id}/events").json_body["events"]
+    assert (events[-1]["status"], events[-1]["by"]) == ("started", "worker:remote")
