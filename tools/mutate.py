@@ -189,6 +189,37 @@ GROUPS: dict[str, list[str]] = {
 }
 GUARDS = [pattern for patterns in GROUPS.values() for pattern in patterns]
 
+# Survivors read one by one and left alive because no behaviour tells them apart (2026-12-07,
+# the groups added after the reorganisation; the older groups' are in docs/testing.md):
+# - everywhere: `AND`, `SET`, `DELETE` written in lower case (DynamoDB keywords are
+#   case-insensitive); an error message's wording ("XX...XX", upper case) where the status
+#   answered is what a client acts on; a falsy default passed as None (`strict=None`,
+#   `own_retry=None`, `held=None`).
+# - claims.release: the lease's fields left on a task handed back. It is `retrying`, so
+#   check_lease refuses every token on it, a claim ignores a lease on a task not running, the
+#   deadline index reads the lease only while running, and the next claim overwrites all three.
+# - claims.check_lease and _take: `(lease_until or 1)` for `or 0` (no lease is over either way).
+# - claims._take: a live-leased task's message hidden for 43201 s instead of 43200 (a lease is
+#   minutes), or a second longer or shorter, or until 1 s from now: when SQS shows it again is
+#   SQS's clock, which a test would wait on; and moto accepts the negative visibility timeout
+#   that SQS would refuse (`- 1` at a lease's last second).
+# - schedules.Sweeper.fire: `updated`'s `held` (every path ends in `_advance`, which sets it);
+#   `skipped = dropped` for `+=` (the outcome starts at 0); `"missed" if dropped or True` (with
+#   nothing dropped a fire, skip or hold always sets its own outcome); the ids appended to
+#   `outcome.fired` (only their count is read).
+# - schedules.Sweeper.fire and _create_task: the fire's task built with now=None (Task.new
+#   takes the clock's now, which is the sweep's: the service clock is utcnow).
+# - schedules.Sweeper._advance: version + 2 (any rise fences the next write).
+# - fairness.Slots._acquire_all: CancellationReasons' default and zip's strict (DynamoDB gives
+#   one reason per item of a cancelled transaction).
+# - fairness.Slots.admit_next: the branch for an owner's name (every caller passes a Gate),
+#   and reading up to 500 parked tasks for `limit` (the loop stops at the first the full gate
+#   blocks: the cost of the Query, not what is admitted).
+# - fairness.Slots.unlist_if_idle: its answer (its one caller, admit_parked, ignores it), and
+#   Limit 2 for 1 on the emptiness check.
+# - service_keys.ServiceKeys.create: created_at's microsecond (stored to the second); no
+#   condition on the put (the key's id is the digest of 32 random bytes: never taken).
+
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")
 _FUNCTION = re.compile(r"\.x(?:_|ǁ)")
 
