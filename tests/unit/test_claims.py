@@ -7,8 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib import aws
 from chalicelib.edge.service_keys import ServiceKeys
 from chalicelib.model import utcnow
+from chalicelib.queues import TaskMessage
 from tests.conftest import auth
 from tests.unit.helpers import get, submit
 
@@ -262,3 +264,159 @@ def test_a_pool_job_shows_its_pool_and_the_attempt_its_claim_started(client, sta
     assert claim(client, worker).status_code == 200
     after = get(client, f"/jobs/{job_id}").json_body
     assert (after["pool"], after["attempt"]) == ("remote", 1)
+
+
+def test_a_service_key_cannot_release_a_pool_job_of_an_owner_it_does_not_act_for(
+    client, stack, service, worker
+):
+    job_id = queue_job(client, stack, user="bob")
+    token = claim(client, worker).json_body["leaseToken"]
+    alices = service_key(stack, owners=("alice",), name="alices-worker")
+    response = post(client, f"/jobs/{job_id}/release", alices, {"leaseToken": token})
+    assert response.status_code == 404
+    assert service.find(job_id).status.value == "started"
+
+
+def test_a_released_job_says_its_worker_handed_it_back(client, stack, worker):
+    job_id = queue_job(client, stack)
+    token = claim(client, worker).json_body["leaseToken"]
+    post(client, f"/jobs/{job_id}/release", worker, {"leaseToken": token})
+    stack.run_stream()
+    assert "handed back by its worker" in get(client, f"/jobs/{job_id}").json_body["error"]
+    events = get(client, f"/jobs/{job_id}/events").json_body["events"]
+    assert (events[-1]["status"], events[-1]["by"]) == ("retrying", "worker:remote")
+
+
+def test_a_service_key_cannot_heartbeat_a_pool_job_of_an_owner_it_does_not_act_for(
+    client, stack, worker
+):
+    job_id = queue_job(client, stack, user="bob")
+    token = claim(client, worker).json_body["leaseToken"]
+    alices = service_key(stack, owners=("alice",), name="alices-worker")
+    response = post(client, f"/jobs/{job_id}/heartbeat", alices, {"leaseToken": token})
+    assert response.status_code == 404
+
+
+def test_a_heartbeat_that_loses_a_race_with_the_worker_that_took_over_is_409(
+    client, stack, service, worker
+):
+    job_id = queue_job(client, stack)
+    token = claim(client, worker).json_body["leaseToken"]
+    ddb = aws.client("dynamodb")
+    taken_over: list[str] = []
+
+    def take_over_first(**_) -> None:
+        """Between the heartbeat's read and its write, another worker takes the job."""
+        if not taken_over:
+            taken_over.append("b" * 32)
+            stack.ddb.update_item(
+                TableName=stack.outputs["TasksTableName"],
+                Key={"id": {"S": job_id}},
+                UpdateExpression="SET lease_token = :other",
+                ExpressionAttributeValues={":other": {"S": taken_over[0]}},
+            )
+
+    ddb.meta.events.register("before-call.dynamodb.UpdateItem", take_over_first, "take-over")
+    try:
+        beat = post(client, f"/jobs/{job_id}/heartbeat", worker, {"leaseToken": token})
+    finally:
+        ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", unique_id="take-over")
+    assert beat.status_code == 409, beat.json_body
+    assert service.find(job_id).lease_token == taken_over[0]
+
+
+def test_a_pool_job_whose_worker_heartbeats_outlives_its_first_lease_at_the_reaper(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    answer = claim(client, worker).json_body
+    at(monkeypatch, service, answer["leaseSeconds"] - 5)
+    post(client, f"/jobs/{job_id}/heartbeat", worker, {"leaseToken": answer["leaseToken"]})
+    at(monkeypatch, service, answer["leaseSeconds"] + 10)
+    assert service.reap() == []
+    assert service.find(job_id).status.value == "started"
+
+
+def send_again(stack, job_id: str) -> None:
+    """A second message for the job on its pool's queue (a redelivery, a resend)."""
+    body = TaskMessage(taskId=job_id, type=POOL_JOB["type"], owner="alice").to_json()
+    stack.sqs.send_message(QueueUrl=stack.outputs["RemotePoolQueueUrl"], MessageBody=body)
+
+
+def messages_left(stack) -> int:
+    attributes = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.outputs["RemotePoolQueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(count) for count in attributes.values())
+
+
+def frozen(monkeypatch, service, moment) -> None:
+    monkeypatch.setattr(service, "clock", lambda: moment)
+
+
+def test_a_second_message_of_a_job_under_a_live_lease_does_not_hand_it_to_another_worker(
+    client, stack, service, worker
+):
+    job_id = queue_job(client, stack)
+    first = claim(client, worker).json_body
+    send_again(stack, job_id)
+    assert claim(client, worker).status_code == 204
+    assert service.find(job_id).lease_token == first["leaseToken"]
+
+
+def test_in_the_last_second_of_its_lease_a_job_is_not_handed_to_another_worker(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    claimed_at = utcnow()
+    frozen(monkeypatch, service, claimed_at)
+    first = claim(client, worker).json_body
+    frozen(monkeypatch, service, claimed_at + timedelta(seconds=first["leaseSeconds"]))
+    send_again(stack, job_id)
+    assert claim(client, worker).status_code == 204
+    assert service.find(job_id).lease_token == first["leaseToken"]
+
+
+def test_a_report_in_the_last_second_of_its_lease_is_accepted(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    claimed_at = utcnow()
+    frozen(monkeypatch, service, claimed_at)
+    first = claim(client, worker).json_body
+    frozen(monkeypatch, service, claimed_at + timedelta(seconds=first["leaseSeconds"]))
+    report = {"status": "completed", "leaseToken": first["leaseToken"]}
+    assert post(client, f"/jobs/{job_id}/report", worker, report).status_code == 200
+
+
+def test_a_message_that_names_no_job_is_deleted_and_the_claim_finds_nothing(client, stack, worker):
+    stack.sqs.send_message(QueueUrl=stack.outputs["RemotePoolQueueUrl"], MessageBody="{not json")
+    assert claim(client, worker).status_code == 204
+    assert messages_left(stack) == 0
+
+
+def test_the_message_of_an_ended_job_is_deleted_not_handed_out(client, stack, worker):
+    job_id = queue_job(client, stack)
+    assert client.http.delete(f"/jobs/{job_id}", headers=auth("alice")).status_code in (200, 202)
+    assert claim(client, worker).status_code == 204
+    assert messages_left(stack) == 0
+
+
+def test_a_claim_records_when_the_job_started_and_was_last_written(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    claimed_at = utcnow() + timedelta(seconds=90)
+    frozen(monkeypatch, service, claimed_at)
+    claim(client, worker)
+    task = service.find(job_id)
+    assert (task.started_at, task.updated_at) == (claimed_at, claimed_at)
+
+
+def test_a_claimed_jobs_history_names_the_pool_whose_worker_took_it(client, stack, worker):
+    job_id = queue_job(client, stack)
+    claim(client, worker)
+    stack.run_stream()
+    events = get(client, f"/jobs/{job_id}/events").json_body["events"]
+    assert (events[-1]["status"], events[-1]["by"]) == ("started", "worker:remote")

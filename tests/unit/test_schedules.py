@@ -9,6 +9,8 @@ import pytest
 
 from chalicelib.bootstrap import container
 from chalicelib.model import Status
+from chalicelib.processors import processor
+from chalicelib.processors.sdk import unregister
 from chalicelib.schedules import ScheduleStore, Sweeper, fire_due, fire_id
 from tests.conftest import auth
 
@@ -182,6 +184,67 @@ def test_two_sweeps_reading_the_same_due_schedule_create_one_task(client, servic
     assert fired_times(service, schedule) == [START + timedelta(minutes=1)]
 
 
+def test_two_schedules_due_at_the_same_time_each_create_their_own_task(client, service):
+    first = created(client, service, every_minute())
+    second = created(client, service, every_minute())
+    assert sweep(service, START + timedelta(minutes=1, seconds=5)) == 2
+    assert fired_times(service, first) == [START + timedelta(minutes=1)]
+    assert fired_times(service, second) == [START + timedelta(minutes=1)]
+
+
+def test_a_fire_the_service_refuses_is_shown_refused_and_the_schedule_goes_on(client, service):
+    processor("test/scheduled-then-gone")(lambda task, ctx: None)
+    try:
+        body = {**every_minute(), "type": "test/scheduled-then-gone", "input": {}}
+        schedule = created(client, service, body)
+    finally:
+        unregister("test/scheduled-then-gone")
+    assert sweep(service, START + timedelta(minutes=1, seconds=5)) == 0
+    shown = client.http.get(f"/schedules/{schedule['scheduleId']}", headers=auth("alice"))
+    assert shown.json_body["lastRun"] == {
+        "scheduledFor": "2026-12-07T10:01:00Z",
+        "jobId": None,
+        "outcome": "refused",
+    }
+    assert shown.json_body["nextRuns"][0] == "2026-12-07T10:02:00Z"
+
+
+def test_a_pause_made_while_a_sweep_fires_the_schedule_is_kept(client, service):
+    schedule = created(client, service, every_minute())
+    moment = START + timedelta(minutes=1, seconds=5)
+    at(service, moment)
+    store = ScheduleStore(service.settings.records_table)
+    [read_by_the_sweep] = list(store.due(moment))
+    path = f"/schedules/{schedule['scheduleId']}"
+    paused = client.http.patch(path, headers=auth("alice"), body=json.dumps({"paused": True}))
+    assert paused.status_code == 200, paused.body
+    Sweeper(store, service).fire(read_by_the_sweep, moment)
+    assert client.http.get(path, headers=auth("alice")).json_body["paused"] is True
+
+
+def test_a_fire_raises_the_schedules_version(client, service):
+    schedule = created(client, service, every_minute())
+    sweep(service, START + timedelta(minutes=1, seconds=5))
+    path = f"/schedules/{schedule['scheduleId']}"
+    assert client.http.get(path, headers=auth("alice")).json_body["version"] > schedule["version"]
+
+
+def test_a_schedules_task_carries_the_schedules_input(client, service):
+    schedule = created(client, service, every_minute(input={"seconds": 2}))
+    sweep(service, START + timedelta(minutes=1, seconds=5))
+    [task] = tasks_of(service, schedule["scheduleId"])
+    assert task.input == {"seconds": 2}
+
+
+def test_a_schedules_task_says_in_its_history_that_the_schedule_created_it(client, service, stack):
+    schedule = created(client, service, every_minute())
+    sweep(service, START + timedelta(minutes=1, seconds=5))
+    [task] = tasks_of(service, schedule["scheduleId"])
+    stack.run_stream()
+    events = client.http.get(f"/jobs/{task.id}/events", headers=auth("alice")).json_body
+    assert [(e["status"], e["by"]) for e in events["events"]] == [("submitted", "schedule")]
+
+
 def test_the_task_id_of_a_fire_depends_on_the_schedule_and_time_only():
     moment = START + timedelta(minutes=1)
     assert fire_id("sch_a", moment) == fire_id("sch_a", moment)
@@ -256,6 +319,16 @@ def test_overlap_skip_skips_a_fire_while_the_previous_task_runs(client, service)
     assert shown.json_body["skipped"] == 1
 
 
+def test_overlap_skip_counts_each_fire_it_skips_and_shows_the_latest(client, service):
+    schedule = created(client, service, every_minute(overlap="skip", catchUp="all"))
+    sweep(service, START + timedelta(minutes=1, seconds=1))
+    sweep(service, START + timedelta(minutes=5, seconds=1))  # 2, 3, 4 and 5 while 1 runs
+    assert fired_times(service, schedule) == [START + timedelta(minutes=1)]
+    shown = client.http.get(f"/schedules/{schedule['scheduleId']}", headers=auth("alice"))
+    assert shown.json_body["skipped"] == 4
+    assert shown.json_body["lastRun"]["scheduledFor"] == "2026-12-07T10:05:00Z"
+
+
 def test_overlap_skip_fires_again_once_the_previous_task_finished(client, service):
     schedule = created(client, service, every_minute(overlap="skip"))
     sweep(service, START + timedelta(minutes=1, seconds=1))
@@ -317,6 +390,19 @@ def test_catch_up_all_fires_the_missed_times_up_to_its_bound(client, service):
     schedule = down_an_hour(client, service, "all")
     times = fired_times(service, schedule)
     assert times == [START + timedelta(minutes=m) for m in range(51, 61)]
+
+
+def test_a_fire_missed_by_more_than_its_grace_with_catch_up_none_is_shown_missed_and_skipped(
+    client, service
+):
+    hourly = {**every_minute(overlap="allow"), "rate": "1 hour", "catchUp": "none"}
+    schedule = created(client, service, hourly)
+    sweep(service, START + timedelta(hours=1, seconds=10))  # on time: fires
+    sweep(service, START + timedelta(hours=3, minutes=10))  # 2 h and 3 h both 10 min late
+    assert fired_times(service, schedule) == [START + timedelta(hours=1)]
+    shown = client.http.get(f"/schedules/{schedule['scheduleId']}", headers=auth("alice"))
+    assert shown.json_body["lastRun"]["outcome"] == "missed"
+    assert (shown.json_body["fired"], shown.json_body["skipped"]) == (1, 2)
 
 
 def test_after_catching_up_the_schedule_fires_on_its_next_time(client, service):

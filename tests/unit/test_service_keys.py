@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.edge.service_keys import ServiceKeys
+from chalicelib.edge.service_keys import BadServiceKey, ServiceKeys
 from chalicelib.model import utcnow
 from tests.conftest import auth
 from tests.unit.helpers import get
@@ -168,3 +168,16 @@ def test_make_service_key_refuses_an_owner_pattern_that_is_not_exact_or_prefix(
     make_env.setenv("OWNERS", owners)
     assert tool.main(["create"]) == 2
     assert "owner" in capsys.readouterr().err.lower()
+
+
+def test_make_service_key_refuses_a_scope_the_service_does_not_grant(make_env, capsys):
+    make_env.setenv("NAME", "transcoder")
+    make_env.setenv("OWNERS", "tenant-a*")
+    make_env.setenv("SCOPES", "jobs:write admin")
+    assert tool.main(["create"]) == 2
+    assert "SCOPES" in capsys.readouterr().err
+
+
+def test_a_service_key_with_no_scope_at_all_is_refused(service_key):
+    with pytest.raises(BadServiceKey, match="SCOPES"):
+        service_key(["tenant-a"], scopes=[])
