@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -69,3 +70,34 @@ def test_a_rate_schedule_fires_each_interval_once_and_stops_when_paused(api):
     # Past the next fire time, with several sweeps after it: nothing more was created.
     time.sleep(INTERVAL.total_seconds() + 3 * SWEEP_EVERY_SECONDS)
     assert len(scheduled_jobs(api, schedule["scheduleId"])) == count
+
+
+def march_sundays_at_0230(zone: ZoneInfo, year: int) -> list[datetime]:
+    """When a `30 2 * 3 0` schedule in `zone` fires in March of `year`: 02:30 local each
+    Sunday; on the night the clocks jump past 02:30, at the jump (03:00 local)."""
+    fires = []
+    for day in range(1, 32):
+        if datetime(year, 3, day).weekday() != 6:  # Sunday
+            continue
+        wall = datetime(year, 3, day, 2, 30, tzinfo=zone)
+        exists = wall.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall.replace(
+            tzinfo=None
+        )
+        fire = wall if exists else datetime(year, 3, day, 3, 0, tzinfo=zone)
+        fires.append(fire.astimezone(UTC))
+    return fires
+
+
+def test_a_cron_schedules_next_runs_are_right_across_a_dst_change(api):
+    zone = ZoneInfo("America/New_York")
+    now = datetime.now(UTC)
+    year = now.year if now.month < 3 else now.year + 1  # the next March
+    body = {"cron": "30 2 * 3 0", "timezone": zone.key, "type": "demo/sleep", "paused": False}
+    created = requests.post(f"{api}/schedules", json=body, headers=headers(), timeout=HTTP_TIMEOUT)
+    assert created.status_code == 201, created.text
+    runs = [datetime.fromisoformat(run) for run in created.json()["nextRuns"]]
+    expected = march_sundays_at_0230(zone, year) + march_sundays_at_0230(zone, year + 1)
+    assert runs == expected[: len(runs)]
+    assert any(run.astimezone(zone).hour == 3 for run in runs), "the DST night is among them"
+    path = f"{api}/schedules/{created.json()['scheduleId']}"
+    assert requests.delete(path, headers=headers(), timeout=HTTP_TIMEOUT).status_code in (200, 204)
