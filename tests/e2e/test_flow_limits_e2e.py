@@ -63,7 +63,13 @@ def history(stack: LocalStack, job_id: str, user: str) -> list[dict]:
 
 
 def run_interval(stack: LocalStack, job_id: str, user: str) -> tuple[datetime, datetime]:
-    """From the job's start to its end, as its history recorded them."""
+    """From the job's start to its end, as its history recorded them (the stream writes the
+    history moments after the job's own write: wait for its end to be there)."""
+
+    def ended() -> bool:
+        return any(e["status"] in TERMINAL for e in history(stack, job_id, user))
+
+    wait_for(ended, f"the end of job {job_id} in its history")
     events = history(stack, job_id, user)
 
     def at(event: dict) -> datetime:

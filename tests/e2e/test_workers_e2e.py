@@ -124,6 +124,11 @@ def events(stack: dict, job_id: str) -> list[dict]:
     return requests.get(url, headers=headers(), timeout=HTTP_TIMEOUT).json()["events"]
 
 
+def statuses_of(stack: dict, job_id: str) -> list[str | None]:
+    """The statuses of the job's history, oldest first (written by the stream)."""
+    return [e.get("status") for e in events(stack, job_id)]
+
+
 def wait_for(condition: Callable[[], bool], deadline: float = DEADLINE_SECONDS) -> None:
     ends = time.monotonic() + deadline
     while not condition():
@@ -168,9 +173,9 @@ def test_kill_9_of_the_worker_lets_the_other_take_over_and_complete_once(stack):
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=HTTP_TIMEOUT)
         second = start_worker(stack, "second")
-        wait_for(lambda: job(stack, job_id)["status"] == "completed")
-        history = events(stack, job_id)
-        statuses = [e.get("status") for e in history]
+        # the history is written by the stream, moments after the job's own write
+        wait_for(lambda: "completed" in statuses_of(stack, job_id))
+        statuses = statuses_of(stack, job_id)
         assert statuses.count("completed") == 1
         assert statuses.count("started") >= 2  # the first attempt, and the takeover
     finally:
@@ -264,5 +269,6 @@ def test_two_hundred_jobs_over_four_worker_threads_each_complete_exactly_once(st
     claimed = [job_id for job_id in worker_lines(stack, names, "claimed") if job_id in wanted]
     assert sorted(claimed) == sorted(ids)  # each claimed once, none twice
     for job_id in ids:
-        statuses = [e.get("status") for e in events(stack, job_id)]
+        wait_for(lambda job_id=job_id: "completed" in statuses_of(stack, job_id))
+        statuses = statuses_of(stack, job_id)
         assert statuses.count("completed") == 1 and statuses.count("started") == 1, statuses
