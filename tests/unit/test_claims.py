@@ -343,16 +343,31 @@ def send_again(stack, job_id: str) -> None:
     stack.sqs.send_message(QueueUrl=stack.outputs["RemotePoolQueueUrl"], MessageBody=body)
 
 
-def messages_left(stack) -> int:
+def messages_on(stack, queue_output: str) -> int:
+    """Messages on the stack's queue `queue_output`, in view or in flight."""
     attributes = stack.sqs.get_queue_attributes(
-        QueueUrl=stack.outputs["RemotePoolQueueUrl"],
+        QueueUrl=stack.outputs[queue_output],
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     return sum(int(count) for count in attributes.values())
 
 
+def messages_left(stack) -> int:
+    return messages_on(stack, "RemotePoolQueueUrl")
+
+
 def frozen(monkeypatch, service, moment) -> None:
     monkeypatch.setattr(service, "clock", lambda: moment)
+
+
+def claimed_into_its_last_second(client, stack, service, worker, monkeypatch) -> tuple[str, dict]:
+    """A job claimed, with the service's clock then at the last second of its lease."""
+    job_id = queue_job(client, stack)
+    claimed_at = utcnow()
+    frozen(monkeypatch, service, claimed_at)
+    first = claim(client, worker).json_body
+    frozen(monkeypatch, service, claimed_at + timedelta(seconds=first["leaseSeconds"]))
+    return job_id, first
 
 
 def test_a_second_message_of_a_job_under_a_live_lease_does_not_hand_it_to_another_worker(
@@ -368,11 +383,7 @@ def test_a_second_message_of_a_job_under_a_live_lease_does_not_hand_it_to_anothe
 def test_in_the_last_second_of_its_lease_a_job_is_not_handed_to_another_worker(
     client, stack, service, worker, monkeypatch
 ):
-    job_id = queue_job(client, stack)
-    claimed_at = utcnow()
-    frozen(monkeypatch, service, claimed_at)
-    first = claim(client, worker).json_body
-    frozen(monkeypatch, service, claimed_at + timedelta(seconds=first["leaseSeconds"]))
+    job_id, first = claimed_into_its_last_second(client, stack, service, worker, monkeypatch)
     send_again(stack, job_id)
     assert claim(client, worker).status_code == 204
     assert service.find(job_id).lease_token == first["leaseToken"]
@@ -381,11 +392,7 @@ def test_in_the_last_second_of_its_lease_a_job_is_not_handed_to_another_worker(
 def test_a_report_in_the_last_second_of_its_lease_is_accepted(
     client, stack, service, worker, monkeypatch
 ):
-    job_id = queue_job(client, stack)
-    claimed_at = utcnow()
-    frozen(monkeypatch, service, claimed_at)
-    first = claim(client, worker).json_body
-    frozen(monkeypatch, service, claimed_at + timedelta(seconds=first["leaseSeconds"]))
+    job_id, first = claimed_into_its_last_second(client, stack, service, worker, monkeypatch)
     report = {"status": "completed", "leaseToken": first["leaseToken"]}
     assert post(client, f"/jobs/{job_id}/report", worker, report).status_code == 200
 

@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.model import Status, utcnow
 from chalicelib.queues import TaskMessage
-from tests.unit.test_claims import claim, queue_job, service_key
+from tests.unit.test_claims import claim, messages_on, queue_job, service_key
 
 
 @pytest.fixture
@@ -34,11 +34,7 @@ def dead_letter(stack, task_id: str, task_type: str = "video/render") -> None:
 
 
 def dead_letters_kept(stack) -> int:
-    attributes = stack.sqs.get_queue_attributes(
-        QueueUrl=stack.outputs["RemotePoolDeadLetterQueueUrl"],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(count) for count in attributes.values())
+    return messages_on(stack, "RemotePoolDeadLetterQueueUrl")
 
 
 def test_a_pool_task_whose_remote_worker_died_goes_back_to_its_pool_not_to_the_worker_lambda(
