@@ -45,6 +45,18 @@ def throttled_transaction_answer() -> tuple[AWSResponse, dict]:
 
 
 @contextmanager
+def hooked(events: Any, hooks: list[tuple[str, Callable[..., Any]]]) -> Iterator[None]:
+    """botocore's event `hooks` registered on the client's `events` while the block runs."""
+    for event, hook in hooks:
+        events.register(event, hook, unique_id=f"fault-{event}-{id(hook)}")
+    try:
+        yield
+    finally:
+        for event, hook in hooks:
+            events.unregister(event, unique_id=f"fault-{event}-{id(hook)}")
+
+
+@contextmanager
 def aws_fails(
     service: str, operation: str, fault: str, times: int | None = None
 ) -> Iterator[list[str]]:
@@ -144,13 +156,8 @@ def sqs_refuses_messages(
         ("before-call.sqs.SendMessageBatch", answer_nothing_to_send),
         ("after-call.sqs.SendMessageBatch", list_refused),
     ]
-    for event, hook in hooks:
-        events.register(event, hook, unique_id=f"sqs-refuses-{id(hook)}")
-    try:
+    with hooked(events, hooks):
         yield bodies
-    finally:
-        for event, hook in hooks:
-            events.unregister(event, unique_id=f"sqs-refuses-{id(hook)}")
 
 
 # Where each batched DynamoDB call lists its requests, and where it answers those left undone.
@@ -212,10 +219,5 @@ def dynamodb_leaves_unprocessed(
         (f"before-call.dynamodb.{operation}", answer_nothing_done),
         (f"after-call.dynamodb.{operation}", list_undone),
     ]
-    for event, hook in hooks:
-        events.register(event, hook, unique_id=f"ddb-unprocessed-{id(hook)}")
-    try:
+    with hooked(events, hooks):
         yield undone
-    finally:
-        for event, hook in hooks:
-            events.unregister(event, unique_id=f"ddb-unprocessed-{id(hook)}")
