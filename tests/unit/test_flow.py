@@ -478,12 +478,19 @@ def test_a_job_the_stream_and_the_reaper_admit_at_once_has_one_admitted_entry(
     assert flow_steps(client, second) == PARKED_THEN_ADMITTED
 
 
-def test_a_replayed_batch_parks_a_waiting_job_once_and_admits_it_once(stack, monkeypatch, client):
+def one_waiting_behind_another(stack, monkeypatch, client):
+    """With a limit of 1: the first job runs, the second waits; and the stream record that
+    submitted the second, to hand over again."""
     service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
     first = submit(client).json_body["jobId"]
     second = submit(client).json_body["jobId"]
     insert = submitted_record(service, service.find(second))
     stack.run_stream()
+    return service, first, second, insert
+
+
+def test_a_replayed_batch_parks_a_waiting_job_once_and_admits_it_once(stack, monkeypatch, client):
+    service, first, second, insert = one_waiting_behind_another(stack, monkeypatch, client)
     handler = container().stream_handler
     handler.handle_batch([insert])  # the stream hands the batch over again: still waiting
     service.cancel("alice", first)
@@ -493,11 +500,7 @@ def test_a_replayed_batch_parks_a_waiting_job_once_and_admits_it_once(stack, mon
 
 
 def test_a_replayed_batch_does_not_park_again_a_job_that_has_run(stack, monkeypatch, client):
-    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1")
-    first = submit(client).json_body["jobId"]
-    second = submit(client).json_body["jobId"]
-    insert = submitted_record(service, service.find(second))
-    stack.run_stream()
+    service, first, second, insert = one_waiting_behind_another(stack, monkeypatch, client)
     service.cancel("alice", first)
     stack.settle()
     assert service.find(second).status is Status.COMPLETED
