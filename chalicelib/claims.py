@@ -10,6 +10,16 @@ A lease heartbeat moves `lease_until` and the message's visibility together; a r
 makes the task `retrying` and its message visible at once; an ending deletes the message.
 A task whose lease ran out `MAX_ATTEMPTS` times is failed on the next claim, never stranded.
 
+A claim may carry an `Idempotency-Key` (the client sends one per claim, the same on each of
+its retries): a claim retried after its answer was lost (a read timeout while the request
+waited for a container, a dropped connection, API Gateway's 504) answers with the task the
+first attempt took, as SQS's ReceiveRequestAttemptId does, instead of taking a second task
+and leaving the first held for nobody until its lease runs out (one attempt burnt, one
+lease of delay). The take and the key are one transaction, so two attempts of one claim,
+even at once, take one task between them. Records table layout (chalicelib/store/keys.py):
+  pk idem#<service key's scope + key>, sk idem   task_id, fingerprint = the lease token,
+                                                 expires_at = the end of the first lease
+
 Only a service key that names the pool (`make service-key ... POOLS=remote`) may claim it
 or report under its leases: a user's JWT or API key cannot.
 """
@@ -28,6 +38,7 @@ from botocore.exceptions import ClientError
 from chalicelib import aws
 from chalicelib.errors import (
     DomainError,
+    IdempotencyKeyInUse,
     NotAllowed,
     StateConflict,
     TaskNotFound,
@@ -36,6 +47,7 @@ from chalicelib.errors import (
 from chalicelib.model import RUNNING, Status, Task
 from chalicelib.pools import Pools, pool_queue_url
 from chalicelib.queues import TaskMessage
+from chalicelib.store.keys import KeyRecord
 
 if TYPE_CHECKING:
     from chalicelib.edge.auth import Principal
@@ -69,6 +81,19 @@ class Claimed:
     lease_seconds: int
 
 
+@dataclass(frozen=True)
+class ClaimKey:
+    """A claim's Idempotency-Key, kept under the credential that sent it (`holder`), so no
+    other service key can read or spend it."""
+
+    holder: str
+    name: str
+
+    @classmethod
+    def of(cls, principal: Principal, name: str | None) -> ClaimKey | None:
+        return None if name is None else cls(f"claim:{principal.key_id}", name)
+
+
 def authorize(principal: Principal, pool: str) -> None:
     """Only a service key naming the pool works it; the pool must be declared."""
     if pool not in Pools.from_environment().names:
@@ -81,9 +106,16 @@ def authorize(principal: Principal, pool: str) -> None:
 
 
 def claim(
-    service: TaskService, pool: str, wait_seconds: float, clock: Any = time.monotonic
+    service: TaskService,
+    pool: str,
+    wait_seconds: float,
+    clock: Any = time.monotonic,
+    key: ClaimKey | None = None,
 ) -> Claimed | None:
-    """The next task of the pool under a new lease, or None after `wait_seconds`."""
+    """The next task of the pool under a new lease, or None after `wait_seconds`; with a
+    `key` another attempt of this claim used, the task that attempt took."""
+    if key is not None and (again := _taken_before(service, key)) is not None:
+        return again
     wait_seconds = max(0.0, min(float(wait_seconds), MAX_WAIT_SECONDS))
     lease = service.settings.worker_lease_seconds
     queue_url = pool_queue_url(service.settings.tasks_queue_url, pool)
@@ -98,15 +130,35 @@ def claim(
             VisibilityTimeout=lease,
         ).get("Messages", [])
         for message in messages:
-            claimed = _take(service, pool, queue_url, message, lease)
+            claimed = _take(service, pool, queue_url, message, lease, key)
             if claimed is not None:
                 return claimed
         if ends - clock() <= 0:
             return None
 
 
+def _taken_before(service: TaskService, key: ClaimKey) -> Claimed | None:
+    """The claim another attempt with this key made, while its lease is the task's."""
+    record = service.store.keys.live(key.holder, key.name, service.clock())
+    if record is None:
+        return None
+    task = service.find(record.task_id)
+    if task is None:
+        return None
+    try:
+        check_lease(task, record.fingerprint, int(service.clock().timestamp()))
+    except LeaseRefused:
+        return None  # that lease ended or was taken over: nothing to answer with
+    return Claimed(task, record.fingerprint, service.settings.worker_lease_seconds)
+
+
 def _take(
-    service: TaskService, pool: str, queue_url: str, message: dict[str, Any], lease: int
+    service: TaskService,
+    pool: str,
+    queue_url: str,
+    message: dict[str, Any],
+    lease: int,
+    key: ClaimKey | None = None,
 ) -> Claimed | None:
     """Take the task a message names; settle the message when there is nothing to take."""
     sqs = aws.client("sqs")
@@ -149,9 +201,23 @@ def _take(
         started_at=task.started_at or now,
     )
     try:
-        stored = service.store.save(task, taken)  # fenced on the version read
+        if key is None:
+            stored = service.store.save(task, taken)  # fenced on the version read
+        else:
+            record = KeyRecord(task_id=task.id, fingerprint=token, expires_at=epoch + lease)
+            stored = service.store.replace(task, taken, (key.name, record), key_holder=key.holder)
     except TransitionRefused:
         return None  # another writer won; the message comes back after the lease
+    except IdempotencyKeyInUse:
+        # Another attempt of this claim took a task first: answer with it, and leave this
+        # message to the next claim at once. A key whose claim has ended is not reused.
+        again = _taken_before(service, key) if key is not None else None
+        if again is None:
+            return _take(service, pool, queue_url, message, lease)
+        sqs.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
+        )
+        return again
     return Claimed(stored, token, lease)
 
 

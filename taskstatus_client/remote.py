@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import is_dataclass
 from typing import Any, TextIO
@@ -233,7 +234,10 @@ class RemoteWorker:
         # The read waits out the long poll: a claim given up on early would leave the server
         # taking a job for nobody (it comes back only when that lease ends).
         timeout = self.claim_wait + CLAIM_TIMEOUT_MARGIN_SECONDS
-        response = self.reporter._request("POST", path, {}, {}, timeout=timeout)
+        # One key per claim, the same on each retry of it: a retry after a lost answer gets
+        # the job the first attempt took rather than a second one.
+        key = {"Idempotency-Key": f"claim-{uuid.uuid4().hex}"}
+        response = self.reporter._request("POST", path, {}, key, timeout=timeout)
         return response.json() if response.status_code == 200 else None
 
     # -- one job ----------------------------------------------------------------------------

@@ -156,6 +156,8 @@ GROUPS: dict[str, list[str]] = {
     # a remote worker's claim: a report, heartbeat or hand-back only under the live lease
     "claim fencing": [
         "chalicelib.claims.x__take__*",
+        "chalicelib.claims.x__taken_before__*",
+        "chalicelib.claims.xǁClaimKeyǁof__*",
         "chalicelib.claims.x_check_lease__*",
         "chalicelib.claims.x_extend__*",
         "chalicelib.claims.x_release__*",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import Request, Response
 
 from chalicelib import claims
-from chalicelib.contracts.jobs import job_document
+from chalicelib.contracts.jobs import idempotency_key, job_document
 from chalicelib.edge import http
 from chalicelib.edge.http_errors import Conflict, NotFound, Unprocessable, native_errors
 from chalicelib.errors import TransitionRefused
@@ -52,7 +52,8 @@ def claim_job(container: Container, request: Request, pool: str) -> Response:
             claims.authorize(principal, pool)
         except claims.UnknownPoolName as exc:
             raise NotFound(str(exc)) from None
-    claimed = claims.claim(service, pool, wait)
+    key = claims.ClaimKey.of(principal, idempotency_key(request))
+    claimed = claims.claim(service, pool, wait, key=key)
     if claimed is None:
         return Response(body="", status_code=204)
     from chalicelib.contracts.schemas import ClaimAnswer

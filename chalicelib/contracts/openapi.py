@@ -84,6 +84,13 @@ IDEMPOTENCY_KEY = Param(
     {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     "the same key and request return the same job",
 )
+CLAIM_IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "one per claim, the same on its retries: a retried claim answers the job and lease the "
+    "first attempt took (kept for that lease, per service key)",
+)
 SCHEDULE_IDEMPOTENCY_KEY = Param(
     "Idempotency-Key",
     "header",
@@ -263,6 +270,7 @@ OPERATIONS: list[Operation] = [
                 {"type": "number", "minimum": 0, "maximum": 20},
                 "how long to wait for a job (default and most: 20)",
             ),
+            CLAIM_IDEMPOTENCY_KEY,
         ],
         tag="workers",
     ),

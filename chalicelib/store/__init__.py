@@ -545,10 +545,18 @@ class TaskStore:
             now=after.updated_at,
         )
 
-    def replace(self, before: Task, after: Task, key: tuple[str, KeyRecord] | None = None) -> Task:
+    def replace(
+        self,
+        before: Task,
+        after: Task,
+        key: tuple[str, KeyRecord] | None = None,
+        *,
+        key_holder: str | None = None,
+    ) -> Task:
         """Write `after` whole over `before`, only if the stored task is still `before`
-        (status and version); with `key` (its name
-        and record), in one transaction with that idempotency key.
+        (status and version); with `key` (its name and record), in one transaction with
+        that idempotency key, kept under `key_holder` (default: the task's owner; a claim's
+        key is its service key's, chalicelib/claims.py).
 
         For a change that resets many attributes at once (a retry): a whole item leaves no
         attribute of the earlier run behind.
@@ -570,7 +578,8 @@ class TaskStore:
                 self._ddb.put_item(**put)
             else:
                 name, record = key
-                key_put = self.keys.put_action(after.owner, name, record, after.updated_at)
+                holder = key_holder or after.owner
+                key_put = self.keys.put_action(holder, name, record, after.updated_at)
                 self._ddb.transact_write_items(TransactItems=[key_put, {"Put": put}])
         except ClientError as exc:
             code = exc.response["Error"]["Code"]

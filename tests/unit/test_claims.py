@@ -19,10 +19,10 @@ POOL_JOB = {"type": "video/render", "input": {"frames": 3}, "pool": "remote"}
 
 def service_key(stack, pools=("remote",), owners=("alice", "bob"), name="worker") -> dict:
     table = stack.outputs["RecordsTableName"]
-    _key, secret = ServiceKeys(table).create(
+    key, secret = ServiceKeys(table).create(
         name, list(owners), ["jobs:report"], utcnow(), pools=tuple(pools)
     )
-    return {"X-API-Key": secret, "Content-Type": "application/json"}
+    return {"X-API-Key": secret, "Content-Type": "application/json", "key-id": key.id}
 
 
 @pytest.fixture
@@ -427,3 +427,83 @@ def test_a_claimed_jobs_history_names_the_pool_whose_worker_took_it(client, stac
     stack.run_stream()
     events = get(client, f"/jobs/{job_id}/events").json_body["events"]
     assert (events[-1]["status"], events[-1]["by"]) == ("started", "worker:remote")
+
+
+# -- a claim retried with its Idempotency-Key ------------------------------------------------
+
+
+def keyed_claim(client, headers, key, pool="remote"):
+    return claim(client, {**headers, "Idempotency-Key": key}, pool)
+
+
+def test_a_claim_retried_with_its_key_answers_the_job_and_lease_the_first_attempt_took(
+    client, stack, service, worker
+):
+    queue_job(client, stack)
+    queue_job(client, stack)
+    first = keyed_claim(client, worker, "claim-1").json_body
+    version = service.find(first["job"]["jobId"]).version
+    again = keyed_claim(client, worker, "claim-1")
+    assert again.status_code == 200, again.json_body
+    assert again.json_body["job"]["jobId"] == first["job"]["jobId"]
+    assert (again.json_body["leaseToken"], again.json_body["attempt"]) == (first["leaseToken"], 1)
+    assert service.find(first["job"]["jobId"]).version == version  # nothing written again
+
+
+def test_a_claim_retried_with_its_key_leaves_the_other_jobs_to_new_claims(client, stack, worker):
+    ids = {queue_job(client, stack), queue_job(client, stack)}
+    first = keyed_claim(client, worker, "claim-1").json_body["job"]["jobId"]
+    keyed_claim(client, worker, "claim-1")
+    second = keyed_claim(client, worker, "claim-2").json_body["job"]["jobId"]
+    assert {first, second} == ids
+
+
+def test_two_attempts_of_one_claim_at_once_take_one_job_between_them(
+    client, stack, service, worker
+):
+    """The second attempt passed its look-up before the first took a job, then received
+    another job's message: its take finds the key spent and answers the first's job."""
+    from chalicelib import claims
+
+    first_id = queue_job(client, stack)
+    first = keyed_claim(client, worker, "claim-1").json_body
+    assert first["job"]["jobId"] == first_id
+    other_id = queue_job(client, stack)
+    queue_url = stack.outputs["RemotePoolQueueUrl"]
+    [message] = stack.sqs.receive_message(QueueUrl=queue_url, VisibilityTimeout=60)["Messages"]
+    key = claims.ClaimKey(f"claim:{worker['key-id']}", "claim-1")
+    answer = claims._take(service, "remote", queue_url, message, 60, key)
+    assert (answer.task.id, answer.lease_token) == (first_id, first["leaseToken"])
+    assert service.find(other_id).status.value == "submitted"  # untouched, and its message
+    assert keyed_claim(client, worker, "claim-2").json_body["job"]["jobId"] == other_id  # back
+
+
+def test_a_claim_key_is_its_service_keys_own(client, stack, worker):
+    ids = {queue_job(client, stack), queue_job(client, stack)}
+    mine = keyed_claim(client, worker, "claim-1").json_body
+    other_worker = service_key(stack, name="another-worker")
+    theirs = keyed_claim(client, other_worker, "claim-1")
+    assert theirs.status_code == 200, theirs.json_body
+    assert theirs.json_body["leaseToken"] != mine["leaseToken"]
+    assert {mine["job"]["jobId"], theirs.json_body["job"]["jobId"]} == ids
+
+
+def test_a_key_whose_claim_has_ended_takes_the_next_job(client, stack, worker):
+    first_id = queue_job(client, stack)
+    first = keyed_claim(client, worker, "claim-1").json_body
+    done = {"status": "completed", "leaseToken": first["leaseToken"]}
+    assert post(client, f"/jobs/{first_id}/report", worker, done).status_code == 200
+    next_id = queue_job(client, stack)
+    again = keyed_claim(client, worker, "claim-1")
+    assert again.status_code == 200, again.json_body
+    assert again.json_body["job"]["jobId"] == next_id
+
+
+def test_a_claim_key_that_is_not_printable_ascii_is_400_and_takes_nothing(
+    client, stack, service, worker
+):
+    job_id = queue_job(client, stack)
+    response = keyed_claim(client, worker, "a key with spaces")
+    assert response.status_code == 400
+    assert "Idempotency-Key" in str(response.json_body)
+    assert service.find(job_id).status.value == "submitted"

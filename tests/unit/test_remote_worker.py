@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from chalicelib.edge.service_keys import ServiceKeys
 from chalicelib.model import utcnow
@@ -204,3 +205,37 @@ def test_two_hundred_jobs_over_four_worker_threads_each_run_and_complete_exactly
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     assert set(counts.values()) == {"0"}  # every ending deleted its message
+
+
+class AnswerLostOnce(AppTransport):
+    """The app handles the first claim, then its answer is lost (a read timeout, a dropped
+    connection, API Gateway's 504): the worker sees an error and sends the claim again."""
+
+    def __init__(self, client) -> None:
+        super().__init__(client)
+        self.lost: list[dict[str, str]] = []
+
+    def send(self, request, **kwargs):
+        response = super().send(request, **kwargs)
+        if "/claim" in request.url and response.status_code == 200 and not self.lost:
+            self.lost.append(dict(request.headers))
+            raise requests.ConnectionError("the answer was lost on its way back")
+        return response
+
+
+def test_a_claim_whose_answer_was_lost_runs_the_job_it_took_as_its_first_attempt(
+    client, stack, service, tasks_module
+):
+    secret = ServiceKeys(stack.outputs["RecordsTableName"]).create(
+        "remote", ["alice"], ["jobs:report"], utcnow(), pools=("remote",)
+    )[1]
+    transport = AnswerLostOnce(client)
+    reporter = Reporter(APP_URL, api_key=secret, transport=transport, sleep=lambda s: None)
+    worker = RemoteWorker(reporter, "remote", load_processors([tasks_module]), claim_wait=0)
+    job_id = pool_job(client, stack, "acme/once", {})
+    run_until(worker, lambda: worker.completed == 1)
+    assert transport.lost[0]["Idempotency-Key"].startswith("claim-")
+    runs = sys.modules[tasks_module].RUNS
+    assert runs == {job_id: 1}
+    task = service.find(job_id)
+    assert (task.status.value, task.attempts) == ("completed", 1)
