@@ -132,3 +132,21 @@ def test_fires_between_keeps_the_newest_and_counts_the_older_left_out():
     kept, left_out = fires_between(hourly, utc(2026, 1, 1), utc(2026, 1, 1, 23, 59), limit=3)
     assert kept == [utc(2026, 1, 1, 21), utc(2026, 1, 1, 22), utc(2026, 1, 1, 23)]
     assert left_out == 21
+
+
+@pytest.fixture
+def no_system_zone_data():
+    """A runtime without /usr/share/zoneinfo (Amazon Linux 2023's images have none): zoneinfo
+    then finds zones only in the `tzdata` package that requirements.txt ships."""
+    import zoneinfo
+
+    zoneinfo.reset_tzpath(to=[])
+    zoneinfo.ZoneInfo.clear_cache()
+    yield
+    zoneinfo.reset_tzpath()
+    zoneinfo.ZoneInfo.clear_cache()
+
+
+def test_a_schedules_zone_is_found_without_the_systems_zone_data(no_system_zone_data):
+    daily = Cron.parse("30 9 * * *", zone("Europe/Berlin"))
+    assert next_runs(daily, utc(2026, 7, 7), 1) == [utc(2026, 7, 7, 7, 30)]  # summer time
