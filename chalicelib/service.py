@@ -10,7 +10,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import jsonsafe, objects, scheduling
-from chalicelib.errors import SubmitRejected, TaskNotFound, TransitionRefused
+from chalicelib.errors import (
+    IdempotentJobGone,
+    SubmitRejected,
+    TaskNotFound,
+    TransitionRefused,
+)
 from chalicelib.model import (
     DEFAULT_PRIORITY,
     RUNNING,
@@ -147,6 +152,20 @@ class TaskService:
             key_expires_at=key_expires_at(now, self.settings),
             now=now,
         )
+
+    def replayed(self, owner: str, job: SubmitJob, idempotency_key: str) -> Task | None:
+        """The task an earlier submit of `job` with this key made, without writing; None
+        while the key is unused. IdempotencyConflict if the key was used for another
+        request, IdempotentJobGone if its task has expired. One consistent GetItem of the
+        key (and one of the task when there is one)."""
+        now = self.clock()
+        record = self.store.keys.live(owner, idempotency_key, now)
+        if record is None:
+            return None
+        earlier = self.store.get(record.replay_or_conflict(job.fingerprint()), now)
+        if earlier is None:
+            raise IdempotentJobGone(record.task_id)
+        return earlier
 
     def new_task(
         self,

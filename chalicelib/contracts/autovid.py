@@ -117,9 +117,8 @@ def submit(container: Container, request: Request) -> Response:
         job = _from_spec(body, service.settings.autovid_task_type)
     key = jobs.idempotency_key(request)
     owner = http.current_user(request)
-    rate_headers = jobs.submit_allowance(container, owner, 1)  # a 429: auto-vid's error body
-    try:
-        task, _ = service.submit(owner, job, key)
+    try:  # a 429 is answered in auto-vid's error body
+        task, _, rate_headers = jobs.submit_under_rate(container, owner, job, key)
     except SubmitRejected as exc:
         fields = describe(exc.errors)
         raise BadRequest(f"{INVALID}: {exc.message}" + (f" ({fields})" if fields else "")) from None

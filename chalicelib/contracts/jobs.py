@@ -49,13 +49,11 @@ def idempotency_key(request: Request) -> str | None:
 
 
 def submit_job(container: Container, request: Request) -> Response:
-    service = container.service
     job = parse_job_request(http.json_body(request))
     key = idempotency_key(request)
     owner = job_owner(request, job)
-    rate_headers = submit_allowance(container, owner, 1)
     with native_errors():
-        task, created = service.submit(owner, job, key)
+        task, created, rate_headers = submit_under_rate(container, owner, job, key)
     if created:
         emit_metric("TasksSubmitted", 1, type=task.type)
     response = accepted(task, key, replayed=not created)
@@ -92,6 +90,32 @@ def submit_allowance(container: Container, owner: str, jobs: int) -> dict[str, s
             headers={**headers, "Retry-After": str(retry_after)},
         )
     return headers
+
+
+def submit_under_rate(
+    container: Container, owner: str, job: SubmitJob, key: str | None
+) -> tuple[Task, bool, dict[str, str]]:
+    """One job under SUBMIT_RATE (POST /jobs, 002's POST /submit): (task, created, the
+    RateLimit headers). A token pays for a job stored: a replay of an Idempotency-Key and a
+    refused request give theirs back, and a replay is answered even when the bucket is
+    empty (it stores nothing; the key is read only then, so a submit within the rate
+    costs no extra read). Raises the service's errors for the caller to answer in its
+    contract's shape."""
+    try:
+        headers = submit_allowance(container, owner, 1)
+    except TooManyRequests:
+        earlier = container.service.replayed(owner, job, key) if key is not None else None
+        if earlier is None:
+            raise
+        return earlier, False, {}
+    try:
+        task, created = container.service.submit(owner, job, key)
+    except Exception:
+        give_back_allowance(container, owner, 1)
+        raise
+    if not created:
+        give_back_allowance(container, owner, 1)
+    return task, created, headers
 
 
 def give_back_allowance(container: Container, owner: str, jobs: int) -> None:

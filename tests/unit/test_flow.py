@@ -312,6 +312,51 @@ def test_a_submit_past_the_rate_is_a_429_with_retry_after_and_nothing_it_refused
     assert stack.task_count() == 2
 
 
+def idempotency(key: str) -> dict[str, str]:
+    return {"Idempotency-Key": key}
+
+
+def test_a_replayed_idempotency_key_takes_no_token(submit_rate_2, client, stack):
+    first = submit(client, headers=idempotency("k1"))
+    replays = [submit(client, headers=idempotency("k1")) for _ in range(2)]
+    assert [r.json_body["jobId"] for r in replays] == [first.json_body["jobId"]] * 2
+    assert submit(client, headers=idempotency("k2")).status_code == 202  # the second token
+    assert submit(client, headers=idempotency("k3")).status_code == 429
+    assert stack.task_count() == 2
+
+
+def test_a_replay_is_answered_when_the_owner_has_no_token_left(submit_rate_2, client):
+    first = submit(client, headers=idempotency("k1"))
+    submit(client)
+    assert submit(client).status_code == 429  # the bucket is empty
+    replay = submit(client, headers=idempotency("k1"))
+    assert replay.status_code == first.status_code
+    assert replay.json_body["jobId"] == first.json_body["jobId"]
+
+
+def test_a_new_key_past_the_rate_is_still_a_429(submit_rate_2, client, stack):
+    submit(client)
+    submit(client)
+    assert submit(client, headers=idempotency("never-used")).status_code == 429
+    assert stack.task_count() == 2
+
+
+def test_a_refused_submit_takes_no_token(submit_rate_2, client, stack):
+    bad = submit(client, {"type": "demo/sleep", "input": {"seconds": "soon"}})
+    assert bad.status_code in (400, 422), bad.json_body
+    assert [submit(client).status_code for _ in range(2)] == [202, 202]
+    assert stack.task_count() == 2
+
+
+def test_an_auto_vid_replay_takes_no_token(submit_rate_2, client, stack):
+    body = json.dumps({"type": "demo/sleep", "input": {"seconds": 0}})
+    headers = {**auth("alice"), **idempotency("v1")}
+    answers = [client.http.post("/submit", headers=headers, body=body) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert post_submit(client).status_code == 200  # the second token
+    assert stack.task_count() == 2
+
+
 def test_one_owners_submit_rate_leaves_another_owner_alone(submit_rate_2, client):
     for _ in range(3):
         submit(client)
