@@ -1,12 +1,12 @@
 """Flow control: limits on running tasks, the waiting lines they fill, and rate buckets.
 
 Fair concurrency (MAX_RUNNING_PER_OWNER, 0: no limit; the default and why: docs/fairness.md),
-a limit per type group (TYPE_CONCURRENCY) and a limit per concurrency key (a job's
-`"concurrency": {"key", "limit"}`) are each a *gate*: one item of the records table whose
-`holders` is the string set of the ids of the tasks that hold one of its slots
-(`slots#<scope>`, sk `running`; the scope is the owner's, `type#<pattern>` or
-`key#<owner's key>`). Taking a slot is a conditional `ADD holders :id` if the set is
-smaller than the limit or already holds the task (a redelivered message, or a worker
+a limit per type group (TYPE_CONCURRENCY), per worker pool (POOL_CONCURRENCY) and per
+concurrency key (a job's `"concurrency": {"key", "limit"}`) are each a *gate*: one item of
+the records table whose `holders` is the string set of the ids of the tasks that hold one of
+its slots (`slots#<scope>`, sk `running`; the scope is the owner's, `type#<pattern>`,
+`pool#<pool>` or `key#<owner's key>`). Taking a slot is a conditional `ADD holders :id` if
+the set is smaller than the limit or already holds the task (a redelivered message, or a worker
 reclaiming a crashed one's task, keeps its slot): one UpdateItem when one gate applies, one
 TransactWriteItems of all of them when several do, so a task holds every slot it needs or
 none. A set rather than a number: a duplicate take or release changes nothing, so a
@@ -73,9 +73,9 @@ MAX_DEFER_SECONDS = 16
 UNLIMITED_ADMIT_PER_RUN = 500
 DEFAULT_AGING_SECONDS = 60
 PARKED_GATES = {"S": "parked"}
-OWNER, TYPE, KEY = "owner", "type", "key"
+OWNER, TYPE, POOL, KEY = "owner", "type", "pool", "key"
 # Why a parked task waits, as its job document says it (`waitingFor`).
-REASONS = {OWNER: "owner limit", TYPE: "type limit", KEY: "key limit"}
+REASONS = {OWNER: "owner limit", TYPE: "type limit", POOL: "pool limit", KEY: "key limit"}
 RATE_REASON = "rate"
 
 
@@ -92,6 +92,7 @@ class Waiting:
     key_limit: int | None = None
     expires_at: int = 0
     version: int = 0  # the task's, as it waits (its history entry notes the wait)
+    pool: str | None = None  # the worker pool that runs it (None: the worker Lambda)
 
     @classmethod
     def of(cls, task: Any) -> Waiting:
@@ -106,6 +107,7 @@ class Waiting:
             key_limit=task.concurrency_limit,
             expires_at=task.expires_at,
             version=task.version,
+            pool=task.pool,
         )
 
     @classmethod
@@ -123,6 +125,7 @@ class Waiting:
             key_limit=number("climit"),
             expires_at=number("expires_at") or 0,
             version=number("version") or 0,
+            pool=item["pool"]["S"] if "pool" in item else None,
         )
 
     def attributes(self) -> dict[str, Any]:
@@ -137,6 +140,8 @@ class Waiting:
         }
         if self.key is not None and self.key_limit is not None:
             item.update(ckey={"S": self.key}, climit={"N": str(self.key_limit)})
+        if self.pool is not None:
+            item["pool"] = {"S": self.pool}
         return item
 
 
@@ -149,9 +154,10 @@ def _owner_of_line(pk: str) -> str:
 
 @dataclass(frozen=True)
 class Gate:
-    """One limit a task must fit under: its owner's, its type group's, or its key's."""
+    """One limit a task must fit under: its owner's, its type group's, its pool's, or its
+    key's."""
 
-    kind: str  # OWNER, TYPE or KEY
+    kind: str  # OWNER, TYPE, POOL or KEY
     scope: str  # what the gate's items are keyed by
     limit: int  # 0: the limit was removed (a listed line's gate)
 
@@ -200,11 +206,13 @@ class Slots:
         type_limits: tuple[tuple[str, int], ...] = (),
         aging_seconds: int = DEFAULT_AGING_SECONDS,
         tasks_table: str | None = None,
+        pool_limits: tuple[tuple[str, int], ...] = (),
     ) -> None:
         self.records_table = records_table
         self.tasks_table = tasks_table  # where `mark` says why a task waits (None: not said)
         self.limit = limit  # MAX_RUNNING_PER_OWNER
         self.type_limits = type_limits
+        self.pool_limits = dict(pool_limits)  # POOL_CONCURRENCY
         self.aging_seconds = aging_seconds
         self.history = History(records_table)
 
@@ -217,6 +225,7 @@ class Slots:
             settings.type_concurrency,
             settings.priority_aging_seconds,
             settings.tasks_table,
+            settings.pool_concurrency,
         )
 
     @property
@@ -230,6 +239,9 @@ class Slots:
 
     def gates(self, task: Waiting) -> list[Gate]:
         """The gates that apply to the task now (none: it is queued at once)."""
+        if task.pool is not None:  # a pool's workers set its pace: only its own limit applies
+            limit = self.pool_limits.get(task.pool)
+            return [Gate(POOL, "pool#" + task.pool, limit)] if limit else []
         found = []
         if self.limit > 0:
             found.append(self.owner_gate(task.owner))
@@ -416,6 +428,8 @@ class Slots:
             pattern = scope.removeprefix("type#")
             limit = dict(self.type_limits).get(pattern, 0)
             return Gate(TYPE, scope, limit)
+        if kind == POOL:
+            return Gate(POOL, scope, self.pool_limits.get(scope.removeprefix("pool#"), 0))
         return Gate(OWNER, scope, self.limit)
 
     def unlist_if_idle(self, gate: Gate, parks: int) -> bool:

@@ -5,6 +5,9 @@
   the first pattern that matches it (`*` matches any characters, `/` included).
 - TYPE_RATE `email/*=10/min`: tasks of those types start at most 10 a minute (a token bucket
   of 10 that refills one token every 6 s); a task past the rate waits, it never fails.
+- POOL_CONCURRENCY `remote=8`: at most 8 tasks of the worker pool `remote` are queued or
+  running at once (set it to the pool's worker threads); the rest wait in the table, in
+  priority order, instead of in the pool's queue, which has no order.
 - SUBMIT_RATE `100/min`: each owner submits at most that many jobs a minute (a token bucket
   per owner); a submit past it is a 429 with Retry-After, and stores nothing.
 
@@ -48,6 +51,7 @@ _RATE_ENTRY = rf" *{_NAME_FORM} *={_RATE_FORM}"
 FORMS = {
     "TYPE_CONCURRENCY": rf"({_CONCURRENCY_ENTRY}(,{_CONCURRENCY_ENTRY})*)?",
     "TYPE_RATE": rf"({_RATE_ENTRY}(,{_RATE_ENTRY})*)?",
+    "POOL_CONCURRENCY": rf"({_CONCURRENCY_ENTRY}(,{_CONCURRENCY_ENTRY})*)?",
     "SUBMIT_RATE": rf"({_RATE_FORM})?",
     "PRIORITY_AGING_SECONDS": _COUNT_FORM,
 }
@@ -99,17 +103,25 @@ def _entries(name: str, raw: str) -> list[tuple[str, str]]:
     return entries
 
 
-def parse_type_concurrency(raw: str) -> tuple[tuple[str, int], ...]:
-    """TYPE_CONCURRENCY: (pattern, limit) pairs; a limit is a whole number of 1 or more."""
+def parse_type_concurrency(
+    raw: str, name: str = "TYPE_CONCURRENCY", what: str = "a type"
+) -> tuple[tuple[str, int], ...]:
+    """TYPE_CONCURRENCY (or POOL_CONCURRENCY): (pattern, limit) pairs; a limit is a whole
+    number of 1 or more."""
     limits = []
-    for pattern, value in _entries("TYPE_CONCURRENCY", raw):
+    for pattern, value in _entries(name, raw):
         if not value.isdigit() or int(value) < 1:
             raise FlowSettingError(
-                f"TYPE_CONCURRENCY: the limit of {pattern} must be a whole number of 1 or "
-                f"more (leave a type out for no limit); got {value[:20]!r}"
+                f"{name}: the limit of {pattern} must be a whole number of 1 or "
+                f"more (leave {what} out for no limit); got {value[:20]!r}"
             )
         limits.append((pattern, int(value)))
     return tuple(limits)
+
+
+def parse_pool_concurrency(raw: str) -> tuple[tuple[str, int], ...]:
+    """POOL_CONCURRENCY: (pool, limit) pairs."""
+    return parse_type_concurrency(raw, "POOL_CONCURRENCY", "a pool")
 
 
 def parse_type_rate(raw: str) -> tuple[tuple[str, Rate], ...]:

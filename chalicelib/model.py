@@ -273,7 +273,7 @@ class Task:
     priority: int = DEFAULT_PRIORITY  # among tasks waiting for a slot (chalicelib/fairness.py)
     concurrency_key: str | None = None  # at most concurrency_limit of the owner's tasks with
     concurrency_limit: int | None = None  # this key run at once
-    # Why it waits to start (owner limit, type limit, key limit, rate), said by flow control
+    # Why it waits to start (owner, type, pool or key limit, rate), said by flow control
     # (chalicelib/fairness.py) at the version it waited at: a later version retires it.
     waiting_for: str | None = None
     waiting_version: int | None = None

@@ -367,7 +367,13 @@ class TaskService:
 
     def send_waiting(self, task: Waiting) -> None:
         """Queue a task that flow control admitted (chalicelib/fairness.py)."""
-        self.send(task.task_id, task.type, task.owner, concurrency=(task.key, task.key_limit))
+        self.send(
+            task.task_id,
+            task.type,
+            task.owner,
+            pool=task.pool,
+            concurrency=(task.key, task.key_limit),
+        )
 
     def send(
         self,

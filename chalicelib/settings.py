@@ -149,6 +149,7 @@ class Settings:
     operator_scope: str = "taskstatus:operator"
     # flow control (chalicelib/flow.py, chalicelib/fairness.py)
     type_concurrency: tuple[tuple[str, int], ...] = ()
+    pool_concurrency: tuple[tuple[str, int], ...] = ()  # (pool, limit): POOL_CONCURRENCY
     type_rate: tuple[tuple[str, Rate], ...] = ()
     submit_rate: Rate | None = None
     priority_aging_seconds: int = 60
@@ -229,11 +230,13 @@ def get_settings() -> Settings:
 
 
 def _flow_settings(env: Callable[[str, str], str]) -> dict[str, Any]:
-    """TYPE_CONCURRENCY, TYPE_RATE, SUBMIT_RATE and PRIORITY_AGING_SECONDS (chalicelib/flow.py);
+    """TYPE_CONCURRENCY, POOL_CONCURRENCY, TYPE_RATE, SUBMIT_RATE and PRIORITY_AGING_SECONDS
+    (chalicelib/flow.py);
     one that cannot be read stops the start with what to write instead. Imported here: the
     settings are read at cold start, which loads only what every function needs."""
     from chalicelib.flow import (
         FlowSettingError,
+        parse_pool_concurrency,
         parse_submit_rate,
         parse_type_concurrency,
         parse_type_rate,
@@ -248,9 +251,28 @@ def _flow_settings(env: Callable[[str, str], str]) -> dict[str, Any]:
             )
         return {
             "type_concurrency": parse_type_concurrency(env("TYPE_CONCURRENCY", "")),
+            "pool_concurrency": _declared_pools(
+                parse_pool_concurrency(env("POOL_CONCURRENCY", "")), env("WORKER_POOLS", "")
+            ),
             "type_rate": parse_type_rate(env("TYPE_RATE", "")),
             "submit_rate": parse_submit_rate(env("SUBMIT_RATE", "")),
             "priority_aging_seconds": int(aging),
         }
     except FlowSettingError as exc:
         raise ConfigurationError(str(exc)) from None
+
+
+def _declared_pools(
+    limits: tuple[tuple[str, int], ...], worker_pools: str
+) -> tuple[tuple[str, int], ...]:
+    """POOL_CONCURRENCY names pools of WORKER_POOLS only (a limit on no pool is a typo)."""
+    from chalicelib.flow import FlowSettingError
+
+    declared = worker_pools.replace(",", " ").split()
+    for pool, _ in limits:
+        if pool not in declared:
+            raise FlowSettingError(
+                f"POOL_CONCURRENCY: {pool!r} is not a pool of WORKER_POOLS "
+                f"({', '.join(declared) or 'none declared'})"
+            )
+    return limits

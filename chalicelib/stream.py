@@ -260,7 +260,7 @@ class StreamHandler:
     def _plan_queueing(self, plan: Plan, record: dict[str, Any], new: Task) -> None:
         if needs_queueing(record, new):
             waiting = Waiting.of(new)
-            if new.pool is None and self.slots.gates(waiting):  # a pool's workers set its pace
+            if self.slots.gates(waiting):
                 plan.ask(waiting)
             else:
                 plan.sends.append(self._send_of(new))
@@ -275,9 +275,12 @@ class StreamHandler:
         tasks of each of its gates' lines take them (fairness.py); a parked one leaves its
         line."""
         old = _old_status(record)
-        if old is None or old.is_terminal or new.pool is not None:
+        if old is None or old.is_terminal:
             return
-        if not (new.is_terminal or new.status is Status.RETRYING):
+        # A pool task waiting to retry is back in its pool's queue: it keeps its pool slot (a
+        # claim takes no slot), so the pool's limit counts it until it ends.
+        retries_here = new.status is Status.RETRYING and new.pool is None
+        if not (new.is_terminal or retries_here):
             return
         waiting = Waiting.of(new)
         if self.slots.gates(waiting):
@@ -298,7 +301,11 @@ class StreamHandler:
         sends = []
         for task in tasks:
             url, message = self.service.message_for(
-                task.task_id, task.type, task.owner, concurrency=(task.key, task.key_limit)
+                task.task_id,
+                task.type,
+                task.owner,
+                pool=task.pool,
+                concurrency=(task.key, task.key_limit),
             )
             sends.append(bulk.Send(task.task_id, url, message.to_json()))
         return sends

@@ -241,6 +241,11 @@ PLAIN_PARAMETERS = {
         "running tasks per type group, e.g. image/*=5,email/*=20 (the first pattern that "
         "matches a type counts); empty: no limit",
     ),
+    "PoolConcurrency": (
+        "POOL_CONCURRENCY",
+        "queued or running tasks per worker pool, e.g. remote=8 (its worker threads): the "
+        "rest wait in the table in priority order; empty: no limit",
+    ),
     "TypeRate": (
         "TYPE_RATE",
         "task starts per type group, e.g. email/*=10/min (units s, min, hour, day): the "
@@ -459,7 +464,13 @@ def merge_template() -> dict[str, Any]:
     parameters["MaxRunningPerOwner"].update(
         Default=str(DEFAULT_MAX_RUNNING_PER_OWNER), AllowedPattern="[0-9]{1,4}"
     )
-    for name in ("TypeConcurrency", "TypeRate", "SubmitRate", "PriorityAgingSeconds"):
+    for name in (
+        "TypeConcurrency",
+        "PoolConcurrency",
+        "TypeRate",
+        "SubmitRate",
+        "PriorityAgingSeconds",
+    ):
         variable = PLAIN_PARAMETERS[name][0]
         parameters[name]["AllowedPattern"] = FLOW_FORMS[variable]
         parameters[name]["ConstraintDescription"] = f"{variable} as docs/flow-control.md writes it"

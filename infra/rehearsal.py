@@ -98,6 +98,7 @@ OPTIONAL_VARIABLES = {
     "MAX_RUNNING_PER_OWNER",
     # flow control: no limit per type, no rates, a priority level worth 60 s unless set
     "TYPE_CONCURRENCY",
+    "POOL_CONCURRENCY",
     "TYPE_RATE",
     "SUBMIT_RATE",
     "PRIORITY_AGING_SECONDS",

@@ -96,7 +96,7 @@ class EventProgress(Model):
 class FlowEvent(Model):
     event: Literal["parked", "admitted"]
     at: str
-    reason: str | None = None  # a park's: owner limit, type limit or key limit
+    reason: str | None = None  # a park's: owner limit, type limit, pool limit or key limit
 
 
 class JobEvent(Model):

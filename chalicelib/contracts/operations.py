@@ -37,7 +37,7 @@ class FlowEvent(Schema):
     event: Literal["parked", "admitted"]
     at: str = Field(description="ISO-8601 UTC, milliseconds")
     reason: str | None = Field(
-        default=None, description="a park's: owner limit, type limit or key limit"
+        default=None, description="a park's: owner limit, type limit, pool limit or key limit"
     )
 
 

@@ -339,8 +339,8 @@ class JobDocument(Schema):
     )
     waitingFor: str | None = Field(
         default=None,
-        description="why a job that has not started waits (owner limit, type limit, key "
-        "limit, rate); null when nothing holds it back",
+        description="why a job that has not started waits (owner limit, type limit, pool "
+        "limit, key limit, rate); null when nothing holds it back",
     )
 
 

@@ -11,7 +11,7 @@ from chalicelib import aws
 from chalicelib.edge.service_keys import ServiceKeys
 from chalicelib.model import utcnow
 from chalicelib.queues import TaskMessage
-from tests.conftest import auth
+from tests.conftest import auth, reset_caches
 from tests.unit.helpers import get, submit
 
 POOL_JOB = {"type": "video/render", "input": {"frames": 3}, "pool": "remote"}
@@ -507,3 +507,91 @@ def test_a_claim_key_that_is_not_printable_ascii_is_400_and_takes_nothing(
     assert response.status_code == 400
     assert "Idempotency-Key" in str(response.json_body)
     assert service.find(job_id).status.value == "submitted"
+
+
+# -- a pool's limit: its backlog waits in the table, in priority order -------------------------
+
+
+def limits(monkeypatch, **env: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+
+
+def finish(client, worker, answer) -> None:
+    done = {"status": "completed", "leaseToken": answer["leaseToken"]}
+    path = f"/jobs/{answer['job']['jobId']}/report"
+    assert post(client, path, worker, done).status_code == 200
+
+
+def test_a_pool_job_admitted_from_a_line_goes_to_its_pool_not_to_the_worker_lambda(
+    client, stack, service, worker, monkeypatch
+):
+    limits(monkeypatch, MAX_RUNNING_PER_OWNER="0", POOL_CONCURRENCY="remote=1")
+    queue_job(client, stack)
+    second = queue_job(client, stack)
+    finish(client, worker, claim(client, worker).json_body)
+    stack.settle()  # the first's end frees the pool's slot: the second is admitted
+    assert service.find(second).status.value == "submitted"  # not run by the worker Lambda
+    answer = claim(client, worker)
+    assert answer.status_code == 200, answer.json_body
+    assert answer.json_body["job"]["jobId"] == second
+
+
+def test_an_owner_limit_leaves_pool_jobs_to_their_workers_pace(client, stack, monkeypatch):
+    limits(monkeypatch, MAX_RUNNING_PER_OWNER="1")
+    ids = [queue_job(client, stack) for _ in range(3)]
+    assert [get(client, f"/jobs/{i}").json_body["waitingFor"] for i in ids] == [None] * 3
+
+
+def test_a_pools_limit_keeps_its_backlog_in_the_table_saying_why(
+    client, stack, worker, monkeypatch
+):
+    limits(monkeypatch, MAX_RUNNING_PER_OWNER="0", POOL_CONCURRENCY="remote=1")
+    queue_job(client, stack)
+    waiting = queue_job(client, stack)
+    assert get(client, f"/jobs/{waiting}").json_body["waitingFor"] == "pool limit"
+    assert claim(client, worker).status_code == 200
+    assert claim(client, worker).status_code == 204  # the pool's queue holds one job only
+
+
+def test_a_high_priority_pool_job_submitted_behind_low_ones_is_claimed_next(
+    client, stack, worker, monkeypatch
+):
+    limits(monkeypatch, MAX_RUNNING_PER_OWNER="0", POOL_CONCURRENCY="remote=1")
+    low = {**POOL_JOB, "priority": 1}
+    running = queue_job(client, stack, low)
+    for _ in range(3):
+        queue_job(client, stack, low)
+    urgent = queue_job(client, stack, {**POOL_JOB, "priority": 9})
+    first = claim(client, worker).json_body
+    assert first["job"]["jobId"] == running
+    finish(client, worker, first)
+    stack.settle()
+    assert claim(client, worker).json_body["job"]["jobId"] == urgent
+
+
+def test_a_pool_limit_on_a_pool_not_declared_stops_the_start(monkeypatch):
+    from chalicelib.settings import ConfigurationError, get_settings
+
+    limits(monkeypatch, WORKER_POOLS="remote", POOL_CONCURRENCY="gpu=2")
+    with pytest.raises(ConfigurationError, match="POOL_CONCURRENCY: 'gpu' is not a pool"):
+        get_settings()
+
+
+def test_a_pool_job_handed_back_keeps_its_pool_slot_until_it_ends(
+    client, stack, worker, monkeypatch
+):
+    limits(monkeypatch, MAX_RUNNING_PER_OWNER="0", POOL_CONCURRENCY="remote=1")
+    running = queue_job(client, stack)
+    waiting = queue_job(client, stack)
+    answer = claim(client, worker).json_body
+    release = {"leaseToken": answer["leaseToken"]}
+    assert post(client, f"/jobs/{running}/release", worker, release).status_code == 200
+    stack.settle()
+    assert get(client, f"/jobs/{waiting}").json_body["waitingFor"] == "pool limit"
+    again = claim(client, worker).json_body
+    assert again["job"]["jobId"] == running
+    finish(client, worker, again)
+    stack.settle()
+    assert claim(client, worker).json_body["job"]["jobId"] == waiting
