@@ -7,6 +7,7 @@ Screenshots go to build/test-artifacts/operator/."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,24 @@ def runs_charted(page: Any, task_type: str) -> int:
     if row.count() == 0:
         return 0
     return int(row.locator('td[data-label="Runs"]').inner_text())
+
+
+def test_an_owners_counts_grow_live_on_the_page(browser, local_stack):
+    from playwright.sync_api import expect
+
+    owner = f"e2e-counted-{uuid.uuid4().hex[:8]}"
+    page = open_dashboard(browser, local_stack.api, operator_token())
+    expect(page.locator("#ops-updated")).to_contain_text("(live)", timeout=WAIT_MS)
+    submitted = page.locator(
+        f'#ops-owner-rows tr[data-owner="{owner}"] td[data-label="Submitted (hour / day)"]'
+    )
+    expect(submitted).to_have_count(0)
+    job = {"type": "demo/sleep", "input": {"seconds": 0}}
+    local_stack.submit(job, user=owner)
+    expect(submitted).to_have_text("1 / 1", timeout=WAIT_MS)  # no reload: a push, then a read
+    local_stack.submit(job, user=owner)
+    expect(submitted).to_have_text("2 / 2", timeout=WAIT_MS)
+    page.context.close()
 
 
 def test_a_parked_job_shows_why_on_the_page(browser, local_stack):
