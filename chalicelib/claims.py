@@ -18,7 +18,9 @@ and leaving the first held for nobody until its lease runs out (one attempt burn
 lease of delay). The take and the key are one transaction, so two attempts of one claim,
 even at once, take one task between them. Records table layout (chalicelib/store/keys.py):
   pk idem#<service key's scope + key>, sk idem   task_id, fingerprint = the lease token,
-                                                 expires_at = the end of the first lease
+                                                 expires_at = the first lease's end + 120 s
+A retry renews the lease from its own time (its answer may have been lost for longer than a
+lease), unless the task has since ended, been handed back or taken over by another claim.
 
 Only a service key that names the pool (`make service-key ... POOLS=remote`) may claim it
 or report under its leases: a user's JWT or API key cannot.
@@ -55,6 +57,9 @@ if TYPE_CHECKING:
 
 MAX_WAIT_SECONDS = 20  # a claim answers within API Gateway's 29 s
 WORKER = "worker:"  # the history names a remote writer `worker:<pool>`
+# How long past its lease a claim's key answers a retry: the client's read timeout (the
+# wait plus 10 s) and its retries' backoff, with room to spare.
+CLAIM_REPLAY_SECONDS = 120
 
 
 class PoolForbidden(NotAllowed):
@@ -138,18 +143,20 @@ def claim(
 
 
 def _taken_before(service: TaskService, key: ClaimKey) -> Claimed | None:
-    """The claim another attempt with this key made, while its lease is the task's."""
+    """The claim another attempt with this key made, its lease renewed from now (the answer
+    may have been lost for longer than a lease), unless that task has since ended, been
+    handed back or taken over by another claim."""
     record = service.store.keys.live(key.holder, key.name, service.clock())
     if record is None:
         return None
     task = service.find(record.task_id)
-    if task is None:
+    if task is None or task.lease_token != record.fingerprint or task.status not in RUNNING:
         return None
-    try:
-        check_lease(task, record.fingerprint, int(service.clock().timestamp()))
-    except LeaseRefused:
-        return None  # that lease ended or was taken over: nothing to answer with
-    return Claimed(task, record.fingerprint, service.settings.worker_lease_seconds)
+    now_epoch = int(service.clock().timestamp())
+    renewed = _move_lease(service, task, record.fingerprint, now_epoch, lapsed_ok=True)
+    if renewed is None:
+        return None  # taken over between the read and the renewal
+    return Claimed(renewed, record.fingerprint, service.settings.worker_lease_seconds)
 
 
 def _take(
@@ -204,7 +211,8 @@ def _take(
         if key is None:
             stored = service.store.save(task, taken)  # fenced on the version read
         else:
-            record = KeyRecord(task_id=task.id, fingerprint=token, expires_at=epoch + lease)
+            kept = epoch + lease + CLAIM_REPLAY_SECONDS
+            record = KeyRecord(task_id=task.id, fingerprint=token, expires_at=kept)
             stored = service.store.replace(task, taken, (key.name, record), key_holder=key.holder)
     except TransitionRefused:
         return None  # another writer won; the message comes back after the lease
@@ -265,28 +273,46 @@ def extend(service: TaskService, task_id: str, token: str, owners_allow: Any) ->
         return task
     now_epoch = int(service.clock().timestamp())
     check_lease(task, token, now_epoch)
+    renewed = _move_lease(service, task, token, now_epoch)
+    if renewed is None:
+        raise LeaseRefused(task, "the lease ran out or was taken over")
+    return renewed
+
+
+def _move_lease(
+    service: TaskService, task: Task, token: str, now_epoch: int, *, lapsed_ok: bool = False
+) -> Task | None:
+    """The lease of `token` moved on to now + one lease, with the message's visibility;
+    None if the condition failed. On a live lease; with `lapsed_ok`, on one that may have
+    run out but was not taken over (the version read: a takeover raises it)."""
     lease = service.settings.worker_lease_seconds
     until = now_epoch + lease
+    values = {
+        ":until": {"N": str(until)},
+        ":deadline": {"N": str(until + service.settings.default_task_timeout_seconds)},
+        ":token": {"S": token},
+    }
+    if lapsed_ok:
+        condition = "lease_token = :token AND version = :version"
+        values[":version"] = {"N": str(task.version)}
+    else:
+        condition = "lease_token = :token AND lease_until >= :epoch"
+        values[":epoch"] = {"N": str(now_epoch)}
     try:
         item = aws.client("dynamodb").update_item(
             TableName=service.settings.tasks_table,
-            Key={"id": {"S": task_id}},
+            Key={"id": {"S": task.id}},
             # The reaper's deadline follows the lease: a task of any length lives while its
             # worker heartbeats, and one whose worker is gone for good is failed after it.
             UpdateExpression="SET lease_until = :until, deadline = :deadline",
-            ConditionExpression="lease_token = :token AND lease_until >= :epoch",
-            ExpressionAttributeValues={
-                ":until": {"N": str(until)},
-                ":deadline": {"N": str(until + service.settings.default_task_timeout_seconds)},
-                ":token": {"S": token},
-                ":epoch": {"N": str(now_epoch)},
-            },
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
         )["Attributes"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
-        raise LeaseRefused(task, "the lease ran out or was taken over") from None
+        return None
     _set_visibility(service, task, lease)
     from chalicelib.store import task_from_item
 

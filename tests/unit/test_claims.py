@@ -450,6 +450,32 @@ def test_a_claim_retried_with_its_key_answers_the_job_and_lease_the_first_attemp
     assert service.find(first["job"]["jobId"]).version == version  # nothing written again
 
 
+def test_a_claim_retried_after_its_lease_ran_out_gets_the_job_with_a_renewed_lease(
+    client, stack, service, worker, monkeypatch
+):
+    """The answer was lost for longer than a lease: nobody took the job over meanwhile, so
+    the retry still gets it, as its first attempt, with a lease from now."""
+    job_id = queue_job(client, stack)
+    first = keyed_claim(client, worker, "claim-1").json_body
+    at(monkeypatch, service, first["leaseSeconds"] + 30)
+    again = keyed_claim(client, worker, "claim-1")
+    assert again.status_code == 200, again.json_body
+    assert (again.json_body["job"]["jobId"], again.json_body["attempt"]) == (job_id, 1)
+    report = {"status": "processing", "leaseToken": first["leaseToken"]}
+    assert post(client, f"/jobs/{job_id}/report", worker, report).status_code == 200
+
+
+def test_a_claim_retried_after_another_took_its_job_over_does_not_get_it(
+    client, stack, service, worker, monkeypatch
+):
+    job_id = queue_job(client, stack)
+    first = keyed_claim(client, worker, "claim-1").json_body
+    at(monkeypatch, service, first["leaseSeconds"] + 1)
+    _make_visible(stack, job_id, service)
+    assert keyed_claim(client, worker, "claim-2").json_body["attempt"] == 2  # the takeover
+    assert keyed_claim(client, worker, "claim-1").status_code == 204
+
+
 def test_a_claim_retried_with_its_key_leaves_the_other_jobs_to_new_claims(client, stack, worker):
     ids = {queue_job(client, stack), queue_job(client, stack)}
     first = keyed_claim(client, worker, "claim-1").json_body["job"]["jobId"]
