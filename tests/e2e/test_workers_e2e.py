@@ -40,8 +40,21 @@ def steps(task, ctx):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[dict]:
+    """A short lease: a takeover after `kill -9` comes within seconds."""
+    yield from _stack(tmp_path_factory, {"WORKER_LEASE_SECONDS": str(LEASE_SECONDS)})
+
+
+@pytest.fixture(scope="module")
+def roomy_stack(tmp_path_factory) -> Iterator[dict]:
+    """The default lease (120 s): on a busy machine a heartbeat may come seconds late, which
+    a 4 s lease would take for a dead worker and hand the job to another (rightly, but
+    then a job is claimed twice, which the test of many jobs counts as a fault)."""
+    yield from _stack(tmp_path_factory, {})
+
+
+def _stack(tmp_path_factory, env: dict[str, str]) -> Iterator[dict]:
     log = tmp_path_factory.mktemp("workers") / "dev.log"
-    env = {"WORKER_LEASE_SECONDS": str(LEASE_SECONDS), "WORKER_POOLS": "remote"}
+    env = {**env, "WORKER_POOLS": "remote"}
     with launch(log, env=env) as endpoints:
         key = _service_key(endpoints.emulator)
         package = log.parent / "userpkg"
@@ -254,7 +267,8 @@ def submit_batch(stack: dict, count: int) -> list[str]:
     return [r["job"]["jobId"] for r in results]
 
 
-def test_two_hundred_jobs_over_four_worker_threads_each_complete_exactly_once(stack):
+def test_two_hundred_jobs_over_four_worker_threads_each_complete_exactly_once(roomy_stack):
+    stack = roomy_stack
     names = ["many-a", "many-b"]  # two processes of two threads each
     workers = [start_worker(stack, name) for name in names]
     try:
