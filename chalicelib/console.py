@@ -198,7 +198,9 @@ class QueueDepth:
     visible: int | None  # None: the queue does not exist
     in_flight: int | None
     delayed: int | None
-    oldest_seconds: int | None = None  # a dead-letter queue's oldest message (sent when)
+    # The oldest message's age: a dead-letter queue's from a peek (sent when); another's as
+    # CloudWatch last saw it (`oldest_ages`), None when unknown or empty.
+    oldest_seconds: int | None = None
 
 
 def _sibling(url: str, name: str) -> str:
@@ -269,6 +271,60 @@ def depth(queue: Queue) -> QueueDepth:
         int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
         oldest,
     )
+
+
+OLDEST_AGE = "ApproximateAgeOfOldestMessage"
+OLDEST_LOOKBACK_SECONDS = 600
+
+
+def depths(queues: Iterable[Queue]) -> list[QueueDepth]:
+    """Every queue's depth, and each main queue's oldest message as CloudWatch last saw it."""
+    found = [depth(queue) for queue in queues]
+    ages = oldest_ages([d.queue for d in found if not d.queue.dead_letters and d.visible])
+    return [replace(d, oldest_seconds=ages.get(d.queue.name, d.oldest_seconds)) for d in found]
+
+
+def oldest_ages(queues: list[Queue]) -> dict[str, int]:
+    """The age of each queue's oldest message, by the queue's console name: SQS publishes it
+    only to CloudWatch (`AWS/SQS` ApproximateAgeOfOldestMessage, each minute; no SQS call
+    answers it), so one GetMetricData for them all, the latest minute of the last ten. A
+    queue with no data point yet (an emulator, a queue just made) is left out, and so are
+    all of them when CloudWatch refuses (a role without cloudwatch:GetMetricData): the
+    console shows the rest."""
+    if not queues:
+        return {}
+    now = datetime.now(UTC)
+    queries = [
+        {
+            "Id": f"q{index}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/SQS",
+                    "MetricName": OLDEST_AGE,
+                    "Dimensions": [{"Name": "QueueName", "Value": q.url.rpartition("/")[2]}],
+                },
+                "Period": 60,
+                "Stat": "Maximum",
+            },
+            "ReturnData": True,
+        }
+        for index, q in enumerate(queues)
+    ]
+    try:
+        results = aws.client("cloudwatch").get_metric_data(
+            MetricDataQueries=queries,
+            StartTime=datetime.fromtimestamp(now.timestamp() - OLDEST_LOOKBACK_SECONDS, UTC),
+            EndTime=now,
+            ScanBy="TimestampDescending",
+        )["MetricDataResults"]
+    except ClientError:
+        return {}
+    ages: dict[str, int] = {}
+    for result in results:
+        index = int(result["Id"][1:])
+        if result.get("Values"):
+            ages[queues[index].name] = int(result["Values"][0])
+    return ages
 
 
 # -- dead letters ----------------------------------------------------------------------------

@@ -372,6 +372,13 @@ def policy(websocket_connections: Any = WEBSOCKET_CONNECTIONS) -> dict[str, Any]
             "Resource": [arn(queue) for queue in QUEUES],
         },
         {
+            # the console's age of each queue's oldest message (chalicelib/console.py):
+            # GetMetricData takes no resource-level permission
+            "Effect": "Allow",
+            "Action": ["cloudwatch:GetMetricData"],
+            "Resource": "*",
+        },
+        {
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject"],
             "Resource": {"Fn::Sub": "${ObjectsBucket.Arn}/*"},

@@ -23,6 +23,8 @@ ACTION_OF = {
     # IAM authorizes a batch of messages with the action of one (SQS has no batch action).
     "sqs:SendMessageBatch": ["sqs:SendMessage"],
 }
+# Services whose IAM prefix is not their signing name.
+PREFIX_OF = {"monitoring": "cloudwatch"}
 # A transaction is authorised item by item.
 TRANSACT_ITEM_ACTIONS = {
     "Put": "dynamodb:PutItem",
@@ -46,7 +48,8 @@ def iam_actions(prefix: str, operation: str, params: dict[str, Any]) -> list[str
 
 
 def _record(params: dict[str, Any], model: Any, **_: Any) -> None:
-    prefix = model.service_model.signing_name
+    signing_name = model.service_model.signing_name
+    prefix = PREFIX_OF.get(signing_name, signing_name)
     RECORDED.update(iam_actions(prefix, model.name, params))
 
 

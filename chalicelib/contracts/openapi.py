@@ -436,8 +436,8 @@ OPERATIONS: list[Operation] = [
     Operation(
         "GET",
         "/ops/queues",
-        "Operator: each queue's depth, messages in flight and delayed; a dead-letter "
-        "queue's oldest message",
+        "Operator: each queue's depth, messages in flight and delayed, and the age of its "
+        "oldest message (a dead-letter queue's from its messages, another's from CloudWatch)",
         {200: ops.OpsQueueList, **OPERATOR_ERRORS},
         tag="operator",
     ),

@@ -303,7 +303,7 @@ def queue_view(depth: console.QueueDepth) -> dict[str, Any]:
 def list_queues(container: Container, request: Request) -> Response:
     service = container.service
     no_query(request)
-    depths = [console.depth(queue) for queue in console.service_queues(service)]
+    depths = console.depths(console.service_queues(service))
     return http.json_response({"queues": [queue_view(d) for d in depths]})
 
 
@@ -485,9 +485,13 @@ def openmetrics(
             labels = f'queue="{_label(d.queue.name)}",state="{state}"'
             lines.append(f"taskstatus_queue_messages{{{labels}}} {value}")
     oldest = "taskstatus_queue_oldest_message_age_seconds"
-    lines += _family(oldest, "Age of a dead-letter queue's oldest message.")
+    lines += _family(
+        oldest,
+        "Age of a queue's oldest message: a dead-letter queue's from its messages, another's "
+        "as CloudWatch last saw it (left out until CloudWatch has a figure).",
+    )
     for d in found:
-        if d.queue.dead_letters:
+        if d.queue.dead_letters or d.oldest_seconds is not None:
             lines.append(f'{oldest}{{queue="{_label(d.queue.name)}"}} {d.oldest_seconds or 0}')
     lines += _family(
         "taskstatus_stuck_tasks", f"Stuck tasks by kind (at most {console.MAX_STUCK} of each)."
@@ -548,7 +552,7 @@ def _host_lines(hosts: list[console.HostHealth]) -> list[str]:
 def metrics(container: Container, request: Request) -> Response:
     service = container.service
     no_query(request)
-    depths = [console.depth(queue) for queue in console.service_queues(service)]
+    depths = console.depths(console.service_queues(service))
     read = console.read_tallies(service)
     body = openmetrics(
         depths,

@@ -5,6 +5,7 @@ from a known state."""
 import json
 from datetime import timedelta
 
+import boto3
 import pytest
 
 from chalicelib.edge.service_keys import ServiceKeys
@@ -341,6 +342,27 @@ def test_queues_show_their_depth_and_in_flight_counts(client, stack):
     stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=1)
     tasks = queue_named(client, "tasks")
     assert (tasks["visible"], tasks["inFlight"]) == (1, 1)
+
+
+def test_a_main_queues_oldest_message_is_its_age_as_cloudwatch_last_saw_it(client, stack):
+    """SQS tells the age of a queue's oldest message only to CloudWatch (each minute)."""
+    submitted(client)
+    stack.run_stream()  # queued, not run
+    assert "oldestSeconds" not in queue_named(client, "tasks")  # no data point yet
+    name = stack.queue_url.rpartition("/")[2]
+    boto3.client("cloudwatch").put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {
+                "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{"Name": "QueueName", "Value": name}],
+                "Timestamp": utcnow() - timedelta(minutes=minutes),
+                "Value": value,
+            }
+            for minutes, value in ((3, 12.0), (1, 95.0))
+        ],
+    )
+    assert queue_named(client, "tasks")["oldestSeconds"] == 95  # the latest minute's
 
 
 def test_the_queues_listed_are_the_services_own(client):

@@ -45,3 +45,17 @@ def test_websocket_pushes_need_manage_connections():
     assert aws_calls.iam_actions("execute-api", "PostToConnection", {}) == [
         "execute-api:ManageConnections"
     ]
+
+
+def test_cloudwatch_calls_need_cloudwatch_actions():
+    """CloudWatch signs as `monitoring`; IAM names its actions `cloudwatch:`."""
+    import boto3
+
+    client = aws_calls.watch(boto3.client("cloudwatch", region_name="us-east-1"))
+    aws_calls.RECORDED.discard("cloudwatch:GetMetricData")
+    client.meta.events.emit(
+        "provide-client-params.monitoring.GetMetricData",
+        params={},
+        model=client.meta.service_model.operation_model("GetMetricData"),
+    )
+    assert "cloudwatch:GetMetricData" in aws_calls.RECORDED
