@@ -145,6 +145,13 @@ def _refusal(reason: dict[str, Any]) -> Refusal:
     )
 
 
+def _holds(item: dict[str, Any], set_values: dict[str, Any], removed: list[str]) -> bool:
+    """Whether a stored item has every value a write sets and none of what it removes."""
+    return all(item.get(k) == v for k, v in set_values.items()) and not any(
+        k in item for k in removed
+    )
+
+
 def _created_condition(
     between: tuple[datetime | None, datetime | None], values: dict[str, Any]
 ) -> str:
@@ -524,7 +531,10 @@ class TaskStore:
         """Write `after` over `before`, only if the stored task is still `before`.
 
         The condition is on id, status and version: two writers that read the same
-        version cannot both win.
+        version cannot both win. A write the condition refuses because it is already there
+        (the SDK retried a call whose answer was lost: a read timeout under load) is this
+        call's own, and returns as written, as `create` does for its own retry: else a claim
+        whose answer was lost would hold its task for nobody until its lease ran out.
         """
         if after.version != before.version + 1:
             raise ValueError("a saved task must carry the next version")
@@ -543,6 +553,7 @@ class TaskStore:
             },
             wanted=after.status,
             now=after.updated_at,
+            own_write=(changed, removed),
         )
 
     def replace(
@@ -683,7 +694,10 @@ class TaskStore:
         set_expressions: list[str] | None = None,
         extra_names: dict[str, str] | None = None,
         hide_other_owner: str | None = None,
+        own_write: tuple[dict[str, Any], list[str]] | None = None,
     ) -> Task:
+        """`own_write`: the attributes this write sets and removes; a refused write whose
+        item already holds exactly them is this write, applied by an earlier try."""
         names = {"#status": "status", **(extra_names or {})}
         values = dict(condition_values)
         assignments = list(set_expressions or [])
@@ -713,6 +727,8 @@ class TaskStore:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             old = exc.response.get("Item")
+            if old is not None and own_write is not None and _holds(old, *own_write):
+                return task_from_item(old)
             if (
                 old is None
                 or int(old["expires_at"]["N"]) <= now.timestamp()

@@ -621,3 +621,21 @@ def test_a_pool_job_handed_back_keeps_its_pool_slot_until_it_ends(
     finish(client, worker, again)
     stack.settle()
     assert claim(client, worker).json_body["job"]["jobId"] == waiting
+
+
+def test_a_claim_whose_take_was_applied_but_answered_late_still_gets_its_job(
+    client, stack, service
+):
+    """Under load DynamoDB's answer to the take is lost and the SDK sends it again: the
+    retry meets the take's own write and the claim answers the job (not 204 with the job
+    held for nobody until its lease runs out)."""
+    from chalicelib import claims
+    from tests.unit.aws_faults import answer_lost_after_write
+
+    job_id = queue_job(client, stack)
+    with answer_lost_after_write("dynamodb", "UpdateItem") as lost:
+        claimed = claims.claim(service, "remote", 0)  # the take is the claim's one UpdateItem
+    assert lost == ["UpdateItem"]
+    assert claimed is not None, "the job is held for nobody"
+    assert (claimed.task.id, claimed.task.attempts) == (job_id, 1)
+    assert service.find(job_id).lease_token == claimed.lease_token

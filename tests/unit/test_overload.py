@@ -162,6 +162,16 @@ def test_a_keyed_submit_whose_retry_meets_its_own_late_write_is_accepted_not_rep
     assert replay.json_body["jobId"] == response.json_body["jobId"]
 
 
+def test_a_status_write_whose_retry_meets_its_own_late_write_stands(client, stack, service):
+    job_id = submit(client).json_body["jobId"]
+    task = service.find(job_id)
+    with answer_lost_after_write("dynamodb", "UpdateItem") as lost:
+        started = service.transition(task, Status.STARTED, by="worker")
+    assert lost == ["UpdateItem"]
+    stored = service.find(job_id)
+    assert (started.version, stored.version, stored.status) == (2, 2, Status.STARTED)
+
+
 def test_a_batch_whose_retry_meets_its_own_late_write_accepts_every_item(client, stack):
     jobs = [sleep_job(), {**sleep_job(), "idempotencyKey": "b-late"}, sleep_job(steps=2)]
     with answer_lost_after_write("dynamodb", "TransactWriteItems") as lost:
