@@ -341,7 +341,12 @@ def _events(env: dict[str, str], token: str, sqs_event: Any, stream_event: Any) 
         image = service.store.attributes(task)
         record = {
             "eventName": "INSERT",
-            "dynamodb": {"Keys": {"id": image["id"]}, "NewImage": image},
+            "dynamodb": {
+                "Keys": {"id": image["id"]},
+                "NewImage": image,
+                "SequenceNumber": "100000000000000000001",  # every stream record has one
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            },
         }
         event = stream_event([record], env.get("TASKS_STREAM_ARN", STREAM_ARN))
         return ("app", "stream", event), ("baseline", "put_send_get", {"id": task.id})

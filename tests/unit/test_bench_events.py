@@ -1,0 +1,29 @@
+"""`make bench`'s cold start feeds each handler an event it builds itself; a handler that
+refuses one (a stream record without a field every real record has) stops the whole bench,
+so each event is answered here first, by the handlers in-process."""
+
+import os
+
+import pytest
+
+from local.events import LambdaContext, sqs_event, stream_event
+from tests.conftest import token_for
+
+
+@pytest.fixture
+def cold_events(stack):
+    from bench.cold import _events
+
+    return _events(dict(os.environ), token_for("bench-cold"), sqs_event, stream_event)
+
+
+@pytest.mark.parametrize("name", ["REST GET /jobs/{id}", "status Lambda", "worker", "stream"])
+def test_a_cold_start_event_of_the_bench_is_answered_by_its_handler(cold_events, name):
+    import app
+
+    (module, handler, event), _baseline = cold_events[name]()
+    assert module == "app"
+    context = LambdaContext("api_handler" if handler == "app" else handler)
+    result = getattr(app, handler)(event, context)
+    assert not (isinstance(result, dict) and result.get("batchItemFailures")), result
+    assert (result.get("statusCode", 200) if isinstance(result, dict) else 200) == 200, result
