@@ -14,31 +14,42 @@ def admission_calls(counter: CallCounter, count: int = 20) -> None:
     from chalicelib.bootstrap import container
     from chalicelib.fairness import Slots, TokenBuckets, Waiting
     from chalicelib.flow import Rate
+    from chalicelib.model import Task
 
     service = container().service
     table = service.settings.records_table
-    created = service.clock().isoformat()
     tasks = service.settings.tasks_table
     owner_only = Slots(table, count, tasks_table=tasks)
     three = Slots(table, count, (("bench/*", count),), tasks_table=tasks)
 
     def waiting(n: int, owner: str, key: str | None = None) -> Waiting:
-        return Waiting(
-            f"bench-{owner}-{n}", "bench/x", owner, created, key=key, key_limit=count, version=1
+        """A stored task (a park is written only while its task still waits at its version)."""
+        task = Task.new(
+            id=f"bench-{owner}-{n}",
+            owner=owner,
+            type="bench/x",
+            ttl_seconds=3600,
+            concurrency_key=key,
+            concurrency_limit=count if key else None,
         )
+        service.store.create(task)
+        return Waiting.of(task)
 
     print("\nFlow control, per task (the enqueue's SQS send included)")
     measured: dict[str, Any] = {}
+    first = [waiting(n, "one-gate") for n in range(count)]  # stored before the counting
+    keyed = [waiting(n, "three-gates", key="k") for n in range(count)]
+    later = [waiting(n, "one-gate") for n in range(count, 2 * count)]
     with counter.measure() as measured["one"]:
-        for n in range(count):
-            owner_only.admit(waiting(n, "one-gate"), service.send_waiting, {})
+        for task in first:
+            owner_only.admit(task, service.send_waiting, {})
     with counter.measure() as measured["three"]:
-        for n in range(count):
-            three.admit(waiting(n, "three-gates", key="k"), service.send_waiting, {})
+        for task in keyed:
+            three.admit(task, service.send_waiting, {})
     full: dict[str, Any] = {}
     with counter.measure() as measured["parked"]:
-        for n in range(count, 2 * count):
-            owner_only.admit(waiting(n, "one-gate"), service.send_waiting, full)
+        for task in later:
+            owner_only.admit(task, service.send_waiting, full)
     gate = owner_only.owner_gate("one-gate")
     for n in range(count):
         owner_only.release_gate(gate, f"bench-one-gate-{n}")

@@ -1,6 +1,6 @@
-"""`make bench`'s cold start feeds each handler an event it builds itself; a handler that
-refuses one (a stream record without a field every real record has) stops the whole bench,
-so each event is answered here first, by the handlers in-process."""
+"""`make bench` builds its own events and tasks, and a handler that refuses one (a stream
+record without a field every real record has, a park of a task never stored) stops or
+falsifies the whole bench: each is tried here first, in-process."""
 
 import os
 
@@ -27,3 +27,12 @@ def test_a_cold_start_event_of_the_bench_is_answered_by_its_handler(cold_events,
     result = getattr(app, handler)(event, context)
     assert not (isinstance(result, dict) and result.get("batchItemFailures")), result
     assert (result.get("statusCode", 200) if isinstance(result, dict) else 200) == 200, result
+
+
+def test_the_flow_bench_parks_tasks_and_admits_them_from_a_line(stack, capsys):
+    """Its park is real only if the task is stored and still waits (chalicelib/fairness.py)."""
+    from bench.bench import CallCounter
+    from bench.flow import admission_calls
+
+    admission_calls(CallCounter(), count=3)
+    assert "admitted from a line (3)" in capsys.readouterr().out
