@@ -38,6 +38,7 @@ GROUPS: dict[str, list[str]] = {
     # the version guard: every status write is conditional on the status and version read
     "version guard": [
         "chalicelib.store.xǁTaskStoreǁsave__*",
+        "chalicelib.store.x__holds__*",
         "chalicelib.store.items.x_owner_scoped__*",
         "chalicelib.store.items.x_shard_of__*",
     ],
@@ -160,6 +161,7 @@ GROUPS: dict[str, list[str]] = {
         "chalicelib.claims.xǁClaimKeyǁof__*",
         "chalicelib.claims.x_check_lease__*",
         "chalicelib.claims.x_extend__*",
+        "chalicelib.claims.x__move_lease__*",
         "chalicelib.claims.x_release__*",
     ],
     # fair concurrency: the gates (owner, type group, key), their slots and their lines
