@@ -430,8 +430,13 @@ class StreamHandler:
                 outcome.failed_one(task.task_id, exc)
 
     def _webhook_events(self, plan: Plan, outcome: Outcome) -> None:
-        """A task that just became terminal gets its webhook event, once (conditional put)."""
+        """A task that just became terminal gets its webhook event, once (conditional put),
+        after its history entry: a task whose work here failed for now gets it when its
+        record comes again, so a receiver that reads the history on a webhook finds the end
+        there."""
         for was_terminal, task in plan.webhooks:
+            if task.id in outcome.transient:
+                continue
             try:
                 with task_context(task.id):
                     self.webhooks.on_task_change(was_terminal, task)

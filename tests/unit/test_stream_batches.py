@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from chalicelib import aws
-from chalicelib.model import Status, Task
+from chalicelib.model import Status, Task, Webhook
 from tests.unit.aws_faults import aws_fails, dynamodb_leaves_unprocessed, sqs_refuses_messages
-from tests.unit.tasks import submitted_record
+from tests.unit.tasks import stored_task, submitted_record
 
 LIMIT = 2
 
@@ -201,6 +201,27 @@ def test_entries_that_stay_unprocessed_hand_back_their_task_from_its_first_recor
     assert service.find(bob.id).status is Status.SUBMITTED
     assert handler.handle_batch(records[1:]) == {"batchItemFailures": []}  # Lambda resumes there
     assert [entries(stack, service, t) for t in (alice, bob, carol)] == [1, 1, 1]
+
+
+def test_a_finished_tasks_webhook_waits_for_its_history_entry(stack, service, handler):
+    """A receiver that reads the job's history when its webhook arrives finds the end there:
+    a task whose entry could not be written now sends its webhook when the record comes
+    again, after the entry."""
+    task = stored_task(service, Status.COMPLETED, webhook=Webhook(url="https://example.com/h"))
+    record = submitted_record(service, task)
+    with dynamodb_leaves_unprocessed("BatchWriteItem", lambda r: True):
+        assert handler.handle_batch([record])["batchItemFailures"]
+    assert webhook_messages(stack) == 0
+    assert handler.handle_batch([record]) == {"batchItemFailures": []}
+    assert (entries(stack, service, task), webhook_messages(stack)) == (2, 1)  # entry, event
+
+
+def webhook_messages(stack) -> int:
+    url = stack.outputs["WebhooksQueueUrl"]
+    attributes = stack.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
 
 
 def test_a_send_that_stays_throttled_hands_back_its_task_and_fails_nothing(stack, service, handler):
