@@ -31,6 +31,7 @@ def batch_calls(client: Any, counter: CallCounter) -> None:
 def sweep_calls(counter: CallCounter, due: int = 50) -> None:
     from chalicelib.bootstrap import container
     from chalicelib.model import Task, utcnow
+    from chalicelib.store import READ_SHARDS
 
     service = container().service
     now = utcnow()
@@ -52,7 +53,10 @@ def sweep_calls(counter: CallCounter, due: int = 50) -> None:
             released = service.release_due()
     finally:
         service.clock = clock
-    print("\nDelayed runs: the per-minute sweep (16 Queries on by_due per run, then per task)")
+    shards = len(READ_SHARDS)
+    print(
+        f"\nDelayed runs: the per-minute sweep ({shards} Queries on by_due per run, then per task)"
+    )
     row(f"sweep of {len(released)} due tasks", summarize(calls, max(len(released), 1)))
 
 

@@ -56,7 +56,7 @@ def claim_calls(client: Any, counter: Any, stack: Any, n: int = 20) -> None:
     def post(path: str, payload: dict[str, Any] | None = None) -> Any:
         return client.http.post(path, headers=worker, body=json.dumps(payload or {}))
 
-    for _ in range(n):
+    for _ in range(2 * n):
         client.http.post("/jobs", headers=owner, body=body)
     stack.run_stream()  # queued on the pool's queue
     claimed = []
@@ -66,6 +66,13 @@ def claim_calls(client: Any, counter: Any, stack: Any, n: int = 20) -> None:
             claimed.append(post("/pools/remote/claim?waitSeconds=0").json_body)
         claim_s = time.perf_counter() - start
     assert all(c and c.get("leaseToken") for c in claimed), claimed[:2]
+    with counter.measure() as keyed_ops:  # as `taskstatus worker` claims: a key per claim
+        start = time.perf_counter()
+        for number in range(n):
+            keyed = {**worker, "Idempotency-Key": f"bench-claim-{number}"}
+            answer = client.http.post("/pools/remote/claim?waitSeconds=0", headers=keyed, body="")
+            assert answer.status_code == 200, answer.json_body
+        keyed_s = time.perf_counter() - start
     with counter.measure() as empty_ops:
         start = time.perf_counter()
         for _ in range(n):
@@ -88,6 +95,7 @@ def claim_calls(client: Any, counter: Any, stack: Any, n: int = 20) -> None:
             post(f"/jobs/{c['job']['jobId']}/release", {"leaseToken": c["leaseToken"]})
     print("\nRemote workers: calls per request (a pool's jobs, a service key with POOLS=remote)")
     row("POST /pools/{pool}/claim", summarize(claim_ops, n), claim_s / n)
+    row("claim with an Idempotency-Key", summarize(keyed_ops, n), keyed_s / n)
     row("claim, nothing queued (204)", summarize(empty_ops, n), empty_s / n)
     row("POST /jobs/{id}/heartbeat", summarize(beat_ops, n), beat_s / n)
     row("report completed (fenced)", summarize(report_ops, half), report_s / half)

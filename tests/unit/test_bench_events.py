@@ -36,3 +36,16 @@ def test_the_flow_bench_parks_tasks_and_admits_them_from_a_line(stack, capsys):
 
     admission_calls(CallCounter(), count=3)
     assert "admitted from a line (3)" in capsys.readouterr().out
+
+
+def test_the_remote_worker_bench_counts_a_keyed_claim_as_one_transaction(client, stack, capsys):
+    from bench.bench import CallCounter
+    from bench.workers import claim_calls
+    from chalicelib import aws
+
+    counter = CallCounter()
+    for service in ("dynamodb", "sqs"):
+        counter.attach(aws.client(service))
+    claim_calls(client, counter, stack, n=2)
+    [keyed] = [line for line in capsys.readouterr().out.splitlines() if "Idempotency-Key" in line]
+    assert "dynamodb:TransactWriteItems=1" in keyed, keyed
