@@ -639,3 +639,25 @@ def test_a_claim_whose_take_was_applied_but_answered_late_still_gets_its_job(
     assert claimed is not None, "the job is held for nobody"
     assert (claimed.task.id, claimed.task.attempts) == (job_id, 1)
     assert service.find(job_id).lease_token == claimed.lease_token
+
+
+def test_a_hand_back_whose_answer_was_lost_stands_with_its_lease_cleared(client, stack, service):
+    """A write that removes attributes (the lease's) is still found as its own on a retry."""
+    from chalicelib import claims
+    from tests.unit.aws_faults import answer_lost_after_write
+
+    job_id = queue_job(client, stack)
+    claimed = claims.claim(service, "remote", 0)
+    with answer_lost_after_write("dynamodb", "UpdateItem") as lost:
+        back = claims.release(service, job_id, claimed.lease_token, lambda owner: True)
+    assert lost == ["UpdateItem"]
+    assert (back.status.value, back.lease_token) == ("retrying", None)
+
+
+def test_a_claim_retried_after_its_job_expired_claims_anew(client, stack, service, worker):
+    job_id = queue_job(client, stack)
+    keyed_claim(client, worker, "claim-1")
+    stack.ddb.delete_item(
+        TableName=service.settings.tasks_table, Key={"id": {"S": job_id}}
+    )  # gone with its TTL
+    assert keyed_claim(client, worker, "claim-1").status_code == 204
