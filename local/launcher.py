@@ -16,6 +16,12 @@ from pathlib import Path
 from infra.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+PORT_NAMES = ("PORT", "EMULATOR_PORT", "WS_PORT", "WS_MANAGEMENT_PORT", "LAMBDA_PORT")
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """The stack exited because a port chosen for it was taken before it could listen."""
 
 
 @dataclass(frozen=True)
@@ -46,24 +52,48 @@ def local_stack(
 
     Without reload (`RELOAD=0`) unless `env` asks for it: a file saved in the checkout
     while the tests run must not restart their stacks."""
-    ports = {
-        name: free_port()
-        for name in ("PORT", "EMULATOR_PORT", "WS_PORT", "WS_MANAGEMENT_PORT", "LAMBDA_PORT")
-    }
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        ports = {name: free_port() for name in PORT_NAMES}
+        process, endpoints = _start(log, ports, data_dir, env, args, root)
+        try:
+            _wait_until_ready(process, endpoints, timeout)
+            break
+        except PortTaken:
+            if attempt == PORT_ATTEMPTS:
+                raise
+            # Another process took a chosen port before the stack bound it: choose again.
+    try:
+        yield endpoints
+    finally:
+        process.send_signal(stop_signal)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _start(
+    log: Path,
+    ports: dict[str, int],
+    data_dir: Path | None,
+    env: dict[str, str] | None,
+    args: tuple[str, ...],
+    root: Path,
+) -> tuple[subprocess.Popen, Endpoints]:
     data_dir = data_dir or log.parent / "data"
-    env = {
+    environment = {
         **os.environ,
         **{k: str(v) for k, v in ports.items()},
         "LOCAL_DATA_DIR": str(data_dir),
         "RELOAD": "0",
         **(env or {}),
     }
-    env.pop("AWS_ENDPOINT_URL", None)
+    environment.pop("AWS_ENDPOINT_URL", None)
     with log.open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "local.dev", *args],
             cwd=root,
-            env=env,
+            env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -75,25 +105,28 @@ def local_stack(
         data_dir=data_dir,
         lambda_api=f"http://127.0.0.1:{ports['LAMBDA_PORT']}",
     )
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the local stack exited early:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{endpoints.api}/health", timeout=1):
-                    # ready once it has also told the client where it is
-                    if (data_dir / "local.json").exists():
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the local stack did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield endpoints
-    finally:
-        process.send_signal(stop_signal)
+    return process, endpoints
+
+
+def _wait_until_ready(process: subprocess.Popen, endpoints: Endpoints, timeout: float) -> None:
+    """Until the stack answers and has told the client where it is; PortTaken if it exited
+    on a port another process took, RuntimeError if it exited or hung otherwise."""
+    log = endpoints.log
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            tail = log.read_text()[-3000:]
+            # Taken before make dev's own check of its ports, or between it and the bind.
+            taken = " is in use: set " in tail or "Address already in use" in tail
+            kind = PortTaken if taken else RuntimeError
+            raise kind(f"the local stack exited early:\n{tail}")
         try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
+            with urllib.request.urlopen(f"{endpoints.api}/health", timeout=1):
+                if (endpoints.data_dir / "local.json").exists():
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
             process.kill()
+            raise RuntimeError(f"the local stack did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)

@@ -69,3 +69,36 @@ def test_a_port_nothing_uses_is_free():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     assert not in_use(port)
+
+
+def test_a_chosen_port_is_below_the_range_outgoing_connections_take(tmp_path):
+    """A port from the ephemeral range could become a connection's own port before the
+    child process binds it (a CI run failed on that: EADDRINUSE at the stack's start)."""
+    from infra.ports import LOWEST, ephemeral_range, free_port
+
+    low, _ = ephemeral_range()
+    ports = {free_port() for _ in range(50)}
+    assert all(LOWEST <= port < low for port in ports), sorted(ports)[:5]
+    assert not any(in_use(port) for port in ports)
+
+
+def test_with_no_room_below_the_ephemeral_range_the_os_chooses(tmp_path):
+    from infra.ports import free_port
+
+    narrow = tmp_path / "ip_local_port_range"
+    narrow.write_text("10500\t60999\n")
+    assert free_port(narrow) >= 10500
+
+
+def test_a_port_something_listens_on_is_never_chosen(monkeypatch):
+    import infra.ports
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        busy = listening.getsockname()[1]
+        picks = iter([busy, busy, 12345])
+        monkeypatch.setattr(infra.ports.random, "randrange", lambda low, high: next(picks))
+        monkeypatch.setattr(infra.ports, "ephemeral_range", lambda path=None: (busy + 1, 60999))
+        monkeypatch.setattr(infra.ports, "LOWEST", min(busy, 12345))
+        assert infra.ports.free_port() == 12345
