@@ -367,7 +367,12 @@ class TaskService:
 
     def send_waiting(self, task: Waiting) -> None:
         """Queue a task that flow control admitted (chalicelib/fairness.py)."""
-        self.send(
+        url, message = self.message_of_waiting(task)
+        self.queue.send(message, 0, url)
+
+    def message_of_waiting(self, task: Waiting) -> tuple[str, TaskMessage]:
+        """The queue and message of a task flow control admitted (here and in the stream)."""
+        return self.message_for(
             task.task_id,
             task.type,
             task.owner,

@@ -300,13 +300,7 @@ class StreamHandler:
         """The messages of tasks flow control admitted (as `TaskService.send_waiting`)."""
         sends = []
         for task in tasks:
-            url, message = self.service.message_for(
-                task.task_id,
-                task.type,
-                task.owner,
-                pool=task.pool,
-                concurrency=(task.key, task.key_limit),
-            )
+            url, message = self.service.message_of_waiting(task)
             sends.append(bulk.Send(task.task_id, url, message.to_json()))
         return sends
 
