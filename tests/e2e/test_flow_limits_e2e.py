@@ -123,6 +123,20 @@ def test_a_key_limit_of_2_runs_4_jobs_never_more_than_2_at_once_and_says_why_the
         assert flow == [("parked", "key limit"), ("admitted", None)]
 
 
+def test_two_jobs_with_one_key_and_limit_1_never_run_at_once(limits_stack):
+    user = "single-key-owner"
+    job = {
+        "type": "demo/sleep",
+        "input": {"seconds": 2, "steps": 1},
+        "concurrency": {"key": "invoice-sync", "limit": 1},
+    }
+    jobs = submit_batch(limits_stack, [job] * 2, user)
+    wait_for(lambda: all_finished(limits_stack, jobs, user), "the 2 jobs to finish")
+    assert [limits_stack.get(j, user)["status"] for j in jobs] == ["completed"] * 2
+    first, second = sorted(run_interval(limits_stack, job_id, user) for job_id in jobs)
+    assert first[1] <= second[0], f"the second started at {second[0]}, before {first[1]}"
+
+
 def test_jobs_past_their_types_rate_wait_and_all_complete_none_failed(limits_stack):
     user = "rate-owner"
     spec = {"assets": {}, "timeline": [], "output": {"filename": "rate.mp4"}}
