@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from chalicelib.errors import IdempotentJobGone, TaskNotFound, TransitionRefused
+from chalicelib.errors import TaskNotFound, TransitionRefused
 from chalicelib.model import ACTIVE, RETRYABLE, Status, Task
 from chalicelib.service import TaskService
 from chalicelib.store import KeyRecord
@@ -64,9 +64,9 @@ def retry(
     now = service.clock()
     fingerprint = _fingerprint(task_id)
     if idempotency_key is not None:
-        used = store.keys.live(owner, idempotency_key, now)
-        if used is not None:
-            return _replayed(service, owner, used.replay_or_conflict(fingerprint)), False
+        earlier = service.replayed(owner, fingerprint, idempotency_key)
+        if earlier is not None:
+            return earlier, False
     before = service.get_owned(owner, task_id)
     if before.status not in RETRYABLE:
         raise TransitionRefused(task_id, before.status.value, Status.SUBMITTED.value)
@@ -76,13 +76,6 @@ def retry(
         expires_at = key_expires_at(now, service.settings)
         key = (idempotency_key, KeyRecord(task_id, fingerprint, expires_at))
     return store.replace(before, after, key), True
-
-
-def _replayed(service: TaskService, owner: str, task_id: str) -> Task:
-    task = service.find(task_id)
-    if task is None or task.owner != owner:
-        raise IdempotentJobGone(task_id)
-    return task
 
 
 # -- bulk ------------------------------------------------------------------------------

@@ -153,18 +153,19 @@ class TaskService:
             now=now,
         )
 
-    def replayed(self, owner: str, job: SubmitJob, idempotency_key: str) -> Task | None:
-        """The task an earlier submit of `job` with this key made, without writing; None
-        while the key is unused. IdempotencyConflict if the key was used for another
-        request, IdempotentJobGone if its task has expired. One consistent GetItem of the
-        key (and one of the task when there is one)."""
+    def replayed(self, owner: str, fingerprint: str, idempotency_key: str) -> Task | None:
+        """The task an earlier request of the owner's with this key made (a submit, a retry),
+        without writing; None while the key is unused. IdempotencyConflict if the key was used
+        for another request (`fingerprint` differs), IdempotentJobGone if its task has expired.
+        One consistent GetItem of the key (and one of the task when there is one)."""
         now = self.clock()
         record = self.store.keys.live(owner, idempotency_key, now)
         if record is None:
             return None
-        earlier = self.store.get(record.replay_or_conflict(job.fingerprint()), now)
-        if earlier is None:
-            raise IdempotentJobGone(record.task_id)
+        task_id = record.replay_or_conflict(fingerprint)
+        earlier = self.store.get(task_id, now)
+        if earlier is None or earlier.owner != owner:
+            raise IdempotentJobGone(task_id)
         return earlier
 
     def new_task(

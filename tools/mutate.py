@@ -119,7 +119,7 @@ GROUPS: dict[str, list[str]] = {
         "chalicelib.contracts.autovid.x_status__*",
         "chalicelib.contracts.task_processor.x_get_task__*",
         "chalicelib.contracts.task_status.x_get_task__*",
-        "chalicelib.reruns.x__replayed__*",
+        "chalicelib.service.xǁTaskServiceǁreplayed__*",
         "chalicelib.realtime.xǁRealtimeǁ_subscription__*",
         "chalicelib.edge.api_keys.xǁApiKeyStoreǁrevoke__*",
         "chalicelib.edge.api_keys.xǁApiKeyStoreǁuse__*",

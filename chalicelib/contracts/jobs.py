@@ -104,7 +104,9 @@ def submit_under_rate(
     try:
         headers = submit_allowance(container, owner, 1)
     except TooManyRequests:
-        earlier = container.service.replayed(owner, job, key) if key is not None else None
+        earlier = (
+            container.service.replayed(owner, job.fingerprint(), key) if key is not None else None
+        )
         if earlier is None:
             raise
         return earlier, False, {}

@@ -78,25 +78,24 @@ MESSAGE_ID = Param(
 OPERATOR_ERRORS = {**{400: ERRORS, 401: ERRORS}, 403: ERRORS}
 DATE_TIME = {"type": "string", "format": "date-time"}
 OPENMETRICS = object()  # the body of GET /metrics: OpenMetrics text
-IDEMPOTENCY_KEY = Param(
-    "Idempotency-Key",
-    "header",
-    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
-    "the same key and request return the same job",
-)
-CLAIM_IDEMPOTENCY_KEY = Param(
-    "Idempotency-Key",
-    "header",
-    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+
+
+def idempotency_key(description: str) -> Param:
+    """The `Idempotency-Key` header: one rule for every route that takes it (jobs.py's
+    IDEMPOTENCY_KEY_PATTERN), described as the route uses it."""
+    schema = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}
+    return Param("Idempotency-Key", "header", schema, description)
+
+
+IDEMPOTENCY_KEY = idempotency_key("the same key and request return the same job")
+CLAIM_IDEMPOTENCY_KEY = idempotency_key(
     "one per claim, the same on its retries: a retried claim answers the job and lease the "
-    "first attempt took (kept for that lease, per service key)",
+    "first attempt took (kept for that lease, per service key)"
 )
-SCHEDULE_IDEMPOTENCY_KEY = Param(
-    "Idempotency-Key",
-    "header",
-    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
-    "a retried create with the same key and body answers the schedule the first made (200)",
+SCHEDULE_IDEMPOTENCY_KEY = idempotency_key(
+    "a retried create with the same key and body answers the schedule the first made (200)"
 )
+
 
 OPERATIONS: list[Operation] = [
     Operation("GET", "/health", "Is the service up", {200: m.Health}, public=True, tag="service"),
