@@ -1,8 +1,10 @@
-"""The emulator's DynamoDB (local/moto_dynamodb.py): keyed submits under concurrent load."""
+"""The emulator's DynamoDB (local/moto_dynamodb.py): keyed submits under concurrent load,
+cancelled transactions, and stream readers over hours."""
 
 from __future__ import annotations
 
 import copy
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -10,7 +12,8 @@ import pytest
 from chalicelib.errors import IdempotencyConflict
 from chalicelib.model import Task
 from chalicelib.service import SubmitJob
-from local.moto_dynamodb import patch_dynamodb
+from local.moto_dynamodb import ITERATOR_LIFE_SECONDS, ExpiringIterators, patch_dynamodb
+from local.stack import moto_clients
 
 JOB = SubmitJob(type="demo/sleep", input={"seconds": 0})
 
@@ -60,13 +63,81 @@ def test_a_transaction_whose_conditions_hold_copies_no_table(emulated, service, 
     assert table_copies == []
 
 
-def test_a_cancelled_transaction_still_writes_nothing(emulated, service, table_copies):
+def test_a_cancelled_transaction_writes_nothing_and_copies_no_table(
+    emulated, service, table_copies
+):
     first, _ = service.submit("alice", JOB, idempotency_key="k")
     with pytest.raises(IdempotencyConflict):
         service.submit("alice", SubmitJob(type="demo/sleep", input={"seconds": 1}), "k")
-    assert table_copies  # moto's own path, which can roll back
+    assert table_copies == []
     assert emulated.task_count() == 1
     assert service.submit("alice", JOB, idempotency_key="k") == (
         service.store.get(first.id, service.clock()),
         False,
     )
+
+
+def test_a_cancelled_transaction_gives_moto_s_reasons_and_the_old_item_when_asked(emulated):
+    table = emulated.outputs["TasksTableName"]
+    emulated.ddb.put_item(TableName=table, Item={"id": {"S": "a"}})
+    condition = {"ConditionExpression": "attribute_not_exists(id)"}
+    with pytest.raises(emulated.ddb.exceptions.TransactionCanceledException) as cancelled:
+        emulated.ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"id": {"S": "b"}}}},
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {"id": {"S": "a"}, "v": {"N": "2"}},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        **condition,
+                    }
+                },
+            ]
+        )
+    assert cancelled.value.response["CancellationReasons"] == [
+        {"Code": "None"},
+        {
+            "Code": "ConditionalCheckFailed",
+            "Message": "The conditional request failed",
+            "Item": {"id": {"S": "a"}},
+        },
+    ]
+    assert "Item" not in emulated.ddb.get_item(TableName=table, Key={"id": {"S": "b"}})
+
+
+def test_a_stream_reader_sees_the_writes_made_after_a_cancelled_transaction(emulated, service):
+    streams = moto_clients()["dynamodbstreams"]
+    table = emulated.outputs["TasksTableName"]
+    arn = emulated.ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    [shard] = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    service.submit("alice", JOB, idempotency_key="k")
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    iterator = streams.get_records(ShardIterator=iterator)["NextShardIterator"]
+    with pytest.raises(IdempotencyConflict):
+        service.submit("alice", SubmitJob(type="demo/sleep", input={"seconds": 1}), "k")
+    later, _ = service.submit("alice", JOB)
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    assert later.id in json.dumps([r["dynamodb"]["Keys"] for r in records])
+
+
+def test_a_shard_iterator_is_kept_for_15_minutes_after_it_is_made():
+    now = [0.0]
+    iterators = ExpiringIterators(clock=lambda: now[0])
+    iterators["first"] = object()
+    now[0] = ITERATOR_LIFE_SECONDS
+    iterators["second"] = object()
+    assert set(iterators) == {"first", "second"}
+    now[0] = ITERATOR_LIFE_SECONDS + 1
+    iterators["third"] = object()
+    assert set(iterators) == {"second", "third"}
+
+
+def test_the_emulator_s_stream_backends_keep_their_iterators_for_15_minutes(monkeypatch):
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    patch_dynamodb(monkeypatch.setattr)
+    backend = DynamoDBStreamsBackend("eu-west-1", "123456789012")
+    assert isinstance(backend.shard_iterators, ExpiringIterators)
