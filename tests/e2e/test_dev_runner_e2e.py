@@ -76,6 +76,9 @@ def test_reset_starts_empty(tmp_path):
         assert response.status_code == 404
 
 
+STALLED_SECONDS = 100  # demo/sleep's longest
+
+
 @pytest.mark.own_stack
 def test_a_typical_session_leaves_no_traceback_in_the_log(tmp_path):
     env = {"REAPER_INTERVAL_SECONDS": "1", "TASK_TIMEOUT_SECONDS": "3"}
@@ -103,11 +106,12 @@ def test_a_typical_session_leaves_no_traceback_in_the_log(tmp_path):
                 f"{stack.api}/jobs/{cancelled['jobId']}", headers=stack.headers(), timeout=5
             )
             assert response.status_code == 200
-            # a task the reaper fails: no status write for longer than TASK_TIMEOUT_SECONDS
-            # (30 s leaves the reaper 27 s past the 3 s timeout: a run reads every shard of
-            # the deadline and due indexes, which takes seconds on a busy machine)
-            stalled = stack.submit({"type": "demo/sleep", "input": {"seconds": 30, "steps": 1}})
-            reaped = wait_for_status(stack, stalled["jobId"], {"failed"}, timeout=30)
+            # a task the reaper fails: no status write for longer than TASK_TIMEOUT_SECONDS.
+            # It sleeps the longest demo/sleep allows, silent: the reaper has 97 s past the
+            # 3 s timeout to fail it (a run reads every shard of the deadline and due indexes;
+            # 27 s was not enough on a machine at load 10).
+            stalled = stack.submit({"type": "demo/sleep", "input": {"seconds": STALLED_SECONDS}})
+            reaped = wait_for_status(stack, stalled["jobId"], {"failed"}, timeout=STALLED_SECONDS)
             assert reaped["error"]
             # bad requests are answered, not crashed on
             assert requests.get(f"{stack.api}/jobs", timeout=5).status_code == 401
@@ -119,7 +123,7 @@ def test_a_typical_session_leaves_no_traceback_in_the_log(tmp_path):
             )
             assert receiver.arrived.wait(30)
             # the stalled task's worker wakes up, finds it failed and stops: the log has it all
-            stack.wait_for_log(f"stopped {stalled['jobId']}")
+            stack.wait_for_log(f"stopped {stalled['jobId']}", timeout=STALLED_SECONDS + 60)
             log = endpoints.log.read_text()
     finally:
         receiver.close()
