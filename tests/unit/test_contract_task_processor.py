@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from botocore.exceptions import ClientError
 
+from chalicelib.contracts.task_processor import MAX_ID_LENGTH
 from chalicelib.model import Status
 from chalicelib.store import TaskStore
 from tests.conftest import auth
@@ -217,6 +218,17 @@ def test_an_over_long_id_is_400(client):
     response = fetch(client, "x" * 300)
     assert response.status_code == 400
     assert set(response.json_body) == {"error"}
+
+
+def test_an_id_of_the_longest_length_is_looked_up_not_refused(client):
+    response = fetch(client, "x" * MAX_ID_LENGTH)
+    assert response.status_code == 404
+
+
+def test_a_blank_id_is_the_seeds_400(client):
+    response = fetch(client, "  ")
+    assert response.status_code == 400
+    assert response.json_body == {"error": "task_id is required in path parameters"}
 
 
 def test_a_malformed_id_is_not_found(client):

@@ -8,10 +8,19 @@ import pytest
 from chalicelib.bootstrap import container
 from chalicelib.errors import TransitionRefused
 from chalicelib.model import Status, Task, utcnow
+from chalicelib.processors.sdk import processor, registered
 from chalicelib.scheduling import SWEEP_GRACE_SECONDS
 from chalicelib.service import SWEEP_MARGIN_SECONDS
 from tests.conftest import auth
 from tests.unit.helpers import get, sleep_job, submit
+
+SHORT_TIMEOUT_SECONDS = 45
+
+if not registered("test/short-timeout"):
+
+    @processor("test/short-timeout", timeout_seconds=SHORT_TIMEOUT_SECONDS)
+    def short_timeout(task, ctx):
+        return None
 
 
 def delayed(client, user: str = "alice", **when) -> dict:
@@ -208,6 +217,27 @@ def test_the_sweep_stops_when_its_time_runs_out_and_the_next_run_takes_the_rest(
     first = service.release_due(time_left=lambda: next(readings))
     assert len(first) == 2
     assert sorted(first + service.release_due()) == sorted(jobs)
+
+
+def test_a_due_task_cancelled_after_the_index_listed_it_does_not_stop_the_sweep(
+    client, service, monkeypatch
+):
+    gone, job = (delayed(client, delaySeconds=3600)["jobId"] for _ in range(2))
+    at(service, utcnow() + timedelta(seconds=3601))
+    listed = sorted(service.store.due(service.clock()), key=lambda due: due.id != gone)
+    assert client.http.delete(f"/jobs/{gone}", headers=auth()).status_code == 200
+    # the index (a GSI, read eventually consistent) still lists the cancelled task first
+    monkeypatch.setattr(service.store, "due", lambda now, start=0: iter(listed))
+    assert service.release_due() == [job]
+
+
+def test_a_released_task_is_given_its_own_types_timeout(client, service, stack):
+    job = delayed(client, type="test/short-timeout", input={}, delaySeconds=3600)["jobId"]
+    now = utcnow() + timedelta(seconds=3601)
+    at(service, now)
+    assert service.release_due() == [job]
+    deadline = int(item(stack, job)["deadline"]["N"])
+    assert deadline == int(now.timestamp()) + SHORT_TIMEOUT_SECONDS
 
 
 def test_the_reaper_with_no_time_left_releases_nothing_and_leaves_it_due(client, service, stack):
