@@ -231,6 +231,18 @@ def test_a_due_task_cancelled_after_the_index_listed_it_does_not_stop_the_sweep(
     assert service.release_due() == [job]
 
 
+def test_a_released_task_is_the_schedulers_write_at_the_release_and_leaves_the_sweeps_index(
+    client, service, stack
+):
+    job = delayed(client, delaySeconds=3600)["jobId"]
+    now = utcnow() + timedelta(seconds=3601)
+    at(service, now)
+    assert service.release_due() == [job]
+    released = service.find(job)
+    assert (released.updated_at, released.updated_by) == (now, "scheduler")
+    assert {"due_shard", "due_at"}.isdisjoint(item(stack, job))
+
+
 def test_a_released_task_is_given_its_own_types_timeout(client, service, stack):
     job = delayed(client, type="test/short-timeout", input={}, delaySeconds=3600)["jobId"]
     now = utcnow() + timedelta(seconds=3601)
