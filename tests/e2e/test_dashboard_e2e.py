@@ -403,7 +403,7 @@ def test_a_job_without_a_webhook_offers_none_to_send_again(dashboard):
     dashboard.row(job_id).get_by_role("button").click()
     dashboard.expect_text(page.locator("#detail #d-id"), job_id)
     assert page.locator("#act-redeliver").is_hidden()
-    assert page.locator("#act-retry").is_visible()  # the other actions are still offered
+    page.locator("#act-retry").wait_for(state="visible", timeout=WAIT_MS)  # still offered
     assert dashboard.problems == []
 
 
@@ -414,13 +414,14 @@ def test_the_status_filter_lists_only_that_status(dashboard):
     dashboard.expect_status(done, "completed")
     dashboard.expect_status(running, "processing")
     page.select_option("#filter-status", "completed")
+    # the list is read again for the filter: the old rows go first, then the new ones come
     dashboard.row(running).wait_for(state="detached", timeout=WAIT_MS)
-    assert dashboard.row(done).is_visible()
+    dashboard.row(done).wait_for(state="visible", timeout=WAIT_MS)
     statuses = page.locator("#task-rows .badge").all_inner_texts()
     assert statuses and set(statuses) == {"completed"}
     page.select_option("#filter-status", "processing")
     dashboard.row(done).wait_for(state="detached", timeout=WAIT_MS)
-    assert dashboard.row(running).is_visible()
+    dashboard.row(running).wait_for(state="visible", timeout=WAIT_MS)
     requests.delete(
         f"{dashboard.stack.api}/jobs/{running}",
         headers=dashboard.stack.headers(dashboard.user),
@@ -566,7 +567,7 @@ def test_the_dashboard_is_usable_at_phone_width(dashboard):
     page.locator("#tasks").scroll_into_view_if_needed()
     dashboard.screenshot("phone-list")
     dashboard.row(job_id).get_by_role("button").click()
-    assert page.locator("#act-cancel").is_visible()
+    page.locator("#act-cancel").wait_for(state="visible", timeout=WAIT_MS)
     dashboard.screenshot("phone-detail")
     assert dashboard.problems == []
 
