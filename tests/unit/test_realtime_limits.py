@@ -117,3 +117,41 @@ def test_a_closed_connection_gives_its_place_back(limited):
     connect(limited, "a1"), connect(limited, "a2")
     limited.disconnect("a1")
     assert limited.subscriptions.places_of("alice") == {"a2"}
+
+
+def test_a_connection_that_still_holds_a_subscription_keeps_counting_after_dropping_another(
+    limited,
+):
+    """The attack: subscribe to two things, drop one, and count as no connection while the
+    other still receives pushes."""
+    connect(limited, "a1"), connect(limited, "a2")
+    subscribe(limited, "a1", operation="demo/sleep")
+    subscribe(limited, "a1", operation="image/watermark")
+    limited.message("a1", json.dumps({"action": "unsubscribe", "operation": "demo/sleep"}))
+    assert connect(limited, "a3")["statusCode"] == 429
+
+
+def test_an_unsubscribe_is_answered_with_what_was_dropped(limited):
+    connect(limited, "a1")
+    subscribe(limited, "a1", operation="demo/sleep")
+    limited.message("a1", json.dumps({"action": "unsubscribe", "operation": "demo/sleep"}))
+    assert sent("a1")[-1] == {"type": "unsubscribed", "operation": "demo/sleep"}
+
+
+def test_a_negative_since_version_is_refused(limited):
+    task = stored_task(container().service, Status.PROCESSING)
+    connect(limited, "a1")
+    before = limited.subscriptions.subscriptions_of("a1")
+    reply = subscribe(limited, "a1", taskId=task.id, sinceVersion=-1)
+    assert reply == {"type": "error", "message": "sinceVersion must be a whole number"}
+    assert limited.subscriptions.subscriptions_of("a1") == before
+
+
+def test_a_subscription_refused_for_the_owners_limit_says_so(limited):
+    connect(limited, "a1"), connect(limited, "a2")
+    for connection in ("a1", "a2"):
+        limited.message(connection, json.dumps({"action": "unsubscribe"}))
+    connect(limited, "a3")
+    subscribe(limited, "a3"), subscribe(limited, "a1")
+    reply = subscribe(limited, "a2")
+    assert reply["type"] == "error" and "at most 2 WebSocket connections" in reply["message"]
