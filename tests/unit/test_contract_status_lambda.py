@@ -141,6 +141,56 @@ def test_a_store_failure_is_the_origins_500(invoke, monkeypatch):
     assert body["error"] == "Failed to fetch assembly status" and "boom" in body["message"]
 
 
+UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+EVERY_ANSWER = {
+    "found": lambda task: {"assemblyId": task.id},
+    "not an object": lambda task: ["a list"],
+    "refused": lambda task: {"assemblyId": task.id, "n": float("nan")},
+    "no id": lambda task: {},
+    "bad userId": lambda task: {"assemblyId": task.id, "userId": 7},
+    "bad triggerWebhook": lambda task: {"assemblyId": task.id, "triggerWebhook": "maybe"},
+    "not found": lambda task: {"assemblyId": UNKNOWN_ID},
+    "forbidden": lambda task: {"assemblyId": task.id, "userId": "bob"},
+}
+
+
+@pytest.mark.parametrize("event_of", EVERY_ANSWER.values(), ids=EVERY_ANSWER)
+def test_every_answer_carries_the_invocations_request_id(stack, service, event_of):
+    from local.events import LambdaContext
+
+    task = stored_task(service, Status.COMPLETED, owner="alice")
+    context = LambdaContext("status")
+    response = stack.app.status(event_of(task), context)
+    assert response["headers"]["X-Request-Id"] == context.aws_request_id
+
+
+def test_an_answer_without_a_request_id_has_no_request_id_header(service):
+    from chalicelib.contracts.assembly import handle
+
+    task = stored_task(service, Status.COMPLETED)
+    response = handle(service, lambda task: "msg_x", {"assemblyId": task.id}, user=None)
+    assert "X-Request-Id" not in response["headers"]
+
+
+def test_a_query_without_trigger_webhook_triggers_none(invoke, service, stack):
+    task = stored_task(service, Status.COMPLETED, webhook=Webhook(url="http://127.0.0.1:9/hook"))
+    code, body = invoke({"assemblyId": task.id})
+    assert code == 200 and "webhook" not in body
+
+
+def test_a_failure_to_sign_the_links_is_the_origins_500(invoke, service, monkeypatch):
+    from chalicelib.contracts import assembly
+
+    def broken(task, link):
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "Sign")
+
+    monkeypatch.setattr(assembly, "view", broken)
+    task = stored_task(service, Status.COMPLETED)
+    code, body = invoke({"assemblyId": task.id})
+    assert (code, body["error"]) == (500, "Failed to fetch assembly status")
+    assert "boom" in body["message"]
+
+
 def test_an_empty_user_id_is_treated_as_absent(invoke, service):
     """The origin: '`userId: ""` is treated as absent.'"""
     task = stored_task(service, Status.COMPLETED, owner="alice")
