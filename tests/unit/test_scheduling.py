@@ -151,7 +151,16 @@ def test_a_claimed_scheduled_task_leaves_the_sweeps_index(client, service, stack
     assert "due_at" in item(stack, job["jobId"])
     at(service, utcnow() + timedelta(seconds=31))
     service.claim(job["jobId"], "demo/sleep", 1)
-    assert "due_at" not in item(stack, job["jobId"])
+    assert {"due_shard", "due_at"}.isdisjoint(item(stack, job["jobId"]))
+
+
+def test_a_claimed_task_is_given_its_own_types_timeout(client, service, stack):
+    job = delayed(client, type="test/short-timeout", input={})["jobId"]
+    now = utcnow()
+    at(service, now)
+    service.claim(job, "test/short-timeout", 1)
+    deadline = int(item(stack, job)["deadline"]["N"])
+    assert deadline == int(now.timestamp()) + SHORT_TIMEOUT_SECONDS
 
 
 def test_the_sweep_leaves_a_short_delay_to_its_message_for_the_grace_period(client, service):
