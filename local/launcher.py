@@ -108,6 +108,14 @@ def _start(
     return process, endpoints
 
 
+def exited_on_a_taken_port(log_tail: str) -> bool:
+    """Whether the stack's log ends on a port taken before make dev's own check of its ports
+    ("port N is in use: set PORT=..."), or between that check and the bind: EADDRINUSE,
+    worded "Address already in use" by Python's sockets and "address already in use" by
+    asyncio's (the WebSocket gateway)."""
+    return " is in use: set " in log_tail or "address already in use" in log_tail.lower()
+
+
 def _wait_until_ready(process: subprocess.Popen, endpoints: Endpoints, timeout: float) -> None:
     """Until the stack answers and has told the client where it is; PortTaken if it exited
     on a port another process took, RuntimeError if it exited or hung otherwise."""
@@ -116,9 +124,7 @@ def _wait_until_ready(process: subprocess.Popen, endpoints: Endpoints, timeout: 
     while True:
         if process.poll() is not None:
             tail = log.read_text()[-3000:]
-            # Taken before make dev's own check of its ports, or between it and the bind.
-            taken = " is in use: set " in tail or "Address already in use" in tail
-            kind = PortTaken if taken else RuntimeError
+            kind = PortTaken if exited_on_a_taken_port(tail) else RuntimeError
             raise kind(f"the local stack exited early:\n{tail}")
         try:
             with urllib.request.urlopen(f"{endpoints.api}/health", timeout=1):

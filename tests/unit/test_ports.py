@@ -3,7 +3,10 @@
 import errno
 import socket
 
+import pytest
+
 from infra.ports import in_use
+from local.launcher import exited_on_a_taken_port
 
 
 def _leave_time_wait_connections(count: int) -> int:
@@ -102,3 +105,21 @@ def test_a_port_something_listens_on_is_never_chosen(monkeypatch):
         monkeypatch.setattr(infra.ports, "ephemeral_range", lambda path=None: (busy + 1, 60999))
         monkeypatch.setattr(infra.ports, "LOWEST", min(busy, 12345))
         assert infra.ports.free_port() == 12345
+
+
+@pytest.mark.parametrize(
+    "log_tail",
+    [
+        "port 15211 is in use: set PORT=... or stop what uses it",
+        "OSError: [Errno 98] Address already in use",
+        "OSError: [Errno 98] error while attempting to bind on address ('127.0.0.1', 15211): "
+        "address already in use",  # asyncio's wording: the WebSocket gateway (fresh-clone run 13)
+    ],
+    ids=["make-dev-check", "socket-bind", "asyncio-bind"],
+)
+def test_a_stack_that_exits_on_a_taken_port_is_started_again(log_tail):
+    assert exited_on_a_taken_port(log_tail)
+
+
+def test_a_stack_that_exits_for_another_reason_is_not_started_again():
+    assert not exited_on_a_taken_port("ModuleNotFoundError: No module named 'chalice'")
