@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import units
+
 TASKS = 300
 USERS = 5
 SUBMIT_BATCH = 100  # POST /jobs/batch takes at most 100 jobs
@@ -108,7 +110,8 @@ def drain(pump: Any, into: Drained) -> int:
 
 
 def run(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS) -> dict[str, Drained]:
-    """Run the tasks to the end; what the queueing reader and the push reader did."""
+    """Run the tasks to the end; what each handler did, and (under "units") the DynamoDB
+    write units the tasks' changes cost the tasks table and each of its indexes."""
     readers = {"api": Drained(), "stream": Drained(), "pushes": Drained(), "worker": Drained()}
     with counted(readers["api"].calls, readers["api"].writes):
         started = time.process_time()
@@ -123,7 +126,26 @@ def run(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS) -> dict
         moved += drain(stack.worker_pump, readers["worker"])
         if not moved and _all_ended(stack, jobs):
             break
+    readers["units"] = Drained(writes=tasks_table_units(stack, {job for _, job in jobs}))
+    readers["units"].records = largest_item(stack, stack.outputs["RecordsTableName"])
     return readers
+
+
+def largest_item(stack: Any, table: str) -> int:
+    """The size of the table's largest item (a bench may Scan: in-process moto)."""
+    pages = stack.ddb.get_paginator("scan").paginate(TableName=table)
+    return max((units.item_size(item) for page in pages for item in page["Items"]), default=0)
+
+
+def tasks_table_units(stack: Any, task_ids: set[str]) -> Counter[str]:
+    """Write units of these tasks' changes, from the stream's images (bench/units.py)."""
+    from local.stack import streams_client
+
+    table = stack.outputs["TasksTableName"]
+    shape = units.TableShape(stack.ddb.describe_table(TableName=table)["Table"])
+    changes = units.stream_changes(streams_client(), stack.outputs["TasksStreamArn"])
+    found = units.task_write_units(shape, changes, task_ids)
+    return Counter({name: found[name] for name in shape.names()})
 
 
 def _all_ended(stack: Any, jobs: list[tuple[str, str]]) -> bool:
@@ -167,6 +189,10 @@ def report(readers: dict[str, Drained], tasks: int, users: int, setting: str = "
         f"{', ' + setting if setting else ''})"
     )
     for name, drained in readers.items():
+        if name == "units":
+            report_units(drained.writes, _other_tables_items(readers), tasks)
+            print(f"  {'':8} the records table's largest item: {drained.records} bytes")
+            continue
         if not drained.records:
             continue
         total = sum(drained.calls.values())
@@ -179,6 +205,30 @@ def report(readers: dict[str, Drained], tasks: int, users: int, setting: str = "
         print(f"  {'':8} calls: {detail}")
         print(f"  {'':8} items written: {written or 'none'}")
     print("  target: the stream (the reader that queues) <= 0.5 AWS calls per task")
+
+
+def report_units(written: Counter[str], others: Counter[str], tasks: int) -> None:
+    """Write units per task on the tasks table and each index, and the items the handlers
+    wrote to other tables (the records table's items are small: one unit an item)."""
+    on_tasks = sum(written.values())
+    detail = ", ".join(f"{name}={count / tasks:.3g}" for name, count in written.items())
+    elsewhere = ", ".join(f"{name}={count / tasks:.3g}" for name, count in others.items())
+    total = (on_tasks + sum(others.values())) / tasks
+    print(f"  {'units':8} {on_tasks / tasks:5.2f} DynamoDB write units/task on the tasks table")
+    print(f"  {'':8} by table and index: {detail}")
+    print(
+        f"  {'':8} items written elsewhere: {elsewhere or 'none'}; in all ~{total:.1f} units/task"
+    )
+
+
+def _other_tables_items(readers: dict[str, Drained]) -> Counter[str]:
+    """Items the handlers wrote to tables other than the tasks table."""
+    tasks_table = next(iter(readers["units"].writes), "").split(".")[0]
+    return sum(
+        (Counter({t: n for t, n in d.writes.items() if t != tasks_table})
+         for name, d in readers.items() if name != "units"),
+        Counter(),
+    )  # fmt: skip
 
 
 def main() -> None:
