@@ -230,6 +230,41 @@ def test_the_operator_filters_by_owner_type_and_status(client, service):
     assert [t["id"] for t in by_owner_type] == [other_type]
 
 
+def test_a_status_across_owners_is_found_behind_newer_jobs_of_other_statuses(client, service):
+    """by_created does not hold the status: the jobs read are filtered, and reading goes on
+    while the page is short."""
+    failed = [submitted(client, user=user) for user in ("alice", "bob")]
+    for job in failed:
+        service.fail(job, "broken", by="worker")
+    for user in ("carol", "alice", "bob", "carol"):
+        submitted(client, user=user)
+    page = ops_get(client, "/ops/tasks?status=failed&limit=2")
+    assert [t["id"] for t in page["tasks"]] == failed[::-1]
+
+
+def test_pages_of_one_status_across_owners_go_on_without_gaps_or_repeats(client, service):
+    ids = [submitted(client, user=f"user-{i % 3}") for i in range(9)]
+    failed = ids[::2]
+    for job in failed:
+        service.fail(job, "broken", by="worker")
+    seen, cursor = [], None
+    for _ in range(6):
+        path = "/ops/tasks?status=failed&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = ops_get(client, path)
+        seen += [t["id"] for t in page["tasks"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == failed[::-1]
+
+
+def test_every_owners_jobs_are_listed_as_they_are_now_not_as_created(client, service):
+    job = submitted(client, user="alice")
+    service.fail(job, "broken", by="worker")
+    (listed,) = ops_get(client, "/ops/tasks")["tasks"]
+    assert (listed["status"], listed["error"]) == ("failed", "broken")
+
+
 def test_the_operator_filters_by_pool_and_time(client):
     before = submitted(client, user="alice")
     pooled = submitted(client, user="bob", body=POOL_JOB)
