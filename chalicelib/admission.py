@@ -9,7 +9,7 @@ gates apply). A stream batch brings many tasks at once, most of them under the s
 2. The tasks are placed in the order given: a task fits if each gate it does not already hold
    has a slot left, counting the tasks placed before it; otherwise the first full gate (in
    `Slots.gates` order, as a transaction reports it) is where it waits, and every later task
-   of that gate waits there too without asking again (as `Slots.admit` does).
+   of that gate waits there too without asking again.
 3. The tasks that fit are taken per set of gates: one `ADD holders :ids` per gate on the
    condition that the set has room for all of them (`size(holders) <= limit - n`), all of a
    set's gates in one transaction when the tasks need several, so that a task holds every slot

@@ -336,30 +336,6 @@ class Slots:
     def _line_key(self, gate: Gate, task: Waiting) -> dict[str, Any]:
         return {"pk": gate.line, "sk": {"S": f"{self.rank(task)}#{task.task_id}"}}
 
-    def admit(self, task: Waiting, enqueue: Enqueue, full: dict[str, Gate]) -> Gate | None:
-        """Queue a new task if it takes all its slots; else park it in the line of a full
-        gate until one frees. Returns the gate it waits for (None: queued).
-
-        `full`: the gates found full so far, by scope (this call adds to it); a task of one
-        of them is parked without asking again. The caller must call `admit_next` for each
-        once it has parked its tasks: a slot freed meanwhile is then seen by that call, or
-        by the release, which reads the line after it frees the slot.
-        """
-        waits = next((g for g in self.gates(task) if g.scope in full), None)
-        if waits is None:
-            try:
-                self.acquire(task)
-                enqueue(task)
-                return None
-            except Blocked as blocked:
-                waits = blocked.gate
-                full[waits.scope] = waits
-                self._park(waits, task)
-                self._list(waits)
-                return waits
-        self._park(waits, task)
-        return waits
-
     def _park(self, gate: Gate, task: Waiting) -> bool:
         """Put the task in the gate's line, if it still waits at the version that parks it;
         False if it does not (a replayed stream record of a task that has since been

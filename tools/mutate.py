@@ -173,7 +173,6 @@ GROUPS: dict[str, list[str]] = {
         "chalicelib.fairness.xǁSlotsǁ_acquire_all__*",
         "chalicelib.fairness.xǁSlotsǁrelease__*",
         "chalicelib.fairness.xǁSlotsǁrelease_gate__*",
-        "chalicelib.fairness.xǁSlotsǁadmit__*",
         "chalicelib.fairness.xǁSlotsǁadmit_next__*",
         "chalicelib.fairness.xǁSlotsǁunlist_if_idle__*",
     ],
