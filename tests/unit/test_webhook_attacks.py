@@ -19,10 +19,10 @@ def deliveries(client, job_id):
 
 
 class RawServer:
-    """A TCP server on 127.0.0.1 that answers every connection with `script(conn)`."""
+    """A TCP server on 127.0.0.1 (or ::1) that answers every connection with `script(conn)`."""
 
     def __init__(self, script, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.sock.listen()
@@ -144,6 +144,85 @@ def test_a_receiver_that_drips_bytes_is_cut_off_at_the_deadline():
     assert outcome.status_code is None and "timed out" in outcome.error
     assert outcome.retryable
     assert elapsed < DRIP_SECONDS / 2  # cut at its 0.5 s, not when the receiver stopped
+
+
+def no_content(conn, stopped) -> None:
+    conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+
+def test_a_receiver_at_an_ipv6_address_is_reached():
+    server = RawServer(no_content, host="::1")
+    try:
+        target = Destination("http", "hooks.test", server.port, "/hook", ("::1",))
+        outcome = outbound.post(target, b"{}", {}, deadline_seconds=5)
+    finally:
+        server.close()
+    assert (outcome.status_code, outcome.error) == (204, None)
+
+
+def test_an_address_that_refuses_is_skipped_for_the_next_one_the_host_resolved_to():
+    server = RawServer(no_content)  # on 127.0.0.1 only: 127.0.0.2 refuses its port
+    try:
+        addresses = ("127.0.0.2", "127.0.0.1")
+        target = Destination("http", "hooks.test", server.port, "/hook", addresses)
+        outcome = outbound.post(target, b"{}", {}, deadline_seconds=5)
+    finally:
+        server.close()
+    assert (outcome.status_code, outcome.error) == (204, None)
+
+
+def test_a_host_whose_every_address_refuses_is_a_network_error():
+    unused = socket.socket()
+    unused.bind(("127.0.0.1", 0))  # bound, never listening: its connect is refused at once
+    try:
+        target = destination(unused.getsockname()[1])
+        outcome = outbound.post(target, b"{}", {}, deadline_seconds=5)
+    finally:
+        unused.close()
+    assert outcome.status_code is None and outcome.error.startswith("network error")
+    assert outcome.retryable
+
+
+def test_a_destination_with_no_address_is_a_network_error_not_a_crash():
+    target = Destination("http", "hooks.test", 8080, "/hook", ())
+    outcome = outbound.post(target, b"{}", {}, deadline_seconds=1)
+    assert outcome.error == "network error: no address to connect to"
+    assert outcome.retryable
+
+
+def full_listener() -> tuple[socket.socket, list[socket.socket]]:
+    """A listener whose accept queue is full: the kernel drops further connection attempts,
+    so a connect to it is never answered (as a host that drops packets)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    held = []
+    while True:  # fill the queue until a connect goes unanswered
+        filler = socket.socket()
+        filler.settimeout(2)
+        held.append(filler)
+        try:
+            filler.connect(listener.getsockname())
+        except TimeoutError:
+            return listener, held
+
+
+def test_a_connect_that_is_never_answered_is_cut_off_at_the_deadline():
+    listener, held = full_listener()
+    answer: list = []
+    try:
+        port = listener.getsockname()[1]
+        attempt = threading.Thread(
+            target=lambda: answer.append(outbound.post(destination(port), b"{}", {}, 0.5)),
+            daemon=True,
+        )
+        attempt.start()
+        attempt.join(timeout=60)  # the kernel would give up after about two minutes
+    finally:
+        for sock in (listener, *held):
+            sock.close()
+    assert answer, "the connect was not bounded by the attempt's deadline"
+    assert answer[0].status_code is None and "timed out" in answer[0].error
 
 
 def test_a_malformed_answer_is_a_failed_attempt_not_an_exception():
