@@ -592,3 +592,36 @@ def test_a_reason_to_wait_is_retired_by_the_tasks_next_version(stack, monkeypatc
     cancelled = service.cancel("alice", parked.id)
     assert cancelled.waits_for is None
     assert task.replace(version=task.version + 1).waits_for is None
+
+
+# -- a task under several gates takes all its slots or none (the worker, the reaper) --------
+
+
+@pytest.fixture
+def two_gates(stack) -> Slots:
+    """One slot per owner and one for the demo/* types, on the app's records table."""
+    return Slots(get_settings().records_table, 1, (("demo/*", 1),))
+
+
+def test_a_task_under_two_gates_takes_a_slot_of_each(two_gates):
+    task = Waiting("t-1", "demo/sleep", "alice")
+    two_gates.acquire(task)
+    assert [two_gates.holders(gate) for gate in two_gates.gates(task)] == [{"t-1"}, {"t-1"}]
+
+
+def test_a_task_one_of_whose_gates_is_full_takes_no_slot_and_is_told_which(two_gates):
+    from chalicelib.fairness import Blocked
+
+    two_gates.acquire(Waiting("t-1", "demo/sleep", "alice"))
+    bobs = Waiting("t-2", "demo/convert", "bob")
+    with pytest.raises(Blocked) as blocked:
+        two_gates.acquire(bobs)
+    assert blocked.value.gate.kind == "type"
+    assert two_gates.holders("bob") == set()  # his own gate had room: nothing taken
+
+
+def test_a_task_that_holds_its_slots_takes_them_again_without_being_blocked(two_gates):
+    task = Waiting("t-1", "demo/sleep", "alice")
+    two_gates.acquire(task)
+    two_gates.acquire(task)  # a redelivered message, or the worker after the stream
+    assert two_gates.holders("alice") == {"t-1"}
