@@ -68,7 +68,8 @@ def allowed_origin(origin: str | None, patterns: Iterable[str]) -> str | None:
 
 
 def decorate(response: Response, origin: str | None, patterns: Iterable[str]) -> Response:
-    """Add the CORS headers of an actual (non-preflight) response."""
+    """Add the CORS grant to every answer, a preflight's too (the edge middleware's last step):
+    `Vary: Origin` whenever origins are configured, and the origin's grant if it is allowed."""
     patterns = tuple(patterns)
     if not patterns:
         return response
@@ -83,17 +84,13 @@ def decorate(response: Response, origin: str | None, patterns: Iterable[str]) ->
 def preflight(
     resource_path: str, origin: str | None, patterns: Iterable[str], max_age: int
 ) -> Response:
-    """The answer to `OPTIONS` on a route: 204, with the CORS grant if the origin is allowed."""
+    """The answer to `OPTIONS` on a route: 204, with what the route allows if the origin is
+    (`decorate` then adds the origin's grant, as to every answer)."""
     methods = ", ".join((*ROUTE_METHODS.get(resource_path, ()), "OPTIONS"))
     response = Response(body="", status_code=204, headers={"Allow": methods})
-    patterns = tuple(patterns)
-    allowed = allowed_origin(origin, patterns)
-    if patterns:
-        _vary(response)
-    if allowed is not None:
+    if allowed_origin(origin, patterns) is not None:
         response.headers.update(
             {
-                "Access-Control-Allow-Origin": allowed,
                 "Access-Control-Allow-Methods": methods,
                 "Access-Control-Allow-Headers": ", ".join(ALLOWED_HEADERS),
                 "Access-Control-Max-Age": str(max_age),
