@@ -179,6 +179,18 @@ def test_a_presigned_download_lasts_the_hour_it_says(service):
     assert f"X-Amz-Expires={PRESIGN_SECONDS}" in url
 
 
+def test_a_presigned_upload_lasts_the_minutes_it_says(service):
+    from datetime import timedelta
+
+    from chalicelib.model import utcnow
+    from chalicelib.objects import UPLOAD_SECONDS, presign_upload
+
+    now = utcnow()
+    url, _, expires = presign_upload(BUCKET, f"{ALICE}uploads/x.png", "image/png", 10, now)
+    assert expires == now + timedelta(seconds=UPLOAD_SECONDS)
+    assert f"X-Amz-Expires={UPLOAD_SECONDS}" in url
+
+
 def test_the_key_problem_names_the_prefix_to_use():
     from chalicelib.objects import key_problem
 
