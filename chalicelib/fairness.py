@@ -436,13 +436,11 @@ class Slots:
         items: list[dict[str, Any]] = found.get("Items", [])
         return items
 
-    def admit_next(self, gate: Gate | str, enqueue: Enqueue) -> list[str]:
+    def admit_next(self, gate: Gate, enqueue: Enqueue) -> list[str]:
         """Queue the first parked tasks of the gate's line while they take their slots; the
         ids queued. A task another of whose gates is full moves to that gate's line.
 
         With no limit left on the gate (0) up to UNLIMITED_ADMIT_PER_RUN of them may go."""
-        if isinstance(gate, str):
-            gate = self.owner_gate(gate)
         count = gate.limit if gate.limit > 0 else UNLIMITED_ADMIT_PER_RUN
         queued = []
         for item in self._first_parked(gate, count):

@@ -625,3 +625,25 @@ def test_a_task_that_holds_its_slots_takes_them_again_without_being_blocked(two_
     two_gates.acquire(task)
     two_gates.acquire(task)  # a redelivered message, or the worker after the stream
     assert two_gates.holders("alice") == {"t-1"}
+
+
+def test_the_reaper_moves_a_task_its_owner_lets_through_into_the_line_of_its_full_type(
+    stack, monkeypatch
+):
+    """admit_next, as the reaper's minute runs it: a task whose owner's slot freed but whose
+    type is full waits in the type's line, its owner's line left."""
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1", TYPE_CONCURRENCY="demo/*=1")
+    alices_other = Task.new(owner="alice", type="other/kind", ttl_seconds=3600)
+    service.store.create(alices_other)
+    new_task(service, owner="bob")  # holds the demo/* slot
+    stack.run_stream()
+    parked = new_task(service)
+    stack.run_stream()
+    assert service.find(parked.id).waits_for == "owner limit"
+    service.cancel("alice", alices_other.id)  # its slot is freed by the reaper, not the stream
+    assert service.admit_parked() == []
+    slots = container().slots
+    (type_gate,) = [g for g in slots.gates(Waiting.of(parked)) if g.kind == "type"]
+    assert [t.task_id for t in slots.parked(type_gate, 10)] == [parked.id]
+    assert slots.parked(slots.owner_gate("alice"), 10) == []
+    assert service.find(parked.id).waits_for == "type limit"
