@@ -215,9 +215,12 @@ GUARDS = [pattern for patterns in GROUPS.values() for pattern in patterns]
 # - schedules.Sweeper._advance: version + 2 (any rise fences the next write).
 # - fairness.Slots._acquire_all: CancellationReasons' default and zip's strict (DynamoDB gives
 #   one reason per item of a cancelled transaction).
-# - fairness.Slots.admit_next: the branch for an owner's name (every caller passes a Gate),
-#   and reading up to 500 parked tasks for `limit` (the loop stops at the first the full gate
-#   blocks: the cost of the Query, not what is admitted).
+# - fairness.Slots.admit_next: reading up to 500 parked tasks for `limit` (the loop stops at
+#   the first the full gate blocks: the cost of the Query, not what is admitted).
+# - cors.preflight: ROUTE_METHODS' default for a path it does not hold (an OPTIONS reaches the
+#   middleware only on a route register_preflights gave one, so every path is in it).
+# - objects._outside_prefix: the wording of the key's refusal (its test checks it names the
+#   '..' segments, which the upper-cased and XX-wrapped mutants still do).
 # - fairness.Slots.unlist_if_idle: its answer (its one caller, admit_parked, ignores it), and
 #   Limit 2 for 1 on the emptiness check.
 # - service_keys.ServiceKeys.create: created_at's microsecond (stored to the second); no
