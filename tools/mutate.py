@@ -215,6 +215,8 @@ GUARDS = [pattern for patterns in GROUPS.values() for pattern in patterns]
 # - schedules.Sweeper._advance: version + 2 (any rise fences the next write).
 # - fairness.Slots._acquire_all: CancellationReasons' default and zip's strict (DynamoDB gives
 #   one reason per item of a cancelled transaction).
+# - fairness.Slots.acquire: True for a task no gate applies to (the worker then frees its
+#   slots: none).
 # - fairness.Slots.admit_next: reading up to 500 parked tasks for `limit` (the loop stops at
 #   the first the full gate blocks: the cost of the Query, not what is admitted).
 # - cors.preflight: ROUTE_METHODS' default for a path it does not hold (an OPTIONS reaches the

@@ -647,3 +647,19 @@ def test_the_reaper_moves_a_task_its_owner_lets_through_into_the_line_of_its_ful
     assert [t.task_id for t in slots.parked(type_gate, 10)] == [parked.id]
     assert slots.parked(slots.owner_gate("alice"), 10) == []
     assert service.find(parked.id).waits_for == "type limit"
+
+
+def test_a_duplicate_message_of_a_running_task_under_two_gates_leaves_it_both_slots(
+    stack, monkeypatch
+):
+    """The worker cannot tell from a transaction whether it took the slots anew, so a claim
+    refused for a live lease keeps them: the running task still holds both."""
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="2", TYPE_CONCURRENCY="demo/*=2")
+    task = new_task(service)
+    stack.run_stream()
+    service.claim(task.id, task.type, 1)  # a worker runs it under a live lease
+    body = {"taskId": task.id, "type": task.type, "owner": task.owner}
+    record = {"messageId": "m", "receiptHandle": "", "body": json.dumps(body), "attributes": {}}
+    assert container().worker.handle_message(record) is True
+    slots = container().slots
+    assert [slots.holders(g) for g in slots.gates(Waiting.of(task))] == [{task.id}, {task.id}]
