@@ -581,6 +581,29 @@ def test_a_pools_limit_keeps_its_backlog_in_the_table_saying_why(
     assert claim(client, worker).status_code == 204  # the pool's queue holds one job only
 
 
+def test_a_pool_slot_whose_release_was_lost_is_given_back_by_the_reaper(
+    client, stack, worker, monkeypatch
+):
+    """The listed line is read back as the pool's own gate, with the pool's limit, so the
+    reaper's minute checks its holders: one that has gone frees its slot for the backlog."""
+    from chalicelib.bootstrap import container
+    from chalicelib.fairness import Waiting
+
+    limits(monkeypatch, MAX_RUNNING_PER_OWNER="0", POOL_CONCURRENCY="remote=1")
+    slots = container().slots
+    (gate,) = slots.gates(Waiting("gone", "video/render", "alice", pool="remote"))
+    stack.ddb.update_item(  # a job that ended while its release was lost holds the slot
+        TableName=stack.outputs["RecordsTableName"],
+        Key=gate.slots_key,
+        UpdateExpression="ADD holders :gone",
+        ExpressionAttributeValues={":gone": {"SS": ["gone"]}},
+    )
+    waiting = queue_job(client, stack)
+    assert get(client, f"/jobs/{waiting}").json_body["waitingFor"] == "pool limit"
+    assert container().service.admit_parked() == [waiting]
+    assert claim(client, worker).json_body["job"]["jobId"] == waiting
+
+
 def test_a_high_priority_pool_job_submitted_behind_low_ones_is_claimed_next(
     client, stack, worker, monkeypatch
 ):
