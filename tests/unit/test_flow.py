@@ -663,3 +663,22 @@ def test_a_duplicate_message_of_a_running_task_under_two_gates_leaves_it_both_sl
     assert container().worker.handle_message(record) is True
     slots = container().slots
     assert [slots.holders(g) for g in slots.gates(Waiting.of(task))] == [{task.id}, {task.id}]
+
+
+def test_a_type_slot_whose_release_was_lost_is_given_back_by_the_reaper(stack, monkeypatch):
+    """The listed line is read back as the type's gate with the type's limit, so the reaper's
+    minute checks its holders: one that has gone frees its slot for the line."""
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="0", TYPE_CONCURRENCY="demo/*=1")
+    slots = container().slots
+    (gate,) = slots.gates(Waiting("gone", "demo/sleep", "alice"))
+    stack.ddb.update_item(  # a task that ended while its release was lost holds the slot
+        TableName=stack.outputs["RecordsTableName"],
+        Key=gate.slots_key,
+        UpdateExpression="ADD holders :gone",
+        ExpressionAttributeValues={":gone": {"SS": ["gone"]}},
+    )
+    waiting = new_task(service)
+    stack.run_stream()
+    assert service.find(waiting.id).waits_for == "type limit"
+    assert service.admit_parked() == [waiting.id]
+    assert queued_ids(stack) == [waiting.id]
