@@ -215,6 +215,9 @@ GUARDS = [pattern for patterns in GROUPS.values() for pattern in patterns]
 # - schedules.Sweeper._advance: version + 2 (any rise fences the next write).
 # - fairness.Slots._acquire_all: CancellationReasons' default and zip's strict (DynamoDB gives
 #   one reason per item of a cancelled transaction).
+# - fairness.Slots.gates: the key gate's `key#` prefix in another spelling (it only keeps the
+#   scopes of kinds apart; a listed key gate is read back by its stored kind and limit), and
+#   `key is not None or key_limit` (a job's concurrency carries both or neither).
 # - fairness.Slots.acquire: True for a task no gate applies to (the worker then frees its
 #   slots: none).
 # - fairness.Slots.admit_next: reading up to 500 parked tasks for `limit` (the loop stops at
