@@ -21,7 +21,9 @@ def deliveries(client, job_id):
 class RawServer:
     """A TCP server on 127.0.0.1 (or ::1) that answers every connection with `script(conn)`."""
 
-    def __init__(self, script, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, script, host: str = "127.0.0.1", port: int = 0, tls=None) -> None:
+        self.tls = tls  # an ssl.SSLContext: each connection is a TLS server's
+        self.scripted = 0  # connections that reached the script (after any handshake)
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
@@ -42,7 +44,10 @@ class RawServer:
 
     def _answer(self, script, conn) -> None:
         try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
             conn.recv(65536)
+            self.scripted += 1
             script(conn, self.stopped)
         except OSError:
             pass
@@ -188,6 +193,67 @@ def test_a_destination_with_no_address_is_a_network_error_not_a_crash():
     outcome = outbound.post(target, b"{}", {}, deadline_seconds=1)
     assert outcome.error == "network error: no address to connect to"
     assert outcome.retryable
+
+
+@pytest.fixture
+def test_ca(monkeypatch, tmp_path):
+    """A certificate authority the process trusts (SSL_CERT_FILE, which the default TLS
+    context reads), standing in for a public CA."""
+    import trustme
+
+    authority = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    return authority
+
+
+def tls_server(authority, name: str, script=no_content) -> RawServer:
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(name).configure_cert(context)
+    return RawServer(script, tls=context)
+
+
+def test_an_https_receiver_is_reached_at_the_pinned_address_under_its_hosts_name(test_ca):
+    server = tls_server(test_ca, "hooks.test")
+    try:
+        target = Destination("https", "hooks.test", server.port, "/hook", ("127.0.0.1",))
+        outcome = outbound.post(target, b"{}", {}, deadline_seconds=5)
+    finally:
+        server.close()
+    assert (outcome.status_code, outcome.error) == (204, None)
+
+
+def test_a_certificate_for_another_host_at_the_pinned_address_is_refused_before_sending(test_ca):
+    """The connection goes to the address the SSRF check pinned, and the certificate is still
+    checked against the URL's host: another host's certificate there gets no request."""
+    server = tls_server(test_ca, "other.test")
+    try:
+        target = Destination("https", "hooks.test", server.port, "/hook", ("127.0.0.1",))
+        outcome = outbound.post(target, b"{}", {}, deadline_seconds=5)
+    finally:
+        server.close()
+    assert outcome.status_code is None and outcome.error.startswith("TLS error")
+    assert server.scripted == 0
+
+
+def silent(conn, stopped) -> None:
+    stopped.wait(DRIP_SECONDS)  # reads the client's first bytes, never answers
+
+
+def test_a_tls_handshake_never_answered_is_cut_off_at_the_deadline(test_ca):
+    server = RawServer(silent)  # takes the connection and the TLS hello, answers nothing
+    try:
+        target = Destination("https", "hooks.test", server.port, "/hook", ("127.0.0.1",))
+        start = time.monotonic()
+        outcome = outbound.post(target, b"{}", {}, deadline_seconds=0.5)
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert outcome.status_code is None and "timed out" in outcome.error
+    assert elapsed < DRIP_SECONDS / 2
 
 
 def full_listener() -> tuple[socket.socket, list[socket.socket]]:
