@@ -682,3 +682,22 @@ def test_a_type_slot_whose_release_was_lost_is_given_back_by_the_reaper(stack, m
     assert service.find(waiting.id).waits_for == "type limit"
     assert service.admit_parked() == [waiting.id]
     assert queued_ids(stack) == [waiting.id]
+
+
+def test_the_reaper_goes_on_down_the_owners_line_past_a_task_its_full_type_holds(
+    stack, monkeypatch
+):
+    """The slot the moved task could not use goes to the next in the owner's line."""
+    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1", TYPE_CONCURRENCY="demo/*=1")
+    alices_other = Task.new(owner="alice", type="other/kind", ttl_seconds=3600)
+    service.store.create(alices_other)
+    new_task(service, owner="bob")  # holds the demo/* slot
+    stack.run_stream()
+    held_by_type = new_task(service, minutes_ago=0.02)
+    next_in_line = Task.new(owner="alice", type="other/kind", ttl_seconds=3600)
+    service.store.create(next_in_line)
+    stack.run_stream()
+    queued_ids(stack)
+    service.cancel("alice", alices_other.id)  # its slot is freed by the reaper, not the stream
+    assert service.admit_parked() == [next_in_line.id]
+    assert service.find(held_by_type.id).waits_for == "type limit"
