@@ -221,7 +221,10 @@ GUARDS = [pattern for patterns in GROUPS.values() for pattern in patterns]
 # - fairness.Slots.acquire: True for a task no gate applies to (the worker then frees its
 #   slots: none).
 # - fairness.Slots.admit_next: reading up to 500 parked tasks for `limit` (the loop stops at
-#   the first the full gate blocks: the cost of the Query, not what is admitted).
+#   the first the full gate blocks: the cost of the Query, not what is admitted); `break` for
+#   `continue` after moving a task to another gate's line (the reaper calls admit_next twice
+#   for a gate whose lost releases it freed, so the next in line is reached either way).
+# - webhooks.outbound._connect: socket.socket's type left to its default (SOCK_STREAM).
 # - cors.preflight: ROUTE_METHODS' default for a path it does not hold (an OPTIONS reaches the
 #   middleware only on a route register_preflights gave one, so every path is in it).
 # - objects._outside_prefix: the wording of the key's refusal (its test checks it names the
