@@ -109,9 +109,24 @@ def drain(pump: Any, into: Drained) -> int:
     return handled
 
 
-def run(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS) -> dict[str, Drained]:
-    """Run the tasks to the end; what each handler did, and (under "units") the DynamoDB
-    write units the tasks' changes cost the tasks table and each of its indexes."""
+@dataclass
+class WriteUnits:
+    """The DynamoDB write units the tasks' changes cost, and the records table's largest item
+    (its items are counted one unit each: see `report_units`)."""
+
+    tasks_table: str
+    by_name: Counter[str]  # the tasks table's and each index's (`<table>.<index>`)
+    largest_record: int  # bytes
+
+
+@dataclass
+class Run:
+    readers: dict[str, Drained]  # what each handler did
+    units: WriteUnits
+
+
+def run(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS) -> Run:
+    """Run the tasks to the end; what each handler did, and the write units it cost."""
     readers = {"api": Drained(), "stream": Drained(), "pushes": Drained(), "worker": Drained()}
     with counted(readers["api"].calls, readers["api"].writes):
         started = time.process_time()
@@ -126,9 +141,12 @@ def run(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS) -> dict
         moved += drain(stack.worker_pump, readers["worker"])
         if not moved and _all_ended(stack, jobs):
             break
-    readers["units"] = Drained(writes=tasks_table_units(stack, {job for _, job in jobs}))
-    readers["units"].records = largest_item(stack, stack.outputs["RecordsTableName"])
-    return readers
+    units_of_tasks = WriteUnits(
+        stack.outputs["TasksTableName"],
+        tasks_table_units(stack, {job for _, job in jobs}),
+        largest_item(stack, stack.outputs["RecordsTableName"]),
+    )
+    return Run(readers, units_of_tasks)
 
 
 def largest_item(stack: Any, table: str) -> int:
@@ -179,20 +197,16 @@ def scale_section(client: Any, stack: Any, tasks: int = TASKS, users: int = USER
 
     for limit in (DEFAULT_MAX_RUNNING_PER_OWNER, 0):
         with owner_limit(limit):
-            readers = run(client, stack, tasks, users)
-        report(readers, tasks, users, f"MAX_RUNNING_PER_OWNER={limit}")
+            result = run(client, stack, tasks, users)
+        report(result, tasks, users, f"MAX_RUNNING_PER_OWNER={limit}")
 
 
-def report(readers: dict[str, Drained], tasks: int, users: int, setting: str = "") -> None:
+def report(result: Run, tasks: int, users: int, setting: str = "") -> None:
     print(
         f"\nPer task, by handler ({tasks} tasks of {users} users, 100 a batch, run to the end"
         f"{', ' + setting if setting else ''})"
     )
-    for name, drained in readers.items():
-        if name == "units":
-            report_units(drained.writes, _other_tables_items(readers), tasks)
-            print(f"  {'':8} the records table's largest item: {drained.records} bytes")
-            continue
+    for name, drained in result.readers.items():
         if not drained.records:
             continue
         total = sum(drained.calls.values())
@@ -204,12 +218,19 @@ def report(readers: dict[str, Drained], tasks: int, users: int, setting: str = "
         )
         print(f"  {'':8} calls: {detail}")
         print(f"  {'':8} items written: {written or 'none'}")
+    report_units(result, tasks)
     print("  target: the stream (the reader that queues) <= 0.5 AWS calls per task")
 
 
-def report_units(written: Counter[str], others: Counter[str], tasks: int) -> None:
+def report_units(result: Run, tasks: int) -> None:
     """Write units per task on the tasks table and each index, and the items the handlers
     wrote to other tables (the records table's items are small: one unit an item)."""
+    written = result.units.by_name
+    others = sum(
+        (Counter({t: n for t, n in d.writes.items() if t != result.units.tasks_table})
+         for d in result.readers.values()),
+        Counter(),
+    )  # fmt: skip
     on_tasks = sum(written.values())
     detail = ", ".join(f"{name}={count / tasks:.3g}" for name, count in written.items())
     elsewhere = ", ".join(f"{name}={count / tasks:.3g}" for name, count in others.items())
@@ -219,16 +240,7 @@ def report_units(written: Counter[str], others: Counter[str], tasks: int) -> Non
     print(
         f"  {'':8} items written elsewhere: {elsewhere or 'none'}; in all ~{total:.1f} units/task"
     )
-
-
-def _other_tables_items(readers: dict[str, Drained]) -> Counter[str]:
-    """Items the handlers wrote to tables other than the tasks table."""
-    tasks_table = next(iter(readers["units"].writes), "").split(".")[0]
-    return sum(
-        (Counter({t: n for t, n in d.writes.items() if t != tasks_table})
-         for name, d in readers.items() if name != "units"),
-        Counter(),
-    )  # fmt: skip
+    print(f"  {'':8} the records table's largest item: {result.units.largest_record} bytes")
 
 
 def main() -> None:

@@ -121,7 +121,7 @@ def test_a_task_run_to_the_end_writes_the_consoles_index_once_and_its_owners_thr
     never changes, so the claim and the end do not write it; by_owner projects the task."""
     from bench.throughput import run
 
-    written = run(client, stack, tasks=4, users=2)["units"].writes
+    written = run(client, stack, tasks=4, users=2).units.by_name
     per_task = {name.split(".")[-1]: count / 4 for name, count in written.items()}
     assert per_task["by_created"] == 1
     assert per_task["by_owner"] == 3
