@@ -195,6 +195,18 @@ def test_an_operators_token_is_still_its_users_own(client):
 # -- every owner's jobs ---------------------------------------------------------------------
 
 
+def every_page(client, path: str, pages: int) -> list[str]:
+    """The ids of the listing's pages in order, following its cursor (at most `pages`)."""
+    seen, cursor = [], None
+    for _ in range(pages):
+        page = ops_get(client, path + (f"&cursor={cursor}" if cursor else ""))
+        seen += [t["id"] for t in page["tasks"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    return seen
+
+
 def test_the_operator_lists_every_owners_jobs_newest_first(client):
     ids = [submitted(client, user=user) for user in ("alice", "bob", "carol", "alice")]
     listed = ops_get(client, "/ops/tasks")["tasks"]
@@ -204,15 +216,7 @@ def test_the_operator_lists_every_owners_jobs_newest_first(client):
 
 def test_pages_of_every_owners_jobs_go_on_with_the_cursor_without_gaps_or_repeats(client):
     ids = [submitted(client, user=f"user-{i % 3}") for i in range(8)]
-    seen, cursor = [], None
-    for _ in range(5):
-        path = "/ops/tasks?limit=3" + (f"&cursor={cursor}" if cursor else "")
-        page = ops_get(client, path)
-        seen += [t["id"] for t in page["tasks"]]
-        cursor = page["nextCursor"]
-        if cursor is None:
-            break
-    assert seen == ids[::-1]
+    assert every_page(client, "/ops/tasks?limit=3", pages=5) == ids[::-1]
 
 
 def test_the_operator_filters_by_owner_type_and_status(client, service):
@@ -247,15 +251,7 @@ def test_pages_of_one_status_across_owners_go_on_without_gaps_or_repeats(client,
     failed = ids[::2]
     for job in failed:
         service.fail(job, "broken", by="worker")
-    seen, cursor = [], None
-    for _ in range(6):
-        path = "/ops/tasks?status=failed&limit=2" + (f"&cursor={cursor}" if cursor else "")
-        page = ops_get(client, path)
-        seen += [t["id"] for t in page["tasks"]]
-        cursor = page["nextCursor"]
-        if cursor is None:
-            break
-    assert seen == failed[::-1]
+    assert every_page(client, "/ops/tasks?status=failed&limit=2", pages=6) == failed[::-1]
 
 
 def test_every_owners_jobs_are_listed_as_they_are_now_not_as_created(client, service):

@@ -155,24 +155,25 @@ def no_content(conn, stopped) -> None:
     conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
 
 
-def test_a_receiver_at_an_ipv6_address_is_reached():
-    server = RawServer(no_content, host="::1")
+def post_to(server: RawServer, scheme="http", addresses=("127.0.0.1",), deadline=5.0):
+    """One delivery to the server as the host hooks.test resolved to `addresses`; the server
+    is closed after it."""
     try:
-        target = Destination("http", "hooks.test", server.port, "/hook", ("::1",))
-        outcome = outbound.post(target, b"{}", {}, deadline_seconds=5)
+        target = Destination(scheme, "hooks.test", server.port, "/hook", addresses)
+        return outbound.post(target, b"{}", {}, deadline_seconds=deadline)
     finally:
         server.close()
+
+
+def test_a_receiver_at_an_ipv6_address_is_reached():
+    server = RawServer(no_content, host="::1")
+    outcome = post_to(server, addresses=("::1",))
     assert (outcome.status_code, outcome.error) == (204, None)
 
 
 def test_an_address_that_refuses_is_skipped_for_the_next_one_the_host_resolved_to():
     server = RawServer(no_content)  # on 127.0.0.1 only: 127.0.0.2 refuses its port
-    try:
-        addresses = ("127.0.0.2", "127.0.0.1")
-        target = Destination("http", "hooks.test", server.port, "/hook", addresses)
-        outcome = outbound.post(target, b"{}", {}, deadline_seconds=5)
-    finally:
-        server.close()
+    outcome = post_to(server, addresses=("127.0.0.2", "127.0.0.1"))
     assert (outcome.status_code, outcome.error) == (204, None)
 
 
@@ -217,12 +218,7 @@ def tls_server(authority, name: str, script=no_content) -> RawServer:
 
 
 def test_an_https_receiver_is_reached_at_the_pinned_address_under_its_hosts_name(test_ca):
-    server = tls_server(test_ca, "hooks.test")
-    try:
-        target = Destination("https", "hooks.test", server.port, "/hook", ("127.0.0.1",))
-        outcome = outbound.post(target, b"{}", {}, deadline_seconds=5)
-    finally:
-        server.close()
+    outcome = post_to(tls_server(test_ca, "hooks.test"), scheme="https")
     assert (outcome.status_code, outcome.error) == (204, None)
 
 
@@ -230,11 +226,7 @@ def test_a_certificate_for_another_host_at_the_pinned_address_is_refused_before_
     """The connection goes to the address the SSRF check pinned, and the certificate is still
     checked against the URL's host: another host's certificate there gets no request."""
     server = tls_server(test_ca, "other.test")
-    try:
-        target = Destination("https", "hooks.test", server.port, "/hook", ("127.0.0.1",))
-        outcome = outbound.post(target, b"{}", {}, deadline_seconds=5)
-    finally:
-        server.close()
+    outcome = post_to(server, scheme="https")
     assert outcome.status_code is None and outcome.error.startswith("TLS error")
     assert server.scripted == 0
 
@@ -245,13 +237,9 @@ def silent(conn, stopped) -> None:
 
 def test_a_tls_handshake_never_answered_is_cut_off_at_the_deadline(test_ca):
     server = RawServer(silent)  # takes the connection and the TLS hello, answers nothing
-    try:
-        target = Destination("https", "hooks.test", server.port, "/hook", ("127.0.0.1",))
-        start = time.monotonic()
-        outcome = outbound.post(target, b"{}", {}, deadline_seconds=0.5)
-        elapsed = time.monotonic() - start
-    finally:
-        server.close()
+    start = time.monotonic()
+    outcome = post_to(server, scheme="https", deadline=0.5)
+    elapsed = time.monotonic() - start
     assert outcome.status_code is None and "timed out" in outcome.error
     assert elapsed < DRIP_SECONDS / 2
 
