@@ -30,3 +30,14 @@ def webhook_secret(client, user: str = "alice") -> str:
     response = get(client, "/webhooks/secret", user=user)
     assert response.status_code == 200, response.json_body
     return response.json_body["secret"]
+
+
+def hold_slot(stack, gate, task_id: str) -> None:
+    """Put `task_id` among the gate's slot holders directly, as a release that was lost
+    leaves it (chalicelib/fairness.py's `holders` set)."""
+    stack.ddb.update_item(
+        TableName=stack.outputs["RecordsTableName"],
+        Key=gate.slots_key,
+        UpdateExpression="ADD holders :id",
+        ExpressionAttributeValues={":id": {"SS": [task_id]}},
+    )

@@ -12,7 +12,7 @@ from chalicelib.edge.service_keys import ServiceKeys
 from chalicelib.model import utcnow
 from chalicelib.queues import TaskMessage
 from tests.conftest import auth, reset_caches
-from tests.unit.helpers import get, submit
+from tests.unit.helpers import get, hold_slot, submit
 
 POOL_JOB = {"type": "video/render", "input": {"frames": 3}, "pool": "remote"}
 
@@ -592,12 +592,7 @@ def test_a_pool_slot_whose_release_was_lost_is_given_back_by_the_reaper(
     limits(monkeypatch, MAX_RUNNING_PER_OWNER="0", POOL_CONCURRENCY="remote=1")
     slots = container().slots
     (gate,) = slots.gates(Waiting("gone", "video/render", "alice", pool="remote"))
-    stack.ddb.update_item(  # a job that ended while its release was lost holds the slot
-        TableName=stack.outputs["RecordsTableName"],
-        Key=gate.slots_key,
-        UpdateExpression="ADD holders :gone",
-        ExpressionAttributeValues={":gone": {"SS": ["gone"]}},
-    )
+    hold_slot(stack, gate, "gone")  # a job that ended while its release was lost
     waiting = queue_job(client, stack)
     assert get(client, f"/jobs/{waiting}").json_body["waitingFor"] == "pool limit"
     assert container().service.admit_parked() == [waiting]

@@ -12,7 +12,7 @@ from chalicelib.flow import Rate
 from chalicelib.model import Status, Task, utcnow
 from chalicelib.settings import ConfigurationError, get_settings
 from tests.conftest import auth, reset_caches
-from tests.unit.helpers import get, sleep_job, submit
+from tests.unit.helpers import get, hold_slot, sleep_job, submit
 from tests.unit.tasks import submitted_record
 
 
@@ -249,14 +249,21 @@ def test_a_key_limit_holds_when_the_worker_takes_its_slots(no_owner_limit, stack
     assert service.find(running.id).status is Status.SUBMITTED  # queued, not yet run
 
 
-def test_a_task_let_through_by_its_owner_but_held_by_its_type_waits_in_the_types_line(
-    stack, monkeypatch
-):
+def owner_and_type_held(stack, monkeypatch) -> tuple:
+    """One slot per owner and one for demo/*: alice's holds her slot with a task of another
+    type, bob's holds demo's. (service, alice's task, bob's task)"""
     service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1", TYPE_CONCURRENCY="demo/*=1")
     alices_other = Task.new(owner="alice", type="other/kind", ttl_seconds=3600)
     service.store.create(alices_other)
     bobs = new_task(service, owner="bob")
-    stack.run_stream()  # alice's slot and demo's slot are both held now
+    stack.run_stream()
+    return service, alices_other, bobs
+
+
+def test_a_task_let_through_by_its_owner_but_held_by_its_type_waits_in_the_types_line(
+    stack, monkeypatch
+):
+    service, alices_other, bobs = owner_and_type_held(stack, monkeypatch)
     parked = new_task(service)
     stack.run_stream()
     assert service.find(parked.id).waits_for == "owner limit"
@@ -632,11 +639,7 @@ def test_the_reaper_moves_a_task_its_owner_lets_through_into_the_line_of_its_ful
 ):
     """admit_next, as the reaper's minute runs it: a task whose owner's slot freed but whose
     type is full waits in the type's line, its owner's line left."""
-    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1", TYPE_CONCURRENCY="demo/*=1")
-    alices_other = Task.new(owner="alice", type="other/kind", ttl_seconds=3600)
-    service.store.create(alices_other)
-    new_task(service, owner="bob")  # holds the demo/* slot
-    stack.run_stream()
+    service, alices_other, _ = owner_and_type_held(stack, monkeypatch)
     parked = new_task(service)
     stack.run_stream()
     assert service.find(parked.id).waits_for == "owner limit"
@@ -671,12 +674,7 @@ def test_a_type_slot_whose_release_was_lost_is_given_back_by_the_reaper(stack, m
     service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="0", TYPE_CONCURRENCY="demo/*=1")
     slots = container().slots
     (gate,) = slots.gates(Waiting("gone", "demo/sleep", "alice"))
-    stack.ddb.update_item(  # a task that ended while its release was lost holds the slot
-        TableName=stack.outputs["RecordsTableName"],
-        Key=gate.slots_key,
-        UpdateExpression="ADD holders :gone",
-        ExpressionAttributeValues={":gone": {"SS": ["gone"]}},
-    )
+    hold_slot(stack, gate, "gone")  # a task that ended while its release was lost
     waiting = new_task(service)
     stack.run_stream()
     assert service.find(waiting.id).waits_for == "type limit"
@@ -688,11 +686,7 @@ def test_the_reaper_goes_on_down_the_owners_line_past_a_task_its_full_type_holds
     stack, monkeypatch
 ):
     """The slot the moved task could not use goes to the next in the owner's line."""
-    service = service_with(monkeypatch, MAX_RUNNING_PER_OWNER="1", TYPE_CONCURRENCY="demo/*=1")
-    alices_other = Task.new(owner="alice", type="other/kind", ttl_seconds=3600)
-    service.store.create(alices_other)
-    new_task(service, owner="bob")  # holds the demo/* slot
-    stack.run_stream()
+    service, alices_other, _ = owner_and_type_held(stack, monkeypatch)
     held_by_type = new_task(service, minutes_ago=0.02)
     next_in_line = Task.new(owner="alice", type="other/kind", ttl_seconds=3600)
     service.store.create(next_in_line)
