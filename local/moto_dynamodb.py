@@ -24,7 +24,8 @@ size during iteration` (a 500 to the app).
     operations on one item, an unknown operation) runs moto's own code, copies and all;
   - a stream's shard iterators expire 15 minutes after they are made, as in AWS
     (`ExpiringIterators`), instead of living as long as the emulator: each stream reader
-    takes two a poll.
+    takes two a poll;
+  - a Query reads only the partition it names, not the whole table (local/moto_query.py).
 """
 
 from __future__ import annotations
@@ -183,3 +184,6 @@ def patch_dynamodb(set_attribute: Callable[[Any, str, Any], None] = setattr) -> 
         "__init__",
         _expiring_iterators(DynamoDBStreamsBackend.__init__),
     )
+    from local.moto_query import patch_query  # it holds this module's LOCK
+
+    patch_query(set_attribute)

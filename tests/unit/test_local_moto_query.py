@@ -1,0 +1,264 @@
+"""The emulator's DynamoDB Query (local/moto_query.py): it reads the partition it names,
+and answers as moto does, after every kind of write."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from local.moto_dynamodb import patch_dynamodb
+
+TABLE = "probe"
+VALUES = ("red", "green", "blue")
+
+
+@pytest.fixture
+def ddb(stack, monkeypatch):
+    """A table of `id` + `sk` with a global index `by_g` (`g`, `r`), in the emulated AWS."""
+    patch_dynamodb(monkeypatch.setattr)
+    stack.ddb.create_table(
+        TableName=TABLE,
+        KeySchema=[
+            {"AttributeName": "id", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"} for name in ("id", "sk", "g", "r")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_g",
+                "KeySchema": [
+                    {"AttributeName": "g", "KeyType": "HASH"},
+                    {"AttributeName": "r", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return stack.ddb
+
+
+def put(ddb, id_: str, sk: str, **attributes: str) -> None:
+    item = {"id": id_, "sk": sk, "r": f"{id_}/{sk}", **attributes}
+    ddb.put_item(TableName=TABLE, Item={k: {"S": v} for k, v in item.items()})
+
+
+def in_index(ddb, g: str) -> list[str]:
+    answer = ddb.query(
+        TableName=TABLE,
+        IndexName="by_g",
+        KeyConditionExpression="g = :g",
+        ExpressionAttributeValues={":g": {"S": g}},
+    )
+    return [item["r"]["S"] for item in answer["Items"]]
+
+
+def in_partition(ddb, id_: str) -> list[str]:
+    answer = ddb.query(
+        TableName=TABLE,
+        KeyConditionExpression="id = :id",
+        ExpressionAttributeValues={":id": {"S": id_}},
+    )
+    return [item["sk"]["S"] for item in answer["Items"]]
+
+
+def set_g(ddb, id_: str, sk: str, g: str) -> None:
+    ddb.update_item(
+        TableName=TABLE,
+        Key={"id": {"S": id_}, "sk": {"S": sk}},
+        UpdateExpression="SET g = :g",
+        ExpressionAttributeValues={":g": {"S": g}},
+    )
+
+
+def refuse_whole_table_reads(monkeypatch) -> None:
+    """From now on, moto's read of the whole table fails the test."""
+    from moto.dynamodb.models.table import Table
+
+    def refuse(self):
+        raise AssertionError("a Query went through the whole table")
+
+    monkeypatch.setattr(Table, "all_items", refuse)
+
+
+def test_a_query_of_the_table_reads_its_partition_only(ddb, monkeypatch):
+    refuse_whole_table_reads(monkeypatch)
+    put(ddb, "a", "2")
+    put(ddb, "a", "1")
+    put(ddb, "b", "1")
+    assert in_partition(ddb, "a") == ["1", "2"]
+    assert in_partition(ddb, "none") == []
+
+
+def test_a_query_of_a_global_index_reads_its_partition_only_once_the_index_is_kept(
+    ddb, monkeypatch
+):
+    put(ddb, "a", "1", g="red")
+    assert in_index(ddb, "red") == ["a/1"]  # the first Query of the index files the table
+    refuse_whole_table_reads(monkeypatch)
+    put(ddb, "b", "1", g="red")
+    put(ddb, "c", "1", g="blue")
+    assert in_index(ddb, "red") == ["a/1", "b/1"]
+
+
+def test_an_update_that_changes_an_item_s_index_key_moves_it_to_the_new_partition(ddb):
+    put(ddb, "a", "1", g="red")
+    in_index(ddb, "red")
+    set_g(ddb, "a", "1", "blue")
+    assert (in_index(ddb, "red"), in_index(ddb, "blue")) == ([], ["a/1"])
+
+
+def test_an_update_that_removes_the_index_key_takes_the_item_out_of_the_index(ddb):
+    put(ddb, "a", "1", g="red")
+    in_index(ddb, "red")
+    ddb.update_item(
+        TableName=TABLE, Key={"id": {"S": "a"}, "sk": {"S": "1"}}, UpdateExpression="REMOVE g"
+    )
+    assert in_index(ddb, "red") == []
+
+
+def test_an_update_that_makes_an_item_puts_it_in_the_index(ddb):
+    in_index(ddb, "red")
+    ddb.update_item(
+        TableName=TABLE,
+        Key={"id": {"S": "new"}, "sk": {"S": "1"}},
+        UpdateExpression="SET g = :g, r = :r",
+        ExpressionAttributeValues={":g": {"S": "red"}, ":r": {"S": "new/1"}},
+    )
+    assert in_index(ddb, "red") == ["new/1"]
+
+
+def test_a_put_over_an_item_files_it_under_its_new_value(ddb):
+    put(ddb, "a", "1", g="red")
+    in_index(ddb, "red")
+    put(ddb, "a", "1", g="green")
+    assert (in_index(ddb, "red"), in_index(ddb, "green")) == ([], ["a/1"])
+
+
+def test_a_deleted_item_leaves_the_index(ddb):
+    put(ddb, "a", "1", g="red")
+    in_index(ddb, "red")
+    ddb.delete_item(TableName=TABLE, Key={"id": {"S": "a"}, "sk": {"S": "1"}})
+    assert in_index(ddb, "red") == []
+
+
+def test_a_failed_conditional_update_leaves_the_item_where_it_was(ddb):
+    put(ddb, "a", "1", g="red")
+    in_index(ddb, "red")
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.update_item(
+            TableName=TABLE,
+            Key={"id": {"S": "a"}, "sk": {"S": "1"}},
+            UpdateExpression="SET g = :g",
+            ConditionExpression="attribute_not_exists(id)",
+            ExpressionAttributeValues={":g": {"S": "blue"}},
+        )
+    assert (in_index(ddb, "red"), in_index(ddb, "blue")) == (["a/1"], [])
+
+
+def test_a_transaction_moto_rolls_back_leaves_the_index_as_the_table(ddb):
+    put(ddb, "a", "1", g="red")
+    in_index(ddb, "red")
+    key = {"id": {"S": "a"}, "sk": {"S": "1"}}
+    with pytest.raises(ddb.exceptions.ClientError):  # two operations on one item: moto's own path
+        ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": TABLE,
+                        "Key": key,
+                        "UpdateExpression": "SET g = :g",
+                        "ExpressionAttributeValues": {":g": {"S": "blue"}},
+                    }
+                },
+                {"Delete": {"TableName": TABLE, "Key": key}},
+            ]
+        )
+    assert (in_index(ddb, "red"), in_index(ddb, "blue")) == (["a/1"], [])
+
+
+def test_a_transaction_s_writes_are_filed_in_the_index(ddb):
+    in_index(ddb, "red")
+    ddb.transact_write_items(
+        TransactItems=[
+            {
+                "Put": {
+                    "TableName": TABLE,
+                    "Item": {
+                        k: {"S": v}
+                        for k, v in {"id": "a", "sk": "1", "g": "red", "r": "a/1"}.items()
+                    },
+                }
+            },
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": {"id": {"S": "b"}, "sk": {"S": "1"}},
+                    "UpdateExpression": "SET g = :g, r = :r",
+                    "ExpressionAttributeValues": {":g": {"S": "red"}, ":r": {"S": "b/1"}},
+                }
+            },
+        ]
+    )
+    assert in_index(ddb, "red") == ["a/1", "b/1"]
+
+
+def test_a_global_index_added_to_the_table_is_read_from_its_own_partitions(ddb):
+    put(ddb, "a", "1", g="red", h="x")
+    in_index(ddb, "red")
+    ddb.update_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "h", "AttributeType": "S"}],
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Create": {
+                    "IndexName": "by_h",
+                    "KeySchema": [{"AttributeName": "h", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            }
+        ],
+    )
+    answer = ddb.query(
+        TableName=TABLE,
+        IndexName="by_h",
+        KeyConditionExpression="h = :h",
+        ExpressionAttributeValues={":h": {"S": "x"}},
+    )
+    assert [item["id"]["S"] for item in answer["Items"]] == ["a"]
+
+
+def test_after_any_mix_of_writes_every_partition_answers_as_the_writes_left_the_table(ddb):
+    """400 random puts, updates and deletes, checked after each against a plain model of
+    the table (seeded: the same sequence every run)."""
+    rng = random.Random(20261207)
+    model: dict[tuple[str, str], str | None] = {}  # key -> g (None: not in the index)
+    in_index(ddb, "red")
+    for _ in range(400):
+        key = (rng.choice("abcd"), rng.choice("123"))
+        action = rng.choice(("put", "put_without_g", "set_g", "remove_g", "delete"))
+        if action == "put":
+            model[key] = rng.choice(VALUES)
+            put(ddb, *key, g=model[key])
+        elif action == "put_without_g":
+            model[key] = None
+            put(ddb, *key)
+        elif action == "set_g" and key in model:
+            model[key] = rng.choice(VALUES)
+            set_g(ddb, *key, model[key])
+        elif action == "remove_g" and key in model:
+            model[key] = None
+            ddb.update_item(
+                TableName=TABLE,
+                Key={"id": {"S": key[0]}, "sk": {"S": key[1]}},
+                UpdateExpression="REMOVE g",
+            )
+        elif action == "delete":
+            model.pop(key, None)
+            ddb.delete_item(TableName=TABLE, Key={"id": {"S": key[0]}, "sk": {"S": key[1]}})
+        g = rng.choice(VALUES)
+        assert in_index(ddb, g) == sorted(f"{i}/{s}" for (i, s), v in model.items() if v == g)
+        assert in_partition(ddb, key[0]) == sorted(s for i, s in model if i == key[0])
