@@ -470,6 +470,10 @@ def main() -> None:
             scale.step(f"scale: the stream's readers, {size.stream_tasks} tasks run to the end")
             throughput.scale_section(client, stack, size.stream_tasks)
     set_metrics_stream(open(os.devnull, "w"))  # noqa: SIM115
+    from bench.emulator import query_cost
+
+    scale.step("the emulator's Query as its table grows")
+    query_cost()
     scale.step(f"WebSocket push latency: make dev, {size.push_changes} status writes")
     websocket_latency(size.push_changes)
     from bench.workers import remote_throughput
