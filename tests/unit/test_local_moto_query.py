@@ -53,7 +53,7 @@ def in_index(ddb, g: str) -> list[str]:
         KeyConditionExpression="g = :g",
         ExpressionAttributeValues={":g": {"S": g}},
     )
-    return [item["r"]["S"] for item in answer["Items"]]
+    return [f"{item['id']['S']}/{item['sk']['S']}" for item in answer["Items"]]
 
 
 def in_partition(ddb, id_: str) -> list[str]:
@@ -232,23 +232,28 @@ def test_a_global_index_added_to_the_table_is_read_from_its_own_partitions(ddb):
 
 
 def test_after_any_mix_of_writes_every_partition_answers_as_the_writes_left_the_table(ddb):
-    """400 random puts, updates and deletes, checked after each against a plain model of
-    the table (seeded: the same sequence every run)."""
+    """400 random puts, updates (of the index's partition and sort keys) and deletes,
+    checked after each against a plain model of the table (seeded: the same every run)."""
     rng = random.Random(20261207)
-    model: dict[tuple[str, str], str | None] = {}  # key -> g (None: not in the index)
+    model: dict[tuple[str, str], tuple[str, str] | None] = {}  # key -> (g, r), None: no g
     in_index(ddb, "red")
     for _ in range(400):
         key = (rng.choice("abcd"), rng.choice("123"))
         action = rng.choice(("put", "put_without_g", "set_g", "remove_g", "delete"))
         if action == "put":
-            model[key] = rng.choice(VALUES)
-            put(ddb, *key, g=model[key])
+            model[key] = (rng.choice(VALUES), f"{key[0]}/{key[1]}")
+            put(ddb, *key, g=model[key][0])
         elif action == "put_without_g":
             model[key] = None
             put(ddb, *key)
         elif action == "set_g" and key in model:
-            model[key] = rng.choice(VALUES)
-            set_g(ddb, *key, model[key])
+            model[key] = (rng.choice(VALUES), rng.choice("xyz"))  # ties broken by the key
+            ddb.update_item(
+                TableName=TABLE,
+                Key={"id": {"S": key[0]}, "sk": {"S": key[1]}},
+                UpdateExpression="SET g = :g, r = :r",
+                ExpressionAttributeValues={":g": {"S": model[key][0]}, ":r": {"S": model[key][1]}},
+            )
         elif action == "remove_g" and key in model:
             model[key] = None
             ddb.update_item(
@@ -260,5 +265,33 @@ def test_after_any_mix_of_writes_every_partition_answers_as_the_writes_left_the_
             model.pop(key, None)
             ddb.delete_item(TableName=TABLE, Key={"id": {"S": key[0]}, "sk": {"S": key[1]}})
         g = rng.choice(VALUES)
-        assert in_index(ddb, g) == sorted(f"{i}/{s}" for (i, s), v in model.items() if v == g)
+        expected = sorted((v[1], i, s) for (i, s), v in model.items() if v and v[0] == g)
+        assert in_index(ddb, g) == [f"{i}/{s}" for _, i, s in expected]
         assert in_partition(ddb, key[0]) == sorted(s for i, s in model if i == key[0])
+
+
+def moto_table(name: str = TABLE):
+    from moto.backends import get_backend
+
+    for regions in get_backend("dynamodb").values():
+        for backend in regions.values():
+            if name in backend.tables:
+                return backend.tables[name]
+    raise LookupError(name)
+
+
+def test_an_index_partition_s_keys_are_kept_in_the_order_of_its_last_query(ddb):
+    from local.moto_query import kept
+
+    for id_, r in (("a", "3"), ("b", "1"), ("c", "2")):
+        put(ddb, id_, "1", g="red")
+        ddb.update_item(
+            TableName=TABLE,
+            Key={"id": {"S": id_}, "sk": {"S": "1"}},
+            UpdateExpression="SET r = :r",
+            ExpressionAttributeValues={":r": {"S": r}},
+        )
+    assert in_index(ddb, "red") == ["b/1", "c/1", "a/1"]
+    partitions = kept(moto_table())
+    (red,) = [values for values in partitions.partitions["by_g"]]
+    assert [key[0].value for key in partitions.keys_in("by_g", red)] == ["b", "c", "a"]
