@@ -3,7 +3,8 @@
 Prints cold start per function kind as Lambda runs it (bench/cold.py), DynamoDB and SQS
 calls per request (counted on the app's own boto3 clients against moto), and worker
 throughput, a claim's calls and a remote worker's throughput against the worker Lambda's
-(bench/workers.py), WebSocket push latency and fairness under `make dev`. Quick by default,
+(bench/workers.py), one Query's cost to `make dev`'s emulator as its table grows
+(bench/emulator.py), WebSocket push latency and fairness under `make dev`. Quick by default,
 `make bench FULL=1` for the figures of docs/performance.md (bench/scale.py);
 BENCH_ONLY=cold stops after the cold starts, BENCH_COLD_RUNS and BENCH_WORKER_RUNS set those counts.
 """
