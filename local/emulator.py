@@ -25,8 +25,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from local.moto_query import GlobalPartitions
+
 SERVICES = ("cloudformation", "dynamodb", "sqs", "s3")
 log = logging.getLogger("taskstatus_svc.emulator")
+
+
+DERIVED = "derived"  # what the state leaves out, made again on first use
 
 
 class _StatePickler(pickle.Pickler):
@@ -34,6 +39,18 @@ class _StatePickler(pickle.Pickler):
     dispatch_table = copyreg.dispatch_table.copy()
     dispatch_table[type(threading.RLock())] = lambda _: (threading.RLock, ())
     dispatch_table[type(threading.Lock())] = lambda _: (threading.Lock, ())
+
+    def persistent_id(self, obj: Any) -> str | None:
+        # a table's kept index partitions (local/moto_query.py) are made again from its
+        # items, so a state file never depends on how this code keeps them
+        return DERIVED if isinstance(obj, GlobalPartitions) else None
+
+
+class _StateUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> None:
+        if pid != DERIVED:
+            raise pickle.UnpicklingError(f"unknown reference {pid!r}")
+        return None
 
 
 def dump_state() -> bytes:
@@ -51,7 +68,7 @@ def dump_state() -> bytes:
 def load_state(data: bytes) -> None:
     from moto.backends import get_backend
 
-    state: dict[str, dict[str, dict[str, Any]]] = pickle.loads(data)  # our own file
+    state: dict[str, dict[str, dict[str, Any]]] = _StateUnpickler(io.BytesIO(data)).load()  # ours
     for name, accounts in state.items():
         backends = get_backend(name)  # type: ignore[arg-type]
         for account, regions in accounts.items():

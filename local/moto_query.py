@@ -16,7 +16,8 @@ rest of it (key conditions, sort order, paging, filters, projections) as it is:
     changed), and kept current after every write: `Table.put_item` and `delete_item`, and
     the backend's `update_item`, which changes an item in place. Batches, transactions
     and PartiQL write through those three. It is an attribute of the table, so moto's
-    copy of a table (to roll a transaction back) and the saved state carry it along.
+    copy of a table (to roll a transaction back) carries it along; the emulator's saved
+    state leaves it out (local/emulator.py), and it is made again after a restart.
     moto sorts a partition's items on every Query of an index; each partition's keys are
     kept in the order of its last sort, so the next sort finds them (nearly) in order.
 A Query that names no partition value moto can use goes to moto whole.
