@@ -306,3 +306,38 @@ def test_the_emulator_s_saved_state_leaves_the_kept_partitions_out(ddb):
     load_state(dump_state())
     assert kept(moto_table()) is None  # made again from the items, at the next Query
     assert in_index(ddb, "red") == ["a/1"]
+
+
+def test_an_item_whose_number_key_is_added_to_moves_to_its_new_partition(ddb):
+    ddb.update_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "n", "AttributeType": "N"}],
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Create": {
+                    "IndexName": "by_n",
+                    "KeySchema": [{"AttributeName": "n", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            }
+        ],
+    )
+    key = {"id": {"S": "a"}, "sk": {"S": "1"}}
+    ddb.put_item(TableName=TABLE, Item={**key, "n": {"N": "1"}})
+
+    def in_n(number: str) -> int:
+        return ddb.query(
+            TableName=TABLE,
+            IndexName="by_n",
+            KeyConditionExpression="n = :n",
+            ExpressionAttributeValues={":n": {"N": number}},
+        )["Count"]
+
+    assert in_n("1.0") == 1
+    ddb.update_item(
+        TableName=TABLE,
+        Key=key,
+        UpdateExpression="ADD n :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    assert (in_n("1"), in_n("2")) == (0, 1)
