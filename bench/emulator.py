@@ -23,15 +23,15 @@ def query_cost(sizes: tuple[int, ...] = (500, 4000)) -> None:
             client = filled_table(size)
             for label, query in (
                 ("table partition", by_table),
-                (f"index partition (1 of {PARTITIONS})", by_index),
+                (f"index, 1 of {PARTITIONS}", by_index),
             ):
                 whole = per_query(client, query)
                 with partition_only():
                     query(client, 0)  # the index's partitions are filed at its first Query
                     own = per_query(client, query)
                 row(
-                    f"{size:,} items: {label}",
-                    f"{whole * 1000:.2f} ms / {own * 1000:.2f} ms ({whole / own:.0f}x)",
+                    f"{size:,} items, {label}",
+                    f"{whole * 1000:.2f} ms / {own * 1000:.2f} ms ({whole / own:.1f}x)",
                 )
 
 
