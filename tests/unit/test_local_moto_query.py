@@ -41,9 +41,12 @@ def ddb(stack, monkeypatch):
     return stack.ddb
 
 
+def strings(**values: str) -> dict[str, dict[str, str]]:
+    return {name: {"S": value} for name, value in values.items()}
+
+
 def put(ddb, id_: str, sk: str, **attributes: str) -> None:
-    item = {"id": id_, "sk": sk, "r": f"{id_}/{sk}", **attributes}
-    ddb.put_item(TableName=TABLE, Item={k: {"S": v} for k, v in item.items()})
+    ddb.put_item(TableName=TABLE, Item=strings(id=id_, sk=sk, r=f"{id_}/{sk}", **attributes))
 
 
 def in_index(ddb, g: str) -> list[str]:
@@ -187,10 +190,7 @@ def test_a_transaction_s_writes_are_filed_in_the_index(ddb):
             {
                 "Put": {
                     "TableName": TABLE,
-                    "Item": {
-                        k: {"S": v}
-                        for k, v in {"id": "a", "sk": "1", "g": "red", "r": "a/1"}.items()
-                    },
+                    "Item": strings(id="a", sk="1", g="red", r="a/1"),
                 }
             },
             {
