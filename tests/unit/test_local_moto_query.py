@@ -49,14 +49,36 @@ def put(ddb, id_: str, sk: str, **attributes: str) -> None:
     ddb.put_item(TableName=TABLE, Item=strings(id=id_, sk=sk, r=f"{id_}/{sk}", **attributes))
 
 
-def in_index(ddb, g: str) -> list[str]:
-    answer = ddb.query(
+def query_index(ddb, index: str, attribute: str, value: dict[str, str]) -> list[dict]:
+    """The items of one partition of a global index keyed on `attribute`."""
+    return ddb.query(
         TableName=TABLE,
-        IndexName="by_g",
-        KeyConditionExpression="g = :g",
-        ExpressionAttributeValues={":g": {"S": g}},
+        IndexName=index,
+        KeyConditionExpression=f"{attribute} = :value",
+        ExpressionAttributeValues={":value": value},
+    )["Items"]
+
+
+def in_index(ddb, g: str) -> list[str]:
+    items = query_index(ddb, "by_g", "g", {"S": g})
+    return [f"{item['id']['S']}/{item['sk']['S']}" for item in items]
+
+
+def add_index(ddb, index: str, attribute: str, kind: str) -> None:
+    """A global index on one key attribute, added to the table as it stands."""
+    ddb.update_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": attribute, "AttributeType": kind}],
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Create": {
+                    "IndexName": index,
+                    "KeySchema": [{"AttributeName": attribute, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            }
+        ],
     )
-    return [f"{item['id']['S']}/{item['sk']['S']}" for item in answer["Items"]]
 
 
 def in_partition(ddb, id_: str) -> list[str]:
@@ -209,26 +231,8 @@ def test_a_transaction_s_writes_are_filed_in_the_index(ddb):
 def test_a_global_index_added_to_the_table_is_read_from_its_own_partitions(ddb):
     put(ddb, "a", "1", g="red", h="x")
     in_index(ddb, "red")
-    ddb.update_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "h", "AttributeType": "S"}],
-        GlobalSecondaryIndexUpdates=[
-            {
-                "Create": {
-                    "IndexName": "by_h",
-                    "KeySchema": [{"AttributeName": "h", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            }
-        ],
-    )
-    answer = ddb.query(
-        TableName=TABLE,
-        IndexName="by_h",
-        KeyConditionExpression="h = :h",
-        ExpressionAttributeValues={":h": {"S": "x"}},
-    )
-    assert [item["id"]["S"] for item in answer["Items"]] == ["a"]
+    add_index(ddb, "by_h", "h", "S")
+    assert [item["id"]["S"] for item in query_index(ddb, "by_h", "h", {"S": "x"})] == ["a"]
 
 
 def test_after_any_mix_of_writes_every_partition_answers_as_the_writes_left_the_table(ddb):
@@ -309,29 +313,12 @@ def test_the_emulator_s_saved_state_leaves_the_kept_partitions_out(ddb):
 
 
 def test_an_item_whose_number_key_is_added_to_moves_to_its_new_partition(ddb):
-    ddb.update_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "n", "AttributeType": "N"}],
-        GlobalSecondaryIndexUpdates=[
-            {
-                "Create": {
-                    "IndexName": "by_n",
-                    "KeySchema": [{"AttributeName": "n", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            }
-        ],
-    )
+    add_index(ddb, "by_n", "n", "N")
     key = {"id": {"S": "a"}, "sk": {"S": "1"}}
     ddb.put_item(TableName=TABLE, Item={**key, "n": {"N": "1"}})
 
     def in_n(number: str) -> int:
-        return ddb.query(
-            TableName=TABLE,
-            IndexName="by_n",
-            KeyConditionExpression="n = :n",
-            ExpressionAttributeValues={":n": {"N": number}},
-        )["Count"]
+        return len(query_index(ddb, "by_n", "n", {"N": number}))
 
     assert in_n("1.0") == 1
     ddb.update_item(
