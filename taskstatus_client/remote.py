@@ -160,6 +160,7 @@ class RemoteWorker:
         self.stopping = threading.Event()
         self.running: dict[str, LeasedJob] = {}
         self._lock = threading.Lock()
+        self._out_lock = threading.Lock()
         self.completed = 0
 
     # -- the loop --------------------------------------------------------------------------
@@ -296,5 +297,10 @@ class RemoteWorker:
                 log.warning("heartbeat of %s failed: %s", leased.id, exc)
 
     def _say(self, line: str) -> None:
+        """One whole line, written at once: print() writes the text and its newline in two
+        calls, so the threads' lines could run together ("done A 0.4 sdone B ...") and a
+        reader of the log miss one."""
         if self.out is not None:
-            print(line, file=self.out, flush=True)
+            with self._out_lock:
+                self.out.write(line + "\n")
+                self.out.flush()

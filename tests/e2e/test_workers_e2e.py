@@ -7,6 +7,7 @@ cancel stops a running job within one heartbeat."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -204,14 +205,24 @@ def handed_back(stack: dict, job_id: str) -> bool:
     return document["status"] == "retrying" and "handed back" in (document.get("error") or "")
 
 
-def test_sigterm_hands_a_running_job_back_within_seconds(stack):
+def test_sigterm_hands_a_running_job_back_after_the_grace_not_at_its_end(stack):
+    """A minute-long job is stopped by the worker's SIGTERM after its 1 s grace and handed
+    back. Told by the events, not by a wall clock (a busy machine stretches every request):
+    the job is back in its pool, and the worker's own line says it stopped it early."""
     worker = start_worker(stack, "term", grace=1)
     try:
         job_id = submit(stack, steps=60, pause=1)
         wait_for(lambda: running_on(stack, "term", job_id))
         worker.send_signal(signal.SIGTERM)
-        wait_for(lambda: handed_back(stack, job_id), deadline=10)
+        wait_for(lambda: handed_back(stack, job_id))
         assert worker.wait(timeout=60) == 0  # after its claims in flight came back
+        stopped = re.search(
+            rf"^done e2e/steps {job_id} stopped \(the worker stopped\) (\d+\.\d) s$",
+            (stack["log"] / "term.log").read_text(),
+            re.MULTILINE,
+        )
+        assert stopped is not None
+        assert float(stopped.group(1)) < 30  # its run, by the worker's clock: not the minute
     finally:
         stop(worker)
 

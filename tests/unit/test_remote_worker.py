@@ -184,6 +184,31 @@ def test_the_worker_prints_a_live_line_per_job_claimed_progress_running_and_done
     assert re.fullmatch(rf"done acme/wait {job_id} completed \d+\.\d s", done)
 
 
+class Writes(io.StringIO):
+    """An output that keeps each write() as it came: a line written in two calls (its text,
+    then its newline, as print() does) can have another thread's line between them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return super().write(text)
+
+
+def test_the_workers_threads_each_write_whole_lines_so_none_run_together(
+    client, stack, make_worker
+):
+    ids = [pool_job(client, stack, "acme/once", {}) for _ in range(12)]
+    out = Writes()
+    worker = make_worker(concurrency=4, out=out)
+    run_until(worker, lambda: worker.completed == 12)
+    assert all(call.endswith("\n") and call.count("\n") == 1 for call in out.calls), out.calls
+    done = [line.split()[2] for line in out.getvalue().splitlines() if line.startswith("done ")]
+    assert sorted(done) == sorted(ids)
+
+
 def test_two_hundred_jobs_over_four_worker_threads_each_run_and_complete_exactly_once(
     client, stack, service, make_worker, tasks_module
 ):
