@@ -1,4 +1,5 @@
-"""The moto server for the deploy rehearsal, with the three gaps `chalice deploy` runs into.
+"""The moto server for the deploy rehearsal, with the three gaps `chalice deploy` runs into
+(and what moto's CloudFormation lacks: infra/moto_cloudformation.py).
 
 Each one is a missing emulator feature, not a difference in what is deployed to AWS:
   - REST API import: moto imports only OpenAPI 3 documents; Chalice sends Swagger 2.0. The
@@ -21,6 +22,8 @@ from typing import Any
 from moto.apigateway.models import APIGatewayBackend
 from moto.apigatewayv2 import urls as v2_urls
 from moto.apigatewayv2.responses import ApiGatewayV2Response
+
+from infra.moto_cloudformation import patch_cloudformation
 
 _import_rest_api = APIGatewayBackend.import_rest_api
 _put_rest_api = APIGatewayBackend.put_rest_api
@@ -52,6 +55,7 @@ def create_deployment(self: Any) -> tuple[int, dict[str, str], str]:
 
 
 def install() -> None:
+    patch_cloudformation()
     APIGatewayBackend.import_rest_api = import_rest_api  # type: ignore[method-assign]
     APIGatewayBackend.put_rest_api = put_rest_api  # type: ignore[method-assign]
     ApiGatewayV2Response.create_deployment = create_deployment  # type: ignore[attr-defined]

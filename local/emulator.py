@@ -104,10 +104,12 @@ def main(argv: list[str]) -> None:
 
     from moto.server import ThreadedMotoServer
 
+    from infra.moto_cloudformation import patch_cloudformation
     from local.moto_dynamodb import patch_dynamodb
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     patch_dynamodb()  # DynamoDB under concurrent requests (local/moto_dynamodb.py)
+    patch_cloudformation()  # what moto's CloudFormation lacks (infra/moto_cloudformation.py)
 
     if args.state is not None:
         restore(args.state)

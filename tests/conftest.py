@@ -28,9 +28,11 @@ IN_PROCESS_AWS = InProcessAws()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from infra.moto_cloudformation import patch_cloudformation
     from tests import aws_calls
 
     aws_calls.install()  # record the IAM actions of every AWS call the app makes
+    patch_cloudformation()  # every template a test hands moto, as the emulators do
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
