@@ -3,13 +3,12 @@
 Never a Scan. Where it reads:
 - Tasks across owners: the sharded GSI by_created (created_shard = the task's shard, one of
   16, + created_at), one Query per shard for a page, merged newest first, then one
-  BatchGetItem of the page's tasks; with an owner, one Query of by_owner (or by_owner_type
-  with a type). A time range is the Queries' key condition; pool and type (without an
-  owner) are their filters, and so is the status on the owner's indexes. by_created projects
-  only what never changes after a task is created (its keys, type, pool, expiry), so a task's
-  status writes never write it: one index write per task instead of three (bench/units.py
-  counts them). Its status filter is therefore applied to the tasks read, reading on (at most
-  MAX_STATUS_ROUNDS pages of candidates) while the page is short.
+  BatchGetItem of the page's tasks; with an owner, Queries of by_owner. A time range is the
+  Queries' key condition; pool and type are their filters, and so is the status on by_owner.
+  by_created projects only what never changes after a task is created (its keys, type, pool,
+  expiry), so a task's status writes never write it: one index write per task instead of
+  three (bench/units.py counts them). Its status filter is therefore applied to the tasks
+  read, reading on (at most MAX_STATUS_ROUNDS pages of candidates) while the page is short.
 - Queues: GetQueueAttributes of each queue. Their URLs are derived from TASKS_QUEUE_URL and
   WEBHOOKS_QUEUE_URL with the names infra/resources.json gives them (`<stack>-tasks-dlq`,
   `<stack>-stream-failures`, `<stack>-pool-<name>[-dlq]`), so no setting per queue is needed.
@@ -43,9 +42,7 @@ from chalicelib.service import TaskService
 from chalicelib.store import (
     BY_CREATED,
     BY_OWNER,
-    BY_OWNER_TYPE,
     DEADLINE_SHARDS,
-    owner_scoped,
     task_from_item,
 )
 
@@ -90,8 +87,6 @@ def _iso(moment: datetime) -> str:
 
 def _partitions(wanted: TaskFilter) -> list[tuple[str, str, str]]:
     """(index, key attribute, key value) of each partition the listing reads."""
-    if wanted.owner is not None and wanted.type is not None:
-        return [(BY_OWNER_TYPE, "owner_type", owner_scoped(wanted.owner, wanted.type))]
     if wanted.owner is not None:
         return [(BY_OWNER, "owner", wanted.owner)]
     return [(BY_CREATED, "created_shard", shard) for shard in DEADLINE_SHARDS]
@@ -125,7 +120,7 @@ def _query(
     for name, value in (
         ("status", wanted.status.value if wanted.status else None),
         ("pool", wanted.pool),
-        ("type", wanted.type if index == BY_CREATED else None),
+        ("type", wanted.type),
     ):
         if value is not None:
             names[f"#{name}"] = name
@@ -169,7 +164,7 @@ def list_tasks(
     table: str, wanted: TaskFilter, now: datetime, limit: int, below: tuple[str, str] | None
 ) -> TaskPage:
     """Tasks across owners, newest first, `limit` a page; `below`: the previous page's key."""
-    if wanted.owner is not None:  # the owner's indexes project whole tasks
+    if wanted.owner is not None:  # by_owner projects whole tasks
         items, next_key = _candidates(table, wanted, now, limit, below)
         return TaskPage([task_from_item(item) for item in items], next_key)
     tasks: list[Task] = []

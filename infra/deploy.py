@@ -1,5 +1,5 @@
-"""`make deploy STAGE=dev` after `make infra`: `chalice deploy`, the WebSocket pass, then the
-event source settings Chalice cannot set.
+"""`make deploy STAGE=dev` after `make infra`: `chalice deploy`, the WebSocket pass, the
+event source settings Chalice cannot set, then the retired index's drop.
 
 `chalice deploy` creates every SQS and stream event source mapping without
 `ReportBatchItemFailures` (so Lambda would ignore the `batchItemFailures` the handlers
@@ -7,6 +7,11 @@ return) and without the stream's failure handling. This step applies
 infra.package.EVENT_SOURCES, the same settings `make package` writes into its template, to
 the mappings Chalice recorded in `.chalice/deployed/<stage>.json`. It is idempotent and
 runs after every `chalice deploy`, since Chalice may replace a mapping.
+
+A stack made before 2026-12 has the index by_owner_type, which its functions read and this
+release's do not. `make infra` keeps it (infra.stage.deploy_stack); once this release's
+functions are in place, this step drops it with one more update of the data stack, so no
+function ever queries an index that is gone. Each later run finds nothing to retire.
 
     python -m infra.deploy dev
 """
@@ -24,7 +29,14 @@ import boto3
 
 from infra.bytecode import add_bytecode, bytecode_problems
 from infra.package import EVENT_SOURCES
-from infra.stage import resolve, set_websocket_endpoint, stack_outputs, websocket_endpoint
+from infra.stage import (
+    deploy_stack,
+    keeps_retired_index,
+    resolve,
+    set_websocket_endpoint,
+    stack_outputs,
+    websocket_endpoint,
+)
 from infra.target import check_target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,9 +135,22 @@ def main(stage: str, root: Path = ROOT) -> None:
     if set_websocket_endpoint(stage, websocket_endpoint(stage, root), config):
         print("WS_ENDPOINT_URL set in the stage; deploying again")
         chalice_deploy(stage, root)
-    outputs = stack_outputs(boto3.client("cloudformation"), f"taskstatus-{stage}")
+    cloudformation = boto3.client("cloudformation")
+    outputs = stack_outputs(cloudformation, f"taskstatus-{stage}")
     for line in apply_mapping_settings(boto3.client("lambda"), stage, outputs, root):
         print(f"event source of {line}")
+    if retire_index(cloudformation, f"taskstatus-{stage}"):
+        print(f"retired the index by_owner_type of taskstatus-{stage} (no function reads it)")
+
+
+def retire_index(cloudformation: Any, stack_name: str) -> bool:
+    """Drop by_owner_type from a stack made before 2026-12, now that the functions that read
+    it are replaced: one more update of the data stack (infra.stage.KEEP_RETIRED_INDEX).
+    False where there is nothing to retire."""
+    if not keeps_retired_index(cloudformation, stack_name):
+        return False
+    deploy_stack(cloudformation, stack_name, keep_retired_index=False)
+    return True
 
 
 if __name__ == "__main__":

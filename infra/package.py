@@ -483,6 +483,8 @@ def merge_template() -> dict[str, Any]:
         parameters[name]["ConstraintDescription"] = f"{variable} as docs/flow-control.md writes it"
     parameters["PriorityAgingSeconds"]["Default"] = str(DEFAULT_AGING_SECONDS)
     parameters.update(concurrency)
+    parameters.update(data.get("Parameters", {}))  # the data stack's own (the retired index)
+    conditions.update(data.get("Conditions", {}))
     return {
         "Parameters": parameters,
         "Conditions": conditions,

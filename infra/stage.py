@@ -32,14 +32,39 @@ CONFIG = ROOT / ".chalice" / "config.json"
 OUTPUT_OF = {("TasksTable", "StreamArn"): "TasksStreamArn"}
 
 
-def deploy_stack(cloudformation: Any, stack_name: str) -> dict[str, str]:
-    """Create the stack, or update it if it exists; return its outputs."""
+# The index the functions of releases before 2026-12 read and this release's do not: kept by
+# an update until `make deploy` has put this release's functions in place (infra/deploy.py
+# retires it then), so no deployed function ever queries an index that is gone.
+KEEP_RETIRED_INDEX = "KeepIndexByOwnerType"
+
+
+def keeps_retired_index(cloudformation: Any, stack_name: str) -> bool:
+    """Whether the stack's template still declares by_owner_type: a stack made before the
+    parameter existed declared it unconditionally."""
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+    return values.get(KEEP_RETIRED_INDEX, "true") == "true"
+
+
+def deploy_stack(
+    cloudformation: Any, stack_name: str, keep_retired_index: bool | None = None
+) -> dict[str, str]:
+    """Create the stack, or update it if it exists; return its outputs.
+
+    A new stack never has the retired index. An update keeps it where the stack has it,
+    unless told otherwise (`keep_retired_index=False`: infra.deploy.retire_index).
+    """
     try:
         cloudformation.describe_stacks(StackName=stack_name)
     except cloudformation.exceptions.ClientError:
         return create_stack(cloudformation, stack_name)
+    if keep_retired_index is None:
+        keep_retired_index = keeps_retired_index(cloudformation, stack_name)
+    keep = {"ParameterKey": KEEP_RETIRED_INDEX, "ParameterValue": str(keep_retired_index).lower()}
     try:
-        cloudformation.update_stack(StackName=stack_name, TemplateBody=template_body())
+        cloudformation.update_stack(
+            StackName=stack_name, TemplateBody=template_body(), Parameters=[keep]
+        )
         cloudformation.get_waiter("stack_update_complete").wait(StackName=stack_name)
     except cloudformation.exceptions.ClientError as exc:
         if "No updates are to be performed" not in str(exc):

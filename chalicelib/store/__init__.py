@@ -17,11 +17,14 @@ refused create reads what refused it (ALL_OLD, no second call) and, when that is
 it wrote (items.made_by), answers as if written; any other task under the id is JobIdTaken.
 
 Indexes (items.py derives their attributes):
-  by_owner       owner + created_at        a user's tasks, by creation time
-  by_owner_type  owner_type + created_at   a user's tasks of one type
+  by_owner       owner + created_at        a user's tasks, by creation time; a type, like a
+                                           status, is a filter on it
   by_deadline    active_shard + deadline   sparse: non-terminal tasks, for the reaper
   by_due         due_shard + due_at        sparse: scheduled tasks, for the sweep
   (the deadline and due shards are two hex digits of the id: 256 key values, INDEX_SHARDS)
+There was a by_owner_type (owner_type + created_at, whole items) until 2026-12: it cost each
+task three index writes (its status writes change what it projects) to serve one filter, so
+a type is now a filter on by_owner, as a status is (docs/capacity.md, "Write units").
   by_created     created_shard + created_at  sharded: every owner's tasks, newest first, for
                                              the operator's console (chalicelib/console.py)
 """
@@ -83,7 +86,6 @@ __all__ = [
 ]
 
 BY_OWNER = "by_owner"
-BY_OWNER_TYPE = "by_owner_type"
 BY_DEADLINE = "by_deadline"
 BY_DUE = "by_due"
 BY_CREATED = "by_created"
@@ -342,22 +344,22 @@ class TaskStore:
         after: tuple[str, str] | None = None,
     ) -> Page:
         """Up to `limit` of the owner's live tasks that match, in creation order, and where
-        to go on from (`after`): one Query on an owner index per call, never a Scan.
+        to go on from (`after`): Queries of by_owner, never a Scan.
 
-        The index: by_owner_type with a type, else by_owner. Creation times narrow the key
-        condition; statuses and `updated_since` are filters.
+        Creation times narrow the key condition; the type, statuses and `updated_since` are
+        filters.
         """
-        if type is None:
-            index, key_name, key_value = BY_OWNER, "owner", owner
-        else:
-            index, key_name, key_value = BY_OWNER_TYPE, "owner_type", owner_scoped(owner, type)
-        names = {"#k": key_name}
+        names = {"#k": "owner"}
         values: dict[str, Any] = {
-            ":k": {"S": key_value},
+            ":k": {"S": owner},
             ":now": {"N": str(int(now.timestamp()))},
         }
         key_condition = "#k = :k" + _created_condition(created_between, values)
         filters = ["expires_at > :now"]
+        if type is not None:
+            names["#t"] = "type"
+            values[":t"] = {"S": type}
+            filters.append("#t = :t")
         if statuses:
             names["#s"] = "status"
             for i, status in enumerate(sorted(statuses)):
@@ -368,7 +370,7 @@ class TaskStore:
             filters.append("updated_at >= :since")
         request: dict[str, Any] = {
             "TableName": self.table,
-            "IndexName": index,
+            "IndexName": BY_OWNER,
             "KeyConditionExpression": key_condition,
             "FilterExpression": " AND ".join(filters),
             "ExpressionAttributeNames": names,
@@ -388,7 +390,7 @@ class TaskStore:
                 request["ExclusiveStartKey"] = {
                     "id": {"S": last_key[1]},
                     "created_at": {"S": last_key[0]},
-                    key_name: {"S": key_value},
+                    "owner": {"S": owner},
                 }
             request["Limit"] = read
             response = self._ddb.query(**request)

@@ -111,6 +111,27 @@ def test_listing_by_type_uses_only_that_type(service):
     assert [t.id for t in page.tasks] == [watermark.id]
 
 
+def test_a_listing_by_type_pages_on_past_the_owners_other_types(service):
+    wanted = []
+    for _ in range(3):
+        wanted.append(new_task(service, type="image/watermark").id)
+        for _ in range(4):
+            new_task(service, type="demo/sleep")
+    first = service.list_owned("alice", limit=2, type="image/watermark")
+    rest = service.list_owned("alice", limit=2, type="image/watermark", after=first.last_key)
+    assert [t.id for t in first.tasks + rest.tasks] == list(reversed(wanted))
+
+
+def test_a_listing_by_type_and_status_applies_both(service):
+    sleeping = new_task(service, type="demo/sleep")
+    service.transition(sleeping, Status.STARTED, by="worker")
+    watermark = new_task(service, type="image/watermark")
+    service.transition(watermark, Status.STARTED, by="worker")
+    new_task(service, type="image/watermark")
+    page = service.list_owned("alice", limit=10, type="image/watermark", status=Status.STARTED)
+    assert [t.id for t in page.tasks] == [watermark.id]
+
+
 def test_a_claim_holds_a_lease_that_a_second_claim_respects(service):
     task = new_task(service)
     claimed = service.claim(task.id, task.type, attempt=1)
