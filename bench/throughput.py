@@ -84,17 +84,21 @@ def counted(calls: Counter[str], writes: Counter[str] | None = None) -> Iterator
         )
 
 
-def submit_all(client: Any, tasks: int, users: int) -> list[tuple[str, str]]:
-    """Submit `tasks` quick jobs spread over `users`, in batches; (user, job id) of each."""
+def submit_all(client: Any, tasks: int, users: int, padding: int = 0) -> list[tuple[str, str]]:
+    """Submit `tasks` quick jobs spread over `users`, in batches; (user, job id) of each.
+    `padding`: characters of metadata each job carries, to make its item larger."""
     from local.stack import auth
 
     jobs: list[tuple[str, str]] = []
     per_user = [tasks // users + (1 if n < tasks % users else 0) for n in range(users)]
+    job: dict[str, Any] = {"type": "demo/sleep", "input": {"seconds": 0}}
+    if padding:
+        job["metadata"] = {"pad": "x" * padding}
     for n, count in enumerate(per_user):
         user = f"bench-user-{n}"
         for start in range(0, count, SUBMIT_BATCH):
             size = min(SUBMIT_BATCH, count - start)
-            body = {"jobs": [{"type": "demo/sleep", "input": {"seconds": 0}}] * size}
+            body = {"jobs": [job] * size}
             answer = client.http.post("/jobs/batch", headers=auth(user), body=json.dumps(body))
             jobs += [(user, r["job"]["jobId"]) for r in answer.json_body["results"]]
     return jobs
@@ -117,6 +121,7 @@ class WriteUnits:
     tasks_table: str
     by_name: Counter[str]  # the tasks table's and each index's (`<table>.<index>`)
     largest_record: int  # bytes
+    largest_task: int  # bytes: the largest of the run's task items, as they ended
 
 
 @dataclass
@@ -125,12 +130,12 @@ class Run:
     units: WriteUnits
 
 
-def run(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS) -> Run:
+def run(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS, padding: int = 0) -> Run:
     """Run the tasks to the end; what each handler did, and the write units it cost."""
     readers = {"api": Drained(), "stream": Drained(), "pushes": Drained(), "worker": Drained()}
     with counted(readers["api"].calls, readers["api"].writes):
         started = time.process_time()
-        jobs = submit_all(client, tasks, users)
+        jobs = submit_all(client, tasks, users, padding)
         readers["api"].cpu_seconds = time.process_time() - started
         readers["api"].records = len(jobs)
     push_pump = getattr(stack, "push_pump", None)  # before the second reader there was none
@@ -141,18 +146,29 @@ def run(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS) -> Run:
         moved += drain(stack.worker_pump, readers["worker"])
         if not moved and _all_ended(stack, jobs):
             break
+    task_ids = {job for _, job in jobs}
     units_of_tasks = WriteUnits(
         stack.outputs["TasksTableName"],
-        tasks_table_units(stack, {job for _, job in jobs}),
+        tasks_table_units(stack, task_ids),
         largest_item(stack, stack.outputs["RecordsTableName"]),
+        largest_item(stack, stack.outputs["TasksTableName"], task_ids),
     )
     return Run(readers, units_of_tasks)
 
 
-def largest_item(stack: Any, table: str) -> int:
-    """The size of the table's largest item (a bench may Scan: in-process moto)."""
+def largest_item(stack: Any, table: str, ids: set[str] | None = None) -> int:
+    """The size of the table's largest item (of those ids, if given; a bench may Scan:
+    in-process moto)."""
     pages = stack.ddb.get_paginator("scan").paginate(TableName=table)
-    return max((units.item_size(item) for page in pages for item in page["Items"]), default=0)
+    return max(
+        (
+            units.item_size(item)
+            for page in pages
+            for item in page["Items"]
+            if ids is None or item["id"]["S"] in ids
+        ),
+        default=0,
+    )
 
 
 def tasks_table_units(stack: Any, task_ids: set[str]) -> Counter[str]:
@@ -192,13 +208,30 @@ def owner_limit(limit: int) -> Iterator[None]:
 
 
 def scale_section(client: Any, stack: Any, tasks: int = TASKS, users: int = USERS) -> None:
-    """The tasks run to the end twice: with the default owner limit, and with none."""
+    """The tasks run to the end three times: with the default owner limit, with none, and
+    with none again, each task's item grown to just under 1 KB (the size the target of 12
+    write units is set for: every write of an item up to 1 KB is one unit)."""
     from chalicelib.settings import DEFAULT_MAX_RUNNING_PER_OWNER
 
     for limit in (DEFAULT_MAX_RUNNING_PER_OWNER, 0):
         with owner_limit(limit):
             result = run(client, stack, tasks, users)
         report(result, tasks, users, f"MAX_RUNNING_PER_OWNER={limit}")
+    padding = one_kb_padding(result.units.largest_task)
+    with owner_limit(0):
+        result = run(client, stack, tasks, users, padding)
+    report(result, tasks, users, f"MAX_RUNNING_PER_OWNER=0, tasks padded to {ONE_KB_TASK} bytes")
+    print("  target: <= 12 DynamoDB write units for a 1 KB task (this run)")
+
+
+ONE_KB_TASK = units.KB - 24  # bytes: under 1 KB with room for the ids' and times' own spread
+PADDING_OVERHEAD = len('{"pad":""}')  # the metadata attribute's JSON around the padding
+
+
+def one_kb_padding(largest: int) -> int:
+    """Characters of padding that grow the largest task item of a run from `largest` bytes
+    to ONE_KB_TASK (a task without metadata stores none: the attribute's name counts too)."""
+    return max(0, ONE_KB_TASK - largest - PADDING_OVERHEAD - len("metadata"))
 
 
 def report(result: Run, tasks: int, users: int, setting: str = "") -> None:
@@ -241,6 +274,7 @@ def report_units(result: Run, tasks: int) -> None:
         f"  {'':8} items written elsewhere: {elsewhere or 'none'}; in all ~{total:.1f} units/task"
     )
     print(f"  {'':8} the records table's largest item: {result.units.largest_record} bytes")
+    print(f"  {'':8} the tasks table's largest item of the run: {result.units.largest_task} bytes")
 
 
 def main() -> None:

@@ -125,3 +125,15 @@ def test_a_task_run_to_the_end_writes_the_consoles_index_once_and_its_owners_thr
     per_task = {name.split(".")[-1]: count / 4 for name, count in written.items()}
     assert per_task["by_created"] == 1
     assert per_task["by_owner"] == 3
+
+
+def test_a_one_kb_task_run_to_the_end_costs_at_most_twelve_write_units(client, stack):
+    """Issue 27's target, measured as `make bench` does: a task whose item is just under
+    1 KB, submitted, claimed and completed, writes the tasks table and its indexes for at
+    most 12 units (11 since by_owner_type was retired)."""
+    from bench.throughput import one_kb_padding, run
+
+    small = run(client, stack, tasks=4, users=2)
+    padded = run(client, stack, tasks=4, users=2, padding=one_kb_padding(small.units.largest_task))
+    assert 1000 <= padded.units.largest_task <= 1024
+    assert sum(padded.units.by_name.values()) / 4 <= 12
