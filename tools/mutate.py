@@ -114,6 +114,8 @@ GROUPS: dict[str, list[str]] = {
     # owner checks on every surface: REST, 000/001/002/003's contracts, redrive, WebSocket
     "owner checks": [
         "chalicelib.service.xǁTaskServiceǁget_owned__*",
+        # every list of a user's tasks: the owner's partition of by_owner, a type a filter
+        "chalicelib.store.xǁTaskStoreǁquery_owned__*",
         "chalicelib.contracts.jobs.x__owned_job__*",
         "chalicelib.contracts.assembly.x_handle__*",
         "chalicelib.contracts.autovid.x_status__*",

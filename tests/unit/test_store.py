@@ -122,6 +122,38 @@ def test_a_listing_by_type_pages_on_past_the_owners_other_types(service):
     assert [t.id for t in first.tasks + rest.tasks] == list(reversed(wanted))
 
 
+def oldest_first(service, types: str) -> list[Task]:
+    """Tasks of alice made one after another: "w" a watermark, "s" a sleep."""
+    kinds = {"w": "image/watermark", "s": "demo/sleep"}
+    return [new_task(service, type=kinds[kind]) for kind in types]
+
+
+def test_a_filtered_page_filled_by_its_second_query_holds_its_limit_and_goes_on_from_its_last(
+    service,
+):
+    made = oldest_first(service, "wwwwwsw")  # newest first: w s w w w w w
+    watermarks = [t.id for t in reversed(made) if t.type == "image/watermark"]
+    first = service.store.query_owned("alice", utcnow(), limit=3, type="image/watermark")
+    rest = service.store.query_owned(
+        "alice", utcnow(), limit=3, type="image/watermark", after=first.last_key
+    )
+    assert [t.id for t in first.tasks] == watermarks[:3]
+    assert [t.id for t in rest.tasks] == watermarks[3:]
+
+
+def test_the_page_that_takes_the_last_matching_tasks_has_nowhere_to_go_on_from(service):
+    oldest_first(service, "wsw")  # newest first: w s w; the second Query finds the last one
+    page = service.store.query_owned("alice", utcnow(), limit=2, type="image/watermark")
+    assert len(page.tasks) == 2
+    assert page.last_key is None
+
+
+def test_a_listing_oldest_first_lists_in_creation_order(service):
+    made = oldest_first(service, "sss")
+    page = service.store.query_owned("alice", utcnow(), limit=10, order="oldest")
+    assert [t.id for t in page.tasks] == [t.id for t in made]
+
+
 def test_a_listing_by_type_and_status_applies_both(service):
     sleeping = new_task(service, type="demo/sleep")
     service.transition(sleeping, Status.STARTED, by="worker")
