@@ -78,8 +78,8 @@ class FanOut:
         for connection_id in watchers.connections(now):
             if self.pusher.send(connection_id, message):
                 pushed += 1
-            else:
-                watchers.remove(connection_id)
+            elif not self.subscriptions.opening(connection_id, utcnow()):
+                watchers.remove(connection_id)  # gone, not still opening (deliver, below)
         self._for_operators = Coalesced()
         return pushed
 
@@ -114,9 +114,15 @@ class FanOut:
             return False  # this connection has had this version, or a newer one
         if self.pusher.send(connection_id, message):
             return True
+        self._dropped.add(connection_id)
+        if self.subscriptions.opening(connection_id, utcnow()):
+            # Gone while API Gateway ends the handshake: the client is arriving. It reads the
+            # state after it subscribes; this version may go to it again.
+            log.info("connection %s is still opening; nothing more to it now", connection_id)
+            self.subscriptions.unclaim_push(connection_id, task)
+            return False
         log.info("connection %s is gone; removing it", connection_id)
         self.subscriptions.remove_connection(connection_id)
-        self._dropped.add(connection_id)
         return False
 
     def push(self, task: Task) -> int:

@@ -19,6 +19,12 @@ takes one again to subscribe). A place whose connection is gone without a $disco
 Gateway's is best effort; TTL removed the item) is taken back the first time the set looks
 full: the places are then checked against the connections that exist (a connection's item
 is always written before it takes its place, so no connect in flight looks stale).
+
+A connection is written by its $connect, before API Gateway finishes the handshake, and a
+push to it until then is answered 410 Gone. So a Gone within OPENING_SECONDS of the connect
+means the client is arriving, not leaving (`opening`): the fan-out keeps the connection and
+gives back the push's marker (`unclaim_push`), instead of removing a connection whose first
+message would then find nothing ("unknown connection").
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -36,6 +42,8 @@ from chalicelib.model import Task
 from chalicelib.records import RecordsTable
 
 CONNECTION_TTL_SECONDS = 2 * 3600 + 15 * 60  # API Gateway closes connections after 2 h
+# A $connect runs up to API Gateway's 29 s integration timeout, and the handshake ends after.
+OPENING_SECONDS = 30
 DEFAULT = "default"  # the subscription a connection holds until it subscribes to something
 PUSHED = "v#"  # a connection's push marker for one task
 SUBSCRIBERS = "subscribers#"  # an owner's "may have subscribers" marker
@@ -413,6 +421,34 @@ class Subscriptions(RecordsTable):
             unread = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
             live.update(key["pk"]["S"].removeprefix(SUBSCRIBERS) for key in unread)
         return live
+
+    def opening(self, connection_id: str, now: datetime) -> bool:
+        """Whether the connection was written less than OPENING_SECONDS ago (one consistent
+        GetItem, made only when a push to it was answered Gone)."""
+        item = self._ddb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": "conn"}},
+            ProjectionExpression="connected_at",
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None or "connected_at" not in item:
+            return False
+        opened_after = timefmt.item(now - timedelta(seconds=OPENING_SECONDS))
+        return item["connected_at"]["S"] > opened_after
+
+    def unclaim_push(self, connection_id: str, task: Task) -> None:
+        """Give back the claim of a push that did not reach the connection, unless a newer
+        version's was made since: that version may then go to it again."""
+        try:
+            self._ddb.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": f"{PUSHED}{task.id}"}},
+                ConditionExpression="version = :version",
+                ExpressionAttributeValues={":version": {"N": str(task.version)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def claim_push(self, connection_id: str, task: Task, now: datetime) -> bool:
         """Claim the push of this task version to one connection; False if it had it (or newer)."""

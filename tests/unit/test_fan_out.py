@@ -3,7 +3,9 @@ once per owner and batch, no Query at all for an owner nobody listens to, no sub
 lost to the shortcut, every version pushed once per connection in order, and the reader
 that queues tasks never waits on a push."""
 
+import json
 from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -12,9 +14,11 @@ from chalicelib import aws
 from chalicelib.bootstrap import container
 from chalicelib.model import Status
 from chalicelib.realtime.pushes import PushHandler
+from chalicelib.realtime.subscriptions import OPENING_SECONDS
 from local.events import progress_records
+from tests.unit.aws_faults import error_answer, hooked
 from tests.unit.tasks import stored_task
-from tests.unit.test_realtime import connected, pushes, realtime_now
+from tests.unit.test_realtime import connected, pushes, realtime_now, sent
 
 
 @pytest.fixture
@@ -206,3 +210,69 @@ def test_one_owners_dashboards_never_hold_another_owners_task_from_its_queue(
     assert stack.queued_messages() == 2
     PushHandler(realtime).handle_batch(records)
     assert calls["PostToConnection"] == 50
+
+
+@contextmanager
+def gone(service, connection_id):
+    """API Gateway answers every push to the connection 410 Gone while the block runs (as it
+    does until a connection's handshake is done, and after its client left)."""
+    client = aws.client("apigatewaymanagementapi", service.settings.ws_endpoint_url)
+
+    def answer(params, **_):
+        if params["url_path"].endswith(f"/{connection_id}"):
+            return error_answer("GoneException", 410)
+        return None
+
+    with hooked(
+        client.meta.events, [("before-call.apigatewaymanagementapi.PostToConnection", answer)]
+    ):
+        yield
+
+
+def test_a_connection_still_opening_is_kept_when_a_push_to_it_is_gone(service, realtime, handler):
+    """Seen in CI: a change pushed between the $connect and the end of the handshake was
+    answered Gone, the connection was removed, and the client's subscribe then found
+    "unknown connection". Now the subscribe is answered."""
+    realtime.subscriptions.add_connection("opening", "alice", realtime_now())
+    task = stored_task(service, Status.PROCESSING)
+    with gone(service, "opening"):
+        handler.handle_batch(progress_records(service, task, 1))
+    realtime.message("opening", json.dumps({"action": "subscribe", "taskId": task.id}))
+    assert sent("opening")[0]["type"] == "subscribed"
+
+
+def test_a_push_that_met_an_opening_connection_goes_to_it_once_it_subscribes(
+    service, realtime, handler
+):
+    """The push met the connection before its handshake ended, so its claim is given back:
+    the subscribe then sends the task's state (here the stored version, older than the
+    record's, which a kept claim would have held back)."""
+    realtime.subscriptions.add_connection("opening", "alice", realtime_now())
+    task = stored_task(service, Status.PROCESSING)
+    with gone(service, "opening"):
+        handler.handle_batch(progress_records(service, task, 1))
+    realtime.message("opening", json.dumps({"action": "subscribe", "taskId": task.id}))
+    assert [p["version"] for p in pushes("opening")] == [task.version]
+
+
+def test_a_connection_gone_after_it_opened_is_removed(service, realtime, handler):
+    opened = realtime_now() - timedelta(seconds=OPENING_SECONDS + 1)
+    realtime.subscriptions.add_connection("left", "alice", opened)
+    task = stored_task(service, Status.PROCESSING)
+    with gone(service, "left"):
+        handler.handle_batch(progress_records(service, task, 1))
+    assert realtime.subscriptions.connection("left") is None
+
+
+@pytest.mark.parametrize("age, kept", [(0, True), (OPENING_SECONDS + 1, False)])
+def test_an_operator_connection_is_let_go_when_gone_only_once_it_has_opened(
+    service, realtime, handler, age, kept
+):
+    opened = realtime_now() - timedelta(seconds=age)
+    realtime.subscriptions.add_connection("ops", "operator-1", opened)
+    now = int(realtime_now().timestamp())
+    realtime.operators.add("ops", now, now + 3600)
+    task = stored_task(service, Status.PROCESSING)
+    with gone(service, "ops"):
+        handler.handle_batch(progress_records(service, task, 1))
+    assert ("ops" in realtime.operators.connections(now)) is kept
