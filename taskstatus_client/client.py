@@ -351,7 +351,10 @@ class TaskStatusClient:
                     ws.send(json.dumps({"action": "ping"}))  # keep the connection alive
                     continue
                 if message.get("type") == "error":
-                    raise error_for(404, {"error": message.get("message")}, None)
+                    text = str(message.get("message"))
+                    if "reconnect" in text:  # the service lost this connection: poll instead
+                        raise ConnectionError(f"WebSocket: {text}")
+                    raise error_for(404, {"error": text}, None)
                 if message.get("type") != "task_status":
                     continue
                 change = pushed_change(message)

@@ -1,6 +1,7 @@
 """The Python client's retry rules and polling, against a scripted server on 127.0.0.1."""
 
 import json
+import threading
 
 import pytest
 
@@ -131,6 +132,36 @@ def test_polling_honours_retry_after_with_capped_backoff(scripted):
     assert done.status.value == "completed" and done.result == {"ok": True}
     assert sleeps == [2, 3, 3]
     assert [u["status"] for u in updates] == ["processing", "completed"]
+
+
+@pytest.fixture
+def websocket_that_lost_the_connection():
+    """A WebSocket endpoint on 127.0.0.1 that answers a subscribe as the service answers on a
+    connection it has no record of."""
+    from websockets.sync.server import serve
+
+    def lost(connection):
+        json.loads(connection.recv())  # the subscribe
+        connection.send(json.dumps({"type": "error", "message": "unknown connection; reconnect"}))
+        for _ in connection:
+            pass
+
+    with serve(lost, "127.0.0.1", 0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+        server.shutdown()
+    thread.join()
+
+
+def test_a_wait_whose_websocket_the_service_lost_goes_on_by_polling(
+    scripted, websocket_that_lost_the_connection
+):
+    server = scripted(Reply(200, job()), Reply(200, job("completed", result={"ok": True})))
+    client = TaskStatusClient(
+        server.url, "token", ws_url=websocket_that_lost_the_connection, sleep=lambda s: None
+    )
+    assert client.wait(job()["jobId"], timeout=60).status.value == "completed"
 
 
 # -- the 003 status Lambda, through boto3's invoke interface ---------------------------------
