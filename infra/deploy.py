@@ -8,7 +8,7 @@ infra.package.EVENT_SOURCES, the same settings `make package` writes into its te
 the mappings Chalice recorded in `.chalice/deployed/<stage>.json`. It is idempotent and
 runs after every `chalice deploy`, since Chalice may replace a mapping.
 
-A stack made before 2026-12 has the index by_owner_type, which its functions read and this
+A stack made before 2026-12-08 has the index by_owner_type, which its functions read and this
 release's do not. `make infra` keeps it (infra.stage.deploy_stack); once this release's
 functions are in place, this step drops it with one more update of the data stack, so no
 function ever queries an index that is gone. Each later run finds nothing to retire.
@@ -144,7 +144,7 @@ def main(stage: str, root: Path = ROOT) -> None:
 
 
 def retire_index(cloudformation: Any, stack_name: str) -> bool:
-    """Drop by_owner_type from a stack made before 2026-12, now that the functions that read
+    """Drop by_owner_type from a stack made before 2026-12-08, now that the functions that read
     it are replaced: one more update of the data stack (infra.stage.KEEP_RETIRED_INDEX).
     False where there is nothing to retire."""
     if not keeps_retired_index(cloudformation, stack_name):

@@ -32,7 +32,7 @@ CONFIG = ROOT / ".chalice" / "config.json"
 OUTPUT_OF = {("TasksTable", "StreamArn"): "TasksStreamArn"}
 
 
-# The index the functions of releases before 2026-12 read and this release's do not: kept by
+# The index the functions of releases before 2026-12-08 read and this release's do not: kept by
 # an update until `make deploy` has put this release's functions in place (infra/deploy.py
 # retires it then), so no deployed function ever queries an index that is gone.
 KEEP_RETIRED_INDEX = "KeepIndexByOwnerType"

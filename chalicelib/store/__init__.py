@@ -22,7 +22,7 @@ Indexes (items.py derives their attributes):
   by_deadline    active_shard + deadline   sparse: non-terminal tasks, for the reaper
   by_due         due_shard + due_at        sparse: scheduled tasks, for the sweep
   (the deadline and due shards are two hex digits of the id: 256 key values, INDEX_SHARDS)
-There was a by_owner_type (owner_type + created_at, whole items) until 2026-12: it cost each
+There was a by_owner_type (owner_type + created_at, whole items) until 2026-12-08: it cost each
 task three index writes (its status writes change what it projects) to serve one filter, so
 a type is now a filter on by_owner, as a status is (docs/capacity.md, "Write units").
   by_created     created_shard + created_at  sharded: every owner's tasks, newest first, for

@@ -15,7 +15,7 @@ none of these codecs takes fails at import, not silently on write.
 
 Derived attributes drive the indexes (never read back into the task):
   owner + created_at        -> GSI by_owner (a user's tasks, newest first)
-  owner_type                -> no index since 2026-12 (by_owner_type was retired: a type is
+  owner_type                -> no index since 2026-12-08 (by_owner_type was retired: a type is
                                a filter on by_owner). Still written for one release, so
                                that a rollback's re-created by_owner_type holds every task.
   active_shard + deadline   -> sparse GSI by_deadline (non-terminal tasks, for the reaper)

@@ -1,4 +1,4 @@
-"""The index by_owner_type, retired in 2026-12 (a type is a filter on by_owner): a new stack
+"""The index by_owner_type, retired on 2026-12-08 (a type is a filter on by_owner): a new stack
 never has it, and an upgraded one keeps it until no deployed function reads it.
 
 The stack updates run on moto's CloudFormation with the table update it lacks
@@ -24,7 +24,7 @@ STACK = "taskstatus-dev"
 
 
 def template_before_the_retirement() -> str:
-    """infra/resources.json as a stack made before 2026-12 has it: no parameter, and
+    """infra/resources.json as a stack made before 2026-12-08 has it: no parameter, and
     by_owner_type (with its attribute) in the table unconditionally."""
     template = json.loads(TEMPLATE.read_text())
     del template["Parameters"], template["Conditions"]
