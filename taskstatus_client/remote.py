@@ -214,13 +214,19 @@ class RemoteWorker:
             thread.join(max(0.0, claims_end - time.monotonic()))
 
     def _work(self) -> None:
+        key: str | None = None  # a claim that failed is sent again under its own key
         while not self.stopping.is_set():
+            key = key or f"claim-{uuid.uuid4().hex}"
             try:
-                claim = self._claim()
+                claim = self._claim(key)
             except TaskStatusError as exc:
+                # The service may have taken a job for this claim without being heard (a
+                # 503 or a lost answer after the reporter's retries): the same key gets it
+                # back, where a new one would leave it leased to nobody until its lease ends.
                 log.warning("claim failed: %s", exc)
                 self.stopping.wait(1.0)
                 continue
+            key = None
             if claim is None:
                 continue
             leased = LeasedJob(self.reporter, claim)
@@ -230,15 +236,15 @@ class RemoteWorker:
                 return
             self._run(leased)
 
-    def _claim(self) -> dict[str, Any] | None:
+    def _claim(self, key: str) -> dict[str, Any] | None:
         path = f"/pools/{self.pool}/claim?waitSeconds={self.claim_wait:g}"
         # The read waits out the long poll: a claim given up on early would leave the server
         # taking a job for nobody (it comes back only when that lease ends).
         timeout = self.claim_wait + CLAIM_TIMEOUT_MARGIN_SECONDS
         # One key per claim, the same on each retry of it: a retry after a lost answer gets
         # the job the first attempt took rather than a second one.
-        key = {"Idempotency-Key": f"claim-{uuid.uuid4().hex}"}
-        response = self.reporter._request("POST", path, {}, key, timeout=timeout)
+        headers = {"Idempotency-Key": key}
+        response = self.reporter._request("POST", path, {}, headers, timeout=timeout)
         return response.json() if response.status_code == 200 else None
 
     # -- one job ----------------------------------------------------------------------------

@@ -264,3 +264,44 @@ def test_a_claim_whose_answer_was_lost_runs_the_job_it_took_as_its_first_attempt
     assert runs == {job_id: 1}
     task = service.find(job_id)
     assert (task.status.value, task.attempts) == ("completed", 1)
+
+
+class AnswersLostBeyondRetries(AppTransport):
+    """The app handles the first claim, then that claim's answer and every retry's are lost
+    until the reporter gives up (a loaded service answering 503, "did not hear whether the
+    change was made"): the worker's loop must claim again under the same key."""
+
+    def __init__(self, client, losses: int) -> None:
+        super().__init__(client)
+        self.losses = losses
+        self.keys: list[str] = []
+
+    def send(self, request, **kwargs):
+        response = super().send(request, **kwargs)
+        if "/claim" in request.url and self.losses > 0:
+            self.losses -= 1
+            self.keys.append(request.headers["Idempotency-Key"])
+            raise requests.ConnectionError("the answer was lost on its way back")
+        return response
+
+
+def test_a_claim_that_failed_for_good_is_sent_again_under_its_key_and_runs_the_job_it_took(
+    client, stack, service, tasks_module
+):
+    secret = ServiceKeys(stack.outputs["RecordsTableName"]).create(
+        "remote", ["alice"], ["jobs:report"], utcnow(), pools=("remote",)
+    )[1]
+    transport = AnswersLostBeyondRetries(client, losses=3)  # the first try and 2 retries
+    reporter = Reporter(
+        APP_URL, api_key=secret, transport=transport, sleep=lambda s: None, max_retries=2
+    )
+    worker = RemoteWorker(
+        reporter, "remote", load_processors([tasks_module]), claim_wait=0, concurrency=1
+    )
+    job_id = pool_job(client, stack, "acme/once", {})
+    run_until(worker, lambda: worker.completed == 1)
+    assert len(set(transport.keys)) == 1  # the loop's second claim kept the first one's key
+    runs = sys.modules[tasks_module].RUNS
+    assert runs == {job_id: 1}
+    task = service.find(job_id)
+    assert (task.status.value, task.attempts) == ("completed", 1)
