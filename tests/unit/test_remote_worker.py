@@ -71,11 +71,11 @@ def tasks_module(tmp_path, monkeypatch):
 
 @pytest.fixture
 def make_worker(client, stack, tasks_module):
-    secret = ServiceKeys(stack.outputs["RecordsTableName"]).create(
-        "remote", ["alice"], ["jobs:report"], utcnow(), pools=("remote",)
-    )[1]
     reporter = Reporter(
-        APP_URL, api_key=secret, transport=AppTransport(client), sleep=lambda s: None
+        APP_URL,
+        api_key=service_key_secret(stack),
+        transport=AppTransport(client),
+        sleep=lambda s: None,
     )
 
     def make(**options):
@@ -232,30 +232,40 @@ def test_two_hundred_jobs_over_four_worker_threads_each_run_and_complete_exactly
     assert set(counts.values()) == {"0"}  # every ending deleted its message
 
 
-class AnswerLostOnce(AppTransport):
-    """The app handles the first claim, then its answer is lost (a read timeout, a dropped
-    connection, API Gateway's 504): the worker sees an error and sends the claim again."""
+class ClaimAnswersLost(AppTransport):
+    """The app handles each claim, and the answers of the first `losses` of them are lost (a
+    read timeout, a dropped connection, API Gateway's 504; past the reporter's retries, a
+    loaded service's 503): the worker sees an error and sends the claim again. `lost` holds
+    the headers of each claim whose answer was lost."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, losses: int = 1) -> None:
         super().__init__(client)
+        self.losses = losses
         self.lost: list[dict[str, str]] = []
 
     def send(self, request, **kwargs):
         response = super().send(request, **kwargs)
-        if "/claim" in request.url and response.status_code == 200 and not self.lost:
+        if "/claim" in request.url and response.status_code == 200 and self.losses > 0:
+            self.losses -= 1
             self.lost.append(dict(request.headers))
             raise requests.ConnectionError("the answer was lost on its way back")
         return response
 
 
+def service_key_secret(stack) -> str:
+    """A service key for alice's jobs in the remote pool, as `make service-key` issues."""
+    return ServiceKeys(stack.outputs["RecordsTableName"]).create(
+        "remote", ["alice"], ["jobs:report"], utcnow(), pools=("remote",)
+    )[1]
+
+
 def test_a_claim_whose_answer_was_lost_runs_the_job_it_took_as_its_first_attempt(
     client, stack, service, tasks_module
 ):
-    secret = ServiceKeys(stack.outputs["RecordsTableName"]).create(
-        "remote", ["alice"], ["jobs:report"], utcnow(), pools=("remote",)
-    )[1]
-    transport = AnswerLostOnce(client)
-    reporter = Reporter(APP_URL, api_key=secret, transport=transport, sleep=lambda s: None)
+    transport = ClaimAnswersLost(client)
+    reporter = Reporter(
+        APP_URL, api_key=service_key_secret(stack), transport=transport, sleep=lambda s: None
+    )
     worker = RemoteWorker(reporter, "remote", load_processors([tasks_module]), claim_wait=0)
     job_id = pool_job(client, stack, "acme/once", {})
     run_until(worker, lambda: worker.completed == 1)
@@ -266,41 +276,24 @@ def test_a_claim_whose_answer_was_lost_runs_the_job_it_took_as_its_first_attempt
     assert (task.status.value, task.attempts) == ("completed", 1)
 
 
-class AnswersLostBeyondRetries(AppTransport):
-    """The app handles the first claim, then that claim's answer and every retry's are lost
-    until the reporter gives up (a loaded service answering 503, "did not hear whether the
-    change was made"): the worker's loop must claim again under the same key."""
-
-    def __init__(self, client, losses: int) -> None:
-        super().__init__(client)
-        self.losses = losses
-        self.keys: list[str] = []
-
-    def send(self, request, **kwargs):
-        response = super().send(request, **kwargs)
-        if "/claim" in request.url and self.losses > 0:
-            self.losses -= 1
-            self.keys.append(request.headers["Idempotency-Key"])
-            raise requests.ConnectionError("the answer was lost on its way back")
-        return response
-
-
 def test_a_claim_that_failed_for_good_is_sent_again_under_its_key_and_runs_the_job_it_took(
     client, stack, service, tasks_module
 ):
-    secret = ServiceKeys(stack.outputs["RecordsTableName"]).create(
-        "remote", ["alice"], ["jobs:report"], utcnow(), pools=("remote",)
-    )[1]
-    transport = AnswersLostBeyondRetries(client, losses=3)  # the first try and 2 retries
+    transport = ClaimAnswersLost(client, losses=3)  # the first try and 2 retries
     reporter = Reporter(
-        APP_URL, api_key=secret, transport=transport, sleep=lambda s: None, max_retries=2
+        APP_URL,
+        api_key=service_key_secret(stack),
+        transport=transport,
+        sleep=lambda s: None,
+        max_retries=2,
     )
     worker = RemoteWorker(
         reporter, "remote", load_processors([tasks_module]), claim_wait=0, concurrency=1
     )
     job_id = pool_job(client, stack, "acme/once", {})
     run_until(worker, lambda: worker.completed == 1)
-    assert len(set(transport.keys)) == 1  # the loop's second claim kept the first one's key
+    keys = {headers["Idempotency-Key"] for headers in transport.lost}
+    assert len(keys) == 1  # the loop's second claim kept the first one's key
     runs = sys.modules[tasks_module].RUNS
     assert runs == {job_id: 1}
     task = service.find(job_id)
